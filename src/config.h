@@ -1,0 +1,95 @@
+/*
+ * This file contains the daemon's configuration: one struct filled with defaults, then from the INI
+ * file (--config), then from the command line. Every number the spec marks (cfg) lives here, never
+ * as a literal in the code that uses it. docs/operations.md documents every key.
+ */
+#ifndef SSC_CONFIG_H
+#define SSC_CONFIG_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONFIG_PATH_MAX 512
+#define CONFIG_MAX_ROLES 16
+
+/* A key as the card and the PSAM name it (spec §12.4). */
+struct config_key {
+	uint8_t card_kid;   /* card key id (P2 of EXTERNAL AUTH), 0 where unused */
+	uint8_t usage;      /* PSAM key usage (P1 of DELIVER KEY) */
+	uint8_t index;      /* PSAM key index (P2 of DELIVER KEY) */
+};
+
+enum config_read_auth { READ_AUTH_AUTO = 0, READ_AUTH_ALWAYS, READ_AUTH_NEVER };
+
+/* A reader role fixed by configuration: reader id (or name) -> "user" | "psam" | "ignore". */
+struct config_role {
+	char reader[128];
+	char role[8];
+};
+
+struct config {
+	/* [daemon] */
+	char socket_path[CONFIG_PATH_MAX];  /* default /run/sscard/sscardd.sock */
+	char socket_group[64];              /* default "sscard"; "" = leave the group alone */
+	unsigned socket_mode;               /* default 0660 */
+	char log_level[16];                 /* default "info" */
+
+	/* [limits] */
+	int max_clients;                    /* all peers, default 1024 */
+	int max_clients_per_uid;            /* default 256 */
+	size_t max_request_bytes;           /* one JSON line, default 65536 */
+	int max_json_depth;                 /* default 16 */
+	int max_inflight_per_client;        /* default 16 */
+	int idle_timeout_ms;                /* a client with nothing in flight, default 600000 */
+
+	/* [timeouts] */
+	int op_timeout_ms;                  /* one API card operation end to end, default 10000 */
+	int apdu_timeout_ms;                /* one APDU, default 5000 */
+	int connect_timeout_ms;             /* exclusive access retry, default 2000 */
+	int psam_timeout_ms;                /* waiting for the PSAM lock, default 5000 */
+
+	/* [drivers] */
+	int driver_pcsc;                    /* enabled, default 1 */
+	int driver_usb;                     /* enabled, default 0 */
+	char usb_allow[256];                /* extra VID:PID list for usb-ccid */
+	int poll_interval_ms;               /* default 500 */
+
+	/* [readers] */
+	struct config_role roles[CONFIG_MAX_ROLES];
+	int n_roles;
+
+	/* [card] */
+	enum config_read_auth read_auth;    /* default auto */
+	int verify_card_id_mac;             /* check the 卡识别码 MAC by default, default 0 */
+	uint8_t card_id_mac_key[16];        /* issuer key for the 卡识别码 MAC (secret) */
+	int card_id_mac_key_set;
+	int pin_min_len, pin_max_len;       /* default 4, 12 */
+
+	/* [keys] (spec §12.4) */
+	struct config_key key_write_ssse;   /* 04 / 48 / 12 */
+	struct config_key key_write_ef0d;   /* 0D / 48 / 13 */
+	struct config_key key_read_auth;    /* 0A / 48 / 1A */
+	struct config_key key_internal;     /* 00 / 47 / 11 */
+	struct config_key key_stk;          /* 05 / 46 / 15 */
+	struct config_key key_pin_reload;   /* 06 / 44 / 16 */
+	struct config_key key_pin_unblock;  /* 07 / 43 / 17 */
+	uint8_t psam_aid[16];               /* D156000005 90 */
+	size_t psam_aid_len;
+
+	/* [journal] (issue 4) */
+	char journal_path[CONFIG_PATH_MAX]; /* default /var/lib/sscard/journal.db */
+};
+
+/* Fills cfg with the defaults above. */
+void config_defaults(struct config *cfg);
+
+/*
+ * Reads an INI file over the current values. Unknown sections or keys, and malformed values, are
+ * errors naming the file, line and key in err (errlen bytes). Returns 0, SSC_ECONFIG or SSC_EIO.
+ */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Wipes the secrets the struct holds (the 卡识别码 MAC key). */
+void config_wipe(struct config *cfg);
+
+#endif

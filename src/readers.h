@@ -1,0 +1,113 @@
+/*
+ * This file contains the reader core: it runs the drivers' monitors, keeps the table of readers
+ * and their roles (user card or PSAM), owns one worker thread per reader that serialises card
+ * access, and is the one choke point through which every APDU passes (deadline, masked log, length
+ * checks). The event loop submits jobs here and gets exactly one completion per job, at the job's
+ * deadline at the latest, even when the card or the driver hangs.
+ */
+#ifndef SSC_READERS_H
+#define SSC_READERS_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "cardio.h"
+#include "config.h"
+#include "psam_source.h"
+#include "sscard/driver.h"
+#include "sscard/error.h"
+
+enum reader_role { READER_ROLE_UNKNOWN = 0, READER_ROLE_USER, READER_ROLE_PSAM };
+
+/* A snapshot of one reader, as reader.list reports it. */
+struct reader_info {
+	char id[SSC_READER_ID_MAX];
+	char name[SSC_READER_NAME_MAX];
+	char driver[16];
+	char serial[SSC_READER_SERIAL_MAX];
+	int card_present;
+	enum reader_role role;     /* UNKNOWN while no card or not yet probed */
+	enum ssc_alg psam_alg;     /* for a PSAM: its algorithm */
+	int busy;                  /* a job (or an overrun one) holds the reader */
+	uint8_t atr[SSC_ATR_MAX];
+	size_t atr_len;
+};
+
+/* Per-insertion memory of a card, kept by the core and cleared when the card leaves. */
+#define CARD_FLAG_READ_AUTH 0x1    /* EF06 needed read authorisation on this insertion */
+
+struct job;
+
+/*
+ * Runs on the reader's worker thread with the card connected (exclusive). io->deadline_ms is the
+ * job's deadline. *insertion_flags is the card's per-insertion memory (CARD_FLAG_*). Sets
+ * job->result (owned by the job) and returns 0, or returns SSC_E* with job->diag filled. Setting
+ * *reset_card = 1 makes the core reset the card when it disconnects (clears security state).
+ */
+typedef int (*job_run_fn)(struct job *job, struct card_io *io, unsigned *insertion_flags,
+			  int *reset_card);
+
+/* Loop thread, exactly once per submitted job: job->err says how it ended. */
+typedef void (*job_done_fn)(struct job *job);
+
+/* Frees the job and what it owns, once both done() has run and the worker has let go of it. */
+typedef void (*job_release_fn)(struct job *job);
+
+struct job {
+	/* Set by the submitter. */
+	job_run_fn run;
+	job_done_fn done;
+	job_release_fn release;
+	void *arg;                           /* the submitter's context */
+	char reader_id[SSC_READER_ID_MAX];   /* "" = the one reader holding a user card */
+	enum reader_role need_role;          /* USER for card.*, PSAM for a PSAM job */
+	int timeout_ms;                      /* from submission to completion */
+	/* Set by the core before done(). */
+	int err;                             /* 0 or SSC_E* (SSC_ETIMEDOUT at the deadline) */
+	struct ssc_diag diag;
+	void *result;                        /* set by run(); released by release() */
+	char used_reader[SSC_READER_ID_MAX]; /* the reader the job ran on */
+	/* Private to the core. */
+	void *core;
+};
+
+typedef void (*readers_event_fn)(void *arg, const char *type, const struct reader_info *ri);
+
+struct readers;
+
+/*
+ * Creates the reader core for the drivers enabled in cfg (borrowed; must outlive the core).
+ * Events ("reader.added", "reader.removed", "card.inserted", "card.removed") are delivered on the
+ * loop thread through ev. Returns 0 and *out, or SSC_ENOMEM / SSC_ECONFIG / SSC_EREADER.
+ */
+int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, void *ev_arg,
+		struct readers **out);
+
+/* Starts the monitors and workers. Loop thread. */
+int readers_start(struct readers *rd);
+
+/*
+ * Stops every thread, abandoning jobs (their done() gets SSC_ESHUTDOWN). Waits at most about
+ * two seconds for a worker stuck in a driver call, then leaves it detached. NULL is a no-op.
+ */
+void readers_free(struct readers *rd);
+
+/* Snapshot of all readers into a new array (*out, free() it) of *n entries. Loop thread. */
+int readers_list(struct readers *rd, struct reader_info **out, size_t *n);
+
+/*
+ * Queues a job (ownership passes to the core). Loop thread. Resolves job->reader_id ("" = the one
+ * reader holding a user card). Returns 0: done() will be called once. Or returns, without calling
+ * done(), SSC_ENOREADER, SSC_ENOCARD (no reader holds a card of the needed role), SSC_EREADERSELECT
+ * (several do: the candidates are listed in job->diag.msg), SSC_EREADERBUSY (the reader is still
+ * held by an overrun job), SSC_ELIMIT (queue full); the caller still owns the job then.
+ */
+int readers_submit(struct readers *rd, struct job *job);
+
+/* The PSAM access for the PSAM key provider. Valid for the life of rd. */
+struct psam_source *readers_psam_source(struct readers *rd);
+
+/* Stable text of a role: "user", "psam", "unknown". */
+const char *reader_role_name(enum reader_role role);
+
+#endif
