@@ -1,0 +1,1103 @@
+/*
+ * This file contains the SQLite journal (src/journal.h): schema, the HMAC chain over every row,
+ * audit rows, write intents and outcomes, retention, export and the lost-card list. One connection,
+ * serialised by a mutex; every append runs in a BEGIN IMMEDIATE transaction that reads the current
+ * head, so that another process appending (an operator's import) cannot fork the chain.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+
+#define JOURNAL_SCHEMA 1
+#define JOURNAL_KEY_LEN 32
+#define JOURNAL_BUSY_MS 5000
+
+struct journal {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	unsigned flags;
+	uint8_t chain_key[32];
+	uint8_t ref_key[32];
+};
+
+/* One row as it is chained: the field order here is the hash's field order; never change it. */
+struct jrow {
+	int64_t seq;
+	char ts[32];
+	int64_t ts_unix;
+	const char *kind;
+	int64_t uid, pid;
+	const char *exe, *method, *reader, *card, *result;
+	int64_t duration_ms;
+	int64_t intent;          /* 0 = none */
+	const char *file, *detail;
+};
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS rows("
+	" seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, ts_unix INTEGER NOT NULL, kind TEXT NOT NULL,"
+	" uid INTEGER NOT NULL, pid INTEGER NOT NULL, exe TEXT NOT NULL, method TEXT NOT NULL,"
+	" reader TEXT NOT NULL, card TEXT NOT NULL, result TEXT NOT NULL,"
+	" duration_ms INTEGER NOT NULL, intent INTEGER NOT NULL, file TEXT NOT NULL,"
+	" detail TEXT NOT NULL, hash TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS rows_intent ON rows(intent) WHERE intent <> 0;"
+	"CREATE INDEX IF NOT EXISTS rows_ts ON rows(ts_unix);"
+	"CREATE TABLE IF NOT EXISTS blacklist(ref TEXT PRIMARY KEY, added TEXT NOT NULL);";
+
+static int jerr(struct journal *j, struct ssc_diag *diag, const char *what)
+{
+	return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s: %s", what,
+			    j && j->db ? sqlite3_errmsg(j->db) : "not open");
+}
+
+static void hex_encode(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0x0f];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hex_decode(const char *s, uint8_t *out, size_t n)
+{
+	if (strlen(s) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static void hmac_sha256(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32])
+{
+	unsigned int olen = 32;
+
+	HMAC(EVP_sha256(), key, 32, data, len, out, &olen);
+}
+
+static void derive_key(const uint8_t master[JOURNAL_KEY_LEN], const char *label, uint8_t out[32])
+{
+	hmac_sha256(master, (const uint8_t *)label, strlen(label), out);
+}
+
+/* Reads the 32-byte key file, creating it (0600, O_EXCL) when create != 0 and it is absent. */
+static int key_load(const char *path, int create, uint8_t key[JOURNAL_KEY_LEN],
+		    struct ssc_diag *diag)
+{
+	int fd;
+	ssize_t n;
+	uint8_t extra;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT && create) {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot create key file %s: %s",
+					    path, strerror(errno));
+		if (RAND_bytes(key, JOURNAL_KEY_LEN) != 1 ||
+		    write(fd, key, JOURNAL_KEY_LEN) != JOURNAL_KEY_LEN || fsync(fd) != 0) {
+			close(fd);
+			unlink(path);
+			OPENSSL_cleanse(key, JOURNAL_KEY_LEN);
+			return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot write key file %s",
+					    path);
+		}
+		close(fd);
+		return 0;
+	}
+	if (fd < 0)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot open key file %s: %s", path,
+				    strerror(errno));
+	n = read(fd, key, JOURNAL_KEY_LEN);
+	if (n != JOURNAL_KEY_LEN || read(fd, &extra, 1) != 0) {
+		close(fd);
+		OPENSSL_cleanse(key, JOURNAL_KEY_LEN);
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: key file %s is not %d bytes", path,
+				    JOURNAL_KEY_LEN);
+	}
+	close(fd);
+	return 0;
+}
+
+static int exec_sql(struct journal *j, const char *sql, struct ssc_diag *diag)
+{
+	if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return jerr(j, diag, sql);
+	return 0;
+}
+
+static int meta_get(struct journal *j, const char *key, char *out, size_t cap)
+{
+	sqlite3_stmt *st;
+	int r = SSC_ENOTFOUND;
+
+	if (sqlite3_prepare_v2(j->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return SSC_EJOURNAL;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int meta_set(struct journal *j, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(j->db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1,
+			       &st, NULL) != SQLITE_OK)
+		return SSC_EJOURNAL;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : SSC_EJOURNAL;
+}
+
+int journal_open(const char *path, const char *key_path, unsigned flags, struct journal **out,
+		 struct ssc_diag *diag)
+{
+	struct journal *j;
+	char kpath[1024];
+	char buf[64];
+	uint8_t master[JOURNAL_KEY_LEN];
+	struct stat stt;
+	int exists, rc, r;
+
+	*out = NULL;
+	exists = stat(path, &stt) == 0;
+	if (!exists && (flags & JOURNAL_RDONLY))
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s does not exist", path);
+	if (key_path)
+		snprintf(kpath, sizeof(kpath), "%s", key_path);
+	else
+		snprintf(kpath, sizeof(kpath), "%s.key", path);
+
+	r = key_load(kpath, !exists && !(flags & JOURNAL_RDONLY), master, diag);
+	if (r < 0)
+		return r;
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		OPENSSL_cleanse(master, sizeof(master));
+		return SSC_ENOMEM;
+	}
+	j->flags = flags;
+	pthread_mutex_init(&j->lock, NULL);
+	derive_key(master, "sscard journal chain v1", j->chain_key);
+	derive_key(master, "sscard journal ref v1", j->ref_key);
+	OPENSSL_cleanse(master, sizeof(master));
+
+	rc = sqlite3_open_v2(path, &j->db,
+			     (flags & JOURNAL_RDONLY) ? SQLITE_OPEN_READONLY
+						      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		r = jerr(j, diag, "open");
+		goto out_free;
+	}
+	sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
+	sqlite3_extended_result_codes(j->db, 1);
+	if (!(flags & JOURNAL_RDONLY)) {
+		r = exec_sql(j, "PRAGMA journal_mode=WAL", diag);
+		if (r < 0)
+			goto out_free;
+		r = exec_sql(j, "PRAGMA synchronous=NORMAL", diag);
+		if (r < 0)
+			goto out_free;
+		r = exec_sql(j, schema_sql, diag);
+		if (r < 0)
+			goto out_free;
+	}
+	r = meta_get(j, "schema", buf, sizeof(buf));
+	if (r == SSC_ENOTFOUND && !(flags & JOURNAL_RDONLY)) {
+		snprintf(buf, sizeof(buf), "%d", JOURNAL_SCHEMA);
+		if (meta_set(j, "schema", buf) < 0) {
+			r = jerr(j, diag, "write schema version");
+			goto out_free;
+		}
+	} else if (r < 0) {
+		r = jerr(j, diag, "read schema version");
+		goto out_free;
+	} else if (strcmp(buf, "1") != 0) {
+		r = ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s has schema %s, this build reads %d",
+				 path, buf, JOURNAL_SCHEMA);
+		goto out_free;
+	}
+	*out = j;
+	return 0;
+
+out_free:
+	journal_close(j);
+	return r;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	if (j->db)
+		sqlite3_close_v2(j->db);
+	OPENSSL_cleanse(j->chain_key, sizeof(j->chain_key));
+	OPENSSL_cleanse(j->ref_key, sizeof(j->ref_key));
+	pthread_mutex_destroy(&j->lock);
+	free(j);
+}
+
+/* HMAC(ref_key, label ‖ 00 ‖ value), truncated to JOURNAL_REF_HEX hex digits. */
+static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, size_t len,
+		      char *out)
+{
+	uint8_t stackbuf[512], mac[32];
+	uint8_t *buf = stackbuf;
+	size_t ll = strlen(label), total = ll + 1 + len;
+
+	if (total > sizeof(stackbuf))
+		buf = malloc(total);
+	if (!buf) {
+		/* Never a valid ref: a lookup with it finds nothing, a write refuses it. */
+		memset(out, '-', JOURNAL_REF_HEX);
+		out[JOURNAL_REF_HEX] = '\0';
+		return;
+	}
+	memcpy(buf, label, ll);
+	buf[ll] = 0;
+	if (len)
+		memcpy(buf + ll + 1, v, len);
+	hmac_sha256(j->ref_key, buf, total, mac);
+	OPENSSL_cleanse(buf, total);
+	if (buf != stackbuf)
+		free(buf);
+	hex_encode(mac, JOURNAL_REF_HEX / 2, out);
+}
+
+void journal_card_ref(struct journal *j, const char *card_number, char *out)
+{
+	keyed_ref(j, "card", (const uint8_t *)card_number, strlen(card_number), out);
+}
+
+void journal_value_ref(struct journal *j, const uint8_t *value, size_t len, char *out)
+{
+	keyed_ref(j, "value", value, len, out);
+}
+
+/* Serialises one field for the chain: 8-byte big-endian length, then the bytes. */
+static int ser_put(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+	uint8_t hdr[8];
+
+	for (int i = 0; i < 8; i++)
+		hdr[i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+	if (*len + 8 + n > *cap) {
+		size_t ncap = (*cap ? *cap * 2 : 512);
+		uint8_t *nb;
+
+		while (ncap < *len + 8 + n)
+			ncap *= 2;
+		nb = realloc(*buf, ncap);
+		if (!nb)
+			return SSC_ENOMEM;
+		*buf = nb;
+		*cap = ncap;
+	}
+	memcpy(*buf + *len, hdr, 8);
+	memcpy(*buf + *len + 8, p, n);
+	*len += 8 + n;
+	return 0;
+}
+
+static int ser_str(uint8_t **b, size_t *l, size_t *c, const char *s)
+{
+	if (!s)
+		s = "";
+	return ser_put(b, l, c, s, strlen(s));
+}
+
+static int ser_int(uint8_t **b, size_t *l, size_t *c, int64_t v)
+{
+	char t[24];
+	int n = snprintf(t, sizeof(t), "%" PRId64, v);
+
+	return ser_put(b, l, c, t, (size_t)n);
+}
+
+/* hash = HMAC(chain_key, prev ‖ fields), as hex. */
+static int row_hash(struct journal *j, const uint8_t prev[32], const struct jrow *r, char *hex)
+{
+	uint8_t *b = NULL, mac[32];
+	size_t l = 0, c = 0;
+	int e = 0;
+
+	e |= ser_put(&b, &l, &c, prev, 32);
+	e |= ser_int(&b, &l, &c, r->seq);
+	e |= ser_str(&b, &l, &c, r->ts);
+	e |= ser_int(&b, &l, &c, r->ts_unix);
+	e |= ser_str(&b, &l, &c, r->kind);
+	e |= ser_int(&b, &l, &c, r->uid);
+	e |= ser_int(&b, &l, &c, r->pid);
+	e |= ser_str(&b, &l, &c, r->exe);
+	e |= ser_str(&b, &l, &c, r->method);
+	e |= ser_str(&b, &l, &c, r->reader);
+	e |= ser_str(&b, &l, &c, r->card);
+	e |= ser_str(&b, &l, &c, r->result);
+	e |= ser_int(&b, &l, &c, r->duration_ms);
+	e |= ser_int(&b, &l, &c, r->intent);
+	e |= ser_str(&b, &l, &c, r->file);
+	e |= ser_str(&b, &l, &c, r->detail);
+	if (e) {
+		free(b);
+		return SSC_ENOMEM;
+	}
+	hmac_sha256(j->chain_key, b, l, mac);
+	free(b);
+	hex_encode(mac, 32, hex);
+	return 0;
+}
+
+/* The chain's current end: the last row, or the retention anchor, or (0, zeros). */
+static int chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
+{
+	sqlite3_stmt *st;
+	char buf[80];
+	int rc;
+
+	memset(hash, 0, 32);
+	*seq = 0;
+	if (sqlite3_prepare_v2(j->db, "SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1", -1,
+			       &st, NULL) != SQLITE_OK)
+		return SSC_EJOURNAL;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		if (hex_decode((const char *)sqlite3_column_text(st, 1), hash, 32) < 0)
+			rc = SQLITE_CORRUPT;
+		else
+			rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+		if (meta_get(j, "anchor_seq", buf, sizeof(buf)) == 0) {
+			*seq = strtoll(buf, NULL, 10);
+			if (meta_get(j, "anchor_hash", buf, sizeof(buf)) != 0 ||
+			    hex_decode(buf, hash, 32) < 0)
+				rc = SQLITE_CORRUPT;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : SSC_EJOURNAL;
+}
+
+static void now_ts(struct jrow *r)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(r->ts, sizeof(r->ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(r->ts + n, sizeof(r->ts) - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+	r->ts_unix = ts.tv_sec;
+}
+
+/* Inserts r (seq and hash assigned here) inside the caller's transaction. */
+static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out)
+{
+	static const char sql[] =
+		"INSERT INTO rows(seq, ts, ts_unix, kind, uid, pid, exe, method, reader, card,"
+		" result, duration_ms, intent, file, detail, hash)"
+		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	sqlite3_stmt *st;
+	uint8_t prev[32];
+	char hash[JOURNAL_HASH_HEX + 1];
+	int64_t last;
+	int rc;
+
+	if (chain_tail(j, &last, prev) < 0)
+		return SSC_EJOURNAL;
+	r->seq = last + 1;
+	if (row_hash(j, prev, r, hash) < 0)
+		return SSC_ENOMEM;
+	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return SSC_EJOURNAL;
+	sqlite3_bind_int64(st, 1, r->seq);
+	sqlite3_bind_text(st, 2, r->ts, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, r->ts_unix);
+	sqlite3_bind_text(st, 4, r->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, r->uid);
+	sqlite3_bind_int64(st, 6, r->pid);
+	sqlite3_bind_text(st, 7, r->exe ? r->exe : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, r->method ? r->method : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, r->reader ? r->reader : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, r->card ? r->card : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, r->result ? r->result : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 12, r->duration_ms);
+	sqlite3_bind_int64(st, 13, r->intent);
+	sqlite3_bind_text(st, 14, r->file ? r->file : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, r->detail ? r->detail : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 16, hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return SSC_EJOURNAL;
+	if (seq_out)
+		*seq_out = r->seq;
+	return 0;
+}
+
+/*
+ * Appends one row in its own transaction with the given durability (full != 0: the commit is
+ * fsynced before this returns).
+ */
+static int append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
+		  struct ssc_diag *diag)
+{
+	int ret;
+
+	if (j->flags & JOURNAL_RDONLY)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
+	now_ts(r);
+	pthread_mutex_lock(&j->lock);
+	if (full && exec_sql(j, "PRAGMA synchronous=FULL", NULL) < 0) {
+		ret = jerr(j, diag, "set durability");
+		goto out_unlock;
+	}
+	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "begin");
+		goto out_sync;
+	}
+	ret = row_insert(j, r, seq_out);
+	if (ret < 0) {
+		ret = jerr(j, diag, "append row");
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out_sync;
+	}
+	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "commit");
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+out_sync:
+	if (full)
+		exec_sql(j, "PRAGMA synchronous=NORMAL", NULL);
+out_unlock:
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+int journal_audit(struct journal *j, const struct journal_audit *a, struct ssc_diag *diag)
+{
+	struct jrow r = { 0 };
+
+	r.kind = "audit";
+	if (a->peer) {
+		r.uid = a->peer->uid;
+		r.pid = a->peer->pid;
+		r.exe = a->peer->exe;
+	}
+	r.method = a->method;
+	r.reader = a->reader;
+	r.card = a->card_ref;
+	r.result = a->result;
+	r.duration_ms = a->duration_ms;
+	return append(j, &r, 0, NULL, diag);
+}
+
+int journal_intent(struct journal *j, const struct journal_peer *peer, const char *card_ref,
+		   const char *reader, const char *file, const char *detail, int64_t *intent_id,
+		   struct ssc_diag *diag)
+{
+	struct jrow r = { 0 };
+
+	r.kind = "intent";
+	if (peer) {
+		r.uid = peer->uid;
+		r.pid = peer->pid;
+		r.exe = peer->exe;
+	}
+	r.card = card_ref;
+	r.reader = reader;
+	r.file = file;
+	r.detail = detail;
+	return append(j, &r, 1, intent_id, diag);
+}
+
+/* 1 when the intent row exists, and *resolved = 1 when it already has an outcome. */
+static int intent_state(struct journal *j, int64_t id, int *resolved, char *card, size_t cap)
+{
+	sqlite3_stmt *st;
+	int found = 0;
+
+	*resolved = 0;
+	if (sqlite3_prepare_v2(j->db, "SELECT card FROM rows WHERE seq=? AND kind='intent'", -1,
+			       &st, NULL) != SQLITE_OK)
+		return SSC_EJOURNAL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		found = 1;
+		snprintf(card, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	if (!found)
+		return 0;
+	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM rows WHERE kind='outcome' AND intent=?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return SSC_EJOURNAL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*resolved = 1;
+	sqlite3_finalize(st);
+	return 1;
+}
+
+int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, const char *result,
+		    const char *how, struct ssc_diag *diag)
+{
+	struct jrow r = { 0 };
+	char card[JOURNAL_REF_HEX + 8];
+	int resolved, ret;
+
+	if (j->flags & JOURNAL_RDONLY)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
+	now_ts(&r);
+	r.kind = "outcome";
+	r.intent = intent_id;
+	r.result = result;
+	r.method = outcome;     /* "applied" / "failed" */
+	r.detail = how;
+	pthread_mutex_lock(&j->lock);
+	exec_sql(j, "PRAGMA synchronous=FULL", NULL);
+	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "begin");
+		goto out;
+	}
+	ret = intent_state(j, intent_id, &resolved, card, sizeof(card));
+	if (ret < 0) {
+		ret = jerr(j, diag, "look up intent");
+	} else if (ret == 0) {
+		ret = ssc_diag_set(diag, SSC_ENOTFOUND, "journal: no intent %" PRId64, intent_id);
+	} else if (resolved) {
+		ret = ssc_diag_set(diag, SSC_EEXIST, "journal: intent %" PRId64 " already resolved",
+				   intent_id);
+	} else {
+		r.card = card;
+		ret = row_insert(j, &r, NULL);
+		if (ret < 0)
+			ret = jerr(j, diag, "append outcome");
+	}
+	if (ret < 0 || sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		if (ret >= 0)
+			ret = jerr(j, diag, "commit");
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+out:
+	exec_sql(j, "PRAGMA synchronous=NORMAL", NULL);
+	pthread_mutex_unlock(&j->lock);
+	return ret < 0 ? ret : 0;
+}
+
+int journal_pending(struct journal *j, const char *card_ref,
+		    int (*cb)(void *arg, const struct journal_intent_row *row), void *arg)
+{
+	static const char sql[] =
+		"SELECT i.seq, i.card, i.reader, i.file, i.detail FROM rows i"
+		" WHERE i.kind='intent' AND (?1 IS NULL OR i.card=?1)"
+		" AND NOT EXISTS (SELECT 1 FROM rows o WHERE o.kind='outcome' AND o.intent=i.seq)"
+		" ORDER BY i.seq";
+	struct journal_intent_row row;
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&j->lock);
+		return SSC_EJOURNAL;
+	}
+	if (card_ref)
+		sqlite3_bind_text(st, 1, card_ref, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&row, 0, sizeof(row));
+		row.id = sqlite3_column_int64(st, 0);
+		snprintf(row.card_ref, sizeof(row.card_ref), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		snprintf(row.reader, sizeof(row.reader), "%s",
+			 (const char *)sqlite3_column_text(st, 2));
+		snprintf(row.file, sizeof(row.file), "%s", (const char *)sqlite3_column_text(st, 3));
+		row.detail = strdup((const char *)sqlite3_column_text(st, 4));
+		if (!row.detail) {
+			ret = SSC_ENOMEM;
+			break;
+		}
+		ret = cb(arg, &row);
+		free(row.detail);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = SSC_EJOURNAL;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+int journal_head(struct journal *j, int64_t *seq, char *hash_hex)
+{
+	uint8_t h[32];
+	int r;
+
+	pthread_mutex_lock(&j->lock);
+	r = chain_tail(j, seq, h);
+	pthread_mutex_unlock(&j->lock);
+	if (r == 0)
+		hex_encode(h, 32, hash_hex);
+	return r;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? (const char *)t : "";
+}
+
+static void row_from_stmt(sqlite3_stmt *st, struct jrow *r)
+{
+	r->seq = sqlite3_column_int64(st, 0);
+	snprintf(r->ts, sizeof(r->ts), "%s", col_text(st, 1));
+	r->ts_unix = sqlite3_column_int64(st, 2);
+	r->kind = col_text(st, 3);
+	r->uid = sqlite3_column_int64(st, 4);
+	r->pid = sqlite3_column_int64(st, 5);
+	r->exe = col_text(st, 6);
+	r->method = col_text(st, 7);
+	r->reader = col_text(st, 8);
+	r->card = col_text(st, 9);
+	r->result = col_text(st, 10);
+	r->duration_ms = sqlite3_column_int64(st, 11);
+	r->intent = sqlite3_column_int64(st, 12);
+	r->file = col_text(st, 13);
+	r->detail = col_text(st, 14);
+}
+
+#define ROW_COLUMNS                                                                        \
+	"seq, ts, ts_unix, kind, uid, pid, exe, method, reader, card, result, duration_ms, " \
+	"intent, file, detail, hash"
+
+/* Checks that the retention anchor in meta is the one the last chained "prune" row names. */
+static int verify_anchor(struct journal *j, int64_t *seq, uint8_t hash[32], struct ssc_diag *diag)
+{
+	char aseq[32], ahash[80], want[160];
+	sqlite3_stmt *st;
+	int ok = 0;
+
+	memset(hash, 0, 32);
+	*seq = 0;
+	if (meta_get(j, "anchor_seq", aseq, sizeof(aseq)) != 0)
+		return 0;
+	if (meta_get(j, "anchor_hash", ahash, sizeof(ahash)) != 0 || hex_decode(ahash, hash, 32))
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: retention anchor is malformed");
+	*seq = strtoll(aseq, NULL, 10);
+	snprintf(want, sizeof(want), "{\"anchor_seq\":%s,\"anchor_hash\":\"%s\"}", aseq, ahash);
+	if (sqlite3_prepare_v2(j->db,
+			       "SELECT detail FROM rows WHERE kind='prune' ORDER BY seq DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return jerr(j, diag, "read prune rows");
+	if (sqlite3_step(st) == SQLITE_ROW && strcmp(col_text(st, 0), want) == 0)
+		ok = 1;
+	sqlite3_finalize(st);
+	if (!ok)
+		return ssc_diag_set(diag, SSC_EJOURNAL,
+				    "journal: retention anchor (seq %s) is not the one the last prune "
+				    "row recorded: rows before it were removed outside sscard",
+				    aseq);
+	return 0;
+}
+
+int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, int64_t *rows,
+		   struct ssc_diag *diag)
+{
+	sqlite3_stmt *st;
+	struct jrow r;
+	uint8_t prev[32];
+	char hash[JOURNAL_HASH_HEX + 1];
+	int64_t expect, n = 0;
+	int rc, ret = 0, head_seen = 0;
+
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "begin");
+		goto out_unlock;
+	}
+	ret = verify_anchor(j, &expect, prev, diag);
+	if (ret < 0)
+		goto out_end;
+	if (head_seq > 0 && head_seq == expect && head_hex) {
+		char ah[JOURNAL_HASH_HEX + 1];
+
+		hex_encode(prev, 32, ah);
+		head_seen = strcmp(ah, head_hex) == 0 ? 1 : -1;
+	}
+	expect++;
+	if (sqlite3_prepare_v2(j->db, "SELECT " ROW_COLUMNS " FROM rows ORDER BY seq", -1, &st,
+			       NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "read rows");
+		goto out_end;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_from_stmt(st, &r);
+		if (r.seq != expect) {
+			ret = ssc_diag_set(diag, SSC_EJOURNAL,
+					   "journal: row %" PRId64 " follows row %" PRId64
+					   ": rows are missing (deleted)",
+					   r.seq, expect - 1);
+			break;
+		}
+		if (row_hash(j, prev, &r, hash) < 0) {
+			ret = SSC_ENOMEM;
+			break;
+		}
+		if (strcmp(hash, col_text(st, 15)) != 0) {
+			ret = ssc_diag_set(diag, SSC_EJOURNAL,
+					   "journal: row %" PRId64
+					   " does not match its chain hash: it was edited, inserted, or "
+					   "a row before it was",
+					   r.seq);
+			break;
+		}
+		if (head_seq > 0 && r.seq == head_seq)
+			head_seen = strcmp(hash, head_hex ? head_hex : "") == 0 ? 1 : -1;
+		hex_decode(hash, prev, 32);
+		expect++;
+		n++;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = jerr(j, diag, "read rows");
+	sqlite3_finalize(st);
+	if (ret == 0 && head_seq > 0 && head_seen != 1) {
+		if (head_seen == 0)
+			ret = ssc_diag_set(diag, SSC_EJOURNAL,
+					   "journal: the chain ends at row %" PRId64
+					   " but the daemon logged head %" PRId64
+					   ": the tail was cut off",
+					   expect - 1, head_seq);
+		else
+			ret = ssc_diag_set(diag, SSC_EJOURNAL,
+					   "journal: row %" PRId64
+					   " differs from the head the daemon logged",
+					   head_seq);
+	}
+out_end:
+	sqlite3_exec(j->db, "END", NULL, NULL, NULL);
+out_unlock:
+	pthread_mutex_unlock(&j->lock);
+	if (rows)
+		*rows = n;
+	return ret;
+}
+
+int journal_export(struct journal *j, int64_t since_seq, FILE *out)
+{
+	sqlite3_stmt *st;
+	struct jrow r;
+	int rc, n = 0, ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_prepare_v2(j->db, "SELECT " ROW_COLUMNS " FROM rows WHERE seq > ? ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&j->lock);
+		return SSC_EJOURNAL;
+	}
+	sqlite3_bind_int64(st, 1, since_seq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o;
+		char *line;
+
+		row_from_stmt(st, &r);
+		o = json_pack("{sI ss ss sI sI ss ss ss ss ss sI ss ss}", "seq", (json_int_t)r.seq,
+			      "time", r.ts, "kind", r.kind, "uid", (json_int_t)r.uid, "pid",
+			      (json_int_t)r.pid, "exe", r.exe, "method", r.method, "reader", r.reader,
+			      "card", r.card, "result", r.result, "duration_ms",
+			      (json_int_t)r.duration_ms, "file", r.file, "hash", col_text(st, 15));
+		if (!o) {
+			ret = SSC_ENOMEM;
+			break;
+		}
+		if (r.intent)
+			json_object_set_new(o, "intent", json_integer(r.intent));
+		if (r.detail[0]) {
+			json_t *d = json_loads(r.detail, 0, NULL);
+
+			json_object_set_new(o, "detail", d ? d : json_string(r.detail));
+		}
+		line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(o);
+		if (!line) {
+			ret = SSC_ENOMEM;
+			break;
+		}
+		if (fprintf(out, "%s\n", line) < 0)
+			ret = SSC_EIO;
+		free(line);
+		if (ret < 0)
+			break;
+		n++;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = SSC_EJOURNAL;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->lock);
+	return ret < 0 ? ret : n;
+}
+
+int journal_prune(struct journal *j, int days, struct ssc_diag *diag)
+{
+	if (days < 1)
+		return ssc_diag_set(diag, SSC_EINVAL, "journal: retention must be at least one day");
+	return journal_prune_before(j, (int64_t)time(NULL) - (int64_t)days * 86400, diag);
+}
+
+int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *diag)
+{
+	static const char last_sql[] =
+		"SELECT seq, hash FROM rows WHERE ts_unix < ?1 AND seq < (SELECT min(i.seq) FROM"
+		" (SELECT seq FROM rows i WHERE i.kind='intent' AND NOT EXISTS (SELECT 1 FROM rows"
+		" o WHERE o.kind='outcome' AND o.intent=i.seq) UNION ALL SELECT max(seq) + 1 FROM"
+		" rows) i) ORDER BY seq DESC LIMIT 1";
+	struct jrow r = { 0 };
+	sqlite3_stmt *st;
+	int64_t cut = 0, deleted = 0;
+	char cut_hash[JOURNAL_HASH_HEX + 1] = "", seqbuf[32], detail[160];
+	int ret = 0;
+
+	if (j->flags & JOURNAL_RDONLY)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
+	now_ts(&r);
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "begin");
+		goto out_unlock;
+	}
+	if (sqlite3_prepare_v2(j->db, last_sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "find rows to prune");
+		goto out_rollback;
+	}
+	sqlite3_bind_int64(st, 1, cutoff);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		cut = sqlite3_column_int64(st, 0);
+		snprintf(cut_hash, sizeof(cut_hash), "%s", col_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (cut == 0)
+		goto out_rollback; /* nothing to do */
+	if (sqlite3_prepare_v2(j->db, "DELETE FROM rows WHERE seq <= ?", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		ret = jerr(j, diag, "prune");
+		goto out_rollback;
+	}
+	sqlite3_bind_int64(st, 1, cut);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		ret = jerr(j, diag, "prune");
+		goto out_rollback;
+	}
+	sqlite3_finalize(st);
+	deleted = sqlite3_changes(j->db);
+	snprintf(seqbuf, sizeof(seqbuf), "%" PRId64, cut);
+	if (meta_set(j, "anchor_seq", seqbuf) < 0 || meta_set(j, "anchor_hash", cut_hash) < 0) {
+		ret = jerr(j, diag, "record anchor");
+		goto out_rollback;
+	}
+	snprintf(detail, sizeof(detail), "{\"anchor_seq\":%" PRId64 ",\"anchor_hash\":\"%s\"}", cut,
+		 cut_hash);
+	r.kind = "prune";
+	r.detail = detail;
+	r.duration_ms = deleted;
+	if (row_insert(j, &r, NULL) < 0) {
+		ret = jerr(j, diag, "append prune row");
+		goto out_rollback;
+	}
+	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "commit");
+		goto out_rollback;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return (int)deleted;
+
+out_rollback:
+	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+out_unlock:
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+/* Card number: 9 characters [0-9A-Z]; card id: 32 hex digits. Normalised to upper case. */
+static int blacklist_entry(char *s, const char **label)
+{
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n; i++)
+		if (s[i] >= 'a' && s[i] <= 'z')
+			s[i] = (char)(s[i] - 'a' + 'A');
+	if (n == 9) {
+		for (size_t i = 0; i < n; i++)
+			if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z')))
+				return -1;
+		*label = "bl-number";
+		return 0;
+	}
+	if (n == 32) {
+		for (size_t i = 0; i < n; i++)
+			if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+				return -1;
+		*label = "bl-id";
+		return 0;
+	}
+	return -1;
+}
+
+int journal_blacklist_import(struct journal *j, FILE *f, struct ssc_diag *diag)
+{
+	char line[256], ref[JOURNAL_REF_HEX + 1], detail[64];
+	struct jrow r = { 0 };
+	sqlite3_stmt *st = NULL;
+	int lineno = 0, added = 0, ret = 0;
+
+	if (j->flags & JOURNAL_RDONLY)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
+	now_ts(&r);
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "begin");
+		goto out_unlock;
+	}
+	if (sqlite3_prepare_v2(j->db, "INSERT OR IGNORE INTO blacklist(ref, added) VALUES(?, ?)", -1,
+			       &st, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "prepare");
+		goto out_rollback;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		const char *label;
+		char *s = line, *e;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			ret = ssc_diag_set(diag, SSC_EINVAL, "line %d: too long", lineno);
+			goto out_rollback;
+		}
+		while (*s == ' ' || *s == '\t')
+			s++;
+		e = s + strlen(s);
+		while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+			*--e = '\0';
+		if (*s == '\0' || *s == '#')
+			continue;
+		if (blacklist_entry(s, &label) < 0) {
+			ret = ssc_diag_set(diag, SSC_EINVAL,
+					   "line %d: expected a 9-character card number or a "
+					   "32-hex-digit card id",
+					   lineno);
+			goto out_rollback;
+		}
+		keyed_ref(j, label, (const uint8_t *)s, strlen(s), ref);
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, r.ts, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			ret = jerr(j, diag, "insert");
+			goto out_rollback;
+		}
+		added += sqlite3_changes(j->db);
+	}
+	if (ferror(f)) {
+		ret = ssc_diag_set(diag, SSC_EIO, "read error");
+		goto out_rollback;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	snprintf(detail, sizeof(detail), "{\"added\":%d,\"lines\":%d}", added, lineno);
+	r.kind = "blacklist";
+	r.method = "blacklist.import";
+	r.uid = getuid();
+	r.pid = getpid();
+	r.result = "SSC_OK";
+	r.detail = detail;
+	if (row_insert(j, &r, NULL) < 0) {
+		ret = jerr(j, diag, "append row");
+		goto out_rollback;
+	}
+	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "commit");
+		goto out_rollback;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return added;
+
+out_rollback:
+	sqlite3_finalize(st);
+	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+out_unlock:
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+static int blacklist_has(struct journal *j, const char *label, const char *value)
+{
+	char v[64], ref[JOURNAL_REF_HEX + 1];
+	const char *l2;
+	sqlite3_stmt *st;
+	int found, rc;
+
+	snprintf(v, sizeof(v), "%s", value);
+	if (blacklist_entry(v, &l2) < 0 || strcmp(l2, label) != 0)
+		return 0;
+	keyed_ref(j, label, (const uint8_t *)v, strlen(v), ref);
+	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM blacklist WHERE ref=?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return SSC_EJOURNAL;
+	sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	found = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return SSC_EJOURNAL;
+	return found;
+}
+
+int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&j->lock);
+	if (card_number && card_number[0])
+		r = blacklist_has(j, "bl-number", card_number);
+	if (r == 0 && card_id && card_id[0])
+		r = blacklist_has(j, "bl-id", card_id);
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}

@@ -1,0 +1,155 @@
+/*
+ * This file contains the journal: one SQLite file (WAL) holding the audit trail of every API call,
+ * the write intents and their outcomes, and the lost-card list. Every row is chained to the one
+ * before by an HMAC-SHA-256 under a key kept outside the database, so that an edited, inserted or
+ * deleted row is detected by journal_verify(), and a cut-off tail by comparing with the chain head
+ * the daemon writes to its log. No PIN, name or ID number is stored in clear: cards are named by a
+ * keyed hash of their card number, and written values by keyed hashes.
+ */
+#ifndef SSC_JOURNAL_H
+#define SSC_JOURNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "sscard/error.h"
+
+#define JOURNAL_REF_HEX 32       /* hex digits of a keyed hash (128 bits) */
+#define JOURNAL_HASH_HEX 64      /* hex digits of a chain hash (256 bits) */
+
+struct journal;
+
+/* Who called: from the socket's peer credentials. */
+struct journal_peer {
+	uid_t uid;
+	pid_t pid;
+	char exe[256];           /* "" when unknown */
+};
+
+/* One audit row: an API call and how it ended. Strings may be NULL (stored as ""). */
+struct journal_audit {
+	const struct journal_peer *peer;
+	const char *method;
+	const char *reader;
+	const char *card_ref;    /* journal_card_ref() of the card number, or NULL */
+	const char *result;      /* "SSC_OK" or the error name */
+	int64_t duration_ms;
+};
+
+/* Opening modes. */
+#define JOURNAL_RDONLY 0x1       /* operator tools: verify, show, export */
+
+/*
+ * Opens (creating if needed, unless read-only) the journal at path and its key file key_path
+ * (NULL = path + ".key"; created 0600 with 32 random bytes when the database is new). A database
+ * that exists without its key, or a key file that is not 32 bytes, is refused.
+ * Returns 0 and *out, or SSC_EJOURNAL with the reason in diag (corrupt file, not a database,
+ * unwritable directory, wrong schema version). Blocks on file I/O only.
+ */
+int journal_open(const char *path, const char *key_path, unsigned flags, struct journal **out,
+		 struct ssc_diag *diag);
+
+/* Closes the journal and wipes its keys. NULL is a no-op. */
+void journal_close(struct journal *j);
+
+/*
+ * Writes the keyed hash naming a card (of its card number) into out (JOURNAL_REF_HEX + 1 bytes).
+ * Never fails for a valid journal. Thread-safe.
+ */
+void journal_card_ref(struct journal *j, const char *card_number, char *out);
+
+/* Keyed hash of an item value (for write intents); same output format as journal_card_ref. */
+void journal_value_ref(struct journal *j, const uint8_t *value, size_t len, char *out);
+
+/*
+ * Appends an audit row. Durable against a crash of the daemon (WAL, synchronous=NORMAL): a power
+ * loss may lose the last rows but never corrupts the chain. Thread-safe.
+ * Returns 0 or SSC_EJOURNAL (diag says why; the caller must then refuse writes).
+ */
+int journal_audit(struct journal *j, const struct journal_audit *row, struct ssc_diag *diag);
+
+/*
+ * Records a write intent before the card is touched: card_ref, reader, file ("DF04/EF08") and
+ * detail (a JSON object, written by the caller, saying what identifies the write's effect: old
+ * and new value refs, or the appended record's ref and its settlement serial). Durable against
+ * power loss (synchronous=FULL: the WAL is fsynced before this returns). Sets *intent_id.
+ * Returns 0 or SSC_EJOURNAL.
+ */
+int journal_intent(struct journal *j, const struct journal_peer *peer, const char *card_ref,
+		   const char *reader, const char *file, const char *detail, int64_t *intent_id,
+		   struct ssc_diag *diag);
+
+/* Outcomes of an intent. */
+#define JOURNAL_APPLIED "applied"
+#define JOURNAL_FAILED "failed"
+
+/*
+ * Records the outcome of an intent ("applied" or "failed", and the result name, e.g.
+ * "SSC_EAUTHFAILED" or "SSC_OK"; how = "card" when the card answered, "readback" when resolved
+ * by reading the card back after a crash or removal). Durable like journal_intent.
+ * Returns 0, SSC_ENOTFOUND (no such intent), SSC_EEXIST (already resolved), SSC_EJOURNAL.
+ */
+int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, const char *result,
+		    const char *how, struct ssc_diag *diag);
+
+/* A pending intent, as journal_pending() reports it. */
+struct journal_intent_row {
+	int64_t id;
+	char card_ref[JOURNAL_REF_HEX + 1];
+	char reader[64];
+	char file[32];
+	char *detail;            /* owned by the callback's caller; valid during the callback only */
+};
+
+/*
+ * Calls cb for every intent without an outcome, oldest first, for card_ref (NULL = all cards).
+ * cb returns 0 to go on, non-zero to stop (that value is returned). Returns 0, cb's value or
+ * SSC_EJOURNAL. Do not call other journal functions from cb.
+ */
+int journal_pending(struct journal *j, const char *card_ref,
+		    int (*cb)(void *arg, const struct journal_intent_row *row), void *arg);
+
+/* The chain head: the last row's sequence number and hash (hex, JOURNAL_HASH_HEX + 1 bytes). */
+int journal_head(struct journal *j, int64_t *seq, char *hash_hex);
+
+/*
+ * Checks the whole chain: every row's HMAC from its predecessor, contiguous sequence numbers from
+ * the retention anchor, and, when head_seq > 0, that the chain still reaches head_seq with hash
+ * head_hex (a head taken earlier from the daemon's log: this catches a cut-off tail).
+ * Returns 0 when intact, or SSC_EJOURNAL with the first bad row named in diag.
+ * *rows (may be NULL) receives the number of rows checked.
+ */
+int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, int64_t *rows,
+		   struct ssc_diag *diag);
+
+/*
+ * Writes rows as JSON lines to out: since_seq (0 = all); kinds "audit", "intent", "outcome",
+ * "blacklist", "prune". Returns the number of rows written or SSC_EJOURNAL / SSC_EIO.
+ */
+int journal_export(struct journal *j, int64_t since_seq, FILE *out);
+
+/*
+ * Deletes rows older than days (by their time), never an intent that has no outcome yet, and
+ * records the new anchor (the last deleted row's hash) as a "prune" row so that verify starts
+ * there. Returns the number of rows deleted or SSC_EJOURNAL.
+ */
+int journal_prune(struct journal *j, int days, struct ssc_diag *diag);
+
+/* Same, for rows whose time (Unix seconds) is before cutoff. */
+int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *diag);
+
+/*
+ * Adds the card numbers or card ids (卡识别码, 32 hex) read one per line from f to the lost-card
+ * list (blank lines and lines starting with '#' are skipped; other malformed lines are errors
+ * naming the line). Stored as keyed hashes. Returns the number added or SSC_EINVAL / SSC_EJOURNAL.
+ */
+int journal_blacklist_import(struct journal *j, FILE *f, struct ssc_diag *diag);
+
+/*
+ * Whether a card (its card number and/or card id, either may be NULL) is on the lost-card list.
+ * Returns 1 listed, 0 not, or SSC_EJOURNAL.
+ */
+int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id);
+
+#endif

@@ -1,0 +1,401 @@
+/*
+ * Unit tests of the journal (src/journal.c) on real SQLite files: the HMAC chain catches edited,
+ * inserted, deleted and cut-off rows; intents and outcomes; retention; the lost-card list; a
+ * corrupt file or a missing key is refused with a clear error.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+
+struct fx {
+	char dir[64];
+	char db[128];
+	struct journal *j;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct ssc_diag d;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/ssc-journal-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof(f->db), "%s/journal.db", f->dir);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_open(f->db, NULL, 0, &f->j, &d), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[256];
+
+	journal_close(f->j);
+	snprintf(cmd, sizeof(cmd), "%s/journal.db", f->dir);
+	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/journal.db.key", f->dir);
+	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/journal.db-wal", f->dir);
+	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/journal.db-shm", f->dir);
+	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/bl.txt", f->dir);
+	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/bad.db", f->dir);
+	unlink(cmd);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void add_audits(struct journal *j, int n)
+{
+	struct journal_peer peer = { .uid = 1000, .pid = 42, .exe = "/usr/bin/counter" };
+	char ref[JOURNAL_REF_HEX + 1];
+	struct ssc_diag d;
+
+	journal_card_ref(j, "X00000019", ref);
+	for (int i = 0; i < n; i++) {
+		struct journal_audit a = { .peer = &peer, .method = "card.read_basic",
+					   .reader = "pcsc-virtual-pcd-00-00", .card_ref = ref,
+					   .result = "SSC_OK", .duration_ms = i };
+
+		assert_int_equal(journal_audit(j, &a, &d), 0);
+	}
+}
+
+/* Runs one SQL statement on the file behind the journal's back, as an attacker would. */
+static void tamper(const char *db, const char *sql)
+{
+	sqlite3 *h;
+
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+}
+
+static void test_chain_intact(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	int64_t rows = 0, seq = 0;
+	char head[JOURNAL_HASH_HEX + 1];
+
+	add_audits(f->j, 5);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 0, NULL, &rows, &d), 0);
+	assert_int_equal(rows, 5);
+	assert_int_equal(journal_head(f->j, &seq, head), 0);
+	assert_int_equal(seq, 5);
+	assert_int_equal(strlen(head), 64);
+	assert_int_equal(journal_verify(f->j, seq, head, &rows, &d), 0);
+}
+
+static void test_card_ref_is_keyed_and_not_clear(void **state)
+{
+	struct fx *f = *state;
+	char a[JOURNAL_REF_HEX + 1], b[JOURNAL_REF_HEX + 1];
+	struct journal *j2;
+	struct ssc_diag d;
+	char db2[160];
+
+	journal_card_ref(f->j, "X00000019", a);
+	journal_card_ref(f->j, "X00000019", b);
+	assert_string_equal(a, b);
+	assert_int_equal(strlen(a), JOURNAL_REF_HEX);
+	assert_null(strstr(a, "X0000"));
+	/* Another journal (another key) names the same card differently. */
+	snprintf(db2, sizeof(db2), "%s/other.db", f->dir);
+	assert_int_equal(journal_open(db2, NULL, 0, &j2, &d), 0);
+	journal_card_ref(j2, "X00000019", b);
+	assert_string_not_equal(a, b);
+	journal_close(j2);
+	unlink(db2);
+	snprintf(db2, sizeof(db2), "%s/other.db.key", f->dir);
+	unlink(db2);
+	snprintf(db2, sizeof(db2), "%s/other.db-wal", f->dir);
+	unlink(db2);
+	snprintf(db2, sizeof(db2), "%s/other.db-shm", f->dir);
+	unlink(db2);
+}
+
+static void test_edited_row_detected(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+
+	add_audits(f->j, 5);
+	tamper(f->db, "UPDATE rows SET result='SSC_EPINWRONG' WHERE seq=3");
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), SSC_EJOURNAL);
+	assert_non_null(strstr(d.msg, "row 3"));
+}
+
+static void test_deleted_row_detected(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+
+	add_audits(f->j, 5);
+	tamper(f->db, "DELETE FROM rows WHERE seq=2");
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), SSC_EJOURNAL);
+	assert_non_null(strstr(d.msg, "missing"));
+}
+
+static void test_renumbered_rows_detected(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+
+	/* Delete a row and renumber the rest to close the gap: the chain still breaks. */
+	add_audits(f->j, 4);
+	tamper(f->db, "DELETE FROM rows WHERE seq=2; UPDATE rows SET seq=seq-1 WHERE seq>2");
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), SSC_EJOURNAL);
+	assert_non_null(strstr(d.msg, "row 2"));
+}
+
+static void test_inserted_row_detected(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+
+	add_audits(f->j, 3);
+	/* A forged row at the end, with a plausible but unkeyed hash. */
+	tamper(f->db,
+	       "INSERT INTO rows SELECT 4, ts, ts_unix, kind, uid, pid, exe, method, reader, card,"
+	       " 'SSC_OK', 0, 0, file, detail,"
+	       " '0000000000000000000000000000000000000000000000000000000000000000'"
+	       " FROM rows WHERE seq=3");
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), SSC_EJOURNAL);
+	assert_non_null(strstr(d.msg, "row 4"));
+}
+
+static void test_cut_tail_detected_with_logged_head(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	int64_t seq;
+	char head[JOURNAL_HASH_HEX + 1];
+
+	add_audits(f->j, 5);
+	assert_int_equal(journal_head(f->j, &seq, head), 0);
+	tamper(f->db, "DELETE FROM rows WHERE seq>=4");
+	/* Without the logged head, a clean cut cannot be seen; with it, it is. */
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), 0);
+	assert_int_equal(journal_verify(f->j, seq, head, NULL, &d), SSC_EJOURNAL);
+	assert_non_null(strstr(d.msg, "cut off"));
+}
+
+static int collect(void *arg, const struct journal_intent_row *row)
+{
+	int64_t *ids = arg;
+
+	ids[ids[0] + 1] = row->id;
+	ids[0]++;
+	assert_non_null(strstr(row->detail, "\"op\""));
+	return 0;
+}
+
+static void test_intents_and_outcomes(void **state)
+{
+	struct fx *f = *state;
+	struct journal_peer peer = { .uid = 0, .pid = 1, .exe = "" };
+	struct ssc_diag d;
+	int64_t a = 0, b = 0, ids[8] = { 0 };
+	char ref[JOURNAL_REF_HEX + 1], other[JOURNAL_REF_HEX + 1];
+
+	journal_card_ref(f->j, "X00000019", ref);
+	journal_card_ref(f->j, "Y00000017", other);
+	assert_int_equal(journal_intent(f->j, &peer, ref, "r1", "DF04/EF08",
+					"{\"op\":\"append\",\"serial\":\"S1\"}", &a, &d),
+			 0);
+	assert_int_equal(journal_intent(f->j, &peer, other, "r1", "SSSE/EF06",
+					"{\"op\":\"update\"}", &b, &d),
+			 0);
+	assert_true(a > 0 && b == a + 1);
+
+	assert_int_equal(journal_pending(f->j, ref, collect, ids), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], a);
+	memset(ids, 0, sizeof(ids));
+	assert_int_equal(journal_pending(f->j, NULL, collect, ids), 0);
+	assert_int_equal(ids[0], 2);
+
+	assert_int_equal(journal_outcome(f->j, a, JOURNAL_APPLIED, "SSC_OK", "card", &d), 0);
+	assert_int_equal(journal_outcome(f->j, a, JOURNAL_FAILED, "SSC_EIO", "card", &d),
+			 SSC_EEXIST);
+	assert_int_equal(journal_outcome(f->j, 999, JOURNAL_APPLIED, "SSC_OK", "card", &d),
+			 SSC_ENOTFOUND);
+	/* An audit row's seq is not an intent. */
+	add_audits(f->j, 1);
+	assert_int_equal(journal_outcome(f->j, b + 1, JOURNAL_APPLIED, "SSC_OK", "card", &d),
+			 SSC_ENOTFOUND);
+	memset(ids, 0, sizeof(ids));
+	assert_int_equal(journal_pending(f->j, NULL, collect, ids), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], b);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), 0);
+}
+
+static void test_intent_survives_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	int64_t a, ids[4] = { 0 };
+
+	assert_int_equal(journal_intent(f->j, NULL, "c", "r", "DF04/EF05", "{\"op\":\"update\"}",
+					&a, &d),
+			 0);
+	journal_close(f->j);
+	f->j = NULL;
+	assert_int_equal(journal_open(f->db, NULL, 0, &f->j, &d), 0);
+	assert_int_equal(journal_pending(f->j, NULL, collect, ids), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], a);
+}
+
+static void test_prune_keeps_chain_and_pending(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	int64_t pend, rows, ids[4] = { 0 };
+	int n;
+
+	add_audits(f->j, 3);
+	assert_int_equal(journal_intent(f->j, NULL, "c", "r", "DF04/EF05", "{\"op\":\"update\"}",
+					&pend, &d),
+			 0);
+	add_audits(f->j, 2);
+	/* Everything is "old" for a cutoff in the future, but the pending intent (row 4) stays,
+	 * and so does everything after it. */
+	n = journal_prune_before(f->j, (int64_t)time(NULL) + 3600, &d);
+	assert_int_equal(n, 3);
+	assert_int_equal(journal_verify(f->j, 0, NULL, &rows, &d), 0);
+	assert_int_equal(rows, 4); /* intent, 2 audits, prune row */
+	assert_int_equal(journal_pending(f->j, NULL, collect, ids), 0);
+	assert_int_equal(ids[1], pend);
+	/* Moving the anchor by hand (hiding more rows) is caught. */
+	tamper(f->db, "DELETE FROM rows WHERE seq=4;"
+		      "UPDATE meta SET value='4' WHERE key='anchor_seq'");
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), SSC_EJOURNAL);
+}
+
+static void test_blacklist(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	char path[160];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/bl.txt", f->dir);
+	fp = fopen(path, "w");
+	fprintf(fp, "# lost cards\nX00000019\n\n  330100d15600000500bf7c7ac9fc0fec  \n");
+	fclose(fp);
+	fp = fopen(path, "r");
+	assert_int_equal(journal_blacklist_import(f->j, fp, &d), 2);
+	fclose(fp);
+	assert_int_equal(journal_blacklisted(f->j, "X00000019", NULL), 1);
+	assert_int_equal(journal_blacklisted(f->j, "x00000019", NULL), 1);
+	assert_int_equal(journal_blacklisted(f->j, "Y00000017", NULL), 0);
+	assert_int_equal(journal_blacklisted(f->j, NULL, "330100D15600000500BF7C7AC9FC0FEC"), 1);
+	assert_int_equal(journal_blacklisted(f->j, "Y00000017", "330100D15600000500BF7C7AC9FC0FED"),
+			 0);
+
+	/* A malformed line rejects the whole file and names the line. */
+	fp = fopen(path, "w");
+	fprintf(fp, "Y00000017\nnot-a-card\n");
+	fclose(fp);
+	fp = fopen(path, "r");
+	ssc_diag_init(&d);
+	assert_int_equal(journal_blacklist_import(f->j, fp, &d), SSC_EINVAL);
+	fclose(fp);
+	assert_non_null(strstr(d.msg, "line 2"));
+	assert_int_equal(journal_blacklisted(f->j, "Y00000017", NULL), 0);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), 0);
+}
+
+static void test_corrupt_file_refused(void **state)
+{
+	struct fx *f = *state;
+	struct journal *j;
+	struct ssc_diag d;
+	char path[160];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/bad.db", f->dir);
+	fp = fopen(path, "w");
+	for (int i = 0; i < 512; i++)
+		fputs("garbage!", fp);
+	fclose(fp);
+	/* The key belongs to the good journal; the file is not a database. */
+	snprintf(path, sizeof(path), "%s/journal.db.key", f->dir);
+	{
+		char bad[160];
+
+		snprintf(bad, sizeof(bad), "%s/bad.db", f->dir);
+		ssc_diag_init(&d);
+		assert_int_equal(journal_open(bad, path, 0, &j, &d), SSC_EJOURNAL);
+		assert_non_null(strstr(d.msg, "not a database"));
+		/* Without a key file, an existing database is refused too. */
+		ssc_diag_init(&d);
+		assert_int_equal(journal_open(bad, "/nonexistent/key", 0, &j, &d), SSC_EJOURNAL);
+		assert_non_null(strstr(d.msg, "key file"));
+	}
+}
+
+static void test_export_json_lines(void **state)
+{
+	struct fx *f = *state;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+
+	add_audits(f->j, 2);
+	assert_int_equal(journal_export(f->j, 0, mem), 2);
+	fclose(mem);
+	assert_non_null(strstr(buf, "\"method\":\"card.read_basic\""));
+	assert_null(strstr(buf, "X00000019"));
+	assert_non_null(strchr(buf, '\n'));
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_chain_intact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_card_ref_is_keyed_and_not_clear, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_edited_row_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_row_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_renumbered_rows_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inserted_row_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_tail_detected_with_logged_head, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_intents_and_outcomes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_survives_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_keeps_chain_and_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blacklist, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_json_lines, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
