@@ -76,4 +76,7 @@ struct keyprov {
 	void *ctx;
 };
 
+/* Frees a provider through its ops->free. NULL is a no-op. */
+void keyprov_free(struct keyprov *kp);
+
 #endif

@@ -1,0 +1,370 @@
+/*
+ * This file contains the PSAM key provider: card keys stay in the PSAM, which derives K_card and
+ * the session key itself (DELIVER KEY) and answers cryptograms, MACs and encrypted blocks
+ * (spec §12.6). It also holds the PSAM probe the reader core runs on every new card.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "apdu.h"
+#include "psam.h"
+
+static const uint8_t psam_default_aid[] = { 0xD1, 0x56, 0x00, 0x00, 0x05, 0x90 };
+
+struct psam_kp {
+	struct keyprov kp;
+	struct psam_source *src;
+	const struct config *cfg;
+};
+
+/* Reads the FCI's 9F0C (inside 6F, or at the top level) into *alg; no 9F0C means DES. */
+static int psam_fci_alg(const uint8_t *fci, size_t len, enum ssc_alg *alg)
+{
+	struct apdu_tlv t6f, t9f;
+	const uint8_t *p = fci;
+	size_t n = len;
+	int rc;
+
+	rc = apdu_tlv_find(fci, len, 0x6F, &t6f);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return SSC_ENOTFOUND;
+	p = t6f.val;
+	n = t6f.len;
+	/* 9F0C sits in the FCI proprietary template A5 on the card; accept it at 6F level too. */
+	{
+		struct apdu_tlv a5;
+
+		rc = apdu_tlv_find(p, n, 0xA5, &a5);
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			rc = apdu_tlv_find(a5.val, a5.len, 0x9F0C, &t9f);
+			if (rc < 0)
+				return rc;
+		}
+		if (rc == 0)
+			rc = apdu_tlv_find(p, n, 0x9F0C, &t9f);
+		if (rc < 0)
+			return rc;
+	}
+	if (rc == 0) {
+		*alg = SSC_ALG_DES;
+		return 0;
+	}
+	/* 9F0C 03 86 01 xx: the value is itself a TLV, tag 86, one byte. */
+	{
+		struct apdu_tlv t86;
+
+		rc = apdu_tlv_find(t9f.val, t9f.len, 0x86, &t86);
+		if (rc <= 0 || t86.len != 1)
+			return SSC_EPROTO;
+		if (t86.val[0] == SSC_ALG_DES || t86.val[0] == SSC_ALG_SM4) {
+			*alg = (enum ssc_alg)t86.val[0];
+			return 0;
+		}
+		return SSC_EPSAMALGO;
+	}
+}
+
+/* READ BINARY of the 6-byte BCD terminal number into 12 hex digits. */
+static int psam_read_terminal(struct card_io *io, char term[13], struct ssc_diag *diag)
+{
+	static const uint8_t cmd[] = { 0x00, 0xB0, 0x96, 0x00, 0x06 };
+	static const char hex[] = "0123456789ABCDEF";
+	uint8_t buf[APDU_MAX_DATA];
+	int n;
+
+	n = apdu_exchange_ok(io, cmd, sizeof(cmd), buf, sizeof(buf), 0,
+			     "PSAM READ BINARY terminal number", diag);
+	if (n < 0)
+		return n;
+	if (n != 6)
+		return ssc_diag_set(diag, SSC_EPROTO, "PSAM terminal number of %d bytes", n);
+	for (int i = 0; i < 6; i++) {
+		term[2 * i] = hex[buf[i] >> 4];
+		term[2 * i + 1] = hex[buf[i] & 0x0F];
+	}
+	term[12] = '\0';
+	return 0;
+}
+
+int psam_probe(struct card_io *io, enum ssc_alg *alg, char term[13])
+{
+	uint8_t cmd[16], fci[APDU_MAX_DATA];
+	struct ssc_diag diag;
+	uint16_t sw = 0;
+	int n, rc;
+
+	ssc_diag_init(&diag);
+	n = apdu_build(cmd, sizeof(cmd), 0x00, 0xA4, 0x04, 0x00, psam_default_aid,
+		       sizeof(psam_default_aid), APDU_LE_NONE);
+	if (n < 0)
+		return n;
+	rc = apdu_exchange(io, cmd, (size_t)n, fci, sizeof(fci), &sw, 0, &diag);
+	if (rc < 0)
+		return rc;
+	if (sw != APDU_SW_OK || rc == 0)
+		return SSC_ENOTFOUND;
+	rc = psam_fci_alg(fci, (size_t)rc, alg);
+	if (rc == SSC_EPROTO)
+		return SSC_ENOTFOUND;   /* answered, but with no FCI we can read: not our PSAM */
+	if (rc)
+		return rc;
+	rc = psam_read_terminal(io, term, &diag);
+	if (rc == SSC_ECARDSW || rc == SSC_ENOFILE || rc == SSC_ESECURITY) {
+		memcpy(term, "000000000000", 13);
+		rc = 0;
+	}
+	return rc;
+}
+
+static int psam_available(struct keyprov *kp, enum ssc_alg alg)
+{
+	struct psam_kp *p = kp->ctx;
+	unsigned algs = p->src->algorithms(p->src->ctx);
+
+	if (algs == 0)
+		return SSC_ENOPSAM;
+	if (alg != SSC_ALG_DES && alg != SSC_ALG_SM4)
+		return SSC_EPSAMALGO;
+	return (algs & (1u << alg)) ? 0 : SSC_EPSAMALGO;
+}
+
+/* Transport failures leave the PSAM in an unknown state: the core re-probes it. */
+static int psam_broken(int rc)
+{
+	return rc == SSC_ETIMEDOUT || rc == SSC_ECARDREMOVED || rc == SSC_EREADER ||
+	       rc == SSC_ENOCARD || rc == SSC_EPROTO || rc == SSC_EIO;
+}
+
+static int psam_acquire(struct psam_kp *p, enum ssc_alg alg, int64_t deadline_ms,
+			struct card_io **io, struct ssc_diag *diag)
+{
+	int rc;
+
+	if (alg != SSC_ALG_DES && alg != SSC_ALG_SM4)
+		return ssc_diag_set(diag, SSC_EPSAMALGO, "no PSAM for algorithm %d", (int)alg);
+	rc = p->src->acquire(p->src->ctx, alg, deadline_ms, io);
+	if (rc == SSC_ENOPSAM)
+		return ssc_diag_set(diag, rc, "no PSAM is inserted");
+	if (rc == SSC_EPSAMALGO)
+		return ssc_diag_set(diag, rc, "no PSAM for the card's algorithm (%s)",
+				    alg == SSC_ALG_SM4 ? "SM4" : "DES");
+	if (rc == SSC_ETIMEDOUT)
+		return ssc_diag_set(diag, rc, "every PSAM stayed busy until the deadline");
+	return rc;
+}
+
+/* A PSAM status word means the PSAM refused: SSC_EPSAM, keeping the word in diag. */
+static int psam_exchange(struct card_io *io, const uint8_t *cmd, size_t len, uint8_t *out,
+			 size_t cap, const char *what, struct ssc_diag *diag)
+{
+	uint16_t sw = 0;
+	int n = apdu_exchange(io, cmd, len, out, cap, &sw, 0, diag);
+
+	if (n < 0)
+		return n;
+	if (sw != APDU_SW_OK) {
+		diag->sw = sw;
+		return ssc_diag_set(diag, SSC_EPSAM, "PSAM %s: %04X%s", what, sw,
+				    sw == 0x6A88 ? " (key not in this PSAM)" : "");
+	}
+	return n;
+}
+
+/*
+ * DELIVER KEY BF DE usage index: cardDiv ‖ cityDiv [‖ R [‖ 00⁸ for SM4]]. r NULL: K_card only.
+ */
+static int psam_deliver_key(struct card_io *io, enum ssc_alg alg, const struct config_key *key,
+			    const struct keyprov_div *div, const uint8_t *r, struct ssc_diag *diag)
+{
+	uint8_t data[32] = { 0 }, cmd[48], resp[APDU_MAX_DATA];
+	size_t lc = 16;
+	int n;
+
+	memcpy(data, div->card_div, 8);
+	memcpy(data + 8, div->city_div, 8);
+	if (r) {
+		memcpy(data + 16, r, 8);
+		lc = alg == SSC_ALG_SM4 ? 32 : 24;
+	}
+	n = apdu_build(cmd, sizeof(cmd), 0xBF, 0xDE, key->usage, key->index, data, lc,
+		       APDU_LE_NONE);
+	if (n >= 0)
+		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), "DELIVER KEY", diag);
+	OPENSSL_cleanse(data, sizeof(data));
+	return n < 0 ? n : 0;
+}
+
+static int psam_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct config_key *key,
+			   const struct keyprov_div *div, const uint8_t r[8], const uint8_t x[8],
+			   uint8_t c[8], int64_t deadline_ms, struct ssc_diag *diag)
+{
+	struct psam_kp *p = kp->ctx;
+	struct card_io *io = NULL;
+	uint8_t data[16] = { 0 }, cmd[32], resp[APDU_MAX_DATA];
+	size_t xlen = alg == SSC_ALG_SM4 ? 16 : 8;
+	int rc, n;
+
+	rc = psam_acquire(p, alg, deadline_ms, &io, diag);
+	if (rc)
+		return rc;
+	rc = psam_deliver_key(io, alg, key, div, r, diag);
+	if (rc)
+		goto out_release;
+	memcpy(data, x, 8);
+	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x00, 0x00, data, xlen, APDU_LE_NONE);
+	/* DES answers 61 08 and apdu_exchange fetches C with GET RESPONSE. */
+	if (n >= 0)
+		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), "CIPHER", diag);
+	if (n < 0) {
+		rc = n;
+		goto out_release;
+	}
+	if ((size_t)n != xlen) {
+		rc = ssc_diag_set(diag, SSC_EPROTO, "PSAM cryptogram of %d bytes", n);
+		goto out_release;
+	}
+	for (int i = 0; i < 8; i++)
+		c[i] = alg == SSC_ALG_SM4 ? (uint8_t)(resp[i] ^ resp[8 + i]) : resp[i];
+	rc = 0;
+out_release:
+	OPENSSL_cleanse(resp, sizeof(resp));
+	p->src->release(p->src->ctx, io, psam_broken(rc));
+	return rc;
+}
+
+static int psam_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_key *key,
+		    const struct keyprov_div *div, const uint8_t *iv, const uint8_t *data, size_t len,
+		    uint8_t mac[4], int64_t deadline_ms, struct ssc_diag *diag)
+{
+	struct psam_kp *p = kp->ctx;
+	struct card_io *io = NULL;
+	size_t ivlen = alg == SSC_ALG_SM4 ? 16 : 8;
+	uint8_t body[255], cmd[SSC_CMD_APDU_MAX], resp[APDU_MAX_DATA];
+	int rc, n;
+
+	if (len > sizeof(body) - ivlen)
+		return ssc_diag_set(diag, SSC_EINVAL, "MAC input of %zu bytes is too long", len);
+	rc = psam_acquire(p, alg, deadline_ms, &io, diag);
+	if (rc)
+		return rc;
+	rc = psam_deliver_key(io, alg, key, div, NULL, diag);
+	if (rc)
+		goto out_release;
+	memcpy(body, iv, ivlen);
+	memcpy(body + ivlen, data, len);
+	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x05, 0x00, body, ivlen + len, APDU_LE_NONE);
+	if (n >= 0)
+		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), "MAC", diag);
+	if (n < 0) {
+		rc = n;
+		goto out_release;
+	}
+	if (n != 4) {
+		rc = ssc_diag_set(diag, SSC_EPROTO, "PSAM MAC of %d bytes", n);
+		goto out_release;
+	}
+	memcpy(mac, resp, 4);
+	rc = 0;
+out_release:
+	p->src->release(p->src->ctx, io, psam_broken(rc));
+	return rc;
+}
+
+static int psam_encrypt(struct keyprov *kp, enum ssc_alg alg, const struct config_key *key,
+			const struct keyprov_div *div, const uint8_t *in, size_t len, uint8_t *out,
+			int64_t deadline_ms, struct ssc_diag *diag)
+{
+	struct psam_kp *p = kp->ctx;
+	struct card_io *io = NULL;
+	size_t block = alg == SSC_ALG_SM4 ? 16 : 8;
+	uint8_t cmd[48], resp[APDU_MAX_DATA];
+	int rc, n;
+
+	if (len == 0 || len > 32 || len % block)
+		return ssc_diag_set(diag, SSC_EINVAL, "block of %zu bytes to encrypt", len);
+	rc = psam_acquire(p, alg, deadline_ms, &io, diag);
+	if (rc)
+		return rc;
+	rc = psam_deliver_key(io, alg, key, div, NULL, diag);
+	if (rc)
+		goto out_release;
+	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x01, 0x00, in, len, APDU_LE_NONE);
+	/* The body is a PIN block: CARDIO_SECRET keeps it out of the APDU log. */
+	if (n >= 0) {
+		uint16_t sw = 0;
+
+		rc = apdu_exchange(io, cmd, (size_t)n, resp, sizeof(resp), &sw, CARDIO_SECRET, diag);
+		OPENSSL_cleanse(cmd, sizeof(cmd));
+		if (rc >= 0 && sw != APDU_SW_OK) {
+			diag->sw = sw;
+			rc = ssc_diag_set(diag, SSC_EPSAM, "PSAM ENCRYPT: %04X", sw);
+		}
+		n = rc;
+	}
+	if (n < 0) {
+		rc = n;
+		goto out_release;
+	}
+	if ((size_t)n != len) {
+		rc = ssc_diag_set(diag, SSC_EPROTO, "PSAM encrypted %d bytes of %zu", n, len);
+		goto out_release;
+	}
+	memcpy(out, resp, len);
+	rc = 0;
+out_release:
+	OPENSSL_cleanse(resp, sizeof(resp));
+	p->src->release(p->src->ctx, io, psam_broken(rc));
+	return rc;
+}
+
+static int psam_terminal_number(struct keyprov *kp, enum ssc_alg alg, char out[13],
+				int64_t deadline_ms, struct ssc_diag *diag)
+{
+	struct psam_kp *p = kp->ctx;
+	struct card_io *io = NULL;
+	int rc;
+
+	rc = psam_acquire(p, alg, deadline_ms, &io, diag);
+	if (rc)
+		return rc;
+	rc = psam_read_terminal(io, out, diag);
+	if (rc && rc != SSC_EPROTO && !psam_broken(rc))
+		rc = ssc_diag_set(diag, SSC_EPSAM, "PSAM has no terminal number (%04X)", diag->sw);
+	p->src->release(p->src->ctx, io, psam_broken(rc));
+	return rc;
+}
+
+static void psam_free(struct keyprov *kp)
+{
+	free(kp->ctx);
+}
+
+static const struct keyprov_ops psam_ops = {
+	.name = "psam",
+	.available = psam_available,
+	.cryptogram = psam_cryptogram,
+	.mac = psam_mac,
+	.encrypt = psam_encrypt,
+	.terminal_number = psam_terminal_number,
+	.free = psam_free,
+};
+
+int psam_keyprov_new(struct psam_source *src, const struct config *cfg, struct keyprov **out)
+{
+	struct psam_kp *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return SSC_ENOMEM;
+	p->src = src;
+	p->cfg = cfg;
+	p->kp.ops = &psam_ops;
+	p->kp.ctx = p;
+	*out = &p->kp;
+	return 0;
+}
