@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# sscard demo: installs what is missing, builds, and reads a social security card through the API.
+#
+# With no real reader attached it starts, in a private mount and network namespace, a private pcscd
+# with the virtual reader driver vpcd, attaches the simulated card and PSAM (sscard-sim) to it,
+# starts sscardd against that pcscd, and reads the card with `sscardctl read-basic`. Everything it
+# started is stopped when it ends (or on Ctrl-C); --keep leaves it running and prints how to talk to it.
+#
+#   sudo ./scripts/demo.sh [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json]
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo "$0" "$@"
+fi
+
+profile=gen3-readauth
+keep=0
+json=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile=${2:?--profile needs a name}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --json) json=--json; shift ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+profile_file="$root/firmware-stubs/profiles/$profile.json"
+[ -f "$profile_file" ] || { echo "demo.sh: no profile $profile_file" >&2; exit 2; }
+
+say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+
+say "installing missing packages (Debian 12)"
+"$root/scripts/deps.sh"
+
+say "building"
+build="$root/build"
+cmake -S "$root" -B "$build" >/dev/null
+cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+
+sim="$build/firmware-stubs/sscard-sim"
+daemon="$build/src/sscardd"
+ctl="$build/src/sscardctl"
+
+work=$(mktemp -d /tmp/sscard-demo.XXXXXX)
+pids=()
+cleanup() {
+  # Simulators first: pcscd stops in milliseconds when no card is connected, not seconds.
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+if [ "$keep" = 0 ]; then trap cleanup EXIT; fi
+
+say "starting a private pcscd with the virtual reader driver (own network namespace)"
+mkdir -p "$work/run" "$work/conf" /run/pcscd
+cp /usr/lib/pcsc/drivers/serial/libifdvpcd.so "$work/libifdvpcd.so"
+cat >"$work/conf/vpcd" <<EOF
+FRIENDLYNAME "Virtual PCD"
+DEVICENAME   /dev/null:0x8C7B
+LIBPATH      $work/libifdvpcd.so
+CHANNELID    0x8C7B
+EOF
+unshare -m -n --propagation private sh -c \
+  "ip link set lo up && mount --bind '$work/run' /run/pcscd && exec pcscd -f -c '$work/conf'" \
+  >"$work/pcscd.log" 2>&1 &
+pcscd_pid=$!
+pids=("$pcscd_pid")
+for _ in $(seq 200); do [ -S "$work/run/pcscd.comm" ] && break; sleep 0.05; done
+[ -S "$work/run/pcscd.comm" ] || { echo "demo.sh: pcscd did not start:" >&2; cat "$work/pcscd.log" >&2; exit 1; }
+netns=/proc/$pcscd_pid/ns/net
+
+say "attaching the simulated card ($profile) and PSAM to the virtual readers"
+cp "$profile_file" "$work/profile.json"
+nsenter --net="$netns" "$sim" card --port 35963 --profile "$work/profile.json" \
+  --state "$work/card.state" >"$work/card.log" 2>&1 &
+pids=("${pids[@]}" $!)
+nsenter --net="$netns" "$sim" psam --port 35964 --profile "$work/profile.json" \
+  >"$work/psam.log" 2>&1 &
+pids=("${pids[@]}" $!)
+
+say "starting sscardd"
+cat >"$work/sscardd.conf" <<EOF
+[daemon]
+socket_group =
+[journal]
+path = $work/journal.db
+EOF
+export PCSCLITE_CSOCK_NAME="$work/run/pcscd.comm"
+"$daemon" --foreground --socket "$work/sscardd.sock" --config "$work/sscardd.conf" \
+  >"$work/sscardd.log" 2>&1 &
+pids=("${pids[@]}" $!)
+export SSCARD_SOCKET="$work/sscardd.sock"
+for _ in $(seq 100); do [ -S "$SSCARD_SOCKET" ] && break; sleep 0.05; done
+[ -S "$SSCARD_SOCKET" ] || { echo "demo.sh: sscardd did not start:" >&2; cat "$work/sscardd.log" >&2; exit 1; }
+
+# The readers' presence poll takes up to about half a second per card.
+for _ in $(seq 60); do
+  n=$("$ctl" --json readers 2>/dev/null | grep -o '"card": *true' | wc -l || true)
+  [ "${n:-0}" -ge 2 ] && break
+  sleep 0.1
+done
+
+say "sscardctl readers"
+"$ctl" readers
+say "sscardctl read-basic   (the card, read through the API, EF06 read authorised by the PSAM)"
+"$ctl" $json read-basic
+
+if [ "$keep" = 1 ]; then
+  cat <<EOF
+
+Left running (pids ${pids[*]}). Talk to it with:
+  export SSCARD_SOCKET=$SSCARD_SOCKET
+  $ctl readers | read-basic | events
+Logs: $work/*.log.  Stop: kill ${pids[*]}
+EOF
+fi
