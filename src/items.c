@@ -1,0 +1,364 @@
+/*
+ * This file contains the table of card files and items the API knows (spec §2.2–2.4, §12.7) and
+ * the conversions between card bytes and API values (§12.9). Reads and, in a later issue, writes
+ * are driven by these rows; nothing else in the daemon knows a record layout.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gbk.h"
+#include "items.h"
+
+static const struct item_def items_ssse_ef05[] = {
+	{ 0x01, 1, 1, 16, ITEM_FMT_B, 0, "卡识别码 card id" },
+	{ 0x02, 2, 2, 1, ITEM_FMT_AN, 0, "卡类别 card type" },
+	{ 0x03, 3, 3, 4, ITEM_FMT_AN, 0, "规范版本 spec version" },
+	{ 0x04, 4, 4, 12, ITEM_FMT_CN, 0, "初始化机构编号 initialising institution" },
+	{ 0x05, 5, 5, 4, ITEM_FMT_DATE, 0, "发卡日期 issue date" },
+	{ 0x06, 6, 6, 4, ITEM_FMT_DATE, 0, "卡有效期 expiry date" },
+	{ 0x07, 7, 7, 9, ITEM_FMT_AN, ITEM_CHECK_CARDNO, "卡号 card number" },
+};
+
+/* Spec 1.00 cards have no 姓名扩展 and keep 性别 in record 3 (§2.3). */
+static const struct item_def items_ssse_ef06[] = {
+	{ 0x08, 1, 1, 18, ITEM_FMT_AN, 0, "社会保障号码 social security number" },
+	{ 0x09, 2, 2, 30, ITEM_FMT_AN, 0, "姓名 name" },
+	{ 0x4E, 3, 0, 20, ITEM_FMT_AN, 0, "姓名扩展 name extension" },
+	{ 0x0A, 4, 3, 1, ITEM_FMT_AN, 0, "性别 sex" },
+	{ 0x0B, 5, 4, 1, ITEM_FMT_CN, 0, "民族 nation" },
+	{ 0x0C, 6, 5, 3, ITEM_FMT_CN, 0, "出生地 birth place" },
+	{ 0x0D, 7, 6, 4, ITEM_FMT_DATE, 0, "出生日期 birth date" },
+};
+
+static const struct item_def items_ssse_ef0d[] = {
+	{ 0xEA, 1, 0, 12, ITEM_FMT_AN, 0, "人员识别码 person id" },
+	{ 0xEB, 2, 0, 3, ITEM_FMT_CN, 0, "初次申领地 first application region" },
+};
+
+static const struct item_def items_df04_ef05[] = {
+	{ 0x30, 1, 1, 3, ITEM_FMT_CN, 0, "参保地区划 insured region" },
+	{ 0x31, 2, 2, 2, ITEM_FMT_AN, 0, "人员类别 person category" },
+	{ 0x32, 3, 3, 20, ITEM_FMT_AN, 0, "医保个人编号 insurance person number" },
+	{ 0x33, 4, 4, 12, ITEM_FMT_AN, 0, "定点医疗机构编号 designated institution" },
+	{ 0x34, 5, 5, 1, ITEM_FMT_AN, 0, "异地安置标志 relocation flag" },
+};
+
+static const struct item_def items_df04_ef06[] = {
+	{ 0x41, 1, 1, 1, ITEM_FMT_B, 0, "临时脱网结算 offline settlement pending" },
+};
+
+static const struct item_def items_df04_ef08[] = {
+	{ 0x40, 1, 1, 0x33, ITEM_FMT_TXN, 0, "医疗交易明细 medical transactions" },
+};
+
+#define ITEMS_N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct item_file items_files[] = {
+	{ "SSSE/EF05", 0, 0x05, ITEM_WKEY_SSSE, 0, 0, 0, items_ssse_ef05, ITEMS_N(items_ssse_ef05) },
+	{ "SSSE/EF06", 0, 0x06, ITEM_WKEY_SSSE, 0, 0, 0, items_ssse_ef06, ITEMS_N(items_ssse_ef06) },
+	{ "SSSE/EF0D", 0, 0x0D, ITEM_WKEY_EF0D, 3, 0, 0, items_ssse_ef0d, ITEMS_N(items_ssse_ef0d) },
+	{ "DF04/EF05", 4, 0x05, ITEM_WKEY_STK, 0, 0, 0, items_df04_ef05, ITEMS_N(items_df04_ef05) },
+	{ "DF04/EF06", 4, 0x06, ITEM_WKEY_STK, 0, 0, 0, items_df04_ef06, ITEMS_N(items_df04_ef06) },
+	{ "DF04/EF08", 4, 0x08, ITEM_WKEY_STK, 0, 1, 0, items_df04_ef08, ITEMS_N(items_df04_ef08) },
+};
+
+static int items_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int items_file_parse(const char *name, struct item_file *out)
+{
+	int hi, lo, sfi, df;
+
+	if (!name || strlen(name) != 9)
+		return SSC_EBADITEM;
+	for (size_t i = 0; i < ITEMS_N(items_files); i++) {
+		if (strcasecmp(name, items_files[i].name) == 0) {
+			*out = items_files[i];
+			return 0;
+		}
+	}
+	/* DF01-DF03 and DF05: selectable, layouts not in v1 (spec §12.4): any EF by SFI. */
+	if (strncasecmp(name, "DF0", 3) != 0 || strncasecmp(name + 4, "/EF", 3) != 0)
+		return SSC_EBADITEM;
+	df = name[3] - '0';
+	if (df != 1 && df != 2 && df != 3 && df != 5)
+		return SSC_EBADITEM;
+	hi = items_hexval(name[7]);
+	lo = items_hexval(name[8]);
+	if (hi < 0 || lo < 0)
+		return SSC_EBADITEM;
+	sfi = hi << 4 | lo;
+	if (sfi < 0x01 || sfi > 0x1E)
+		return SSC_EBADITEM;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "DF%02d/EF%02X", df, (unsigned)sfi);
+	out->df = (uint8_t)df;
+	out->sfi = (uint8_t)sfi;
+	out->wkey = ITEM_WKEY_STK;
+	out->generic = 1;
+	return 0;
+}
+
+int items_parse_tag(const char *s, uint8_t *tag)
+{
+	int hi, lo;
+
+	if (!s || strlen(s) != 2)
+		return SSC_EBADITEM;
+	hi = items_hexval(s[0]);
+	lo = items_hexval(s[1]);
+	if (hi < 0 || lo < 0)
+		return SSC_EBADITEM;
+	*tag = (uint8_t)(hi << 4 | lo);
+	return 0;
+}
+
+int items_find(const struct item_file *f, uint8_t tag, struct item_def *out)
+{
+	if (f->generic) {
+		/* Tags 00 and FF cannot identify a record (filler bytes). */
+		if (tag == 0x00 || tag == 0xFF)
+			return SSC_EBADITEM;
+		*out = (struct item_def){ tag, 0, 0, 255, ITEM_FMT_B, 0, "item" };
+		return 0;
+	}
+	for (size_t i = 0; i < f->n_items; i++) {
+		if (f->items[i].tag == tag) {
+			*out = f->items[i];
+			return 0;
+		}
+	}
+	return SSC_EBADITEM;
+}
+
+const struct config_key *items_write_key(const struct config *cfg, const struct item_file *f)
+{
+	switch (f->wkey) {
+	case ITEM_WKEY_SSSE:
+		return &cfg->key_write_ssse;
+	case ITEM_WKEY_EF0D:
+		return &cfg->key_write_ef0d;
+	case ITEM_WKEY_STK:
+		return &cfg->key_stk;
+	default:
+		return NULL;
+	}
+}
+
+/* BCD nibbles to digits, dropping trailing F nibbles; any other non-digit is an error. */
+static int items_bcd(const uint8_t *v, size_t len, char *out, size_t cap)
+{
+	size_t nd = 2 * len, n = 0;
+
+	while (nd > 0 && ((v[(nd - 1) / 2] >> ((nd - 1) % 2 ? 0 : 4)) & 0x0F) == 0x0F)
+		nd--;
+	if (nd + 1 > cap)
+		return SSC_ELIMIT;
+	for (size_t i = 0; i < nd; i++) {
+		uint8_t d = (v[i / 2] >> (i % 2 ? 0 : 4)) & 0x0F;
+
+		if (d > 9)
+			return SSC_EBADCARDDATA;
+		out[n++] = (char)('0' + d);
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+static int items_date_ok(const char *s)
+{
+	int m = (s[4] - '0') * 10 + (s[5] - '0');
+	int d = (s[6] - '0') * 10 + (s[7] - '0');
+
+	return m >= 1 && m <= 12 && d >= 1 && d <= 31;
+}
+
+int items_check_card_number(const char *s, size_t len)
+{
+	static const int w[8] = { 3, 7, 9, 10, 5, 8, 4, 2 };
+	int sum = 0, r;
+	char want;
+
+	if (len != 9)
+		return SSC_EVALUE;
+	for (int i = 0; i < 8; i++) {
+		int c;
+
+		if (s[i] >= '0' && s[i] <= '9')
+			c = s[i] - '0';
+		else if (s[i] >= 'A' && s[i] <= 'Z')
+			c = s[i] - 'A' + 10;
+		else
+			return SSC_EVALUE;
+		sum += c * w[i];
+	}
+	r = 11 - sum % 11;
+	want = r == 10 ? 'X' : r == 11 ? '0' : (char)('0' + r);
+	return s[8] == want ? 0 : SSC_EVALUE;
+}
+
+static int items_bad(const struct item_file *f, const struct item_def *it, const char *why,
+		     struct ssc_diag *diag)
+{
+	return ssc_diag_set(diag, SSC_EBADCARDDATA, "%s item %02X (%s): %s", f->name, it->tag,
+			    it->label, why);
+}
+
+int items_decode(const struct item_file *f, const struct item_def *it, const uint8_t *v,
+		 size_t len, char *text, size_t cap, struct ssc_diag *diag)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int n;
+
+	if (cap == 0)
+		return SSC_ELIMIT;
+	text[0] = '\0';
+	if (len > it->len)
+		return items_bad(f, it, "longer than the item", diag);
+	switch (it->fmt) {
+	case ITEM_FMT_CN:
+		n = items_bcd(v, len, text, cap);
+		if (n == SSC_EBADCARDDATA)
+			return items_bad(f, it, "not BCD digits", diag);
+		return n;
+	case ITEM_FMT_DATE:
+		n = items_bcd(v, len, text, cap);
+		if (n == SSC_EBADCARDDATA || (n != 0 && n != 8) || (n == 8 && !items_date_ok(text))) {
+			text[0] = '\0';
+			return items_bad(f, it, "not a YYYYMMDD date", diag);
+		}
+		return n;
+	case ITEM_FMT_AN:
+		/* Only 00 and FF are padding: an ASCII 'F' may be the second byte of a GBK character. */
+		while (len > 0 && (v[len - 1] == 0x00 || v[len - 1] == 0xFF))
+			len--;
+		n = gbk_to_utf8(v, len, text, cap);
+		if (n == SSC_EBADCARDDATA)
+			return items_bad(f, it, "not GBK text", diag);
+		if (n >= 0 && (it->checks & ITEM_CHECK_CARDNO) &&
+		    items_check_card_number(text, (size_t)n)) {
+			text[0] = '\0';
+			return items_bad(f, it, "check character is wrong", diag);
+		}
+		return n;
+	case ITEM_FMT_B:
+		if (2 * len + 1 > cap)
+			return SSC_ELIMIT;
+		for (size_t i = 0; i < len; i++) {
+			text[2 * i] = hex[v[i] >> 4];
+			text[2 * i + 1] = hex[v[i] & 0x0F];
+		}
+		text[2 * len] = '\0';
+		return (int)(2 * len);
+	default:
+		return SSC_EINVAL;
+	}
+}
+
+static uint32_t items_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int items_decode_txn(const uint8_t *v, size_t len, struct item_txn *t, struct ssc_diag *diag)
+{
+	static const struct item_file f = { "DF04/EF08", 4, 0x08, ITEM_WKEY_STK, 0, 1, 0, NULL, 0 };
+	static const struct item_def time_def = { 0x40, 1, 1, 7, ITEM_FMT_CN, 0, "交易时间 time" };
+	static const struct item_def inst_def = { 0x40, 1, 1, 12, ITEM_FMT_AN, 0,
+						  "医疗机构编号 institution" };
+	static const struct item_def ser_def = { 0x40, 1, 1, 20, ITEM_FMT_AN, 0,
+						 "结算流水号 settlement number" };
+	int n;
+
+	memset(t, 0, sizeof(*t));
+	if (len != 0x33)
+		return items_bad(&f, &items_df04_ef08[0], "record is not 51 bytes", diag);
+	n = items_decode(&f, &time_def, v, 7, t->time, sizeof(t->time), diag);
+	if (n < 0)
+		return n;
+	if (n != 14 || !items_date_ok(t->time))
+		return items_bad(&f, &time_def, "not a YYYYMMDDhhmmss time", diag);
+	n = items_decode(&f, &inst_def, v + 7, 12, t->institution, sizeof(t->institution), diag);
+	if (n < 0)
+		return n;
+	n = items_decode(&f, &ser_def, v + 19, 20, t->settlement, sizeof(t->settlement), diag);
+	if (n < 0)
+		return n;
+	t->total = items_be32(v + 39);
+	t->personal_account = items_be32(v + 43);
+	t->pooled = items_be32(v + 47);
+	return 0;
+}
+
+static int items_value_err(const struct item_file *f, const struct item_def *it, const char *why,
+			   struct ssc_diag *diag)
+{
+	return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): %s", f->name, it->tag, it->label,
+			    why);
+}
+
+int items_encode(const struct item_file *f, const struct item_def *it, const char *text,
+		 uint8_t *out, size_t cap, struct ssc_diag *diag)
+{
+	size_t tl = strlen(text), nb;
+	int n;
+
+	switch (it->fmt) {
+	case ITEM_FMT_DATE:
+		if (tl != 8)
+			return items_value_err(f, it, "expected YYYYMMDD", diag);
+		__attribute__((fallthrough));   /* digits, then the calendar check below */
+	case ITEM_FMT_CN:
+		nb = (tl + 1) / 2;
+		if (nb > it->len || nb > cap)
+			return items_value_err(f, it, "too many digits", diag);
+		for (size_t i = 0; i < tl; i++)
+			if (text[i] < '0' || text[i] > '9')
+				return items_value_err(f, it, "digits only", diag);
+		if (it->fmt == ITEM_FMT_DATE && !items_date_ok(text))
+			return items_value_err(f, it, "not a calendar date", diag);
+		memset(out, 0xFF, nb);
+		for (size_t i = 0; i < tl; i++) {
+			uint8_t d = (uint8_t)(text[i] - '0');
+
+			out[i / 2] = i % 2 ? (uint8_t)((out[i / 2] & 0xF0) | d)
+					   : (uint8_t)((d << 4) | 0x0F);
+		}
+		return (int)nb;
+	case ITEM_FMT_AN:
+		if ((it->checks & ITEM_CHECK_CARDNO) && items_check_card_number(text, tl))
+			return items_value_err(f, it, "not a card number with a valid check character",
+					       diag);
+		n = gbk_from_utf8(text, out, cap < it->len ? cap : it->len);
+		if (n == SSC_ELIMIT)
+			return items_value_err(f, it, "too long for the item", diag);
+		if (n < 0)
+			return items_value_err(f, it, "not representable in GBK", diag);
+		if (memchr(out, 0, (size_t)n))
+			return items_value_err(f, it, "contains a NUL character", diag);
+		return n;
+	case ITEM_FMT_B:
+		if (tl % 2 || tl / 2 > it->len || tl / 2 > cap)
+			return items_value_err(f, it, "expected an even number of hex digits", diag);
+		for (size_t i = 0; i < tl; i += 2) {
+			int hi = items_hexval(text[i]), lo = items_hexval(text[i + 1]);
+
+			if (hi < 0 || lo < 0)
+				return items_value_err(f, it, "not hex", diag);
+			out[i / 2] = (uint8_t)(hi << 4 | lo);
+		}
+		return (int)(tl / 2);
+	default:
+		return ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s item %02X is not writable as text",
+				    f->name, it->tag);
+	}
+}

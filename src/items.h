@@ -1,0 +1,108 @@
+/*
+ * This file contains the card's data dictionary as a table: which files the API may name
+ * ("SSSE/EF06", "DF04/EF05"), their SFI, DF and write key, and their items (tag, record number,
+ * length, format), with the decoding of card bytes into API values (spec §2.2–2.4, §12.7, §12.9)
+ * and the encoding the writes of a later issue check before any APDU.
+ */
+#ifndef SSC_ITEMS_H
+#define SSC_ITEMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "sscard/error.h"
+
+enum item_fmt {
+	ITEM_FMT_CN = 0,  /* BCD digits, right-padded with F nibbles: drop them */
+	ITEM_FMT_DATE,    /* cn 4: YYYYMMDD ("" when all F) */
+	ITEM_FMT_AN,      /* GBK text right-padded with 00: drop trailing 00 and FF bytes only */
+	ITEM_FMT_B,       /* binary: upper-case hex */
+	ITEM_FMT_TXN,     /* a DF04/EF08 transaction record (§12.7), see struct item_txn */
+};
+
+/* Which key protects writes to a file (spec §12.4). */
+enum item_wkey { ITEM_WKEY_NONE = 0, ITEM_WKEY_SSSE, ITEM_WKEY_EF0D, ITEM_WKEY_STK };
+
+#define ITEM_CHECK_CARDNO 0x1   /* the value is a card number with a check character (§2.6) */
+
+struct item_def {
+	uint8_t tag;
+	uint8_t rec;        /* record number on spec 2.00/3.00 cards */
+	uint8_t rec_v1;     /* record number on spec 1.00 cards; 0 = no such item there */
+	uint8_t len;        /* the record's value length, which is also the maximum */
+	enum item_fmt fmt;
+	unsigned checks;    /* ITEM_CHECK_* */
+	const char *label;  /* "姓名 name": for messages and human output, never a value */
+};
+
+/* A file as the API names it; a value (copy it freely), pointing into static tables. */
+struct item_file {
+	char name[12];      /* canonical "SSSE/EF06" */
+	uint8_t df;         /* 0 = SSSE itself; 1..5 = DF01..DF05 (AID D156000005 00..04) */
+	uint8_t sfi;
+	enum item_wkey wkey;
+	uint8_t min_gen;    /* 3 for EF0D; 0 = any generation */
+	uint8_t cyclic;     /* records by number, newest = record 1 (DF04/EF08) */
+	uint8_t generic;    /* layout unknown in v1 (DF01-DF03, DF05): any tag, binary, by tag */
+	const struct item_def *items;
+	size_t n_items;
+};
+
+/* Largest decoded text of one item (UTF-8 of 30 GBK bytes, hex of 255 bytes), with the NUL. */
+#define ITEM_TEXT_MAX 512
+
+/* A DF04/EF08 record, decoded. Amounts in fen. */
+struct item_txn {
+	char time[15];          /* YYYYMMDDhhmmss */
+	char institution[40];   /* 医疗机构编号, UTF-8 */
+	char settlement[64];    /* 结算流水号, UTF-8 */
+	uint32_t total, personal_account, pooled;
+};
+
+/*
+ * Parses a file name: "SSSE/EF05", "SSSE/EF06", "SSSE/EF0D", "DF04/EF05", "DF04/EF06",
+ * "DF04/EF08", and the generic "DF01/EFxx" .. "DF03/EFxx", "DF05/EFxx" (xx 01..1E hex).
+ * Case-insensitive; out->name is canonical upper case. Returns 0 or SSC_EBADITEM.
+ */
+int items_file_parse(const char *name, struct item_file *out);
+
+/* Parses an item tag of exactly two hex digits ("08", "4e"). Returns 0 or SSC_EBADITEM. */
+int items_parse_tag(const char *s, uint8_t *tag);
+
+/*
+ * Fills *out with the definition of tag in file f (a generic file accepts any tag: binary, by tag,
+ * up to 255 bytes). Returns 0 or SSC_EBADITEM.
+ */
+int items_find(const struct item_file *f, uint8_t tag, struct item_def *out);
+
+/* The key protecting writes to f, from cfg; NULL for none. */
+const struct config_key *items_write_key(const struct config *cfg, const struct item_file *f);
+
+/*
+ * Decodes the value bytes of item it (of file f) into text (cap bytes, NUL-terminated) per
+ * §12.9: cn drops trailing F nibbles, dates are YYYYMMDD, an drops trailing 00/FF and converts
+ * GBK to UTF-8, binary is upper-case hex; applies it->checks. Returns the text length or
+ * SSC_EBADCARDDATA (message names the file and item, never the value), SSC_ELIMIT (cap), or
+ * SSC_EINVAL (it is a ITEM_FMT_TXN item).
+ */
+int items_decode(const struct item_file *f, const struct item_def *it, const uint8_t *v,
+		 size_t len, char *text, size_t cap, struct ssc_diag *diag);
+
+/* Decodes a §12.7 transaction record value (51 bytes). Returns 0 or SSC_EBADCARDDATA. */
+int items_decode_txn(const uint8_t *v, size_t len, struct item_txn *t, struct ssc_diag *diag);
+
+/*
+ * Encodes the API value text of item it into the card's bytes (out, cap bytes) before any APDU is
+ * sent: cn digits to BCD padded with F to whole bytes, dates checked, an UTF-8 to GBK, binary from
+ * hex; checks the length against it->len and it->checks. Returns the value length (the card pads
+ * the rest of the record), SSC_EVALUE (message names the item) or SSC_EUNSUPPORTED (a
+ * transaction record: not writable as text).
+ */
+int items_encode(const struct item_file *f, const struct item_def *it, const char *text,
+		 uint8_t *out, size_t cap, struct ssc_diag *diag);
+
+/* Checks the check character of a 9-character card number (§2.6). Returns 0 or SSC_EVALUE. */
+int items_check_card_number(const char *s, size_t len);
+
+#endif
