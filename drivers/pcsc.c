@@ -1,0 +1,813 @@
+/*
+ * This file contains the PC/SC reader driver (ssc_driver_pcsc, include/sscard/driver.h) on
+ * pcsc-lite: the reader list and change notification on one monitor context, and exclusive card
+ * connections, each on a context of its own. SCARD_* codes become sscard errors here and nowhere
+ * else. The client library honours PCSCLITE_CSOCK_NAME, so tests can point it at a private pcscd.
+ *
+ * Threads: pcsc-lite contexts must not be used by two threads at once. The monitor context belongs
+ * to the monitor thread (list, wait_change); wake() only calls SCardCancel on it, which pcsc-lite
+ * makes for exactly that purpose. Every slot owns its SCARDCONTEXT and card handle; the core hands
+ * a slot to one thread at a time (under its per-reader card lock), never to two concurrently.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <PCSC/reader.h>
+#include <PCSC/winscard.h>
+#include <PCSC/wintypes.h>
+
+#include "log.h"
+#include "sscard/driver.h"
+#include "sscard/error.h"
+
+#define PCSC_MAX_READERS 32          /* readers one snapshot reports (pcsc-lite's own limit is 16) */
+#define PCSC_WAIT_CHUNK_MS 500       /* one SCardGetStatusChange; wake() is seen at least this often */
+#define PCSC_SHARING_RETRY_MS 50     /* pause between two exclusive connects refused as shared */
+#define PCSC_BACKOFF_MIN_MS 100      /* first pause while pcscd is unreachable */
+#define PCSC_BACKOFF_MAX_MS 2000     /* longest pause while pcscd is unreachable */
+#define PCSC_SERIAL_TRIES 3          /* attempts to read a reader's serial (it may be held) */
+#define PCSC_RECV_MAX 264            /* pcsc-lite's MAX_BUFFER_SIZE: a short answer always fits */
+#define PCSC_PNP_NAME "\\\\?PnP?\\Notification"
+
+/* What the monitor remembers about one reader between list() and wait_change(). */
+struct pcsc_known {
+	char name[SSC_READER_NAME_MAX];
+	DWORD state;                         /* last dwEventState, SCARD_STATE_CHANGED cleared */
+	char serial[SSC_READER_SERIAL_MAX];
+	int serial_tries;                    /* PCSC_SERIAL_TRIES once read (or given up) */
+	int seen;                            /* scratch flag for list() */
+};
+
+struct ssc_driver {
+	int connect_retry_ms;
+
+	pthread_mutex_t lock;                /* guards ctx/ctx_valid for wake(), woken, in_wait */
+	pthread_cond_t cond;                 /* back-off sleeps; signalled by wake() */
+	SCARDCONTEXT ctx;                    /* the monitor context */
+	int ctx_valid;
+	int in_wait;                         /* the monitor is inside SCardGetStatusChange */
+	int woken;                           /* wake() was called since the last wait_change() */
+
+	/* Monitor thread only. */
+	int backoff_ms;
+	int down_logged;
+	int known_valid;                     /* known[] is a snapshot taken on the current ctx */
+	struct pcsc_known known[PCSC_MAX_READERS];
+	size_t n_known;
+};
+
+struct ssc_slot {
+	SCARDCONTEXT ctx;
+	SCARDHANDLE card;
+	DWORD proto;
+	int have_ctx;
+	int have_card;
+	int broken;                          /* context or handle died: reconnect from scratch */
+	int connect_retry_ms;
+	char name[SSC_READER_NAME_MAX];
+};
+
+static int64_t pcsc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pcsc_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* True for the codes that say the context (pcscd, its socket or the handle) is gone. */
+static int pcsc_rv_dead(LONG rv)
+{
+	return rv == SCARD_E_NO_SERVICE || rv == SCARD_E_SERVICE_STOPPED ||
+	       rv == SCARD_E_INVALID_HANDLE || rv == SCARD_F_COMM_ERROR ||
+	       rv == (LONG)SCARD_W_SECURITY_VIOLATION;
+}
+
+/* Maps a pcsc-lite result to the error vocabulary (the one place that knows SCARD_*). */
+static int pcsc_map(LONG rv)
+{
+	switch (rv) {
+	case SCARD_S_SUCCESS:
+		return 0;
+	case SCARD_E_NOT_TRANSACTED:     /* the card left while an APDU was in flight */
+	case SCARD_W_REMOVED_CARD:       /* the card left since we connected */
+	case SCARD_W_RESET_CARD:         /* someone reset it under us: our security state is gone */
+		return SSC_ECARDREMOVED;
+	case SCARD_E_NO_SMARTCARD:
+		return SSC_ENOCARD;
+	case SCARD_E_UNKNOWN_READER:
+	case SCARD_E_READER_UNAVAILABLE:
+		return SSC_ENOREADER;
+	case SCARD_E_SHARING_VIOLATION:
+		return SSC_EREADERBUSY;
+	case SCARD_E_TIMEOUT:
+		return SSC_ETIMEDOUT;
+	case SCARD_E_NO_MEMORY:
+		return SSC_ENOMEM;
+	case SCARD_W_UNRESPONSIVE_CARD:
+	case SCARD_W_UNPOWERED_CARD:
+	case SCARD_W_UNSUPPORTED_CARD:
+	case SCARD_E_PROTO_MISMATCH:
+	case SCARD_E_INVALID_ATR:
+	case SCARD_E_INSUFFICIENT_BUFFER:
+		return SSC_EPROTO;
+	default:
+		return SSC_EREADER;
+	}
+}
+
+/*
+ * The reader id: "pcsc-" and the reader name in lower case, each run of characters outside
+ * [a-z0-9] turned into one '-', none at either end. A name too long for the id keeps its start
+ * and gets an FNV-1a hash of the whole name, so that two long names still differ.
+ */
+static void pcsc_reader_id(const char *name, char *out, size_t cap)
+{
+	static const char prefix[] = "pcsc-";
+	size_t n = sizeof(prefix) - 1, start = n;
+	int dash = 0, truncated = 0;
+	uint32_t h = 2166136261u;
+
+	memcpy(out, prefix, n);
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		unsigned char c = *p;
+
+		h = (h ^ c) * 16777619u;
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+			dash = n > start;
+			continue;
+		}
+		if (n + (size_t)dash + 1 >= cap) {
+			truncated = 1;
+			continue;
+		}
+		if (dash)
+			out[n++] = '-';
+		dash = 0;
+		out[n++] = (char)c;
+	}
+	if (truncated || n == start) {
+		static const char hex[] = "0123456789abcdef";
+
+		if (n > cap - 10)
+			n = cap - 10;
+		while (n > start && out[n - 1] == '-')
+			n--;
+		if (n > start)
+			out[n++] = '-';
+		for (int i = 7; i >= 0; i--)
+			out[n++] = hex[(h >> (i * 4)) & 0xF];
+	}
+	out[n] = '\0';
+}
+
+static int pcsc_open(const struct ssc_driver_config *cfg, struct ssc_driver **out)
+{
+	struct ssc_driver *drv;
+
+	drv = calloc(1, sizeof(*drv));
+	if (!drv)
+		return SSC_ENOMEM;
+	drv->connect_retry_ms = cfg && cfg->connect_retry_ms > 0 ? cfg->connect_retry_ms : 2000;
+	drv->backoff_ms = PCSC_BACKOFF_MIN_MS;
+	if (pthread_mutex_init(&drv->lock, NULL) != 0) {
+		free(drv);
+		return SSC_ENOMEM;
+	}
+	if (pthread_cond_init(&drv->cond, NULL) != 0) {
+		pthread_mutex_destroy(&drv->lock);
+		free(drv);
+		return SSC_ENOMEM;
+	}
+	/* The monitor context is established by the monitor thread, on its first list(). */
+	*out = drv;
+	return 0;
+}
+
+/* Releases the monitor context (monitor thread, or close()). */
+static void pcsc_mon_drop(struct ssc_driver *drv)
+{
+	pthread_mutex_lock(&drv->lock);
+	if (drv->ctx_valid) {
+		(void)SCardReleaseContext(drv->ctx);
+		drv->ctx_valid = 0;
+	}
+	pthread_mutex_unlock(&drv->lock);
+	drv->known_valid = 0;
+}
+
+/* Makes sure the monitor context exists. Returns 0 or SSC_EREADER (pcscd unreachable). */
+static int pcsc_mon_ensure(struct ssc_driver *drv)
+{
+	SCARDCONTEXT ctx;
+	LONG rv;
+
+	if (drv->ctx_valid)
+		return 0;
+	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
+	if (rv != SCARD_S_SUCCESS) {
+		if (!drv->down_logged)
+			log_warn("pcsc: cannot reach pcscd: %s (0x%08lX); retrying",
+				 pcsc_stringify_error(rv), (unsigned long)rv);
+		drv->down_logged = 1;
+		return SSC_EREADER;
+	}
+	if (drv->down_logged)
+		log_info("pcsc: connected to pcscd again");
+	drv->down_logged = 0;
+	drv->backoff_ms = PCSC_BACKOFF_MIN_MS;
+	pthread_mutex_lock(&drv->lock);
+	drv->ctx = ctx;
+	drv->ctx_valid = 1;
+	pthread_mutex_unlock(&drv->lock);
+	drv->known_valid = 0;
+	return 0;
+}
+
+static void pcsc_close(struct ssc_driver *drv)
+{
+	if (!drv)
+		return;
+	pcsc_mon_drop(drv);
+	pthread_cond_destroy(&drv->cond);
+	pthread_mutex_destroy(&drv->lock);
+	free(drv);
+}
+
+/*
+ * Lists the reader names of ctx into a multi-string that pcsc-lite allocated (*names, free it with
+ * SCardFreeMemory). Returns the pcsc-lite result; SCARD_E_NO_READERS_AVAILABLE is success with
+ * *names NULL.
+ */
+static LONG pcsc_list_names(SCARDCONTEXT ctx, char **names, DWORD *len)
+{
+	LONG rv;
+
+	*names = NULL;
+	*len = SCARD_AUTOALLOCATE;
+	rv = SCardListReaders(ctx, NULL, (LPSTR)names, len);
+	if (rv == SCARD_E_NO_READERS_AVAILABLE) {
+		*names = NULL;
+		*len = 0;
+		return SCARD_S_SUCCESS;
+	}
+	if (rv != SCARD_S_SUCCESS)
+		*names = NULL;
+	return rv;
+}
+
+/* Copies a reader serial, keeping printable ASCII only (it ends up in JSON and logs). */
+static void pcsc_copy_serial(char *out, size_t cap, const unsigned char *in, DWORD len)
+{
+	size_t n = 0;
+
+	for (DWORD i = 0; i < len && n + 1 < cap; i++) {
+		if (in[i] == '\0')
+			break;
+		if (in[i] >= 0x20 && in[i] < 0x7F)
+			out[n++] = (char)in[i];
+	}
+	out[n] = '\0';
+}
+
+/*
+ * Reads the reader serial (SCARD_ATTR_VENDOR_IFD_SERIAL_NO) through a direct (card-less)
+ * connection. A reader held exclusively refuses; we try again on a later list().
+ */
+static void pcsc_read_serial(struct ssc_driver *drv, struct pcsc_known *k)
+{
+	SCARDHANDLE h;
+	DWORD proto = 0, len;
+	unsigned char buf[SSC_READER_SERIAL_MAX * 2];
+	LONG rv;
+
+	k->serial_tries++;
+	rv = SCardConnect(drv->ctx, k->name, SCARD_SHARE_DIRECT, 0, &h, &proto);
+	if (rv != SCARD_S_SUCCESS) {
+		if (rv != SCARD_E_SHARING_VIOLATION)
+			k->serial_tries = PCSC_SERIAL_TRIES;
+		return;
+	}
+	len = sizeof(buf);
+	rv = SCardGetAttrib(h, SCARD_ATTR_VENDOR_IFD_SERIAL_NO, buf, &len);
+	if (rv == SCARD_S_SUCCESS && len <= sizeof(buf))
+		pcsc_copy_serial(k->serial, sizeof(k->serial), buf, len);
+	(void)SCardDisconnect(h, SCARD_LEAVE_CARD);
+	k->serial_tries = PCSC_SERIAL_TRIES;
+}
+
+static struct pcsc_known *pcsc_known_find(struct ssc_driver *drv, const char *name)
+{
+	for (size_t i = 0; i < drv->n_known; i++)
+		if (strcmp(drv->known[i].name, name) == 0)
+			return &drv->known[i];
+	return NULL;
+}
+
+/* One attempt at a snapshot. Returns the count, SSC_EREADER (context dead) or 1 << 30 (retry). */
+static int pcsc_list_once(struct ssc_driver *drv, struct ssc_reader_desc *out, size_t max)
+{
+	SCARD_READERSTATE st[PCSC_MAX_READERS];
+	struct pcsc_known next[PCSC_MAX_READERS];
+	char *names = NULL;
+	DWORD len = 0;
+	size_t n = 0;
+	LONG rv;
+
+	rv = pcsc_list_names(drv->ctx, &names, &len);
+	if (rv != SCARD_S_SUCCESS) {
+		if (pcsc_rv_dead(rv)) {
+			log_warn("pcsc: lost pcscd: %s", pcsc_stringify_error(rv));
+			pcsc_mon_drop(drv);
+			return SSC_EREADER;
+		}
+		log_warn("pcsc: SCardListReaders: %s", pcsc_stringify_error(rv));
+		return 1 << 30;
+	}
+	memset(st, 0, sizeof(st));
+	for (const char *p = names; p && len > 0 && *p && n < PCSC_MAX_READERS && n < max;
+	     p += strlen(p) + 1) {
+		if (strlen(p) >= SSC_READER_NAME_MAX) {
+			log_warn("pcsc: reader name too long, ignored (%.40s...)", p);
+			continue;
+		}
+		memset(&next[n], 0, sizeof(next[n]));
+		memcpy(next[n].name, p, strlen(p) + 1);
+		st[n].szReader = next[n].name;
+		st[n].dwCurrentState = SCARD_STATE_UNAWARE;
+		n++;
+	}
+	if (names)
+		(void)SCardFreeMemory(drv->ctx, names);
+	if (n > 0) {
+		rv = SCardGetStatusChange(drv->ctx, 0, st, (DWORD)n);
+		if (rv == SCARD_E_UNKNOWN_READER || rv == SCARD_E_TIMEOUT)
+			return 1 << 30;   /* a reader left between the two calls */
+		if (rv != SCARD_S_SUCCESS) {
+			if (pcsc_rv_dead(rv)) {
+				log_warn("pcsc: lost pcscd: %s", pcsc_stringify_error(rv));
+				pcsc_mon_drop(drv);
+				return SSC_EREADER;
+			}
+			log_warn("pcsc: SCardGetStatusChange: %s", pcsc_stringify_error(rv));
+			return 1 << 30;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ssc_reader_desc *d = &out[i];
+		struct pcsc_known *old = pcsc_known_find(drv, next[i].name);
+		DWORD ev = st[i].dwEventState;
+
+		if (old) {
+			memcpy(next[i].serial, old->serial, sizeof(next[i].serial));
+			next[i].serial_tries = old->serial_tries;
+		}
+		if (next[i].serial_tries < PCSC_SERIAL_TRIES)
+			pcsc_read_serial(drv, &next[i]);
+		next[i].state = ev & ~(DWORD)SCARD_STATE_CHANGED;
+
+		memset(d, 0, sizeof(*d));
+		pcsc_reader_id(next[i].name, d->id, sizeof(d->id));
+		memcpy(d->name, next[i].name, sizeof(d->name));
+		memcpy(d->serial, next[i].serial, sizeof(d->serial));
+		d->card_present = (ev & SCARD_STATE_PRESENT) ? 1 : 0;
+		if (d->card_present && st[i].cbAtr > 0 && st[i].cbAtr <= SSC_ATR_MAX) {
+			memcpy(d->atr, st[i].rgbAtr, st[i].cbAtr);
+			d->atr_len = st[i].cbAtr;
+		}
+	}
+	memcpy(drv->known, next, n * sizeof(next[0]));
+	drv->n_known = n;
+	drv->known_valid = 1;
+	return (int)n;
+}
+
+static int pcsc_list(struct ssc_driver *drv, struct ssc_reader_desc *out, size_t max)
+{
+	int r = 1 << 30;
+
+	if (pcsc_mon_ensure(drv) != 0)
+		return SSC_EREADER;
+	for (int attempt = 0; attempt < 3 && r == 1 << 30; attempt++)
+		r = pcsc_list_once(drv, out, max);
+	if (r == 1 << 30) {
+		/* The subsystem answers but not consistently: report it as unreachable for now. */
+		pcsc_mon_drop(drv);
+		return SSC_EREADER;
+	}
+	return r;
+}
+
+/* Sleeps up to ms, or until wake(). Returns 1 when woken. */
+static int pcsc_nap(struct ssc_driver *drv, int ms)
+{
+	struct timespec ts;
+	int woken;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&drv->lock);
+	while (!drv->woken) {
+		if (pthread_cond_timedwait(&drv->cond, &drv->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	woken = drv->woken;
+	drv->woken = 0;
+	pthread_mutex_unlock(&drv->lock);
+	return woken;
+}
+
+/* Whether the reader names pcscd reports now differ from the last snapshot. */
+static int pcsc_names_changed(struct ssc_driver *drv, LONG *rv)
+{
+	char *names = NULL;
+	DWORD len = 0;
+	size_t n = 0;
+	int changed = 0;
+
+	*rv = pcsc_list_names(drv->ctx, &names, &len);
+	if (*rv != SCARD_S_SUCCESS)
+		return 0;
+	for (const char *p = names; p && len > 0 && *p; p += strlen(p) + 1) {
+		if (strlen(p) >= SSC_READER_NAME_MAX)
+			continue;
+		if (!pcsc_known_find(drv, p))
+			changed = 1;
+		n++;
+	}
+	if (names)
+		(void)SCardFreeMemory(drv->ctx, names);
+	return changed || n != drv->n_known;
+}
+
+static int pcsc_wait_change(struct ssc_driver *drv, int timeout_ms)
+{
+	SCARD_READERSTATE st[PCSC_MAX_READERS + 1];
+	int64_t deadline = pcsc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	size_t n;
+	LONG rv;
+
+	pthread_mutex_lock(&drv->lock);
+	if (drv->woken) {
+		drv->woken = 0;
+		pthread_mutex_unlock(&drv->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&drv->lock);
+
+	if (!drv->ctx_valid) {
+		/* pcscd is away: try again after a growing pause, never in a tight loop. */
+		if (pcsc_mon_ensure(drv) == 0)
+			return 1;
+		int ms = drv->backoff_ms;
+
+		if (ms > timeout_ms)
+			ms = timeout_ms > 0 ? timeout_ms : 0;
+		drv->backoff_ms = drv->backoff_ms * 2 > PCSC_BACKOFF_MAX_MS ? PCSC_BACKOFF_MAX_MS
+									     : drv->backoff_ms * 2;
+		if (ms > 0 && pcsc_nap(drv, ms))
+			return 0;
+		return pcsc_mon_ensure(drv) == 0 ? 1 : SSC_EREADER;
+	}
+	if (!drv->known_valid)
+		return 1;
+
+	/* The PnP pseudo reader only sees readers that come or go during the call: check now. */
+	if (pcsc_names_changed(drv, &rv))
+		return 1;
+	if (rv != SCARD_S_SUCCESS) {
+		if (pcsc_rv_dead(rv)) {
+			log_warn("pcsc: lost pcscd: %s", pcsc_stringify_error(rv));
+			pcsc_mon_drop(drv);
+			return SSC_EREADER;
+		}
+		return 1;
+	}
+
+	memset(st, 0, sizeof(st));
+	for (n = 0; n < drv->n_known; n++) {
+		st[n].szReader = drv->known[n].name;
+		st[n].dwCurrentState = drv->known[n].state;
+	}
+	st[n].szReader = PCSC_PNP_NAME;
+	st[n].dwCurrentState = SCARD_STATE_UNAWARE;
+	n++;
+
+	for (;;) {
+		int64_t left = deadline - pcsc_now_ms();
+		int woken;
+
+		if (left <= 0)
+			return 0;
+		if (left > PCSC_WAIT_CHUNK_MS)
+			left = PCSC_WAIT_CHUNK_MS;
+		pthread_mutex_lock(&drv->lock);
+		if (drv->woken) {
+			drv->woken = 0;
+			pthread_mutex_unlock(&drv->lock);
+			return 0;
+		}
+		drv->in_wait = 1;
+		pthread_mutex_unlock(&drv->lock);
+
+		/* The PnP entry asks for the reader count (pcsc-lite compares it within the call). */
+		st[n - 1].dwCurrentState = SCARD_STATE_UNAWARE;
+		rv = SCardGetStatusChange(drv->ctx, (DWORD)left, st, (DWORD)n);
+
+		pthread_mutex_lock(&drv->lock);
+		drv->in_wait = 0;
+		woken = drv->woken;
+		drv->woken = 0;
+		pthread_mutex_unlock(&drv->lock);
+
+		switch (rv) {
+		case SCARD_S_SUCCESS:
+			for (size_t i = 0; i + 1 < n; i++)
+				if (st[i].dwEventState & SCARD_STATE_CHANGED)
+					return 1;
+			if (st[n - 1].dwEventState & SCARD_STATE_CHANGED)
+				return 1;
+			if (woken)
+				return 0;
+			continue;
+		case SCARD_E_TIMEOUT:
+			if (woken)
+				return 0;
+			continue;
+		case SCARD_E_CANCELLED:
+			return 0;
+		case SCARD_E_UNKNOWN_READER:
+			return 1;
+		default:
+			if (pcsc_rv_dead(rv)) {
+				log_warn("pcsc: lost pcscd: %s", pcsc_stringify_error(rv));
+				pcsc_mon_drop(drv);
+				return SSC_EREADER;
+			}
+			log_warn("pcsc: SCardGetStatusChange: %s", pcsc_stringify_error(rv));
+			/* Unknown trouble: do not spin on it; let list() look again after a pause. */
+			(void)pcsc_nap(drv, PCSC_WAIT_CHUNK_MS);
+			return 1;
+		}
+	}
+}
+
+static void pcsc_wake(struct ssc_driver *drv)
+{
+	SCARDCONTEXT ctx = 0;
+	int cancel;
+
+	pthread_mutex_lock(&drv->lock);
+	drv->woken = 1;
+	pthread_cond_broadcast(&drv->cond);
+	cancel = drv->in_wait && drv->ctx_valid;
+	if (cancel)
+		ctx = drv->ctx;
+	pthread_mutex_unlock(&drv->lock);
+	/*
+	 * SCardCancel on a context another thread waits on is what pcsc-lite provides it for; it
+	 * talks to pcscd over a fresh socket. Should the context be released meanwhile, pcsc-lite
+	 * answers SCARD_E_INVALID_HANDLE; a missed cancel costs at most PCSC_WAIT_CHUNK_MS.
+	 */
+	if (cancel)
+		(void)SCardCancel(ctx);
+}
+
+/* Finds the name of the reader whose id is reader_id, on the slot's context. */
+static int pcsc_find_name(struct ssc_slot *s, const char *reader_id)
+{
+	char *names = NULL;
+	char id[SSC_READER_ID_MAX];
+	DWORD len = 0;
+	LONG rv;
+	int found = 0;
+
+	rv = pcsc_list_names(s->ctx, &names, &len);
+	if (rv != SCARD_S_SUCCESS)
+		return pcsc_rv_dead(rv) ? SSC_EREADER : pcsc_map(rv);
+	for (const char *p = names; p && len > 0 && *p; p += strlen(p) + 1) {
+		if (strlen(p) >= SSC_READER_NAME_MAX)
+			continue;
+		pcsc_reader_id(p, id, sizeof(id));
+		if (strcmp(id, reader_id) == 0) {
+			memcpy(s->name, p, strlen(p) + 1);
+			found = 1;
+			break;
+		}
+	}
+	if (names)
+		(void)SCardFreeMemory(s->ctx, names);
+	return found ? 0 : SSC_ENOREADER;
+}
+
+/* Reads the ATR of the connected card. */
+static int pcsc_read_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
+{
+	unsigned char buf[MAX_ATR_SIZE];
+	char rname[SSC_READER_NAME_MAX];
+	DWORD rlen = sizeof(rname), state = 0, proto = 0, alen = sizeof(buf);
+	LONG rv;
+
+	rv = SCardStatus(s->card, rname, &rlen, &state, &proto, buf, &alen);
+	if (rv != SCARD_S_SUCCESS) {
+		if (pcsc_rv_dead(rv))
+			s->broken = 1;
+		return pcsc_map(rv);
+	}
+	if (alen > SSC_ATR_MAX)
+		return SSC_EPROTO;
+	memcpy(atr, buf, alen);
+	*atr_len = alen;
+	return 0;
+}
+
+/* SCardConnect (exclusive, T=0 or T=1), retrying a sharing violation until deadline. */
+static int pcsc_connect_card(struct ssc_slot *s, int64_t deadline)
+{
+	LONG rv;
+
+	for (;;) {
+		rv = SCardConnect(s->ctx, s->name, SCARD_SHARE_EXCLUSIVE,
+				  SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &s->card, &s->proto);
+		if (rv == SCARD_S_SUCCESS) {
+			s->have_card = 1;
+			return 0;
+		}
+		if (rv == SCARD_E_SHARING_VIOLATION) {
+			int64_t left = deadline - pcsc_now_ms();
+
+			if (left <= 0)
+				return SSC_EREADERBUSY;
+			pcsc_sleep_ms(left < PCSC_SHARING_RETRY_MS ? (int)left : PCSC_SHARING_RETRY_MS);
+			continue;
+		}
+		if (pcsc_rv_dead(rv)) {
+			s->broken = 1;
+			return SSC_EREADER;
+		}
+		/* No card, or a card that left: for a new connection both mean "no card". */
+		if (rv == SCARD_W_REMOVED_CARD || rv == SCARD_E_NO_SMARTCARD)
+			return SSC_ENOCARD;
+		return pcsc_map(rv);
+	}
+}
+
+static void pcsc_slot_release(struct ssc_slot *s, DWORD disposition)
+{
+	if (s->have_card)
+		(void)SCardDisconnect(s->card, disposition);
+	s->have_card = 0;
+	if (s->have_ctx)
+		(void)SCardReleaseContext(s->ctx);
+	s->have_ctx = 0;
+}
+
+static int pcsc_connect(struct ssc_driver *drv, const char *reader_id, int timeout_ms,
+			struct ssc_slot **out, uint8_t *atr, size_t *atr_len)
+{
+	struct ssc_slot *s;
+	int64_t deadline = pcsc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	LONG rv;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return SSC_ENOMEM;
+	s->connect_retry_ms = drv->connect_retry_ms;
+	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &s->ctx);
+	if (rv != SCARD_S_SUCCESS) {
+		free(s);
+		return SSC_EREADER;
+	}
+	s->have_ctx = 1;
+	r = pcsc_find_name(s, reader_id);
+	if (r == 0)
+		r = pcsc_connect_card(s, deadline);
+	if (r == 0)
+		r = pcsc_read_atr(s, atr, atr_len);
+	if (r != 0) {
+		pcsc_slot_release(s, SCARD_LEAVE_CARD);
+		free(s);
+		return r == SSC_ECARDREMOVED ? SSC_ENOCARD : r;
+	}
+	*out = s;
+	return 0;
+}
+
+static int pcsc_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len, uint8_t *resp,
+			 size_t resp_cap, int timeout_ms)
+{
+	const SCARD_IO_REQUEST *pci;
+	uint8_t buf[PCSC_RECV_MAX];
+	DWORD len = sizeof(buf);
+	LONG rv;
+	int r;
+
+	(void)timeout_ms;   /* PC/SC has no transmit timeout: the core bounds the wait outside */
+	if (!s->have_card || s->broken)
+		return SSC_ECARDREMOVED;
+	if (cmd_len > SSC_CMD_APDU_MAX)
+		return SSC_EINVAL;
+	if (s->proto == SCARD_PROTOCOL_T0)
+		pci = SCARD_PCI_T0;
+	else if (s->proto == SCARD_PROTOCOL_T1)
+		pci = SCARD_PCI_T1;
+	else
+		pci = SCARD_PCI_RAW;
+	rv = SCardTransmit(s->card, pci, cmd, (DWORD)cmd_len, NULL, buf, &len);
+	if (rv != SCARD_S_SUCCESS) {
+		if (pcsc_rv_dead(rv) || rv == SCARD_E_UNKNOWN_READER ||
+		    rv == SCARD_E_READER_UNAVAILABLE) {
+			s->broken = 1;
+			return SSC_EREADER;
+		}
+		return pcsc_map(rv);
+	}
+	if (len == 0) {
+		/*
+		 * vpcd 3.3 answers success with no bytes when the card vanished after it was sent the
+		 * APDU (test-harness.md §2 case 4): a removal, not a protocol fault.
+		 */
+		r = SSC_ECARDREMOVED;
+	} else if (len < 2 || len > resp_cap || len > sizeof(buf)) {
+		r = SSC_EPROTO;
+	} else {
+		memcpy(resp, buf, len);
+		r = (int)len;
+	}
+	explicit_bzero(buf, sizeof(buf));   /* the answer may hold personal data */
+	return r;
+}
+
+static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
+{
+	LONG rv;
+	int r;
+
+	if (s->have_card && !s->broken) {
+		rv = SCardReconnect(s->card, SCARD_SHARE_EXCLUSIVE,
+				    SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_RESET_CARD, &s->proto);
+		if (rv == SCARD_S_SUCCESS) {
+			r = pcsc_read_atr(s, atr, atr_len);
+			return r == 0 ? 0 : (r == SSC_ECARDREMOVED || r == SSC_ENOCARD) ? SSC_ENOCARD
+										    : SSC_EREADER;
+		}
+		if (rv == SCARD_E_NO_SMARTCARD || rv == SCARD_W_REMOVED_CARD)
+			return SSC_ENOCARD;
+		if (!pcsc_rv_dead(rv))
+			return SSC_EREADER;
+	}
+	/* The context or handle died (pcscd restarted): start over on a new context. */
+	pcsc_slot_release(s, SCARD_RESET_CARD);
+	s->broken = 0;
+	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &s->ctx);
+	if (rv != SCARD_S_SUCCESS)
+		return SSC_EREADER;
+	s->have_ctx = 1;
+	r = pcsc_connect_card(s, pcsc_now_ms() + s->connect_retry_ms);
+	if (r == 0)
+		r = pcsc_read_atr(s, atr, atr_len);
+	if (r == 0)
+		return 0;
+	return (r == SSC_ENOCARD || r == SSC_ECARDREMOVED) ? SSC_ENOCARD : SSC_EREADER;
+}
+
+static void pcsc_disconnect(struct ssc_slot *s, int reset)
+{
+	if (!s)
+		return;
+	pcsc_slot_release(s, reset ? SCARD_RESET_CARD : SCARD_LEAVE_CARD);
+	free(s);
+}
+
+const struct ssc_driver_ops ssc_driver_pcsc = {
+	.name = "pcsc",
+	.open = pcsc_open,
+	.close = pcsc_close,
+	.list = pcsc_list,
+	.wait_change = pcsc_wait_change,
+	.wake = pcsc_wake,
+	.connect = pcsc_connect,
+	.transmit = pcsc_transmit,
+	.reconnect = pcsc_reconnect,
+	.disconnect = pcsc_disconnect,
+};
