@@ -1,0 +1,785 @@
+/*
+ * This file contains the JSON-RPC 2.0 layer (src/rpc.h): request parsing and envelope checks with
+ * the depth limit, the built-in methods (system.info, reader.list, events.*), card.* methods as
+ * reader-core jobs, the mapping of SSC_E* codes to error objects, and event fan-out. Loop thread.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cardio.h"
+#include "log.h"
+#include "rpc.h"
+#include "sscard/error.h"
+
+#ifndef SSC_VERSION
+#define SSC_VERSION "0.0.0"
+#endif
+
+struct rpc {
+	const struct config *cfg;
+	struct rpc_backend be;
+	int have_backend;
+	const struct op_env *env;
+	struct rpc_client *subs;        /* subscribed clients (doubly linked through sub_*) */
+};
+
+struct rpc_client {
+	struct rpc *rpc;
+	const struct rpc_client_ops *ops;
+	void *owner;                    /* NULL once the server has closed the client */
+	struct rpc_peer peer;
+	int refs;                       /* the server's (until close) + one per job in flight */
+	int inflight;
+	int subscribed;
+	struct rpc_client *sub_prev, *sub_next;
+};
+
+/* A card.* request on its way through the reader core. */
+struct rpc_job {
+	struct job job;                 /* first: the core hands us &job */
+	const struct op_desc *op;
+	const struct op_env *env;
+	json_t *params;                 /* private deep copy, used on the worker thread */
+	/* Loop-thread only, released in done(): */
+	struct rpc_client *client;
+	json_t *id;                     /* NULL for a notification */
+	int64_t started_ms;
+};
+
+/* Methods served here rather than by ops.c. */
+static const char *const builtin_methods[] = {
+	"system.info", "reader.list", "events.subscribe", "events.unsubscribe",
+};
+
+int rpc_error_code(int err)
+{
+	return RPC_APP_BASE - err;
+}
+
+int rpc_new(const struct config *cfg, struct rpc **out)
+{
+	struct rpc *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return SSC_ENOMEM;
+	r->cfg = cfg;
+	*out = r;
+	return 0;
+}
+
+void rpc_set_backend(struct rpc *r, const struct rpc_backend *be, const struct op_env *env)
+{
+	r->be = *be;
+	r->have_backend = 1;
+	r->env = env;
+}
+
+void rpc_free(struct rpc *r)
+{
+	if (!r)
+		return;
+	if (r->subs)
+		log_warn("rpc: freed with subscribed clients still open");
+	free(r);
+}
+
+/* ---- clients ---------------------------------------------------------------------------- */
+
+struct rpc_client *rpc_client_new(struct rpc *r, const struct rpc_client_ops *ops, void *owner,
+				  const struct rpc_peer *peer)
+{
+	struct rpc_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->rpc = r;
+	c->ops = ops;
+	c->owner = owner;
+	c->peer = *peer;
+	c->refs = 1;
+	return c;
+}
+
+static void client_ref(struct rpc_client *c)
+{
+	c->refs++;
+}
+
+static void client_unref(struct rpc_client *c)
+{
+	if (--c->refs == 0)
+		free(c);
+}
+
+static void unsubscribe(struct rpc_client *c)
+{
+	struct rpc *r = c->rpc;
+
+	if (!c->subscribed)
+		return;
+	if (c->sub_prev)
+		c->sub_prev->sub_next = c->sub_next;
+	else
+		r->subs = c->sub_next;
+	if (c->sub_next)
+		c->sub_next->sub_prev = c->sub_prev;
+	c->sub_prev = c->sub_next = NULL;
+	c->subscribed = 0;
+}
+
+static void subscribe(struct rpc_client *c)
+{
+	struct rpc *r = c->rpc;
+
+	if (c->subscribed)
+		return;
+	c->sub_prev = NULL;
+	c->sub_next = r->subs;
+	if (r->subs)
+		r->subs->sub_prev = c;
+	r->subs = c;
+	c->subscribed = 1;
+}
+
+void rpc_client_close(struct rpc_client *c)
+{
+	if (!c || !c->owner)
+		return;
+	unsubscribe(c);
+	c->owner = NULL;
+	client_unref(c);
+}
+
+int rpc_client_inflight(const struct rpc_client *c)
+{
+	return c->inflight;
+}
+
+int rpc_client_subscribed(const struct rpc_client *c)
+{
+	return c->subscribed;
+}
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+/* Serialises msg (stolen) and queues it to c, if c is still connected. */
+static int send_json(struct rpc_client *c, json_t *msg)
+{
+	char *text;
+	int rc;
+
+	if (!msg)
+		return SSC_ENOMEM;
+	if (!c->owner) {
+		json_decref(msg);
+		return SSC_ESHUTDOWN;
+	}
+	/* Compact output has no newline: the line framing stays intact. */
+	text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (!text)
+		return SSC_ENOMEM;
+	rc = c->ops->send(c->owner, text, strlen(text));
+	free(text);
+	return rc;
+}
+
+static void hex_upper(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0xF];
+	}
+	out[2 * n] = '\0';
+}
+
+/*
+ * The error object of an application error: code RPC_APP_BASE - err (or code_override),
+ * message = the operation's detail or the stable message, data = name, std_code, sw,
+ * retries_left, reader.
+ */
+static json_t *app_error(int code, int err, const struct ssc_diag *d, const char *reader)
+{
+	json_t *data, *e, *msg;
+	int std = ssc_std_code(err, d ? d->sw : 0);
+
+	data = json_object();
+	if (!data)
+		return NULL;
+	json_object_set_new(data, "name", json_string(ssc_strerror_name(err)));
+	if (std != 0)
+		json_object_set_new(data, "std_code", json_integer(std));
+	if (d && d->sw != 0) {
+		char sw[5];
+
+		snprintf(sw, sizeof(sw), "%04X", (unsigned)d->sw);
+		json_object_set_new(data, "sw", json_string(sw));
+	}
+	if (d && d->retries_left >= 0)
+		json_object_set_new(data, "retries_left", json_integer(d->retries_left));
+	if (reader && reader[0])
+		json_object_set_new(data, "reader", json_string(reader));
+	e = json_object();
+	if (!e) {
+		json_decref(data);
+		return NULL;
+	}
+	json_object_set_new(e, "code", json_integer(code));
+	/* diag.msg is UTF-8 by contract; json_string() refuses anything else, so fall back. */
+	msg = (d && d->msg[0]) ? json_string(d->msg) : NULL;
+	if (!msg)
+		msg = json_string(ssc_strerror(err));
+	json_object_set_new(e, "message", msg);
+	json_object_set_new(e, "data", data);
+	return e;
+}
+
+/* A protocol error object; err != 0 adds data.name (and the standard code). */
+static json_t *proto_error(int code, int err, const char *message)
+{
+	json_t *e = json_object();
+
+	if (!e)
+		return NULL;
+	json_object_set_new(e, "code", json_integer(code));
+	json_object_set_new(e, "message", json_string(message));
+	if (err != 0) {
+		json_t *data = json_object();
+		int std = ssc_std_code(err, 0);
+
+		json_object_set_new(data, "name", json_string(ssc_strerror_name(err)));
+		if (std != 0)
+			json_object_set_new(data, "std_code", json_integer(std));
+		json_object_set_new(e, "data", data);
+	}
+	return e;
+}
+
+/* Sends {"jsonrpc":"2.0","id":id,"error":e}; id NULL = a notification: nothing is sent. */
+static int reply_error_obj(struct rpc_client *c, json_t *id, json_t *e)
+{
+	json_t *msg;
+
+	if (!id) {
+		json_decref(e);
+		return 0;
+	}
+	if (!e)
+		return SSC_ENOMEM;
+	msg = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "error", e);
+	return send_json(c, msg);
+}
+
+static int reply_proto(struct rpc_client *c, json_t *id, int code, int err, const char *message)
+{
+	return reply_error_obj(c, id, proto_error(code, err, message));
+}
+
+/* Sends a result (stolen). */
+static int reply_result(struct rpc_client *c, json_t *id, json_t *result)
+{
+	json_t *msg;
+
+	if (!id) {
+		json_decref(result);
+		return 0;
+	}
+	if (!result)
+		return SSC_ENOMEM;
+	msg = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+	return send_json(c, msg);
+}
+
+int rpc_send_error(struct rpc_client *c, int code, int err, const char *message)
+{
+	json_t *id = json_null();
+	int rc = reply_proto(c, id, code, err, message);
+
+	json_decref(id);
+	return rc;
+}
+
+int rpc_format_error(char *buf, size_t cap, int code, int err, const char *message)
+{
+	json_t *msg = json_pack("{s:s, s:n, s:o}", "jsonrpc", "2.0", "id", "error",
+				proto_error(code, err, message));
+	size_t n;
+
+	if (!msg)
+		return SSC_ENOMEM;
+	n = json_dumpb(msg, buf, cap > 0 ? cap - 1 : 0, JSON_COMPACT);
+	json_decref(msg);
+	if (n == 0 || n >= cap)
+		return SSC_ELIMIT;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+/* ---- request parsing -------------------------------------------------------------------- */
+
+/*
+ * Whether the text nests objects/arrays deeper than max. jansson has no depth option (its own
+ * limit is 2048), so this scan runs before the parser; it only tracks strings and brackets.
+ */
+static int depth_exceeds(const char *s, size_t len, int max)
+{
+	int depth = 0, in_str = 0, esc = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (ch == '\\')
+				esc = 1;
+			else if (ch == '"')
+				in_str = 0;
+			continue;
+		}
+		if (ch == '"') {
+			in_str = 1;
+		} else if (ch == '{' || ch == '[') {
+			if (++depth > max)
+				return 1;
+		} else if (ch == '}' || ch == ']') {
+			depth--;
+		}
+	}
+	return 0;
+}
+
+static json_t *reader_json(const struct reader_info *ri)
+{
+	json_t *o = json_object(), *name;
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "id", json_string(ri->id));
+	name = json_string(ri->name);
+	if (!name)    /* a name that is not UTF-8: keep the entry, show the id instead */
+		name = json_string(ri->id);
+	json_object_set_new(o, "name", name);
+	json_object_set_new(o, "driver", json_string(ri->driver));
+	json_object_set_new(o, "card", json_boolean(ri->card_present));
+	json_object_set_new(o, "role", json_string(reader_role_name(ri->role)));
+	json_object_set_new(o, "busy", json_boolean(ri->busy));
+	if (ri->serial[0])
+		json_object_set_new(o, "serial", json_string(ri->serial));
+	if (ri->card_present && ri->atr_len > 0 && ri->atr_len <= SSC_ATR_MAX) {
+		char atr[2 * SSC_ATR_MAX + 1];
+
+		hex_upper(ri->atr, ri->atr_len, atr);
+		json_object_set_new(o, "atr", json_string(atr));
+	}
+	if (ri->role == READER_ROLE_PSAM && ri->psam_alg != SSC_ALG_NONE)
+		json_object_set_new(o, "algorithm",
+				    json_string(ri->psam_alg == SSC_ALG_SM4 ? "sm4" : "des"));
+	return o;
+}
+
+/* Params of a method that takes none: absent or {}. */
+static int check_no_params(struct rpc_client *c, json_t *id, json_t *params)
+{
+	const char *key;
+	json_t *v;
+	char msg[128];
+
+	if (!params)
+		return 0;
+	json_object_foreach(params, key, v) {
+		snprintf(msg, sizeof(msg), "unknown param \"%.64s\"", key);
+		reply_proto(c, id, RPC_INVALID_PARAMS, SSC_EINVAL, msg);
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *limits_json(const struct config *cfg)
+{
+	return json_pack("{s:I, s:i, s:i, s:i, s:i, s:i}",
+			 "max_request_bytes", (json_int_t)cfg->max_request_bytes,
+			 "max_json_depth", cfg->max_json_depth,
+			 "max_inflight_per_client", cfg->max_inflight_per_client,
+			 "idle_timeout_ms", cfg->idle_timeout_ms,
+			 "op_timeout_ms", cfg->op_timeout_ms,
+			 "max_clients_per_uid", cfg->max_clients_per_uid);
+}
+
+static int m_system_info(struct rpc_client *c, json_t *id, json_t *params)
+{
+	json_t *res, *methods;
+
+	if (check_no_params(c, id, params))
+		return 0;
+	methods = json_array();
+	for (size_t i = 0; i < sizeof(builtin_methods) / sizeof(builtin_methods[0]); i++)
+		json_array_append_new(methods, json_string(builtin_methods[i]));
+	for (const struct op_desc *op = ops_table; op->method; op++)
+		json_array_append_new(methods, json_string(op->method));
+	res = json_pack("{s:s, s:i, s:o, s:o, s:{s:I, s:I, s:I}}",
+			"version", SSC_VERSION, "api_level", RPC_API_LEVEL,
+			"methods", methods, "limits", limits_json(c->rpc->cfg),
+			"peer", "uid", (json_int_t)c->peer.uid, "gid", (json_int_t)c->peer.gid,
+			"pid", (json_int_t)c->peer.pid);
+	return reply_result(c, id, res);
+}
+
+static int m_reader_list(struct rpc_client *c, json_t *id, json_t *params)
+{
+	struct rpc *r = c->rpc;
+	struct reader_info *list = NULL;
+	size_t n = 0;
+	json_t *arr;
+	int rc;
+
+	if (check_no_params(c, id, params))
+		return 0;
+	if (r->have_backend) {
+		rc = r->be.list(r->be.ctx, &list, &n);
+		if (rc < 0)
+			return reply_error_obj(c, id, app_error(rpc_error_code(rc), rc, NULL, NULL));
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n && arr; i++)
+		json_array_append_new(arr, reader_json(&list[i]));
+	free(list);
+	return reply_result(c, id, json_pack("{s:o}", "readers", arr));
+}
+
+static int m_events(struct rpc_client *c, json_t *id, json_t *params, int on)
+{
+	if (check_no_params(c, id, params))
+		return 0;
+	if (on)
+		subscribe(c);
+	else
+		unsubscribe(c);
+	return reply_result(c, id, json_pack("{s:b}", "subscribed", on));
+}
+
+/* ---- card.* jobs ------------------------------------------------------------------------ */
+
+/* Worker thread: the operation itself. Touches only the job's own params and the env. */
+static int job_run(struct job *job, struct card_io *io, unsigned *insertion_flags, int *reset_card)
+{
+	struct rpc_job *rj = (struct rpc_job *)job;
+	json_t *result = NULL;
+	int err;
+
+	err = rj->op->run(rj->env, io, rj->params, insertion_flags, reset_card, &result,
+			  &job->diag);
+	if (err == 0 && !result)
+		err = ssc_diag_set(&job->diag, SSC_EINTERNAL, "%s returned no result",
+				   rj->op->method);
+	if (err != 0) {
+		json_decref(result);
+		return err;
+	}
+	job->result = result;
+	return 0;
+}
+
+/* Loop thread, once: reply (if the client is still there), then let go of the client. */
+static void job_done(struct job *job)
+{
+	struct rpc_job *rj = (struct rpc_job *)job;
+	struct rpc_client *c = rj->client;
+	int64_t ms = cardio_now_ms() - rj->started_ms;
+	const char *reader = job->used_reader[0] ? job->used_reader : job->reader_id;
+
+	/* An audit line: who, what, where, how it ended; never params or results (PINs, names). */
+	log_info("client %u uid %ld: %s on %s: %s (%lld ms)%s", c->peer.id, (long)c->peer.uid,
+		 rj->op->method, reader[0] ? reader : "-", job->err ? ssc_strerror_name(job->err)
+		 : "ok", (long long)ms, c->owner ? "" : " (client gone, result dropped)");
+	if (c->owner && rj->id) {
+		if (job->err == 0) {
+			json_t *res = job->result;
+
+			job->result = NULL;   /* the reply takes it */
+			reply_result(c, rj->id, res);
+		} else {
+			reply_error_obj(c, rj->id, app_error(rpc_error_code(job->err), job->err,
+							     &job->diag, reader));
+		}
+	}
+	json_decref(rj->id);
+	rj->id = NULL;
+	c->inflight--;
+	rj->client = NULL;
+	if (c->owner && c->inflight == 0 && c->ops->idle)
+		c->ops->idle(c->owner);
+	client_unref(c);
+}
+
+/* Any thread, once, after done() and after the worker let go: free what the job owns. */
+static void job_release(struct job *job)
+{
+	struct rpc_job *rj = (struct rpc_job *)job;
+
+	json_decref(job->result);
+	json_decref(rj->params);
+	free(rj);
+}
+
+static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, json_t *params)
+{
+	struct rpc *r = c->rpc;
+	struct rpc_job *rj;
+	struct ssc_diag diag;
+	const char *reader = "";
+	json_t *jr;
+	int err;
+
+	jr = params ? json_object_get(params, "reader") : NULL;
+	if (jr) {
+		if (!json_is_string(jr) || json_string_length(jr) == 0 ||
+		    json_string_length(jr) >= SSC_READER_ID_MAX)
+			return reply_proto(c, id, RPC_INVALID_PARAMS, SSC_EINVAL,
+					   "\"reader\" must be a reader id (a non-empty string)");
+		reader = json_string_value(jr);
+	}
+	if (c->inflight >= r->cfg->max_inflight_per_client) {
+		ssc_diag_init(&diag);
+		ssc_diag_set(&diag, SSC_ELIMIT, "too many requests in flight on this connection "
+			     "(at most %d)", r->cfg->max_inflight_per_client);
+		return reply_error_obj(c, id, app_error(rpc_error_code(SSC_ELIMIT), SSC_ELIMIT,
+							&diag, NULL));
+	}
+	ssc_diag_init(&diag);
+	if (op->check) {
+		err = op->check(r->env, params, &diag);
+		if (err == SSC_EINVAL)
+			return reply_error_obj(c, id, app_error(RPC_INVALID_PARAMS, err, &diag,
+								NULL));
+		if (err < 0)
+			return reply_error_obj(c, id, app_error(rpc_error_code(err), err, &diag,
+								NULL));
+	}
+	if (!r->have_backend)
+		return reply_error_obj(c, id, app_error(rpc_error_code(SSC_ENOREADER), SSC_ENOREADER,
+							NULL, reader));
+	rj = calloc(1, sizeof(*rj));
+	if (!rj)
+		return SSC_ENOMEM;
+	rj->op = op;
+	rj->env = r->env;
+	if (params) {
+		rj->params = json_deep_copy(params);
+		if (!rj->params) {
+			free(rj);
+			return SSC_ENOMEM;
+		}
+	}
+	rj->job.run = job_run;
+	rj->job.done = job_done;
+	rj->job.release = job_release;
+	rj->job.arg = rj;
+	snprintf(rj->job.reader_id, sizeof(rj->job.reader_id), "%s", reader);
+	rj->job.need_role = READER_ROLE_USER;
+	rj->job.timeout_ms = r->cfg->op_timeout_ms;
+	ssc_diag_init(&rj->job.diag);
+	rj->client = c;
+	rj->id = id ? json_incref(id) : NULL;
+	rj->started_ms = cardio_now_ms();
+
+	err = r->be.submit(r->be.ctx, &rj->job);
+	if (err < 0) {
+		log_info("client %u uid %ld: %s on %s: %s (not queued)", c->peer.id,
+			 (long)c->peer.uid, op->method, reader[0] ? reader : "-",
+			 ssc_strerror_name(err));
+		reply_error_obj(c, id, app_error(rpc_error_code(err), err, &rj->job.diag, reader));
+		json_decref(rj->id);
+		json_decref(rj->params);
+		free(rj);
+		return 0;
+	}
+	client_ref(c);
+	c->inflight++;
+	return 0;
+}
+
+/* ---- dispatch --------------------------------------------------------------------------- */
+
+static int dispatch(struct rpc_client *c, json_t *id, const char *method, json_t *params)
+{
+	const struct op_desc *op;
+
+	if (strcmp(method, "system.info") == 0)
+		return m_system_info(c, id, params);
+	if (strcmp(method, "reader.list") == 0)
+		return m_reader_list(c, id, params);
+	if (strcmp(method, "events.subscribe") == 0)
+		return m_events(c, id, params, 1);
+	if (strcmp(method, "events.unsubscribe") == 0)
+		return m_events(c, id, params, 0);
+	op = ops_find(method);
+	if (op)
+		return m_card(c, id, op, params);
+	{
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "method not found: \"%.64s\"", method);
+		return reply_proto(c, id, RPC_METHOD_NOT_FOUND, 0, msg);
+	}
+}
+
+/* Checks the envelope of a parsed request and dispatches it. */
+static int handle_request(struct rpc_client *c, json_t *req)
+{
+	json_t *jid, *jver, *jmethod, *params, *null_id = json_null();
+	json_t *id;   /* what replies carry: the request's id, null, or NULL (notification) */
+	const char *key;
+	json_t *v;
+	char msg[160];
+	int rc = 0;
+
+	if (json_is_array(req)) {
+		rc = reply_proto(c, null_id, RPC_INVALID_REQUEST, 0,
+				 "batch requests are not supported: send one request per line");
+		goto out;
+	}
+	if (!json_is_object(req)) {
+		rc = reply_proto(c, null_id, RPC_INVALID_REQUEST, 0,
+				 "the request must be a JSON object");
+		goto out;
+	}
+	jid = json_object_get(req, "id");
+	if (jid && !json_is_string(jid) && !json_is_integer(jid) && !json_is_null(jid)) {
+		rc = reply_proto(c, null_id, RPC_INVALID_REQUEST, 0,
+				 "\"id\" must be a string, an integer or null");
+		goto out;
+	}
+	/* An invalid request is answered even without an id (JSON-RPC 2.0 §5). */
+	id = jid ? jid : null_id;
+	jver = json_object_get(req, "jsonrpc");
+	if (!json_is_string(jver) || strcmp(json_string_value(jver), "2.0") != 0) {
+		rc = reply_proto(c, id, RPC_INVALID_REQUEST, 0, "\"jsonrpc\" must be \"2.0\"");
+		goto out;
+	}
+	jmethod = json_object_get(req, "method");
+	if (!json_is_string(jmethod)) {
+		rc = reply_proto(c, id, RPC_INVALID_REQUEST, 0, "\"method\" must be a string");
+		goto out;
+	}
+	params = json_object_get(req, "params");
+	if (params && !json_is_object(params) && !json_is_array(params)) {
+		rc = reply_proto(c, id, RPC_INVALID_REQUEST, 0,
+				 "\"params\" must be an object when present");
+		goto out;
+	}
+	json_object_foreach(req, key, v) {
+		if (strcmp(key, "jsonrpc") != 0 && strcmp(key, "id") != 0 &&
+		    strcmp(key, "method") != 0 && strcmp(key, "params") != 0) {
+			snprintf(msg, sizeof(msg), "unknown member \"%.64s\" in the request", key);
+			rc = reply_proto(c, id, RPC_INVALID_REQUEST, 0, msg);
+			goto out;
+		}
+	}
+	/* From here on a request without an id is a notification: it gets no reply at all. */
+	id = jid;
+	log_debug("client %u: %.64s%s", c->peer.id, json_string_value(jmethod),
+		  id ? "" : " (notification)");
+	if (params && json_is_array(params)) {
+		if (strcmp(json_string_value(jmethod), "system.info") != 0 &&
+		    strcmp(json_string_value(jmethod), "reader.list") != 0 &&
+		    strncmp(json_string_value(jmethod), "events.", 7) != 0 &&
+		    !ops_find(json_string_value(jmethod))) {
+			snprintf(msg, sizeof(msg), "method not found: \"%.64s\"",
+				 json_string_value(jmethod));
+			rc = reply_proto(c, id, RPC_METHOD_NOT_FOUND, 0, msg);
+			goto out;
+		}
+		rc = reply_proto(c, id, RPC_INVALID_PARAMS, SSC_EINVAL,
+				 "params must be an object (named params), not an array");
+		goto out;
+	}
+	if (params && json_object_size(params) == 0)
+		params = NULL;
+	rc = dispatch(c, id, json_string_value(jmethod), params);
+out:
+	json_decref(null_id);
+	return rc;
+}
+
+int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
+{
+	struct rpc *r = c->rpc;
+	json_error_t jerr;
+	json_t *req, *null_id;
+	char msg[200];
+	int rc = 0;
+
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return 0;
+	/* Hold the client: a reply may make the server close it under us. */
+	client_ref(c);
+	null_id = json_null();
+	if (depth_exceeds(line, len, r->cfg->max_json_depth)) {
+		snprintf(msg, sizeof(msg), "request nested deeper than %d levels",
+			 r->cfg->max_json_depth);
+		rc = reply_proto(c, null_id, RPC_INVALID_REQUEST, SSC_ELIMIT, msg);
+		goto out;
+	}
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!req) {
+		snprintf(msg, sizeof(msg), "parse error at column %d: %s", jerr.column, jerr.text);
+		log_debug("client %u: %s", c->peer.id, msg);
+		rc = reply_proto(c, null_id, RPC_PARSE_ERROR, 0, msg);
+		goto out;
+	}
+	rc = handle_request(c, req);
+	json_decref(req);
+out:
+	json_decref(null_id);
+	client_unref(c);
+	/* A client that cannot take a reply is closed by the server; that is not our failure. */
+	return rc == SSC_ENOMEM ? rc : 0;
+}
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+void rpc_event(void *arg, const char *type, const struct reader_info *ri)
+{
+	struct rpc *r = arg;
+	json_t *params, *msg;
+	char *text;
+	size_t len;
+
+	log_info("event %s: %s", type, ri->id);
+	if (!r->subs)
+		return;
+	params = reader_json(ri);
+	if (!params)
+		return;
+	/* "reader" is the id; the rest of the snapshot rides along. */
+	json_object_set(params, "reader", json_object_get(params, "id"));
+	json_object_del(params, "id");
+	json_object_set_new(params, "type", json_string(type));
+	msg = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", "event", "params", params);
+	if (!msg)
+		return;
+	text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (!text)
+		return;
+	len = strlen(text);
+	for (struct rpc_client *c = r->subs, *next; c; c = next) {
+		/* send() may close c (only c): hold it, and look ahead before sending. */
+		next = c->sub_next;
+		client_ref(c);
+		if (c->owner)
+			c->ops->send(c->owner, text, len);
+		client_unref(c);
+	}
+	free(text);
+}

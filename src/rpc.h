@@ -1,0 +1,136 @@
+/*
+ * This file contains the JSON-RPC 2.0 layer of the API: it parses one request line, checks the
+ * envelope and the limits, dispatches system.*, reader.*, events.* and card.* methods (the last
+ * as jobs for the reader core), maps SSC_E* codes to JSON-RPC errors and fans reader events out to
+ * subscribers. It knows nothing of sockets: src/server.c feeds it lines and sends what it returns.
+ * Everything here runs on the event-loop thread, except a job's run(), on a reader worker.
+ */
+#ifndef SSC_RPC_H
+#define SSC_RPC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "ops.h"
+#include "readers.h"
+
+/* JSON-RPC 2.0's own error codes (protocol faults). */
+#define RPC_PARSE_ERROR      -32700
+#define RPC_INVALID_REQUEST  -32600
+#define RPC_METHOD_NOT_FOUND -32601
+#define RPC_INVALID_PARAMS   -32602
+
+/* Application errors: code = RPC_APP_BASE - ssc_err (SSC_ENOCARD, -5, is 1005). */
+#define RPC_APP_BASE 1000
+
+/* The API level system.info reports; raised when a method or a field changes incompatibly. */
+#define RPC_API_LEVEL 1
+
+struct rpc;
+struct rpc_client;
+
+/* What the server tells rpc about a peer (from SO_PEERCRED); used in logs and system.info. */
+struct rpc_peer {
+	unsigned id;     /* the server's connection number, for logs */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+};
+
+/* How rpc talks back to the server for one client. Both called on the loop thread. */
+struct rpc_client_ops {
+	/*
+	 * Queues one message (len bytes, no newline; the server adds it). Returns 0, or a negative
+	 * SSC_E* when the client cannot take it (its write queue is over the hard cap, or it is
+	 * going away): the server then closes it, possibly before send() returns.
+	 */
+	int (*send)(void *owner, const char *msg, size_t len);
+	/* Optional: the last request in flight has completed (lets a half-closed client go). */
+	void (*idle)(void *owner);
+};
+
+/*
+ * How rpc reaches the reader core. The daemon passes readers_list/readers_submit over its
+ * struct readers; tests may pass another implementation with the same contract (readers.h).
+ */
+struct rpc_backend {
+	int (*list)(void *ctx, struct reader_info **out, size_t *n);
+	int (*submit)(void *ctx, struct job *job);
+	void *ctx;
+};
+
+/*
+ * Creates the dispatcher. cfg is borrowed and must outlive it (limits, op_timeout_ms). Until
+ * rpc_set_backend() is called, reader.list is empty and card.* answers SSC_ENOREADER.
+ * Returns 0 and *out, or SSC_ENOMEM.
+ */
+int rpc_new(const struct config *cfg, struct rpc **out);
+
+/*
+ * Sets the reader core and the operations' environment (both borrowed: they must outlive every
+ * job, i.e. be freed only after the reader core has completed all jobs). be is copied.
+ */
+void rpc_set_backend(struct rpc *r, const struct rpc_backend *be, const struct op_env *env);
+
+/*
+ * Frees the dispatcher. Every client must have been closed and every job completed (after
+ * readers_free()). NULL is a no-op.
+ */
+void rpc_free(struct rpc *r);
+
+/*
+ * A new client. ops is borrowed (static), owner is passed back to ops; peer is copied.
+ * Returns NULL when out of memory. The server owns one reference until rpc_client_close().
+ */
+struct rpc_client *rpc_client_new(struct rpc *r, const struct rpc_client_ops *ops, void *owner,
+				  const struct rpc_peer *peer);
+
+/*
+ * The server is done with the client (disconnected, or closed by a limit): nothing more is sent
+ * to it, it leaves the event subscribers, and its jobs still in flight complete in the reader
+ * core with their results dropped. Drops the server's reference. NULL is a no-op.
+ */
+void rpc_client_close(struct rpc_client *c);
+
+/* Requests of this client still in flight in the reader core. */
+int rpc_client_inflight(const struct rpc_client *c);
+
+/* Whether the client is subscribed to events (subscribers are exempt from the idle timeout). */
+int rpc_client_subscribed(const struct rpc_client *c);
+
+/*
+ * Handles one request line (len bytes, without the newline; a trailing CR is ignored; an empty
+ * line is ignored). Replies, at once or when the job completes, go through ops->send. Bad input
+ * is answered with a JSON-RPC error and the connection stays usable (framing is intact).
+ * Returns 0; a negative SSC_E* only for SSC_ENOMEM, after which the server should close.
+ */
+int rpc_handle_line(struct rpc_client *c, const char *line, size_t len);
+
+/*
+ * Sends an error reply with id null, outside any request: code is a JSON-RPC code, err the
+ * SSC_E* for error.data.name (0: no data). Used by the server for "request too large" and
+ * "too many clients" before closing. Returns what ops->send returned.
+ */
+int rpc_send_error(struct rpc_client *c, int code, int err, const char *message);
+
+/*
+ * Formats such an error (id null) into buf (cap bytes, NUL-terminated, no newline), for a
+ * client that rpc does not know yet (refused at accept). Returns the length, or SSC_ELIMIT when
+ * it does not fit.
+ */
+int rpc_format_error(char *buf, size_t cap, int code, int err, const char *message);
+
+/*
+ * Sends the notification {"method":"event","params":{"type":type,"reader":ri->id,...}} to every
+ * subscribed client. A readers_event_fn (arg = the struct rpc). Loop thread.
+ */
+void rpc_event(void *arg, const char *type, const struct reader_info *ri);
+
+/*
+ * The JSON-RPC code of an application error: RPC_APP_BASE - err (SSC_ENOCARD -> 1005). (Bad
+ * params found before a job is queued are answered with RPC_INVALID_PARAMS instead.)
+ */
+int rpc_error_code(int err);
+
+#endif

@@ -1,0 +1,729 @@
+/*
+ * This file contains the API's Unix-socket server (src/server.h): socket creation with mode,
+ * group and safe replacement of a stale file; accepting clients with their peer credentials and
+ * the connection limits; newline framing with the request-size cap; the idle timer; write
+ * back-pressure; and the orderly close. It hands complete lines to src/rpc.c.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+#include "sscard/error.h"
+
+#define READ_CHUNK (64 * 1024)
+#define LINE_KEEP (16 * 1024)   /* a line buffer larger than this is freed when empty */
+#define LISTEN_BACKLOG 128
+
+struct client {
+	uv_pipe_t pipe;
+	uv_timer_t timer;           /* idle timeout, or the drain deadline */
+	struct server *srv;
+	struct rpc_client *rc;
+	struct client *prev, *next;
+	unsigned id;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	char *line;                 /* the partial line read so far */
+	size_t line_len, line_cap;
+	size_t wq_bytes;            /* reply bytes queued and not yet written */
+	int reading;                /* uv_read_start() is active */
+	int eof;                    /* the peer shut down its sending side */
+	int draining;               /* close once the write queue is empty */
+	int closing;                /* uv_close() called */
+	int open_handles;
+};
+
+struct server {
+	uv_loop_t *loop;
+	const struct config *cfg;
+	struct rpc *rpc;
+	uv_pipe_t listener;
+	uv_timer_t drain_timer;
+	int listener_open, timer_open;
+	int stopping;
+	char path[CONFIG_PATH_MAX];
+	dev_t dev;
+	ino_t ino;
+	struct client *clients;
+	int n_clients;
+	unsigned next_id;
+	char readbuf[READ_CHUNK];   /* one read at a time on one thread: shared by all clients */
+};
+
+struct wreq {
+	uv_write_t req;
+	struct client *cl;
+	size_t len;
+	char data[];
+};
+
+static void client_close(struct client *cl, const char *reason);
+static void start_drain(struct client *cl);
+static void on_drain_timer_closed(uv_handle_t *h);
+
+/* ---- client lifetime -------------------------------------------------------------------- */
+
+static void maybe_finish_stop(struct server *srv)
+{
+	if (srv->stopping && srv->n_clients == 0 && srv->timer_open &&
+	    !uv_is_closing((uv_handle_t *)&srv->drain_timer)) {
+		uv_timer_stop(&srv->drain_timer);
+		uv_close((uv_handle_t *)&srv->drain_timer, on_drain_timer_closed);
+	}
+}
+
+static void on_client_handle_closed(uv_handle_t *h)
+{
+	struct client *cl = h->data;
+
+	if (--cl->open_handles > 0)
+		return;
+	free(cl->line);
+	free(cl);
+}
+
+static void client_close(struct client *cl, const char *reason)
+{
+	struct server *srv = cl->srv;
+
+	if (cl->closing)
+		return;
+	cl->closing = 1;
+	log_info("client %u closed: %s", cl->id, reason);
+	rpc_client_close(cl->rc);
+	cl->rc = NULL;
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		srv->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	srv->n_clients--;
+	uv_read_stop((uv_stream_t *)&cl->pipe);
+	cl->reading = 0;
+	uv_timer_stop(&cl->timer);
+	/* Pending writes complete with UV_ECANCELED before the close callback: cl outlives them. */
+	uv_close((uv_handle_t *)&cl->pipe, on_client_handle_closed);
+	uv_close((uv_handle_t *)&cl->timer, on_client_handle_closed);
+	maybe_finish_stop(srv);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct client *cl = t->data;
+	char reason[64];
+
+	if (cl->closing)
+		return;
+	if (cl->draining) {
+		client_close(cl, "replies not taken before the drain deadline");
+		return;
+	}
+	/* Idle means nothing in flight: a client waiting for a card, or for events, is not idle. */
+	if (rpc_client_inflight(cl->rc) > 0 || rpc_client_subscribed(cl->rc)) {
+		uv_timer_start(&cl->timer, on_timer, (uint64_t)cl->srv->cfg->idle_timeout_ms, 0);
+		return;
+	}
+	snprintf(reason, sizeof(reason), "idle for %d ms", cl->srv->cfg->idle_timeout_ms);
+	client_close(cl, reason);
+}
+
+/* Stops reading and closes as soon as the replies already queued are written. */
+static void start_drain(struct client *cl)
+{
+	if (cl->closing || cl->draining)
+		return;
+	cl->draining = 1;
+	uv_read_stop((uv_stream_t *)&cl->pipe);
+	cl->reading = 0;
+	if (cl->wq_bytes == 0) {
+		client_close(cl, cl->eof ? "the peer finished" : "closed after an error reply");
+		return;
+	}
+	uv_timer_start(&cl->timer, on_timer, SERVER_DRAIN_MS, 0);
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void maybe_resume(struct client *cl)
+{
+	if (cl->reading || cl->closing || cl->draining || cl->eof || cl->wq_bytes > SERVER_WQ_LOW)
+		return;
+	if (uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read) == 0)
+		cl->reading = 1;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct wreq *wr = (struct wreq *)req;
+	struct client *cl = wr->cl;
+
+	cl->wq_bytes -= wr->len;
+	free(wr);
+	if (cl->closing)
+		return;
+	if (status < 0) {
+		char reason[96];
+
+		snprintf(reason, sizeof(reason), "write failed: %s", uv_strerror(status));
+		client_close(cl, reason);
+		return;
+	}
+	if (cl->draining && cl->wq_bytes == 0) {
+		client_close(cl, cl->eof ? "the peer finished" : "closed after an error reply");
+		return;
+	}
+	maybe_resume(cl);
+}
+
+/* rpc_client_ops.send: queue msg plus the newline. */
+static int client_send(void *owner, const char *msg, size_t len)
+{
+	struct client *cl = owner;
+	struct wreq *wr;
+	uv_buf_t b;
+	int r;
+
+	if (cl->closing)
+		return SSC_ESHUTDOWN;
+	if (cl->wq_bytes + len + 1 > SERVER_WQ_MAX) {
+		/* A subscriber that never reads would otherwise grow our memory without bound. */
+		log_warn("client %u: more than %d bytes of replies not taken", cl->id, SERVER_WQ_MAX);
+		client_close(cl, "write queue over its limit");
+		return SSC_ELIMIT;
+	}
+	wr = malloc(sizeof(*wr) + len + 1);
+	if (!wr) {
+		client_close(cl, "out of memory");
+		return SSC_ENOMEM;
+	}
+	wr->cl = cl;
+	wr->len = len + 1;
+	memcpy(wr->data, msg, len);
+	wr->data[len] = '\n';
+	b = uv_buf_init(wr->data, (unsigned)(len + 1));
+	r = uv_write(&wr->req, (uv_stream_t *)&cl->pipe, &b, 1, on_write);
+	if (r < 0) {
+		free(wr);
+		client_close(cl, uv_strerror(r));
+		return SSC_EIO;
+	}
+	cl->wq_bytes += len + 1;
+	if (cl->wq_bytes > SERVER_WQ_HIGH && cl->reading) {
+		/* Back-pressure: read no more requests until the client takes its replies. */
+		uv_read_stop((uv_stream_t *)&cl->pipe);
+		cl->reading = 0;
+	}
+	return 0;
+}
+
+/* rpc_client_ops.idle: a half-closed client may go once its last reply is out. */
+static void client_idle(void *owner)
+{
+	struct client *cl = owner;
+
+	if (cl->eof)
+		start_drain(cl);
+}
+
+static const struct rpc_client_ops client_ops = {
+	.send = client_send,
+	.idle = client_idle,
+};
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct client *cl = h->data;
+
+	*buf = uv_buf_init(cl->srv->readbuf, sizeof(cl->srv->readbuf));
+}
+
+static int line_append(struct client *cl, const char *p, size_t n)
+{
+	size_t need = cl->line_len + n;
+
+	if (need > cl->line_cap) {
+		size_t cap = cl->line_cap ? cl->line_cap : 4096;
+		char *nb;
+
+		while (cap < need)
+			cap *= 2;
+		if (cap > cl->srv->cfg->max_request_bytes)
+			cap = cl->srv->cfg->max_request_bytes;
+		nb = realloc(cl->line, cap);
+		if (!nb)
+			return SSC_ENOMEM;
+		cl->line = nb;
+		cl->line_cap = cap;
+	}
+	memcpy(cl->line + cl->line_len, p, n);
+	cl->line_len += n;
+	return 0;
+}
+
+static void too_large(struct client *cl)
+{
+	char msg[96];
+	size_t max = cl->srv->cfg->max_request_bytes;
+
+	log_warn("client %u: request longer than %zu bytes: answering and closing", cl->id, max);
+	snprintf(msg, sizeof(msg), "request too large (at most %zu bytes per line)", max);
+	cl->line_len = 0;
+	rpc_send_error(cl->rc, RPC_INVALID_REQUEST, SSC_ELIMIT, msg);
+	if (!cl->closing)
+		start_drain(cl);
+}
+
+/*
+ * Splits data into lines and hands each to rpc. A line is never buffered beyond
+ * max_request_bytes: a longer one is answered with "request too large" as soon as it passes the
+ * limit, and the connection is closed (its framing can no longer be trusted).
+ */
+static void feed(struct client *cl, const char *data, size_t n)
+{
+	size_t max = cl->srv->cfg->max_request_bytes;
+
+	while (n > 0 && !cl->closing && !cl->draining) {
+		const char *nl = memchr(data, '\n', n);
+		size_t seg = nl ? (size_t)(nl - data) : n;
+		int r = 0;
+
+		if (cl->line_len + seg > max) {
+			too_large(cl);
+			return;
+		}
+		if (!nl) {
+			if (line_append(cl, data, seg) != 0)
+				client_close(cl, "out of memory");
+			return;
+		}
+		if (cl->line_len == 0) {
+			r = rpc_handle_line(cl->rc, data, seg);
+		} else if (line_append(cl, data, seg) == 0) {
+			r = rpc_handle_line(cl->rc, cl->line, cl->line_len);
+			cl->line_len = 0;
+			if (cl->line_cap > LINE_KEEP && !cl->closing) {
+				free(cl->line);
+				cl->line = NULL;
+				cl->line_cap = 0;
+			}
+		} else {
+			r = SSC_ENOMEM;
+		}
+		if (r == SSC_ENOMEM) {
+			client_close(cl, "out of memory");
+			return;
+		}
+		data += seg + 1;
+		n -= seg + 1;
+	}
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct client *cl = s->data;
+
+	if (nread == 0 || cl->closing)
+		return;
+	if (nread == UV_EOF) {
+		/* Half-close is allowed: replies to what was sent still go out, then we close. */
+		cl->eof = 1;
+		uv_read_stop(s);
+		cl->reading = 0;
+		if (cl->line_len > 0)
+			log_debug("client %u: %zu bytes without a final newline ignored", cl->id,
+				  cl->line_len);
+		if (rpc_client_inflight(cl->rc) == 0)
+			start_drain(cl);
+		return;
+	}
+	if (nread < 0) {
+		char reason[96];
+
+		snprintf(reason, sizeof(reason), "read failed: %s", uv_strerror((int)nread));
+		client_close(cl, reason);
+		return;
+	}
+	if (!cl->draining)
+		uv_timer_start(&cl->timer, on_timer, (uint64_t)cl->srv->cfg->idle_timeout_ms, 0);
+	feed(cl, buf->base, (size_t)nread);
+}
+
+/* ---- accepting -------------------------------------------------------------------------- */
+
+/* Answers a connection we will not serve with one error line, then closes it. */
+static void refuse(struct client *cl, const char *why)
+{
+	char buf[320];
+	int n;
+
+	log_warn("client %u refused: %s", cl->id, why);
+	n = rpc_format_error(buf, sizeof(buf) - 1, rpc_error_code(SSC_ELIMIT), SSC_ELIMIT, why);
+	if (n > 0) {
+		uv_buf_t b;
+
+		buf[n++] = '\n';
+		b = uv_buf_init(buf, (unsigned)n);
+		(void)uv_try_write((uv_stream_t *)&cl->pipe, &b, 1);   /* best effort, never blocks */
+	}
+	cl->closing = 1;
+	uv_close((uv_handle_t *)&cl->pipe, on_client_handle_closed);
+}
+
+static int count_uid(const struct server *srv, uid_t uid)
+{
+	int n = 0;
+
+	for (const struct client *c = srv->clients; c; c = c->next)
+		if (c->uid == uid)
+			n++;
+	return n;
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+	struct server *srv = ls->data;
+	struct client *cl;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	struct rpc_peer peer;
+	uv_os_fd_t fd;
+	char exe_link[64], exe[PATH_MAX], why[128];
+	ssize_t el;
+
+	if (status < 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		log_error("accept: out of memory");
+		return;
+	}
+	cl->srv = srv;
+	cl->id = ++srv->next_id;
+	uv_pipe_init(srv->loop, &cl->pipe, 0);
+	cl->pipe.data = cl;
+	cl->open_handles = 1;
+	if (uv_accept(ls, (uv_stream_t *)&cl->pipe) != 0 ||
+	    uv_fileno((uv_handle_t *)&cl->pipe, &fd) != 0) {
+		cl->closing = 1;
+		uv_close((uv_handle_t *)&cl->pipe, on_client_handle_closed);
+		return;
+	}
+	/* Who is at the other end: the kernel's word, not the client's. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
+		log_warn("client %u: SO_PEERCRED: %s", cl->id, strerror(errno));
+		cl->closing = 1;
+		uv_close((uv_handle_t *)&cl->pipe, on_client_handle_closed);
+		return;
+	}
+	cl->uid = cred.uid;
+	cl->gid = cred.gid;
+	cl->pid = cred.pid;
+	snprintf(exe_link, sizeof(exe_link), "/proc/%ld/exe", (long)cred.pid);
+	el = readlink(exe_link, exe, sizeof(exe) - 1);
+	if (el < 0)
+		el = snprintf(exe, sizeof(exe), "?");
+	exe[el] = '\0';
+	log_info("client %u connected: uid %ld gid %ld pid %ld exe %s", cl->id, (long)cred.uid,
+		 (long)cred.gid, (long)cred.pid, exe);
+
+	if (srv->stopping) {
+		refuse(cl, "the daemon is shutting down");
+		return;
+	}
+	if (srv->n_clients >= srv->cfg->max_clients) {
+		snprintf(why, sizeof(why), "too many clients (at most %d)", srv->cfg->max_clients);
+		refuse(cl, why);
+		return;
+	}
+	if (count_uid(srv, cred.uid) >= srv->cfg->max_clients_per_uid) {
+		snprintf(why, sizeof(why), "too many connections for uid %ld (at most %d)",
+			 (long)cred.uid, srv->cfg->max_clients_per_uid);
+		refuse(cl, why);
+		return;
+	}
+	peer = (struct rpc_peer){ .id = cl->id, .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
+	cl->rc = rpc_client_new(srv->rpc, &client_ops, cl, &peer);
+	if (!cl->rc) {
+		refuse(cl, "out of memory");
+		return;
+	}
+	uv_timer_init(srv->loop, &cl->timer);
+	cl->timer.data = cl;
+	cl->open_handles = 2;
+	cl->next = srv->clients;
+	if (srv->clients)
+		srv->clients->prev = cl;
+	srv->clients = cl;
+	srv->n_clients++;
+	uv_timer_start(&cl->timer, on_timer, (uint64_t)srv->cfg->idle_timeout_ms, 0);
+	if (uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read) != 0) {
+		client_close(cl, "cannot read");
+		return;
+	}
+	cl->reading = 1;
+}
+
+/* ---- the listening socket --------------------------------------------------------------- */
+
+/* Creates the parent directory when it is missing (one level; /run/sscard on a fresh boot). */
+static int ensure_parent(const char *path)
+{
+	char dir[CONFIG_PATH_MAX];
+	char *slash;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (stat(dir, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : SSC_EIO;
+	if (errno != ENOENT || mkdir(dir, 0755) != 0) {
+		log_error("socket directory %s: %s", dir, strerror(errno));
+		return errno == EACCES ? SSC_EPERM : SSC_EIO;
+	}
+	log_info("created the socket directory %s", dir);
+	return 0;
+}
+
+/*
+ * Makes room for the socket: nothing there is fine; a socket that nobody answers is a stale
+ * one from a crash and is removed; a socket that answers belongs to a running daemon, and any
+ * other kind of file is not ours to delete.
+ */
+static int clear_stale(const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, r, e;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : SSC_EIO;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_error("%s exists and is not a socket: not replacing it", path);
+		return SSC_EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return SSC_EIO;
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	e = errno;
+	close(fd);
+	if (r == 0 || e == EAGAIN || e == EINPROGRESS) {
+		log_error("%s: another daemon answers on this socket", path);
+		return SSC_EEXIST;
+	}
+	if (e != ECONNREFUSED && e != ENOENT) {
+		log_error("%s: cannot tell whether the socket is in use: %s", path, strerror(e));
+		return SSC_EIO;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		log_error("%s: cannot remove the stale socket: %s", path, strerror(errno));
+		return errno == EACCES || errno == EPERM ? SSC_EPERM : SSC_EIO;
+	}
+	log_info("removed a stale socket file %s", path);
+	return 0;
+}
+
+static void set_group(const char *path, const char *group)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+	int r;
+
+	if (!group[0])
+		return;
+	r = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
+	if (r != 0 || !res) {
+		log_warn("group \"%s\" does not exist: the socket keeps its group (create the group "
+			 "and add the client users to it)", group);
+		return;
+	}
+	if (chown(path, (uid_t)-1, res->gr_gid) != 0)
+		log_warn("cannot give %s to group %s: %s", path, group, strerror(errno));
+}
+
+static void on_failed_listener_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static int open_listener(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd, rc, r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
+		log_error("socket path too long (at most %zu bytes): %s", sizeof(sa.sun_path) - 1,
+			  cfg->socket_path);
+		return SSC_ECONFIG;
+	}
+	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path) + 1);
+	snprintf(srv->path, sizeof(srv->path), "%s", cfg->socket_path);
+	rc = ensure_parent(srv->path);
+	if (rc == 0)
+		rc = clear_stale(srv->path, &sa);
+	if (rc != 0)
+		return rc;
+	/* Our own socket(), so that libuv does not own (and unlink) the path. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return SSC_EIO;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		rc = errno == EACCES ? SSC_EPERM : errno == EADDRINUSE ? SSC_EEXIST : SSC_EIO;
+		log_error("bind %s: %s", srv->path, strerror(errno));
+		goto out_close;
+	}
+	/* Mode and group before listen(): until then every connect is refused. */
+	if (chmod(srv->path, cfg->socket_mode) != 0) {
+		rc = SSC_EIO;
+		log_error("chmod %s: %s", srv->path, strerror(errno));
+		goto out_unlink;
+	}
+	set_group(srv->path, cfg->socket_group);
+	if (lstat(srv->path, &st) != 0) {
+		rc = SSC_EIO;
+		goto out_unlink;
+	}
+	srv->dev = st.st_dev;
+	srv->ino = st.st_ino;
+	if (listen(fd, LISTEN_BACKLOG) != 0) {
+		rc = SSC_EIO;
+		log_error("listen %s: %s", srv->path, strerror(errno));
+		goto out_unlink;
+	}
+	uv_pipe_init(srv->loop, &srv->listener, 0);
+	srv->listener.data = srv;
+	srv->listener_open = 1;
+	r = uv_pipe_open(&srv->listener, fd);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG, on_connection);
+	if (r != 0) {
+		log_error("listen %s: %s", srv->path, uv_strerror(r));
+		unlink(srv->path);
+		/* The handle owns fd now; srv is freed when the loop has closed it. */
+		uv_close((uv_handle_t *)&srv->listener, on_failed_listener_closed);
+		return SSC_EIO;
+	}
+	log_info("listening on %s (mode %04o, group %s)", srv->path, cfg->socket_mode,
+		 cfg->socket_group[0] ? cfg->socket_group : "unchanged");
+	return 0;
+out_unlink:
+	unlink(srv->path);
+out_close:
+	close(fd);
+	return rc;
+}
+
+int server_new(uv_loop_t *loop, const struct config *cfg, struct rpc *rpc, struct server **out)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	int rc;
+
+	if (!srv)
+		return SSC_ENOMEM;
+	srv->loop = loop;
+	srv->cfg = cfg;
+	srv->rpc = rpc;
+	rc = open_listener(srv);
+	if (rc != 0) {
+		/* open_listener() leaves no handle behind, except a listener being closed. */
+		if (!srv->listener_open)
+			free(srv);
+		return rc;
+	}
+	uv_timer_init(loop, &srv->drain_timer);
+	srv->drain_timer.data = srv;
+	srv->timer_open = 1;
+	*out = srv;
+	return 0;
+}
+
+/* ---- stopping --------------------------------------------------------------------------- */
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct server *srv = h->data;
+
+	srv->listener_open = 0;
+}
+
+static void on_drain_timer_closed(uv_handle_t *h)
+{
+	struct server *srv = h->data;
+
+	srv->timer_open = 0;
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	while (srv->clients)
+		client_close(srv->clients, "the daemon is shutting down");
+	maybe_finish_stop(srv);
+}
+
+void server_stop(struct server *srv)
+{
+	struct stat st;
+
+	if (!srv || srv->stopping)
+		return;
+	srv->stopping = 1;
+	if (srv->listener_open && !uv_is_closing((uv_handle_t *)&srv->listener)) {
+		uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+		/* Remove the path only if it is still the socket we made. */
+		if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
+			unlink(srv->path);
+	}
+	for (struct client *cl = srv->clients, *next; cl; cl = next) {
+		next = cl->next;
+		start_drain(cl);
+	}
+	if (srv->timer_open) {
+		if (srv->n_clients > 0)
+			uv_timer_start(&srv->drain_timer, on_drain_deadline, SERVER_DRAIN_MS, 0);
+		else
+			maybe_finish_stop(srv);
+	}
+}
+
+void server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->listener_open || srv->timer_open || srv->clients) {
+		/* Freeing now would leave libuv with dangling handles: leak instead, loudly. */
+		log_error("server_free: handles still open (call server_stop and run the loop)");
+		return;
+	}
+	free(srv);
+}
+
+int server_client_count(const struct server *srv)
+{
+	return srv->n_clients;
+}
