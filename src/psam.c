@@ -10,6 +10,7 @@
 
 #include "apdu.h"
 #include "psam.h"
+#include "ssc.h"
 
 static const uint8_t psam_default_aid[] = { 0xD1, 0x56, 0x00, 0x00, 0x05, 0x90 };
 
@@ -19,55 +20,20 @@ struct psam_kp {
 	const struct config *cfg;
 };
 
-/* Reads the FCI's 9F0C (inside 6F, or at the top level) into *alg; no 9F0C means DES. */
+/* The PSAM announces its algorithm as the card does (spec §12.4); no 9F0C means DES. */
 static int psam_fci_alg(const uint8_t *fci, size_t len, enum ssc_alg *alg)
 {
-	struct apdu_tlv t6f, t9f;
-	const uint8_t *p = fci;
-	size_t n = len;
-	int rc;
+	uint8_t id;
+	int rc = ssc_fci_alg(fci, len, &id);
 
-	rc = apdu_tlv_find(fci, len, 0x6F, &t6f);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return SSC_ENOTFOUND;
-	p = t6f.val;
-	n = t6f.len;
-	/* 9F0C sits in the FCI proprietary template A5 on the card; accept it at 6F level too. */
-	{
-		struct apdu_tlv a5;
-
-		rc = apdu_tlv_find(p, n, 0xA5, &a5);
-		if (rc < 0)
-			return rc;
-		if (rc == 1) {
-			rc = apdu_tlv_find(a5.val, a5.len, 0x9F0C, &t9f);
-			if (rc < 0)
-				return rc;
-		}
-		if (rc == 0)
-			rc = apdu_tlv_find(p, n, 0x9F0C, &t9f);
-		if (rc < 0)
-			return rc;
-	}
-	if (rc == 0) {
-		*alg = SSC_ALG_DES;
-		return 0;
-	}
-	/* 9F0C 03 86 01 xx: the value is itself a TLV, tag 86, one byte. */
-	{
-		struct apdu_tlv t86;
-
-		rc = apdu_tlv_find(t9f.val, t9f.len, 0x86, &t86);
-		if (rc <= 0 || t86.len != 1)
-			return SSC_EPROTO;
-		if (t86.val[0] == SSC_ALG_DES || t86.val[0] == SSC_ALG_SM4) {
-			*alg = (enum ssc_alg)t86.val[0];
-			return 0;
-		}
+		id = SSC_ALG_DES;
+	if (id != SSC_ALG_DES && id != SSC_ALG_SM4)
 		return SSC_EPSAMALGO;
-	}
+	*alg = (enum ssc_alg)id;
+	return 0;
 }
 
 /* READ BINARY of the 6-byte BCD terminal number into 12 hex digits. */
