@@ -1,0 +1,725 @@
+/*
+ * This file contains sscardctl, the command-line client of sscardd: it sends one JSON-RPC request
+ * over the Unix socket (or subscribes to events) and prints the answer for people (labels in
+ * Chinese and English) or as raw JSON. Every wait has a deadline; exit codes say what went wrong.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+/* Exit codes (docs/operations.md, sscardctl --help). */
+#define EXIT_OK 0
+#define EXIT_API 1       /* the daemon answered with an error */
+#define EXIT_USAGE 2
+#define EXIT_CONNECT 3   /* cannot connect to the socket */
+#define EXIT_ANSWER 4    /* no answer before the deadline, connection lost, malformed answer */
+
+#define DEFAULT_SOCKET "/run/sscard/sscardd.sock"
+#define DEFAULT_TIMEOUT_MS 15000   /* above the daemon's default op_timeout_ms (10 s) */
+#define ANSWER_MAX (16 * 1024 * 1024)
+#define MAX_ITEMS 64
+#define RECV_TIMEOUT (-1)          /* conn_recv(): the deadline passed (nothing printed) */
+
+struct opts {
+	const char *socket;
+	int json;
+	int timeout_ms;
+	const char *reader;
+	int internal_auth;
+	long count;        /* events: stop after this many (0 = no limit) */
+	long for_ms;       /* events: stop after this long (0 = until Ctrl-C) */
+	const char *args[MAX_ITEMS + 2];
+	int n_args;
+};
+
+struct conn {
+	int fd;
+	char *buf;
+	size_t len, cap;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: sscardctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]\n"
+		"\n"
+		"Commands:\n"
+		"  info                               the daemon's version, API level and limits\n"
+		"  readers                            the readers, their cards and roles\n"
+		"  read-basic [--reader ID] [--internal-auth]\n"
+		"                                     the cardholder's basic data (card.read_basic)\n"
+		"  read-items FILE TAG... [--reader ID]\n"
+		"                                     items of one file, e.g. read-items SSSE/EF06 08 09\n"
+		"  events [--count N] [--for MS]      print reader and card events as they happen\n"
+		"  call METHOD [PARAMS-JSON]          any API method, e.g. call reader.list '{}'\n"
+		"\n"
+		"Options:\n"
+		"  --socket PATH    the daemon's socket (default $SSCARD_SOCKET, else\n"
+		"                   " DEFAULT_SOCKET ")\n"
+		"  --json           print the raw JSON result instead of text\n"
+		"  --timeout MS     give up waiting for connect and answer after MS (default %d)\n"
+		"  --reader ID      the reader to use (needed when several hold a card)\n"
+		"  -h, --help       this text\n"
+		"\n"
+		"Exit status: 0 ok, 1 the daemon answered with an error, 2 usage, 3 cannot connect,\n"
+		"4 no answer in time or connection lost.\n", DEFAULT_TIMEOUT_MS);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining(long long deadline)
+{
+	long long r;
+
+	if (deadline < 0)
+		return -1;   /* no deadline: only `events` without --for */
+	r = deadline - now_ms();
+	return r < 0 ? 0 : (int)(r > 1000000000 ? 1000000000 : r);
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Options may come before or after the command; everything else is a positional argument. */
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	o->socket = getenv("SSCARD_SOCKET");
+	if (!o->socket || !o->socket[0])
+		o->socket = DEFAULT_SOCKET;
+	o->timeout_ms = DEFAULT_TIMEOUT_MS;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL, *eq;
+		char name[32];
+		long v;
+
+		if (strcmp(a, "--") == 0) {
+			while (++i < argc) {
+				if (o->n_args >= MAX_ITEMS + 2)
+					goto too_many;
+				o->args[o->n_args++] = argv[i];
+			}
+			break;
+		}
+		if (a[0] != '-' || a[1] == '\0') {
+			if (o->n_args >= MAX_ITEMS + 2)
+				goto too_many;
+			o->args[o->n_args++] = a;
+			continue;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			exit(EXIT_OK);
+		}
+		eq = strchr(a, '=');
+		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+		if (strcmp(name, "--json") == 0 && !eq) {
+			o->json = 1;
+			continue;
+		}
+		if (strcmp(name, "--internal-auth") == 0 && !eq) {
+			o->internal_auth = 1;
+			continue;
+		}
+		if (strcmp(name, "--socket") != 0 && strcmp(name, "--timeout") != 0 &&
+		    strcmp(name, "--reader") != 0 && strcmp(name, "--count") != 0 &&
+		    strcmp(name, "--for") != 0) {
+			fprintf(stderr, "sscardctl: unknown option %s (try --help)\n", a);
+			return -1;
+		}
+		if (eq)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		if (!val || !val[0]) {
+			fprintf(stderr, "sscardctl: %s needs a value\n", name);
+			return -1;
+		}
+		if (strcmp(name, "--socket") == 0) {
+			o->socket = val;
+		} else if (strcmp(name, "--reader") == 0) {
+			o->reader = val;
+		} else if (strcmp(name, "--timeout") == 0) {
+			if (parse_long(val, 1, 3600000, &v) != 0) {
+				fprintf(stderr, "sscardctl: --timeout: 1..3600000 ms\n");
+				return -1;
+			}
+			o->timeout_ms = (int)v;
+		} else if (strcmp(name, "--count") == 0) {
+			if (parse_long(val, 1, 1000000, &o->count) != 0) {
+				fprintf(stderr, "sscardctl: --count: a positive number\n");
+				return -1;
+			}
+		} else if (parse_long(val, 1, 86400000L * 365, &o->for_ms) != 0) {
+			fprintf(stderr, "sscardctl: --for: a positive number of ms\n");
+			return -1;
+		}
+	}
+	return 0;
+too_many:
+	fprintf(stderr, "sscardctl: too many arguments (at most %d items)\n", MAX_ITEMS);
+	return -1;
+}
+
+/* ---- the connection --------------------------------------------------------------------- */
+
+static int conn_open(struct conn *c, const char *path, long long deadline)
+{
+	struct sockaddr_un sa;
+	struct pollfd pfd;
+	int r, err = 0;
+	socklen_t elen = sizeof(err);
+
+	memset(c, 0, sizeof(*c));
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "sscardctl: socket path too long: %s\n", path);
+		return EXIT_USAGE;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0) {
+		fprintf(stderr, "sscardctl: socket: %s\n", strerror(errno));
+		return EXIT_CONNECT;
+	}
+	r = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (r != 0 && (errno == EAGAIN || errno == EINPROGRESS)) {
+		/* The daemon's accept backlog is full: wait, but not forever. */
+		pfd.fd = c->fd;
+		pfd.events = POLLOUT;
+		r = poll(&pfd, 1, remaining(deadline));
+		if (r == 0) {
+			errno = ETIMEDOUT;
+			r = -1;
+		} else if (r > 0) {
+			getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+			errno = err;
+			r = err ? -1 : 0;
+		}
+	}
+	if (r != 0) {
+		int e = errno;
+
+		fprintf(stderr, "sscardctl: cannot connect to %s: %s\n", path, strerror(e));
+		if (e == ENOENT || e == ECONNREFUSED)
+			fprintf(stderr, "sscardctl: is sscardd running? (--socket or SSCARD_SOCKET "
+				"name another socket)\n");
+		else if (e == EACCES)
+			fprintf(stderr, "sscardctl: permission denied: the socket is for the "
+				"daemon's group (usually sscard); ask for membership\n");
+		close(c->fd);
+		c->fd = -1;
+		return EXIT_CONNECT;
+	}
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	c->fd = -1;
+	c->buf = NULL;
+}
+
+static int conn_send(struct conn *c, const char *data, size_t len, long long deadline)
+{
+	while (len > 0) {
+		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+			int r = poll(&pfd, 1, remaining(deadline));
+
+			if (r == 0) {
+				fprintf(stderr, "sscardctl: the daemon did not take the request in "
+					"time\n");
+				return EXIT_ANSWER;
+			}
+			continue;
+		}
+		fprintf(stderr, "sscardctl: sending the request: %s\n", strerror(errno));
+		return EXIT_ANSWER;
+	}
+	return 0;
+}
+
+/*
+ * Reads one line (without the newline) into a new JSON value in *out. Returns 0, RECV_TIMEOUT
+ * when the deadline passes (the caller says what it was waiting for), or an exit code after
+ * printing why (connection closed, too long, not JSON).
+ */
+static int conn_recv(struct conn *c, json_t **out, long long deadline)
+{
+	for (;;) {
+		char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		ssize_t n;
+		int r;
+
+		if (nl) {
+			size_t ll = (size_t)(nl - c->buf);
+			json_error_t e;
+
+			*out = json_loadb(c->buf, ll, 0, &e);
+			memmove(c->buf, nl + 1, c->len - ll - 1);
+			c->len -= ll + 1;
+			if (!*out) {
+				fprintf(stderr, "sscardctl: malformed answer from the daemon: %s\n",
+					e.text);
+				return EXIT_ANSWER;
+			}
+			return 0;
+		}
+		if (c->len == c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 65536;
+			char *nb;
+
+			if (cap > ANSWER_MAX) {
+				fprintf(stderr, "sscardctl: answer longer than %d bytes\n",
+					ANSWER_MAX);
+				return EXIT_ANSWER;
+			}
+			nb = realloc(c->buf, cap);
+			if (!nb) {
+				fprintf(stderr, "sscardctl: out of memory\n");
+				return EXIT_ANSWER;
+			}
+			c->buf = nb;
+			c->cap = cap;
+		}
+		r = poll(&pfd, 1, remaining(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return RECV_TIMEOUT;
+		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "sscardctl: the daemon closed the connection%s%s\n",
+				n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+			return EXIT_ANSWER;
+		}
+		c->len += (size_t)n;
+	}
+}
+
+/* Prints an error object to stderr: name, message, and what else the daemon said. */
+static void print_error(const json_t *err)
+{
+	const json_t *data = json_object_get(err, "data");
+	const char *name = json_string_value(json_object_get(data, "name"));
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	const json_t *v;
+
+	fprintf(stderr, "sscardctl: %s: %s (code %lld)", name ? name : "error",
+		msg ? msg : "(no message)",
+		(long long)json_integer_value(json_object_get(err, "code")));
+	if ((v = json_object_get(data, "std_code")))
+		fprintf(stderr, ", standard code %lld", (long long)json_integer_value(v));
+	if ((v = json_object_get(data, "sw")))
+		fprintf(stderr, ", SW %s", json_string_value(v));
+	if ((v = json_object_get(data, "retries_left")))
+		fprintf(stderr, ", %lld tries left", (long long)json_integer_value(v));
+	if ((v = json_object_get(data, "reader")))
+		fprintf(stderr, ", reader %s", json_string_value(v));
+	fputc('\n', stderr);
+}
+
+/*
+ * One request, one answer: sends method(params) (params stolen, may be NULL) and waits for the
+ * answer with id 1, skipping notifications. On success *result is a new reference.
+ */
+static int call(struct conn *c, const char *method, json_t *params, json_t **result,
+		long long deadline)
+{
+	json_t *req, *ans = NULL, *err;
+	char *text;
+	int rc;
+
+	req = json_pack("{s:s, s:i, s:s}", "jsonrpc", "2.0", "id", 1, "method", method);
+	if (params)
+		json_object_set_new(req, "params", params);
+	text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!text)
+		return EXIT_ANSWER;
+	rc = conn_send(c, text, strlen(text), deadline);
+	if (rc == 0)
+		rc = conn_send(c, "\n", 1, deadline);
+	free(text);
+	if (rc != 0)
+		return rc;
+	for (;;) {
+		rc = conn_recv(c, &ans, deadline);
+		if (rc == RECV_TIMEOUT) {
+			fprintf(stderr, "sscardctl: no answer from the daemon in time (--timeout)\n");
+			return EXIT_ANSWER;
+		}
+		if (rc != 0)
+			return rc;
+		if (json_integer_value(json_object_get(ans, "id")) == 1 ||
+		    json_is_null(json_object_get(ans, "id")))
+			break;
+		json_decref(ans);   /* a notification, or not ours */
+	}
+	err = json_object_get(ans, "error");
+	if (err) {
+		print_error(err);
+		json_decref(ans);
+		return EXIT_API;
+	}
+	*result = json_incref(json_object_get(ans, "result"));
+	json_decref(ans);
+	if (!*result) {
+		fprintf(stderr, "sscardctl: answer without result or error\n");
+		return EXIT_ANSWER;
+	}
+	return 0;
+}
+
+/* ---- output ----------------------------------------------------------------------------- */
+
+static void print_json(const json_t *v)
+{
+	char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+
+	if (text) {
+		puts(text);
+		free(text);
+	}
+}
+
+/* A value as text: strings as they are, booleans yes/no, others as compact JSON. */
+static void print_value(FILE *f, const json_t *v)
+{
+	char *text;
+
+	if (json_is_string(v)) {
+		fputs(json_string_value(v), f);
+	} else if (json_is_boolean(v)) {
+		fputs(json_is_true(v) ? "yes" : "no", f);
+	} else {
+		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (text) {
+			fputs(text, f);
+			free(text);
+		}
+	}
+}
+
+static void out_info(const json_t *r)
+{
+	const json_t *m = json_object_get(r, "methods"), *lim = json_object_get(r, "limits");
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	printf("sscardd %s, API level %lld\n", json_string_value(json_object_get(r, "version")),
+	       (long long)json_integer_value(json_object_get(r, "api_level")));
+	printf("methods:");
+	json_array_foreach(m, i, v)
+		printf(" %s", json_string_value(v));
+	printf("\nlimits:");
+	json_object_foreach((json_t *)lim, key, v) {
+		printf(" %s=", key);
+		print_value(stdout, v);
+	}
+	printf("\n");
+}
+
+static void out_readers(const json_t *r)
+{
+	const json_t *arr = json_object_get(r, "readers");
+	json_t *e;
+	size_t i;
+
+	if (json_array_size(arr) == 0) {
+		printf("no readers (is pcscd running, and a reader attached?)\n");
+		return;
+	}
+	printf("%-28s %-8s %-5s %-8s %s\n", "ID", "DRIVER", "CARD", "ROLE", "NAME");
+	json_array_foreach(arr, i, e) {
+		printf("%-28s %-8s %-5s %-8s %s%s\n", json_string_value(json_object_get(e, "id")),
+		       json_string_value(json_object_get(e, "driver")),
+		       json_is_true(json_object_get(e, "card")) ? "yes" : "no",
+		       json_string_value(json_object_get(e, "role")),
+		       json_string_value(json_object_get(e, "name")),
+		       json_is_true(json_object_get(e, "busy")) ? "  (busy)" : "");
+	}
+}
+
+static const struct {
+	const char *key;
+	const char *label;
+} basic_labels[] = {
+	{ "name", "姓名 name" },
+	{ "sex", "性别 sex" },
+	{ "nation", "民族 nation" },
+	{ "birth_date", "出生日期 birth date" },
+	{ "birth_place", "出生地 birth place" },
+	{ "ssn", "社会保障号码 social security number" },
+	{ "card_number", "卡号 card number" },
+	{ "card_id", "卡识别码 card identifier" },
+	{ "region_code", "发卡地区 issuing region" },
+	{ "spec_version", "规范版本 specification version" },
+	{ "issue_date", "发卡日期 issue date" },
+	{ "expiry_date", "卡有效期 expiry date" },
+	{ "expired", "已过期 expired" },
+	{ "algorithm", "算法 algorithm" },
+	{ "atr_historical", "复位信息 ATR historical bytes" },
+	{ "terminal_number", "终端机编号 terminal number" },
+	{ "terminal_device", "终端设备号 terminal device" },
+	{ "internal_auth", "内部认证 internal authentication" },
+	{ "standard", "iReadCardBas" },
+};
+
+static void out_basic(const json_t *r)
+{
+	const char *key;
+	json_t *v;
+
+	for (size_t i = 0; i < sizeof(basic_labels) / sizeof(basic_labels[0]); i++) {
+		v = json_object_get(r, basic_labels[i].key);
+		if (!v)
+			continue;
+		printf("%s: ", basic_labels[i].label);
+		print_value(stdout, v);
+		if (strcmp(basic_labels[i].key, "sex") == 0 && json_is_string(v)) {
+			/* GB/T 2261.1: the code stays; the words are a reading aid. */
+			if (strcmp(json_string_value(v), "1") == 0)
+				printf(" (男 male)");
+			else if (strcmp(json_string_value(v), "2") == 0)
+				printf(" (女 female)");
+		}
+		putchar('\n');
+	}
+	/* Whatever the daemon adds later is shown too, under its own name. */
+	json_object_foreach((json_t *)r, key, v) {
+		int known = 0;
+
+		for (size_t i = 0; i < sizeof(basic_labels) / sizeof(basic_labels[0]); i++)
+			if (strcmp(basic_labels[i].key, key) == 0)
+				known = 1;
+		if (known)
+			continue;
+		printf("%s: ", key);
+		print_value(stdout, v);
+		putchar('\n');
+	}
+}
+
+static void out_items(const json_t *r)
+{
+	const json_t *items = json_object_get(r, "items");
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)items, key, v) {
+		printf("%s: ", key);
+		print_value(stdout, v);
+		putchar('\n');
+	}
+}
+
+static void out_event(const json_t *params)
+{
+	char stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	const char *name = json_string_value(json_object_get(params, "name"));
+
+	localtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("%s %-14s %s%s%s%s\n", stamp, json_string_value(json_object_get(params, "type")),
+	       json_string_value(json_object_get(params, "reader")), name ? " (" : "",
+	       name ? name : "", name ? ")" : "");
+	fflush(stdout);
+}
+
+/* ---- commands --------------------------------------------------------------------------- */
+
+static int cmd_events(struct conn *c, const struct opts *o, long long deadline)
+{
+	json_t *res = NULL, *msg;
+	long long watch_deadline;
+	long seen = 0;
+	int rc;
+
+	rc = call(c, "events.subscribe", NULL, &res, deadline);
+	if (rc != 0)
+		return rc;
+	json_decref(res);
+	if (!o->json)
+		fprintf(stderr, "sscardctl: waiting for events%s\n",
+			o->for_ms ? "" : " (Ctrl-C ends)");
+	/* The one wait without a deadline of ours: a watch that the user ends (or --for). */
+	watch_deadline = o->for_ms ? now_ms() + o->for_ms : -1;
+	while (o->count == 0 || seen < o->count) {
+		const char *m;
+
+		rc = conn_recv(c, &msg, watch_deadline);
+		if (rc == RECV_TIMEOUT) {
+			if (o->count == 0)
+				return EXIT_OK;   /* --for elapsed: the watch is over */
+			fprintf(stderr, "sscardctl: %ld of %ld events within --for\n", seen,
+				o->count);
+			return EXIT_ANSWER;
+		}
+		if (rc != 0)
+			return rc;
+		m = json_string_value(json_object_get(msg, "method"));
+		if (m && strcmp(m, "event") == 0) {
+			json_t *p = json_object_get(msg, "params");
+
+			if (o->json) {
+				char *text = json_dumps(p, JSON_COMPACT);
+
+				if (text) {
+					puts(text);
+					free(text);
+				}
+				fflush(stdout);
+			} else {
+				out_event(p);
+			}
+			seen++;
+		}
+		json_decref(msg);
+	}
+	return EXIT_OK;
+}
+
+static int run(const struct opts *o)
+{
+	const char *cmd = o->args[0];
+	long long deadline = now_ms() + o->timeout_ms;
+	json_t *params = NULL, *res = NULL;
+	const char *method;
+	struct conn c;
+	int rc;
+
+	if (o->n_args == 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((o->reader || o->internal_auth) && strcmp(cmd, "read-basic") != 0 &&
+	    strcmp(cmd, "read-items") != 0) {
+		fprintf(stderr, "sscardctl: --reader/--internal-auth only go with read-basic and "
+			"read-items\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "info") == 0 && o->n_args == 1) {
+		method = "system.info";
+	} else if (strcmp(cmd, "readers") == 0 && o->n_args == 1) {
+		method = "reader.list";
+	} else if (strcmp(cmd, "read-basic") == 0 && o->n_args == 1) {
+		method = "card.read_basic";
+		params = json_object();
+		if (o->internal_auth)
+			json_object_set_new(params, "internal_auth", json_true());
+	} else if (strcmp(cmd, "read-items") == 0 && o->n_args >= 3 && !o->internal_auth) {
+		json_t *items = json_array();
+
+		method = "card.read_items";
+		for (int i = 2; i < o->n_args; i++)
+			json_array_append_new(items, json_string(o->args[i]));
+		params = json_pack("{s:s, s:o}", "file", o->args[1], "items", items);
+	} else if (strcmp(cmd, "events") == 0 && o->n_args == 1) {
+		method = NULL;
+	} else if (strcmp(cmd, "call") == 0 && (o->n_args == 2 || o->n_args == 3)) {
+		method = o->args[1];
+		if (o->n_args == 3) {
+			json_error_t e;
+
+			params = json_loads(o->args[2], 0, &e);
+			if (!json_is_object(params)) {
+				fprintf(stderr, "sscardctl: PARAMS-JSON must be a JSON object%s%s\n",
+					params ? "" : ": ", params ? "" : e.text);
+				json_decref(params);
+				return EXIT_USAGE;
+			}
+		}
+	} else {
+		fprintf(stderr, "sscardctl: unknown command or wrong arguments: %s (try --help)\n",
+			cmd);
+		return EXIT_USAGE;
+	}
+	if (o->count && strcmp(cmd, "events") != 0) {
+		fprintf(stderr, "sscardctl: --count only goes with events\n");
+		json_decref(params);
+		return EXIT_USAGE;
+	}
+	if (o->reader)
+		json_object_set_new(params, "reader", json_string(o->reader));
+
+	rc = conn_open(&c, o->socket, deadline);
+	if (rc != 0) {
+		json_decref(params);
+		return rc;
+	}
+	if (!method) {
+		rc = cmd_events(&c, o, deadline);
+		conn_close(&c);
+		return rc;
+	}
+	rc = call(&c, method, params, &res, deadline);
+	conn_close(&c);
+	if (rc != 0)
+		return rc;
+	if (o->json || strcmp(cmd, "call") == 0)
+		print_json(res);
+	else if (strcmp(cmd, "info") == 0)
+		out_info(res);
+	else if (strcmp(cmd, "readers") == 0)
+		out_readers(res);
+	else if (strcmp(cmd, "read-basic") == 0)
+		out_basic(res);
+	else
+		out_items(res);
+	json_decref(res);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static struct opts o;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (parse_opts(argc, argv, &o) != 0)
+		return EXIT_USAGE;
+	return run(&o);
+}
