@@ -36,6 +36,7 @@ struct opts {
 	int timeout_ms;
 	const char *reader;
 	int internal_auth;
+	int verify_card_id;
 	long count;        /* events: stop after this many (0 = no limit) */
 	long for_ms;       /* events: stop after this long (0 = until Ctrl-C) */
 	const char *args[MAX_ITEMS + 2];
@@ -56,8 +57,10 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  info                               the daemon's version, API level and limits\n"
 		"  readers                            the readers, their cards and roles\n"
-		"  read-basic [--reader ID] [--internal-auth]\n"
-		"                                     the cardholder's basic data (card.read_basic)\n"
+		"  read-basic [--reader ID] [--internal-auth] [--verify-card-id]\n"
+		"                                     the cardholder's basic data (card.read_basic);\n"
+		"                                     --internal-auth proves the card genuine,\n"
+		"                                     --verify-card-id checks the 卡识别码 MAC\n"
 		"  read-items FILE TAG... [--reader ID]\n"
 		"                                     items of one file, e.g. read-items SSSE/EF06 08 09\n"
 		"  events [--count N] [--for MS]      print reader and card events as they happen\n"
@@ -144,6 +147,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(name, "--internal-auth") == 0 && !eq) {
 			o->internal_auth = 1;
+			continue;
+		}
+		if (strcmp(name, "--verify-card-id") == 0 && !eq) {
+			o->verify_card_id = 1;
 			continue;
 		}
 		if (strcmp(name, "--socket") != 0 && strcmp(name, "--timeout") != 0 &&
@@ -503,7 +510,8 @@ static const struct {
 	{ "atr_historical", "复位信息 ATR historical bytes" },
 	{ "terminal_number", "终端机编号 terminal number" },
 	{ "terminal_device", "终端设备号 terminal device" },
-	{ "internal_auth", "内部认证 internal authentication" },
+	{ "genuine", "真卡 genuine (internal authentication)" },
+	{ "card_id_verified", "卡识别码校验 card identifier MAC verified" },
 	{ "standard", "iReadCardBas" },
 };
 
@@ -636,10 +644,13 @@ static int run(const struct opts *o)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if ((o->reader || o->internal_auth) && strcmp(cmd, "read-basic") != 0 &&
-	    strcmp(cmd, "read-items") != 0) {
-		fprintf(stderr, "sscardctl: --reader/--internal-auth only go with read-basic and "
-			"read-items\n");
+	if (o->reader && strcmp(cmd, "read-basic") != 0 && strcmp(cmd, "read-items") != 0) {
+		fprintf(stderr, "sscardctl: --reader only goes with read-basic and read-items\n");
+		return EXIT_USAGE;
+	}
+	if ((o->internal_auth || o->verify_card_id) && strcmp(cmd, "read-basic") != 0) {
+		fprintf(stderr, "sscardctl: --internal-auth and --verify-card-id only go with "
+			"read-basic\n");
 		return EXIT_USAGE;
 	}
 	if (strcmp(cmd, "info") == 0 && o->n_args == 1) {
@@ -651,7 +662,9 @@ static int run(const struct opts *o)
 		params = json_object();
 		if (o->internal_auth)
 			json_object_set_new(params, "internal_auth", json_true());
-	} else if (strcmp(cmd, "read-items") == 0 && o->n_args >= 3 && !o->internal_auth) {
+		if (o->verify_card_id)
+			json_object_set_new(params, "verify_card_id", json_true());
+	} else if (strcmp(cmd, "read-items") == 0 && o->n_args >= 3) {
 		json_t *items = json_array();
 
 		method = "card.read_items";

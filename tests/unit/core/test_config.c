@@ -338,6 +338,84 @@ static void test_missing_file(void **state)
 	assert_int_equal(config_load(&cfg, tmpdir, err, sizeof(err)), SSC_EIO);
 }
 
+/* Every key, by section, as docs/operations.md lists them. */
+static const char *const all_keys[] = {
+	"[daemon]", "socket_path", "socket_group", "socket_mode", "log_level",
+	"[limits]", "max_clients", "max_clients_per_uid", "max_request_bytes", "max_json_depth",
+	"max_inflight_per_client", "idle_timeout_ms",
+	"[timeouts]", "op_timeout_ms", "apdu_timeout_ms", "connect_timeout_ms", "psam_timeout_ms",
+	"[drivers]", "pcsc", "usb", "usb_allow", "poll_interval_ms",
+	"[readers]", "role.",
+	"[card]", "read_auth", "verify_card_id_mac", "card_id_mac_key", "pin_min_len", "pin_max_len",
+	"[keys]", "write_ssse", "write_ef0d", "read_auth", "internal", "stk", "pin_reload",
+	"pin_unblock", "psam_aid",
+	"[journal]", "path",
+};
+
+/*
+ * conf/sscardd.conf shows every key commented out at its default: loading it as it is, and with
+ * every default uncommented, must both give exactly the defaults.
+ */
+static void test_example_file_is_the_defaults(void **state)
+{
+	const char *src = getenv("SSC_SOURCE_DIR");
+	char path[512], line[512], err[256];
+	char *text, *uncommented;
+	size_t tl = 0, ul = 0;
+	struct config cfg, def;
+	FILE *f;
+
+	if (!src)
+		src = ".";
+	snprintf(path, sizeof(path), "%s/conf/sscardd.conf", src);
+	config_defaults(&def);
+	config_defaults(&cfg);
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_memory_equal(&cfg, &def, sizeof(cfg));
+
+	f = fopen(path, "r");
+	assert_non_null(f);
+	text = calloc(1, 65536);
+	uncommented = calloc(1, 65536);
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line), k = 1;
+
+		memcpy(text + tl, line, n);
+		tl += n;
+		/* ";key = value" with a lower-case key: a default to uncomment. The secret has
+		 * none, and the roles are examples, not defaults. */
+		while ((line[k] >= 'a' && line[k] <= 'z') || line[k] == '_')
+			k++;
+		if (line[0] == ';' && k > 1 && strncmp(line + k, " =", 2) == 0 &&
+		    strncmp(line, ";card_id_mac_key", 16) != 0 && strncmp(line, ";role.", 6) != 0) {
+			memcpy(uncommented + ul, line + 1, n - 1);
+			ul += n - 1;
+		} else {
+			memcpy(uncommented + ul, line, n);
+			ul += n;
+		}
+		assert_true(tl < 60000 && ul < 60000);
+	}
+	fclose(f);
+	for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
+		char want[64];
+
+		if (all_keys[i][0] == '[')
+			snprintf(want, sizeof(want), "\n%s\n", all_keys[i]);
+		else if (strcmp(all_keys[i], "role.") == 0)
+			snprintf(want, sizeof(want), "\n;%s", all_keys[i]);
+		else
+			snprintf(want, sizeof(want), "\n;%s =", all_keys[i]);
+		print_message("looking for %s\n", all_keys[i]);
+		assert_non_null(strstr(text, want));
+	}
+	/* Every key shown with its default: more than 30 lines uncommented. */
+	assert_int_equal(load(&cfg, uncommented, err, sizeof(err)), 0);
+	assert_memory_equal(&cfg, &def, sizeof(cfg));
+	free(text);
+	free(uncommented);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_secret_not_echoed),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_example_file_is_the_defaults),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
