@@ -74,8 +74,13 @@ int rpc_new(const struct config *cfg, struct rpc **out)
 
 void rpc_set_backend(struct rpc *r, const struct rpc_backend *be, const struct op_env *env)
 {
-	r->be = *be;
-	r->have_backend = 1;
+	if (be) {
+		r->be = *be;
+		r->have_backend = 1;
+	} else {
+		memset(&r->be, 0, sizeof(r->be));
+		r->have_backend = 0;
+	}
 	r->env = env;
 }
 
@@ -505,6 +510,18 @@ static void job_done(struct job *job)
 
 			job->result = NULL;   /* the reply takes it */
 			reply_result(c, rj->id, res);
+		} else if (job->err == SSC_ETIMEDOUT) {
+			/*
+			 * At an overrun the worker may still be writing job->diag (readers.c keeps
+			 * the job until the driver call returns): do not read it; say it ourselves.
+			 */
+			struct ssc_diag d;
+
+			ssc_diag_init(&d);
+			ssc_diag_set(&d, SSC_ETIMEDOUT, "the operation did not finish within %d ms",
+				     job->timeout_ms);
+			reply_error_obj(c, rj->id, app_error(rpc_error_code(job->err), job->err, &d,
+							     reader));
 		} else {
 			reply_error_obj(c, rj->id, app_error(rpc_error_code(job->err), job->err,
 							     &job->diag, reader));

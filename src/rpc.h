@@ -69,7 +69,8 @@ int rpc_new(const struct config *cfg, struct rpc **out);
 
 /*
  * Sets the reader core and the operations' environment (both borrowed: they must outlive every
- * job, i.e. be freed only after the reader core has completed all jobs). be is copied.
+ * job, i.e. be freed only after the reader core has completed all jobs). be is copied; NULL
+ * detaches the core again (at shutdown, after readers_free()).
  */
 void rpc_set_backend(struct rpc *r, const struct rpc_backend *be, const struct op_env *env);
 
