@@ -35,9 +35,9 @@ say "installing missing packages (Debian 12)"
 "$root/scripts/deps.sh"
 
 say "building"
-build="$root/build"
+build="${SSC_BUILD_DIR:-$root/build}"
 cmake -S "$root" -B "$build" >/dev/null
-cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target sscardd sscardctl sscard-sim >/dev/null
 
 sim="$build/firmware-stubs/sscard-sim"
 daemon="$build/src/sscardd"
