@@ -39,6 +39,7 @@ struct client {
 	int reading;                /* uv_read_start() is active */
 	int eof;                    /* the peer shut down its sending side */
 	int draining;               /* close once the write queue is empty */
+	const char *drain_reason;   /* why, for the log */
 	int closing;                /* uv_close() called */
 	int open_handles;
 };
@@ -68,7 +69,7 @@ struct wreq {
 };
 
 static void client_close(struct client *cl, const char *reason);
-static void start_drain(struct client *cl);
+static void start_drain(struct client *cl, const char *reason);
 static void on_drain_timer_closed(uv_handle_t *h);
 
 /* ---- client lifetime -------------------------------------------------------------------- */
@@ -138,16 +139,20 @@ static void on_timer(uv_timer_t *t)
 	client_close(cl, reason);
 }
 
-/* Stops reading and closes as soon as the replies already queued are written. */
-static void start_drain(struct client *cl)
+/*
+ * Stops reading and closes (for reason, a static string) as soon as the replies already queued
+ * are written, or at SERVER_DRAIN_MS.
+ */
+static void start_drain(struct client *cl, const char *reason)
 {
 	if (cl->closing || cl->draining)
 		return;
 	cl->draining = 1;
+	cl->drain_reason = reason;
 	uv_read_stop((uv_stream_t *)&cl->pipe);
 	cl->reading = 0;
 	if (cl->wq_bytes == 0) {
-		client_close(cl, cl->eof ? "the peer finished" : "closed after an error reply");
+		client_close(cl, reason);
 		return;
 	}
 	uv_timer_start(&cl->timer, on_timer, SERVER_DRAIN_MS, 0);
@@ -183,7 +188,7 @@ static void on_write(uv_write_t *req, int status)
 		return;
 	}
 	if (cl->draining && cl->wq_bytes == 0) {
-		client_close(cl, cl->eof ? "the peer finished" : "closed after an error reply");
+		client_close(cl, cl->drain_reason);
 		return;
 	}
 	maybe_resume(cl);
@@ -236,7 +241,7 @@ static void client_idle(void *owner)
 	struct client *cl = owner;
 
 	if (cl->eof)
-		start_drain(cl);
+		start_drain(cl, "the peer finished");
 }
 
 static const struct rpc_client_ops client_ops = {
@@ -286,7 +291,7 @@ static void too_large(struct client *cl)
 	cl->line_len = 0;
 	rpc_send_error(cl->rc, RPC_INVALID_REQUEST, SSC_ELIMIT, msg);
 	if (!cl->closing)
-		start_drain(cl);
+		start_drain(cl, "request too large");
 }
 
 /*
@@ -349,7 +354,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			log_debug("client %u: %zu bytes without a final newline ignored", cl->id,
 				  cl->line_len);
 		if (rpc_client_inflight(cl->rc) == 0)
-			start_drain(cl);
+			start_drain(cl, "the peer finished");
 		return;
 	}
 	if (nread < 0) {
@@ -701,7 +706,7 @@ void server_stop(struct server *srv)
 	}
 	for (struct client *cl = srv->clients, *next; cl; cl = next) {
 		next = cl->next;
-		start_drain(cl);
+		start_drain(cl, "the daemon is shutting down");
 	}
 	if (srv->timer_open) {
 		if (srv->n_clients > 0)

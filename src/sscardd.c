@@ -126,14 +126,13 @@ static int be_submit(void *ctx, struct job *job)
 	return readers_submit(ctx, job);
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+/* The orderly stop, for a signal or a failed start. Loop thread. */
+static void daemon_stop(struct daemon *d, const char *why)
 {
-	struct daemon *d = s->data;
-
 	if (d->stopping)
 		return;
 	d->stopping = 1;
-	log_info("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM or start failure");
+	log_info("%s: shutting down", why);
 	/*
 	 * The reader core first: it completes every job still in flight (SSC_ESHUTDOWN), and
 	 * those replies are queued before the server starts draining and closing its clients.
@@ -144,6 +143,11 @@ static void on_signal(uv_signal_t *s, int signum)
 	server_stop(d->srv);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	daemon_stop(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 static int parse_args(int argc, char **argv, struct daemon *d, int *check_only)
@@ -290,7 +294,7 @@ int main(int argc, char **argv)
 	rc = readers_start(d.rd);
 	if (rc != 0) {
 		log_error("cannot start the readers: %s", ssc_strerror(rc));
-		on_signal(&d.sigterm, SIGTERM);   /* the same orderly path as an operator's */
+		daemon_stop(&d, "the readers did not start");
 	} else {
 		status = EXIT_OK;
 		log_info("ready");
