@@ -500,8 +500,11 @@ static void pin_set(struct sim_token *t, const char *pin)
 {
 	struct sim_card_state *c = &t->card;
 
-	if (strcmp(c->pin, pin) != 0 || c->pin_tries_left != t->prof.card.pin_tries) {
+	if (pin != c->pin && strcmp(c->pin, pin) != 0) {
 		snprintf(c->pin, sizeof(c->pin), "%s", pin);
+		bump(t);
+	}
+	if (c->pin_tries_left != t->prof.card.pin_tries) {
 		c->pin_tries_left = t->prof.card.pin_tries;
 		bump(t);
 	}
