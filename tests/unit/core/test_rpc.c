@@ -543,11 +543,43 @@ static void test_client_gone_mid_request(void **state)
 	assert_int_equal(f->cap.n, 0);
 }
 
+/*
+ * docs/errors.md has a row for every SSC_E* name with its API code (1000 - value): a code added to
+ * include/sscard/error.h without its documentation fails here.
+ */
+static void test_errors_doc_lists_every_code(void **state)
+{
+	const char *src = getenv("SSC_SOURCE_DIR");
+	char path[512], row[96];
+	FILE *f;
+	char *doc;
+	size_t n;
+	int count = 0;
+
+	snprintf(path, sizeof(path), "%s/docs/errors.md", src ? src : ".");
+	f = fopen(path, "r");
+	assert_non_null(f);
+	doc = calloc(1, 256 * 1024);
+	n = fread(doc, 1, 256 * 1024 - 1, f);
+	fclose(f);
+	assert_true(n > 0);
+	for (int err = -1; strcmp(ssc_strerror_name(err), "SSC_EUNKNOWN") != 0; err--) {
+		snprintf(row, sizeof(row), "| `%s` | %d", ssc_strerror_name(err),
+			 rpc_error_code(err));
+		print_message("%s\n", row);
+		assert_non_null(strstr(doc, row));
+		count++;
+	}
+	assert_true(count >= 42);
+	free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_error_code_range),
 		cmocka_unit_test(test_format_error),
+		cmocka_unit_test(test_errors_doc_lists_every_code),
 		cmocka_unit_test_setup_teardown(test_garbage_is_parse_error_and_connection_stays,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
