@@ -14,7 +14,7 @@ static const struct item_def items_ssse_ef05[] = {
 	{ 0x01, 1, 1, 16, ITEM_FMT_B, 0, "卡识别码 card id" },
 	{ 0x02, 2, 2, 1, ITEM_FMT_AN, 0, "卡类别 card type" },
 	{ 0x03, 3, 3, 4, ITEM_FMT_AN, 0, "规范版本 spec version" },
-	{ 0x04, 4, 4, 12, ITEM_FMT_CN, 0, "初始化机构编号 initialising institution" },
+	{ 0x04, 4, 4, 12, ITEM_FMT_AN, 0, "初始化机构编号 initialising institution" },
 	{ 0x05, 5, 5, 4, ITEM_FMT_DATE, 0, "发卡日期 issue date" },
 	{ 0x06, 6, 6, 4, ITEM_FMT_DATE, 0, "卡有效期 expiry date" },
 	{ 0x07, 7, 7, 9, ITEM_FMT_AN, ITEM_CHECK_CARDNO, "卡号 card number" },

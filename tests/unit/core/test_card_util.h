@@ -17,8 +17,12 @@
 #include <cmocka.h>
 
 #include "cardio.h"
+#include "config.h"
 #include "crypto.h"
 #include "keyprov.h"
+#include "ops.h"
+#include "psam.h"
+#include "simcos.h"
 
 /* Parses hex (spaces allowed) into out; returns the byte count. Fails the test on bad hex. */
 static inline size_t tu_unhex(const char *s, uint8_t *out, size_t cap)
@@ -180,6 +184,234 @@ static inline void tu_kp_init(struct tu_kp *t, const char *master_hex, unsigned 
 	t->algs = algs;
 	t->kp.ops = &ops;
 	t->kp.ctx = t;
+}
+
+/* ---- the simulator's card OS behind a struct card_io ----------------------------------- */
+
+enum tu_corrupt {
+	TU_CORRUPT_NONE = 0,
+	TU_CORRUPT_TRUNCATE,   /* drop the last data byte, keep SW1 SW2 */
+	TU_CORRUPT_SW,         /* a status word that is none (12 34) */
+	TU_CORRUPT_SHORT,      /* a 1-byte answer */
+	TU_CORRUPT_EMPTY,      /* a 0-byte answer (vpcd's removal quirk) */
+	TU_CORRUPT_GARBAGE,    /* every data byte replaced by A5, SW kept */
+};
+
+#define TU_LOG_MAX 96
+
+struct tu_sim_io {
+	struct card_io io;
+	struct sim_token *t;
+	int apdus;                 /* commands sent since the last reset of the counter */
+	int corrupt_at;            /* 1-based answer to corrupt; 0 = none */
+	enum tu_corrupt corrupt;
+	char log[TU_LOG_MAX][64];  /* each command's first 31 bytes, hex */
+};
+
+static inline int tu_sim_transmit(struct card_io *io, const uint8_t *cmd, size_t cmd_len,
+				  uint8_t *resp, size_t resp_cap, unsigned flags)
+{
+	struct tu_sim_io *s = io->ctx;
+	uint8_t r[SIM_RESP_MAX];
+	size_t n;
+
+	(void)flags;
+	assert_true(cmd_len <= SSC_CMD_APDU_MAX);
+	if (s->apdus < TU_LOG_MAX) {
+		for (size_t i = 0; i < cmd_len && i < 31; i++)
+			snprintf(s->log[s->apdus] + 2 * i, 3, "%02X", cmd[i]);
+	}
+	s->apdus++;
+	n = sim_token_apdu(s->t, cmd, cmd_len, r);
+	assert_true(n >= 2 && n <= resp_cap);
+	if (s->corrupt_at == s->apdus) {
+		switch (s->corrupt) {
+		case TU_CORRUPT_TRUNCATE:
+			if (n > 2) {
+				r[n - 3] = r[n - 2];
+				r[n - 2] = r[n - 1];
+				n--;
+			}
+			break;
+		case TU_CORRUPT_SW:
+			r[n - 2] = 0x12;
+			r[n - 1] = 0x34;
+			break;
+		case TU_CORRUPT_SHORT:
+			n = 1;
+			break;
+		case TU_CORRUPT_EMPTY:
+			n = 0;
+			break;
+		case TU_CORRUPT_GARBAGE:
+			memset(r, 0xA5, n - 2);
+			break;
+		default:
+			break;
+		}
+	}
+	memcpy(resp, r, n);
+	return (int)n;
+}
+
+static inline void tu_sim_io_init(struct tu_sim_io *s, struct sim_token *t, const char *serial)
+{
+	memset(s, 0, sizeof(*s));
+	s->t = t;
+	s->io.transmit = tu_sim_transmit;
+	s->io.ctx = s;
+	s->io.atr_len = sim_token_atr(t, s->io.atr);
+	s->io.deadline_ms = INT64_MAX;
+	snprintf(s->io.reader_serial, sizeof(s->io.reader_serial), "%s", serial);
+	snprintf(s->io.reader_id, sizeof(s->io.reader_id), "sim-%s", serial);
+}
+
+/* Whether the command log holds a command starting with hex. */
+static inline int tu_sim_sent(const struct tu_sim_io *s, const char *hex)
+{
+	for (int i = 0; i < s->apdus && i < TU_LOG_MAX; i++)
+		if (strncmp(s->log[i], hex, strlen(hex)) == 0)
+			return 1;
+	return 0;
+}
+
+/* A card + PSAM desk from one profile, with the PSAM provider over a psam_source. */
+struct tu_sim {
+	struct sim_profile *prof;
+	struct sim_token *card_t, *psam_t;
+	struct tu_sim_io card, psam;
+	struct psam_source src;
+	int have_psam;
+	enum ssc_alg psam_alg;
+	char psam_term[13];
+	int acquired, released;
+	struct config cfg;
+	struct keyprov *kp;
+	struct op_env env;
+	unsigned flags;
+	int reset;
+	struct ssc_diag d;
+	json_t *result;
+};
+
+static inline int tu_src_acquire(void *ctx, enum ssc_alg alg, int64_t deadline_ms,
+				 struct card_io **io)
+{
+	struct tu_sim *s = ctx;
+	uint8_t cmd[32], resp[SSC_RESP_APDU_MAX];
+	int n;
+
+	(void)deadline_ms;
+	if (!s->have_psam)
+		return SSC_ENOPSAM;
+	if (alg != s->psam_alg)
+		return SSC_EPSAMALGO;
+	/* As the reader core does: select the key application on every acquire. */
+	n = 5 + (int)s->cfg.psam_aid_len;
+	cmd[0] = 0x00;
+	cmd[1] = 0xA4;
+	cmd[2] = 0x04;
+	cmd[3] = 0x00;
+	cmd[4] = (uint8_t)s->cfg.psam_aid_len;
+	memcpy(cmd + 5, s->cfg.psam_aid, s->cfg.psam_aid_len);
+	n = s->psam.io.transmit(&s->psam.io, cmd, (size_t)n, resp, sizeof(resp), 0);
+	assert_true(n >= 2);
+	assert_int_equal(resp[n - 2], 0x90);
+	s->acquired++;
+	*io = &s->psam.io;
+	return 0;
+}
+
+static inline void tu_src_release(void *ctx, struct card_io *io, int broken)
+{
+	struct tu_sim *s = ctx;
+
+	(void)broken;
+	assert_ptr_equal(io, &s->psam.io);
+	s->released++;
+}
+
+static inline unsigned tu_src_algorithms(void *ctx)
+{
+	struct tu_sim *s = ctx;
+
+	return s->have_psam ? 1u << s->psam_alg : 0;
+}
+
+/* Sets up from a loaded profile; with_psam 0 leaves the desk without a PSAM. */
+static inline void tu_sim_setup(struct tu_sim *s, struct sim_profile *prof, int with_psam)
+{
+	memset(s, 0, sizeof(*s));
+	s->prof = prof;
+	s->card_t = sim_token_new(prof, SIM_ROLE_CARD);
+	s->psam_t = sim_token_new(prof, SIM_ROLE_PSAM);
+	assert_non_null(s->card_t);
+	assert_non_null(s->psam_t);
+	tu_sim_io_init(&s->card, s->card_t, "SIM0001");
+	tu_sim_io_init(&s->psam, s->psam_t, "SIM0002");
+	config_defaults(&s->cfg);
+	if (with_psam) {
+		/* The role decision of the reader core: the probe must call it a PSAM. */
+		assert_int_equal(psam_probe(&s->psam.io, &s->psam_alg, s->psam_term), 0);
+		s->have_psam = 1;
+	}
+	s->src.acquire = tu_src_acquire;
+	s->src.release = tu_src_release;
+	s->src.algorithms = tu_src_algorithms;
+	s->src.ctx = s;
+	assert_int_equal(psam_keyprov_new(&s->src, &s->cfg, &s->kp), 0);
+	s->env.cfg = &s->cfg;
+	s->env.kp = s->kp;
+	ssc_diag_init(&s->d);
+}
+
+/* Loads firmware-stubs/profiles/<name>.json from $SSC_SOURCE_DIR. */
+static inline void tu_sim_open(struct tu_sim *s, const char *name, int with_psam)
+{
+	const char *src = getenv("SSC_SOURCE_DIR");
+	char path[512], err[512] = "";
+	struct sim_profile *p;
+
+	snprintf(path, sizeof(path), "%s/firmware-stubs/profiles/%s.json", src ? src : ".", name);
+	p = sim_profile_load(path, err, sizeof(err));
+	if (!p)
+		fail_msg("cannot load %s: %s", path, err);
+	tu_sim_setup(s, p, with_psam);
+}
+
+static inline void tu_sim_close(struct tu_sim *s)
+{
+	json_decref(s->result);
+	keyprov_free(s->kp);
+	sim_token_free(s->card_t);
+	sim_token_free(s->psam_t);
+	sim_profile_free(s->prof);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Runs an operation (check, then run) on the card; the result stays in s->result. */
+static inline int tu_sim_op(struct tu_sim *s, const char *method, const char *params)
+{
+	const struct op_desc *op = ops_find(method);
+	json_t *p = NULL;
+	int rc;
+
+	assert_non_null(op);
+	if (params) {
+		p = json_loads(params, 0, NULL);
+		assert_non_null(p);
+	}
+	json_decref(s->result);
+	s->result = NULL;
+	s->reset = 0;
+	ssc_diag_init(&s->d);
+	rc = op->check(&s->env, p, &s->d);
+	if (rc == 0)
+		rc = op->run(&s->env, &s->card.io, p, &s->flags, &s->reset, &s->result, &s->d);
+	if (s->reset)
+		sim_token_reset(s->card_t);   /* what the core's disconnect(reset) does */
+	json_decref(p);
+	return rc;
 }
 
 #endif
