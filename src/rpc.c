@@ -768,20 +768,24 @@ out:
 void rpc_event(void *arg, const char *type, const struct reader_info *ri)
 {
 	struct rpc *r = arg;
-	json_t *params, *msg;
+	json_t *params, *snap, *msg;
 	char *text;
 	size_t len;
 
 	log_info("event %s: %s", type, ri->id);
 	if (!r->subs)
 		return;
-	params = reader_json(ri);
-	if (!params)
+	/* type and reader (the id) first; the rest of the reader's snapshot rides along. */
+	params = json_pack("{s:s, s:s}", "type", type, "reader", ri->id);
+	snap = reader_json(ri);
+	if (!params || !snap) {
+		json_decref(params);
+		json_decref(snap);
 		return;
-	/* "reader" is the id; the rest of the snapshot rides along. */
-	json_object_set(params, "reader", json_object_get(params, "id"));
-	json_object_del(params, "id");
-	json_object_set_new(params, "type", json_string(type));
+	}
+	json_object_del(snap, "id");
+	json_object_update_missing(params, snap);
+	json_decref(snap);
 	msg = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", "event", "params", params);
 	if (!msg)
 		return;

@@ -417,6 +417,15 @@ static void test_events(void **state)
 	cap_clear(&other);
 
 	rpc_event(f->rpc, "card.inserted", &ri);
+	/* docs/api.md: the notification's shape, type and reader first. */
+	assert_int_equal(f->cap.n, 1);
+	{
+		const char *want = "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{"
+				   "\"type\":\"card.inserted\",\"reader\":\"pcsc-virtual-pcd-00-00\","
+				   "\"name\":\"Virtual PCD 00 00\",\"driver\":\"pcsc\",\"card\":true,";
+
+		assert_int_equal(strncmp(f->cap.lines[0], want, strlen(want)), 0);
+	}
 	r = only_reply(f);
 	assert_null(json_object_get(r, "id"));
 	assert_string_equal(json_string_value(json_object_get(r, "method")), "event");
