@@ -735,6 +735,8 @@ static int pcsc_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len,
 		pci = SCARD_PCI_RAW;
 	rv = SCardTransmit(s->card, pci, cmd, (DWORD)cmd_len, NULL, buf, &len);
 	if (rv != SCARD_S_SUCCESS) {
+		log_debug("pcsc: SCardTransmit %s: %s (0x%08lX)", s->name, pcsc_stringify_error(rv),
+			  (unsigned long)rv);
 		if (pcsc_rv_dead(rv) || rv == SCARD_E_UNKNOWN_READER ||
 		    rv == SCARD_E_READER_UNAVAILABLE) {
 			s->broken = 1;
@@ -743,6 +745,7 @@ static int pcsc_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len,
 		return pcsc_map(rv);
 	}
 	if (len == 0) {
+		log_debug("pcsc: SCardTransmit %s: success with an empty answer", s->name);
 		/*
 		 * vpcd 3.3 answers success with no bytes when the card vanished after it was sent the
 		 * APDU (test-harness.md §2 case 4): a removal, not a protocol fault.
