@@ -182,6 +182,20 @@ static int items_date_ok(const char *s)
 	return m >= 1 && m <= 12 && d >= 1 && d <= 31;
 }
 
+int items_hex(const uint8_t *v, size_t len, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	if (cap == 0 || len > (cap - 1) / 2)
+		return SSC_ELIMIT;
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex[v[i] >> 4];
+		out[2 * i + 1] = hex[v[i] & 0x0F];
+	}
+	out[2 * len] = '\0';
+	return (int)(2 * len);
+}
+
 int items_check_card_number(const char *s, size_t len)
 {
 	static const int w[8] = { 3, 7, 9, 10, 5, 8, 4, 2 };
@@ -216,7 +230,6 @@ static int items_bad(const struct item_file *f, const struct item_def *it, const
 int items_decode(const struct item_file *f, const struct item_def *it, const uint8_t *v,
 		 size_t len, char *text, size_t cap, struct ssc_diag *diag)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	int n;
 
 	if (cap == 0)
@@ -251,14 +264,7 @@ int items_decode(const struct item_file *f, const struct item_def *it, const uin
 		}
 		return n;
 	case ITEM_FMT_B:
-		if (2 * len + 1 > cap)
-			return SSC_ELIMIT;
-		for (size_t i = 0; i < len; i++) {
-			text[2 * i] = hex[v[i] >> 4];
-			text[2 * i + 1] = hex[v[i] & 0x0F];
-		}
-		text[2 * len] = '\0';
-		return (int)(2 * len);
+		return items_hex(v, len, text, cap);
 	default:
 		return SSC_EINVAL;
 	}

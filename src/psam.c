@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "apdu.h"
+#include "items.h"
 #include "psam.h"
 #include "ssc.h"
 
@@ -40,7 +41,6 @@ static int psam_fci_alg(const uint8_t *fci, size_t len, enum ssc_alg *alg)
 static int psam_read_terminal(struct card_io *io, char term[13], struct ssc_diag *diag)
 {
 	static const uint8_t cmd[] = { 0x00, 0xB0, 0x96, 0x00, 0x06 };
-	static const char hex[] = "0123456789ABCDEF";
 	uint8_t buf[APDU_MAX_DATA];
 	int n;
 
@@ -50,12 +50,8 @@ static int psam_read_terminal(struct card_io *io, char term[13], struct ssc_diag
 		return n;
 	if (n != 6)
 		return ssc_diag_set(diag, SSC_EPROTO, "PSAM terminal number of %d bytes", n);
-	for (int i = 0; i < 6; i++) {
-		term[2 * i] = hex[buf[i] >> 4];
-		term[2 * i + 1] = hex[buf[i] & 0x0F];
-	}
-	term[12] = '\0';
-	return 0;
+	/* BCD shown digit by digit: the hex of the bytes. */
+	return items_hex(buf, 6, term, 13) < 0 ? SSC_EINTERNAL : 0;
 }
 
 int psam_probe(struct card_io *io, enum ssc_alg *alg, char term[13])

@@ -582,7 +582,6 @@ out:
 
 int ssc_read_basic(struct ssc_card *c, struct ssc_basic *b, struct ssc_diag *diag)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	char today[9];
 	int rc;
 
@@ -595,10 +594,7 @@ int ssc_read_basic(struct ssc_card *c, struct ssc_basic *b, struct ssc_diag *dia
 	rc = ssc_ensure_card_id(c, diag);
 	if (rc)
 		return rc;
-	for (int i = 0; i < 16; i++) {
-		b->card_id[2 * i] = hex[c->card_id[i] >> 4];
-		b->card_id[2 * i + 1] = hex[c->card_id[i] & 0x0F];
-	}
+	items_hex(c->card_id, 16, b->card_id, sizeof(b->card_id));
 	memcpy(b->region_code, b->card_id, 6);
 	rc = ssc_basic_text(c, "SSSE/EF05", 0x05, b->issue_date, sizeof(b->issue_date), diag);
 	if (!rc)
@@ -625,10 +621,7 @@ int ssc_read_basic(struct ssc_card *c, struct ssc_basic *b, struct ssc_diag *dia
 		OPENSSL_cleanse(b, sizeof(*b));
 		return rc;
 	}
-	for (size_t i = 0; i < c->hist_len; i++) {
-		b->atr_historical[2 * i] = hex[c->hist[i] >> 4];
-		b->atr_historical[2 * i + 1] = hex[c->hist[i] & 0x0F];
-	}
+	items_hex(c->hist, c->hist_len, b->atr_historical, sizeof(b->atr_historical));
 	/* The card is valid through its expiry date; the daemon's clock, as a UTC date. */
 	ssc_today(today);
 	b->expired = b->expiry_date[0] != '\0' && strcmp(today, b->expiry_date) > 0;
