@@ -424,9 +424,15 @@ class Sim:
         if self.proc:
             self.proc.kill9()
 
-    def restart(self, timeout=5.0, kill=False):
-        """Stops (or kill -9s) and starts again with the same arguments and state file."""
+    def restart(self, timeout=5.0, kill=False, wait_removed=True):
+        """Stops (or kill -9s) and starts again with the same arguments and state file.
+
+        A restart faster than pcscd's presence poll (~0.4 s) can go unnoticed: pcscd then keeps
+        the old card's state and the next transmit fails. So, while pcscd runs, this waits until
+        pcscd reports the slot empty before starting again (wait_removed=False skips that)."""
         self.kill9() if kill else self.stop()
+        if wait_removed and self.h.pcscd.alive():
+            self.h.wait_card(self.slot, present=False, timeout=timeout)
         return self.start(timeout)
 
     def sigstop(self):
@@ -489,12 +495,17 @@ class Sim:
 # In-process PC/SC client (pyscard)
 
 class PcscError(Exception):
-    """A PC/SC call failed; hr is the SCARD_* code, name its symbolic name."""
+    """A PC/SC call failed; hr is the SCARD_* code (None when PC/SC reported success but the
+    answer was unusable), name its symbolic name."""
 
-    def __init__(self, call, hr):
+    def __init__(self, call, hr, detail=None):
         from smartcard import scard
         self.call = call
-        self.hr = hr & 0xFFFFFFFF
+        self.hr = None if hr is None else hr & 0xFFFFFFFF
+        if self.hr is None:
+            self.name = detail or 'unusable answer'
+            super().__init__(f'{call}: {self.name}')
+            return
         self.name = next((n for n in dir(scard) if n.startswith(('SCARD_E_', 'SCARD_W_', 'SCARD_F_'))
                           and isinstance(getattr(scard, n), int)
                           and getattr(scard, n) & 0xFFFFFFFF == self.hr), hex(self.hr))
@@ -532,8 +543,8 @@ class Card:
 
     def transmit(self, apdu):
         """Sends an APDU (bytes or hex string, spaces allowed); returns (data bytes, sw int).
-        Raises PcscError when PC/SC fails (card removed, reader gone ...). SCardTransmit itself has
-        no timeout: the harness watchdog bounds it."""
+        Raises PcscError when PC/SC fails or the answer has no status word (card removed, reader
+        gone ...). SCardTransmit itself has no timeout: the harness watchdog bounds it."""
         from smartcard import scard
         if isinstance(apdu, str):
             apdu = bytes.fromhex(apdu.replace(' ', ''))
@@ -541,7 +552,8 @@ class Card:
         if hr != scard.SCARD_S_SUCCESS:
             raise PcscError('SCardTransmit', hr)
         if len(resp) < 2:
-            raise HarnessError(f'answer shorter than a status word: {bytes(resp).hex()}')
+            # vpcd reports a card that vanished during the exchange as a successful empty answer.
+            raise PcscError('SCardTransmit', None, f'answer of {len(resp)} bytes (card removed?)')
         return bytes(resp[:-2]), resp[-2] << 8 | resp[-1]
 
     def atr(self):
@@ -667,6 +679,8 @@ class Harness:
         self.sims = []
         self.procs = []
         self.clients = []
+        self._client = None
+        self._client_pcscd_start = 0
         self.ns = None
         self.pcscd = None
         self._lock = threading.Lock()
@@ -725,6 +739,16 @@ class Harness:
         c = PcscClient(self.pcscd)
         self.clients.append(c)
         return c
+
+    def wait_card(self, slot, present=True, timeout=5.0):
+        """Waits until pcscd reports a card in slot (or none), through a client of the harness's
+        own (re-created after a pcscd restart)."""
+        if self._client is None or self._client_pcscd_start != self.pcscd.starts:
+            if self._client is not None:
+                self._client.close()
+            self._client = self.pcsc()
+            self._client_pcscd_start = self.pcscd.starts
+        self._client.wait_card(self.reader_name(slot), present, timeout)
 
     def path(self, name):
         """A path inside the per-test directory."""
