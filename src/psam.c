@@ -37,17 +37,24 @@ static int psam_fci_alg(const uint8_t *fci, size_t len, enum ssc_alg *alg)
 	return 0;
 }
 
-/* READ BINARY of the 6-byte BCD terminal number into 12 hex digits. */
+/*
+ * READ BINARY of the 6-byte BCD terminal number into 12 hex digits. A PSAM that refuses it (no
+ * such file) has none: "000000000000", the standard interface's default.
+ */
 static int psam_read_terminal(struct card_io *io, char term[13], struct ssc_diag *diag)
 {
 	static const uint8_t cmd[] = { 0x00, 0xB0, 0x96, 0x00, 0x06 };
 	uint8_t buf[APDU_MAX_DATA];
+	uint16_t sw = 0;
 	int n;
 
-	n = apdu_exchange_ok(io, cmd, sizeof(cmd), buf, sizeof(buf), 0,
-			     "PSAM READ BINARY terminal number", diag);
+	n = apdu_exchange(io, cmd, sizeof(cmd), buf, sizeof(buf), &sw, 0, diag);
 	if (n < 0)
 		return n;
+	if (sw != APDU_SW_OK) {
+		memcpy(term, "000000000000", 13);
+		return 0;
+	}
 	if (n != 6)
 		return ssc_diag_set(diag, SSC_EPROTO, "PSAM terminal number of %d bytes", n);
 	/* BCD shown digit by digit: the hex of the bytes. */
@@ -76,12 +83,7 @@ int psam_probe(struct card_io *io, enum ssc_alg *alg, char term[13])
 		return SSC_ENOTFOUND;   /* answered, but with no FCI we can read: not our PSAM */
 	if (rc)
 		return rc;
-	rc = psam_read_terminal(io, term, &diag);
-	if (rc == SSC_ECARDSW || rc == SSC_ENOFILE || rc == SSC_ESECURITY) {
-		memcpy(term, "000000000000", 13);
-		rc = 0;
-	}
-	return rc;
+	return psam_read_terminal(io, term, &diag);
 }
 
 static int psam_available(struct keyprov *kp, enum ssc_alg alg)
@@ -296,8 +298,6 @@ static int psam_terminal_number(struct keyprov *kp, enum ssc_alg alg, char out[1
 	if (rc)
 		return rc;
 	rc = psam_read_terminal(io, out, diag);
-	if (rc && rc != SSC_EPROTO && !psam_broken(rc))
-		rc = ssc_diag_set(diag, SSC_EPSAM, "PSAM has no terminal number (%04X)", diag->sw);
 	p->src->release(p->src->ctx, io, psam_broken(rc));
 	return rc;
 }

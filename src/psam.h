@@ -37,7 +37,7 @@ int psam_probe(struct card_io *io, enum ssc_alg *alg, char term[13]);
  *   Lc 20), then CIPHER 80 FA 00 00 (DES: X, 61 08, GET RESPONSE; SM4: X ‖ 00⁸, 16 bytes folded).
  * - mac: DELIVER KEY (Lc 10), then 80 FA 05 00 IV ‖ data.
  * - encrypt: DELIVER KEY (Lc 10), then 80 FA 01 00 block.
- * - terminal_number: READ BINARY 00 B0 96 00 06.
+ * - terminal_number: READ BINARY 00 B0 96 00 06 ("000000000000" when the PSAM refuses it).
  * A PSAM status word other than 9000 gives SSC_EPSAM with diag->sw; no PSAM SSC_ENOPSAM; none of
  * the algorithm SSC_EPSAMALGO; all busy until the deadline SSC_ETIMEDOUT; a malformed PSAM answer
  * SSC_EPROTO.

@@ -251,6 +251,27 @@ static void test_mac_encrypt_terminal(void **state)
 	keyprov_free(kp);
 }
 
+static void test_no_terminal_number(void **state)
+{
+	static const struct tu_step steps[] = { { "00B0960006", "6A82", 0 }, END };
+	struct config cfg;
+	struct src s;
+	struct keyprov *kp;
+	struct ssc_diag diag;
+	char term[13] = "x";
+
+	(void)state;
+	config_defaults(&cfg);
+	src_init(&s, steps, 1u << SSC_ALG_SM4);
+	ssc_diag_init(&diag);
+	assert_int_equal(psam_keyprov_new(&s.ps, &cfg, &kp), 0);
+	assert_int_equal(kp->ops->terminal_number(kp, SSC_ALG_SM4, term, INT64_MAX, &diag), 0);
+	assert_string_equal(term, "000000000000");
+	assert_int_equal(s.released, 1);
+	tu_script_done(&s.s);
+	keyprov_free(kp);
+}
+
 static void test_errors(void **state)
 {
 	static const struct tu_step no_key[] = {
@@ -323,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_cryptogram_des),
 		cmocka_unit_test(test_cryptogram_sm4),
 		cmocka_unit_test(test_mac_encrypt_terminal),
+		cmocka_unit_test(test_no_terminal_number),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
