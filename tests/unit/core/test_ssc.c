@@ -36,6 +36,9 @@
 #define R_EF06_0C { "00B2063400", "0C033301009000", 0 }
 #define R_EF06_0D { "00B2073400", "0D04199001019000", 0 }
 #define END { NULL, NULL, 0 }
+/* The rest of a gen2 basic read after EF05 03 and 01 (spec §2.2, §2.3 order). */
+#define R_BASIC_REST R_EF05_05, R_EF05_06, R_EF05_07, R_EF06_08, R_EF06_09, R_EF06_4E, \
+	R_EF06_0A, R_EF06_0B, R_EF06_0C, R_EF06_0D
 
 struct fixture {
 	struct tu_script s;
@@ -192,8 +195,7 @@ static void test_read_basic_exact_apdus(void **state)
 	/* SELECT SSSE + one READ RECORD per item, SFI in P2, no SELECT of an EF: 13 APDUs. */
 	static const struct tu_step steps[] = {
 		{ SELECT_SSSE, FCI("01"), 0 },
-		R_EF05_03, R_EF05_01, R_EF05_05, R_EF05_06, R_EF05_07,
-		R_EF06_08, R_EF06_09, R_EF06_4E, R_EF06_0A, R_EF06_0B, R_EF06_0C, R_EF06_0D,
+		R_EF05_03, R_EF05_01, R_BASIC_REST,
 		END,
 	};
 	struct fixture fx;
@@ -257,24 +259,25 @@ static void test_read_basic_psam_terminal(void **state)
 	json_decref(fx.result);
 }
 
+/* Spec 1.00, FCI without 9F0C (DES then), no 姓名扩展, 性别 in record 3. */
+static const struct tu_step v1_read_basic[] = {
+	{ SELECT_SSSE, FCI_NO_ALG, 0 },
+	{ "00B2032C00", "0304312E30309000", 0 },
+	R_EF05_01, R_EF05_05, R_EF05_06, R_EF05_07,
+	R_EF06_08, R_EF06_09,
+	{ "00B2033400", "0A01329000", 0 },
+	{ "00B2043400", "0B01029000", 0 },
+	{ "00B2053400", "0C033301029000", 0 },
+	{ "00B2063400", "0D04198012319000", 0 },
+	END,
+};
+
 static void test_read_basic_v1(void **state)
 {
-	/* Spec 1.00, FCI without 9F0C (DES then), no 姓名扩展, 性别 in record 3. */
-	static const struct tu_step steps[] = {
-		{ SELECT_SSSE, FCI_NO_ALG, 0 },
-		{ "00B2032C00", "0304312E30309000", 0 },
-		R_EF05_01, R_EF05_05, R_EF05_06, R_EF05_07,
-		R_EF06_08, R_EF06_09,
-		{ "00B2033400", "0A01329000", 0 },
-		{ "00B2043400", "0B01029000", 0 },
-		{ "00B2053400", "0C033301029000", 0 },
-		{ "00B2063400", "0D04198012319000", 0 },
-		END,
-	};
 	struct fixture fx;
 
 	(void)state;
-	fx_init(&fx, steps, ATR);
+	fx_init(&fx, v1_read_basic, ATR);
 	assert_int_equal(fx_op(&fx, "card.read_basic", NULL), 0);
 	tu_script_done(&fx.s);
 	assert_string_equal(str(fx.result, "spec_version"), "1.00");
@@ -288,21 +291,11 @@ static void test_read_basic_v1(void **state)
 
 static void test_v1_refuses_auth(void **state)
 {
-	static const struct tu_step steps[] = {
-		{ SELECT_SSSE, FCI_NO_ALG, 0 },
-		{ "00B2032C00", "0304312E30309000", 0 },
-		R_EF05_01, R_EF05_05, R_EF05_06, R_EF05_07,
-		R_EF06_08, R_EF06_09,
-		{ "00B2033400", "0A01329000", 0 },
-		{ "00B2043400", "0B01029000", 0 },
-		{ "00B2053400", "0C033301029000", 0 },
-		{ "00B2063400", "0D04198012319000", 0 },
-		END,
-	};
 	struct fixture fx;
 
 	(void)state;
-	fx_init(&fx, steps, ATR);
+	/* The whole basic read, then the refusal before any INTERNAL AUTH is sent. */
+	fx_init(&fx, v1_read_basic, ATR);
 	assert_int_equal(fx_op(&fx, "card.read_basic", "{\"internal_auth\": true}"),
 			 SSC_EUNSUPPORTED);
 	assert_non_null(strstr(fx.d.msg, "unsupported card"));
@@ -648,15 +641,13 @@ static void test_internal_auth_script(void **state)
 {
 	static const struct tu_step wrong[] = {
 		{ SELECT_SSSE, FCI("01"), 0 },
-		R_EF05_03, R_EF05_01, R_EF05_05, R_EF05_06, R_EF05_07,
-		R_EF06_08, R_EF06_09, R_EF06_4E, R_EF06_0A, R_EF06_0B, R_EF06_0C, R_EF06_0D,
+		R_EF05_03, R_EF05_01, R_BASIC_REST,
 		{ "0088000010*", "00000000000000009000", 0 },
 		END,
 	};
 	static const struct tu_step shrt[] = {
 		{ SELECT_SSSE, FCI("01"), 0 },
-		R_EF05_03, R_EF05_01, R_EF05_05, R_EF05_06, R_EF05_07,
-		R_EF06_08, R_EF06_09, R_EF06_4E, R_EF06_0A, R_EF06_0B, R_EF06_0C, R_EF06_0D,
+		R_EF05_03, R_EF05_01, R_BASIC_REST,
 		{ "0088000010*", "01020304050607" "9000", 0 },
 		END,
 	};
@@ -683,16 +674,14 @@ static void test_card_id_mac(void **state)
 		{ SELECT_SSSE, FCI("01"), 0 },
 		R_EF05_03,
 		{ "00B2012C00", "0110330100D15600000500BF7C7AC9FC0FEC9000", 0 },
-		R_EF05_05, R_EF05_06, R_EF05_07,
-		R_EF06_08, R_EF06_09, R_EF06_4E, R_EF06_0A, R_EF06_0B, R_EF06_0C, R_EF06_0D,
+		R_BASIC_REST,
 		END,
 	};
 	static const struct tu_step bad[] = {
 		{ SELECT_SSSE, FCI("01"), 0 },
 		R_EF05_03,
 		{ "00B2012C00", "0110330100D15600000500BF7C7AC9FC0FED9000", 0 },
-		R_EF05_05, R_EF05_06, R_EF05_07,
-		R_EF06_08, R_EF06_09, R_EF06_4E, R_EF06_0A, R_EF06_0B, R_EF06_0C, R_EF06_0D,
+		R_BASIC_REST,
 		END,
 	};
 	struct fixture fx;
