@@ -41,7 +41,8 @@ static void add_df(struct sim_fs *fs, int i, const char *name, uint16_t fid, con
 {
 	fs->df[i].name = name;
 	fs->df[i].fid = fid;
-	memcpy(fs->df[i].aid, aid, aid_len);
+	if (aid_len > 0)
+		memcpy(fs->df[i].aid, aid, aid_len);
 	fs->df[i].aid_len = aid_len;
 }
 
