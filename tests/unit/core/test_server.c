@@ -179,6 +179,14 @@ static int teardown(void **state)
 
 /* ---- a minimal client ------------------------------------------------------------------- */
 
+/* Per-connection read buffers of the test client, indexed by fd (reset by cl_connect()). */
+#define RBUF_FDS 1024
+#define RBUF_CAP 65536
+static struct {
+	char data[RBUF_CAP];
+	size_t len;
+} rbufs[RBUF_FDS];
+
 static int cl_connect(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -187,6 +195,8 @@ static int cl_connect(void)
 	assert_true(fd >= 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sockpath);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_true(fd < RBUF_FDS);
+	rbufs[fd].len = 0;
 	return fd;
 }
 
@@ -203,27 +213,31 @@ static void cl_send(int fd, const char *s)
  */
 static char *cl_recv_line(int fd, int ms)
 {
-	char *buf = malloc(65536);
-	size_t len = 0;
+	char *nl;
 
+	assert_true(fd >= 0 && fd < RBUF_FDS);
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t n;
 
+		nl = memchr(rbufs[fd].data, '\n', rbufs[fd].len);
+		if (nl) {
+			size_t ll = (size_t)(nl - rbufs[fd].data);
+			char *line = strndup(rbufs[fd].data, ll);
+
+			rbufs[fd].len -= ll + 1;
+			memmove(rbufs[fd].data, nl + 1, rbufs[fd].len);
+			return line;
+		}
+		assert_true(rbufs[fd].len < RBUF_CAP);
 		assert_int_equal(poll(&p, 1, ms), 1);
-		n = recv(fd, buf + len, 1, 0);
+		n = recv(fd, rbufs[fd].data + rbufs[fd].len, RBUF_CAP - rbufs[fd].len, 0);
 		if (n <= 0) {
 			assert_true(n == 0 || errno == ECONNRESET);
-			assert_int_equal(len, 0);
-			free(buf);
+			assert_int_equal(rbufs[fd].len, 0);
 			return NULL;
 		}
-		if (buf[len] == '\n') {
-			buf[len] = '\0';
-			return buf;
-		}
-		len++;
-		assert_true(len < 65535);
+		rbufs[fd].len += (size_t)n;
 	}
 }
 
@@ -659,6 +673,65 @@ static void test_half_close_and_hang_up(void **state)
 	daemon_stop(d);
 }
 
+struct flood {
+	int fd;
+	int n;
+	int sent;
+};
+
+static void *flood_main(void *arg)
+{
+	struct flood *fl = arg;
+	char req[96];
+
+	for (int i = 1; i <= fl->n; i++) {
+		int len = snprintf(req, sizeof(req),
+				   "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"system.info\"}\n", i);
+
+		if (send(fl->fd, req, (size_t)len, MSG_NOSIGNAL) != len)
+			break;
+		fl->sent = i;
+	}
+	return NULL;
+}
+
+/*
+ * A client that sends and does not read: the replies (about 21 MB) would pass the 16 MB hard cap
+ * if the daemon kept reading; with back-pressure it stops reading at 1 MB of unread replies, our
+ * sends block, and once we read, everything arrives, in order.
+ */
+static void test_back_pressure(void **state)
+{
+	struct config cfg;
+	struct daemon_thread *d;
+	struct flood fl = { .n = 50000 };
+	pthread_t th;
+	size_t total = 0;
+
+	test_cfg(&cfg);
+	d = daemon_start(&cfg);
+	fl.fd = cl_connect();
+	assert_int_equal(pthread_create(&th, NULL, flood_main, &fl), 0);
+	usleep(500000);
+	/* Blocked by now: the daemon stopped reading long before 50000 requests. */
+	assert_true(fl.sent < fl.n);
+	for (int i = 1; i <= fl.n; i++) {
+		char *line = cl_recv_line(fl.fd, 5000);
+		char want[32];
+
+		assert_non_null(line);
+		snprintf(want, sizeof(want), "\"id\":%d,", i);
+		assert_non_null(strstr(line, want));
+		total += strlen(line) + 1;
+		free(line);
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(fl.sent, fl.n);
+	assert_true(total > SERVER_WQ_MAX);
+	close(fl.fd);
+	daemon_stop(d);
+}
+
 static void test_shutdown_closes_clients(void **state)
 {
 	struct config cfg;
@@ -758,6 +831,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout_and_subscribers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_close_and_hang_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_back_pressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_closes_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_and_foreign_socket_files, setup,
 						teardown),
