@@ -16,7 +16,9 @@ Each test gets, under one per-test directory:
   pcscd (clients reach pcscd through that Unix socket from any namespace);
 * an in-process **PC/SC client** (:class:`PcscClient`, pyscard) with deadlines on every wait.
 
-Teardown (also on failure, and when the test process dies: every child gets PR_SET_PDEATHSIG)
+Teardown (also on failure, and when the test process dies: every child gets PR_SET_PDEATHSIG;
+note that this fires when the *thread* that started the child exits, so start processes from the
+test's main thread, not from a short-lived helper thread)
 stops processes under test first, then simulators (pcscd takes 1.5 s to stop while a card is
 connected), then pcscd, then the namespace holder; the namespace and its mounts vanish with their
 last process. A watchdog kills everything when a test overruns its deadline, so that a PC/SC call

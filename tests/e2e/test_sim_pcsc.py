@@ -359,5 +359,36 @@ class SimPcscTest(SimPcscBase):
             self.assertEqual(found[:len(expected)], expected, f'round {rnd}')
 
 
+class SimPcscHarnessTest(SimPcscBase):
+    """What later suites rely on: several vpcd entries, and a stopped simulator."""
+    readers = 4
+
+    def test_four_readers_and_sigstop(self):
+        self.h.start_pcscd()
+        self.pcsc = self.h.pcsc()
+        self.assertEqual(sorted(self.pcsc.readers()), ['Virtual PCD A 00 00', 'Virtual PCD A 00 01',
+                                                       'Virtual PCD B 00 00', 'Virtual PCD B 00 01'])
+        gen2 = self.h.start_card(GEN2.name, slot=0)
+        self.h.start_card(GEN3.name, slot=2)
+        self.h.start_psam(GEN3.name, slot=3)
+        # The second vpcd entry (its own copy of the driver) serves its card and PSAM.
+        card = self.pcsc.connect(self.h.reader_name(2))
+        psam = self.pcsc.connect(self.h.reader_name(3))
+        self.assertEqual(card.atr(), GEN3.atr)
+        term = Terminal(self, card, psam, GEN3)
+        term.tx(card, SELECT_SSSE)
+        c_card, c_psam = term.internal_auth()
+        self.assertEqual(c_card, c_psam)
+        self.pcsc.wait_card(self.h.reader_name(1), present=False, timeout=0.1)
+        # SCardTransmit has no deadline: a stopped simulator holds the caller until SIGCONT.
+        other = self.pcsc.connect(self.h.reader_name(0))
+        gen2.sigstop()
+        threading.Timer(0.5, gen2.sigcont).start()
+        t = time.monotonic()
+        _, sw = other.transmit(SELECT_SSSE)
+        self.assertEqual(sw, OK)
+        self.assertGreaterEqual(time.monotonic() - t, 0.45)
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

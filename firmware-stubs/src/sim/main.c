@@ -127,6 +127,7 @@ static int sim_parse_args(struct sim *s, int argc, char **argv)
 	};
 	unsigned long v;
 	int verbose = 0;
+	int absent = 0;
 	int c;
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -172,7 +173,7 @@ static int sim_parse_args(struct sim *s, int argc, char **argv)
 			s->control_path = optarg;
 			break;
 		case OPT_ABSENT:
-			s->present = -1;   /* resolved below */
+			absent = 1;
 			break;
 		case 'v':
 		case OPT_VERBOSE:
@@ -196,7 +197,7 @@ static int sim_parse_args(struct sim *s, int argc, char **argv)
 	}
 	if (vlink_init(&s->link, s->host, s->port) < 0)
 		return sim_bad_arg("--host (an IPv4 address such as 127.0.0.1)", s->host);
-	s->present = s->present == -1 ? 0 : 1;
+	s->present = !absent;
 	{
 		char tag[64];
 
