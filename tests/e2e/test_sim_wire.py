@@ -370,9 +370,10 @@ class SimWireTest(unittest.TestCase):
             status, err = self.run_sim(*args)
             self.assertEqual(status, 2, f'{args}: {err}')
             self.assertIn(needle, err, args)
-        status, out = subprocess.run([harness.sim_binary(), '--help'], capture_output=True,
-                                     text=True, timeout=5).returncode, ''
-        self.assertEqual(status, 0)
+        r = subprocess.run([harness.sim_binary(), '--help'], capture_output=True, text=True,
+                           timeout=5)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn('usage: sscard-sim card|psam', r.stdout)
 
         missing = os.path.join(self.dir, 'nope.json')
         status, err = self.run_sim('card', '--port', '1', '--profile', missing)
