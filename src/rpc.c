@@ -570,6 +570,10 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 		return reply_error_obj(c, id, app_error(rpc_error_code(SSC_ELIMIT), SSC_ELIMIT,
 							&diag, NULL));
 	}
+	/* No reader core (not attached yet, or detached at shutdown): nothing to check against. */
+	if (!r->have_backend || !r->env)
+		return reply_error_obj(c, id, app_error(rpc_error_code(SSC_ENOREADER), SSC_ENOREADER,
+							NULL, reader));
 	ssc_diag_init(&diag);
 	if (op->check) {
 		err = op->check(r->env, params, &diag);
@@ -580,9 +584,6 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 			return reply_error_obj(c, id, app_error(rpc_error_code(err), err, &diag,
 								NULL));
 	}
-	if (!r->have_backend)
-		return reply_error_obj(c, id, app_error(rpc_error_code(SSC_ENOREADER), SSC_ENOREADER,
-							NULL, reader));
 	rj = calloc(1, sizeof(*rj));
 	if (!rj)
 		return SSC_ENOMEM;

@@ -583,12 +583,41 @@ static void test_errors_doc_lists_every_code(void **state)
 	free(doc);
 }
 
+/* Before the reader core is attached (and after it is detached at shutdown): no reader. */
+static void test_no_backend(void **state)
+{
+	struct config cfg;
+	struct rpc *rpc;
+	struct capture cap = { 0 };
+	struct rpc_peer peer = { .id = 1 };
+	const char *req = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"card.read_basic\"}";
+	json_t *r;
+
+	config_defaults(&cfg);
+	assert_int_equal(rpc_new(&cfg, &rpc), 0);
+	cap.rc = rpc_client_new(rpc, &cap_ops, &cap, &peer);
+	assert_int_equal(rpc_handle_line(cap.rc, req, strlen(req)), 0);
+	assert_int_equal(cap.n, 1);
+	r = json_loads(cap.lines[0], 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")),
+			 1007);
+	json_decref(r);
+	cap_clear(&cap);
+	req = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"reader.list\"}";
+	assert_int_equal(rpc_handle_line(cap.rc, req, strlen(req)), 0);
+	assert_non_null(strstr(cap.lines[0], "\"result\":{\"readers\":[]}"));
+	cap_clear(&cap);
+	rpc_client_close(cap.rc);
+	rpc_free(rpc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_error_code_range),
 		cmocka_unit_test(test_format_error),
 		cmocka_unit_test(test_errors_doc_lists_every_code),
+		cmocka_unit_test(test_no_backend),
 		cmocka_unit_test_setup_teardown(test_garbage_is_parse_error_and_connection_stays,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
