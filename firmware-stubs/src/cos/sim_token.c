@@ -40,9 +40,13 @@ void sim_token_free(struct sim_token *t)
 
 size_t sim_token_atr(const struct sim_token *t, uint8_t *atr)
 {
-	const uint8_t *src = t->role == SIM_ROLE_CARD ? t->prof.card.atr : t->prof.psam.atr;
-	size_t n = t->role == SIM_ROLE_CARD ? t->prof.card.atr_len : t->prof.psam.atr_len;
+	const uint8_t *src;
+	size_t n;
 
+	if (t == NULL || atr == NULL)
+		return 0;
+	src = t->role == SIM_ROLE_CARD ? t->prof.card.atr : t->prof.psam.atr;
+	n = t->role == SIM_ROLE_CARD ? t->prof.card.atr_len : t->prof.psam.atr_len;
 	memcpy(atr, src, n);
 	return n;
 }
