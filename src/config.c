@@ -79,6 +79,9 @@ static const struct key_desc key_table[] = {
 	{ "card", "card_id_mac_key", KIND_SECRET16, OFF(card_id_mac_key), 0, 0, 0 },
 	{ "card", "pin_min_len", KIND_INT, OFF(pin_min_len), 0, 4, 12 },
 	{ "card", "pin_max_len", KIND_INT, OFF(pin_max_len), 0, 4, 12 },
+	{ "card", "require_internal_auth", KIND_BOOL, OFF(require_internal_auth), 0, 0, 0 },
+	{ "card", "initial_pin", KIND_STRING, OFF(initial_pin), FSIZE(initial_pin), 0, 0 },
+	{ "card", "refuse_initial_pin", KIND_BOOL, OFF(refuse_initial_pin), 0, 0, 0 },
 
 	{ "keys", "write_ssse", KIND_KEY, OFF(key_write_ssse), 0, 0, 0 },
 	{ "keys", "write_ef0d", KIND_KEY, OFF(key_write_ef0d), 0, 0, 0 },
@@ -146,6 +149,9 @@ void config_defaults(struct config *cfg)
 	cfg->card_id_mac_key_set = 0;
 	cfg->pin_min_len = 4;
 	cfg->pin_max_len = 12;
+	cfg->require_internal_auth = 0;
+	snprintf(cfg->initial_pin, sizeof(cfg->initial_pin), "%s", "123456");
+	cfg->refuse_initial_pin = 0;
 
 	cfg->key_write_ssse = (struct config_key){ 0x04, 0x48, 0x12 };
 	cfg->key_write_ef0d = (struct config_key){ 0x0D, 0x48, 0x13 };
@@ -564,6 +570,12 @@ static int check_cross(struct parse_ctx *pc)
 	if (cfg->pin_min_len > cfg->pin_max_len) {
 		snprintf(pc->err, sizeof(pc->err), "%s: [card] pin_min_len (%d) is greater than "
 			 "pin_max_len (%d)", pc->path, cfg->pin_min_len, cfg->pin_max_len);
+		return -1;
+	}
+	if (strlen(cfg->initial_pin) < 4 ||
+	    strspn(cfg->initial_pin, "0123456789") != strlen(cfg->initial_pin)) {
+		snprintf(pc->err, sizeof(pc->err), "%s: [card] initial_pin must be 4 to 12 digits",
+			 pc->path);
 		return -1;
 	}
 	if (cfg->verify_card_id_mac && !cfg->card_id_mac_key_set) {

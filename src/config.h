@@ -64,6 +64,9 @@ struct config {
 	uint8_t card_id_mac_key[16];        /* issuer key for the 卡识别码 MAC (secret) */
 	int card_id_mac_key_set;
 	int pin_min_len, pin_max_len;       /* default 4, 12 */
+	int require_internal_auth;          /* reads prove the card genuine first, default 0 */
+	char initial_pin[13];               /* the issuer's initial PIN (digits), default "123456" */
+	int refuse_initial_pin;             /* VERIFY with the initial PIN is refused, default 0 */
 
 	/* [keys] (spec §12.4) */
 	struct config_key key_write_ssse;   /* 04 / 48 / 12 */
