@@ -35,6 +35,7 @@ struct reader_info {
 
 /* Per-insertion memory of a card, kept by the core and cleared when the card leaves. */
 #define CARD_FLAG_READ_AUTH 0x1    /* EF06 needed read authorisation on this insertion */
+#define CARD_FLAG_RESOLVED 0x2     /* the journal's pending intents were checked for this card */
 
 struct job;
 

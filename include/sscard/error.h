@@ -56,7 +56,8 @@
 	X(SSC_EINTERNAL,          -39,         0, "internal error")                                    \
 	X(SSC_ECRYPTO,            -40,         0, "cryptographic library error")                       \
 	X(SSC_ENOTFOUND,          -41,         0, "not found")                                         \
-	X(SSC_EEXIST,             -42,         0, "already exists")
+	X(SSC_EEXIST,             -42,         0, "already exists")                                    \
+	X(SSC_EPINNOTCHANGED,     -43,       -35, "the initial PIN must be changed before use")
 
 enum ssc_error {
 	SSC_OK = 0,
