@@ -666,6 +666,33 @@ int journal_pending(struct journal *j, const char *card_ref,
 	return ret;
 }
 
+int journal_pending_count(struct journal *j, const char *card_ref)
+{
+	static const char sql[] =
+		"SELECT count(*) FROM rows i"
+		" WHERE i.kind='intent' AND (?1 IS NULL OR i.card=?1)"
+		" AND NOT EXISTS (SELECT 1 FROM rows o WHERE o.kind='outcome' AND o.intent=i.seq)";
+	sqlite3_stmt *st;
+	int ret = SSC_EJOURNAL;
+
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out_unlock;
+	if (card_ref)
+		sqlite3_bind_text(st, 1, card_ref, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 1);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		sqlite3_int64 n = sqlite3_column_int64(st, 0);
+
+		ret = n > INT32_MAX ? INT32_MAX : (int)n;
+	}
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
 int journal_head(struct journal *j, int64_t *seq, char *hash_hex)
 {
 	uint8_t h[32];

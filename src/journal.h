@@ -110,6 +110,13 @@ struct journal_intent_row {
 int journal_pending(struct journal *j, const char *card_ref,
 		    int (*cb)(void *arg, const struct journal_intent_row *row), void *arg);
 
+/*
+ * The number of intents without an outcome, for card_ref (NULL = all cards): what a card operation
+ * asks before deciding whether the card needs resolving. One query (a scan of the intent rows,
+ * no card I/O). Returns the count (>= 0) or SSC_EJOURNAL. Thread-safe.
+ */
+int journal_pending_count(struct journal *j, const char *card_ref);
+
 /* The chain head: the last row's sequence number and hash (hex, JOURNAL_HASH_HEX + 1 bytes). */
 int journal_head(struct journal *j, int64_t *seq, char *hash_hex);
 

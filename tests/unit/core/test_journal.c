@@ -255,6 +255,30 @@ static void test_intents_and_outcomes(void **state)
 	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), 0);
 }
 
+/* journal_pending_count: per card and in all, and it falls as outcomes come. */
+static void test_pending_count(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	int64_t a, b, c;
+
+	ssc_diag_init(&d);
+	assert_int_equal(journal_pending_count(f->j, NULL), 0);
+	assert_int_equal(journal_intent(f->j, NULL, "card1", "r", "DF04/EF05", "{}", &a, &d), 0);
+	assert_int_equal(journal_intent(f->j, NULL, "card1", "r", "DF04/EF08", "{}", &b, &d), 0);
+	assert_int_equal(journal_intent(f->j, NULL, "card2", "r", "SSSE/EF06", "{}", &c, &d), 0);
+	assert_int_equal(journal_pending_count(f->j, NULL), 3);
+	assert_int_equal(journal_pending_count(f->j, "card1"), 2);
+	assert_int_equal(journal_pending_count(f->j, "card2"), 1);
+	assert_int_equal(journal_pending_count(f->j, "card3"), 0);
+	assert_int_equal(journal_outcome(f->j, a, JOURNAL_APPLIED, "SSC_OK", "card", &d), 0);
+	assert_int_equal(journal_pending_count(f->j, "card1"), 1);
+	assert_int_equal(journal_outcome(f->j, b, JOURNAL_FAILED, "SSC_EAUTHFAILED", "card", &d),
+			 0);
+	assert_int_equal(journal_pending_count(f->j, "card1"), 0);
+	assert_int_equal(journal_pending_count(f->j, NULL), 1);
+}
+
 static void test_intent_survives_reopen(void **state)
 {
 	struct fx *f = *state;
@@ -391,6 +415,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_intents_and_outcomes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_survives_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_keeps_chain_and_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blacklist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
