@@ -69,9 +69,10 @@ struct card_shm {
 	volatile int psam_selects;  /* SELECTs of the PSAM AID a PSAM answered */
 	volatile int drop_at;       /* drop the link, unanswered, when APDU number drop_at arrives */
 	volatile int drop_rst;      /* ... with a TCP reset instead of an orderly close */
-	volatile int remove_rst;    /* SIGUSR1 removals reset the link instead of closing it */
+	volatile int remove_rst;    /* removals by toggle reset the link instead of closing it */
 	volatile int zero_at;       /* answer APDU number zero_at with an empty frame, then drop */
-	volatile int present;
+	volatile int present;       /* the card process's state: the link is up (or being set up) */
+	volatile int toggles;       /* the test bumps it to remove or insert the card */
 };
 
 struct card_cfg {
@@ -80,14 +81,6 @@ struct card_cfg {
 	size_t atr_len;
 	int psam;
 };
-
-static volatile sig_atomic_t card_toggle;
-
-static void card_on_usr1(int sig)
-{
-	(void)sig;
-	card_toggle = 1;
-}
 
 static void nap_ms(int ms)
 {
@@ -185,29 +178,24 @@ static size_t card_answer(const struct card_cfg *c, struct card_shm *sh, const u
 static void card_main(const struct card_cfg *c, struct card_shm *sh, int netns_fd)
 {
 	struct sockaddr_in sa;
-	struct sigaction act;
-	int fd = -1;
+	int fd = -1, toggles_seen = 0, want = 1;
 
 	if (setns(netns_fd, CLONE_NEWNET) != 0)
 		_exit(3);
-	memset(&act, 0, sizeof(act));
-	act.sa_handler = card_on_usr1;
-	sigaction(SIGUSR1, &act, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)(VPCD_PORT + c->slot));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sh->present = 1;
 	for (;;) {
 		uint8_t hdr[2], msg[300], ans[300];
 		struct pollfd pfd;
 		size_t len;
 
-		if (card_toggle) {
-			card_toggle = 0;
-			sh->present = !sh->present;
+		if (sh->toggles != toggles_seen) {
+			toggles_seen = sh->toggles;
+			want = !want;
 		}
-		if (!sh->present) {
+		if (!want) {
 			if (fd >= 0 && sh->remove_rst) {
 				struct linger lg = { 1, 0 };
 
@@ -216,9 +204,11 @@ static void card_main(const struct card_cfg *c, struct card_shm *sh, int netns_f
 			if (fd >= 0)
 				close(fd);
 			fd = -1;
-			nap_ms(20);
+			sh->present = 0;
+			nap_ms(5);
 			continue;
 		}
+		sh->present = 1;
 		if (fd < 0) {
 			int one = 1;
 
@@ -234,7 +224,7 @@ static void card_main(const struct card_cfg *c, struct card_shm *sh, int netns_f
 		}
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 50) <= 0)
+		if (poll(&pfd, 1, 5) <= 0)
 			continue;
 		if (card_readn(fd, hdr, 2) != 0)
 			goto lost;
@@ -257,13 +247,13 @@ static void card_main(const struct card_cfg *c, struct card_shm *sh, int netns_f
 			}
 			sh->drop_at = 0;
 			sh->drop_rst = 0;
-			sh->present = 0;   /* removed mid-APDU; stays out until SIGUSR1 */
+			want = 0;   /* removed mid-APDU; stays out until toggled */
 			continue;
 		}
 		if (sh->zero_at && sh->apdus == sh->zero_at) {
 			sh->zero_at = 0;
 			(void)card_send(fd, ans, 0);
-			sh->present = 0;   /* vpcd takes an empty frame as a removal */
+			want = 0;   /* vpcd takes an empty frame as a removal */
 			continue;
 		}
 		if (card_send(fd, ans, card_answer(c, sh, msg, len, ans)) != 0)
@@ -277,6 +267,8 @@ lost:
 }
 
 /* ---- the fixture -------------------------------------------------------------------------- */
+
+struct tjob;
 
 struct evrec {
 	char type[16];
@@ -294,7 +286,16 @@ static struct {
 	struct readers *rd;
 	struct evrec ev[512];
 	int n_ev, ev_seen;
+	struct tjob *jobs;           /* every test job, freed at the end once released */
+	int saved_stderr;            /* while a test sends the log to trace_log; -1 otherwise */
+	enum log_level saved_level;
 } T;
+
+/* Removes a present card, inserts an absent one (its process looks every 50 ms at most). */
+static void card_toggle(int slot)
+{
+	__atomic_add_fetch(&T.shm[slot].toggles, 1, __ATOMIC_SEQ_CST);
+}
 
 static void on_event(void *arg, const char *type, const struct reader_info *ri)
 {
@@ -432,12 +433,14 @@ static void proc_stop(pid_t *pid, int sig)
 
 static int pcscd_start(void)
 {
-	char net[64], mnt[64];
+	char net[64], mnt[64], net_opt[80], mnt_opt[80];
 	struct stat sb;
 	pid_t pid;
 
 	snprintf(net, sizeof(net), "/proc/%d/ns/net", (int)T.holder);
 	snprintf(mnt, sizeof(mnt), "/proc/%d/ns/mnt", (int)T.holder);
+	snprintf(net_opt, sizeof(net_opt), "--net=%s", net);
+	snprintf(mnt_opt, sizeof(mnt_opt), "--mount=%s", mnt);
 	pid = fork();
 	if (pid < 0)
 		return -1;
@@ -445,12 +448,17 @@ static int pcscd_start(void)
 		int lfd = open(T.pcscd_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		int nfd = open(net, O_RDONLY | O_CLOEXEC), mfd = open(mnt, O_RDONLY | O_CLOEXEC);
 
-		if (lfd < 0 || nfd < 0 || mfd < 0 || setns(nfd, CLONE_NEWNET) != 0 ||
-		    setns(mfd, CLONE_NEWNS) != 0)
+		if (lfd < 0 || nfd < 0 || mfd < 0)
 			_exit(126);
 		dup2(lfd, 1);
 		dup2(lfd, 2);
-		execl(PCSCD_BIN, "pcscd", "-f", "-c", T.conf, (char *)NULL);
+		if (setns(nfd, CLONE_NEWNET) == 0 && setns(mfd, CLONE_NEWNS) == 0) {
+			execl(PCSCD_BIN, "pcscd", "-f", "-c", T.conf, (char *)NULL);
+			_exit(127);
+		}
+		/* A sanitizer runtime may have a thread here, which setns(CLONE_NEWNS) refuses. */
+		execl("/usr/bin/nsenter", "nsenter", net_opt, mnt_opt, PCSCD_BIN, "-f", "-c", T.conf,
+		      (char *)NULL);
 		_exit(127);
 	}
 	T.pcscd = pid;
@@ -525,6 +533,7 @@ static int group_setup(void **state)
 
 	(void)state;
 	memset(&T, 0, sizeof(T));
+	T.saved_stderr = -1;
 	uv_loop_init(&T.loop);
 	if (geteuid() != 0 || access(PCSCD_BIN, X_OK) != 0 || access(VPCD_LIB, R_OK) != 0) {
 		fprintf(stderr, "test_readers_pcsc: needs root, %s and %s: skipping\n", PCSCD_BIN,
@@ -576,6 +585,8 @@ static int group_setup(void **state)
 	return 0;
 }
 
+static void tjobs_free(void);
+
 static int group_teardown(void **state)
 {
 	char path[160];
@@ -590,6 +601,7 @@ static int group_teardown(void **state)
 	proc_stop(&T.pcscd, SIGTERM);
 	proc_stop(&T.holder, SIGKILL);
 	uv_run(&T.loop, UV_RUN_NOWAIT);
+	tjobs_free();
 	(void)uv_loop_close(&T.loop);
 	if (T.dir[0] && !getenv("SSC_KEEP_TEST_DIR")) {
 		const char *files[] = { "conf/vpcd", "run/pcscd.pid", "run/pcscd.comm", "pcscd.log",
@@ -616,7 +628,7 @@ struct tstep {
 	size_t cap;
 	unsigned flags;
 	int sleep_before_ms;
-	int remove_card_before;      /* SIGUSR1 to this card slot + 1 before the step (0: none) */
+	int remove_card_before;      /* toggle the card in this slot + 1 before the step (0: none) */
 	int past_deadline;           /* move io->deadline_ms into the past before the step */
 	int rc;
 	uint8_t resp[300];
@@ -624,6 +636,7 @@ struct tstep {
 
 struct tjob {
 	struct job job;              /* first: the core hands us &job */
+	struct tjob *next_alloc;
 	struct tstep steps[TSTEPS];
 	int n_steps;
 	unsigned set_flags;
@@ -636,6 +649,19 @@ struct tjob {
 	uint8_t io_atr[SSC_ATR_MAX];
 	size_t io_atr_len;
 };
+
+static void tjobs_free(void)
+{
+	while (T.jobs) {
+		struct tjob *next = T.jobs->next_alloc;
+
+		/* Released, or refused at submission; one still held by a stuck worker stays. */
+		if (atomic_load(&T.jobs->releases) > 0 ||
+		    (atomic_load(&T.jobs->dones) == 0 && atomic_load(&T.jobs->runs) == 0))
+			free(T.jobs);
+		T.jobs = next;
+	}
+}
 
 static int tjob_run(struct job *job, struct card_io *io, unsigned *flags, int *reset)
 {
@@ -652,8 +678,13 @@ static int tjob_run(struct job *job, struct card_io *io, unsigned *flags, int *r
 	for (int i = 0; i < t->n_steps; i++) {
 		struct tstep *s = &t->steps[i];
 
-		if (s->remove_card_before)
-			kill(T.card[s->remove_card_before - 1], SIGUSR1);
+		if (s->remove_card_before) {
+			struct card_shm *sh = &T.shm[s->remove_card_before - 1];
+
+			card_toggle(s->remove_card_before - 1);
+			for (int w = 0; w < 200 && sh->present; w++)   /* until its link is down */
+				nap_ms(1);
+		}
 		if (s->sleep_before_ms)
 			nap_ms(s->sleep_before_ms);
 		if (s->past_deadline)
@@ -680,12 +711,14 @@ static void tjob_release(struct job *job)
 	atomic_fetch_add(&t->releases, 1);
 }
 
-/* A job on reader (NULL: ""), running the given steps. Never freed: the tests look afterwards. */
+/* A job on reader (NULL: ""); freed by the group teardown, after the tests looked at it. */
 static struct tjob *tjob_new(const char *reader, int timeout_ms)
 {
 	struct tjob *t = calloc(1, sizeof(*t));
 
 	assert_non_null(t);
+	t->next_alloc = T.jobs;
+	T.jobs = t;
 	t->job.run = tjob_run;
 	t->job.done = tjob_done;
 	t->job.release = tjob_release;
@@ -826,6 +859,31 @@ static void test_choke_point(void **state)
 	assert_int_equal(T.shm[0].apdus - before, 2);
 }
 
+/* Sends the log (stderr) at lvl to T.trace_log until log_restore() (also run on failure). */
+static void log_capture(enum log_level lvl)
+{
+	int fd = open(T.trace_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	T.saved_stderr = dup(2);
+	dup2(fd, 2);
+	close(fd);
+	T.saved_level = log_get_level();
+	log_set_level(lvl);
+}
+
+static int log_restore(void **state)
+{
+	(void)state;
+	if (T.saved_stderr >= 0) {
+		log_set_level(T.saved_level);
+		dup2(T.saved_stderr, 2);
+		close(T.saved_stderr);
+		T.saved_stderr = -1;
+	}
+	return 0;
+}
+
 static int file_contains(const char *path, const char *needle)
 {
 	char buf[65536];
@@ -844,19 +902,11 @@ static void test_masked_trace(void **state)
 {
 	static const uint8_t verify[] = { 0x00, 0x20, 0x00, 0x00, 0x03, 0x12, 0x34, 0x56 };
 	static const uint8_t read_rec[] = { 0x00, 0xB2, 0x01, 0x04, 0x00 };
-	enum log_level lvl_before;
 	struct tjob *t;
-	int saved, fd;
 
 	(void)state;
 	SKIP_UNLESS_READY();
-	fd = open(T.trace_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	saved = dup(2);
-	dup2(fd, 2);
-	close(fd);
-	lvl_before = log_get_level();
-	log_set_level(LOG_LVL_TRACE);
+	log_capture(LOG_LVL_TRACE);
 
 	t = tjob_new(R0, 3000);
 	tjob_step(t, verify, sizeof(verify), 258)->flags = CARDIO_SECRET;
@@ -864,9 +914,7 @@ static void test_masked_trace(void **state)
 	tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
 	tjob_run_sync(t);
 
-	log_set_level(lvl_before);
-	dup2(saved, 2);
-	close(saved);
+	log_restore(NULL);
 	assert_int_equal(t->job.err, 0);
 	assert_int_equal(t->steps[1].rc, 7);
 	/* The PIN body never reaches the log; its header does. */
@@ -905,9 +953,9 @@ static void test_insertion_memory_and_reset(void **state)
 	assert_int_equal(c->seen_flags, CARD_FLAG_READ_AUTH);
 	assert_int_equal(T.shm[0].resets, resets);              /* left as it was */
 
-	kill(T.card[0], SIGUSR1);                               /* out ... */
+	card_toggle(0);                                         /* out ... */
 	assert_true(wait_event("card.removed", R0, 3000) >= 0);
-	kill(T.card[0], SIGUSR1);                               /* ... and in again */
+	card_toggle(0);                                         /* ... and in again */
 	assert_true(wait_event("card.inserted", R0, 3000) >= 0);
 	assert_true(wait_role(R0, READER_ROLE_USER, 3000));
 	d = tjob_new(R0, 3000);
@@ -1015,7 +1063,7 @@ static void test_frozen_card_deadline(void **state)
 /* Puts card 0 back and waits until the core has it as a user card again. */
 static void card0_reinsert(void)
 {
-	kill(T.card[0], SIGUSR1);
+	card_toggle(0);
 	assert_true(wait_event("card.inserted", R0, 3000) >= 0);
 	assert_true(wait_role(R0, READER_ROLE_USER, 3000));
 }
@@ -1029,19 +1077,12 @@ static void card0_reinsert(void)
  */
 static void test_removal_cases(void **state)
 {
-	enum log_level lvl_before = log_get_level();
 	struct tjob *t;
 	struct tstep *s;
-	int saved, fd;
 
 	(void)state;
 	SKIP_UNLESS_READY();
-	fd = open(T.trace_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	saved = dup(2);
-	dup2(fd, 2);
-	close(fd);
-	log_set_level(LOG_LVL_DEBUG);
+	log_capture(LOG_LVL_DEBUG);
 
 	/*
 	 * 1. The link is reset just before an APDU, before pcscd's presence poll noticed: vpcd
@@ -1053,7 +1094,7 @@ static void test_removal_cases(void **state)
 		tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
 		s = tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
 		s->remove_card_before = 1;
-		s->sleep_before_ms = 20;
+		s->sleep_before_ms = 2;
 		tjob_run_sync(t);
 		assert_int_equal(t->steps[0].rc, 2);
 		assert_int_equal(t->steps[1].rc, SSC_ECARDREMOVED);
@@ -1110,9 +1151,7 @@ static void test_removal_cases(void **state)
 	assert_true(wait_event("card.removed", R0, 3000) >= 0);
 	card0_reinsert();
 
-	log_set_level(lvl_before);
-	dup2(saved, 2);
-	close(saved);
+	log_restore(NULL);
 	assert_int_equal(file_contains(T.trace_log, "(0x80100016)"), 1);   /* E_NOT_TRANSACTED */
 	assert_int_equal(file_contains(T.trace_log, "(0x80100069)"), 1);   /* W_REMOVED_CARD */
 	assert_int_equal(file_contains(T.trace_log, "success with an empty answer"), 1);
@@ -1329,11 +1368,11 @@ int main(void)
 		cmocka_unit_test(test_readers_appear),
 		cmocka_unit_test(test_card_insert_and_job),
 		cmocka_unit_test(test_choke_point),
-		cmocka_unit_test(test_masked_trace),
+		cmocka_unit_test_teardown(test_masked_trace, log_restore),
 		cmocka_unit_test(test_insertion_memory_and_reset),
 		cmocka_unit_test(test_resolution),
 		cmocka_unit_test(test_frozen_card_deadline),
-		cmocka_unit_test(test_removal_cases),
+		cmocka_unit_test_teardown(test_removal_cases, log_restore),
 		cmocka_unit_test(test_pcscd_restart),
 		cmocka_unit_test(test_psam),
 		cmocka_unit_test(test_shutdown_with_stuck_worker),
