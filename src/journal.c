@@ -28,11 +28,14 @@
 #define JOURNAL_BUSY_MS 5000
 
 struct journal {
-	sqlite3 *db;
+	sqlite3 *db;             /* NULL while suspended (journal_suspend) */
 	pthread_mutex_t lock;
 	unsigned flags;
 	uint8_t chain_key[32];
 	uint8_t ref_key[32];
+	char path[1024];         /* for journal_resume */
+	journal_observer_fn observer;
+	void *observer_arg;
 };
 
 /* One row as it is chained: the field order here is the hash's field order; never change it. */
@@ -63,7 +66,7 @@ static const char schema_sql[] =
 static int jerr(struct journal *j, struct ssc_diag *diag, const char *what)
 {
 	return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s: %s", what,
-			    j && j->db ? sqlite3_errmsg(j->db) : "not open");
+			    j && j->db ? sqlite3_errmsg(j->db) : "not open (suspended)");
 }
 
 static void hex_encode(const uint8_t *p, size_t n, char *out)
@@ -181,15 +184,16 @@ static int meta_set(struct journal *j, const char *key, const char *value)
 	return rc == SQLITE_DONE ? 0 : SSC_EJOURNAL;
 }
 
+static int db_open(struct journal *j, struct ssc_diag *diag);
+
 int journal_open(const char *path, const char *key_path, unsigned flags, struct journal **out,
 		 struct ssc_diag *diag)
 {
 	struct journal *j;
 	char kpath[1024];
-	char buf[64];
 	uint8_t master[JOURNAL_KEY_LEN];
 	struct stat stt;
-	int exists, rc, r;
+	int exists, r;
 
 	*out = NULL;
 	exists = stat(path, &stt) == 0;
@@ -213,6 +217,29 @@ int journal_open(const char *path, const char *key_path, unsigned flags, struct 
 	derive_key(master, "sscard journal chain v1", j->chain_key);
 	derive_key(master, "sscard journal ref v1", j->ref_key);
 	OPENSSL_cleanse(master, sizeof(master));
+	if (strlen(path) >= sizeof(j->path)) {
+		r = ssc_diag_set(diag, SSC_EJOURNAL, "journal: path too long");
+		goto out_free;
+	}
+	memcpy(j->path, path, strlen(path) + 1);
+	r = db_open(j, diag);
+	if (r < 0)
+		goto out_free;
+	*out = j;
+	return 0;
+
+out_free:
+	journal_close(j);
+	return r;
+}
+
+/* Opens j->path as the database of j (keys already set), with the schema checks. */
+static int db_open(struct journal *j, struct ssc_diag *diag)
+{
+	const char *path = j->path;
+	unsigned flags = j->flags;
+	char buf[64];
+	int rc, r;
 
 	rc = sqlite3_open_v2(path, &j->db,
 			     (flags & JOURNAL_RDONLY) ? SQLITE_OPEN_READONLY
@@ -220,42 +247,108 @@ int journal_open(const char *path, const char *key_path, unsigned flags, struct 
 			     NULL);
 	if (rc != SQLITE_OK) {
 		r = jerr(j, diag, "open");
-		goto out_free;
+		goto out_close;
 	}
 	sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
 	sqlite3_extended_result_codes(j->db, 1);
 	if (!(flags & JOURNAL_RDONLY)) {
 		r = exec_sql(j, "PRAGMA journal_mode=WAL", diag);
 		if (r < 0)
-			goto out_free;
+			goto out_close;
 		r = exec_sql(j, "PRAGMA synchronous=NORMAL", diag);
 		if (r < 0)
-			goto out_free;
+			goto out_close;
 		r = exec_sql(j, schema_sql, diag);
 		if (r < 0)
-			goto out_free;
+			goto out_close;
 	}
 	r = meta_get(j, "schema", buf, sizeof(buf));
 	if (r == SSC_ENOTFOUND && !(flags & JOURNAL_RDONLY)) {
 		snprintf(buf, sizeof(buf), "%d", JOURNAL_SCHEMA);
 		if (meta_set(j, "schema", buf) < 0) {
 			r = jerr(j, diag, "write schema version");
-			goto out_free;
+			goto out_close;
 		}
 	} else if (r < 0) {
 		r = jerr(j, diag, "read schema version");
-		goto out_free;
+		goto out_close;
 	} else if (strcmp(buf, "1") != 0) {
 		r = ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s has schema %s, this build reads %d",
 				 path, buf, JOURNAL_SCHEMA);
-		goto out_free;
+		goto out_close;
 	}
-	*out = j;
 	return 0;
 
-out_free:
-	journal_close(j);
+out_close:
+	sqlite3_close_v2(j->db);
+	j->db = NULL;
 	return r;
+}
+
+void journal_suspend(struct journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	if (j->db)
+		sqlite3_close_v2(j->db);
+	j->db = NULL;
+	pthread_mutex_unlock(&j->lock);
+}
+
+int journal_resume(struct journal *j, struct ssc_diag *diag)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&j->lock);
+	if (!j->db)
+		r = db_open(j, diag);
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+int journal_suspended(struct journal *j)
+{
+	int s;
+
+	pthread_mutex_lock(&j->lock);
+	s = j->db == NULL;
+	pthread_mutex_unlock(&j->lock);
+	return s;
+}
+
+void journal_set_observer(struct journal *j, journal_observer_fn fn, void *arg)
+{
+	pthread_mutex_lock(&j->lock);
+	j->observer = fn;
+	j->observer_arg = arg;
+	pthread_mutex_unlock(&j->lock);
+}
+
+/*
+ * Tells the observer (outside the lock) about an append: err == 0 with the new row's seq and
+ * hash, or the failure (SSC_EJOURNAL, SSC_ENOMEM) with diag's message. Other results (an
+ * outcome for an unknown intent, a read-only handle) are the caller's error, not the journal's.
+ */
+static void notify(struct journal *j, const char *kind, int64_t seq, const char *hash, int err,
+		   const struct ssc_diag *diag)
+{
+	struct journal_note n;
+	journal_observer_fn fn;
+	void *arg;
+
+	if (err != 0 && err != SSC_EJOURNAL && err != SSC_ENOMEM)
+		return;
+	pthread_mutex_lock(&j->lock);
+	fn = j->observer;
+	arg = j->observer_arg;
+	pthread_mutex_unlock(&j->lock);
+	if (!fn)
+		return;
+	n.kind = kind;
+	n.seq = err ? 0 : seq;
+	n.hash = err ? "" : hash;
+	n.err = err;
+	n.why = err ? (diag && diag->msg[0] ? diag->msg : ssc_strerror(err)) : "";
+	fn(arg, &n);
 }
 
 void journal_close(struct journal *j)
@@ -425,8 +518,11 @@ static void now_ts(struct jrow *r)
 	r->ts_unix = ts.tv_sec;
 }
 
-/* Inserts r (seq and hash assigned here) inside the caller's transaction. */
-static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out)
+/*
+ * Inserts r (seq and hash assigned here) inside the caller's transaction; hash_out (may be NULL,
+ * JOURNAL_HASH_HEX + 1 bytes) receives the row's chain hash.
+ */
+static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char *hash_out)
 {
 	static const char sql[] =
 		"INSERT INTO rows(seq, ts, ts_unix, kind, uid, pid, exe, method, reader, card,"
@@ -467,6 +563,8 @@ static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out)
 		return SSC_EJOURNAL;
 	if (seq_out)
 		*seq_out = r->seq;
+	if (hash_out)
+		memcpy(hash_out, hash, sizeof(hash));
 	return 0;
 }
 
@@ -477,12 +575,25 @@ static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out)
 static int append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
 		  struct ssc_diag *diag)
 {
+	char hash[JOURNAL_HASH_HEX + 1] = "";
+	struct ssc_diag local;
+	int64_t seq = 0;
 	int ret;
 
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
+	if (!diag) {
+		ssc_diag_init(&local);
+		diag = &local;
+	}
 	now_ts(r);
 	pthread_mutex_lock(&j->lock);
+	if (!j->db) {
+		/* Suspended: the owner knows already; no note. */
+		ret = jerr(j, diag, "append");
+		pthread_mutex_unlock(&j->lock);
+		return ret;
+	}
 	if (full && exec_sql(j, "PRAGMA synchronous=FULL", NULL) < 0) {
 		ret = jerr(j, diag, "set durability");
 		goto out_unlock;
@@ -491,7 +602,7 @@ static int append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
 		ret = jerr(j, diag, "begin");
 		goto out_sync;
 	}
-	ret = row_insert(j, r, seq_out);
+	ret = row_insert(j, r, &seq, hash);
 	if (ret < 0) {
 		ret = jerr(j, diag, "append row");
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
@@ -506,6 +617,9 @@ out_sync:
 		exec_sql(j, "PRAGMA synchronous=NORMAL", NULL);
 out_unlock:
 	pthread_mutex_unlock(&j->lock);
+	if (ret == 0 && seq_out)
+		*seq_out = seq;
+	notify(j, r->kind, seq, hash, ret, diag);
 	return ret;
 }
 
@@ -578,11 +692,17 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 		    const char *how, struct ssc_diag *diag)
 {
 	struct jrow r = { 0 };
-	char card[JOURNAL_REF_HEX + 8];
+	char card[JOURNAL_REF_HEX + 8], hash[JOURNAL_HASH_HEX + 1] = "";
+	struct ssc_diag local;
+	int64_t seq = 0;
 	int resolved, ret;
 
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
+	if (!diag) {
+		ssc_diag_init(&local);
+		diag = &local;
+	}
 	now_ts(&r);
 	r.kind = "outcome";
 	r.intent = intent_id;
@@ -590,6 +710,11 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 	r.method = outcome;     /* "applied" / "failed" */
 	r.detail = how;
 	pthread_mutex_lock(&j->lock);
+	if (!j->db) {
+		ret = jerr(j, diag, "append outcome");
+		pthread_mutex_unlock(&j->lock);
+		return ret;
+	}
 	exec_sql(j, "PRAGMA synchronous=FULL", NULL);
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = jerr(j, diag, "begin");
@@ -605,7 +730,7 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 				   intent_id);
 	} else {
 		r.card = card;
-		ret = row_insert(j, &r, NULL);
+		ret = row_insert(j, &r, &seq, hash);
 		if (ret < 0)
 			ret = jerr(j, diag, "append outcome");
 	}
@@ -617,6 +742,7 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 out:
 	exec_sql(j, "PRAGMA synchronous=NORMAL", NULL);
 	pthread_mutex_unlock(&j->lock);
+	notify(j, "outcome", seq, hash, ret < 0 ? ret : 0, diag);
 	return ret < 0 ? ret : 0;
 }
 
@@ -633,7 +759,7 @@ int journal_pending(struct journal *j, const char *card_ref,
 	int rc, ret = 0;
 
 	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (!j->db || sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		pthread_mutex_unlock(&j->lock);
 		return SSC_EJOURNAL;
 	}
@@ -676,7 +802,7 @@ int journal_pending_count(struct journal *j, const char *card_ref)
 	int ret = SSC_EJOURNAL;
 
 	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (!j->db || sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto out_unlock;
 	if (card_ref)
 		sqlite3_bind_text(st, 1, card_ref, -1, SQLITE_STATIC);
@@ -699,7 +825,7 @@ int journal_head(struct journal *j, int64_t *seq, char *hash_hex)
 	int r;
 
 	pthread_mutex_lock(&j->lock);
-	r = chain_tail(j, seq, h);
+	r = j->db ? chain_tail(j, seq, h) : SSC_EJOURNAL;
 	pthread_mutex_unlock(&j->lock);
 	if (r == 0)
 		hex_encode(h, 32, hash_hex);
@@ -777,7 +903,7 @@ int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, in
 	int rc, ret = 0, head_seen = 0;
 
 	pthread_mutex_lock(&j->lock);
-	if (sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+	if (!j->db || sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = jerr(j, diag, "begin");
 		goto out_unlock;
 	}
@@ -855,7 +981,8 @@ int journal_export(struct journal *j, int64_t since_seq, FILE *out)
 	int rc, n = 0, ret = 0;
 
 	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, "SELECT " ROW_COLUMNS " FROM rows WHERE seq > ? ORDER BY seq",
+	if (!j->db ||
+	    sqlite3_prepare_v2(j->db, "SELECT " ROW_COLUMNS " FROM rows WHERE seq > ? ORDER BY seq",
 			       -1, &st, NULL) != SQLITE_OK) {
 		pthread_mutex_unlock(&j->lock);
 		return SSC_EJOURNAL;
@@ -902,6 +1029,57 @@ int journal_export(struct journal *j, int64_t since_seq, FILE *out)
 	return ret < 0 ? ret : n;
 }
 
+int journal_rows(struct journal *j, int64_t since_seq, int64_t limit,
+		 int (*cb)(void *arg, const struct journal_row *row), void *arg)
+{
+	/* since_seq < 0: the last `limit` rows, oldest first. */
+	static const char sql_since[] =
+		"SELECT " ROW_COLUMNS " FROM rows WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+	static const char sql_last[] =
+		"SELECT * FROM (SELECT " ROW_COLUMNS " FROM rows ORDER BY seq DESC LIMIT ?2)"
+		" ORDER BY seq";
+	struct journal_row out;
+	sqlite3_stmt *st;
+	struct jrow r;
+	int rc, ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	if (!j->db || sqlite3_prepare_v2(j->db, since_seq < 0 ? sql_last : sql_since, -1, &st,
+					 NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&j->lock);
+		return SSC_EJOURNAL;
+	}
+	if (since_seq >= 0)
+		sqlite3_bind_int64(st, 1, since_seq);
+	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_from_stmt(st, &r);
+		out.seq = r.seq;
+		out.time = r.ts;
+		out.kind = r.kind;
+		out.uid = r.uid;
+		out.pid = r.pid;
+		out.exe = r.exe;
+		out.method = r.method;
+		out.reader = r.reader;
+		out.card = r.card;
+		out.result = r.result;
+		out.duration_ms = r.duration_ms;
+		out.intent = r.intent;
+		out.file = r.file;
+		out.detail = r.detail;
+		out.hash = col_text(st, 15);
+		ret = cb(arg, &out);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = SSC_EJOURNAL;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
 int journal_prune(struct journal *j, int days, struct ssc_diag *diag)
 {
 	if (days < 1)
@@ -918,14 +1096,25 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 		" rows) i) ORDER BY seq DESC LIMIT 1";
 	struct jrow r = { 0 };
 	sqlite3_stmt *st;
-	int64_t cut = 0, deleted = 0;
+	int64_t cut = 0, deleted = 0, seq = 0;
 	char cut_hash[JOURNAL_HASH_HEX + 1] = "", seqbuf[32], detail[160];
+	char hash[JOURNAL_HASH_HEX + 1] = "";
+	struct ssc_diag local;
 	int ret = 0;
 
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
+	if (!diag) {
+		ssc_diag_init(&local);
+		diag = &local;
+	}
 	now_ts(&r);
 	pthread_mutex_lock(&j->lock);
+	if (!j->db) {
+		ret = jerr(j, diag, "prune");
+		pthread_mutex_unlock(&j->lock);
+		return ret;
+	}
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = jerr(j, diag, "begin");
 		goto out_unlock;
@@ -965,7 +1154,7 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 	r.kind = "prune";
 	r.detail = detail;
 	r.duration_ms = deleted;
-	if (row_insert(j, &r, NULL) < 0) {
+	if (row_insert(j, &r, &seq, hash) < 0) {
 		ret = jerr(j, diag, "append prune row");
 		goto out_rollback;
 	}
@@ -974,12 +1163,15 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 		goto out_rollback;
 	}
 	pthread_mutex_unlock(&j->lock);
+	notify(j, "prune", seq, hash, 0, diag);
 	return (int)deleted;
 
 out_rollback:
 	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 out_unlock:
 	pthread_mutex_unlock(&j->lock);
+	if (ret < 0)
+		notify(j, "prune", 0, "", ret, diag);
 	return ret;
 }
 
@@ -1019,6 +1211,10 @@ int journal_blacklist_import(struct journal *j, FILE *f, struct ssc_diag *diag)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
 	now_ts(&r);
 	pthread_mutex_lock(&j->lock);
+	if (!j->db) {
+		ret = jerr(j, diag, "import");
+		goto out_unlock;
+	}
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = jerr(j, diag, "begin");
 		goto out_unlock;
@@ -1074,7 +1270,7 @@ int journal_blacklist_import(struct journal *j, FILE *f, struct ssc_diag *diag)
 	r.pid = getpid();
 	r.result = "SSC_OK";
 	r.detail = detail;
-	if (row_insert(j, &r, NULL) < 0) {
+	if (row_insert(j, &r, NULL, NULL) < 0) {
 		ret = jerr(j, diag, "append row");
 		goto out_rollback;
 	}
@@ -1121,7 +1317,9 @@ int journal_blacklisted(struct journal *j, const char *card_number, const char *
 	int r = 0;
 
 	pthread_mutex_lock(&j->lock);
-	if (card_number && card_number[0])
+	if (!j->db)
+		r = SSC_EJOURNAL;
+	else if (card_number && card_number[0])
 		r = blacklist_has(j, "bl-number", card_number);
 	if (r == 0 && card_id && card_id[0])
 		r = blacklist_has(j, "bl-id", card_id);

@@ -37,6 +37,33 @@ struct journal_audit {
 	int64_t duration_ms;
 };
 
+/*
+ * What the observer (journal_set_observer) hears after each append by this handle: the new row
+ * (err == 0), or a failed append (err = SSC_EJOURNAL or SSC_ENOMEM, why = the reason). Strings
+ * are valid during the call only.
+ */
+struct journal_note {
+	const char *kind;        /* "audit", "intent", "outcome", "prune" */
+	int64_t seq;             /* the new row's sequence number; 0 when err != 0 */
+	const char *hash;        /* its chain hash (JOURNAL_HASH_HEX hex digits); "" when err != 0 */
+	int err;
+	const char *why;         /* "" when err == 0 */
+};
+
+typedef void (*journal_observer_fn)(void *arg, const struct journal_note *note);
+
+/* One row as journal_rows() hands it out. Strings are valid during the callback only. */
+struct journal_row {
+	int64_t seq;
+	const char *time;        /* UTC, 2026-01-31T08:00:00.123Z */
+	const char *kind;        /* "audit", "intent", "outcome", "blacklist", "prune" */
+	int64_t uid, pid;
+	const char *exe, *method, *reader, *card, *result;
+	int64_t duration_ms;     /* audit: the call's duration; prune: rows removed */
+	int64_t intent;          /* outcome: the intent's seq; 0 otherwise */
+	const char *file, *detail, *hash;
+};
+
 /* Opening modes. */
 #define JOURNAL_RDONLY 0x1       /* operator tools: verify, show, export */
 
@@ -52,6 +79,31 @@ int journal_open(const char *path, const char *key_path, unsigned flags, struct 
 
 /* Closes the journal and wipes its keys. NULL is a no-op. */
 void journal_close(struct journal *j);
+
+/*
+ * Closes the database connection but keeps the handle, its keys and its observer: every later call
+ * that needs the database fails with SSC_EJOURNAL (and tells no observer) until journal_resume().
+ * For an owner that found the journal failing and wants to stop using it while other threads may
+ * still hold the pointer. Idempotent. Thread-safe; blocks while another call is in progress.
+ */
+void journal_suspend(struct journal *j);
+
+/*
+ * Reopens the database of a suspended handle (same path, same keys; the schema is checked again).
+ * Returns 0 (also when it was not suspended) or SSC_EJOURNAL with the reason in diag. Thread-safe.
+ */
+int journal_resume(struct journal *j, struct ssc_diag *diag);
+
+/* 1 while suspended, else 0. Thread-safe. */
+int journal_suspended(struct journal *j);
+
+/*
+ * Sets the function told about every append made through this handle (audit, intent, outcome,
+ * prune), successful or failed, e.g. to log the chain head or to notice a failing disk. It is
+ * called on the appending thread after the append, outside the journal's lock (it may call
+ * journal_head(), but must not append). NULL removes it. Thread-safe.
+ */
+void journal_set_observer(struct journal *j, journal_observer_fn fn, void *arg);
 
 /*
  * Writes the keyed hash naming a card (of its card number) into out (JOURNAL_REF_HEX + 1 bytes).
@@ -135,6 +187,15 @@ int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, in
  * "blacklist", "prune". Returns the number of rows written or SSC_EJOURNAL / SSC_EIO.
  */
 int journal_export(struct journal *j, int64_t since_seq, FILE *out);
+
+/*
+ * Calls cb for rows in sequence order: those after since_seq (at most limit; limit <= 0 = no
+ * limit), or, when since_seq < 0, the last limit rows. cb returns 0 to go on, non-zero to stop
+ * (that value is returned). Do not call other journal functions from cb. Returns 0, cb's value or
+ * SSC_EJOURNAL. For the operator's `sscardctl journal show`.
+ */
+int journal_rows(struct journal *j, int64_t since_seq, int64_t limit,
+		 int (*cb)(void *arg, const struct journal_row *row), void *arg);
 
 /*
  * Deletes rows older than days (by their time), never an intent that has no outcome yet, and

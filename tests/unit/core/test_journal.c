@@ -402,6 +402,226 @@ static void test_export_json_lines(void **state)
 	free(buf);
 }
 
+/* What the observer heard (test_observer_*). */
+struct heard {
+	int n;
+	char kind[8][16];
+	int64_t seq[8];
+	char hash[8][JOURNAL_HASH_HEX + 1];
+	int err[8];
+	char why[8][256];
+};
+
+static void observer(void *arg, const struct journal_note *note)
+{
+	struct heard *h = arg;
+
+	assert_true(h->n < 8);
+	snprintf(h->kind[h->n], sizeof(h->kind[0]), "%s", note->kind);
+	h->seq[h->n] = note->seq;
+	snprintf(h->hash[h->n], sizeof(h->hash[0]), "%s", note->hash);
+	h->err[h->n] = note->err;
+	snprintf(h->why[h->n], sizeof(h->why[0]), "%s", note->why);
+	h->n++;
+}
+
+static void test_observer_hears_each_append_with_the_head(void **state)
+{
+	struct fx *f = *state;
+	struct journal_peer peer = { .uid = 0, .pid = 1, .exe = "" };
+	struct heard h = { 0 };
+	char head[JOURNAL_HASH_HEX + 1];
+	struct ssc_diag d;
+	int64_t id = 0, seq = 0;
+
+	journal_set_observer(f->j, observer, &h);
+	add_audits(f->j, 1);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_intent(f->j, &peer, "c", "r", "DF04/EF08", "{}", &id, &d), 0);
+	assert_int_equal(journal_outcome(f->j, id, JOURNAL_APPLIED, "SSC_OK", "card", &d), 0);
+	/* An outcome refused for a reason of the caller's is not a journal failure: no note. */
+	assert_int_equal(journal_outcome(f->j, id, JOURNAL_APPLIED, "SSC_OK", "card", &d),
+			 SSC_EEXIST);
+	assert_int_equal(h.n, 3);
+	assert_string_equal(h.kind[0], "audit");
+	assert_string_equal(h.kind[1], "intent");
+	assert_string_equal(h.kind[2], "outcome");
+	assert_int_equal(h.seq[0], 1);
+	assert_int_equal(h.seq[1], 2);
+	assert_int_equal(id, 2);
+	assert_int_equal(h.seq[2], 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(h.err[i], 0);
+		assert_string_equal(h.why[i], "");
+	}
+	/* The note's hash is the chain head at that row: what the daemon logs. */
+	assert_int_equal(journal_head(f->j, &seq, head), 0);
+	assert_int_equal(seq, 3);
+	assert_string_equal(h.hash[2], head);
+	assert_int_equal(journal_verify(f->j, 2, h.hash[1], NULL, &d), 0);
+	journal_set_observer(f->j, NULL, NULL);
+	add_audits(f->j, 1);
+	assert_int_equal(h.n, 3);
+}
+
+static void test_observer_hears_a_failed_append(void **state)
+{
+	struct fx *f = *state;
+	struct journal_audit a = { .method = "system.info", .result = "SSC_OK" };
+	struct heard h = { 0 };
+	struct ssc_diag d;
+
+	add_audits(f->j, 1);
+	journal_set_observer(f->j, observer, &h);
+	/* The table vanishes behind the daemon's back: the next append fails at once. */
+	tamper(f->db, "DROP TABLE rows");
+	ssc_diag_init(&d);
+	assert_int_equal(journal_audit(f->j, &a, &d), SSC_EJOURNAL);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.kind[0], "audit");
+	assert_int_equal(h.err[0], SSC_EJOURNAL);
+	assert_int_equal(h.seq[0], 0);
+	assert_string_equal(h.hash[0], "");
+	assert_string_equal(h.why[0], d.msg);
+	assert_non_null(strstr(h.why[0], "rows"));
+	/* Without a diag from the caller, the note still says why. */
+	assert_int_equal(journal_audit(f->j, &a, NULL), SSC_EJOURNAL);
+	assert_int_equal(h.n, 2);
+	assert_true(strlen(h.why[1]) > 0);
+}
+
+static void test_suspend_and_resume(void **state)
+{
+	struct fx *f = *state;
+	struct journal_audit a = { .method = "system.info", .result = "SSC_OK" };
+	struct heard h = { 0 };
+	char head[JOURNAL_HASH_HEX + 1];
+	struct ssc_diag d;
+	int64_t seq = 0, rows = 0, id = 0;
+
+	add_audits(f->j, 2);
+	journal_set_observer(f->j, observer, &h);
+	assert_int_equal(journal_suspended(f->j), 0);
+	journal_suspend(f->j);
+	journal_suspend(f->j);   /* idempotent */
+	assert_int_equal(journal_suspended(f->j), 1);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_audit(f->j, &a, &d), SSC_EJOURNAL);
+	assert_non_null(strstr(d.msg, "suspended"));
+	assert_int_equal(journal_intent(f->j, NULL, "c", "r", "SSSE/EF06", "{}", &id, &d),
+			 SSC_EJOURNAL);
+	assert_int_equal(journal_outcome(f->j, 1, JOURNAL_FAILED, "SSC_EIO", "card", &d),
+			 SSC_EJOURNAL);
+	assert_int_equal(journal_head(f->j, &seq, head), SSC_EJOURNAL);
+	assert_int_equal(journal_blacklisted(f->j, "X00000019", NULL), SSC_EJOURNAL);
+	assert_int_equal(journal_pending_count(f->j, NULL), SSC_EJOURNAL);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), SSC_EJOURNAL);
+	assert_int_equal(journal_prune_before(f->j, 1, &d), SSC_EJOURNAL);
+	/* The owner suspended it: nobody needs telling. */
+	assert_int_equal(h.n, 0);
+	/* Card refs need no database: they go on, with the same key. */
+	{
+		char r1[JOURNAL_REF_HEX + 1], r2[JOURNAL_REF_HEX + 1];
+
+		journal_card_ref(f->j, "X00000019", r1);
+		assert_int_equal(journal_resume(f->j, &d), 0);
+		journal_card_ref(f->j, "X00000019", r2);
+		assert_string_equal(r1, r2);
+	}
+	assert_int_equal(journal_suspended(f->j), 0);
+	assert_int_equal(journal_resume(f->j, &d), 0);   /* not suspended: nothing to do */
+	assert_int_equal(journal_audit(f->j, &a, &d), 0);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.seq[0], 3);
+	assert_int_equal(journal_verify(f->j, 0, NULL, &rows, &d), 0);
+	assert_int_equal(rows, 3);
+}
+
+static void test_resume_refuses_a_corrupted_file(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	FILE *fp;
+
+	add_audits(f->j, 1);
+	journal_suspend(f->j);
+	/* The file is overwritten while suspended (the WAL goes with it). */
+	{
+		char p[160];
+
+		snprintf(p, sizeof(p), "%s-wal", f->db);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s-shm", f->db);
+		unlink(p);
+	}
+	fp = fopen(f->db, "w");
+	assert_non_null(fp);
+	fputs("this is not an SQLite database, not even close. ", fp);
+	for (int i = 0; i < 100; i++)
+		fputs("garbage garbage garbage ", fp);
+	fclose(fp);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_resume(f->j, &d), SSC_EJOURNAL);
+	assert_non_null(strstr(d.msg, "journal:"));
+	assert_int_equal(journal_suspended(f->j), 1);
+}
+
+struct collected {
+	int n;
+	int64_t seq[16];
+	char kind[16][16];
+	char method[16][32];
+	int stop_at;
+};
+
+static int collect_rows(void *arg, const struct journal_row *row)
+{
+	struct collected *c = arg;
+
+	assert_true(c->n < 16);
+	c->seq[c->n] = row->seq;
+	snprintf(c->kind[c->n], sizeof(c->kind[0]), "%s", row->kind);
+	snprintf(c->method[c->n], sizeof(c->method[0]), "%s", row->method);
+	assert_int_equal(strlen(row->hash), JOURNAL_HASH_HEX);
+	assert_int_equal(strlen(row->time), 24);   /* 2026-11-23T19:40:00.123Z */
+	c->n++;
+	return c->stop_at && c->n == c->stop_at ? 7 : 0;
+}
+
+static void test_rows_since_limit_and_last(void **state)
+{
+	struct fx *f = *state;
+	struct collected c;
+
+	add_audits(f->j, 6);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(journal_rows(f->j, 0, 0, collect_rows, &c), 0);
+	assert_int_equal(c.n, 6);
+	assert_int_equal(c.seq[0], 1);
+	assert_int_equal(c.seq[5], 6);
+	assert_string_equal(c.kind[0], "audit");
+	assert_string_equal(c.method[0], "card.read_basic");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(journal_rows(f->j, 2, 3, collect_rows, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.seq[0], 3);
+	assert_int_equal(c.seq[2], 5);
+	/* The last two, oldest first. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(journal_rows(f->j, -1, 2, collect_rows, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.seq[0], 5);
+	assert_int_equal(c.seq[1], 6);
+	/* The callback stops the walk. */
+	memset(&c, 0, sizeof(c));
+	c.stop_at = 2;
+	assert_int_equal(journal_rows(f->j, 0, 0, collect_rows, &c), 7);
+	assert_int_equal(c.n, 2);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(journal_rows(f->j, 6, 10, collect_rows, &c), 0);
+	assert_int_equal(c.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +640,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_blacklist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_json_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_observer_hears_each_append_with_the_head, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_observer_hears_a_failed_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_suspend_and_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_refuses_a_corrupted_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_since_limit_and_last, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
