@@ -93,6 +93,10 @@ static const struct key_desc key_table[] = {
 	{ "keys", "psam_aid", KIND_AID, OFF(psam_aid), 0, 0, 0 },
 
 	{ "journal", "path", KIND_STRING, OFF(journal_path), FSIZE(journal_path), 0, 0 },
+	{ "journal", "key_path", KIND_STRING, OFF(journal_key_path), FSIZE(journal_key_path), 0, 0 },
+	{ "journal", "retention_days", KIND_INT, OFF(journal_retention_days), 0, 0, 36500 },
+	{ "journal", "reopen_interval_ms", KIND_INT, OFF(journal_reopen_ms), 0, 1000, 3600000 },
+	{ "journal", "head_interval_ms", KIND_INT, OFF(journal_head_ms), 0, 1000, 3600000 },
 };
 
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
@@ -164,6 +168,10 @@ void config_defaults(struct config *cfg)
 	cfg->psam_aid_len = 6;
 
 	snprintf(cfg->journal_path, sizeof(cfg->journal_path), "%s", "/var/lib/sscard/journal.db");
+	cfg->journal_key_path[0] = '\0';
+	cfg->journal_retention_days = 365;
+	cfg->journal_reopen_ms = 30000;
+	cfg->journal_head_ms = 60000;
 }
 
 void config_wipe(struct config *cfg)
@@ -586,6 +594,17 @@ static int check_cross(struct parse_ctx *pc)
 	if (cfg->socket_path[0] != '/') {
 		snprintf(pc->err, sizeof(pc->err), "%s: [daemon] socket_path must be an absolute "
 			 "path", pc->path);
+		return -1;
+	}
+	if (cfg->journal_path[0] != '/' ||
+	    (cfg->journal_key_path[0] && cfg->journal_key_path[0] != '/')) {
+		snprintf(pc->err, sizeof(pc->err), "%s: [journal] path and key_path must be "
+			 "absolute paths", pc->path);
+		return -1;
+	}
+	if (!cfg->journal_key_path[0] && strlen(cfg->journal_path) + 4 >= CONFIG_PATH_MAX) {
+		snprintf(pc->err, sizeof(pc->err), "%s: [journal] path too long for its key file "
+			 "(path + \".key\")", pc->path);
 		return -1;
 	}
 	return 0;

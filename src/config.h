@@ -81,6 +81,10 @@ struct config {
 
 	/* [journal] (issue 4) */
 	char journal_path[CONFIG_PATH_MAX]; /* default /var/lib/sscard/journal.db */
+	char journal_key_path[CONFIG_PATH_MAX]; /* the HMAC key file; "" = journal_path + ".key" */
+	int journal_retention_days;         /* rows older are pruned daily; 0 = keep, default 365 */
+	int journal_reopen_ms;              /* retrying an unavailable journal, default 30000 */
+	int journal_head_ms;                /* head logged at least this often, default 60000 */
 };
 
 /* Fills cfg with the defaults above. */

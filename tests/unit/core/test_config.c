@@ -99,7 +99,14 @@ static void test_defaults(void **state)
 	assert_key(&cfg.key_pin_unblock, 0x07, 0x43, 0x17);
 	assert_int_equal(cfg.psam_aid_len, 6);
 	assert_memory_equal(cfg.psam_aid, "\xD1\x56\x00\x00\x05\x90", 6);
+	assert_int_equal(cfg.require_internal_auth, 0);
+	assert_string_equal(cfg.initial_pin, "123456");
+	assert_int_equal(cfg.refuse_initial_pin, 0);
 	assert_string_equal(cfg.journal_path, "/var/lib/sscard/journal.db");
+	assert_string_equal(cfg.journal_key_path, "");
+	assert_int_equal(cfg.journal_retention_days, 365);
+	assert_int_equal(cfg.journal_reopen_ms, 30000);
+	assert_int_equal(cfg.journal_head_ms, 60000);
 }
 
 static const char good_file[] =
@@ -137,6 +144,9 @@ static const char good_file[] =
 	"card_id_mac_key = 0123456789ABCDEFFEDCBA9876543210\n"
 	"pin_min_len = 6\n"
 	"pin_max_len = 8\n"
+	"require_internal_auth = yes\n"
+	"initial_pin = 000000\n"
+	"refuse_initial_pin = on\n"
 	"[keys]\n"
 	"write_ssse = 14/58/22\n"
 	"write_ef0d = 1D/58/23\n"
@@ -147,7 +157,11 @@ static const char good_file[] =
 	"pin_unblock = 7/3/a\n"
 	"psam_aid = D156000005A0\n"
 	"[journal]\n"
-	"path = /tmp/x/journal.db\n";
+	"path = /tmp/x/journal.db\n"
+	"key_path = /etc/sscard/journal.key\n"
+	"retention_days = 0\n"
+	"reopen_interval_ms = 1000\n"
+	"head_interval_ms = 5000\n";
 
 static void test_good_file(void **state)
 {
@@ -198,7 +212,14 @@ static void test_good_file(void **state)
 	assert_key(&cfg.key_pin_unblock, 0x07, 0x03, 0x0A);
 	assert_int_equal(cfg.psam_aid_len, 6);
 	assert_memory_equal(cfg.psam_aid, "\xD1\x56\x00\x00\x05\xA0", 6);
+	assert_int_equal(cfg.require_internal_auth, 1);
+	assert_string_equal(cfg.initial_pin, "000000");
+	assert_int_equal(cfg.refuse_initial_pin, 1);
 	assert_string_equal(cfg.journal_path, "/tmp/x/journal.db");
+	assert_string_equal(cfg.journal_key_path, "/etc/sscard/journal.key");
+	assert_int_equal(cfg.journal_retention_days, 0);
+	assert_int_equal(cfg.journal_reopen_ms, 1000);
+	assert_int_equal(cfg.journal_head_ms, 5000);
 
 	config_wipe(&cfg);
 	assert_int_equal(cfg.card_id_mac_key_set, 0);
@@ -297,6 +318,16 @@ static const struct bad_case bad_cases[] = {
 	  ": [card] verify_card_id_mac = yes needs card_id_mac_key" },
 	{ "[daemon]\nsocket_path = relative.sock\n", SSC_ECONFIG,
 	  ": [daemon] socket_path must be an absolute path" },
+	{ "[journal]\npath = journal.db\n", SSC_ECONFIG,
+	  ": [journal] path and key_path must be absolute paths" },
+	{ "[journal]\nkey_path = journal.key\n", SSC_ECONFIG,
+	  ": [journal] path and key_path must be absolute paths" },
+	{ "[journal]\nretention_days = -1\n", SSC_ECONFIG,
+	  ":2: [journal] retention_days: expected an integer in 0..36500" },
+	{ "[journal]\nreopen_interval_ms = 999\n", SSC_ECONFIG,
+	  ":2: [journal] reopen_interval_ms: expected an integer in 1000..3600000" },
+	{ "[journal]\nhead_interval_ms = 0\n", SSC_ECONFIG,
+	  ":2: [journal] head_interval_ms: expected an integer in 1000..3600000" },
 };
 
 static void test_bad_files(void **state)
@@ -347,9 +378,10 @@ static const char *const all_keys[] = {
 	"[drivers]", "pcsc", "usb", "usb_allow", "poll_interval_ms",
 	"[readers]", "role.",
 	"[card]", "read_auth", "verify_card_id_mac", "card_id_mac_key", "pin_min_len", "pin_max_len",
+	"require_internal_auth", "initial_pin", "refuse_initial_pin",
 	"[keys]", "write_ssse", "write_ef0d", "read_auth", "internal", "stk", "pin_reload",
 	"pin_unblock", "psam_aid",
-	"[journal]", "path",
+	"[journal]", "path", "key_path", "retention_days", "reopen_interval_ms", "head_interval_ms",
 };
 
 /*
