@@ -3,6 +3,7 @@
  * the depth limit, the built-in methods (system.info, reader.list, events.*), card.* methods as
  * reader-core jobs, the mapping of SSC_E* codes to error objects, and event fan-out. Loop thread.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,10 @@ struct rpc {
 	int have_backend;
 	const struct op_env *env;
 	struct rpc_client *subs;        /* subscribed clients (doubly linked through sub_*) */
+	rpc_audit_fn audit;
+	void *audit_arg;
+	char journal_status[256];       /* system.info's "journal" */
+	atomic_int jobs_unreleased;     /* job_release() may run on a worker thread */
 };
 
 struct rpc_client {
@@ -37,6 +42,10 @@ struct rpc_client {
 	int inflight;
 	int subscribed;
 	struct rpc_client *sub_prev, *sub_next;
+	struct journal_peer jpeer;      /* the peer as journal rows name it */
+	/* The request being handled (rpc_handle_line), for its audit row: */
+	char result[40];                /* the last reply's result name ("" = none yet) */
+	int queued;                     /* it became a job: the job's done() audits it */
 };
 
 /* A card.* request on its way through the reader core. */
@@ -49,6 +58,10 @@ struct rpc_job {
 	struct rpc_client *client;
 	json_t *id;                     /* NULL for a notification */
 	int64_t started_ms;
+	/* For the op_call and the audit row (the client may be gone when the job ends): */
+	struct rpc *rpc;
+	struct journal_peer peer;       /* a copy of the client's */
+	char card_ref[JOURNAL_REF_HEX + 1]; /* set from the op_call after run(); "" = unknown */
 };
 
 /* Methods served here rather than by ops.c. */
@@ -68,8 +81,26 @@ int rpc_new(const struct config *cfg, struct rpc **out)
 	if (!r)
 		return SSC_ENOMEM;
 	r->cfg = cfg;
+	snprintf(r->journal_status, sizeof(r->journal_status), "%s", "unavailable: not opened");
+	atomic_init(&r->jobs_unreleased, 0);
 	*out = r;
 	return 0;
+}
+
+void rpc_set_audit(struct rpc *r, rpc_audit_fn fn, void *arg)
+{
+	r->audit = fn;
+	r->audit_arg = arg;
+}
+
+void rpc_set_journal_status(struct rpc *r, const char *status)
+{
+	snprintf(r->journal_status, sizeof(r->journal_status), "%s", status);
+}
+
+int rpc_jobs_unreleased(const struct rpc *r)
+{
+	return atomic_load(&((struct rpc *)r)->jobs_unreleased);
 }
 
 void rpc_set_backend(struct rpc *r, const struct rpc_backend *be, const struct op_env *env)
@@ -86,11 +117,87 @@ void rpc_set_backend(struct rpc *r, const struct rpc_backend *be, const struct o
 
 void rpc_free(struct rpc *r)
 {
+	int n;
+
 	if (!r)
 		return;
 	if (r->subs)
 		log_warn("rpc: freed with subscribed clients still open");
+	n = atomic_load(&r->jobs_unreleased);
+	if (n > 0) {
+		/* A worker stuck in a driver call still holds a job that points here. */
+		log_warn("rpc: %d job(s) still held by a stuck reader worker: not freeing", n);
+		return;
+	}
 	free(r);
+}
+
+/* ---- audit ------------------------------------------------------------------------------ */
+
+/* Passes one finished call to the audit sink (never params or results). */
+static void audit_call(struct rpc *r, const struct journal_peer *peer, const char *method,
+		       const char *reader, const char *card_ref, const char *result,
+		       int64_t started_ms)
+{
+	struct journal_audit a;
+
+	if (!r->audit)
+		return;
+	a.peer = peer;
+	a.method = method;
+	a.reader = reader;
+	a.card_ref = card_ref;
+	a.result = result;
+	a.duration_ms = cardio_now_ms() - started_ms;
+	if (a.duration_ms < 0)
+		a.duration_ms = 0;
+	r->audit(r->audit_arg, &a);
+}
+
+/* Whether method is a name rpc serves. */
+static int method_known(const char *method);
+
+/* The method as an audit row may show it (see rpc_audit_fn). */
+static const char *audit_method(const char *m)
+{
+	size_t n = strlen(m);
+
+	if (method_known(m))
+		return m;
+	if (n == 0 || n > 64 || m[0] < 'a' || m[0] > 'z')
+		return "(invalid)";
+	for (size_t i = 0; i < n; i++)
+		if (!((m[i] >= 'a' && m[i] <= 'z') || (m[i] >= '0' && m[i] <= '9') || m[i] == '.' ||
+		      m[i] == '_'))
+			return "(invalid)";
+	return m;
+}
+
+/* Remembers the result name of an error object for the request's audit row. */
+static void note_error(struct rpc_client *c, const json_t *e)
+{
+	const char *name = json_string_value(json_object_get(json_object_get(e, "data"), "name"));
+
+	if (!name) {
+		switch (json_integer_value(json_object_get(e, "code"))) {
+		case RPC_PARSE_ERROR:
+			name = "RPC_PARSE_ERROR";
+			break;
+		case RPC_INVALID_REQUEST:
+			name = "RPC_INVALID_REQUEST";
+			break;
+		case RPC_METHOD_NOT_FOUND:
+			name = "RPC_METHOD_NOT_FOUND";
+			break;
+		case RPC_INVALID_PARAMS:
+			name = "RPC_INVALID_PARAMS";
+			break;
+		default:
+			name = "RPC_ERROR";
+			break;
+		}
+	}
+	snprintf(c->result, sizeof(c->result), "%s", name);
 }
 
 /* ---- clients ---------------------------------------------------------------------------- */
@@ -106,7 +213,11 @@ struct rpc_client *rpc_client_new(struct rpc *r, const struct rpc_client_ops *op
 	c->ops = ops;
 	c->owner = owner;
 	c->peer = *peer;
+	c->peer.exe[sizeof(c->peer.exe) - 1] = '\0';
 	c->refs = 1;
+	c->jpeer.uid = peer->uid;
+	c->jpeer.pid = peer->pid;
+	snprintf(c->jpeer.exe, sizeof(c->jpeer.exe), "%s", c->peer.exe);
 	return c;
 }
 
@@ -272,6 +383,8 @@ static int reply_error_obj(struct rpc_client *c, json_t *id, json_t *e)
 {
 	json_t *msg;
 
+	if (e)
+		note_error(c, e);
 	if (!id) {
 		json_decref(e);
 		return 0;
@@ -292,6 +405,7 @@ static int reply_result(struct rpc_client *c, json_t *id, json_t *result)
 {
 	json_t *msg;
 
+	snprintf(c->result, sizeof(c->result), "%s", "SSC_OK");
 	if (!id) {
 		json_decref(result);
 		return 0;
@@ -429,11 +543,11 @@ static int m_system_info(struct rpc_client *c, json_t *id, json_t *params)
 		json_array_append_new(methods, json_string(builtin_methods[i]));
 	for (const struct op_desc *op = ops_table; op->method; op++)
 		json_array_append_new(methods, json_string(op->method));
-	res = json_pack("{s:s, s:i, s:o, s:o, s:{s:I, s:I, s:I}}",
+	res = json_pack("{s:s, s:i, s:o, s:o, s:{s:I, s:I, s:I}, s:s}",
 			"version", SSC_VERSION, "api_level", RPC_API_LEVEL,
 			"methods", methods, "limits", limits_json(c->rpc->cfg),
 			"peer", "uid", (json_int_t)c->peer.uid, "gid", (json_int_t)c->peer.gid,
-			"pid", (json_int_t)c->peer.pid);
+			"pid", (json_int_t)c->peer.pid, "journal", c->rpc->journal_status);
 	return reply_result(c, id, res);
 }
 
@@ -527,6 +641,13 @@ static void job_done(struct job *job)
 							     &job->diag, reader));
 		}
 	}
+	/*
+	 * The audit row, after the reply is queued. At an overrun the worker may still write
+	 * card_ref (as it may diag): leave it out then.
+	 */
+	audit_call(c->rpc, &rj->peer, rj->op->method, reader,
+		   job->err == SSC_ETIMEDOUT ? "" : rj->card_ref,
+		   job->err ? ssc_strerror_name(job->err) : "SSC_OK", rj->started_ms);
 	json_decref(rj->id);
 	rj->id = NULL;
 	c->inflight--;
@@ -540,10 +661,12 @@ static void job_done(struct job *job)
 static void job_release(struct job *job)
 {
 	struct rpc_job *rj = (struct rpc_job *)job;
+	struct rpc *r = rj->rpc;
 
 	json_decref(job->result);
 	json_decref(rj->params);
 	free(rj);
+	atomic_fetch_sub(&r->jobs_unreleased, 1);
 }
 
 static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, json_t *params)
@@ -589,6 +712,8 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 		return SSC_ENOMEM;
 	rj->op = op;
 	rj->env = r->env;
+	rj->rpc = r;
+	rj->peer = c->jpeer;
 	if (params) {
 		rj->params = json_deep_copy(params);
 		if (!rj->params) {
@@ -608,8 +733,10 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 	rj->id = id ? json_incref(id) : NULL;
 	rj->started_ms = cardio_now_ms();
 
+	atomic_fetch_add(&r->jobs_unreleased, 1);
 	err = r->be.submit(r->be.ctx, &rj->job);
 	if (err < 0) {
+		atomic_fetch_sub(&r->jobs_unreleased, 1);
 		log_info("client %u uid %ld: %s on %s: %s (not queued)", c->peer.id,
 			 (long)c->peer.uid, op->method, reader[0] ? reader : "-",
 			 ssc_strerror_name(err));
@@ -621,10 +748,19 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 	}
 	client_ref(c);
 	c->inflight++;
+	c->queued = 1;
 	return 0;
 }
 
 /* ---- dispatch --------------------------------------------------------------------------- */
+
+static int method_known(const char *method)
+{
+	for (size_t i = 0; i < sizeof(builtin_methods) / sizeof(builtin_methods[0]); i++)
+		if (strcmp(method, builtin_methods[i]) == 0)
+			return 1;
+	return ops_find(method) != NULL;
+}
 
 static int dispatch(struct rpc_client *c, json_t *id, const char *method, json_t *params)
 {
@@ -649,15 +785,32 @@ static int dispatch(struct rpc_client *c, json_t *id, const char *method, json_t
 	}
 }
 
-/* Checks the envelope of a parsed request and dispatches it. */
-static int handle_request(struct rpc_client *c, json_t *req)
+/*
+ * Checks the envelope of a parsed request and dispatches it. Unless it became a job (whose done()
+ * audits it), the call is audited here once it is answered, when its method name is known.
+ */
+static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 {
 	json_t *jid, *jver, *jmethod, *params, *null_id = json_null();
 	json_t *id;   /* what replies carry: the request's id, null, or NULL (notification) */
-	const char *key;
+	const char *key, *amethod = NULL, *areader = "";
 	json_t *v;
 	char msg[160];
 	int rc = 0;
+
+	c->result[0] = '\0';
+	c->queued = 0;
+	if (json_is_object(req)) {
+		json_t *jm = json_object_get(req, "method");
+		json_t *jp = json_object_get(req, "params");
+		json_t *jr = json_object_get(jp, "reader");
+
+		if (json_is_string(jm))
+			amethod = audit_method(json_string_value(jm));
+		/* The reader asked for, for a card call refused before it reached the core. */
+		if (json_is_string(jr) && json_string_length(jr) < SSC_READER_ID_MAX)
+			areader = json_string_value(jr);
+	}
 
 	if (json_is_array(req)) {
 		rc = reply_proto(c, null_id, RPC_INVALID_REQUEST, 0,
@@ -706,10 +859,7 @@ static int handle_request(struct rpc_client *c, json_t *req)
 	log_debug("client %u: %.64s%s", c->peer.id, json_string_value(jmethod),
 		  id ? "" : " (notification)");
 	if (params && json_is_array(params)) {
-		if (strcmp(json_string_value(jmethod), "system.info") != 0 &&
-		    strcmp(json_string_value(jmethod), "reader.list") != 0 &&
-		    strncmp(json_string_value(jmethod), "events.", 7) != 0 &&
-		    !ops_find(json_string_value(jmethod))) {
+		if (!method_known(json_string_value(jmethod))) {
 			snprintf(msg, sizeof(msg), "method not found: \"%.64s\"",
 				 json_string_value(jmethod));
 			rc = reply_proto(c, id, RPC_METHOD_NOT_FOUND, 0, msg);
@@ -723,6 +873,10 @@ static int handle_request(struct rpc_client *c, json_t *req)
 		params = NULL;
 	rc = dispatch(c, id, json_string_value(jmethod), params);
 out:
+	if (amethod && !c->queued)
+		audit_call(c->rpc, &c->jpeer, amethod, areader, "",
+			   c->result[0] ? c->result : rc == SSC_ENOMEM ? "SSC_ENOMEM" : "SSC_OK",
+			   started_ms);
 	json_decref(null_id);
 	return rc;
 }
@@ -733,6 +887,7 @@ int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 	json_error_t jerr;
 	json_t *req, *null_id;
 	char msg[200];
+	int64_t started_ms = cardio_now_ms();
 	int rc = 0;
 
 	if (len > 0 && line[len - 1] == '\r')
@@ -755,7 +910,7 @@ int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 		rc = reply_proto(c, null_id, RPC_PARSE_ERROR, 0, msg);
 		goto out;
 	}
-	rc = handle_request(c, req);
+	rc = handle_request(c, req, started_ms);
 	json_decref(req);
 out:
 	json_decref(null_id);

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "journal.h"
 #include "ops.h"
 #include "readers.h"
 
@@ -30,13 +31,31 @@
 struct rpc;
 struct rpc_client;
 
-/* What the server tells rpc about a peer (from SO_PEERCRED); used in logs and system.info. */
+/*
+ * What the server tells rpc about a peer (from SO_PEERCRED and /proc/PID/exe); used in logs,
+ * system.info, the audit trail and the ops' journal rows.
+ */
 struct rpc_peer {
 	unsigned id;     /* the server's connection number, for logs */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	char exe[256];   /* the peer's executable at connect time; "" when unknown */
 };
+
+/*
+ * Where rpc sends one audit row per API call, once the call has ended and its reply (if any) is
+ * queued: every method, success or failure, and protocol faults whose method name is known (a
+ * request with a string "method"). row->result is "SSC_OK", the SSC_E* name of the error (the
+ * reply's data.name), or for a protocol fault without one the rpc.h name of its code
+ * ("RPC_METHOD_NOT_FOUND", "RPC_INVALID_REQUEST", "RPC_INVALID_PARAMS"). row->method is the method
+ * when the daemon knows it; an unknown one as sent when it is a plausible name (a lower-case
+ * letter, then lower-case letters, digits, '.' and '_', at most 64), else "(invalid)", so that a
+ * number (a PIN, an ID) sent as a method never reaches a row. row->card_ref is what the card operation reported (journal_card_ref of
+ * the card number), "" when none. Params and results are never passed on. Loop thread; the row and
+ * its strings are valid during the call only. Must not block (queue the row and return).
+ */
+typedef void (*rpc_audit_fn)(void *arg, const struct journal_audit *row);
 
 /* How rpc talks back to the server for one client. Both called on the loop thread. */
 struct rpc_client_ops {
@@ -73,6 +92,22 @@ int rpc_new(const struct config *cfg, struct rpc **out);
  * detaches the core again (at shutdown, after readers_free()).
  */
 void rpc_set_backend(struct rpc *r, const struct rpc_backend *be, const struct op_env *env);
+
+/* Sets (fn non-NULL) or removes the audit sink. Loop thread. */
+void rpc_set_audit(struct rpc *r, rpc_audit_fn fn, void *arg);
+
+/*
+ * Sets what system.info reports as "journal": "ok", or "unavailable: <reason>" (copied, truncated
+ * to 255 bytes). The default, until the daemon says otherwise, is "unavailable: not opened". Loop
+ * thread.
+ */
+void rpc_set_journal_status(struct rpc *r, const char *status);
+
+/*
+ * Jobs handed to the reader core and not yet released by it (a worker may still be running one,
+ * even after its done() at an overrun or at shutdown). Loop thread; for an orderly exit.
+ */
+int rpc_jobs_unreleased(const struct rpc *r);
 
 /*
  * Frees the dispatcher. Every client must have been closed and every job completed (after

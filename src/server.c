@@ -465,6 +465,9 @@ static void on_connection(uv_stream_t *ls, int status)
 		return;
 	}
 	peer = (struct rpc_peer){ .id = cl->id, .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
+	/* For the audit trail: the executable at connect time ("" when /proc could not say). */
+	if ((exe[0] != '?' || exe[1] != '\0') && (size_t)el < sizeof(peer.exe))
+		memcpy(peer.exe, exe, (size_t)el + 1);
 	cl->rc = rpc_client_new(srv->rpc, &client_ops, cl, &peer);
 	if (!cl->rc) {
 		refuse(cl, "out of memory");

@@ -1,0 +1,57 @@
+/*
+ * This file contains the audit writer: a bounded queue and one thread that appends the daemon's
+ * audit rows (one per API call, from src/rpc.c) to the journal, so that the event loop never
+ * waits for SQLite. Rows keep their order. A row that cannot be written (no journal, a full
+ * queue, a failing append) is dropped and counted, never retried and never allowed to block a
+ * reply.
+ */
+#ifndef SSC_AUDIT_H
+#define SSC_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal.h"
+#include "sscard/error.h"
+
+struct audit;
+
+/* What happened to the rows so far (audit_stats). */
+struct audit_stats {
+	uint64_t written;        /* appended to the journal */
+	uint64_t dropped;        /* not written: no journal, queue full, or the append failed */
+	size_t queued;           /* waiting now */
+};
+
+/*
+ * Creates the writer and starts its thread. max_queued (>= 1) bounds the rows waiting; beyond it
+ * audit_submit() drops. The journal starts unset (rows are dropped until audit_set_journal()).
+ * Returns 0 and *out, or SSC_ENOMEM / SSC_EINTERNAL (no thread).
+ */
+int audit_new(size_t max_queued, struct audit **out);
+
+/*
+ * Sets the journal the thread appends to (borrowed: it must stay valid until audit_free() or the
+ * next audit_set_journal() has returned), or NULL while there is none: rows still queued and
+ * rows submitted meanwhile are dropped. Any thread; waits for a row being written to finish.
+ */
+void audit_set_journal(struct audit *a, struct journal *j);
+
+/*
+ * Queues a copy of row (strings are copied, truncated to their column sizes; the peer is copied).
+ * Never blocks beyond a mutex. Returns 0, or SSC_ELIMIT (queue full) / SSC_EJOURNAL (no journal) /
+ * SSC_ENOMEM, and the row is dropped (and counted). Any thread.
+ */
+int audit_submit(struct audit *a, const struct journal_audit *row);
+
+/* The counters. Any thread. */
+void audit_stats(struct audit *a, struct audit_stats *out);
+
+/*
+ * Stops the writer after it has written the rows already queued (while a journal is set), waiting
+ * at most wait_ms for them; rows left after that are dropped. Joins the thread and frees a.
+ * NULL is a no-op. Blocks up to about wait_ms plus one append.
+ */
+void audit_free(struct audit *a, int wait_ms);
+
+#endif
