@@ -227,6 +227,11 @@ int apdu_sw_error(uint16_t sw, enum apdu_sw_ctx ctx, const char *what, struct ss
 	case 0x6D00:
 		err = SSC_EUNSUPPORTED;
 		break;
+	case 0x6988:
+	case 0x9302:
+		/* The card computed another MAC: the key the PSAM used is not the card's. */
+		err = ctx == APDU_CTX_SM ? SSC_EAUTHFAILED : SSC_ECARDSW;
+		break;
 	default:
 		err = SSC_ECARDSW;
 		break;

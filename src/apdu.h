@@ -42,6 +42,7 @@ int apdu_exchange(struct card_io *io, const uint8_t *cmd, size_t cmd_len, uint8_
 enum apdu_sw_ctx {
 	APDU_CTX_GENERIC = 0,  /* 63Cx / 6983 as a key's try counter */
 	APDU_CTX_PIN,          /* 63Cx / 6983 as the PIN's try counter */
+	APDU_CTX_SM,           /* a command with a MAC: 6988 / 9302 mean the key is wrong */
 };
 
 /*
@@ -49,7 +50,8 @@ enum apdu_sw_ctx {
  * diag->retries_left; returns the error (0 for 9000). 6A82 SSC_ENOFILE, 6A83 SSC_ENORECORD, 6982
  * SSC_ESECURITY, 63Cx SSC_EAUTHFAILED (x = 0: SSC_EKEYBLOCKED) or, in APDU_CTX_PIN,
  * SSC_EPINWRONG / SSC_EPINBLOCKED, 6983 SSC_EKEYBLOCKED (PIN: SSC_EPINBLOCKED), 6A81 and 6D00
- * SSC_EUNSUPPORTED, everything else SSC_ECARDSW with a short reading of the word in diag->msg.
+ * SSC_EUNSUPPORTED, in APDU_CTX_SM 6988 and 9302 (MAC wrong) SSC_EAUTHFAILED, everything else
+ * SSC_ECARDSW with a short reading of the word in diag->msg.
  * what names the command for the message ("READ RECORD SSSE/EF06 08"; never personal data).
  */
 int apdu_sw_error(uint16_t sw, enum apdu_sw_ctx ctx, const char *what, struct ssc_diag *diag);

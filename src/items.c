@@ -11,13 +11,14 @@
 #include "items.h"
 
 static const struct item_def items_ssse_ef05[] = {
-	{ 0x01, 1, 1, 16, ITEM_FMT_B, 0, "卡识别码 card id" },
+	{ 0x01, 1, 1, 16, ITEM_FMT_B, ITEM_READONLY, "卡识别码 card id" },
 	{ 0x02, 2, 2, 1, ITEM_FMT_AN, 0, "卡类别 card type" },
-	{ 0x03, 3, 3, 4, ITEM_FMT_AN, 0, "规范版本 spec version" },
+	{ 0x03, 3, 3, 4, ITEM_FMT_AN, ITEM_READONLY, "规范版本 spec version" },
 	{ 0x04, 4, 4, 12, ITEM_FMT_AN, 0, "初始化机构编号 initialising institution" },
 	{ 0x05, 5, 5, 4, ITEM_FMT_DATE, 0, "发卡日期 issue date" },
 	{ 0x06, 6, 6, 4, ITEM_FMT_DATE, 0, "卡有效期 expiry date" },
-	{ 0x07, 7, 7, 9, ITEM_FMT_AN, ITEM_CHECK_CARDNO, "卡号 card number" },
+	{ 0x07, 7, 7, 9, ITEM_FMT_AN, ITEM_CHECK_CARDNO | ITEM_READONLY,
+	  "卡号 card number" },
 };
 
 /* Spec 1.00 cards have no 姓名扩展 and keep 性别 in record 3 (§2.3). */
@@ -367,4 +368,59 @@ int items_encode(const struct item_file *f, const struct item_def *it, const cha
 		return ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s item %02X is not writable as text",
 				    f->name, it->tag);
 	}
+}
+
+int items_pad(const struct item_file *f, const struct item_def *it, uint8_t *buf, size_t len,
+	      size_t reclen, struct ssc_diag *diag)
+{
+	uint8_t fill = it->fmt == ITEM_FMT_CN || it->fmt == ITEM_FMT_DATE ? 0xFF : 0x00;
+
+	if (len > reclen)
+		return items_value_err(f, it, "longer than the card's record", diag);
+	memset(buf + len, fill, reclen - len);
+	return (int)reclen;
+}
+
+static void items_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+int items_encode_txn(const struct item_txn *t, uint8_t *out, size_t cap, struct ssc_diag *diag)
+{
+	static const struct item_file f = { "DF04/EF08", 4, 0x08, ITEM_WKEY_STK, 0, 1, 0, NULL, 0 };
+	static const struct item_def time_def = { 0x40, 1, 1, 7, ITEM_FMT_CN, 0, "交易时间 time" };
+	static const struct item_def inst_def = { 0x40, 1, 1, 12, ITEM_FMT_AN, 0,
+						  "医疗机构编号 institution" };
+	static const struct item_def ser_def = { 0x40, 1, 1, 20, ITEM_FMT_AN, 0,
+						 "结算流水号 settlement number" };
+	const char *tm = t->time;
+	int n;
+
+	if (cap < ITEM_TXN_LEN)
+		return SSC_EINVAL;
+	if (strlen(tm) != 14 || strspn(tm, "0123456789") != 14 || !items_date_ok(tm) ||
+	    (tm[8] - '0') * 10 + (tm[9] - '0') > 23 || (tm[10] - '0') * 10 + (tm[11] - '0') > 59 ||
+	    (tm[12] - '0') * 10 + (tm[13] - '0') > 59)
+		return items_value_err(&f, &time_def, "expected YYYYMMDDhhmmss", diag);
+	n = items_encode(&f, &time_def, tm, out, 7, diag);
+	if (n != 7)
+		return n < 0 ? n : items_value_err(&f, &time_def, "expected YYYYMMDDhhmmss", diag);
+	n = items_encode(&f, &inst_def, t->institution, out + 7, 12, diag);
+	if (n < 0)
+		return n;
+	memset(out + 7 + n, 0x00, (size_t)(12 - n));
+	if (t->settlement[0] == '\0')
+		return items_value_err(&f, &ser_def, "must not be empty", diag);
+	n = items_encode(&f, &ser_def, t->settlement, out + 19, 20, diag);
+	if (n < 0)
+		return n;
+	memset(out + 19 + n, 0x00, (size_t)(20 - n));
+	items_put_be32(out + 39, t->total);
+	items_put_be32(out + 43, t->personal_account);
+	items_put_be32(out + 47, t->pooled);
+	return ITEM_TXN_LEN;
 }

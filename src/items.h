@@ -25,6 +25,7 @@ enum item_fmt {
 enum item_wkey { ITEM_WKEY_NONE = 0, ITEM_WKEY_SSSE, ITEM_WKEY_EF0D, ITEM_WKEY_STK };
 
 #define ITEM_CHECK_CARDNO 0x1   /* the value is a card number with a check character (§2.6) */
+#define ITEM_READONLY 0x2       /* issuer data naming the card: never written through the API */
 
 struct item_def {
 	uint8_t tag;
@@ -101,6 +102,26 @@ int items_decode_txn(const uint8_t *v, size_t len, struct item_txn *t, struct ss
  */
 int items_encode(const struct item_file *f, const struct item_def *it, const char *text,
 		 uint8_t *out, size_t cap, struct ssc_diag *diag);
+
+/* The length of a §12.7 transaction record value. */
+#define ITEM_TXN_LEN 0x33
+
+/*
+ * Encodes a transaction record (§12.7) from its fields into out (cap >= ITEM_TXN_LEN): time as
+ * cn7 (YYYYMMDDhhmmss, a calendar date and a clock time), institution an12 and settlement an20
+ * (UTF-8 to GBK, padded with 00; the settlement number must not be empty: it names the record),
+ * then the three amounts as 4-byte big-endian fen. Returns ITEM_TXN_LEN or SSC_EVALUE (the message
+ * names the field, never its value).
+ */
+int items_encode_txn(const struct item_txn *t, uint8_t *out, size_t cap, struct ssc_diag *diag);
+
+/*
+ * Pads an encoded value (len bytes in buf) to reclen bytes the way the card pads a shorter value
+ * (spec §12.5): cn and dates with FF, an and binary with 00. Returns reclen, or SSC_EVALUE when
+ * len > reclen (the message names the item).
+ */
+int items_pad(const struct item_file *f, const struct item_def *it, uint8_t *buf, size_t len,
+	      size_t reclen, struct ssc_diag *diag);
 
 /*
  * Writes len bytes as upper-case hex into out (cap bytes, NUL-terminated): how binary items, the

@@ -1,8 +1,11 @@
 /*
  * This file contains the card.* operations of the API (src/ops.h): strict parameter checks on the
- * loop thread, and the runs on a reader's worker thread that drive the card application (ssc.c)
- * and build the JSON results. Issue 3: card.read_basic and card.read_items.
+ * loop thread, and the runs on a reader's worker thread that drive the card application (ssc.c),
+ * consult the journal (lost-card list, write intents and their outcomes, resolution of intents
+ * left pending by reading the card back) and build the JSON results.
  */
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -10,11 +13,17 @@
 #include "apdu.h"
 #include "crypto.h"
 #include "items.h"
+#include "log.h"
 #include "ops.h"
+#include "readers.h"
 #include "ssc.h"
 
-#define OPS_MAX_ITEMS 64          /* items in one card.read_items request */
+#define OPS_MAX_ITEMS 64          /* items in one card.read_items / card.write_items request */
 #define OPS_MAX_CYCLIC 255        /* records read from a cyclic file (READ RECORD P1 limit) */
+#define OPS_MAX_RESOLVE 32        /* pending intents of one card resolved in one pass */
+
+/* The result name of an intent found "not applied" on read-back: its effect is not on the card. */
+#define OPS_NOT_APPLIED "SSC_ENOTFOUND"
 
 static int ops_params_object(json_t *params, struct ssc_diag *diag)
 {
@@ -67,12 +76,342 @@ static int ops_reader_param(json_t *params, struct ssc_diag *diag)
 	return 0;
 }
 
+/* ---- steps shared by every card operation ------------------------------------------------ */
+
+/* Failures after which nobody knows what the card did with the last command. */
+static int ops_transport(int rc)
+{
+	return rc == SSC_ETIMEDOUT || rc == SSC_ECARDREMOVED || rc == SSC_ENOCARD ||
+	       rc == SSC_EREADER || rc == SSC_EIO || rc == SSC_EPROTO || rc == SSC_ESHUTDOWN;
+}
+
+static int ops_resolve_card(const struct op_env *env, struct ssc_card *c, const char *card_ref,
+			    struct ssc_diag *diag);
+
+/*
+ * The card's identity for the journal: its card number and 卡识别码 (read once, two READ RECORDs
+ * unless the op read them already), call->card_ref, and the lost-card list. Without a journal
+ * there is nothing to check (reads go on) or a write is refused.
+ * writing: a journal error refuses the op (SSC_EJOURNAL) instead of being logged and passed over.
+ */
+static int ops_identify(const struct op_env *env, struct op_call *call, struct ssc_card *c,
+			int writing, struct ssc_diag *diag)
+{
+	char id_hex[33];
+	int rc;
+
+	if (!env->journal)
+		return writing ? ssc_diag_set(diag, SSC_EJOURNAL, "the journal is not open: "
+					      "writes are refused") : 0;
+	rc = ssc_card_number(c, diag);
+	if (!rc)
+		rc = ssc_ensure_card_id(c, diag);
+	if (rc)
+		return rc;
+	journal_card_ref(env->journal, c->card_number, call->card_ref);
+	items_hex(c->card_id, 16, id_hex, sizeof(id_hex));
+	rc = journal_blacklisted(env->journal, c->card_number, id_hex);
+	if (rc == 1)
+		return ssc_diag_set(diag, SSC_EBLACKLISTED, "the card is on the lost-card list "
+				    "(挂失): do not accept it");
+	if (rc < 0) {
+		if (writing)
+			return ssc_diag_set(diag, SSC_EJOURNAL, "the lost-card list cannot be read: "
+					    "writes are refused");
+		log_warn("journal: the lost-card list cannot be read; the read goes on unchecked");
+	}
+	return 0;
+}
+
+/*
+ * SELECT SSSE, then, on the first operation of an insertion while the journal holds pending
+ * intents (of any card: which card this is costs APDUs to learn), resolves this card's intents.
+ * A clean journal costs no APDU. A failure to resolve that is not the card leaving is logged and
+ * the operation goes on; the next insertion tries again.
+ */
+static int ops_open(const struct op_env *env, struct card_io *io, unsigned *flags,
+		    struct ssc_card *c, struct ssc_diag *diag)
+{
+	int rc, n;
+
+	rc = ssc_open(c, io, env->cfg, env->kp, flags, diag);
+	if (rc || !env->journal || (*flags & CARD_FLAG_RESOLVED))
+		return rc;
+	n = journal_pending_count(env->journal, NULL);
+	if (n < 0) {
+		log_warn("journal: cannot count pending intents; this card is not checked for them");
+		return 0;
+	}
+	if (n > 0) {
+		rc = ops_resolve_card(env, c, NULL, diag);
+		if (rc < 0 && ops_transport(rc))
+			return rc;
+		if (rc < 0) {
+			log_warn("journal: pending intents of the card on %s not resolved: %s (%s)",
+				 io->reader_id, ssc_strerror_name(rc), diag->msg);
+			ssc_diag_init(diag);
+		}
+	}
+	*flags |= CARD_FLAG_RESOLVED;
+	return 0;
+}
+
+/* ---- resolution of pending intents by reading the card back ------------------------------ */
+
+struct ops_pending {
+	int64_t id;
+	char file[32];
+	char *detail;
+};
+
+struct ops_pending_list {
+	struct ops_pending v[OPS_MAX_RESOLVE];
+	size_t n;
+};
+
+static int ops_collect(void *arg, const struct journal_intent_row *row)
+{
+	struct ops_pending_list *l = arg;
+
+	if (l->n == OPS_MAX_RESOLVE)
+		return 1;   /* the rest on a later pass */
+	l->v[l->n].detail = strdup(row->detail);
+	if (!l->v[l->n].detail)
+		return SSC_ENOMEM;
+	l->v[l->n].id = row->id;
+	snprintf(l->v[l->n].file, sizeof(l->v[l->n].file), "%s", row->file);
+	l->n++;
+	return 0;
+}
+
+/* The keyed ref of one record's value as the card holds it now. */
+static int ops_read_ref(const struct op_env *env, struct ssc_card *c, const struct item_file *f,
+			const struct item_def *it, int recno, char ref[JOURNAL_REF_HEX + 1],
+			struct ssc_diag *diag)
+{
+	uint8_t v[APDU_MAX_DATA];
+	int n = ssc_read_item(c, f, it, recno, v, sizeof(v), diag);
+
+	if (n >= 0)
+		journal_value_ref(env->journal, v, (size_t)n, ref);
+	OPENSSL_cleanse(v, sizeof(v));
+	return n < 0 ? n : 0;
+}
+
+/* An update intent: which of "all new", "all old" or neither the card shows. */
+static int ops_readback_update(const struct op_env *env, struct ssc_card *c,
+			       const struct item_file *f, json_t *records, const char **outcome,
+			       const char **result, struct ssc_diag *diag)
+{
+	int all_new = 1, all_old = 1;
+	size_t i;
+	json_t *r;
+
+	if (!json_is_array(records) || json_array_size(records) == 0)
+		return SSC_EINVAL;
+	json_array_foreach(records, i, r) {
+		const char *tag_s = json_string_value(json_object_get(r, "tag"));
+		const char *old_ref = json_string_value(json_object_get(r, "old"));
+		const char *new_ref = json_string_value(json_object_get(r, "new"));
+		char ref[JOURNAL_REF_HEX + 1];
+		struct item_def it;
+		uint8_t tag;
+		int rc;
+
+		if (!tag_s || !old_ref || !new_ref || items_parse_tag(tag_s, &tag) ||
+		    items_find(f, tag, &it))
+			return SSC_EINVAL;
+		rc = ops_read_ref(env, c, f, &it, 0, ref, diag);
+		if (rc)
+			return rc;
+		/* A record written with its old value matches both: it decides nothing. */
+		all_new &= strcmp(ref, new_ref) == 0;
+		all_old &= strcmp(ref, old_ref) == 0;
+	}
+	if (all_new) {
+		*outcome = JOURNAL_APPLIED;
+		*result = "SSC_OK";
+	} else if (all_old) {
+		*outcome = JOURNAL_FAILED;
+		*result = OPS_NOT_APPLIED;
+	} else {
+		*outcome = JOURNAL_FAILED;
+		*result = "SSC_EBADCARDDATA";
+	}
+	return 0;
+}
+
+/* An append intent: is a record with its settlement number and ref on the card? */
+static int ops_readback_append(const struct op_env *env, struct ssc_card *c,
+			       const struct item_file *f, const char *settlement,
+			       const char *record_ref, const char **outcome, const char **result,
+			       struct ssc_diag *diag)
+{
+	uint8_t v[APDU_MAX_DATA];
+	struct item_def it;
+	int found = 0, rc = 0;
+
+	if (!f->cyclic || f->n_items != 1)
+		return SSC_EINVAL;
+	it = f->items[0];
+	for (int recno = 1; recno <= OPS_MAX_CYCLIC && !found; recno++) {
+		char ref[JOURNAL_REF_HEX + 1];
+		struct item_txn t;
+		int n = ssc_read_item(c, f, &it, recno, v, sizeof(v), diag);
+
+		if (n == SSC_ENORECORD) {
+			ssc_diag_init(diag);
+			break;
+		}
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		journal_value_ref(env->journal, v, (size_t)n, ref);
+		if (strcmp(ref, record_ref) == 0 && items_decode_txn(v, (size_t)n, &t, diag) == 0 &&
+		    strcmp(t.settlement, settlement) == 0)
+			found = 1;
+		OPENSSL_cleanse(&t, sizeof(t));
+		ssc_diag_init(diag);
+	}
+	OPENSSL_cleanse(v, sizeof(v));
+	if (rc)
+		return rc;
+	*outcome = found ? JOURNAL_APPLIED : JOURNAL_FAILED;
+	*result = found ? "SSC_OK" : OPS_NOT_APPLIED;
+	return 0;
+}
+
+/*
+ * Reads back what one intent would have changed and records its outcome. Returns 1 (resolved),
+ * 0 (left pending: a detail this code cannot read, or resolved meanwhile by someone else), or the
+ * card's error (the intent stays pending).
+ */
+static int ops_resolve_one(const struct op_env *env, struct ssc_card *c,
+			   const struct ops_pending *p, struct ssc_diag *diag)
+{
+	const char *op, *outcome = NULL, *result = NULL;
+	struct item_file f;
+	json_t *d;
+	int rc;
+
+	d = json_loads(p->detail, 0, NULL);
+	op = d ? json_string_value(json_object_get(d, "op")) : NULL;
+	if (!op || items_file_parse(p->file, &f)) {
+		rc = SSC_EINVAL;
+	} else if (strcmp(op, "update") == 0) {
+		rc = ops_readback_update(env, c, &f, json_object_get(d, "records"), &outcome,
+					 &result, diag);
+	} else if (strcmp(op, "append") == 0) {
+		const char *ser = json_string_value(json_object_get(d, "settlement_no"));
+		const char *ref = json_string_value(json_object_get(d, "record"));
+
+		rc = ser && ref ? ops_readback_append(env, c, &f, ser, ref, &outcome, &result,
+						      diag)
+				: SSC_EINVAL;
+	} else {
+		rc = SSC_EINVAL;
+	}
+	json_decref(d);
+	if (rc == SSC_EINVAL) {
+		log_warn("journal: intent %" PRId64 " (%s) has a detail this daemon cannot read "
+			 "back; it stays pending", p->id, p->file);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (strcmp(result, "SSC_EBADCARDDATA") == 0)
+		log_warn("journal: intent %" PRId64 " (%s): the card holds neither all the old nor "
+			 "all the new values (written in part, or changed elsewhere); marked failed",
+			 p->id, p->file);
+	rc = journal_outcome(env->journal, p->id, outcome, result, "readback", diag);
+	if (rc == SSC_EEXIST) {
+		ssc_diag_init(diag);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	log_info("journal: intent %" PRId64 " (%s) resolved by reading the card back: %s (%s)",
+		 p->id, p->file, outcome, result);
+	return 1;
+}
+
+/*
+ * Resolves the pending intents of the card c (card_ref, or learned from the card when NULL).
+ * Returns the number resolved, or an error (transport errors stop the pass at once).
+ */
+static int ops_resolve_card(const struct op_env *env, struct ssc_card *c, const char *card_ref,
+			    struct ssc_diag *diag)
+{
+	struct ops_pending_list *l;
+	char ref[JOURNAL_REF_HEX + 1];
+	int rc, done = 0;
+
+	if (!card_ref) {
+		rc = ssc_card_number(c, diag);
+		if (rc)
+			return rc;
+		journal_card_ref(env->journal, c->card_number, ref);
+		card_ref = ref;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return SSC_ENOMEM;
+	rc = journal_pending(env->journal, card_ref, ops_collect, l);
+	if (rc == 1)
+		rc = 0;
+	if (rc < 0)
+		rc = ssc_diag_set(diag, rc, "journal: cannot list the pending intents");
+	for (size_t i = 0; i < l->n && rc >= 0; i++) {
+		int r = ops_resolve_one(env, c, &l->v[i], diag);
+
+		if (r > 0)
+			done++;
+		else if (r < 0)
+			rc = r;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].detail);
+	free(l);
+	return rc < 0 ? rc : done;
+}
+
+int ops_resolve_pending(const struct op_env *env, struct card_io *io, struct ssc_diag *diag)
+{
+	struct ssc_card c;
+	unsigned flags = 0;
+	int n, rc;
+
+	if (!env->journal)
+		return 0;
+	n = journal_pending_count(env->journal, NULL);
+	if (n < 0)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot count pending intents");
+	if (n == 0)
+		return 0;
+	rc = ssc_open(&c, io, env->cfg, env->kp, &flags, diag);
+	if (rc == 0)
+		rc = ops_resolve_card(env, &c, NULL, diag);
+	OPENSSL_cleanse(&c, sizeof(c));
+	return rc;
+}
+
 /* ---- card.read_basic ---------------------------------------------------------------------- */
 
 struct basic_opts {
 	int internal_auth;
 	int verify_card_id;
 };
+
+/* internal_auth: the param asks for it, [card] require_internal_auth imposes it. */
+static int ops_internal_auth_param(const struct op_env *env, json_t *params, int *out,
+				   struct ssc_diag *diag)
+{
+	int asked = 0, rc = ops_bool_param(params, "internal_auth", &asked, diag);
+
+	*out = asked || env->cfg->require_internal_auth;
+	return rc;
+}
 
 static int basic_parse(const struct op_env *env, json_t *params, struct basic_opts *o,
 		       struct ssc_diag *diag)
@@ -84,7 +423,7 @@ static int basic_parse(const struct op_env *env, json_t *params, struct basic_op
 	o->verify_card_id = env->cfg->verify_card_id_mac;
 	if ((rc = ops_params_object(params, diag)) || (rc = ops_known_params(params, allowed, diag)) ||
 	    (rc = ops_reader_param(params, diag)) ||
-	    (rc = ops_bool_param(params, "internal_auth", &o->internal_auth, diag)) ||
+	    (rc = ops_internal_auth_param(env, params, &o->internal_auth, diag)) ||
 	    (rc = ops_bool_param(params, "verify_card_id", &o->verify_card_id, diag)))
 		return rc;
 	if (o->verify_card_id && !env->cfg->card_id_mac_key_set)
@@ -143,7 +482,7 @@ static int basic_terminal(const struct op_env *env, const struct ssc_card *c, ch
 	return rc;
 }
 
-static int basic_run(const struct op_env *env, struct card_io *io, json_t *params,
+static int basic_run(const struct op_env *env, struct card_io *io, struct op_call *call,
 		     unsigned *insertion_flags, int *reset_card, json_t **result,
 		     struct ssc_diag *diag)
 {
@@ -154,13 +493,19 @@ static int basic_run(const struct op_env *env, struct card_io *io, json_t *param
 	json_t *r = NULL, *std = NULL;
 	int rc;
 
-	rc = basic_parse(env, params, &o, diag);
+	memset(&c, 0, sizeof(c));
+	memset(&b, 0, sizeof(b));
+	rc = basic_parse(env, call->params, &o, diag);
 	if (rc)
 		return rc;
-	rc = ssc_open(&c, io, env->cfg, env->kp, insertion_flags, diag);
+	rc = ops_open(env, io, insertion_flags, &c, diag);
 	if (rc)
 		goto out;
 	rc = ssc_read_basic(&c, &b, diag);
+	if (rc)
+		goto out;
+	/* The read knows the card number and id already: the lost-card check costs no APDU. */
+	rc = ops_identify(env, call, &c, 0, diag);
 	if (rc)
 		goto out;
 	if (o.verify_card_id) {
@@ -209,21 +554,23 @@ out:
 	if (c.authenticated)
 		*reset_card = 1;
 	OPENSSL_cleanse(&b, sizeof(b));
+	OPENSSL_cleanse(&c, sizeof(c));
 	return rc;
 }
 
 /* ---- card.read_items ---------------------------------------------------------------------- */
 
-static int items_parse_params(json_t *params, struct item_file *f, uint8_t *tags, size_t *n,
-			      struct ssc_diag *diag)
+static int items_parse_params(const struct op_env *env, json_t *params, struct item_file *f,
+			      uint8_t *tags, size_t *n, int *internal_auth, struct ssc_diag *diag)
 {
-	static const char *const allowed[] = { "reader", "file", "items", NULL };
+	static const char *const allowed[] = { "reader", "file", "items", "internal_auth", NULL };
 	json_t *jf, *ji, *v;
 	size_t i;
 	int rc;
 
 	if ((rc = ops_params_object(params, diag)) || (rc = ops_known_params(params, allowed, diag)) ||
-	    (rc = ops_reader_param(params, diag)))
+	    (rc = ops_reader_param(params, diag)) ||
+	    (rc = ops_internal_auth_param(env, params, internal_auth, diag)))
 		return rc;
 	jf = params ? json_object_get(params, "file") : NULL;
 	ji = params ? json_object_get(params, "items") : NULL;
@@ -260,8 +607,19 @@ static int items_check(const struct op_env *env, json_t *params, struct ssc_diag
 	struct item_file f;
 	uint8_t tags[OPS_MAX_ITEMS];
 	size_t n;
+	int ia;
 
-	return items_parse_params(params, &f, tags, &n, diag);
+	return items_parse_params(env, params, &f, tags, &n, &ia, diag);
+}
+
+/* A §12.7 transaction record as the API shows it. */
+static json_t *items_txn_json(const struct item_txn *t)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "time", t->time,
+			 "institution", t->institution, "settlement_no", t->settlement,
+			 "total", (json_int_t)t->total,
+			 "personal_account", (json_int_t)t->personal_account,
+			 "pooled", (json_int_t)t->pooled);
 }
 
 /* Every record of a cyclic transaction file, newest first, as an array of objects. */
@@ -290,11 +648,8 @@ static int items_read_txns(struct ssc_card *c, const struct item_file *f,
 		rc = items_decode_txn(v, (size_t)n, &t, diag);
 		if (rc)
 			break;
-		o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "time", t.time,
-			      "institution", t.institution, "settlement_no", t.settlement,
-			      "total", (json_int_t)t.total,
-			      "personal_account", (json_int_t)t.personal_account,
-			      "pooled", (json_int_t)t.pooled);
+		o = items_txn_json(&t);
+		OPENSSL_cleanse(&t, sizeof(t));
 		if (!o || json_array_append_new(arr, o)) {
 			rc = SSC_ENOMEM;
 			break;
@@ -309,7 +664,7 @@ static int items_read_txns(struct ssc_card *c, const struct item_file *f,
 	return 0;
 }
 
-static int items_run(const struct op_env *env, struct card_io *io, json_t *params,
+static int items_run(const struct op_env *env, struct card_io *io, struct op_call *call,
 		     unsigned *insertion_flags, int *reset_card, json_t **result,
 		     struct ssc_diag *diag)
 {
@@ -319,13 +674,17 @@ static int items_run(const struct op_env *env, struct card_io *io, json_t *param
 	char text[ITEM_TEXT_MAX];
 	json_t *values = NULL;
 	size_t n;
-	int rc;
+	int rc, internal_auth;
 
 	memset(&c, 0, sizeof(c));
-	rc = items_parse_params(params, &f, tags, &n, diag);
+	rc = items_parse_params(env, call->params, &f, tags, &n, &internal_auth, diag);
 	if (rc)
 		return rc;
-	rc = ssc_open(&c, io, env->cfg, env->kp, insertion_flags, diag);
+	rc = ops_open(env, io, insertion_flags, &c, diag);
+	if (!rc)
+		rc = ops_identify(env, call, &c, 0, diag);
+	if (!rc && internal_auth)
+		rc = ssc_internal_auth(&c, diag);
 	if (rc)
 		goto out;
 	values = json_object();
@@ -364,17 +723,754 @@ static int items_run(const struct op_env *env, struct card_io *io, json_t *param
 	values = NULL;
 	if (!*result)
 		rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
+	else if (internal_auth && json_object_set_new(*result, "genuine", json_true()))
+		rc = SSC_ENOMEM;
+	if (rc) {
+		json_decref(*result);
+		*result = NULL;
+	}
 out:
 	json_decref(values);
 	if (c.authenticated)
 		*reset_card = 1;
 	OPENSSL_cleanse(text, sizeof(text));
+	OPENSSL_cleanse(&c, sizeof(c));
+	return rc;
+}
+
+/* ---- card.internal_auth ------------------------------------------------------------------- */
+
+static int auth_check(const struct op_env *env, json_t *params, struct ssc_diag *diag)
+{
+	static const char *const allowed[] = { "reader", NULL };
+	int rc;
+
+	(void)env;
+	if ((rc = ops_params_object(params, diag)) || (rc = ops_known_params(params, allowed, diag)))
+		return rc;
+	return ops_reader_param(params, diag);
+}
+
+static int auth_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+		    unsigned *insertion_flags, int *reset_card, json_t **result,
+		    struct ssc_diag *diag)
+{
+	struct ssc_card c;
+	int rc;
+
+	(void)reset_card;   /* INTERNAL AUTH leaves no security state */
+	memset(&c, 0, sizeof(c));
+	rc = auth_check(env, call->params, diag);
+	if (!rc)
+		rc = ops_open(env, io, insertion_flags, &c, diag);
+	if (!rc)
+		rc = ops_identify(env, call, &c, 0, diag);
+	if (!rc)
+		rc = ssc_internal_auth(&c, diag);
+	if (!rc) {
+		*result = json_pack("{s:b, s:s}", "genuine", 1, "algorithm",
+				    c.alg == SSC_ALG_SM4 ? "sm4" : "des");
+		if (!*result)
+			rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
+	}
+	if (c.authenticated)
+		*reset_card = 1;
+	OPENSSL_cleanse(&c, sizeof(c));
+	return rc;
+}
+
+/* ---- card.verify_pin, card.change_pin, card.reload_pin, card.unblock_pin ----------------- */
+
+enum pin_op { PIN_VERIFY, PIN_CHANGE, PIN_RELOAD, PIN_UNBLOCK };
+
+/* The PINs of one request: pin (VERIFY) or old_pin (CHANGE) in pin; the new one in new_pin. */
+struct pin_req {
+	struct ssc_pin pin;
+	struct ssc_pin new_pin;
+};
+
+static void pin_req_wipe(struct pin_req *r)
+{
+	ssc_pin_wipe(&r->pin);
+	ssc_pin_wipe(&r->new_pin);
+}
+
+/* A PIN param: a string of digits within the configured lengths; the message names the param. */
+static int pin_param(const struct op_env *env, json_t *params, const char *name,
+		     struct ssc_pin *p, struct ssc_diag *diag)
+{
+	json_t *v = params ? json_object_get(params, name) : NULL;
+	int rc;
+
+	if (!v || !json_is_string(v))
+		return ssc_diag_set(diag, SSC_EINVAL, "\"%s\" must be a string of digits", name);
+	rc = ssc_pin_parse(p, json_string_value(v), json_string_length(v), env->cfg->pin_min_len,
+			   env->cfg->pin_max_len, diag);
+	if (rc)
+		return ssc_diag_set(diag, rc, "\"%s\": a PIN is %d to %d digits", name,
+				    env->cfg->pin_min_len, env->cfg->pin_max_len);
+	return 0;
+}
+
+/*
+ * The params of a PIN operation, with the middleware's PIN policies (spec §12.4: the card has
+ * none): a new PIN may not be the initial PIN ([card] initial_pin; SSC_EPININITIAL, standard
+ * −36) nor, for CHANGE, the old one (SSC_EPINSAME); with [card] refuse_initial_pin, VERIFY with
+ * the initial PIN is refused (SSC_EPINNOTCHANGED, standard −35) so that the holder must change it.
+ */
+static int pin_parse(const struct op_env *env, enum pin_op op, json_t *params, struct pin_req *r,
+		     struct ssc_diag *diag)
+{
+	static const char *const allowed[4][4] = {
+		{ "reader", "pin", NULL, NULL },
+		{ "reader", "old_pin", "new_pin", NULL },
+		{ "reader", "new_pin", NULL, NULL },
+		{ "reader", "new_pin", NULL, NULL },
+	};
+	struct ssc_pin initial;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = ops_params_object(params, diag)) ||
+	    (rc = ops_known_params(params, allowed[op], diag)) ||
+	    (rc = ops_reader_param(params, diag)))
+		return rc;
+	if (op == PIN_VERIFY)
+		rc = pin_param(env, params, "pin", &r->pin, diag);
+	else if (op == PIN_CHANGE)
+		rc = pin_param(env, params, "old_pin", &r->pin, diag);
+	if (!rc && op != PIN_VERIFY)
+		rc = pin_param(env, params, "new_pin", &r->new_pin, diag);
+	if (rc)
+		goto out;
+	/* The configuration checked initial_pin (4..12 digits); the card's lengths do not apply. */
+	rc = ssc_pin_parse(&initial, env->cfg->initial_pin, strlen(env->cfg->initial_pin), 1,
+			   SSC_PIN_MAX, diag);
+	if (rc) {
+		rc = ssc_diag_set(diag, SSC_ECONFIG, "[card] initial_pin is not 4 to 12 digits");
+		goto out;
+	}
+	if (op == PIN_VERIFY && env->cfg->refuse_initial_pin && ssc_pin_equal(&r->pin, &initial))
+		rc = ssc_diag_set(diag, SSC_EPINNOTCHANGED, "this is still the initial PIN: change it "
+				  "first (card.change_pin)");
+	else if (op != PIN_VERIFY && ssc_pin_equal(&r->new_pin, &initial))
+		rc = ssc_diag_set(diag, SSC_EPININITIAL, "the new PIN must not be the initial PIN");
+	else if (op == PIN_CHANGE && ssc_pin_equal(&r->new_pin, &r->pin))
+		rc = ssc_diag_set(diag, SSC_EPINSAME, "the new PIN must differ from the old one");
+	ssc_pin_wipe(&initial);
+out:
+	if (rc)
+		pin_req_wipe(r);
+	return rc;
+}
+
+/*
+ * Overwrites the PIN strings in the operation's private copy of the params. Best effort:
+ * jansson keeps a string in a heap buffer of its own, which json_string_value() hands out as
+ * const only to prevent accidents; the other copies of the request (the socket's line buffer,
+ * the params rpc.c parsed and checked) are not within this function's reach.
+ */
+static void pin_wipe_params(json_t *params)
+{
+	static const char *const names[] = { "pin", "old_pin", "new_pin" };
+
+	if (!params || !json_is_object(params))
+		return;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		json_t *v = json_object_get(params, names[i]);
+
+		if (v && json_is_string(v))
+			OPENSSL_cleanse((void *)(uintptr_t)json_string_value(v),
+					json_string_length(v));
+	}
+}
+
+static int pin_check(const struct op_env *env, enum pin_op op, json_t *params,
+		     struct ssc_diag *diag)
+{
+	struct pin_req r;
+	int rc = pin_parse(env, op, params, &r, diag);
+
+	pin_req_wipe(&r);
+	return rc;
+}
+
+static int pin_run(const struct op_env *env, enum pin_op op, struct card_io *io,
+		   struct op_call *call, unsigned *insertion_flags, int *reset_card,
+		   json_t **result, struct ssc_diag *diag)
+{
+	static const char *const done_key[] = { "verified", "changed", "reloaded", "unblocked" };
+	struct ssc_card c;
+	struct pin_req r;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	rc = pin_parse(env, op, call->params, &r, diag);
+	pin_wipe_params(call->params);
+	if (rc)
+		return rc;
+	rc = ops_open(env, io, insertion_flags, &c, diag);
+	if (!rc)
+		rc = ops_identify(env, call, &c, 0, diag);
+	if (rc)
+		goto out;
+	/* Whatever happens from here, no verified state may outlive this call. */
+	*reset_card = 1;
+	switch (op) {
+	case PIN_VERIFY:
+		rc = ssc_verify_pin(&c, &r.pin, diag);
+		break;
+	case PIN_CHANGE:
+		rc = ssc_change_pin(&c, &r.pin, &r.new_pin, diag);
+		break;
+	case PIN_RELOAD:
+		rc = ssc_reload_pin(&c, &r.new_pin, diag);
+		break;
+	case PIN_UNBLOCK:
+		rc = ssc_unblock_pin(&c, &r.new_pin, diag);
+		break;
+	}
+	if (!rc) {
+		*result = json_pack("{s:b}", done_key[op], 1);
+		if (!*result)
+			rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
+	}
+out:
+	pin_req_wipe(&r);
+	OPENSSL_cleanse(&c, sizeof(c));
+	return rc;
+}
+
+static int verify_check(const struct op_env *env, json_t *params, struct ssc_diag *diag)
+{
+	return pin_check(env, PIN_VERIFY, params, diag);
+}
+
+static int verify_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+		      unsigned *insertion_flags, int *reset_card, json_t **result,
+		      struct ssc_diag *diag)
+{
+	return pin_run(env, PIN_VERIFY, io, call, insertion_flags, reset_card, result, diag);
+}
+
+static int change_check(const struct op_env *env, json_t *params, struct ssc_diag *diag)
+{
+	return pin_check(env, PIN_CHANGE, params, diag);
+}
+
+static int change_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+		      unsigned *insertion_flags, int *reset_card, json_t **result,
+		      struct ssc_diag *diag)
+{
+	return pin_run(env, PIN_CHANGE, io, call, insertion_flags, reset_card, result, diag);
+}
+
+static int reload_check(const struct op_env *env, json_t *params, struct ssc_diag *diag)
+{
+	return pin_check(env, PIN_RELOAD, params, diag);
+}
+
+static int reload_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+		      unsigned *insertion_flags, int *reset_card, json_t **result,
+		      struct ssc_diag *diag)
+{
+	return pin_run(env, PIN_RELOAD, io, call, insertion_flags, reset_card, result, diag);
+}
+
+static int unblock_check(const struct op_env *env, json_t *params, struct ssc_diag *diag)
+{
+	return pin_check(env, PIN_UNBLOCK, params, diag);
+}
+
+static int unblock_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+		       unsigned *insertion_flags, int *reset_card, json_t **result,
+		       struct ssc_diag *diag)
+{
+	return pin_run(env, PIN_UNBLOCK, io, call, insertion_flags, reset_card, result, diag);
+}
+
+/* ---- card.write_items --------------------------------------------------------------------- */
+
+struct write_item {
+	struct item_def it;
+	uint8_t val[APDU_MAX_DATA];   /* encoded, then padded to the card's record length */
+	size_t len;
+	char old_ref[JOURNAL_REF_HEX + 1];
+	char new_ref[JOURNAL_REF_HEX + 1];
+};
+
+/* One write request. Holds personal data: wiped before it is freed. */
+struct write_req {
+	struct item_file f;
+	int append;                   /* DF04/EF08: one APPEND RECORD instead of UPDATEs */
+	char settlement[64];          /* the appended record's 结算流水号 */
+	size_t n;
+	struct write_item w[OPS_MAX_ITEMS];
+};
+
+static void write_req_free(struct write_req *r)
+{
+	if (!r)
+		return;
+	OPENSSL_cleanse(r, sizeof(*r));
+	free(r);
+}
+
+/* A string field of a transaction object into out (cap bytes, with the NUL). */
+static int txn_string(json_t *o, const char *name, char *out, size_t cap, struct ssc_diag *diag)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (!v || !json_is_string(v))
+		return ssc_diag_set(diag, SSC_EINVAL, "transaction field \"%s\" must be a string",
+				    name);
+	if (json_string_length(v) >= cap)
+		return ssc_diag_set(diag, SSC_EVALUE, "transaction field \"%s\" is too long", name);
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	if (strlen(out) != json_string_length(v))
+		return ssc_diag_set(diag, SSC_EVALUE, "transaction field \"%s\" holds a NUL", name);
+	return 0;
+}
+
+/* An amount in fen: an integer 0..4294967295 (4 bytes on the card). */
+static int txn_amount(json_t *o, const char *name, uint32_t *out, struct ssc_diag *diag)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (!v || !json_is_integer(v))
+		return ssc_diag_set(diag, SSC_EINVAL, "transaction field \"%s\" must be an integer "
+				    "(fen)", name);
+	if (json_integer_value(v) < 0 || json_integer_value(v) > (json_int_t)UINT32_MAX)
+		return ssc_diag_set(diag, SSC_EVALUE, "transaction field \"%s\" is out of range "
+				    "(0..4294967295 fen)", name);
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+/* A DF04/EF08 record as read_items shows it: {time, institution, settlement_no, total, ...}. */
+static int txn_parse(json_t *o, struct item_txn *t, struct ssc_diag *diag)
+{
+	static const char *const fields[] = { "time", "institution", "settlement_no", "total",
+					      "personal_account", "pooled", NULL };
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (!json_is_object(o))
+		return ssc_diag_set(diag, SSC_EINVAL, "a transaction record must be an object");
+	if ((rc = ops_known_params(o, fields, diag)) ||
+	    (rc = txn_string(o, "time", t->time, sizeof(t->time), diag)) ||
+	    (rc = txn_string(o, "institution", t->institution, sizeof(t->institution), diag)) ||
+	    (rc = txn_string(o, "settlement_no", t->settlement, sizeof(t->settlement), diag)) ||
+	    (rc = txn_amount(o, "total", &t->total, diag)) ||
+	    (rc = txn_amount(o, "personal_account", &t->personal_account, diag)) ||
+	    (rc = txn_amount(o, "pooled", &t->pooled, diag)))
+		return rc;
+	return 0;
+}
+
+/*
+ * The params of a write, every value encoded and length-checked against the item table before
+ * any APDU (spec §12.5: the card pads shorter values, refuses longer ones).
+ */
+static int write_parse(const struct op_env *env, json_t *params, struct write_req *r,
+		       struct ssc_diag *diag)
+{
+	static const char *const allowed[] = { "reader", "file", "items", NULL };
+	json_t *jf, *ji, *v;
+	const char *key;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = ops_params_object(params, diag)) || (rc = ops_known_params(params, allowed, diag)) ||
+	    (rc = ops_reader_param(params, diag)))
+		return rc;
+	jf = params ? json_object_get(params, "file") : NULL;
+	ji = params ? json_object_get(params, "items") : NULL;
+	if (!jf || !json_is_string(jf))
+		return ssc_diag_set(diag, SSC_EINVAL, "\"file\" must be a file name like DF04/EF05");
+	if (items_file_parse(json_string_value(jf), &r->f))
+		return ssc_diag_set(diag, SSC_EBADITEM, "unknown file \"%.32s\"",
+				    json_string_value(jf));
+	if (r->f.wkey == ITEM_WKEY_NONE)
+		return ssc_diag_set(diag, SSC_EBADITEM, "%s is not writable", r->f.name);
+	if (!ji || !json_is_object(ji) || json_object_size(ji) == 0)
+		return ssc_diag_set(diag, SSC_EINVAL, "\"items\" must be a non-empty object "
+				    "{tag: value}");
+	if (json_object_size(ji) > OPS_MAX_ITEMS)
+		return ssc_diag_set(diag, SSC_EINVAL, "at most %d items per request", OPS_MAX_ITEMS);
+	r->append = r->f.cyclic;
+	if (r->append && json_object_size(ji) != 1)
+		return ssc_diag_set(diag, SSC_EINVAL, "%s takes one record per call", r->f.name);
+	json_object_foreach(ji, key, v) {
+		struct write_item *w = &r->w[r->n];
+		uint8_t tag;
+		int n;
+
+		if (items_parse_tag(key, &tag) || items_find(&r->f, tag, &w->it))
+			return ssc_diag_set(diag, SSC_EBADITEM, "%s has no item \"%.8s\"", r->f.name,
+					    key);
+		for (size_t k = 0; k < r->n; k++)
+			if (r->w[k].it.tag == tag)
+				return ssc_diag_set(diag, SSC_EINVAL, "item %02X is listed twice",
+						    tag);
+		/* The card number and id name the card (and its journal rows): issuer data. */
+		if (w->it.checks & ITEM_READONLY)
+			return ssc_diag_set(diag, SSC_EBADITEM, "%s item %02X (%s) is not writable",
+					    r->f.name, tag, w->it.label);
+		if (w->it.fmt == ITEM_FMT_TXN) {
+			struct item_txn t;
+
+			rc = txn_parse(v, &t, diag);
+			n = rc ? rc : items_encode_txn(&t, w->val, sizeof(w->val), diag);
+			memcpy(r->settlement, t.settlement, sizeof(r->settlement));
+			OPENSSL_cleanse(&t, sizeof(t));
+		} else if (json_is_string(v)) {
+			n = items_encode(&r->f, &w->it, json_string_value(v), w->val, sizeof(w->val),
+					 diag);
+			if (n >= 0 && strlen(json_string_value(v)) != json_string_length(v))
+				n = ssc_diag_set(diag, SSC_EVALUE, "item %02X holds a NUL", tag);
+		} else {
+			n = ssc_diag_set(diag, SSC_EINVAL, "the value of item %02X must be a string",
+					 tag);
+		}
+		if (n < 0)
+			return n;
+		w->len = (size_t)n;
+		r->n++;
+	}
+	/* Never a write without a durable intent: refused before it is even queued. */
+	if (!env->journal)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "the journal is not open: writes are refused");
+	return 0;
+}
+
+static int write_check(const struct op_env *env, json_t *params, struct ssc_diag *diag)
+{
+	struct write_req *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return SSC_ENOMEM;
+	rc = write_parse(env, params, r, diag);
+	write_req_free(r);
+	return rc;
+}
+
+/* Writes are refused on an expired card (the daemon's UTC date after its expiry date). */
+static int write_check_expiry(struct ssc_card *c, struct ssc_diag *diag)
+{
+	struct item_file f;
+	struct item_def it;
+	char exp[ITEM_TEXT_MAX], today[9];
+	int n;
+
+	if (items_file_parse("SSSE/EF05", &f) || items_find(&f, 0x06, &it))
+		return SSC_EINTERNAL;
+	n = ssc_read_text(c, &f, &it, exp, sizeof(exp), diag);
+	if (n < 0)
+		return n;
+	ssc_today(today);
+	if (n == 8 && strcmp(today, exp) > 0)
+		return ssc_diag_set(diag, SSC_EEXPIRED, "the card expired on %s: writes are refused",
+				    exp);
+	return 0;
+}
+
+/*
+ * Before the intent: this card's earlier intents must all be resolved (an intent read back
+ * against values a later write changed could no longer tell applied from not applied).
+ */
+static int write_resolve_first(const struct op_env *env, struct ssc_card *c, const char *card_ref,
+			       struct ssc_diag *diag)
+{
+	int n = journal_pending_count(env->journal, card_ref), rc;
+
+	if (n == 0)
+		return 0;
+	if (n > 0) {
+		rc = ops_resolve_card(env, c, card_ref, diag);
+		if (rc < 0)
+			return rc;
+		n = journal_pending_count(env->journal, card_ref);
+	}
+	if (n < 0)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot count pending intents");
+	if (n > 0)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "the card has %d write intent(s) that cannot "
+				    "be resolved yet (see the log): writes are refused", n);
+	return 0;
+}
+
+/*
+ * The card's current values (update) or records (append), the new values padded as the card
+ * will hold them, and the refs of both: what read-back needs to tell applied from not applied.
+ */
+static int write_prepare(const struct op_env *env, struct ssc_card *c, struct write_req *r,
+			 struct ssc_diag *diag)
+{
+	uint8_t v[APDU_MAX_DATA];
+	int rc = 0;
+
+	if (r->append) {
+		struct write_item *w = &r->w[0];
+
+		/* A settlement already on the card would make read-back ambiguous; it is also a
+		 * double booking. */
+		for (int recno = 1; recno <= OPS_MAX_CYCLIC && rc == 0; recno++) {
+			struct item_txn t;
+			int n = ssc_read_item(c, &r->f, &w->it, recno, v, sizeof(v), diag);
+
+			if (n == SSC_ENORECORD) {
+				ssc_diag_init(diag);
+				break;
+			}
+			if (n < 0) {
+				rc = n;
+				break;
+			}
+			rc = items_decode_txn(v, (size_t)n, &t, diag);
+			if (rc == 0 && strcmp(t.settlement, r->settlement) == 0)
+				rc = ssc_diag_set(diag, SSC_EEXIST, "a record with this settlement "
+						  "number is already on the card (record %d)", recno);
+			OPENSSL_cleanse(&t, sizeof(t));
+		}
+		journal_value_ref(env->journal, w->val, w->len, w->new_ref);
+		OPENSSL_cleanse(v, sizeof(v));
+		return rc;
+	}
+	for (size_t i = 0; i < r->n && rc == 0; i++) {
+		struct write_item *w = &r->w[i];
+		int n = ssc_read_item(c, &r->f, &w->it, 0, v, sizeof(v), diag);
+
+		if (n == SSC_ENORECORD)
+			n = ssc_diag_set(diag, SSC_ENORECORD, "%s item %02X (%s): the card has no "
+					 "such record to update", r->f.name, w->it.tag, w->it.label);
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		journal_value_ref(env->journal, v, (size_t)n, w->old_ref);
+		rc = items_pad(&r->f, &w->it, w->val, w->len, (size_t)n, diag);
+		if (rc < 0)
+			break;
+		w->len = (size_t)rc;
+		rc = 0;
+		journal_value_ref(env->journal, w->val, w->len, w->new_ref);
+	}
+	OPENSSL_cleanse(v, sizeof(v));
+	return rc;
+}
+
+/* The intent's detail: what identifies the write's effect, never a personal value in clear. */
+static char *write_detail(const struct write_req *r)
+{
+	json_t *d, *recs;
+	char *s;
+
+	if (r->append) {
+		d = json_pack("{s:s, s:s, s:s}", "op", "append", "settlement_no", r->settlement,
+			      "record", r->w[0].new_ref);
+	} else {
+		recs = json_array();
+		for (size_t i = 0; recs && i < r->n; i++) {
+			char tag[3];
+
+			snprintf(tag, sizeof(tag), "%02X", r->w[i].it.tag);
+			if (json_array_append_new(recs, json_pack("{s:s, s:s, s:s}", "tag", tag,
+								  "old", r->w[i].old_ref,
+								  "new", r->w[i].new_ref))) {
+				json_decref(recs);
+				recs = NULL;
+			}
+		}
+		d = recs ? json_pack("{s:s, s:o}", "op", "update", "records", recs) : NULL;
+	}
+	s = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(d);
+	return s;
+}
+
+/* The result's items: the values as the card now holds them (the bytes it acknowledged). */
+static json_t *write_values(const struct write_req *r, struct ssc_diag *diag)
+{
+	json_t *values = json_object();
+	char text[ITEM_TEXT_MAX];
+
+	for (size_t i = 0; values && i < r->n; i++) {
+		const struct write_item *w = &r->w[i];
+		json_t *v = NULL;
+		char key[3];
+
+		snprintf(key, sizeof(key), "%02X", w->it.tag);
+		if (w->it.fmt == ITEM_FMT_TXN) {
+			struct item_txn t;
+
+			if (items_decode_txn(w->val, w->len, &t, diag) == 0)
+				v = items_txn_json(&t);
+			OPENSSL_cleanse(&t, sizeof(t));
+		} else {
+			int n = items_decode(&r->f, &w->it, w->val, w->len, text, sizeof(text), diag);
+
+			if (n >= 0)
+				v = json_stringn(text, (size_t)n);
+		}
+		if (!v || json_object_set_new(values, key, v)) {
+			json_decref(values);
+			values = NULL;
+		}
+	}
+	OPENSSL_cleanse(text, sizeof(text));
+	return values;
+}
+
+/* The card APDUs of the write. *done counts the records the card acknowledged. */
+static int write_apply(struct ssc_card *c, const struct write_req *r, size_t *done,
+		       struct ssc_diag *diag)
+{
+	const struct config_key *key = items_write_key(c->cfg, &r->f);
+	int rc = 0;
+
+	*done = 0;
+	if (r->f.wkey == ITEM_WKEY_SSSE || r->f.wkey == ITEM_WKEY_EF0D) {
+		rc = ssc_select_df(c, r->f.df, diag);
+		if (!rc)
+			rc = ssc_external_auth(c, key, diag);
+	}
+	for (size_t i = 0; i < r->n && rc == 0; i++) {
+		const struct write_item *w = &r->w[i];
+
+		rc = ssc_write_record(c, &r->f, &w->it, r->append, (uint8_t)w->len, w->val, w->len,
+				      diag);
+		if (rc == 0)
+			(*done)++;
+	}
+	return rc;
+}
+
+/*
+ * After the card answered (or did not): the outcome. Success -> applied. A transport failure ->
+ * pending (nobody knows whether the last command reached the card: resolution decides). A card
+ * or PSAM refusal before any record was written -> failed with the error's name. A refusal after
+ * some records were written -> resolved at once by reading back (a partial write shows as
+ * neither old nor new). Returns 1 when the intent is left pending.
+ */
+static int write_outcome(const struct op_env *env, struct ssc_card *c, int64_t id,
+			 const struct write_req *r, const char *detail, int rc, size_t done)
+{
+	struct ssc_diag jd;
+	int jr;
+
+	ssc_diag_init(&jd);
+	if (rc == 0) {
+		jr = journal_outcome(env->journal, id, JOURNAL_APPLIED, "SSC_OK", "card", &jd);
+	} else if (ops_transport(rc)) {
+		log_warn("journal: intent %" PRId64 " (%s) left pending: %s during the write; the "
+			 "card will be read back", id, r->f.name, ssc_strerror_name(rc));
+		return 1;
+	} else if (done == 0) {
+		jr = journal_outcome(env->journal, id, JOURNAL_FAILED, ssc_strerror_name(rc), "card",
+				     &jd);
+	} else {
+		struct ops_pending p;
+
+		p.id = id;
+		snprintf(p.file, sizeof(p.file), "%s", r->f.name);
+		p.detail = (char *)(uintptr_t)detail;
+		jr = ops_resolve_one(env, c, &p, &jd);
+		if (jr == 1)
+			return 0;
+		if (jr == 0)
+			jr = SSC_EJOURNAL;
+	}
+	if (jr == 0)
+		return 0;
+	log_error("journal: intent %" PRId64 " (%s): the outcome could not be recorded (%s: %s); "
+		  "it stays pending and will be resolved by reading the card back", id, r->f.name,
+		  ssc_strerror_name(jr), jd.msg);
+	return 1;
+}
+
+static int write_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+		     unsigned *insertion_flags, int *reset_card, json_t **result,
+		     struct ssc_diag *diag)
+{
+	struct write_req *r = calloc(1, sizeof(*r));
+	struct keyprov_div div;
+	struct ssc_card c;
+	json_t *values;
+	char *detail = NULL;
+	int64_t id = 0;
+	size_t done = 0;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	if (!r)
+		return SSC_ENOMEM;
+	rc = write_parse(env, call->params, r, diag);
+	if (!rc)
+		rc = ops_open(env, io, insertion_flags, &c, diag);
+	if (!rc)
+		rc = ops_identify(env, call, &c, 1, diag);
+	if (!rc)
+		rc = ssc_ensure_gen(&c, diag);
+	if (!rc && c.gen == 1)
+		rc = ssc_diag_set(diag, SSC_EUNSUPPORTED,
+				  "unsupported card: spec 1.00 cards cannot be written");
+	if (!rc && r->f.min_gen && c.gen < r->f.min_gen)
+		rc = ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s exists on spec %d.00 cards only",
+				  r->f.name, r->f.min_gen);
+	if (!rc)
+		rc = write_check_expiry(&c, diag);
+	if (!rc)
+		rc = write_resolve_first(env, &c, call->card_ref, diag);
+	/* No PSAM, no write: found out before the intent, not after. */
+	if (!rc)
+		rc = ssc_auth_prepare(&c, &div, diag);
+	if (!rc)
+		rc = write_prepare(env, &c, r, diag);
+	if (rc)
+		goto out;
+	detail = write_detail(r);
+	if (!detail) {
+		rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the intent");
+		goto out;
+	}
+	rc = journal_intent(env->journal, call->peer, call->card_ref, io->reader_id, r->f.name,
+			    detail, &id, diag);
+	if (rc) {
+		rc = ssc_diag_set(diag, SSC_EJOURNAL, "the write intent could not be recorded "
+				  "(%.160s): nothing was written", diag->msg);
+		goto out;
+	}
+	rc = write_apply(&c, r, &done, diag);
+	if (write_outcome(env, &c, id, r, detail, rc, done))
+		*insertion_flags &= ~(unsigned)CARD_FLAG_RESOLVED;   /* resolve on the next op */
+	if (rc)
+		goto out;
+	values = write_values(r, diag);
+	*result = values ? json_pack("{s:s, s:o, s:I}", "file", r->f.name, "items", values,
+				     "journal_id", (json_int_t)id)
+			 : NULL;
+	if (!*result)
+		rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
+out:
+	if (c.authenticated)
+		*reset_card = 1;
+	free(detail);
+	write_req_free(r);
+	OPENSSL_cleanse(&c, sizeof(c));
 	return rc;
 }
 
 const struct op_desc ops_table[] = {
 	{ "card.read_basic", basic_check, basic_run },
 	{ "card.read_items", items_check, items_run },
+	{ "card.internal_auth", auth_check, auth_run },
+	{ "card.verify_pin", verify_check, verify_run },
+	{ "card.change_pin", change_check, change_run },
+	{ "card.reload_pin", reload_check, reload_run },
+	{ "card.unblock_pin", unblock_check, unblock_run },
+	{ "card.write_items", write_check, write_run },
 	{ NULL, NULL, NULL },
 };
 

@@ -10,6 +10,7 @@
 
 #include "cardio.h"
 #include "config.h"
+#include "journal.h"
 #include "keyprov.h"
 #include "sscard/error.h"
 
@@ -17,14 +18,29 @@
 struct op_env {
 	const struct config *cfg;
 	struct keyprov *kp;      /* the key provider (PSAM today) */
+	/*
+	 * The journal: lost-card list, card refs for the audit trail, write intents. NULL when it
+	 * could not be opened (and in unit tests): reads go on without the lost-card check, writes
+	 * are refused with SSC_EJOURNAL (never a write without a durable intent).
+	 */
+	struct journal *journal;
+};
+
+/* One API call as its operation sees it. */
+struct op_call {
+	json_t *params;                        /* the request's params (a private deep copy; may be
+						* NULL); PIN strings in it are wiped by the op */
+	const struct journal_peer *peer;       /* who called (borrowed; NULL = unknown) */
+	char card_ref[JOURNAL_REF_HEX + 1];    /* set by the op once it knows the card number
+						* (journal_card_ref), for the audit row; "" until then */
 };
 
 /*
- * An operation. params: the request's params (a private deep copy; may be NULL). Returns 0 and sets
- * *result (a new reference), or returns SSC_E* with diag filled (sw, retries_left, msg).
- * *insertion_flags and *reset_card as in readers.h job_run_fn.
+ * An operation. Returns 0 and sets *result (a new reference), or returns SSC_E* with diag filled
+ * (sw, retries_left, msg). Either way call->card_ref names the card when the op learned it.
+ * *insertion_flags and *reset_card as in readers.h job_run_fn. Worker thread.
  */
-typedef int (*op_run_fn)(const struct op_env *env, struct card_io *io, json_t *params,
+typedef int (*op_run_fn)(const struct op_env *env, struct card_io *io, struct op_call *call,
 			 unsigned *insertion_flags, int *reset_card, json_t **result,
 			 struct ssc_diag *diag);
 
@@ -45,5 +61,24 @@ extern const struct op_desc ops_table[];
 
 /* The operation for method, or NULL. */
 const struct op_desc *ops_find(const char *method);
+
+/*
+ * Resolves the write intents left pending (no outcome: the card left, the daemon died, the
+ * deadline passed mid-write) for the card in io, by reading it back (issue 4): SELECT SSSE, read
+ * the card number, and for each pending intent of this card (oldest first):
+ * - update: every record equal to its "new" ref -> applied (SSC_OK); every record equal to its
+ *   "old" ref -> failed, SSC_ENOTFOUND (not applied); anything else -> failed, SSC_EBADCARDDATA,
+ *   with a warning in the log naming the intent id;
+ * - append: a DF04/EF08 record with the intent's settlement number and record ref -> applied,
+ *   else failed, SSC_ENOTFOUND.
+ * Outcomes are recorded with how = "readback"; an intent already resolved meanwhile is left
+ * alone (never resolved twice). The reader core calls it on card insertion, then sets
+ * CARD_FLAG_RESOLVED; the card.* operations do it themselves on a card whose insertion has no
+ * CARD_FLAG_RESOLVED yet, only while the journal has pending intents.
+ * Returns the number of intents resolved (>= 0); 0 at once when env->journal is NULL or has no
+ * pending intent at all (no APDU sent); SSC_EJOURNAL; the card's errors (an intent whose records
+ * cannot be read stays pending). Blocks on the card, bounded by io->deadline_ms. Worker thread.
+ */
+int ops_resolve_pending(const struct op_env *env, struct card_io *io, struct ssc_diag *diag);
 
 #endif

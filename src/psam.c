@@ -125,10 +125,10 @@ static int psam_acquire(struct psam_kp *p, enum ssc_alg alg, int64_t deadline_ms
 
 /* A PSAM status word means the PSAM refused: SSC_EPSAM, keeping the word in diag. */
 static int psam_exchange(struct card_io *io, const uint8_t *cmd, size_t len, uint8_t *out,
-			 size_t cap, const char *what, struct ssc_diag *diag)
+			 size_t cap, unsigned flags, const char *what, struct ssc_diag *diag)
 {
 	uint16_t sw = 0;
-	int n = apdu_exchange(io, cmd, len, out, cap, &sw, 0, diag);
+	int n = apdu_exchange(io, cmd, len, out, cap, &sw, flags, diag);
 
 	if (n < 0)
 		return n;
@@ -159,7 +159,7 @@ static int psam_deliver_key(struct card_io *io, enum ssc_alg alg, const struct c
 	n = apdu_build(cmd, sizeof(cmd), 0xBF, 0xDE, key->usage, key->index, data, lc,
 		       APDU_LE_NONE);
 	if (n >= 0)
-		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), "DELIVER KEY", diag);
+		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), 0, "DELIVER KEY", diag);
 	OPENSSL_cleanse(data, sizeof(data));
 	return n < 0 ? n : 0;
 }
@@ -184,7 +184,7 @@ static int psam_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct co
 	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x00, 0x00, data, xlen, APDU_LE_NONE);
 	/* DES answers 61 08 and apdu_exchange fetches C with GET RESPONSE. */
 	if (n >= 0)
-		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), "CIPHER", diag);
+		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), 0, "CIPHER", diag);
 	if (n < 0) {
 		rc = n;
 		goto out_release;
@@ -223,8 +223,12 @@ static int psam_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_ke
 	memcpy(body, iv, ivlen);
 	memcpy(body + ivlen, data, len);
 	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x05, 0x00, body, ivlen + len, APDU_LE_NONE);
+	/* The MAC input is a RELOAD PIN command (a PIN in clear) or a record (personal data). */
 	if (n >= 0)
-		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), "MAC", diag);
+		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), CARDIO_SECRET, "MAC",
+				  diag);
+	OPENSSL_cleanse(body, sizeof(body));
+	OPENSSL_cleanse(cmd, sizeof(cmd));
 	if (n < 0) {
 		rc = n;
 		goto out_release;

@@ -35,7 +35,8 @@ int psam_probe(struct card_io *io, enum ssc_alg *alg, char term[13]);
  * What the operations send (spec §12.6), and their errors:
  * - cryptogram: DELIVER KEY BF DE usage index with cardDiv ‖ cityDiv ‖ R (DES Lc 18; SM4 ‖ 00⁸,
  *   Lc 20), then CIPHER 80 FA 00 00 (DES: X, 61 08, GET RESPONSE; SM4: X ‖ 00⁸, 16 bytes folded).
- * - mac: DELIVER KEY (Lc 10), then 80 FA 05 00 IV ‖ data.
+ * - mac: DELIVER KEY (Lc 10), then 80 FA 05 00 IV ‖ data, sent with CARDIO_SECRET (the data
+ *   may be a RELOAD PIN command or a record of personal data: the APDU log shows no body).
  * - encrypt: DELIVER KEY (Lc 10), then 80 FA 01 00 block.
  * - terminal_number: READ BINARY 00 B0 96 00 06 ("000000000000" when the PSAM refuses it).
  * A PSAM status word other than 9000 gives SSC_EPSAM with diag->sw; no PSAM SSC_ENOPSAM; none of

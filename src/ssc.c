@@ -362,7 +362,7 @@ static int ssc_check_card_id(const uint8_t id[16], struct ssc_diag *diag)
 	return 0;
 }
 
-static int ssc_ensure_card_id(struct ssc_card *c, struct ssc_diag *diag)
+int ssc_ensure_card_id(struct ssc_card *c, struct ssc_diag *diag)
 {
 	struct item_file f;
 	struct item_def it;
@@ -403,7 +403,7 @@ int ssc_div(struct ssc_card *c, struct keyprov_div *div, struct ssc_diag *diag)
 }
 
 /* Everything authentication needs: generation (not 1.00), algorithm, factors, a provider. */
-static int ssc_auth_prepare(struct ssc_card *c, struct keyprov_div *div, struct ssc_diag *diag)
+int ssc_auth_prepare(struct ssc_card *c, struct keyprov_div *div, struct ssc_diag *diag)
 {
 	int rc;
 
@@ -427,11 +427,27 @@ static int ssc_auth_prepare(struct ssc_card *c, struct keyprov_div *div, struct 
 	return rc;
 }
 
-int ssc_external_auth(struct ssc_card *c, const struct config_key *key, struct ssc_diag *diag)
+/* GET CHALLENGE 00 84 00 00 08: the card's single-use random R (spec §12.5). */
+static int ssc_get_challenge(struct ssc_card *c, uint8_t r[8], struct ssc_diag *diag)
 {
 	static const uint8_t get_challenge[] = { 0x00, 0x84, 0x00, 0x00, 0x08 };
+	uint8_t resp[APDU_MAX_DATA];
+	int n;
+
+	n = apdu_exchange_ok(c->io, get_challenge, sizeof(get_challenge), resp, sizeof(resp), 0,
+			     "GET CHALLENGE", diag);
+	if (n < 0)
+		return n;
+	if (n != 8)
+		return ssc_diag_set(diag, SSC_EPROTO, "GET CHALLENGE answered %d bytes", n);
+	memcpy(r, resp, 8);
+	return 0;
+}
+
+int ssc_external_auth(struct ssc_card *c, const struct config_key *key, struct ssc_diag *diag)
+{
 	struct keyprov_div div;
-	uint8_t r[APDU_MAX_DATA], data[17], cmd[32], resp[APDU_MAX_DATA];
+	uint8_t r[8], data[17], cmd[32], resp[APDU_MAX_DATA];
 	size_t dlen;
 	uint16_t sw = 0;
 	char what[32];
@@ -440,12 +456,9 @@ int ssc_external_auth(struct ssc_card *c, const struct config_key *key, struct s
 	rc = ssc_auth_prepare(c, &div, diag);
 	if (rc)
 		return rc;
-	n = apdu_exchange_ok(c->io, get_challenge, sizeof(get_challenge), r, sizeof(r), 0,
-			     "GET CHALLENGE", diag);
-	if (n < 0)
-		return n;
-	if (n != 8)
-		return ssc_diag_set(diag, SSC_EPROTO, "GET CHALLENGE answered %d bytes", n);
+	rc = ssc_get_challenge(c, r, diag);
+	if (rc)
+		return rc;
 	rc = c->kp->ops->cryptogram(c->kp, c->alg, key, &div, r, r, data, c->io->deadline_ms,
 				    diag);
 	if (rc)
@@ -601,8 +614,9 @@ int ssc_read_basic(struct ssc_card *c, struct ssc_basic *b, struct ssc_diag *dia
 		rc = ssc_basic_text(c, "SSSE/EF05", 0x06, b->expiry_date, sizeof(b->expiry_date),
 				    diag);
 	if (!rc)
-		rc = ssc_basic_text(c, "SSSE/EF05", 0x07, b->card_number, sizeof(b->card_number),
-				    diag);
+		rc = ssc_card_number(c, diag);
+	if (!rc)
+		memcpy(b->card_number, c->card_number, sizeof(c->card_number));
 	if (!rc)
 		rc = ssc_basic_text(c, "SSSE/EF06", 0x08, b->ssn, sizeof(b->ssn), diag);
 	if (!rc)
@@ -626,4 +640,287 @@ int ssc_read_basic(struct ssc_card *c, struct ssc_basic *b, struct ssc_diag *dia
 	ssc_today(today);
 	b->expired = b->expiry_date[0] != '\0' && strcmp(today, b->expiry_date) > 0;
 	return 0;
+}
+
+int ssc_card_number(struct ssc_card *c, struct ssc_diag *diag)
+{
+	char v[ITEM_TEXT_MAX];
+	int rc;
+
+	if (c->have_card_number)
+		return 0;
+	rc = ssc_basic_text(c, "SSSE/EF05", 0x07, v, sizeof(v), diag);
+	if (rc == 0 && strlen(v) >= sizeof(c->card_number))
+		rc = ssc_diag_set(diag, SSC_EBADCARDDATA, "SSSE/EF05 item 07 (卡号) is too long");
+	if (rc == 0) {
+		memcpy(c->card_number, v, strlen(v) + 1);
+		c->have_card_number = 1;
+	}
+	OPENSSL_cleanse(v, sizeof(v));
+	return rc;
+}
+
+/* ---- PIN (spec §12.5) -------------------------------------------------------------------- */
+
+int ssc_pin_parse(struct ssc_pin *p, const char *text, size_t len, int min_len, int max_len,
+		  struct ssc_diag *diag)
+{
+	memset(p, 0, sizeof(*p));
+	if (max_len > SSC_PIN_MAX)
+		max_len = SSC_PIN_MAX;
+	if (len < (size_t)min_len || len > (size_t)max_len)
+		return ssc_diag_set(diag, SSC_EPINFORMAT, "the PIN must be %d to %d digits",
+				    min_len, max_len);
+	for (size_t i = 0; i < len; i++)
+		if (text[i] < '0' || text[i] > '9')
+			return ssc_diag_set(diag, SSC_EPINFORMAT, "the PIN must be digits only");
+	memcpy(p->digits, text, len);
+	p->len = len;
+	return 0;
+}
+
+int ssc_pin_equal(const struct ssc_pin *a, const struct ssc_pin *b)
+{
+	/* The whole zero-padded buffer, so that the time does not depend on where they differ. */
+	return (CRYPTO_memcmp(a->digits, b->digits, sizeof(a->digits)) == 0) & (a->len == b->len);
+}
+
+void ssc_pin_wipe(struct ssc_pin *p)
+{
+	OPENSSL_cleanse(p, sizeof(*p));
+}
+
+/* The PIN as BCD, an odd digit count padded with F. Returns the byte count (at most 6). */
+static size_t ssc_pin_bcd(const struct ssc_pin *p, uint8_t *out)
+{
+	size_t n = (p->len + 1) / 2;
+
+	memset(out, 0xFF, n);
+	for (size_t i = 0; i < p->len; i++) {
+		uint8_t d = (uint8_t)(p->digits[i] - '0');
+
+		out[i / 2] = i % 2 ? (uint8_t)((out[i / 2] & 0xF0) | d) : (uint8_t)(d << 4 | 0x0F);
+	}
+	return n;
+}
+
+/* Sends a command whose body is secret and maps its status word in ctx. */
+static int ssc_secret_command(struct ssc_card *c, const uint8_t *cmd, size_t len,
+			      enum apdu_sw_ctx ctx, const char *what, struct ssc_diag *diag)
+{
+	uint8_t resp[APDU_MAX_DATA];
+	uint16_t sw = 0;
+	int n;
+
+	n = apdu_exchange(c->io, cmd, len, resp, sizeof(resp), &sw, CARDIO_SECRET, diag);
+	OPENSSL_cleanse(resp, sizeof(resp));
+	if (n < 0)
+		return n;
+	if (sw == 0x6988 || sw == 0x9302) {
+		apdu_sw_error(sw, APDU_CTX_SM, what, diag);
+		return ssc_diag_set(diag, SSC_EAUTHFAILED, "%s: the card refused the MAC (%04X): "
+				    "the PSAM's key is not this card's", what, sw);
+	}
+	return apdu_sw_error(sw, ctx, what, diag);
+}
+
+int ssc_verify_pin(struct ssc_card *c, const struct ssc_pin *pin, struct ssc_diag *diag)
+{
+	uint8_t cmd[5 + 8];
+	size_t n;
+	int rc;
+
+	rc = ssc_select_df(c, 0, diag);
+	if (rc)
+		return rc;
+	n = ssc_pin_bcd(pin, cmd + 5);
+	cmd[0] = 0x00;
+	cmd[1] = 0x20;
+	cmd[2] = 0x00;
+	cmd[3] = 0x00;
+	cmd[4] = (uint8_t)n;
+	rc = ssc_secret_command(c, cmd, 5 + n, APDU_CTX_PIN, "VERIFY", diag);
+	OPENSSL_cleanse(cmd, sizeof(cmd));
+	return rc;
+}
+
+int ssc_change_pin(struct ssc_card *c, const struct ssc_pin *old_pin,
+		   const struct ssc_pin *new_pin, struct ssc_diag *diag)
+{
+	uint8_t cmd[5 + 16];
+	size_t n;
+	int rc;
+
+	rc = ssc_select_df(c, 0, diag);
+	if (rc)
+		return rc;
+	n = ssc_pin_bcd(old_pin, cmd + 5);
+	cmd[5 + n++] = 0xFF;   /* the separator: no BCD PIN byte is FF */
+	n += ssc_pin_bcd(new_pin, cmd + 5 + n);
+	cmd[0] = 0x80;
+	cmd[1] = 0x5E;
+	cmd[2] = 0x01;
+	cmd[3] = 0x00;
+	cmd[4] = (uint8_t)n;
+	rc = ssc_secret_command(c, cmd, 5 + n, APDU_CTX_PIN, "CHANGE PIN", diag);
+	OPENSSL_cleanse(cmd, sizeof(cmd));
+	return rc;
+}
+
+/*
+ * The secure-messaging MAC4 of spec §12.5 over data (the command's CLA INS P1 P2 Lc' ‖ body),
+ * from the key provider, with the IV from the challenge r: DES R[0..3] ‖ 00⁴, SM4 R ‖ 00⁸.
+ */
+static int ssc_sm_mac(struct ssc_card *c, const struct config_key *key,
+		      const struct keyprov_div *div, const uint8_t r[8], const uint8_t *data,
+		      size_t len, uint8_t mac[4], struct ssc_diag *diag)
+{
+	uint8_t iv[16] = { 0 };
+
+	memcpy(iv, r, c->alg == SSC_ALG_SM4 ? 8 : 4);
+	return c->kp->ops->mac(c->kp, c->alg, key, div, iv, data, len, mac, c->io->deadline_ms,
+			       diag);
+}
+
+int ssc_reload_pin(struct ssc_card *c, const struct ssc_pin *new_pin, struct ssc_diag *diag)
+{
+	struct keyprov_div div;
+	uint8_t r[8], cmd[5 + 8 + 4];
+	size_t n;
+	int rc;
+
+	rc = ssc_select_df(c, 0, diag);
+	if (!rc)
+		rc = ssc_auth_prepare(c, &div, diag);
+	if (!rc)
+		rc = ssc_get_challenge(c, r, diag);
+	if (rc)
+		return rc;
+	n = ssc_pin_bcd(new_pin, cmd + 5);
+	cmd[0] = 0x80;
+	cmd[1] = 0x5E;
+	cmd[2] = 0x00;
+	cmd[3] = 0x00;
+	cmd[4] = (uint8_t)(n + 4);   /* Lc' counts the MAC (spec §12.5) */
+	rc = ssc_sm_mac(c, &c->cfg->key_pin_reload, &div, r, cmd, 5 + n, cmd + 5 + n, diag);
+	if (!rc)
+		rc = ssc_secret_command(c, cmd, 5 + n + 4, APDU_CTX_PIN, "RELOAD PIN", diag);
+	OPENSSL_cleanse(cmd, sizeof(cmd));
+	return rc;
+}
+
+int ssc_unblock_pin(struct ssc_card *c, const struct ssc_pin *new_pin, struct ssc_diag *diag)
+{
+	struct keyprov_div div;
+	uint8_t r[8], blk[16], cmd[5 + 16 + 4];
+	size_t n, bs;
+	int rc;
+
+	rc = ssc_select_df(c, 0, diag);
+	if (!rc)
+		rc = ssc_auth_prepare(c, &div, diag);
+	if (rc)
+		return rc;
+	bs = c->alg == SSC_ALG_SM4 ? 16 : 8;
+	/* L (BCD bytes) ‖ PIN ‖ 80 ‖ 00..: 6 bytes of PIN at most, so one DES block holds it. */
+	memset(blk, 0, sizeof(blk));
+	n = ssc_pin_bcd(new_pin, blk + 1);
+	blk[0] = (uint8_t)n;
+	blk[1 + n] = 0x80;
+	rc = c->kp->ops->encrypt(c->kp, c->alg, &c->cfg->key_pin_unblock, &div, blk, bs, cmd + 5,
+				 c->io->deadline_ms, diag);
+	OPENSSL_cleanse(blk, sizeof(blk));
+	if (!rc)
+		rc = ssc_get_challenge(c, r, diag);
+	if (!rc) {
+		cmd[0] = 0x84;
+		cmd[1] = 0x24;
+		cmd[2] = 0x00;
+		cmd[3] = 0x00;
+		cmd[4] = (uint8_t)(bs + 4);
+		rc = ssc_sm_mac(c, &c->cfg->key_pin_unblock, &div, r, cmd, 5 + bs, cmd + 5 + bs,
+				diag);
+	}
+	if (!rc)
+		rc = ssc_secret_command(c, cmd, 5 + bs + 4, APDU_CTX_PIN, "UNBLOCK PIN", diag);
+	OPENSSL_cleanse(cmd, sizeof(cmd));
+	return rc;
+}
+
+/* ---- record writes (spec §12.5) ---------------------------------------------------------- */
+
+int ssc_write_record(struct ssc_card *c, const struct item_file *f, const struct item_def *it,
+		     int append, uint8_t reclen, const uint8_t *val, size_t len,
+		     struct ssc_diag *diag)
+{
+	struct keyprov_div div;
+	uint8_t r[8], cmd[SSC_CMD_APDU_MAX], resp[APDU_MAX_DATA];
+	int secure = f->wkey == ITEM_WKEY_STK, tries = 0, rc;
+	enum ssc_read_mode mode;
+	uint16_t sw = 0;
+	char what[48];
+	size_t body, n;
+
+	if (len > reclen || (append && !f->cyclic) || f->wkey == ITEM_WKEY_NONE ||
+	    2 + (size_t)reclen + 4 > 255)
+		return ssc_diag_set(diag, SSC_EINVAL, "%s: bad record write", f->name);
+	rc = ssc_ensure_gen(c, diag);
+	if (rc)
+		return rc;
+	if (c->gen == 1)
+		return ssc_diag_set(diag, SSC_EUNSUPPORTED,
+				    "unsupported card: spec 1.00 cards cannot be written");
+	if (f->min_gen && c->gen < f->min_gen)
+		return ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s exists on spec %d.00 cards only",
+				    f->name, f->min_gen);
+	rc = ssc_select_df(c, f->df, diag);
+	if (!rc && secure)
+		rc = ssc_auth_prepare(c, &div, diag);
+	if (rc)
+		return rc;
+	mode = f->generic ? SSC_READ_BY_TAG : c->read_mode;
+	snprintf(what, sizeof(what), "%s %s %02X", append ? "APPEND RECORD" : "UPDATE RECORD",
+		 f->name, it->tag);
+	for (;;) {
+		cmd[0] = secure ? 0x04 : 0x00;
+		cmd[1] = append ? 0xE2 : 0xDC;
+		if (append) {
+			cmd[2] = 0x00;
+			cmd[3] = (uint8_t)(f->sfi << 3);
+		} else {
+			cmd[2] = mode == SSC_READ_BY_NUMBER ? it->rec : it->tag;
+			cmd[3] = (uint8_t)(f->sfi << 3 |
+					   (mode == SSC_READ_BY_NUMBER ? 0x04 : 0x00));
+		}
+		body = 2 + len;
+		cmd[4] = (uint8_t)(body + (secure ? 4 : 0));
+		cmd[5] = it->tag;
+		cmd[6] = reclen;
+		memcpy(cmd + 7, val, len);
+		n = 5 + body;
+		if (secure) {
+			rc = ssc_get_challenge(c, r, diag);
+			if (!rc)
+				rc = ssc_sm_mac(c, &c->cfg->key_stk, &div, r, cmd, n, cmd + n, diag);
+			if (rc)
+				goto out;
+			n += 4;
+		}
+		rc = apdu_exchange(c->io, cmd, n, resp, sizeof(resp), &sw, CARDIO_SECRET, diag);
+		if (rc < 0)
+			goto out;
+		if (sw == 0x6A86 && !append && !f->generic && !c->mode_switched && tries++ == 0) {
+			/* As for reads: this card lacks the mode; the other one from now on. */
+			c->mode_switched = 1;
+			c->read_mode = mode = mode == SSC_READ_BY_NUMBER ? SSC_READ_BY_TAG
+									 : SSC_READ_BY_NUMBER;
+			continue;
+		}
+		break;
+	}
+	rc = apdu_sw_error(sw, secure ? APDU_CTX_SM : APDU_CTX_GENERIC, what, diag);
+out:
+	OPENSSL_cleanse(cmd, sizeof(cmd));
+	OPENSSL_cleanse(resp, sizeof(resp));
+	return rc;
 }

@@ -38,6 +38,19 @@ struct ssc_card {
 	int cur_df;                   /* selected: 0 SSSE, 1..5 DF01..DF05, -1 unknown */
 	int read_authed;              /* EF06 read authorisation done since SSSE was selected */
 	int authenticated;            /* some EXTERNAL AUTH succeeded: the caller should reset */
+	char card_number[16];         /* 卡号 once ssc_card_number() read it */
+	int have_card_number;
+};
+
+#define SSC_PIN_MAX 12                /* digits: the card's limit (spec §12.5) */
+
+/*
+ * A PIN, as digits. It lives on the stack of one operation and is wiped with ssc_pin_wipe() on
+ * every path; nothing formats it into a message or a log.
+ */
+struct ssc_pin {
+	char digits[SSC_PIN_MAX + 1];
+	size_t len;
 };
 
 /* What card.read_basic reports; strings are UTF-8, NUL-terminated. */
@@ -151,6 +164,81 @@ int ssc_internal_auth(struct ssc_card *c, struct ssc_diag *diag);
  * expiry date). Returns 0 or the errors of ssc_read_item / items_decode.
  */
 int ssc_read_basic(struct ssc_card *c, struct ssc_basic *b, struct ssc_diag *diag);
+
+/*
+ * The 卡识别码 (EF05 01) into c->card_id, read once per operation, with its region and RID checked.
+ * Returns 0, SSC_EBADCARDDATA, or the read's errors.
+ */
+int ssc_ensure_card_id(struct ssc_card *c, struct ssc_diag *diag);
+
+/*
+ * The card number (卡号, EF05 07, check character verified) into c->card_number, read once per
+ * operation. Returns 0 or the errors of ssc_read_text.
+ */
+int ssc_card_number(struct ssc_card *c, struct ssc_diag *diag);
+
+/*
+ * What every authenticated command needs, checked without touching the key provider's keys: a
+ * generation 2 or 3 card, the diversification factors into *div, and a key provider that serves
+ * the card's algorithm. Returns 0; SSC_EUNSUPPORTED (spec 1.00); SSC_ENOPSAM / SSC_EPSAMALGO; the
+ * errors of ssc_div.
+ */
+int ssc_auth_prepare(struct ssc_card *c, struct keyprov_div *div, struct ssc_diag *diag);
+
+/*
+ * Parses a PIN from text (len bytes, not NUL-terminated): digits only, min_len..max_len of them
+ * (the configuration's limits, at most SSC_PIN_MAX). Returns 0 or SSC_EPINFORMAT (the message
+ * gives the rule, never the text).
+ */
+int ssc_pin_parse(struct ssc_pin *p, const char *text, size_t len, int min_len, int max_len,
+		  struct ssc_diag *diag);
+
+/* 1 when the two PINs are equal (constant time), else 0. */
+int ssc_pin_equal(const struct ssc_pin *a, const struct ssc_pin *b);
+
+/* Wipes a PIN (OPENSSL_cleanse). */
+void ssc_pin_wipe(struct ssc_pin *p);
+
+/*
+ * The PIN commands of spec §12.5, in SSSE, each sent with CARDIO_SECRET (the APDU log shows no
+ * body) and every buffer that held the PIN wiped:
+ * - ssc_verify_pin: VERIFY 00 20 00 00 Lc PIN (BCD, odd length padded F).
+ * - ssc_change_pin: CHANGE PIN 80 5E 01 00 Lc old ‖ FF ‖ new.
+ * - ssc_reload_pin: GET CHALLENGE, the MAC from the key provider with cfg->key_pin_reload over
+ *   80 5E 00 00 Lc ‖ PIN, then RELOAD PIN 80 5E 00 00 Lc PIN ‖ MAC4.
+ * - ssc_unblock_pin: the PIN block L ‖ PIN ‖ 80 ‖ 00.. (8 bytes DES, 16 SM4) encrypted by the key
+ *   provider with cfg->key_pin_unblock, GET CHALLENGE, the MAC with the same key over
+ *   84 24 00 00 Lc ‖ enc, then UNBLOCK PIN 84 24 00 00 Lc enc ‖ MAC4.
+ * Returns 0; SSC_EPINWRONG (63Cx, diag->retries_left = x); SSC_EPINBLOCKED (63C0 / 6983,
+ * retries_left 0); SSC_EAUTHFAILED (6988: the card refused the MAC, a wrong reload/unblock key);
+ * for reload and unblock the errors of ssc_auth_prepare and of the key provider; other card
+ * status words; transport errors. Blocks on the card (and the PSAM), bounded by the deadline.
+ */
+int ssc_verify_pin(struct ssc_card *c, const struct ssc_pin *pin, struct ssc_diag *diag);
+int ssc_change_pin(struct ssc_card *c, const struct ssc_pin *old_pin,
+		   const struct ssc_pin *new_pin, struct ssc_diag *diag);
+int ssc_reload_pin(struct ssc_card *c, const struct ssc_pin *new_pin, struct ssc_diag *diag);
+int ssc_unblock_pin(struct ssc_card *c, const struct ssc_pin *new_pin, struct ssc_diag *diag);
+
+/*
+ * Writes one record of file f holding item it (spec §12.5): data = tag ‖ reclen ‖ val (len <=
+ * reclen bytes; the card pads the rest). The caller has encoded and padded val and checked the
+ * file's generation.
+ * - SSSE files (write key 04 or 0D): plain UPDATE RECORD 00 DC P1 P2; the caller has done the
+ *   EXTERNAL AUTH with the file's key (ssc_external_auth) in this operation.
+ * - DF files (STK): GET CHALLENGE, the MAC from the key provider with cfg->key_stk over the
+ *   command header (CLA 04, Lc' = data + 4) ‖ data, then UPDATE RECORD 04 DC P1 P2 or, with
+ *   append, APPEND RECORD 04 E2 00 (SFI << 3).
+ * UPDATE addresses the record by number or by tag as reads do on this card (one retry in the
+ * other mode on 6A86). The command body is sent with CARDIO_SECRET (personal data).
+ * Returns 0; SSC_EAUTHFAILED (6988: wrong STK MAC); SSC_ESECURITY (6982: no authentication);
+ * SSC_ENORECORD; SSC_EUNSUPPORTED (spec 1.00, or a file of a later generation); SSC_EINVAL
+ * (append to a file that is not cyclic, len > reclen); key provider errors; other status words;
+ * transport errors.
+ */
+int ssc_write_record(struct ssc_card *c, const struct item_file *f, const struct item_def *it,
+		     int append, uint8_t reclen, const uint8_t *val, size_t len,
+		     struct ssc_diag *diag);
 
 /* Today's UTC date as YYYYMMDD (out 9 bytes). */
 void ssc_today(char out[9]);

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "journal.h"
 #include "keyprov.h"
 #include "log.h"
 #include "ops.h"
@@ -44,6 +45,8 @@ struct daemon {
  * process is ending; a file-scope reference keeps the allocation reachable (not a leak).
  */
 static struct keyprov *daemon_kp;
+/* The journal, for the same reason: a detached worker may still be using it. */
+static struct journal *daemon_journal;
 
 static void usage(FILE *f)
 {
@@ -277,6 +280,17 @@ int main(int argc, char **argv)
 	}
 	d.env.cfg = &d.cfg;
 	d.env.kp = daemon_kp;
+	/* Without the journal reads go on and writes are refused (SSC_EJOURNAL). */
+	{
+		struct ssc_diag jd;
+
+		ssc_diag_init(&jd);
+		if (journal_open(d.cfg.journal_path, d.cfg.journal_key_path[0] ?
+				 d.cfg.journal_key_path : NULL, 0, &daemon_journal, &jd) != 0)
+			log_error("journal %s: %s: card writes are refused", d.cfg.journal_path,
+				  jd.msg[0] ? jd.msg : ssc_strerror(SSC_EJOURNAL));
+	}
+	d.env.journal = daemon_journal;
 	be.list = be_list;
 	be.submit = be_submit;
 	be.ctx = d.rd;

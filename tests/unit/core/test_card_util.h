@@ -288,6 +288,8 @@ struct tu_sim {
 	struct config cfg;
 	struct keyprov *kp;
 	struct op_env env;
+	struct op_call call;       /* of the last operation (its card_ref) */
+	struct journal_peer peer;
 	unsigned flags;
 	int reset;
 	struct ssc_diag d;
@@ -405,9 +407,14 @@ static inline int tu_sim_op(struct tu_sim *s, const char *method, const char *pa
 	s->result = NULL;
 	s->reset = 0;
 	ssc_diag_init(&s->d);
+	memset(&s->call, 0, sizeof(s->call));
+	s->call.params = p;
+	s->call.peer = &s->peer;
 	rc = op->check(&s->env, p, &s->d);
 	if (rc == 0)
-		rc = op->run(&s->env, &s->card.io, p, &s->flags, &s->reset, &s->result, &s->d);
+		rc = op->run(&s->env, &s->card.io, &s->call, &s->flags, &s->reset, &s->result,
+			     &s->d);
+	s->call.params = NULL;
 	if (s->reset)
 		sim_token_reset(s->card_t);   /* what the core's disconnect(reset) does */
 	json_decref(p);

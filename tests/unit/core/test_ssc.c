@@ -90,8 +90,12 @@ static int fx_op(struct fixture *fx, const char *method, const char *params)
 	fx->result = NULL;
 	ssc_diag_init(&fx->d);
 	rc = op->check(&fx->env, p, &fx->d);
-	if (rc == 0)
-		rc = op->run(&fx->env, &fx->s.io, p, &fx->flags, &fx->reset, &fx->result, &fx->d);
+	if (rc == 0) {
+		struct op_call call = { .params = p };
+
+		rc = op->run(&fx->env, &fx->s.io, &call, &fx->flags, &fx->reset, &fx->result,
+			     &fx->d);
+	}
 	json_decref(p);
 	return rc;
 }
