@@ -487,6 +487,23 @@ class Sim:
             st[k] = int(v) if v.isdigit() else v
         return st
 
+    def link_rx_queue(self):
+        """Bytes vpcd sent on the simulator's link that the simulator has not read yet (None when
+        no link is established), from the namespace's /proc/net/tcp. Works while the simulator
+        is stopped (SIGSTOP), when its control socket cannot answer: 3 bytes queued is a pending
+        presence poll (GET ATR, 00 01 04), more is an APDU."""
+        try:
+            with open(f'/proc/{self.h.ns.pid}/net/tcp') as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    remote_port = int(fields[2].rsplit(':', 1)[1], 16)
+                    if remote_port == self.port and fields[3] == '01':    # ESTABLISHED
+                        return int(fields[4].split(':')[1], 16)
+        except OSError:
+            pass
+        return None
+
     def wait_link(self, up=True, timeout=5.0):
         """Waits until the simulator's TCP link to vpcd is up (or down)."""
         wait_until(lambda: (self.status()['link'] == 'up') == up, timeout,
