@@ -1,21 +1,28 @@
 /*
  * This file contains sscardctl, the command-line client of sscardd: it sends one JSON-RPC request
  * over the Unix socket (or subscribes to events) and prints the answer for people (labels in
- * Chinese and English) or as raw JSON. Every wait has a deadline; exit codes say what went wrong.
+ * Chinese and English) or as raw JSON; and the operator's journal commands (verify, show, export,
+ * blacklist import), which open the journal file directly. Every wait has a deadline; exit codes
+ * say what went wrong.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "config.h"
+#include "journal.h"
 
 /* Exit codes (docs/operations.md, sscardctl --help). */
 #define EXIT_OK 0
@@ -29,6 +36,12 @@
 #define ANSWER_MAX (16 * 1024 * 1024)
 #define MAX_ITEMS 64
 #define RECV_TIMEOUT (-1)          /* conn_recv(): the deadline passed (nothing printed) */
+#define SHOW_DEFAULT_LIMIT 50
+
+/* Exit codes of the journal commands (they do not talk to the daemon). */
+#define EXIT_J_BAD 1       /* verify: the chain is broken; import: a malformed line */
+#define EXIT_J_OPEN 3      /* cannot open the journal (missing, no key, not a database) */
+#define EXIT_J_IO 4        /* cannot read the log or the list, cannot write the output */
 
 struct opts {
 	const char *socket;
@@ -39,6 +52,13 @@ struct opts {
 	int verify_card_id;
 	long count;        /* events: stop after this many (0 = no limit) */
 	long for_ms;       /* events: stop after this long (0 = until Ctrl-C) */
+	/* The journal commands: */
+	const char *journal;     /* --journal PATH */
+	const char *config;      /* --config FILE */
+	const char *head;        /* --head SEQ:HASH */
+	const char *log;         /* --log FILE */
+	long long since;         /* --since SEQ (-1 = not given) */
+	long long limit;         /* --limit N (0 = not given) */
 	const char *args[MAX_ITEMS + 2];
 	int n_args;
 };
@@ -66,6 +86,22 @@ static void usage(FILE *f)
 		"  events [--count N] [--for MS]      print reader and card events as they happen\n"
 		"  call METHOD [PARAMS-JSON]          any API method, e.g. call reader.list '{}'\n"
 		"\n"
+		"Operator commands (they open the journal file, not the socket):\n"
+		"  journal verify [--head SEQ:HASH | --log FILE]\n"
+		"                                     check the journal's hash chain; with the chain\n"
+		"                                     head the daemon logged (--log takes the last\n"
+		"                                     'journal head' line of its log), a cut-off tail\n"
+		"                                     too\n"
+		"  journal show [--since SEQ] [--limit N]\n"
+		"                                     rows as a table (default: the last %d)\n"
+		"  journal export [--since SEQ]       rows as JSON lines\n"
+		"  blacklist import FILE              add card numbers / card ids (one a line, '-' for\n"
+		"                                     stdin) to the lost-card list\n"
+		"    --journal PATH   the journal database (default: [journal] path of --config, else\n"
+		"                     /var/lib/sscard/journal.db); its key file is [journal] key_path,\n"
+		"                     else PATH.key\n"
+		"    --config FILE    read the daemon's configuration for those paths\n"
+		"\n"
 		"Options:\n"
 		"  --socket PATH    the daemon's socket (default $SSCARD_SOCKET, else\n"
 		"                   " DEFAULT_SOCKET ")\n"
@@ -75,7 +111,10 @@ static void usage(FILE *f)
 		"  -h, --help       this text\n"
 		"\n"
 		"Exit status: 0 ok, 1 the daemon answered with an error, 2 usage, 3 cannot connect,\n"
-		"4 no answer in time or connection lost.\n", DEFAULT_TIMEOUT_MS);
+		"4 no answer in time or connection lost. Journal commands: 0 ok (verify: intact),\n"
+		"1 verify found a bad row / import found a bad line, 2 usage, 3 cannot open the\n"
+		"journal, 4 cannot read the log or list file or write the output.\n",
+		SHOW_DEFAULT_LIMIT, DEFAULT_TIMEOUT_MS);
 }
 
 static long long now_ms(void)
@@ -116,6 +155,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if (!o->socket || !o->socket[0])
 		o->socket = DEFAULT_SOCKET;
 	o->timeout_ms = DEFAULT_TIMEOUT_MS;
+	o->since = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL, *eq;
 		char name[32];
@@ -155,7 +195,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(name, "--socket") != 0 && strcmp(name, "--timeout") != 0 &&
 		    strcmp(name, "--reader") != 0 && strcmp(name, "--count") != 0 &&
-		    strcmp(name, "--for") != 0) {
+		    strcmp(name, "--for") != 0 && strcmp(name, "--journal") != 0 &&
+		    strcmp(name, "--config") != 0 && strcmp(name, "--head") != 0 &&
+		    strcmp(name, "--log") != 0 && strcmp(name, "--since") != 0 &&
+		    strcmp(name, "--limit") != 0) {
 			fprintf(stderr, "sscardctl: unknown option %s (try --help)\n", a);
 			return -1;
 		}
@@ -169,6 +212,30 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(name, "--socket") == 0) {
 			o->socket = val;
+		} else if (strcmp(name, "--journal") == 0) {
+			o->journal = val;
+		} else if (strcmp(name, "--config") == 0) {
+			o->config = val;
+		} else if (strcmp(name, "--head") == 0) {
+			o->head = val;
+		} else if (strcmp(name, "--log") == 0) {
+			o->log = val;
+		} else if (strcmp(name, "--since") == 0 || strcmp(name, "--limit") == 0) {
+			char *end;
+			long long n;
+
+			errno = 0;
+			n = strtoll(val, &end, 10);
+			if (*end != '\0' || errno != 0 || n < (name[2] == 's' ? 0 : 1)) {
+				fprintf(stderr, "sscardctl: %s: %s\n", name,
+					name[2] == 's' ? "a sequence number (0 or more)"
+						       : "a positive number of rows");
+				return -1;
+			}
+			if (name[2] == 's')
+				o->since = n;
+			else
+				o->limit = n;
 		} else if (strcmp(name, "--reader") == 0) {
 			o->reader = val;
 		} else if (strcmp(name, "--timeout") == 0) {
@@ -631,6 +698,302 @@ static int cmd_events(struct conn *c, const struct opts *o, long long deadline)
 	return EXIT_OK;
 }
 
+/* ---- the journal commands --------------------------------------------------------------- */
+
+/*
+ * Opens the journal named by --journal / --config (read-only unless rw), printing why not.
+ * Returns 0 or an exit code.
+ */
+static int journal_open_for(const struct opts *o, int rw, struct journal **out)
+{
+	struct config cfg;
+	struct ssc_diag d;
+	struct stat st;
+	char err[512];
+	const char *path;
+
+	config_defaults(&cfg);
+	if (o->config && config_load(&cfg, o->config, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sscardctl: %s\n", err);
+		config_wipe(&cfg);
+		return EXIT_USAGE;
+	}
+	path = o->journal ? o->journal : cfg.journal_path;
+	/* Never create a journal by accident (a typo in --journal): it must exist. */
+	if (stat(path, &st) != 0) {
+		fprintf(stderr, "sscardctl: journal %s: %s\n", path, strerror(errno));
+		config_wipe(&cfg);
+		return EXIT_J_OPEN;
+	}
+	ssc_diag_init(&d);
+	if (journal_open(path, cfg.journal_key_path[0] ? cfg.journal_key_path : NULL,
+			 rw ? 0 : JOURNAL_RDONLY, out, &d) != 0) {
+		fprintf(stderr, "sscardctl: %s\n", d.msg[0] ? d.msg : "cannot open the journal");
+		config_wipe(&cfg);
+		return EXIT_J_OPEN;
+	}
+	config_wipe(&cfg);
+	return 0;
+}
+
+/* "SEQ:HASH" with 64 lower-case hex digits. */
+static int parse_head(const char *s, int64_t *seq, char *hash)
+{
+	const char *colon = strchr(s, ':');
+	char *end;
+	long long n;
+
+	if (!colon)
+		return -1;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (end != colon || errno != 0 || n < 1 || strlen(colon + 1) != JOURNAL_HASH_HEX ||
+	    strspn(colon + 1, "0123456789abcdef") != JOURNAL_HASH_HEX)
+		return -1;
+	*seq = n;
+	memcpy(hash, colon + 1, JOURNAL_HASH_HEX + 1);
+	return 0;
+}
+
+/*
+ * Whether line (without its newline) is a head line as sscardd's logger writes it, exactly:
+ * "YYYY-MM-DDThh:mm:ss.mmmZ info  journal head seq=N hash=H" with nothing after H but an optional
+ * " (...)" remark. Anything else (a client's text quoted in a debug line, say) is not a head.
+ */
+static int head_line(const char *line, int64_t *seq, char *hash)
+{
+	static const char shape[] = "####-##-##T##:##:##.###Z info  journal head seq=";
+	const char *p = line, *h;
+	char *end;
+	long long n;
+
+	for (size_t i = 0; i < sizeof(shape) - 1; i++, p++) {
+		if (shape[i] == '#' ? (*p < '0' || *p > '9') : *p != shape[i])
+			return 0;
+	}
+	if (*p < '1' || *p > '9')
+		return 0;
+	errno = 0;
+	n = strtoll(p, &end, 10);
+	if (errno != 0 || strncmp(end, " hash=", 6) != 0)
+		return 0;
+	h = end + 6;
+	if (strspn(h, "0123456789abcdef") != JOURNAL_HASH_HEX)
+		return 0;
+	if (h[JOURNAL_HASH_HEX] != '\0' && strncmp(h + JOURNAL_HASH_HEX, " (", 2) != 0)
+		return 0;
+	*seq = n;
+	memcpy(hash, h, JOURNAL_HASH_HEX);
+	hash[JOURNAL_HASH_HEX] = '\0';
+	return 1;
+}
+
+/* The last head line of a daemon log. Returns 0, or an exit code after saying why. */
+static int head_from_log(const char *path, int64_t *seq, char *hash)
+{
+	char line[512];
+	int found = 0, partial = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "sscardctl: %s: %s\n", path, strerror(errno));
+		return EXIT_J_IO;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		int whole = n > 0 && line[n - 1] == '\n';
+
+		/* A long line comes in pieces: only a line's first piece may be a head line. */
+		if (!partial) {
+			if (whole)
+				line[n - 1] = '\0';
+			if (whole && head_line(line, seq, hash))
+				found = 1;
+		}
+		partial = !whole;
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "sscardctl: %s: read error\n", path);
+		fclose(f);
+		return EXIT_J_IO;
+	}
+	fclose(f);
+	if (!found) {
+		fprintf(stderr, "sscardctl: %s has no \"journal head seq=N hash=H\" line from sscardd\n",
+			path);
+		return EXIT_J_IO;
+	}
+	return 0;
+}
+
+static int cmd_journal_verify(const struct opts *o)
+{
+	char hash[JOURNAL_HASH_HEX + 1] = "", head[JOURNAL_HASH_HEX + 1];
+	int64_t seq = 0, rows = 0, last = 0;
+	struct journal *j;
+	struct ssc_diag d;
+	int rc;
+
+	if (o->head && o->log) {
+		fprintf(stderr, "sscardctl: journal verify: --head or --log, not both\n");
+		return EXIT_USAGE;
+	}
+	if (o->head && parse_head(o->head, &seq, hash) != 0) {
+		fprintf(stderr, "sscardctl: --head: expected SEQ:HASH (64 lower-case hex digits), as "
+			"sscardd logs it\n");
+		return EXIT_USAGE;
+	}
+	if (o->log && (rc = head_from_log(o->log, &seq, hash)) != 0)
+		return rc;
+	rc = journal_open_for(o, 0, &j);
+	if (rc != 0)
+		return rc;
+	ssc_diag_init(&d);
+	rc = journal_verify(j, seq, seq > 0 ? hash : NULL, &rows, &d);
+	if (rc == 0)
+		rc = journal_head(j, &last, head);
+	journal_close(j);
+	if (rc != 0) {
+		printf("journal NOT intact: %s\n", d.msg[0] ? d.msg : ssc_strerror(rc));
+		return EXIT_J_BAD;
+	}
+	printf("journal intact: %" PRId64 " rows, head seq=%" PRId64 " hash=%s\n", rows, last,
+	       head);
+	if (seq > 0)
+		printf("it reaches the logged head seq=%" PRId64 " hash=%s\n", seq, hash);
+	return EXIT_OK;
+}
+
+/* journal show: one row of the table. */
+static int show_row(void *arg, const struct journal_row *r)
+{
+	const char *prog = strrchr(r->exe, '/');
+	char note[160] = "";
+
+	(void)arg;
+	prog = prog ? prog + 1 : r->exe;
+	if (strcmp(r->kind, "intent") == 0)
+		snprintf(note, sizeof(note), "file %s", r->file);
+	else if (strcmp(r->kind, "outcome") == 0)
+		snprintf(note, sizeof(note), "of intent %" PRId64 " (%s)", r->intent, r->detail);
+	else if (strcmp(r->kind, "prune") == 0)
+		snprintf(note, sizeof(note), "%" PRId64 " rows removed", r->duration_ms);
+	else if (strcmp(r->kind, "blacklist") == 0)
+		snprintf(note, sizeof(note), "%s", r->detail);
+	else
+		snprintf(note, sizeof(note), "%" PRId64 " ms", r->duration_ms);
+	printf("%7" PRId64 " %-24s %-9s %6" PRId64 " %7" PRId64 " %-14.14s %-18s %-24s %-12.12s "
+	       "%-20s %s\n", r->seq, r->time, r->kind, r->uid, r->pid, prog[0] ? prog : "-",
+	       r->method[0] ? r->method : "-", r->reader[0] ? r->reader : "-",
+	       r->card[0] ? r->card : "-", r->result[0] ? r->result : "-", note);
+	return 0;
+}
+
+static int cmd_journal_show(const struct opts *o)
+{
+	struct journal *j;
+	int rc;
+
+	rc = journal_open_for(o, 0, &j);
+	if (rc != 0)
+		return rc;
+	printf("%7s %-24s %-9s %6s %7s %-14s %-18s %-24s %-12s %-20s %s\n", "SEQ", "TIME (UTC)",
+	       "KIND", "UID", "PID", "PROGRAM", "METHOD/OUTCOME", "READER", "CARD", "RESULT",
+	       "NOTE");
+	rc = journal_rows(j, o->since, o->limit ? o->limit : SHOW_DEFAULT_LIMIT, show_row, NULL);
+	journal_close(j);
+	if (rc != 0) {
+		fprintf(stderr, "sscardctl: reading the journal failed\n");
+		return EXIT_J_OPEN;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_journal_export(const struct opts *o)
+{
+	struct journal *j;
+	int rc;
+
+	rc = journal_open_for(o, 0, &j);
+	if (rc != 0)
+		return rc;
+	rc = journal_export(j, o->since > 0 ? o->since : 0, stdout);
+	journal_close(j);
+	if (rc >= 0 && fflush(stdout) != 0)
+		rc = SSC_EIO;
+	if (rc == SSC_EIO) {
+		fprintf(stderr, "sscardctl: writing the rows failed: %s\n", strerror(errno));
+		return EXIT_J_IO;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "sscardctl: reading the journal failed\n");
+		return EXIT_J_OPEN;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_blacklist_import(const struct opts *o, const char *file)
+{
+	struct journal *j;
+	struct ssc_diag d;
+	FILE *f;
+	int rc;
+
+	f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+	if (!f) {
+		fprintf(stderr, "sscardctl: %s: %s\n", file, strerror(errno));
+		return EXIT_J_IO;
+	}
+	rc = journal_open_for(o, 1, &j);
+	if (rc != 0) {
+		if (f != stdin)
+			fclose(f);
+		return rc;
+	}
+	ssc_diag_init(&d);
+	rc = journal_blacklist_import(j, f, &d);
+	journal_close(j);
+	if (f != stdin)
+		fclose(f);
+	if (rc < 0) {
+		fprintf(stderr, "sscardctl: %s: %s (nothing was imported)\n",
+			strcmp(file, "-") == 0 ? "stdin" : file, d.msg[0] ? d.msg : ssc_strerror(rc));
+		return rc == SSC_EINVAL ? EXIT_J_BAD : rc == SSC_EIO ? EXIT_J_IO : EXIT_J_OPEN;
+	}
+	printf("blacklist import: %d added\n", rc);
+	return EXIT_OK;
+}
+
+/* journal verify|show|export, blacklist import FILE. */
+static int run_journal(const struct opts *o)
+{
+	const char *cmd = o->args[0], *sub = o->n_args > 1 ? o->args[1] : "";
+	int verify = strcmp(cmd, "journal") == 0 && strcmp(sub, "verify") == 0;
+	int show = strcmp(cmd, "journal") == 0 && strcmp(sub, "show") == 0;
+	int export = strcmp(cmd, "journal") == 0 && strcmp(sub, "export") == 0;
+	int import = strcmp(cmd, "blacklist") == 0 && strcmp(sub, "import") == 0;
+
+	if (!(verify || show || export) && !import) {
+		fprintf(stderr, "sscardctl: %s: expected %s (try --help)\n", cmd,
+			strcmp(cmd, "journal") == 0 ? "verify, show or export" : "import FILE");
+		return EXIT_USAGE;
+	}
+	if (o->n_args != (import ? 3 : 2) || o->json || o->reader || o->count || o->for_ms ||
+	    o->internal_auth || o->verify_card_id || ((o->head || o->log) && !verify) ||
+	    (o->since >= 0 && !show && !export) || (o->limit && !show)) {
+		fprintf(stderr, "sscardctl: %s %s: wrong arguments or options (try --help)\n", cmd,
+			sub);
+		return EXIT_USAGE;
+	}
+	if (verify)
+		return cmd_journal_verify(o);
+	if (show)
+		return cmd_journal_show(o);
+	if (export)
+		return cmd_journal_export(o);
+	return cmd_blacklist_import(o, o->args[2]);
+}
+
 static int run(const struct opts *o)
 {
 	const char *cmd = o->args[0];
@@ -642,6 +1005,13 @@ static int run(const struct opts *o)
 
 	if (o->n_args == 0) {
 		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "journal") == 0 || strcmp(cmd, "blacklist") == 0)
+		return run_journal(o);
+	if (o->journal || o->config || o->head || o->log || o->since >= 0 || o->limit) {
+		fprintf(stderr, "sscardctl: --journal, --config, --head, --log, --since and --limit "
+			"only go with the journal and blacklist commands\n");
 		return EXIT_USAGE;
 	}
 	if (o->reader && strcmp(cmd, "read-basic") != 0 && strcmp(cmd, "read-items") != 0) {
