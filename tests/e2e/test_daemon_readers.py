@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""sscardd end to end: choosing the reader, reader.list, and the clear errors for no card, no
+reader and no pcscd (real pcscd + vpcd + sscard-sim + sscardd, a client on the socket).
+
+Expected values are written by hand from firmware-stubs/profiles/*.json, docs/api.md and
+include/sscard/error.h (code = 1000 - value, std_code from the SSC_ERROR_LIST).
+
+Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_readers.py [-k name]
+"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sscardd  # noqa: E402
+from sscardd import slot_id  # noqa: E402
+from test_daemon_read import DES_TERMINAL, SM4_TERMINAL, expected  # noqa: E402
+
+GEN2_ATR = '3B8E80010081544C92868433010000BF7C7A8D'         # gen2.json card.atr
+GEN3_ATR = '3B8E80010081544C928684330200013C5A7E2E'         # gen3.json card.atr
+SM4_PSAM_ATR = '3B6C00005053414D2D534D342D303031'           # gen3.json psam.atr
+DES_PSAM_ATR = '3B6C00005053414D2D4445532D303031'           # gen2.json psam.atr
+AT_ONCE = 1.0     # seconds: "a clear error at once" (no waiting for a card or a deadline)
+
+
+class ChoosingTheReader(sscardd.DaemonTestCase):
+    readers = 6
+
+    def test_two_user_cards_and_psams(self):
+        self.h.start_pcscd()
+        self.h.start_card('gen2', slot=0)
+        self.h.start_card('gen3', slot=1)
+        self.h.start_psam('gen3', slot=2)
+        self.h.start_psam('gen2', slot=4)
+        self.start_daemon()
+        self.wait_roles({0: 'user', 1: 'user', 2: 'psam', 3: None, 4: 'psam', 5: None})
+
+        # reader.list: every reader with its id, name, driver, card, role; ATR and algorithm.
+        # (The order is the driver's: docs/api.md promises none.)
+        readers = sorted(self.d.readers(self.c), key=lambda r: r['id'])
+        self.assertEqual(readers, [
+            {'id': 'pcsc-virtual-pcd-a-00-00', 'name': 'Virtual PCD A 00 00', 'driver': 'pcsc',
+             'card': True, 'role': 'user', 'busy': False, 'atr': GEN2_ATR},
+            {'id': 'pcsc-virtual-pcd-a-00-01', 'name': 'Virtual PCD A 00 01', 'driver': 'pcsc',
+             'card': True, 'role': 'user', 'busy': False, 'atr': GEN3_ATR},
+            {'id': 'pcsc-virtual-pcd-b-00-00', 'name': 'Virtual PCD B 00 00', 'driver': 'pcsc',
+             'card': True, 'role': 'psam', 'busy': False, 'atr': SM4_PSAM_ATR,
+             'algorithm': 'sm4'},
+            {'id': 'pcsc-virtual-pcd-b-00-01', 'name': 'Virtual PCD B 00 01', 'driver': 'pcsc',
+             'card': False, 'role': 'unknown', 'busy': False},
+            {'id': 'pcsc-virtual-pcd-c-00-00', 'name': 'Virtual PCD C 00 00', 'driver': 'pcsc',
+             'card': True, 'role': 'psam', 'busy': False, 'atr': DES_PSAM_ATR,
+             'algorithm': 'des'},
+            {'id': 'pcsc-virtual-pcd-c-00-01', 'name': 'Virtual PCD C 00 01', 'driver': 'pcsc',
+             'card': False, 'role': 'unknown', 'busy': False},
+        ])
+
+        # Reader omitted with two user cards: SSC_EREADERSELECT naming both (not the PSAMs).
+        for method, params in (('card.read_basic', None),
+                               ('card.read_items', {'file': 'SSSE/EF06', 'items': ['09']})):
+            with self.subTest(method=method):
+                t = time.monotonic()
+                err = self.c.call_error(method, params)
+                self.assertLess(time.monotonic() - t, AT_ONCE)
+                self.assertRpcError(err, 'SSC_EREADERSELECT', std_code=-14, code=1009)
+                self.assertIn('pcsc-virtual-pcd-a-00-00', err.message)
+                self.assertIn('pcsc-virtual-pcd-a-00-01', err.message)
+                self.assertNotIn('pcsc-virtual-pcd-b-00-00', err.message)
+                self.assertNotIn('pcsc-virtual-pcd-c-00-00', err.message)
+
+        # With the reader named, each reads its own card, with its algorithm's PSAM.
+        self.assertEqual(self.c.call('card.read_basic', {'reader': slot_id(0)}),
+                         expected('gen2', DES_TERMINAL))
+        self.assertEqual(self.c.call('card.read_basic', {'reader': slot_id(1)}),
+                         expected('gen3', SM4_TERMINAL))
+        got = self.c.call('card.read_items', {'reader': slot_id(1), 'file': 'SSSE/EF06',
+                                              'items': ['08']})
+        self.assertEqual(got['items'], {'08': '330203198511110029'})
+
+        # A PSAM or an empty reader is not a user card; an unknown id is no reader.
+        err = self.c.call_error('card.read_basic', {'reader': slot_id(2)})
+        self.assertRpcError(err, 'SSC_ENOCARD', std_code=-2)
+        self.assertIn('PSAM', err.message)
+        err = self.c.call_error('card.read_basic', {'reader': slot_id(3)})
+        self.assertRpcError(err, 'SSC_ENOCARD', std_code=-2, code=1005)
+        self.assertEqual(err.reader, slot_id(3))
+        err = self.c.call_error('card.read_basic', {'reader': 'pcsc-no-such-reader'})
+        self.assertRpcError(err, 'SSC_ENOREADER', std_code=-11, code=1007)
+
+        # One user card left: the reader may be omitted again.
+        self.h.sims[1].remove()
+        self.wait_roles({1: None})
+        self.assertEqual(self.c.call('card.read_basic'), expected('gen2', DES_TERMINAL))
+
+
+class NoCard(sscardd.DaemonTestCase):
+    readers = 4
+
+    def test_no_card_at_once(self):
+        self.h.start_pcscd()
+        self.h.start_psam('gen2', slot=1)          # a PSAM is not a user card
+        self.start_daemon()
+        self.wait_roles({0: None, 1: 'psam', 2: None, 3: None})
+        for method, params in (('card.read_basic', None),
+                               ('card.read_basic', {'reader': slot_id(0)}),
+                               ('card.read_items', {'file': 'SSSE/EF05', 'items': ['07']}),
+                               ('card.read_items', {'reader': slot_id(2), 'file': 'SSSE/EF05',
+                                                    'items': ['07']})):
+            with self.subTest(method=method, params=params):
+                t = time.monotonic()
+                err = self.c.call_error(method, params)
+                self.assertLess(time.monotonic() - t, AT_ONCE)
+                self.assertRpcError(err, 'SSC_ENOCARD', std_code=-2, code=1005)
+        # The card arrives: it reads, and the event says so.
+        self.h.start_card('gen2', slot=0)
+        ev = self.c.next_event(timeout=5, type='card.inserted', reader=slot_id(0))
+        self.assertEqual((ev['name'], ev['driver'], ev['card'], ev['atr']),
+                         ('Virtual PCD A 00 00', 'pcsc', True, GEN2_ATR))
+        self.wait_roles({0: 'user'})
+        self.assertEqual(self.c.call('card.read_basic'), expected('gen2', DES_TERMINAL))
+        # It leaves: card.removed, then no card again at once.
+        self.h.sims[-1].remove()
+        ev = self.c.next_event(timeout=5, type='card.removed', reader=slot_id(0))
+        self.assertFalse(ev['card'])
+        t = time.monotonic()
+        err = self.c.call_error('card.read_basic')
+        self.assertLess(time.monotonic() - t, AT_ONCE)
+        self.assertRpcError(err, 'SSC_ENOCARD', std_code=-2)
+
+    def test_no_pcscd(self):
+        # pcscd is not running at all: no readers, and a read is a clear error at once.
+        self.start_daemon()
+        self.assertEqual(self.d.readers(self.c), [])
+        t = time.monotonic()
+        err = self.c.call_error('card.read_basic')
+        self.assertLess(time.monotonic() - t, AT_ONCE)
+        self.assertRpcError(err, 'SSC_ENOCARD', std_code=-2)
+        err = self.c.call_error('card.read_basic', {'reader': slot_id(0)})
+        self.assertRpcError(err, 'SSC_ENOREADER', std_code=-11)
+        info = self.c.call('system.info')
+        self.assertEqual(info['api_level'], 1)
+        self.assertEqual(info['peer'], {'uid': os.getuid(), 'gid': os.getgid(),
+                                        'pid': os.getpid()})
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
