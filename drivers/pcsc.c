@@ -76,8 +76,8 @@ struct ssc_slot {
  * SCardStatus and SCardGetStatusChange rewrite without a lock whatever the context (fixed upstream
  * in 2.0.1 by "Access readerStates[] in a thread safe way"; Debian 12 ships 1.9.9, and
  * ThreadSanitizer shows the race here). So every call of those three in this process passes this
- * gate. The monitor's blocking wait would hold it for up to PCSC_WAIT_CHUNK_MS: a worker that needs
- * the gate cancels that wait instead, and the monitor lets waiting workers through first.
+ * gate. A monitor's blocking wait would hold it for up to PCSC_WAIT_CHUNK_MS: a thread that needs
+ * the gate for a quick call cancels that wait instead, and blocking waits let everyone through first.
  */
 static struct {
 	pthread_mutex_t lock;
@@ -90,47 +90,47 @@ static struct {
 
 #define PCSC_GATE_RECANCEL_MS 20  /* a worker cancels the monitor's wait again this often */
 
-/* Monitor thread: takes the gate once no worker waits. blocking_ctx != 0: for a blocking wait. */
-static void pcsc_gate_enter_monitor(SCARDCONTEXT blocking_ctx)
+/*
+ * Takes the gate. blocking_ctx != 0: for a blocking SCardGetStatusChange on that context, which
+ * goes last (after everyone waiting) and is cancelled by whoever comes next. Otherwise for one
+ * quick call, which cancels such a blocking wait to get through.
+ */
+static void pcsc_gate_enter(SCARDCONTEXT blocking_ctx)
 {
 	pthread_mutex_lock(&pcsc_gate.lock);
-	while (pcsc_gate.busy || pcsc_gate.waiters > 0)
-		pthread_cond_wait(&pcsc_gate.cond, &pcsc_gate.lock);
+	if (blocking_ctx) {
+		while (pcsc_gate.busy || pcsc_gate.waiters > 0)
+			pthread_cond_wait(&pcsc_gate.cond, &pcsc_gate.lock);
+	} else {
+		pcsc_gate.waiters++;
+		while (pcsc_gate.busy) {
+			struct timespec ts;
+
+			if (pcsc_gate.monitor_blocked) {
+				SCARDCONTEXT ctx = pcsc_gate.monitor_ctx;
+
+				/* pcsc-lite answers SCARD_E_INVALID_HANDLE should ctx be gone. */
+				pthread_mutex_unlock(&pcsc_gate.lock);
+				(void)SCardCancel(ctx);
+				pthread_mutex_lock(&pcsc_gate.lock);
+				if (!pcsc_gate.busy)
+					break;
+			}
+			/* Bounded: a cancel sent just before the wait began is sent again. */
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += PCSC_GATE_RECANCEL_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			(void)pthread_cond_clockwait(&pcsc_gate.cond, &pcsc_gate.lock,
+						     CLOCK_MONOTONIC, &ts);
+		}
+		pcsc_gate.waiters--;
+	}
 	pcsc_gate.busy = 1;
 	pcsc_gate.monitor_blocked = blocking_ctx != 0;
 	pcsc_gate.monitor_ctx = blocking_ctx;
-	pthread_mutex_unlock(&pcsc_gate.lock);
-}
-
-/* Worker thread: takes the gate, cancelling a monitor's blocking wait that holds it. */
-static void pcsc_gate_enter_worker(void)
-{
-	pthread_mutex_lock(&pcsc_gate.lock);
-	pcsc_gate.waiters++;
-	while (pcsc_gate.busy) {
-		struct timespec ts;
-
-		if (pcsc_gate.monitor_blocked) {
-			SCARDCONTEXT ctx = pcsc_gate.monitor_ctx;
-
-			/* pcsc-lite answers SCARD_E_INVALID_HANDLE should ctx be gone meanwhile. */
-			pthread_mutex_unlock(&pcsc_gate.lock);
-			(void)SCardCancel(ctx);
-			pthread_mutex_lock(&pcsc_gate.lock);
-			if (!pcsc_gate.busy)
-				break;
-		}
-		/* Bounded: a cancel sent just before the monitor blocked is sent again. */
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += PCSC_GATE_RECANCEL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		(void)pthread_cond_clockwait(&pcsc_gate.cond, &pcsc_gate.lock, CLOCK_MONOTONIC, &ts);
-	}
-	pcsc_gate.waiters--;
-	pcsc_gate.busy = 1;
 	pthread_mutex_unlock(&pcsc_gate.lock);
 }
 
@@ -401,7 +401,7 @@ static int pcsc_list_once(struct ssc_driver *drv, struct ssc_reader_desc *out, s
 	size_t n = 0;
 	LONG rv;
 
-	pcsc_gate_enter_monitor(0);
+	pcsc_gate_enter(0);
 	rv = pcsc_list_names(drv->ctx, &names, &len);
 	pcsc_gate_leave();
 	if (rv != SCARD_S_SUCCESS) {
@@ -429,7 +429,7 @@ static int pcsc_list_once(struct ssc_driver *drv, struct ssc_reader_desc *out, s
 	if (names)
 		(void)SCardFreeMemory(drv->ctx, names);
 	if (n > 0) {
-		pcsc_gate_enter_monitor(0);
+		pcsc_gate_enter(0);
 		rv = SCardGetStatusChange(drv->ctx, 0, st, (DWORD)n);
 		pcsc_gate_leave();
 		if (rv == SCARD_E_UNKNOWN_READER || rv == SCARD_E_TIMEOUT)
@@ -521,7 +521,7 @@ static int pcsc_names_changed(struct ssc_driver *drv, LONG *rv)
 	size_t n = 0;
 	int changed = 0;
 
-	pcsc_gate_enter_monitor(0);
+	pcsc_gate_enter(0);
 	*rv = pcsc_list_names(drv->ctx, &names, &len);
 	pcsc_gate_leave();
 	if (*rv != SCARD_S_SUCCESS)
@@ -610,7 +610,7 @@ static int pcsc_wait_change(struct ssc_driver *drv, int timeout_ms)
 
 		/* The PnP entry asks for the reader count (pcsc-lite compares it within the call). */
 		st[n - 1].dwCurrentState = SCARD_STATE_UNAWARE;
-		pcsc_gate_enter_monitor(drv->ctx);
+		pcsc_gate_enter(drv->ctx);
 		rv = SCardGetStatusChange(drv->ctx, (DWORD)left, st, (DWORD)n);
 		pcsc_gate_leave();
 
@@ -637,7 +637,7 @@ static int pcsc_wait_change(struct ssc_driver *drv, int timeout_ms)
 		case SCARD_E_CANCELLED:
 			if (woken)
 				return 0;
-			continue;   /* a worker needed the gate: wait again once it is through */
+			continue;   /* another thread needed the gate: wait again once it is through */
 		case SCARD_E_UNKNOWN_READER:
 			return 1;
 		default:
@@ -684,7 +684,7 @@ static int pcsc_find_name(struct ssc_slot *s, const char *reader_id)
 	LONG rv;
 	int found = 0;
 
-	pcsc_gate_enter_worker();
+	pcsc_gate_enter(0);
 	rv = pcsc_list_names(s->ctx, &names, &len);
 	pcsc_gate_leave();
 	if (rv != SCARD_S_SUCCESS)
@@ -712,7 +712,7 @@ static int pcsc_read_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 	DWORD rlen = sizeof(rname), state = 0, proto = 0, alen = sizeof(buf);
 	LONG rv;
 
-	pcsc_gate_enter_worker();
+	pcsc_gate_enter(0);
 	rv = SCardStatus(s->card, rname, &rlen, &state, &proto, buf, &alen);
 	pcsc_gate_leave();
 	if (rv != SCARD_S_SUCCESS) {

@@ -274,6 +274,7 @@ struct evrec {
 	char type[16];
 	char id[SSC_READER_ID_MAX];
 	enum reader_role role;
+	int second;                  /* from the second core of test_config_roles */
 };
 
 static struct {
@@ -299,8 +300,8 @@ static void card_toggle(int slot)
 
 static void on_event(void *arg, const char *type, const struct reader_info *ri)
 {
-	(void)arg;
 	if (T.n_ev < (int)(sizeof(T.ev) / sizeof(T.ev[0]))) {
+		T.ev[T.n_ev].second = arg != NULL;
 		snprintf(T.ev[T.n_ev].type, sizeof(T.ev[0].type), "%s", type);
 		snprintf(T.ev[T.n_ev].id, sizeof(T.ev[0].id), "%s", ri->id);
 		T.ev[T.n_ev].role = ri->role;
@@ -739,10 +740,15 @@ static struct tstep *tjob_step(struct tjob *t, const uint8_t *cmd, size_t len, s
 	return s;
 }
 
-static int tjob_submit(struct tjob *t)
+static int tjob_submit_to(struct readers *rd, struct tjob *t)
 {
 	t->submitted_at = cardio_now_ms();
-	return readers_submit(T.rd, &t->job);
+	return readers_submit(rd, &t->job);
+}
+
+static int tjob_submit(struct tjob *t)
+{
+	return tjob_submit_to(T.rd, t);
 }
 
 static int done_pred(void *arg)
@@ -760,14 +766,19 @@ static int runs_pred(void *arg)
 	return atomic_load(&((struct tjob *)arg)->runs) > 0;
 }
 
-/* Submits, waits for done() and release(); asserts done() ran once. */
-static void tjob_run_sync(struct tjob *t)
+/* Submits to rd, waits for done() and release(); asserts done() ran once. */
+static void tjob_run_sync_on(struct readers *rd, struct tjob *t)
 {
-	assert_int_equal(tjob_submit(t), 0);
+	assert_int_equal(tjob_submit_to(rd, t), 0);
 	assert_true(run_until(done_pred, t, 10000));
 	assert_true(run_until(released_pred, t, 5000));
 	assert_int_equal(atomic_load(&t->dones), 1);
 	assert_int_equal(atomic_load(&t->releases), 1);
+}
+
+static void tjob_run_sync(struct tjob *t)
+{
+	tjob_run_sync_on(T.rd, t);
 }
 
 #define SKIP_UNLESS_READY() \
@@ -1007,11 +1018,11 @@ static void test_frozen_card_deadline(void **state)
 
 	(void)state;
 	SKIP_UNLESS_READY();
-	kill(T.card[0], SIGSTOP);
 	j0 = tjob_new(R0, 700);
-	tjob_step(j0, SEL_MF, sizeof(SEL_MF), 258);
+	tjob_step(j0, SEL_MF, sizeof(SEL_MF), 258)->sleep_before_ms = 150;
 	assert_int_equal(tjob_submit(j0), 0);
-	assert_true(run_until(runs_pred, j0, 2000));   /* the worker holds it, blocked */
+	assert_true(run_until(runs_pred, j0, 500));   /* connected: the worker holds it */
+	kill(T.card[0], SIGSTOP);                      /* its APDU will hang */
 	/* The queue holds 16 more; the 17th is refused. */
 	for (int i = 0; i < 16; i++) {
 		q[i] = tjob_new(R0, 700);
@@ -1329,6 +1340,56 @@ static void test_psam(void **state)
 	assert_int_equal(tjob_submit(t), SSC_ENOCARD);
 }
 
+/* Roles from the configuration: by name or id; "user" skips the probe, "ignore" hides a reader. */
+static void test_config_roles(void **state)
+{
+	struct config cfg2;
+	struct readers *rd2 = NULL;
+	struct reader_info *ri;
+	size_t n;
+	struct tjob *t;
+	int apdus, from = T.n_ev;
+	int64_t t0;
+
+	(void)state;
+	SKIP_UNLESS_READY();
+	config_defaults(&cfg2);
+	cfg2.op_timeout_ms = 3000;
+	snprintf(cfg2.roles[0].reader, sizeof(cfg2.roles[0].reader), "%s", READER_NAME0);
+	snprintf(cfg2.roles[0].role, sizeof(cfg2.roles[0].role), "user");
+	snprintf(cfg2.roles[1].reader, sizeof(cfg2.roles[1].reader), "%s", R1);
+	snprintf(cfg2.roles[1].role, sizeof(cfg2.roles[1].role), "ignore");
+	cfg2.n_roles = 2;
+	apdus = T.shm[0].apdus;
+	assert_int_equal(readers_new(&T.loop, &cfg2, on_event, &cfg2, &rd2), 0);
+	assert_int_equal(readers_start(rd2), 0);
+	run_until(NULL, NULL, 1500);
+	for (int i = from; i < T.n_ev; i++) {
+		if (!T.ev[i].second)
+			continue;
+		assert_string_equal(T.ev[i].id, R0);   /* nothing about the ignored reader */
+		if (strcmp(T.ev[i].type, "card.inserted") == 0)
+			assert_int_equal(T.ev[i].role, READER_ROLE_USER);   /* known at once */
+	}
+	assert_int_equal(readers_list(rd2, &ri, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ri[0].id, R0);
+	assert_int_equal(ri[0].role, READER_ROLE_USER);
+	free(ri);
+	assert_int_equal(T.shm[0].apdus, apdus);   /* no probe was sent */
+
+	t = tjob_new(NULL, 3000);
+	tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
+	tjob_run_sync_on(rd2, t);
+	assert_int_equal(t->job.err, 0);
+	assert_string_equal(t->job.used_reader, R0);
+
+	t0 = cardio_now_ms();
+	readers_free(rd2);
+	uv_run(&T.loop, UV_RUN_NOWAIT);
+	assert_true(cardio_now_ms() - t0 < 1500);
+}
+
 static void test_shutdown_with_stuck_worker(void **state)
 {
 	struct tjob *t;
@@ -1336,12 +1397,12 @@ static void test_shutdown_with_stuck_worker(void **state)
 
 	(void)state;
 	SKIP_UNLESS_READY();
-	kill(T.card[0], SIGSTOP);
 	t = tjob_new(R0, 20000);
-	tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
+	tjob_step(t, SEL_MF, sizeof(SEL_MF), 258)->sleep_before_ms = 100;
 	assert_int_equal(tjob_submit(t), 0);
 	assert_true(run_until(runs_pred, t, 3000));
-	nap_ms(200);   /* inside SCardTransmit now */
+	kill(T.card[0], SIGSTOP);
+	nap_ms(300);   /* inside SCardTransmit now */
 
 	t0 = cardio_now_ms();
 	readers_free(T.rd);
@@ -1375,6 +1436,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_removal_cases, log_restore),
 		cmocka_unit_test(test_pcscd_restart),
 		cmocka_unit_test(test_psam),
+		cmocka_unit_test(test_config_roles),
 		cmocka_unit_test(test_shutdown_with_stuck_worker),
 	};
 
