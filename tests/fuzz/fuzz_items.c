@@ -1,0 +1,160 @@
+/*
+ * This file contains the fuzz target of the card's data dictionary (src/items.c): decoding card
+ * record values into API text for every item of every file (cn, dates, GBK text, binary,
+ * transaction records), the encoding of API text into card bytes that writes check, and the
+ * parsers of file names, tags and card numbers. Output buffers are allocated at the exact
+ * capacity the call is given, so that a write past it is caught by ASan.
+ *
+ * Input: byte 0 = mode (modulo 6: decode, encode, names, hex, card number, transaction record),
+ * byte 1 = which (file, item) pair, byte 2 = output capacity (0 = ITEM_TEXT_MAX); the rest is the
+ * value (bytes for a decode, text for an encode or a name).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "items.h"
+
+#define PAIRS_MAX 96
+
+struct pair {
+	struct item_file f;
+	struct item_def it;
+};
+
+static struct pair pairs[PAIRS_MAX];
+static size_t n_pairs;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	static const char *const files[] = { "SSSE/EF05", "SSSE/EF06", "SSSE/EF0D", "DF04/EF05",
+					     "DF04/EF06", "DF04/EF08", "DF01/EF05", "DF03/EF1E" };
+
+	(void)argc;
+	(void)argv;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct item_file f;
+
+		if (items_file_parse(files[i], &f) != 0)
+			abort();
+		for (int tag = 0; tag < 256 && n_pairs < PAIRS_MAX; tag++) {
+			/* A generic file takes any tag the same way: two of them are enough. */
+			if (f.generic && tag != 0x01 && tag != 0x30)
+				continue;
+			if (items_find(&f, (uint8_t)tag, &pairs[n_pairs].it) == 0)
+				pairs[n_pairs++].f = f;
+		}
+	}
+	if (n_pairs == 0)
+		abort();
+	return 0;
+}
+
+/* The input's tail as a NUL-terminated string (embedded NULs end it early, as in C callers). */
+static char *fuzz_text(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		abort();
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ssc_diag diag;
+	const struct pair *pr;
+	size_t cap;
+	uint8_t mode;
+	char *text, *out;
+	int rc;
+
+	if (size < 3)
+		return 0;
+	mode = data[0] % 6;
+	pr = &pairs[data[1] % n_pairs];
+	cap = data[2] == 0 ? ITEM_TEXT_MAX : data[2];
+	data += 3;
+	size -= 3;
+	ssc_diag_init(&diag);
+
+	switch (mode) {
+	case 0:   /* card bytes -> API text */
+		out = malloc(cap);
+		if (!out)
+			abort();
+		if (pr->it.fmt == ITEM_FMT_TXN) {
+			struct item_txn t;
+
+			rc = items_decode_txn(data, size, &t, &diag);
+			if (rc == 0 && (memchr(t.time, '\0', sizeof(t.time)) == NULL ||
+					memchr(t.institution, '\0', sizeof(t.institution)) == NULL ||
+					memchr(t.settlement, '\0', sizeof(t.settlement)) == NULL))
+				abort();
+		} else {
+			rc = items_decode(&pr->f, &pr->it, data, size, out, cap, &diag);
+			if (rc >= 0 && ((size_t)rc >= cap || out[rc] != '\0'))
+				abort();   /* the text and its NUL fit in cap */
+		}
+		free(out);
+		break;
+	case 1:   /* API text -> card bytes */
+		text = fuzz_text(data, size);
+		out = malloc(cap);
+		if (!out)
+			abort();
+		rc = items_encode(&pr->f, &pr->it, text, (uint8_t *)out, cap, &diag);
+		if (rc > (int)cap || rc > (int)pr->it.len)
+			abort();
+		if (rc > 0) {
+			/* What a write would send must decode again. */
+			char back[ITEM_TEXT_MAX];
+
+			(void)items_decode(&pr->f, &pr->it, (const uint8_t *)out, (size_t)rc, back,
+					   sizeof(back), &diag);
+		}
+		free(out);
+		free(text);
+		break;
+	case 2: { /* file names and tags, as the API receives them */
+		struct item_file f;
+		struct item_def it;
+		uint8_t tag;
+
+		text = fuzz_text(data, size);
+		if (items_file_parse(text, &f) == 0) {
+			if (memchr(f.name, '\0', sizeof(f.name)) == NULL)
+				abort();
+			(void)items_find(&f, 0x01, &it);
+		}
+		if (items_parse_tag(text, &tag) == 0)
+			(void)items_find(&pr->f, tag, &it);
+		free(text);
+		break;
+	}
+	case 3:   /* hex of binary items */
+		out = malloc(cap);
+		if (!out)
+			abort();
+		rc = items_hex(data, size, out, cap);
+		if (rc >= 0 && ((size_t)rc != 2 * size || out[rc] != '\0'))
+			abort();
+		free(out);
+		break;
+	case 4:   /* the card number's check character */
+		(void)items_check_card_number((const char *)data, size);
+		break;
+	default: { /* a transaction record, whatever the pair */
+		struct item_txn t;
+
+		(void)items_decode_txn(data, size, &t, &diag);
+		break;
+	}
+	}
+	return 0;
+}
