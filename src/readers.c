@@ -1546,6 +1546,8 @@ int readers_submit(struct readers *rd, struct job *job)
 	uv_timer_init(rd->loop, &core->timer);   /* cannot fail for a valid loop */
 	core->timer.data = core;
 	job->core = core;
+	/* The loop's clock may lag (it is read once per turn): never answer before the deadline. */
+	uv_update_time(rd->loop);
 	core->next = rd->jobs;
 	if (rd->jobs)
 		rd->jobs->prev = core;

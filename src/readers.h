@@ -48,10 +48,19 @@ struct job;
 typedef int (*job_run_fn)(struct job *job, struct card_io *io, unsigned *insertion_flags,
 			  int *reset_card);
 
-/* Loop thread, exactly once per submitted job: job->err says how it ended. */
+/*
+ * Loop thread, exactly once per submitted job: job->err says how it ended. With SSC_ETIMEDOUT or
+ * SSC_ESHUTDOWN the job may still be running on its worker (a card that does not answer): run()
+ * may then still write job->diag and job->result, so done() must read neither for those two
+ * errors (ssc_strerror(err) says what happened); release() follows once the worker let go.
+ */
 typedef void (*job_done_fn)(struct job *job);
 
-/* Frees the job and what it owns, once both done() has run and the worker has let go of it. */
+/*
+ * Frees the job and what it owns, once both done() has run and the worker has let go of it. On
+ * the loop thread, except for a job still stuck in a driver call when readers_free() returned:
+ * that one is released on its worker thread if the call ever returns.
+ */
 typedef void (*job_release_fn)(struct job *job);
 
 struct job {
@@ -89,7 +98,9 @@ int readers_start(struct readers *rd);
 
 /*
  * Stops every thread, abandoning jobs (their done() gets SSC_ESHUTDOWN). Waits at most about
- * two seconds for a worker stuck in a driver call, then leaves it detached. NULL is a no-op.
+ * two seconds for a worker stuck in a driver call, then leaves it detached (the last such thread
+ * frees what is left when its call returns). Loop thread; run the loop once more afterwards so that
+ * it closes the core's handles (and releases the jobs). NULL is a no-op.
  */
 void readers_free(struct readers *rd);
 
