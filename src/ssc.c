@@ -873,9 +873,11 @@ int ssc_write_record(struct ssc_card *c, const struct item_file *f, const struct
 	if (f->min_gen && c->gen < f->min_gen)
 		return ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s exists on spec %d.00 cards only",
 				    f->name, f->min_gen);
-	rc = ssc_select_df(c, f->df, diag);
-	if (!rc && secure)
+	/* The factors first: learning the card id may SELECT SSSE. */
+	if (secure)
 		rc = ssc_auth_prepare(c, &div, diag);
+	if (!rc)
+		rc = ssc_select_df(c, f->df, diag);
 	if (rc)
 		return rc;
 	mode = f->generic ? SSC_READ_BY_TAG : c->read_mode;

@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cardio.h"
 #include "config.h"
 #include "crypto.h"
+#include "journal.h"
 #include "keyprov.h"
 #include "ops.h"
 #include "psam.h"
@@ -157,6 +159,47 @@ static inline int tu_kp_cryptogram(struct keyprov *kp, enum ssc_alg alg,
 	return crypto_cryptogram_master(alg, t->master, div, r, x, c);
 }
 
+static inline int tu_kp_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_key *key,
+			    const struct keyprov_div *div, const uint8_t *iv, const uint8_t *data,
+			    size_t len, uint8_t mac[4], int64_t deadline_ms, struct ssc_diag *diag)
+{
+	struct tu_kp *t = kp->ctx;
+	uint8_t k[16];
+	int rc = tu_kp_available(kp, alg);
+
+	(void)deadline_ms;
+	(void)diag;
+	if (rc)
+		return rc;
+	t->calls++;
+	t->last_key = *key;
+	rc = crypto_card_key(alg, t->master, div, k);
+	if (rc == 0)
+		rc = crypto_mac(alg, k, iv, data, len, mac);
+	return rc;
+}
+
+static inline int tu_kp_encrypt(struct keyprov *kp, enum ssc_alg alg,
+				const struct config_key *key, const struct keyprov_div *div,
+				const uint8_t *in, size_t len, uint8_t *out, int64_t deadline_ms,
+				struct ssc_diag *diag)
+{
+	struct tu_kp *t = kp->ctx;
+	uint8_t k[16];
+	int rc = tu_kp_available(kp, alg);
+
+	(void)deadline_ms;
+	(void)diag;
+	if (rc)
+		return rc;
+	t->calls++;
+	t->last_key = *key;
+	rc = crypto_card_key(alg, t->master, div, k);
+	if (rc == 0)
+		rc = crypto_ecb(alg, k, in, len, out);
+	return rc;
+}
+
 static inline int tu_kp_terminal(struct keyprov *kp, enum ssc_alg alg, char out[13],
 				 int64_t deadline_ms, struct ssc_diag *diag)
 {
@@ -176,6 +219,8 @@ static inline void tu_kp_init(struct tu_kp *t, const char *master_hex, unsigned 
 		.name = "test",
 		.available = tu_kp_available,
 		.cryptogram = tu_kp_cryptogram,
+		.mac = tu_kp_mac,
+		.encrypt = tu_kp_encrypt,
 		.terminal_number = tu_kp_terminal,
 	};
 
@@ -206,6 +251,7 @@ struct tu_sim_io {
 	int corrupt_at;            /* 1-based answer to corrupt; 0 = none */
 	enum tu_corrupt corrupt;
 	char log[TU_LOG_MAX][64];  /* each command's first 31 bytes, hex */
+	unsigned flags[TU_LOG_MAX];/* the CARDIO_* flags each command was sent with */
 };
 
 static inline int tu_sim_transmit(struct card_io *io, const uint8_t *cmd, size_t cmd_len,
@@ -215,9 +261,9 @@ static inline int tu_sim_transmit(struct card_io *io, const uint8_t *cmd, size_t
 	uint8_t r[SIM_RESP_MAX];
 	size_t n;
 
-	(void)flags;
 	assert_true(cmd_len <= SSC_CMD_APDU_MAX);
 	if (s->apdus < TU_LOG_MAX) {
+		s->flags[s->apdus] = flags;
 		for (size_t i = 0; i < cmd_len && i < 31; i++)
 			snprintf(s->log[s->apdus] + 2 * i, 3, "%02X", cmd[i]);
 	}
@@ -273,6 +319,26 @@ static inline int tu_sim_sent(const struct tu_sim_io *s, const char *hex)
 		if (strncmp(s->log[i], hex, strlen(hex)) == 0)
 			return 1;
 	return 0;
+}
+
+/* The flags of the first logged command starting with hex; fails when there is none. */
+static inline unsigned tu_sim_flags(const struct tu_sim_io *s, const char *hex)
+{
+	for (int i = 0; i < s->apdus && i < TU_LOG_MAX; i++)
+		if (strncmp(s->log[i], hex, strlen(hex)) == 0)
+			return s->flags[i];
+	fail_msg("no command %s was sent", hex);
+	return 0;
+}
+
+/* How many logged commands start with hex. */
+static inline int tu_sim_count(const struct tu_sim_io *s, const char *hex)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->apdus && i < TU_LOG_MAX; i++)
+		n += strncmp(s->log[i], hex, strlen(hex)) == 0;
+	return n;
 }
 
 /* A card + PSAM desk from one profile, with the PSAM provider over a psam_source. */
@@ -419,6 +485,110 @@ static inline int tu_sim_op(struct tu_sim *s, const char *method, const char *pa
 		sim_token_reset(s->card_t);   /* what the core's disconnect(reset) does */
 	json_decref(p);
 	return rc;
+}
+
+/* ---- a journal in a temporary directory ---------------------------------------------- */
+
+struct tu_journal {
+	char dir[64];
+	char db[128];
+	struct journal *j;
+};
+
+static inline void tu_journal_open(struct tu_journal *tj)
+{
+	struct ssc_diag d;
+
+	memset(tj, 0, sizeof(*tj));
+	snprintf(tj->dir, sizeof(tj->dir), "/tmp/ssc-test-journal-XXXXXX");
+	assert_non_null(mkdtemp(tj->dir));
+	snprintf(tj->db, sizeof(tj->db), "%s/journal.db", tj->dir);
+	ssc_diag_init(&d);
+	if (journal_open(tj->db, NULL, 0, &tj->j, &d) != 0)
+		fail_msg("journal_open: %s", d.msg);
+}
+
+static inline void tu_journal_close(struct tu_journal *tj)
+{
+	static const char *const files[] = { "journal.db", "journal.db.key", "journal.db-wal",
+					     "journal.db-shm", "bl.txt" };
+	char path[192];
+
+	journal_close(tj->j);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", tj->dir, files[i]);
+		unlink(path);
+	}
+	rmdir(tj->dir);
+	memset(tj, 0, sizeof(*tj));
+}
+
+/* The outcome rows of one intent, as journal_rows() reports them. */
+struct tu_outcome {
+	int64_t intent;
+	int count;              /* outcome rows for the intent: 0 pending, 1 resolved */
+	char outcome[16];       /* "applied" / "failed" */
+	char result[48];
+	char how[16];           /* "card" / "readback" */
+};
+
+static inline int tu_outcome_cb(void *arg, const struct journal_row *row)
+{
+	struct tu_outcome *o = arg;
+
+	if (strcmp(row->kind, "outcome") == 0 && row->intent == o->intent) {
+		o->count++;
+		snprintf(o->outcome, sizeof(o->outcome), "%s", row->method);
+		snprintf(o->result, sizeof(o->result), "%s", row->result);
+		snprintf(o->how, sizeof(o->how), "%s", row->detail);
+	}
+	return 0;
+}
+
+static inline void tu_journal_outcome(struct journal *j, int64_t intent, struct tu_outcome *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->intent = intent;
+	assert_int_equal(journal_rows(j, 0, 0, tu_outcome_cb, o), 0);
+}
+
+/* The id and detail of the last intent row (detail copied into detail, cap bytes). */
+struct tu_last_intent {
+	int64_t id;
+	char file[32];
+	char card[JOURNAL_REF_HEX + 1];
+	char detail[2048];
+};
+
+static inline int tu_last_intent_cb(void *arg, const struct journal_row *row)
+{
+	struct tu_last_intent *l = arg;
+
+	if (strcmp(row->kind, "intent") == 0) {
+		l->id = row->seq;
+		snprintf(l->file, sizeof(l->file), "%s", row->file);
+		snprintf(l->card, sizeof(l->card), "%s", row->card);
+		snprintf(l->detail, sizeof(l->detail), "%s", row->detail);
+	}
+	return 0;
+}
+
+static inline void tu_journal_last_intent(struct journal *j, struct tu_last_intent *l)
+{
+	memset(l, 0, sizeof(*l));
+	assert_int_equal(journal_rows(j, 0, 0, tu_last_intent_cb, l), 0);
+}
+
+/* Checks the whole chain. */
+static inline void tu_journal_verify(struct journal *j)
+{
+	struct ssc_diag d;
+	int64_t rows = 0;
+
+	ssc_diag_init(&d);
+	if (journal_verify(j, 0, NULL, &rows, &d) != 0)
+		fail_msg("journal_verify: %s", d.msg);
+	assert_true(rows > 0);
 }
 
 #endif

@@ -713,6 +713,214 @@ static void test_card_id_mac(void **state)
 	json_decref(fx.result);
 }
 
+/* ---- PIN commands and record writes, byte for byte (spec §12.5, the §12.8 vectors) ----- */
+
+#define CHALLENGE { "0084000008", "11223344556677889000", 0 }
+#define SELECT_DF04 { "00A4040006D15600000503", "9000", 0 }
+
+static void test_pin_apdus(void **state)
+{
+	static const struct tu_step verify[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		{ "0020000003123456", "9000", 0 },
+		END,
+	};
+	static const struct tu_step verify_odd[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		{ "002000000312345F", "63C2", 0 },
+		END,
+	};
+	static const struct tu_step verify_last[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		{ "0020000003654321", "63C0", 0 },
+		END,
+	};
+	static const struct tu_step verify_blocked[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		{ "0020000003654321", "6983", 0 },
+		END,
+	};
+	static const struct tu_step change[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		{ "805E010008123456FF24681357", "9000", 0 },   /* Lc 3 + 1 + 4 */
+		END,
+	};
+	struct fixture fx;
+
+	(void)state;
+	fx_init(&fx, verify, ATR);
+	assert_int_equal(fx_op(&fx, "card.verify_pin", "{\"pin\": \"123456\"}"), 0);
+	assert_true(json_is_true(json_object_get(fx.result, "verified")));
+	assert_int_equal(fx.s.last_flags & CARDIO_SECRET, CARDIO_SECRET);
+	assert_int_equal(fx.reset, 1);   /* no verified state outlives the call */
+	tu_script_done(&fx.s);
+	json_decref(fx.result);
+
+	fx_init(&fx, verify_odd, ATR);
+	assert_int_equal(fx_op(&fx, "card.verify_pin", "{\"pin\": \"12345\"}"), SSC_EPINWRONG);
+	assert_int_equal(fx.d.retries_left, 2);
+	assert_int_equal(fx.d.sw, 0x63C2);
+	assert_int_equal(ssc_std_code(SSC_EPINWRONG, fx.d.sw), -51);
+	assert_int_equal(fx.reset, 1);
+	tu_script_done(&fx.s);
+
+	fx_init(&fx, verify_last, ATR);
+	assert_int_equal(fx_op(&fx, "card.verify_pin", "{\"pin\": \"654321\"}"), SSC_EPINBLOCKED);
+	assert_int_equal(fx.d.retries_left, 0);
+	assert_int_equal(ssc_std_code(SSC_EPINBLOCKED, fx.d.sw), -52);
+	fx_init(&fx, verify_blocked, ATR);
+	assert_int_equal(fx_op(&fx, "card.verify_pin", "{\"pin\": \"654321\"}"), SSC_EPINBLOCKED);
+	assert_int_equal(fx.d.retries_left, 0);
+
+	fx_init(&fx, change, ATR);
+	assert_int_equal(fx_op(&fx, "card.change_pin",
+			       "{\"old_pin\": \"123456\", \"new_pin\": \"24681357\"}"), 0);
+	assert_true(json_is_true(json_object_get(fx.result, "changed")));
+	assert_int_equal(fx.s.last_flags & CARDIO_SECRET, CARDIO_SECRET);
+	tu_script_done(&fx.s);
+	json_decref(fx.result);
+}
+
+/* RELOAD and UNBLOCK: the PIN block of §12.8 encrypted under K_card, and who MACs what. */
+static void test_pin_reload_unblock_apdus(void **state)
+{
+	static const struct tu_step reload[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		R_EF05_03, R_EF05_01, CHALLENGE,
+		{ "805E000007112233*", "9000", 0 },   /* new PIN ‖ MAC4, Lc' = 3 + 4 */
+		END,
+	};
+	static const struct tu_step unblock_des[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		R_EF05_03, R_EF05_01, CHALLENGE,
+		{ "842400000CDA44BA6FAA847AB5*", "9000", 0 },
+		END,
+	};
+	static const struct tu_step unblock_sm4[] = {
+		{ SELECT_SSSE, FCI("03"), 0 },
+		R_EF05_03_V3, R_EF05_01, CHALLENGE,
+		{ "842400001483C3ED41A77006B703C3722B4878B665*", "9000", 0 },
+		END,
+	};
+	static const struct tu_step bad_mac[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		R_EF05_03, R_EF05_01, CHALLENGE,
+		{ "805E000007112233*", "6988", 0 },
+		END,
+	};
+	struct fixture fx;
+
+	(void)state;
+	fx_init(&fx, reload, ATR);
+	assert_int_equal(fx_op(&fx, "card.reload_pin", "{\"new_pin\": \"112233\"}"), 0);
+	assert_true(json_is_true(json_object_get(fx.result, "reloaded")));
+	assert_int_equal(fx.kp.last_key.usage, 0x44);   /* PIN reload key (§12.4) */
+	assert_int_equal(fx.kp.last_key.index, 0x16);
+	assert_int_equal(fx.s.last_flags & CARDIO_SECRET, CARDIO_SECRET);
+	tu_script_done(&fx.s);
+	json_decref(fx.result);
+
+	/* 123456 is the vector's PIN: make it not the initial PIN for this test. */
+	fx_init(&fx, unblock_des, ATR);
+	snprintf(fx.cfg.initial_pin, sizeof(fx.cfg.initial_pin), "%s", "000000");
+	assert_int_equal(fx_op(&fx, "card.unblock_pin", "{\"new_pin\": \"123456\"}"), 0);
+	assert_true(json_is_true(json_object_get(fx.result, "unblocked")));
+	assert_int_equal(fx.kp.last_key.usage, 0x43);   /* PUK (§12.4) */
+	assert_int_equal(fx.kp.last_key.index, 0x17);
+	tu_script_done(&fx.s);
+	json_decref(fx.result);
+
+	fx_init(&fx, unblock_sm4, ATR);
+	snprintf(fx.cfg.initial_pin, sizeof(fx.cfg.initial_pin), "%s", "000000");
+	assert_int_equal(fx_op(&fx, "card.unblock_pin", "{\"new_pin\": \"123456\"}"), 0);
+	tu_script_done(&fx.s);
+	json_decref(fx.result);
+
+	/* The card refuses the MAC: the PSAM's key is not the card's. No PIN try is counted. */
+	fx_init(&fx, bad_mac, ATR);
+	assert_int_equal(fx_op(&fx, "card.reload_pin", "{\"new_pin\": \"112233\"}"),
+			 SSC_EAUTHFAILED);
+	assert_int_equal(fx.d.sw, 0x6988);
+	tu_script_done(&fx.s);
+}
+
+/* The §12.8 APPEND RECORD MAC vectors, through ssc_write_record. */
+static void test_append_mac_vectors(void **state)
+{
+	static const struct tu_step des[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		R_EF05_03, R_EF05_01, SELECT_DF04, CHALLENGE,
+		{ "04E200400E40330102030405060708F45CDC9E", "9000", 0 },
+		END,
+	};
+	static const struct tu_step sm4[] = {
+		{ SELECT_SSSE, FCI("03"), 0 },
+		R_EF05_03_V3, R_EF05_01, SELECT_DF04, CHALLENGE,
+		{ "04E200400E40330102030405060708F0BBB681", "9000", 0 },
+		END,
+	};
+	static const uint8_t val[] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	const struct tu_step *scripts[] = { des, sm4 };
+	struct item_file f;
+	struct item_def it;
+
+	(void)state;
+	assert_int_equal(items_file_parse("DF04/EF08", &f), 0);
+	assert_int_equal(items_find(&f, 0x40, &it), 0);
+	for (int i = 0; i < 2; i++) {
+		struct fixture fx;
+		struct ssc_card c;
+
+		fx_init(&fx, scripts[i], ATR);
+		assert_int_equal(ssc_open(&c, &fx.s.io, &fx.cfg, &fx.kp.kp, &fx.flags, &fx.d), 0);
+		if (ssc_write_record(&c, &f, &it, 1, 0x33, val, sizeof(val), &fx.d) != 0)
+			fail_msg("%s", fx.d.msg);
+		assert_int_equal(fx.kp.last_key.usage, 0x46);   /* STK (§12.4) */
+		assert_int_equal(fx.kp.last_key.index, 0x15);
+		tu_script_done(&fx.s);
+	}
+}
+
+/*
+ * card.write_items on SSSE/EF06 of a scripted DES card: the identity and expiry reads, the old
+ * value, EXTERNAL AUTH 04 with the §12.8 cryptogram for R = 1122334455667788, then a plain
+ * UPDATE RECORD of the whole record; the journal holds the intent and its outcome.
+ */
+static void test_write_ssse_apdus(void **state)
+{
+	static const struct tu_step steps[] = {
+		{ SELECT_SSSE, FCI("01"), 0 },
+		R_EF05_07, R_EF05_01, R_EF05_03, R_EF05_06,
+		R_EF06_0C,
+		CHALLENGE,
+		{ "00820004104BA5C1F9D6C57F0F1122334455667788", "9000", 0 },
+		{ "00DC0634050C03330106", "9000", 0 },
+		END,
+	};
+	struct tu_journal tj;
+	struct tu_outcome o;
+	struct fixture fx;
+
+	(void)state;
+	tu_journal_open(&tj);
+	fx_init(&fx, steps, ATR);
+	fx.env.journal = tj.j;
+	if (fx_op(&fx, "card.write_items", "{\"file\": \"SSSE/EF06\", \"items\": {\"0C\": "
+		  "\"330106\"}}") != 0)
+		fail_msg("%s", fx.d.msg);
+	tu_script_done(&fx.s);
+	assert_string_equal(str(json_object_get(fx.result, "items"), "0C"), "330106");
+	assert_int_equal(fx.reset, 1);
+	tu_journal_outcome(tj.j, json_integer_value(json_object_get(fx.result, "journal_id")), &o);
+	assert_int_equal(o.count, 1);
+	assert_string_equal(o.outcome, "applied");
+	assert_string_equal(o.result, "SSC_OK");
+	assert_string_equal(o.how, "card");
+	json_decref(fx.result);
+	tu_journal_verify(tj.j);
+	tu_journal_close(&tj);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -733,6 +941,10 @@ int main(void)
 		cmocka_unit_test(test_name_straddles_records),
 		cmocka_unit_test(test_internal_auth_script),
 		cmocka_unit_test(test_card_id_mac),
+		cmocka_unit_test(test_pin_apdus),
+		cmocka_unit_test(test_pin_reload_unblock_apdus),
+		cmocka_unit_test(test_append_mac_vectors),
+		cmocka_unit_test(test_write_ssse_apdus),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
