@@ -611,7 +611,11 @@ static int pcsc_wait_change(struct ssc_driver *drv, int timeout_ms)
 		/* The PnP entry asks for the reader count (pcsc-lite compares it within the call). */
 		st[n - 1].dwCurrentState = SCARD_STATE_UNAWARE;
 		pcsc_gate_enter(drv->ctx);
-		rv = SCardGetStatusChange(drv->ctx, (DWORD)left, st, (DWORD)n);
+		pthread_mutex_lock(&drv->lock);
+		woken = drv->woken;   /* wake() while we waited for the gate: do not block now */
+		pthread_mutex_unlock(&drv->lock);
+		rv = woken ? SCARD_E_CANCELLED
+			   : SCardGetStatusChange(drv->ctx, (DWORD)left, st, (DWORD)n);
 		pcsc_gate_leave();
 
 		pthread_mutex_lock(&drv->lock);
