@@ -188,7 +188,7 @@ void audit_stats(struct audit *a, struct audit_stats *out)
 	pthread_mutex_unlock(&a->lock);
 }
 
-void audit_free(struct audit *a, int wait_ms)
+void audit_free(struct audit *a, int wait_ms, struct audit_stats *last)
 {
 	if (!a)
 		return;
@@ -198,6 +198,8 @@ void audit_free(struct audit *a, int wait_ms)
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 	pthread_join(a->thread, NULL);
+	if (last)
+		audit_stats(a, last);
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	free(a);

@@ -49,9 +49,10 @@ void audit_stats(struct audit *a, struct audit_stats *out);
 
 /*
  * Stops the writer after it has written the rows already queued (while a journal is set), waiting
- * at most wait_ms for them; rows left after that are dropped. Joins the thread and frees a.
- * NULL is a no-op. Blocks up to about wait_ms plus one append.
+ * at most wait_ms for them; rows left after that are dropped. Joins the thread, stores the final
+ * counters in *last (may be NULL) and frees a. NULL is a no-op. Blocks up to about wait_ms plus
+ * one append.
  */
-void audit_free(struct audit *a, int wait_ms);
+void audit_free(struct audit *a, int wait_ms, struct audit_stats *last);
 
 #endif

@@ -1,10 +1,15 @@
 /*
  * This file contains sscardd's main(): options, configuration, logging, signals, and the wiring
- * of the reader core, the PSAM key provider, the JSON-RPC layer and the socket server on one
- * libuv loop; and the orderly shutdown on SIGINT/SIGTERM.
+ * of the reader core, the PSAM key provider, the journal and its audit writer, the JSON-RPC layer
+ * and the socket server on one libuv loop; the journal's availability (reopened while it is
+ * down), chain-head log lines and retention; and the orderly shutdown on SIGINT/SIGTERM.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +17,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "audit.h"
 #include "config.h"
 #include "journal.h"
 #include "keyprov.h"
@@ -28,6 +34,10 @@
 #define EXIT_RUNTIME 1   /* could not start (socket, readers) or failed while running */
 #define EXIT_USAGE 2     /* bad options or a bad configuration file */
 
+#define AUDIT_QUEUE_MAX 4096         /* audit rows waiting for the writer thread */
+#define AUDIT_DRAIN_MS 2000          /* at exit, rows still queued after this are dropped */
+#define PRUNE_INTERVAL_MS (24LL * 3600 * 1000)
+
 struct daemon {
 	uv_loop_t loop;
 	struct config cfg;
@@ -37,6 +47,26 @@ struct daemon {
 	struct op_env env;
 	uv_signal_t sigint, sigterm;
 	int stopping;
+
+	/*
+	 * The journal. Once opened, the handle is never freed while the daemon runs: when it fails
+	 * it is suspended (env.journal = NULL, so that ops refuse writes) and resumed later, so a
+	 * worker that read env.journal a moment before still holds a valid handle (whose calls
+	 * then fail with SSC_EJOURNAL).
+	 */
+	struct audit *audit;
+	int journal_ok;              /* env.journal == daemon_journal (loop thread) */
+	int journal_handles;         /* the uv handles below are initialised */
+	uv_async_t jnote;            /* an append failed, on some thread */
+	uv_timer_t jreopen, jhead, jprune;
+	uv_work_t prune_req;
+	int prune_running, prune_result;
+	struct ssc_diag prune_diag;
+	pthread_mutex_t jlock;       /* jwhy, jnote_open */
+	char jwhy[256];              /* the first failure the observer heard */
+	int jnote_open;              /* jnote may be sent to */
+	atomic_int jdirty;           /* audit rows added since the last head line */
+	uint64_t audit_dropped_seen; /* audit rows dropped, as last logged */
 };
 
 /*
@@ -45,7 +75,10 @@ struct daemon {
  * process is ending; a file-scope reference keeps the allocation reachable (not a leak).
  */
 static struct keyprov *daemon_kp;
-/* The journal, for the same reason: a detached worker may still be using it. */
+/*
+ * The journal, for the same reason: a detached worker may still be using it. It is closed (keys
+ * wiped) at exit only when no job and no worker can still hold it.
+ */
 static struct journal *daemon_journal;
 
 static void usage(FILE *f)
@@ -116,7 +149,12 @@ static void log_config(const struct config *cfg)
 	log_info("config: keys (card/usage/index): write_ssse %s, write_ef0d %s, read_auth %s, "
 		 "internal %s, stk %s, pin_reload %s, pin_unblock %s; PSAM AID %s", k[0], k[1],
 		 k[2], k[3], k[4], k[5], k[6], aid);
-	log_info("config: journal %s", cfg->journal_path);
+	log_info("config: journal %s (key %s%s), retention %d days%s, reopen every %d ms, head "
+		 "logged at least every %d ms", cfg->journal_path,
+		 cfg->journal_key_path[0] ? cfg->journal_key_path : cfg->journal_path,
+		 cfg->journal_key_path[0] ? "" : ".key", cfg->journal_retention_days,
+		 cfg->journal_retention_days ? "" : " (keep forever)", cfg->journal_reopen_ms,
+		 cfg->journal_head_ms);
 }
 
 static int be_list(void *ctx, struct reader_info **out, size_t *n)
@@ -127,6 +165,350 @@ static int be_list(void *ctx, struct reader_info **out, size_t *n)
 static int be_submit(void *ctx, struct job *job)
 {
 	return readers_submit(ctx, job);
+}
+
+/* ---- the journal ------------------------------------------------------------------------ */
+
+/* Publishes the journal to the ops (or NULL: writes refused). Workers read it concurrently. */
+static void journal_publish(struct daemon *d, struct journal *j)
+{
+	__atomic_store_n(&d->env.journal, j, __ATOMIC_RELEASE);
+}
+
+static void journal_log_head(const char *remark)
+{
+	char hash[JOURNAL_HASH_HEX + 1];
+	int64_t seq;
+
+	if (daemon_journal && journal_head(daemon_journal, &seq, hash) == 0)
+		log_info("journal head seq=%" PRId64 " hash=%s%s", seq, hash, remark);
+}
+
+/*
+ * The journal's observer: any thread, after each append. Intents and outcomes put the chain
+ * head in the log at once (an operator compares it with the file later: a cut-off tail shows);
+ * audit rows only mark it for the periodic head line. A failed append wakes the loop, which
+ * takes the journal out of service.
+ */
+static void on_journal_note(void *arg, const struct journal_note *n)
+{
+	struct daemon *d = arg;
+
+	if (n->err) {
+		pthread_mutex_lock(&d->jlock);
+		if (!d->jwhy[0])
+			snprintf(d->jwhy, sizeof(d->jwhy), "%s", n->why);
+		if (d->jnote_open)
+			uv_async_send(&d->jnote);
+		pthread_mutex_unlock(&d->jlock);
+		return;
+	}
+	if (strcmp(n->kind, "audit") == 0)
+		atomic_store(&d->jdirty, 1);
+	else
+		log_info("journal head seq=%" PRId64 " hash=%s", n->seq, n->hash);
+}
+
+/* The audit sink for rpc: queue the row for the writer thread. Loop thread, never blocks. */
+static void on_audit(void *arg, const struct journal_audit *row)
+{
+	struct daemon *d = arg;
+
+	(void)audit_submit(d->audit, row);   /* dropped rows are counted and logged later */
+}
+
+/* Logs audit rows dropped since the last time (journal down, queue full); st NULL = ask. */
+static void journal_log_dropped(struct daemon *d, const struct audit_stats *last)
+{
+	struct audit_stats now;
+	const struct audit_stats *st = last;
+
+	if (!st) {
+		audit_stats(d->audit, &now);
+		st = &now;
+	}
+	if (st->dropped > d->audit_dropped_seen)
+		log_warn("journal: %" PRIu64 " audit row(s) could not be written", st->dropped -
+			 d->audit_dropped_seen);
+	d->audit_dropped_seen = st->dropped;
+}
+
+/* Creates the journal's directory (one level, 0750) when it is missing. */
+static int journal_dir(const char *path, struct ssc_diag *diag)
+{
+	char dir[CONFIG_PATH_MAX];
+	char *slash;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (stat(dir, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : ssc_diag_set(diag, SSC_EJOURNAL, "%s is not a "
+							      "directory", dir);
+	if (errno != ENOENT || mkdir(dir, 0750) != 0)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "cannot create the directory %s: %s", dir,
+				    strerror(errno));
+	log_info("journal: created the directory %s (mode 0750)", dir);
+	return 0;
+}
+
+static void prune_work(uv_work_t *req)
+{
+	struct daemon *d = req->data;
+
+	ssc_diag_init(&d->prune_diag);
+	d->prune_result = journal_prune(daemon_journal, d->cfg.journal_retention_days,
+					&d->prune_diag);
+}
+
+static void prune_done(uv_work_t *req, int status)
+{
+	struct daemon *d = req->data;
+
+	d->prune_running = 0;
+	if (status != 0)
+		return;   /* cancelled at shutdown */
+	if (d->prune_result > 0)
+		log_info("journal: retention: removed %d row(s) older than %d days", d->prune_result,
+			 d->cfg.journal_retention_days);
+	else if (d->prune_result == 0)
+		log_info("journal: retention: no rows older than %d days",
+			 d->cfg.journal_retention_days);
+	else
+		log_warn("journal: retention: pruning failed: %s", d->prune_diag.msg[0] ?
+			 d->prune_diag.msg : ssc_strerror(d->prune_result));
+}
+
+/* Runs journal_prune() off the loop thread (at start, daily, after a reopen). */
+static void journal_prune_soon(struct daemon *d)
+{
+	if (d->cfg.journal_retention_days <= 0 || !d->journal_ok || d->prune_running ||
+	    d->stopping)
+		return;
+	d->prune_req.data = d;
+	if (uv_queue_work(&d->loop, &d->prune_req, prune_work, prune_done) == 0)
+		d->prune_running = 1;
+}
+
+static void on_jprune(uv_timer_t *t)
+{
+	journal_prune_soon(t->data);
+}
+
+/* The journal works (again): publish it and say so. Loop thread. */
+static void journal_up(struct daemon *d, int again)
+{
+	int pending;
+
+	d->journal_ok = 1;
+	pthread_mutex_lock(&d->jlock);
+	d->jwhy[0] = '\0';
+	pthread_mutex_unlock(&d->jlock);
+	audit_set_journal(d->audit, daemon_journal);
+	journal_publish(d, daemon_journal);
+	rpc_set_journal_status(d->rpc, "ok");
+	if (again) {
+		log_info("journal %s is available again: card writes are accepted",
+			 d->cfg.journal_path);
+		journal_log_dropped(d, NULL);
+	} else {
+		log_info("journal %s opened", d->cfg.journal_path);
+	}
+	journal_log_head("");
+	pending = journal_pending_count(daemon_journal, NULL);
+	if (pending > 0)
+		log_info("journal: %d write intent(s) pending: each is resolved by reading its card "
+			 "back when that card is next used", pending);
+	else if (pending == 0)
+		log_info("journal: no write intent pending");
+	journal_prune_soon(d);
+}
+
+/* Tries to open (or resume) the journal. Returns 0, or SSC_EJOURNAL with diag set. */
+static int journal_try(struct daemon *d, struct ssc_diag *diag)
+{
+	const struct config *cfg = &d->cfg;
+	char hash[JOURNAL_HASH_HEX + 1];
+	int64_t seq;
+	mode_t old;
+	int rc;
+
+	if (daemon_journal) {
+		rc = journal_resume(daemon_journal, diag);
+		/* Opening is not enough: the chain's end must be readable (a dropped table). */
+		if (rc == 0 && journal_head(daemon_journal, &seq, hash) != 0) {
+			journal_suspend(daemon_journal);
+			rc = ssc_diag_set(diag, SSC_EJOURNAL, "journal: the chain head cannot be "
+					  "read");
+		}
+		return rc;
+	}
+	rc = journal_dir(cfg->journal_path, diag);
+	if (rc != 0)
+		return rc;
+	/* The database and its -wal/-shm files: owner and group only (0640). */
+	old = umask(027);
+	rc = journal_open(cfg->journal_path, cfg->journal_key_path[0] ? cfg->journal_key_path : NULL,
+			  0, &daemon_journal, diag);
+	umask(old);
+	if (rc == 0)
+		journal_set_observer(daemon_journal, on_journal_note, d);
+	return rc;
+}
+
+static void on_jreopen(uv_timer_t *t);
+
+/* The journal is not usable: refuse writes, say why, retry later. Loop thread. */
+static void journal_down(struct daemon *d, const char *why)
+{
+	char status[300];
+
+	snprintf(status, sizeof(status), "unavailable: %s", why);
+	rpc_set_journal_status(d->rpc, status);
+	if (d->journal_ok) {
+		d->journal_ok = 0;
+		journal_publish(d, NULL);
+		/*
+		 * Close its database: later calls (a worker mid-write, the audit writer) fail at
+		 * once. Waits for an append in progress (bounded by SQLite's busy timeout).
+		 */
+		journal_suspend(daemon_journal);
+	}
+	log_error("journal %s is unavailable: %s. Card writes are refused (SSC_EJOURNAL) until it "
+		  "is back; reads go on. Retrying every %d ms", d->cfg.journal_path, why,
+		  d->cfg.journal_reopen_ms);
+	if (!d->stopping)
+		uv_timer_start(&d->jreopen, on_jreopen, (uint64_t)d->cfg.journal_reopen_ms,
+			       (uint64_t)d->cfg.journal_reopen_ms);
+}
+
+static void on_jreopen(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	struct ssc_diag diag;
+	char status[300];
+
+	if (d->journal_ok || d->stopping) {
+		uv_timer_stop(t);
+		return;
+	}
+	ssc_diag_init(&diag);
+	if (journal_try(d, &diag) == 0) {
+		uv_timer_stop(t);
+		journal_up(d, 1);
+		return;
+	}
+	/* Still down: say so at debug only (the error was logged when it went down). */
+	log_debug("journal: still unavailable: %s", diag.msg);
+	snprintf(status, sizeof(status), "unavailable: %s", diag.msg[0] ? diag.msg : "unknown");
+	rpc_set_journal_status(d->rpc, status);
+}
+
+/* A failed append was heard (any thread woke us). Loop thread. */
+static void on_jnote(uv_async_t *a)
+{
+	struct daemon *d = a->data;
+	char why[256];
+
+	pthread_mutex_lock(&d->jlock);
+	snprintf(why, sizeof(why), "%s", d->jwhy[0] ? d->jwhy : "an append failed");
+	d->jwhy[0] = '\0';
+	pthread_mutex_unlock(&d->jlock);
+	if (!d->journal_ok)
+		return;   /* already down (a late note) */
+	journal_down(d, why);
+}
+
+static void on_jhead(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	if (d->journal_ok && atomic_exchange(&d->jdirty, 0))
+		journal_log_head("");
+	if (d->journal_ok)
+		journal_log_dropped(d, NULL);
+}
+
+/*
+ * Opens the journal at start and sets up its handles on the loop. A journal that cannot be opened
+ * is logged and retried; the daemon serves reads meanwhile. Returns 0 or SSC_ENOMEM /
+ * SSC_EINTERNAL (no audit writer).
+ */
+static int journal_start(struct daemon *d)
+{
+	struct ssc_diag diag;
+	int rc;
+
+	atomic_init(&d->jdirty, 0);
+	pthread_mutex_init(&d->jlock, NULL);
+	rc = audit_new(AUDIT_QUEUE_MAX, &d->audit);
+	if (rc != 0)
+		return rc;
+	rpc_set_audit(d->rpc, on_audit, d);
+	uv_async_init(&d->loop, &d->jnote, on_jnote);
+	uv_timer_init(&d->loop, &d->jreopen);
+	uv_timer_init(&d->loop, &d->jhead);
+	uv_timer_init(&d->loop, &d->jprune);
+	d->jnote.data = d->jreopen.data = d->jhead.data = d->jprune.data = d;
+	d->jnote_open = 1;
+	d->journal_handles = 1;
+	uv_timer_start(&d->jhead, on_jhead, (uint64_t)d->cfg.journal_head_ms,
+		       (uint64_t)d->cfg.journal_head_ms);
+	uv_timer_start(&d->jprune, on_jprune, PRUNE_INTERVAL_MS, PRUNE_INTERVAL_MS);
+	ssc_diag_init(&diag);
+	if (journal_try(d, &diag) == 0)
+		journal_up(d, 0);
+	else
+		journal_down(d, diag.msg[0] ? diag.msg : ssc_strerror(SSC_EJOURNAL));
+	return 0;
+}
+
+/* Closes the journal's loop handles (at the orderly stop). Loop thread. */
+static void journal_stop_handles(struct daemon *d)
+{
+	if (!d->journal_handles)
+		return;
+	d->journal_handles = 0;
+	pthread_mutex_lock(&d->jlock);
+	d->jnote_open = 0;
+	pthread_mutex_unlock(&d->jlock);
+	uv_close((uv_handle_t *)&d->jnote, NULL);
+	uv_close((uv_handle_t *)&d->jreopen, NULL);
+	uv_close((uv_handle_t *)&d->jhead, NULL);
+	uv_close((uv_handle_t *)&d->jprune, NULL);
+	if (d->prune_running)
+		uv_cancel((uv_req_t *)&d->prune_req);
+}
+
+/*
+ * After the loop has ended: writes the audit rows still queued, logs the final chain head, and
+ * closes the journal when nothing can use it any more.
+ */
+static void journal_finish(struct daemon *d)
+{
+	struct audit_stats last;
+
+	if (!d->audit)
+		return;
+	audit_free(d->audit, AUDIT_DRAIN_MS, &last);
+	d->audit = NULL;
+	journal_log_dropped(d, &last);
+	if (!daemon_journal)
+		return;
+	if (d->journal_ok)
+		journal_log_head(" (at shutdown)");
+	journal_publish(d, NULL);
+	journal_set_observer(daemon_journal, NULL, NULL);
+	if (rpc_jobs_unreleased(d->rpc) == 0) {
+		journal_close(daemon_journal);
+		daemon_journal = NULL;
+	} else {
+		/* A stuck worker may still append: keep the handle, without its database. */
+		journal_suspend(daemon_journal);
+	}
 }
 
 /* The orderly stop, for a signal or a failed start. Loop thread. */
@@ -144,6 +526,7 @@ static void daemon_stop(struct daemon *d, const char *why)
 	d->rd = NULL;
 	rpc_set_backend(d->rpc, NULL, NULL);
 	server_stop(d->srv);
+	journal_stop_handles(d);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -280,17 +663,11 @@ int main(int argc, char **argv)
 	}
 	d.env.cfg = &d.cfg;
 	d.env.kp = daemon_kp;
-	/* Without the journal reads go on and writes are refused (SSC_EJOURNAL). */
-	{
-		struct ssc_diag jd;
-
-		ssc_diag_init(&jd);
-		if (journal_open(d.cfg.journal_path, d.cfg.journal_key_path[0] ?
-				 d.cfg.journal_key_path : NULL, 0, &daemon_journal, &jd) != 0)
-			log_error("journal %s: %s: card writes are refused", d.cfg.journal_path,
-				  jd.msg[0] ? jd.msg : ssc_strerror(SSC_EJOURNAL));
-	}
-	d.env.journal = daemon_journal;
+	/*
+	 * The journal is published in env by journal_start() below once it opens; until then, and
+	 * whenever it is down, reads go on and writes are refused (SSC_EJOURNAL).
+	 */
+	d.env.journal = NULL;
 	be.list = be_list;
 	be.submit = be_submit;
 	be.ctx = d.rd;
@@ -300,13 +677,21 @@ int main(int argc, char **argv)
 		log_error("cannot serve on %s: %s", d.cfg.socket_path, ssc_strerror(rc));
 		goto out_readers;
 	}
+	/* Before the first client and the first card: the audit trail and write intents. */
+	rc = journal_start(&d);
+	if (rc != 0) {
+		log_error("cannot start the audit writer: %s", ssc_strerror(rc));
+		daemon_stop(&d, "the audit writer did not start");
+	}
 	uv_signal_init(&d.loop, &d.sigint);
 	uv_signal_init(&d.loop, &d.sigterm);
 	d.sigint.data = d.sigterm.data = &d;
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-	rc = readers_start(d.rd);
-	if (rc != 0) {
+	rc = d.stopping ? SSC_ESHUTDOWN : readers_start(d.rd);
+	if (rc == SSC_ESHUTDOWN) {
+		/* journal_start() failed: daemon_stop() has run. */
+	} else if (rc != 0) {
 		log_error("cannot start the readers: %s", ssc_strerror(rc));
 		daemon_stop(&d, "the readers did not start");
 	} else {
@@ -316,6 +701,7 @@ int main(int argc, char **argv)
 
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	log_info("stopped");
+	journal_finish(&d);
 	server_free(d.srv);
 	rpc_free(d.rpc);
 	if (uv_loop_close(&d.loop) != 0)
