@@ -157,6 +157,20 @@ static void audit_call(struct rpc *r, const struct journal_peer *peer, const cha
 /* Whether method is a name rpc serves. */
 static int method_known(const char *method);
 
+/*
+ * Copies a client's string for a log line with control characters as '?': a newline in a reader
+ * id must not start a forged line (such as a "journal head" line an operator verifies against).
+ */
+static const char *log_safe(const char *in, char *out, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; in[i] && i + 1 < cap; i++)
+		out[i] = ((unsigned char)in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+	return out;
+}
+
 /* The method as an audit row may show it (see rpc_audit_fn). */
 static const char *audit_method(const char *m)
 {
@@ -613,11 +627,13 @@ static void job_done(struct job *job)
 	struct rpc_client *c = rj->client;
 	int64_t ms = cardio_now_ms() - rj->started_ms;
 	const char *reader = job->used_reader[0] ? job->used_reader : job->reader_id;
+	char lr[SSC_READER_ID_MAX];
 
 	/* An audit line: who, what, where, how it ended; never params or results (PINs, names). */
 	log_info("client %u uid %ld: %s on %s: %s (%lld ms)%s", c->peer.id, (long)c->peer.uid,
-		 rj->op->method, reader[0] ? reader : "-", job->err ? ssc_strerror_name(job->err)
-		 : "ok", (long long)ms, c->owner ? "" : " (client gone, result dropped)");
+		 rj->op->method, reader[0] ? log_safe(reader, lr, sizeof(lr)) : "-",
+		 job->err ? ssc_strerror_name(job->err) : "ok", (long long)ms,
+		 c->owner ? "" : " (client gone, result dropped)");
 	if (c->owner && rj->id) {
 		if (job->err == 0) {
 			json_t *res = job->result;
@@ -737,9 +753,11 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 	err = r->be.submit(r->be.ctx, &rj->job);
 	if (err < 0) {
 		atomic_fetch_sub(&r->jobs_unreleased, 1);
+		char lr[SSC_READER_ID_MAX];
+
 		log_info("client %u uid %ld: %s on %s: %s (not queued)", c->peer.id,
-			 (long)c->peer.uid, op->method, reader[0] ? reader : "-",
-			 ssc_strerror_name(err));
+			 (long)c->peer.uid, op->method,
+			 reader[0] ? log_safe(reader, lr, sizeof(lr)) : "-", ssc_strerror_name(err));
 		reply_error_obj(c, id, app_error(rpc_error_code(err), err, &rj->job.diag, reader));
 		json_decref(rj->id);
 		json_decref(rj->params);
@@ -856,8 +874,13 @@ static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 	}
 	/* From here on a request without an id is a notification: it gets no reply at all. */
 	id = jid;
-	log_debug("client %u: %.64s%s", c->peer.id, json_string_value(jmethod),
-		  id ? "" : " (notification)");
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char lm[65];
+
+		log_debug("client %u: %s%s", c->peer.id,
+			  log_safe(json_string_value(jmethod), lm, sizeof(lm)),
+			  id ? "" : " (notification)");
+	}
 	if (params && json_is_array(params)) {
 		if (!method_known(json_string_value(jmethod))) {
 			snprintf(msg, sizeof(msg), "method not found: \"%.64s\"",
@@ -906,7 +929,11 @@ int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!req) {
 		snprintf(msg, sizeof(msg), "parse error at column %d: %s", jerr.column, jerr.text);
-		log_debug("client %u: %s", c->peer.id, msg);
+		if (log_enabled(LOG_LVL_DEBUG)) {
+			char lm[sizeof(msg)];
+
+			log_debug("client %u: %s", c->peer.id, log_safe(msg, lm, sizeof(lm)));
+		}
 		rc = reply_proto(c, null_id, RPC_PARSE_ERROR, 0, msg);
 		goto out;
 	}

@@ -446,6 +446,10 @@ static void on_connection(uv_stream_t *ls, int status)
 	if (el < 0)
 		el = snprintf(exe, sizeof(exe), "?");
 	exe[el] = '\0';
+	/* A file name may hold a newline: it must not forge a log line or a journal field. */
+	for (ssize_t i = 0; i < el; i++)
+		if ((unsigned char)exe[i] < 0x20 || exe[i] == 0x7f)
+			exe[i] = '?';
 	log_info("client %u connected: uid %ld gid %ld pid %ld exe %s", cl->id, (long)cred.uid,
 		 (long)cred.gid, (long)cred.pid, exe);
 
