@@ -170,6 +170,24 @@ class Client:
         else:
             self.replies[msg['id']] = msg
 
+    def read_available(self):
+        """Reads and dispatches what has arrived, without waiting. Returns False at EOF."""
+        while not self.eof:
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return True
+            except ConnectionResetError:
+                chunk = b''
+            if not chunk:
+                self.eof = True
+                return False
+            self._buf += chunk
+            while b'\n' in self._buf:
+                line, self._buf = self._buf.split(b'\n', 1)
+                self._dispatch(line)
+        return False
+
     def pump(self, timeout=0.0):
         """Reads whatever arrives within timeout (dispatching it); returns False once at EOF."""
         deadline = time.monotonic() + timeout
@@ -254,6 +272,31 @@ class Client:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def gather(pending, timeout=DEFAULT_TIMEOUT):
+    """Waits, with one select() over all the clients, for the replies to pending {client: [ids]};
+    returns {(client, id): reply message}. HarnessError at the deadline (listing what is missing),
+    Closed if a client's connection ends first."""
+    want = {(c, i) for c, ids in pending.items() for i in ids}
+    got = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        for c, i in list(want):
+            if i in c.replies:
+                got[(c, i)] = c.replies.pop(i)
+                want.discard((c, i))
+            elif c.eof:
+                raise Closed(f'connection to {c.path} closed before reply {i!r}')
+        if not want:
+            return got
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise harness.HarnessError(f'{len(want)} replies still missing after {timeout} s')
+        socks = {c.sock: c for c, _ in want}
+        r, _, _ = select.select(list(socks), [], [], left)
+        for s in r:
+            socks[s].read_available()
 
 
 def ini_text(sections):
