@@ -182,8 +182,9 @@ int t1_transceive(struct t1 *t, const uint8_t *apdu, size_t len, uint8_t *resp, 
 		if (rc == 0 && !t1_pcb_valid(pcb))
 			rc = SSC_EPROTO;
 		if (rc != 0) {
-			/* Bad EDC or length (1), or nothing usable at all (2). */
-			err_code = (n >= 0 && rc == SSC_EPROTO) ? 1 : 2;
+			/* A bad EDC is error 1; a bad length, PCB or no block at all, error 2. */
+			if (n >= T1_PROLOGUE + 1 && t1_lrc(rx, (size_t)n) != 0)
+				err_code = 1;
 			goto bad_block;
 		}
 
