@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <PCSC/winscard.h>
 #include <uv.h>
 
 #include "cardio.h"
@@ -1010,6 +1011,43 @@ static void test_resolution(void **state)
 			 SSC_ENOPSAM);
 }
 
+/* Another program holds the card exclusively: connect retries until cfg connect_timeout_ms. */
+static void test_sharing_violation(void **state)
+{
+	SCARDCONTEXT ctx;
+	SCARDHANDLE h;
+	DWORD proto;
+	struct tjob *t;
+	int64_t took;
+
+	(void)state;
+	SKIP_UNLESS_READY();
+	assert_int_equal(SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx), SCARD_S_SUCCESS);
+	assert_int_equal(SCardConnect(ctx, READER_NAME0, SCARD_SHARE_EXCLUSIVE,
+				      SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &h, &proto),
+			 SCARD_S_SUCCESS);
+	t = tjob_new(R0, 5000);
+	tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
+	tjob_run_sync(t);
+	took = t->done_at - t->submitted_at;
+	assert_int_equal(t->job.err, SSC_EREADERBUSY);
+	assert_int_equal(atomic_load(&t->runs), 0);
+	assert_true(took >= T.cfg.connect_timeout_ms - 10 && took < T.cfg.connect_timeout_ms + 1000);
+
+	/* Let go after half a second: the waiting job gets the card then. */
+	t = tjob_new(R0, 5000);
+	tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
+	assert_int_equal(tjob_submit(t), 0);
+	run_until(NULL, NULL, 500);
+	assert_int_equal(atomic_load(&t->dones), 0);
+	assert_int_equal(SCardDisconnect(h, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+	assert_true(run_until(released_pred, t, 3000));
+	assert_int_equal(t->job.err, 0);
+	assert_int_equal(t->steps[0].rc, 2);
+	assert_true(t->done_at - t->submitted_at >= 500);
+	SCardReleaseContext(ctx);
+}
+
 static void test_frozen_card_deadline(void **state)
 {
 	struct tjob *j0, *j1, *late, *q[16], *extra, *busy;
@@ -1432,6 +1470,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_masked_trace, log_restore),
 		cmocka_unit_test(test_insertion_memory_and_reset),
 		cmocka_unit_test(test_resolution),
+		cmocka_unit_test(test_sharing_violation),
 		cmocka_unit_test(test_frozen_card_deadline),
 		cmocka_unit_test_teardown(test_removal_cases, log_restore),
 		cmocka_unit_test(test_pcscd_restart),
