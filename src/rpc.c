@@ -604,11 +604,15 @@ static int m_events(struct rpc_client *c, json_t *id, json_t *params, int on)
 static int job_run(struct job *job, struct card_io *io, unsigned *insertion_flags, int *reset_card)
 {
 	struct rpc_job *rj = (struct rpc_job *)job;
+	struct op_call call;
 	json_t *result = NULL;
 	int err;
 
-	err = rj->op->run(rj->env, io, rj->params, insertion_flags, reset_card, &result,
-			  &job->diag);
+	memset(&call, 0, sizeof(call));
+	call.params = rj->params;
+	call.peer = &rj->peer;
+	err = rj->op->run(rj->env, io, &call, insertion_flags, reset_card, &result, &job->diag);
+	memcpy(rj->card_ref, call.card_ref, sizeof(rj->card_ref));
 	if (err == 0 && !result)
 		err = ssc_diag_set(&job->diag, SSC_EINTERNAL, "%s returned no result",
 				   rj->op->method);
