@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "cardio.h"
 #include "log.h"
@@ -908,6 +909,26 @@ out:
 	return rc;
 }
 
+/*
+ * Overwrites the PIN strings of a parsed request once it is handled. Best effort: the job has its
+ * own copy (wiped by the op), and jansson's parser buffers are out of reach (docs/security.md).
+ */
+static void wipe_pins(json_t *req)
+{
+	static const char *const names[] = { "pin", "old_pin", "new_pin" };
+	json_t *params = json_object_get(req, "params");
+
+	if (!json_is_object(params))
+		return;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		json_t *v = json_object_get(params, names[i]);
+
+		if (json_is_string(v))
+			OPENSSL_cleanse((void *)(uintptr_t)json_string_value(v),
+					json_string_length(v));
+	}
+}
+
 int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 {
 	struct rpc *r = c->rpc;
@@ -942,6 +963,7 @@ int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 		goto out;
 	}
 	rc = handle_request(c, req, started_ms);
+	wipe_pins(req);
 	json_decref(req);
 out:
 	json_decref(null_id);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,8 @@ static void on_client_handle_closed(uv_handle_t *h)
 
 	if (--cl->open_handles > 0)
 		return;
+	if (cl->line)
+		OPENSSL_cleanse(cl->line, cl->line_cap);
 	free(cl->line);
 	free(cl);
 }
@@ -270,9 +273,15 @@ static int line_append(struct client *cl, const char *p, size_t n)
 			cap *= 2;
 		if (cap > cl->srv->cfg->max_request_bytes)
 			cap = cl->srv->cfg->max_request_bytes;
-		nb = realloc(cl->line, cap);
+		/* Not realloc(): the old buffer may hold a PIN and must be wiped, not just freed. */
+		nb = malloc(cap);
 		if (!nb)
 			return SSC_ENOMEM;
+		if (cl->line) {
+			memcpy(nb, cl->line, cl->line_len);
+			OPENSSL_cleanse(cl->line, cl->line_cap);
+			free(cl->line);
+		}
 		cl->line = nb;
 		cl->line_cap = cap;
 	}
@@ -321,6 +330,7 @@ static void feed(struct client *cl, const char *data, size_t n)
 			r = rpc_handle_line(cl->rc, data, seg);
 		} else if (line_append(cl, data, seg) == 0) {
 			r = rpc_handle_line(cl->rc, cl->line, cl->line_len);
+			OPENSSL_cleanse(cl->line, cl->line_len);   /* requests carry PINs */
 			cl->line_len = 0;
 			if (cl->line_cap > LINE_KEEP && !cl->closing) {
 				free(cl->line);
@@ -367,6 +377,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (!cl->draining)
 		uv_timer_start(&cl->timer, on_timer, (uint64_t)cl->srv->cfg->idle_timeout_ms, 0);
 	feed(cl, buf->base, (size_t)nread);
+	/* Everything read is handled or copied into the line buffer: wipe it (PINs). */
+	OPENSSL_cleanse(buf->base, (size_t)nread);
 }
 
 /* ---- accepting -------------------------------------------------------------------------- */
