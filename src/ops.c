@@ -78,6 +78,19 @@ static int ops_reader_param(json_t *params, struct ssc_diag *diag)
 
 /* ---- steps shared by every card operation ------------------------------------------------ */
 
+/*
+ * The environment as one operation sees it from start to end. The daemon publishes the journal
+ * with an atomic store (NULL while it is out of service); an operation reads it once, so that it
+ * cannot vanish between an intent and its outcome. The handle stays valid meanwhile: the daemon
+ * suspends a failed journal, it never frees it while workers run.
+ */
+static void ops_env_snapshot(const struct op_env *env, struct op_env *out)
+{
+	out->cfg = env->cfg;
+	out->kp = env->kp;
+	out->journal = __atomic_load_n(&env->journal, __ATOMIC_ACQUIRE);
+}
+
 /* Failures after which nobody knows what the card did with the last command. */
 static int ops_transport(int rc)
 {
@@ -376,12 +389,14 @@ static int ops_resolve_card(const struct op_env *env, struct ssc_card *c, const 
 	return rc < 0 ? rc : done;
 }
 
-int ops_resolve_pending(const struct op_env *env, struct card_io *io, struct ssc_diag *diag)
+int ops_resolve_pending(const struct op_env *shared, struct card_io *io, struct ssc_diag *diag)
 {
+	struct op_env snap, *env = &snap;
 	struct ssc_card c;
 	unsigned flags = 0;
 	int n, rc;
 
+	ops_env_snapshot(shared, &snap);
 	if (!env->journal)
 		return 0;
 	n = journal_pending_count(env->journal, NULL);
@@ -482,10 +497,11 @@ static int basic_terminal(const struct op_env *env, const struct ssc_card *c, ch
 	return rc;
 }
 
-static int basic_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+static int basic_run(const struct op_env *shared, struct card_io *io, struct op_call *call,
 		     unsigned *insertion_flags, int *reset_card, json_t **result,
 		     struct ssc_diag *diag)
 {
+	struct op_env snap, *env = &snap;
 	struct basic_opts o;
 	struct ssc_card c;
 	struct ssc_basic b;
@@ -493,6 +509,7 @@ static int basic_run(const struct op_env *env, struct card_io *io, struct op_cal
 	json_t *r = NULL, *std = NULL;
 	int rc;
 
+	ops_env_snapshot(shared, &snap);
 	memset(&c, 0, sizeof(c));
 	memset(&b, 0, sizeof(b));
 	rc = basic_parse(env, call->params, &o, diag);
@@ -664,10 +681,11 @@ static int items_read_txns(struct ssc_card *c, const struct item_file *f,
 	return 0;
 }
 
-static int items_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+static int items_run(const struct op_env *shared, struct card_io *io, struct op_call *call,
 		     unsigned *insertion_flags, int *reset_card, json_t **result,
 		     struct ssc_diag *diag)
 {
+	struct op_env snap, *env = &snap;
 	struct item_file f;
 	struct ssc_card c;
 	uint8_t tags[OPS_MAX_ITEMS];
@@ -676,6 +694,7 @@ static int items_run(const struct op_env *env, struct card_io *io, struct op_cal
 	size_t n;
 	int rc, internal_auth;
 
+	ops_env_snapshot(shared, &snap);
 	memset(&c, 0, sizeof(c));
 	rc = items_parse_params(env, call->params, &f, tags, &n, &internal_auth, diag);
 	if (rc)
@@ -751,13 +770,15 @@ static int auth_check(const struct op_env *env, json_t *params, struct ssc_diag 
 	return ops_reader_param(params, diag);
 }
 
-static int auth_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+static int auth_run(const struct op_env *shared, struct card_io *io, struct op_call *call,
 		    unsigned *insertion_flags, int *reset_card, json_t **result,
 		    struct ssc_diag *diag)
 {
+	struct op_env snap, *env = &snap;
 	struct ssc_card c;
 	int rc;
 
+	ops_env_snapshot(shared, &snap);
 	(void)reset_card;   /* INTERNAL AUTH leaves no security state */
 	memset(&c, 0, sizeof(c));
 	rc = auth_check(env, call->params, diag);
@@ -895,15 +916,17 @@ static int pin_check(const struct op_env *env, enum pin_op op, json_t *params,
 	return rc;
 }
 
-static int pin_run(const struct op_env *env, enum pin_op op, struct card_io *io,
+static int pin_run(const struct op_env *shared, enum pin_op op, struct card_io *io,
 		   struct op_call *call, unsigned *insertion_flags, int *reset_card,
 		   json_t **result, struct ssc_diag *diag)
 {
+	struct op_env snap, *env = &snap;
 	static const char *const done_key[] = { "verified", "changed", "reloaded", "unblocked" };
 	struct ssc_card c;
 	struct pin_req r;
 	int rc;
 
+	ops_env_snapshot(shared, &snap);
 	memset(&c, 0, sizeof(c));
 	rc = pin_parse(env, op, call->params, &r, diag);
 	pin_wipe_params(call->params);
@@ -1390,10 +1413,11 @@ static int write_outcome(const struct op_env *env, struct ssc_card *c, int64_t i
 	return 1;
 }
 
-static int write_run(const struct op_env *env, struct card_io *io, struct op_call *call,
+static int write_run(const struct op_env *shared, struct card_io *io, struct op_call *call,
 		     unsigned *insertion_flags, int *reset_card, json_t **result,
 		     struct ssc_diag *diag)
 {
+	struct op_env snap, *env = &snap;
 	struct write_req *r = calloc(1, sizeof(*r));
 	struct keyprov_div div;
 	struct ssc_card c;
@@ -1403,6 +1427,7 @@ static int write_run(const struct op_env *env, struct card_io *io, struct op_cal
 	size_t done = 0;
 	int rc;
 
+	ops_env_snapshot(shared, &snap);
 	memset(&c, 0, sizeof(c));
 	if (!r)
 		return SSC_ENOMEM;

@@ -19,9 +19,12 @@ struct op_env {
 	const struct config *cfg;
 	struct keyprov *kp;      /* the key provider (PSAM today) */
 	/*
-	 * The journal: lost-card list, card refs for the audit trail, write intents. NULL when it
-	 * could not be opened (and in unit tests): reads go on without the lost-card check, writes
-	 * are refused with SSC_EJOURNAL (never a write without a durable intent).
+	 * The journal: lost-card list, card refs for the audit trail, write intents. NULL while it
+	 * is out of service (and in unit tests): reads go on without the lost-card check, writes
+	 * are refused with SSC_EJOURNAL (never a write without a durable intent). The daemon may
+	 * change it at any time with an atomic store (__atomic_store_n, release); each operation
+	 * loads it once (acquire) and uses that handle to its end, so a handle once published must
+	 * stay valid (suspended, not freed) while workers run.
 	 */
 	struct journal *journal;
 };
@@ -46,7 +49,9 @@ typedef int (*op_run_fn)(const struct op_env *env, struct card_io *io, struct op
 
 /*
  * Checks params before the job is queued, so that bad params are answered at once with
- * SSC_EINVAL / SSC_EBADITEM / SSC_EVALUE and a message. Loop thread; never touches a card.
+ * SSC_EINVAL / SSC_EBADITEM / SSC_EVALUE, the PIN format and policy errors (SSC_EPINFORMAT,
+ * SSC_EPININITIAL, SSC_EPINSAME, SSC_EPINNOTCHANGED), SSC_ECONFIG, or SSC_EJOURNAL (a write while
+ * the journal is out of service), with a message. Loop thread; never touches a card.
  */
 typedef int (*op_check_fn)(const struct op_env *env, json_t *params, struct ssc_diag *diag);
 
