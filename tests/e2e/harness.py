@@ -851,6 +851,8 @@ class TestCase(unittest.TestCase):
 
     def _test_failed(self):
         outcome = getattr(self, '_outcome', None)
+        if getattr(outcome, 'expectedFailure', None):
+            return False          # a known bug (unittest.expectedFailure): no logs, no kept dir
         result = getattr(outcome, 'result', None)
         if result is None:
             return False

@@ -146,7 +146,7 @@ class Malformed(sscardd.DaemonTestCase):
 
     def test_unknown_method_and_bad_params(self):
         c = self.c
-        for method in ('no.such.method', 'card.write_items', 'system.info2', ''):
+        for method in ('no.such.method', 'card.no_such_op', 'system.info2', 'System.Info', ''):
             with self.subTest(method=method):
                 err = c.call_error(method)
                 self.assertEqual(err.code, -32601, err)
