@@ -241,17 +241,23 @@ static void test_write_ssse_ef05_ef0d(void **state)
 
 static void test_write_df04(void **state)
 {
-	static const char *const profiles[] = { "gen2", "gen3" };
+	/* The quirky cards too: T=0 answers with 6Cxx / 61xx, and a card that reads by tag only. */
+	static const char *const profiles[] = { "gen2", "gen3", "t0-quirks", "gen2-tagmode" };
 	struct tu_journal tj;
 	struct tu_sim s;
 
 	(void)state;
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
 		open_desk(&s, &tj, profiles[i], 1);
 		must(&s, "card.write_items", "{\"file\": \"DF04/EF05\", \"items\": {\"33\": "
 		     "\"H33999900001\", \"34\": \"1\", \"31\": \"21\"}}");
 		/* UPDATE RECORD with MAC (CLA 04) after GET CHALLENGE, MAC'd by the PSAM's STK. */
 		assert_int_equal(tu_sim_count(&s.card, "04DC"), 3);
+		/* By tag where the card reads by tag: P1 = 33, P2 = SFI 5 << 3 (spec §2.1). */
+		if (i == 3)
+			assert_true(tu_sim_sent(&s.card, "04DC3328"));
+		else
+			assert_true(tu_sim_sent(&s.card, "04DC042C"));
 		assert_false(tu_sim_sent(&s.card, "00DC"));
 		assert_false(tu_sim_sent(&s.card, "0082"));
 		assert_true(tu_sim_sent(&s.psam, "BFDE4615"));
@@ -268,8 +274,8 @@ static void test_write_df04(void **state)
 		assert_string_equal(item(&s, "33"), "H33999900001");
 		assert_string_equal(item(&s, "34"), "1");
 		assert_string_equal(item(&s, "31"), "21");
-		assert_string_equal(item(&s, "32"), i == 0 ? "33010000000000000001"
-							 : "33020000000000000001");
+		assert_string_equal(item(&s, "32"), i == 1 ? "33020000000000000001"
+							 : "33010000000000000001");
 		must(&s, "card.read_items", "{\"file\": \"DF04/EF06\", \"items\": [\"41\"]}");
 		assert_string_equal(item(&s, "41"), "01");
 		close_desk(&s, &tj);
