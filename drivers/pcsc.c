@@ -67,6 +67,7 @@ struct ssc_slot {
 	int have_ctx;
 	int have_card;
 	int broken;                          /* context or handle died: reconnect from scratch */
+	int card_gone;                       /* a transmit said the card left (or was reset) */
 	int connect_retry_ms;
 	char name[SSC_READER_NAME_MAX];
 };
@@ -833,7 +834,10 @@ static int pcsc_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len,
 			s->broken = 1;
 			return SSC_EREADER;
 		}
-		return pcsc_map(rv);
+		r = pcsc_map(rv);
+		if (r == SSC_ECARDREMOVED || r == SSC_ENOCARD)
+			s->card_gone = 1;
+		return r;
 	}
 	if (len == 0) {
 		log_debug("pcsc: SCardTransmit %s: success with an empty answer", s->name);
@@ -842,6 +846,7 @@ static int pcsc_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len,
 		 * APDU (test-harness.md §2 case 4): a removal, not a protocol fault.
 		 */
 		r = SSC_ECARDREMOVED;
+		s->card_gone = 1;
 	} else if (len < 2 || len > resp_cap || len > sizeof(buf)) {
 		r = SSC_EPROTO;
 	} else {
@@ -857,6 +862,24 @@ static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 	LONG rv;
 	int r;
 
+	if (s->have_card && !s->broken && s->card_gone) {
+		/*
+		 * Never reset a card that left: pcsc-lite 1.9.9 then fails the reset, marks the reader
+		 * empty in its shared state and, if the card came back before its presence poll saw it
+		 * go, never corrects that (the reader looks empty until the card is pulled again). A
+		 * card that was pulled and put back has been powered up afresh anyway.
+		 */
+		(void)SCardDisconnect(s->card, SCARD_LEAVE_CARD);
+		s->have_card = 0;
+		s->card_gone = 0;
+		r = pcsc_connect_card(s, pcsc_now_ms() + s->connect_retry_ms);
+		if (r == 0)
+			r = pcsc_read_atr(s, atr, atr_len);
+		if (r == 0)
+			return 0;
+		if (!s->broken)
+			return (r == SSC_ENOCARD || r == SSC_ECARDREMOVED) ? SSC_ENOCARD : SSC_EREADER;
+	}
 	if (s->have_card && !s->broken) {
 		rv = SCardReconnect(s->card, SCARD_SHARE_EXCLUSIVE,
 				    SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_RESET_CARD, &s->proto);
@@ -871,8 +894,9 @@ static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 			return SSC_EREADER;
 	}
 	/* The context or handle died (pcscd restarted): start over on a new context. */
-	pcsc_slot_release(s, SCARD_RESET_CARD);
+	pcsc_slot_release(s, SCARD_LEAVE_CARD);
 	s->broken = 0;
+	s->card_gone = 0;
 	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &s->ctx);
 	if (rv != SCARD_S_SUCCESS)
 		return SSC_EREADER;
@@ -889,7 +913,10 @@ static void pcsc_disconnect(struct ssc_slot *s, int reset)
 {
 	if (!s)
 		return;
-	pcsc_slot_release(s, reset ? SCARD_RESET_CARD : SCARD_LEAVE_CARD);
+	/* A card that left has no security state left to clear; resetting it would do harm (see
+	 * pcsc_reconnect). */
+	pcsc_slot_release(s, reset && !s->card_gone && !s->broken ? SCARD_RESET_CARD
+								   : SCARD_LEAVE_CARD);
 	free(s);
 }
 
