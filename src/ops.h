@@ -82,10 +82,10 @@ const struct op_desc *ops_find(const char *method);
  * CARD_FLAG_RESOLVED yet, only while the journal has pending intents.
  * Returns the number of intents resolved (>= 0); 0 at once when env->journal is NULL or has no
  * pending intent at all (no APDU sent); SSC_EJOURNAL; the card's errors (an intent whose records
- * cannot be read stays pending). Reading SSSE/EF06 back may need its read authorisation: the
- * caller resets the card afterwards (as for a job that sets reset_card) whenever this returned
- * anything but 0 without sending an APDU. Blocks on the card, bounded by io->deadline_ms. Worker
- * thread.
+ * cannot be read stays pending). Reading SSSE/EF06 back may need its read authorisation (a
+ * security state for reading only): the caller should reset the card afterwards when this
+ * returns non-zero, as for a job that sets reset_card. Blocks on the card, bounded by
+ * io->deadline_ms. Worker thread.
  */
 int ops_resolve_pending(const struct op_env *env, struct card_io *io, struct ssc_diag *diag);
 
