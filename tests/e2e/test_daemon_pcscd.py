@@ -33,8 +33,9 @@ def collect_events(client, wanted, timeout):
     while missing:
         left = deadline - time.monotonic()
         if left <= 0:
+            got = [(e['type'], e['reader']) for e in seen]
             raise harness.HarnessError(f'events still missing after {timeout} s: '
-                                       f'{sorted(missing)}; seen {[(e["type"], e["reader"]) for e in seen]}')
+                                       f'{sorted(missing)}; seen {got}')
         try:
             ev = client.next_event(timeout=left)
         except harness.HarnessError:

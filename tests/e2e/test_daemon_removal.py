@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import sscardd  # noqa: E402
 from sscardd import slot_id  # noqa: E402
-from test_daemon_read import DES_TERMINAL, SM4_TERMINAL, NO_TERMINAL, expected  # noqa: E402
+from test_daemon_read import SM4_TERMINAL, NO_TERMINAL, expected  # noqa: E402
 
 EMPTY_ANSWER = 'success with an empty answer'     # drivers/pcsc.c debug lines
 NOT_TRANSACTED = '(0x80100016)'
@@ -37,10 +37,13 @@ PSAM_DELAY_S = 0.4      # the slow PSAM: each of its answers takes this long
 PROMPT = 1.5            # seconds from the removal to the error: no waiting for a deadline
 
 
-class Removal(sscardd.DaemonTestCase):
-    # Card on vpcd entry A (slot 0), PSAM on entry B (slot 2): pcscd serialises the two slots of
-    # one vpcd entry (the driver is not thread-safe), so a slow PSAM there would delay the card's
-    # presence poll too.
+class RemovalHelpers:
+    """Set-up and checks shared with test_daemon_bugs.py (a mixin: no tests of its own).
+
+    Card on vpcd entry A (slot 0), PSAM on entry B (slot 2): pcscd serialises the two slots of
+    one vpcd entry (the driver is not thread-safe), so a slow PSAM there would delay the card's
+    presence poll too."""
+
     readers = 4
 
     def setup_readauth(self, psam_delay=True):
@@ -69,6 +72,10 @@ class Removal(sscardd.DaemonTestCase):
     def assert_removed_error(self, err, slot=0):
         self.assertRpcError(err, 'SSC_ECARDREMOVED', std_code=-2, code=1006)
         self.assertEqual(err.reader, slot_id(slot))
+
+
+
+class Removal(RemovalHelpers, sscardd.DaemonTestCase):
 
     def test_empty_answer(self):
         self.h.start_pcscd()
@@ -170,67 +177,6 @@ class Removal(sscardd.DaemonTestCase):
         self.wait_roles({2: 'psam'})
         self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
 
-    # BUG: a card that vanishes while the daemon connects to it (the first step of every
-    # operation: user cards are connected per operation) gives SSC_EPROTO, "malformed answer from
-    # the card or reader", instead of the no-card / card-removed error (std_code -2 either way).
-    # pcscd 1.9.9 powers the card up, the ATR read fails, and SCardConnect answers
-    # SCARD_E_PROTO_MISMATCH ("Protocol T=1 requested but unsupported by the card"), which
-    # drivers/pcsc.c pcsc_map() turns into SSC_EPROTO. Fix idea: in pcsc_connect_card(), when
-    # SCardConnect fails, ask the reader's state once (SCardGetStatusChange, timeout 0) and report
-    # SSC_ENOCARD if the card is no longer there.
-    @unittest.expectedFailure
-    def test_pulled_while_connecting(self):
-        self.h.start_pcscd()
-        card = self.h.start_card('gen2', slot=0)
-        self.start_daemon()
-        self.wait_roles({0: 'user'})
-        self.assertEqual(self.c.call('card.read_basic'), expected('gen2', NO_TERMINAL))
-        card.sigstop()
-        # pcscd's presence poll now waits on the stopped card; the daemon's connect waits behind.
-        sscardd.harness.wait_until(lambda: card.link_rx_queue() == 3, 3, 'the presence poll')
-        mid = self.c.request('card.read_basic')
-        self.d.wait_reader(self.c, self.h.reader_name(0), timeout=3, busy=True)
-        time.sleep(0.1)
-        card.kill9()
-        err = None
-        try:
-            self.c.result(mid, timeout=5)
-        except sscardd.RpcError as e:
-            err = e
-        self.assertIsNotNone(err)
-        self.assertIn(err.name, ('SSC_ECARDREMOVED', 'SSC_ENOCARD'), str(err))
-        self.assertEqual(err.std_code, -2)
-
-    # BUG: a card pulled mid-read and put back within pcscd's presence poll (~0.4 s) is never
-    # seen again. After the failed APDU the daemon disconnects with SCARD_RESET_CARD (the read had
-    # authenticated: readers.c reader_job_run -> reader_drop_slot(r, reset) -> drivers/pcsc.c
-    # pcsc_disconnect/pcsc_slot_release); pcsc-lite 1.9.9 then fails the reset on the vanished
-    # card and marks the reader SCARD_ABSENT in its shared state, while its event thread, which
-    # never saw the card go, sees it "still" present and never corrects that state. pcscd (and so
-    # the daemon) report the slot empty until the card is pulled and inserted again. The same
-    # happens to the PSAM (readers.c rd_psam_release / rd_psam_acquire -> reader_drop_slot(r, 1)).
-    # Fix idea: do not reset a card whose last transmit reported it gone (SCARD_LEAVE_CARD then).
-    @unittest.expectedFailure
-    def test_quick_reinsertion(self):
-        self.setup_readauth(psam_delay=False)
-        self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
-        for attempt in range(3):
-            # APDU 10 of a read is the first READ RECORD of EF06 after the read authorisation
-            # (SELECT SSSE, 5 x EF05, READ EF06 -> 6982, GET CHALLENGE, EXTERNAL AUTH, READ ...).
-            self.card.arm_drop(10)
-            self.c.events.clear()
-            err = self.c.call_error('card.read_basic')
-            self.assert_removed_error(err)
-            self.card.insert()           # put back at once, before pcscd's next presence poll
-            try:
-                self.c.next_event(timeout=1.0, type='card.removed', reader=slot_id(0))
-            except sscardd.harness.HarnessError:
-                break                    # pcscd never saw it go: the case this test is about
-            # pcscd's poll fell between the two: an ordinary removal, not this case. Again.
-            self.c.next_event(timeout=5, type='card.inserted', reader=slot_id(0))
-            self.wait_roles({0: 'user'})
-        self.wait_roles({0: 'user'}, timeout=5)
-        self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
