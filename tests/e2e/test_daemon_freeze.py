@@ -55,7 +55,7 @@ class Freeze(sscardd.DaemonTestCase):
             t = time.monotonic()
             self.assertEqual(other.call('card.read_basic', {'reader': slot_id(2)}, timeout=5),
                              expected('gen3', NO_TERMINAL))
-            self.assertLess(time.monotonic() - t, 0.5)
+            self.assertLess(time.monotonic() - t, 1.0)
         self.assertTrue(self.d.reader(other, self.h.reader_name(0))['busy'])
 
         # The frozen read ends at its deadline with SSC_ETIMEDOUT.

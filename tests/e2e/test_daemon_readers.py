@@ -8,7 +8,9 @@ include/sscard/error.h (code = 1000 - value, std_code from the SSC_ERROR_LIST).
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_readers.py [-k name]
 """
 
+import json
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -143,6 +145,38 @@ class NoCard(sscardd.DaemonTestCase):
         self.assertEqual(info['api_level'], 1)
         self.assertEqual(info['peer'], {'uid': os.getuid(), 'gid': os.getgid(),
                                         'pid': os.getpid()})
+
+
+class Sscardctl(sscardd.DaemonTestCase):
+    """The command-line client that comes with the daemon, as a script would use it (--json)."""
+
+    readers = 2
+
+    def ctl(self, *args):
+        p = subprocess.run([sscardd.ctl_binary(), '--socket', self.d.socket_path, '--json',
+                            '--timeout', '10000'] + list(args),
+                           capture_output=True, timeout=30)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def test_sscardctl_json(self):
+        self.h.start_pcscd()
+        self.start_daemon()
+        rc, out, err = self.ctl('read-basic')
+        self.assertEqual(rc, 1, (out, err))                 # the daemon answered with an error
+        self.assertIn('SSC_ENOCARD', err)
+        self.h.start_card('gen2', slot=0)
+        self.h.start_psam('gen2', slot=1)
+        self.wait_roles({0: 'user', 1: 'psam'})
+        rc, out, err = self.ctl('read-basic')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out), expected('gen2', DES_TERMINAL))
+        rc, out, err = self.ctl('read-items', 'SSSE/EF06', '09', '0D', '--reader', slot_id(0))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)['items'], {'09': '张三', '0D': '19900307'})
+        rc, out, err = self.ctl('readers')
+        self.assertEqual(rc, 0, err)
+        roles = {r['id']: r['role'] for r in json.loads(out)['readers']}
+        self.assertEqual(roles, {slot_id(0): 'user', slot_id(1): 'psam'})
 
 
 if __name__ == '__main__':

@@ -134,7 +134,7 @@ class Removal(RemovalHelpers, sscardd.DaemonTestCase):
             self.c.next_event(timeout=5, type='card.removed', reader=slot_id(0))
             self.card.start()
             self.wait_inserted_and_read('gen3-readauth', SM4_TERMINAL)
-            if queued == 3 and self.d.log_count(NOT_TRANSACTED) == attempt + 1:
+            if queued == 3 and self.d.log_count(NOT_TRANSACTED) >= 1:
                 break
         self.assertGreaterEqual(self.d.log_count(NOT_TRANSACTED), 1,
                                 'never got SCARD_E_NOT_TRANSACTED')
