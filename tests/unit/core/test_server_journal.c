@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -127,12 +128,14 @@ static void slurp(int fd, char *buf, size_t cap)
 	buf[len] = '\0';
 }
 
-/* Runs sscardctl with the NULL-terminated args; stdin from in_path when not NULL. */
-static void run_ctl(struct run *r, const char *in_path, ...)
+/*
+ * Runs sscardctl with the args (NULL-terminated) as uid/gid (0 = as we are, with no
+ * supplementary groups otherwise); stdin from in_path when not NULL.
+ */
+static void run_ctl_v(struct run *r, uid_t uid, gid_t gid, const char *in_path, va_list ap)
 {
 	const char *argv[32];
 	int n = 0, o[2], e[2], status;
-	va_list ap;
 	pid_t pid;
 
 	if (access(ctl, X_OK) != 0) {
@@ -140,10 +143,8 @@ static void run_ctl(struct run *r, const char *in_path, ...)
 		skip();
 	}
 	argv[n++] = ctl;
-	va_start(ap, in_path);
 	while ((argv[n] = va_arg(ap, const char *)) != NULL)
 		n++;
-	va_end(ap);
 	assert_int_equal(pipe(o), 0);
 	assert_int_equal(pipe(e), 0);
 	pid = fork();
@@ -158,6 +159,9 @@ static void run_ctl(struct run *r, const char *in_path, ...)
 
 			dup2(fd, 0);
 		}
+		if (uid != 0 && (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+				 setresuid(uid, uid, uid) != 0))
+			_exit(126);
 		execv(ctl, (char *const *)argv);
 		_exit(127);
 	}
@@ -171,6 +175,24 @@ static void run_ctl(struct run *r, const char *in_path, ...)
 	assert_true(WIFEXITED(status));
 	r->status = WEXITSTATUS(status);
 	print_message("exit %d\nstdout: %s\nstderr: %s\n", r->status, r->out, r->err);
+}
+
+static void run_ctl(struct run *r, const char *in_path, ...)
+{
+	va_list ap;
+
+	va_start(ap, in_path);
+	run_ctl_v(r, 0, 0, in_path, ap);
+	va_end(ap);
+}
+
+static void run_ctl_as(struct run *r, uid_t uid, gid_t gid, ...)
+{
+	va_list ap;
+
+	va_start(ap, gid);
+	run_ctl_v(r, uid, gid, NULL, ap);
+	va_end(ap);
 }
 
 static void write_file(const char *path, const char *text)
@@ -444,16 +466,17 @@ static void test_blacklist_import(void **state)
 
 /* ---- the daemon ------------------------------------------------------------------------- */
 
-static void write_conf(struct fx *f, const char *extra)
+static void write_conf_group(struct fx *f, const char *group)
 {
 	char text[1024];
 
 	snprintf(text, sizeof(text),
-		 "[daemon]\nsocket_path = %s\nsocket_group =\n[journal]\npath = %s\n"
-		 "reopen_interval_ms = 1000\nhead_interval_ms = 1000\n%s", f->sock, f->db,
-		 extra ? extra : "");
+		 "[daemon]\nsocket_path = %s\nsocket_group = %s\n[journal]\npath = %s\n"
+		 "reopen_interval_ms = 1000\nhead_interval_ms = 1000\n", f->sock, group, f->db);
 	write_file(f->conf, text);
 }
+
+
 
 static void start_daemon(struct fx *f)
 {
@@ -545,7 +568,7 @@ static void test_daemon_audits_and_logs_its_head(void **state)
 	struct stat st;
 	char *log;
 
-	write_conf(f, NULL);
+	write_conf_group(f, "");
 	start_daemon(f);
 	journal_status(f, status, sizeof(status));
 	assert_string_equal(status, "ok");
@@ -616,7 +639,7 @@ static void test_daemon_counts_pending_intents(void **state)
 	assert_int_equal(journal_intent(j, NULL, ref, "r", "DF04/EF05", "{}", &id, &d), 0);
 	assert_int_equal(journal_intent(j, NULL, ref, "r", "DF04/EF08", "{}", &id, &d), 0);
 	journal_close(j);
-	write_conf(f, NULL);
+	write_conf_group(f, "");
 	start_daemon(f);
 	/* Retention runs off the loop thread just after the start: wait for its line. */
 	for (int i = 0; i < 200; i++) {
@@ -654,7 +677,7 @@ static void test_daemon_serves_without_its_journal_until_it_is_back(void **state
 	}
 	snprintf(key, sizeof(key), "%s.key", f->db);
 	write_file(key, "0123456789abcdef0123456789abcdef");
-	write_conf(f, NULL);
+	write_conf_group(f, "");
 	start_daemon(f);
 	journal_status(f, status, sizeof(status));
 	assert_int_equal(strncmp(status, "unavailable: ", 13), 0);
@@ -686,6 +709,53 @@ static void test_daemon_serves_without_its_journal_until_it_is_back(void **state
 	free(log);
 }
 
+/*
+ * Access control with real uids: a member of the socket's group (uid 65534, group nogroup) gets
+ * in and its calls are audited under its own uid; another unprivileged uid (1, daemon) is kept
+ * out by the socket's mode before the daemon sees it.
+ */
+static void test_daemon_group_member_audited_under_its_uid(void **state)
+{
+	struct fx *f = *state;
+	static struct run r;
+	struct audit_seen seen = { 0 };
+	char real_ctl[PATH_MAX];
+	struct journal *j;
+	struct ssc_diag d;
+
+	if (getuid() != 0 || !getgrnam("nogroup")) {
+		print_message("needs root and the group nogroup\n");
+		skip();
+	}
+	assert_int_equal(chmod(f->dir, 0755), 0);   /* others may reach the socket's directory */
+	write_conf_group(f, "nogroup");
+	start_daemon(f);
+	run_ctl_as(&r, 65534, 65534, "--socket", f->sock, "call", "system.info", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\"uid\": 65534"));
+	run_ctl_as(&r, 1, 1, "--socket", f->sock, "call", "system.info", NULL);
+	assert_int_equal(r.status, 3);
+	assert_non_null(strstr(r.err, "Permission denied"));
+	run_ctl_as(&r, 65534, 65534, "--socket", f->sock, "read-basic", NULL);
+	assert_int_equal(r.status, 1);
+	assert_int_equal(stop_daemon(f), 0);
+
+	ssc_diag_init(&d);
+	assert_int_equal(journal_open(f->db, NULL, JOURNAL_RDONLY, &j, &d), 0);
+	assert_int_equal(journal_rows(j, 0, 0, collect_audit, &seen), 0);
+	journal_close(j);
+	/* Two rows: the refused uid never reached the daemon. */
+	assert_int_equal(seen.n, 2);
+	assert_non_null(realpath(ctl, real_ctl));
+	assert_string_equal(seen.method[0], "system.info");
+	assert_string_equal(seen.method[1], "card.read_basic");
+	assert_string_equal(seen.result[1], "SSC_ENOCARD");
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(seen.uid[i], 65534);
+		assert_string_equal(seen.exe[i], real_ctl);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -698,6 +768,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_daemon_counts_pending_intents, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_serves_without_its_journal_until_it_is_back,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_group_member_audited_under_its_uid, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
