@@ -1,0 +1,587 @@
+#!/usr/bin/python3
+"""sscard's benchmark: starts a private pcscd + vpcd, simulated cards and PSAMs (sscard-sim) and
+sscardd (through tests/e2e/harness.py and sscardd.py), drives the C measuring clients of
+sscard-bench against them, and prints one line per figure:
+
+* APDUs per operation, counted by the simulators (control socket ``status``: apdus=N), beside the
+  minimum the spec allows (docs/performance.md gives the reasoning for each minimum);
+* card.read_basic latency through the daemon (median, p99) beside a bare C PC/SC client sending
+  the same minimal APDU sequence straight to pcscd, in the same run, with the two APDU traces
+  compared (simulator --verbose logs); the same with the simulator delaying each APDU;
+* where the daemon's time goes: the bare client again with the PC/SC calls the daemon makes
+  around each operation added one by one;
+* throughput with N clients on one reader and M readers in parallel, with the daemon's memory;
+* a repeated read of the same card (the daemon does not cache) and what a cache could save;
+* journal rows per second with the durability the design promises.
+
+    sudo ./scripts/bench.sh                     # builds, then runs this
+    sudo SSC_BUILD_DIR=build /usr/bin/python3 bench/run.py [--quick] [--json FILE]
+
+Needs root (namespaces), like the end-to-end tests. Nothing here asserts: these are measurements.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tests', 'e2e'))
+import harness  # noqa: E402
+import sscardd  # noqa: E402
+
+SEQ = os.path.join(HERE, 'seq')
+RESULTS = {'figures': []}
+
+
+def bench_binary():
+    return os.path.join(harness.BUILD_DIR, 'bench', 'sscard-bench')
+
+
+def say(line):
+    print(line, flush=True)
+
+
+def figure(kind, name, **values):
+    """Records one figure (for --json) and returns it."""
+    f = dict(kind=kind, name=name, **values)
+    RESULTS['figures'].append(f)
+    return f
+
+
+def run_bench(args, env=None, timeout=600):
+    """Runs sscard-bench; returns {label: {key: value}} from its key=value lines (a label seen
+    again gets a numbered key: 'load_error', 'load_error#2')."""
+    p = subprocess.run([bench_binary()] + [str(a) for a in args], env=env, timeout=timeout,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f'sscard-bench {" ".join(map(str, args))} failed ({p.returncode}):\n'
+                           f'{p.stdout}{p.stderr}')
+    out = {}
+    for line in p.stdout.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        label, k = words[0], 2
+        while label in out:
+            label = f'{words[0]}#{k}'
+            k += 1
+        out[label] = {}
+        for w in words[1:]:
+            key, _, v = w.partition('=')
+            try:
+                out[label][key] = float(v)
+            except ValueError:
+                out[label][key] = v
+    out['_stderr'] = p.stderr
+    return out
+
+
+def summary(samples):
+    """median, p99 (nearest rank), mean of samples in microseconds -> milliseconds."""
+    s = sorted(samples)
+    n = len(s)
+    rank = max(1, min(n, -(-99 * n // 100)))
+    return {'n': n, 'median_ms': statistics.median(s) / 1000, 'p99_ms': s[rank - 1] / 1000,
+            'mean_ms': statistics.fmean(s) / 1000, 'min_ms': s[0] / 1000}
+
+
+def read_samples(path):
+    with open(path) as f:
+        return [float(x) for x in f if x.strip()]
+
+
+def proc_memory(pid):
+    """VmRSS and VmHWM of a process in KiB."""
+    mem = {}
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith(('VmRSS:', 'VmHWM:')):
+                k, v = line.split(':', 1)
+                mem[k] = int(v.split()[0])
+    return mem
+
+
+def machine():
+    cpu = '?'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_kb = 0
+    with open('/proc/meminfo') as f:
+        for line in f:
+            if line.startswith('MemTotal:'):
+                mem_kb = int(line.split()[1])
+
+    def version(argv):
+        try:
+            return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, timeout=10).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return '?'
+    pcscd = version(['dpkg-query', '-W', '-f', '${Version}', 'pcscd'])
+    vpcd = version(['dpkg-query', '-W', '-f', '${Version}', 'vsmartcard-vpcd'])
+    return {'cpu': cpu, 'cores': os.cpu_count(), 'memory_gib': round(mem_kb / 1048576, 1),
+            'kernel': platform.release(), 'os': platform.freedesktop_os_release().get(
+                'PRETTY_NAME', '?') if hasattr(platform, 'freedesktop_os_release') else '?',
+            'pcscd': pcscd, 'vsmartcard_vpcd': vpcd}
+
+
+class Rig:
+    """One harness (namespace, pcscd with `readers` vpcd slots) and one sscardd on it."""
+
+    def __init__(self, name, readers, deadline=900.0):
+        self.h = harness.Harness(None, readers=readers, deadline=deadline, name=name)
+        self.h.start_pcscd()
+        self.d = None
+        self.c = None
+        self.sims = {}
+
+    def card(self, slot, profile, **kw):
+        self.sims[slot] = self.h.start_card(profile, slot=slot, name=f'card{slot}-{profile}', **kw)
+        return self.sims[slot]
+
+    def psam(self, slot, profile, **kw):
+        self.sims[slot] = self.h.start_psam(profile, slot=slot, name=f'psam{slot}-{profile}', **kw)
+        return self.sims[slot]
+
+    def remove(self, slot):
+        """Stops the simulator on slot and waits until the daemon sees the reader empty."""
+        self.sims.pop(slot).stop()
+        if self.d:
+            self.d.wait_reader(self.c, self.h.reader_name(slot), card=False)
+
+    def daemon(self, config=None):
+        self.d = sscardd.Daemon(self.h, config=config, log_level='info').start()
+        self.c = self.d.client(timeout=10.0)
+        return self.d
+
+    def wait(self, roles):
+        want = {}
+        for slot, role in roles.items():
+            want[self.h.reader_name(slot)] = ({'card': False} if role is None else
+                                              {'card': True, 'role': role, 'busy': False})
+        return self.d.wait_readers(self.c, want, timeout=15.0)
+
+    def apdus(self, slot):
+        return self.sims[slot].status()['apdus']
+
+    def env(self):
+        return self.h.pcscd.client_env()
+
+    def close(self):
+        self.h.close()
+
+
+def sim_commands(sim, since, until=None):
+    """The command APDUs (hex) a --verbose simulator logged between two byte offsets of its log."""
+    with open(sim.proc.log_path, 'rb') as f:
+        f.seek(since)
+        text = f.read(-1 if until is None else until - since).decode('utf-8', 'replace')
+    return re.findall(r': > ([0-9A-F]+)', text)
+
+
+def log_size(sim):
+    return os.path.getsize(sim.proc.log_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# APDUs per operation
+
+# (profile, script of the minimum, minimum card APDUs, minimum PSAM APDUs, reason)
+MINIMUM = {
+    'gen2': (13, 0, 'SELECT SSSE + 12 READ RECORD (one per reported item, SFI addressing)'),
+    'gen3': (13, 0, 'as gen2 (SM4 changes nothing for a read)'),
+    'gen1': (12, 0, 'spec 1.00: no 姓名扩展 record'),
+    'gen2-tagmode': (13, 0, 'as gen2, every READ RECORD by tag'),
+    't0-quirks': (26, 0, 'every command needs GET RESPONSE; exact Le known from the layout'),
+    'gen3-readauth': (15, 2, 'read authorisation: + GET CHALLENGE + EXTERNAL AUTH 0A; PSAM: '
+                             'DELIVER KEY + CIPHER (key application selected once per session)'),
+}
+
+
+TRACES = False      # --traces: print the command APDUs of every counted operation
+
+
+def take_trace(rig, since):
+    """The command APDUs the simulators on slots 0 (card) and 1 (PSAM) logged since the marks."""
+    out = []
+    for slot, who in ((0, 'card'), (1, 'psam')):
+        if slot in rig.sims and slot in since:
+            out += [f'{who} > {cmd}' for cmd in sim_commands(rig.sims[slot], since[slot])]
+    return out
+
+
+def show_trace(trace):
+    if TRACES:
+        for line in trace:
+            say(f'        {line}')
+
+
+def marks(rig):
+    return {s: log_size(sim) for s, sim in rig.sims.items()}
+
+
+def bench_apdus(quick):
+    """APDUs per operation for every shipped kind of card, with the PSAM of its algorithm present
+    (a desk's normal state) and, for read_basic, without any PSAM."""
+    rig = Rig('bench-apdus', readers=4)
+    try:
+        rig.daemon()
+        for profile, (min_card, min_psam, why) in MINIMUM.items():
+            alg_psam = 'gen3' if profile.startswith('gen3') else 'gen2'
+            rig.card(0, profile, verbose=True)
+            rig.psam(1, alg_psam, verbose=True)
+            rig.wait({0: 'user', 1: 'psam'})
+            counts, traces = [], []
+            for i in range(2):
+                c0, p0, m = rig.apdus(0), rig.apdus(1), marks(rig)
+                rig.c.call('card.read_basic')
+                counts.append((rig.apdus(0) - c0, rig.apdus(1) - p0))
+                traces.append(take_trace(rig, m))
+            (card1, psam1), (card2, psam2) = counts
+            f = figure('apdus', f'card.read_basic {profile}', card=card2, psam=psam2,
+                       first_card=card1, first_psam=psam1, min_card=min_card, min_psam=min_psam,
+                       why=why)
+            first = '' if (card1, psam1) == (card2, psam2) else \
+                f' (first read of the insertion: card {card1} + PSAM {psam1})'
+            say(f'apdus card.read_basic {profile:14s} daemon card {card2:2d} + PSAM {psam2} '
+                f'| minimum card {min_card:2d} + PSAM {min_psam}{first}')
+            show_trace(traces[1])
+            if first and TRACES:
+                say('      the first read of the insertion:')
+                show_trace(traces[0])
+            if profile == 'gen2':
+                rig.remove(1)
+                c0, m = rig.apdus(0), marks(rig)
+                rig.c.call('card.read_basic')
+                n = rig.apdus(0) - c0
+                trace = take_trace(rig, m)
+                figure('apdus', 'card.read_basic gen2 no PSAM', card=n, psam=0, min_card=13,
+                       min_psam=0)
+                say(f'apdus card.read_basic gen2 (no PSAM) daemon card {n:2d} + PSAM 0 '
+                    f'| minimum card 13 + PSAM 0')
+                show_trace(trace)
+                rig.psam(1, alg_psam, verbose=True)
+                rig.wait({0: 'user', 1: 'psam'})
+                bench_apdus_other_ops(rig)
+            rig.remove(0)
+            rig.remove(1)
+    finally:
+        rig.close()
+
+
+def count_call(rig, method, params):
+    """(card APDUs, PSAM APDUs, error name or None) of one call on slot 0 with the PSAM on 1."""
+    c0, p0, m = rig.apdus(0), rig.apdus(1), marks(rig)
+    err = None
+    try:
+        rig.c.call(method, params)
+    except sscardd.RpcError as e:
+        err = e.name or str(e.code)
+    return rig.apdus(0) - c0, rig.apdus(1) - p0, err, take_trace(rig, m)
+
+
+# (method, params, minimum card, minimum PSAM, reason); on the gen2 card (DES), PIN 123456.
+OTHER_OPS = [
+    ('card.read_basic', {'internal_auth': True}, 14, 2,
+     'read_basic + INTERNAL AUTH; PSAM DELIVER KEY 47/11 + CIPHER (+ GET RESPONSE: DES)'),
+    ('card.internal_auth', None, 4, 3,
+     'SELECT SSSE, READ EF05 03 (generation) and 01 (cityDiv), INTERNAL AUTH; PSAM DELIVER KEY + '
+     'CIPHER + GET RESPONSE (DES)'),
+    ('card.verify_pin', {'pin': '123456'}, 2, 0, 'SELECT SSSE + VERIFY'),
+    ('card.write_items', {'file': 'DF04/EF05', 'items': {'31': '12'}}, 8, 2,
+     'SELECT SSSE, READ EF05 03 (generation), 01 (cityDiv), 06 (expiry), 07 (card number for '
+     'the journal), SELECT DF04, GET CHALLENGE, UPDATE RECORD with MAC; PSAM DELIVER KEY + MAC'),
+]
+
+
+def bench_apdus_other_ops(rig):
+    for method, params, min_card, min_psam, why in OTHER_OPS:
+        card, psam, err, trace = count_call(rig, method, params)
+        if err in ('-32601', 'code-32601') or (err and 'METHOD' in err.upper()):
+            say(f'apdus {method:28s} not available yet (issue 4)')
+            figure('apdus', method, available=False)
+            continue
+        if err is None or err == 'None':
+            label = method + (' ' + json.dumps(params, ensure_ascii=False) if params else '')
+            say(f'apdus {label:40s} daemon card {card:2d} + PSAM {psam} '
+                f'| minimum card {min_card:2d} + PSAM {min_psam}')
+            figure('apdus', label, card=card, psam=psam, min_card=min_card, min_psam=min_psam,
+                   why=why)
+            show_trace(trace)
+        else:
+            say(f'apdus {method:28s} answered {err} (card {card}, PSAM {psam})')
+            figure('apdus', method, error=err, card=card, psam=psam)
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency: daemon vs bare PC/SC
+
+def trace_check(rig, scripts, label, reader_slot=0, psam_slot=None):
+    """One daemon read and one bare run on --verbose simulators: their command APDUs must be the
+    same sequence. Returns (daemon trace, bare trace) per simulator."""
+    sims = [reader_slot] + ([psam_slot] if psam_slot is not None else [])
+    before = {s: log_size(rig.sims[s]) for s in sims}
+    rig.c.call('card.read_basic')
+    mid = {s: log_size(rig.sims[s]) for s in sims}
+    args = ['pcsc', '--reader', rig.h.reader_name(reader_slot), '-n', 1, '--warmup', 0]
+    for sc in scripts:
+        args += ['--script', os.path.join(SEQ, sc)]
+    if psam_slot is not None:
+        args += ['--psam-reader', rig.h.reader_name(psam_slot)]
+    run_bench(args, env=rig.env())
+    out = {}
+    for s in sims:
+        daemon = sim_commands(rig.sims[s], before[s], mid[s])
+        bare = sim_commands(rig.sims[s], mid[s])
+        out[s] = (daemon, bare)
+        same = daemon == bare
+        who = 'card' if s == reader_slot else 'PSAM'
+        figure('trace', f'{label} {who}', identical=same, daemon=len(daemon), bare=len(bare))
+        if same:
+            say(f'trace {label} {who}: identical, {len(daemon)} command APDUs')
+        else:
+            say(f'trace {label} {who}: DIFFERENT: daemon {len(daemon)} vs bare {len(bare)} '
+                f'command APDUs')
+            for i in range(max(len(daemon), len(bare))):
+                a = daemon[i] if i < len(daemon) else '-'
+                b = bare[i] if i < len(bare) else '-'
+                say(f'    {i + 1:2d} {"  " if a == b else "!="} daemon {a:40s} bare {b}')
+    return out
+
+
+def timed_pair(rig, scripts, runs, blocks, label, extra_variants=(), psam_slot=None,
+               params=None):
+    """Alternating blocks of daemon card.read_basic and bare PC/SC runs (so that drift hits
+    both alike); prints and returns the summaries and the ratio."""
+    tmp = tempfile.mkdtemp(prefix='sscard-bench-')
+    per = max(1, runs // blocks)
+    variants = [('bare', [])] + list(extra_variants)
+    samples = {'daemon': []}
+    for name, _ in variants:
+        samples[name] = []
+    base = ['pcsc', '--reader', rig.h.reader_name(0), '-n', per, '--warmup', 5]
+    for sc in scripts:
+        base += ['--script', os.path.join(SEQ, sc)]
+    if psam_slot is not None:
+        base += ['--psam-reader', rig.h.reader_name(psam_slot)]
+    rpc = ['rpc', '--socket', rig.d.socket_path, '--method', 'card.read_basic', '-n', per,
+           '--warmup', 5]
+    if params:
+        rpc += ['--params', json.dumps(params)]
+    for b in range(blocks):
+        path = os.path.join(tmp, 'daemon')
+        run_bench(rpc + ['--samples', path])
+        samples['daemon'] += read_samples(path)
+        for k, (name, extra) in enumerate(variants):
+            path = os.path.join(tmp, f'variant{k}')
+            run_bench(base + list(extra) + ['--samples', path], env=rig.env())
+            samples[name] += read_samples(path)
+    res = {k: summary(v) for k, v in samples.items()}
+    d, bare = res['daemon'], res['bare']
+    ratio = d['median_ms'] / bare['median_ms']
+    ratio99 = d['p99_ms'] / bare['p99_ms']
+    say(f'latency {label} daemon   : median {d["median_ms"]:.3f} ms  p99 {d["p99_ms"]:.3f} ms  '
+        f'(n={d["n"]})')
+    say(f'latency {label} bare PC/SC: median {bare["median_ms"]:.3f} ms  p99 '
+        f'{bare["p99_ms"]:.3f} ms  (n={bare["n"]})  ratio {ratio:.2f}x median, '
+        f'{ratio99:.2f}x p99')
+    for name, _ in extra_variants:
+        v = res[name]
+        say(f'latency {label} bare {name:28s}: median {v["median_ms"]:.3f} ms  p99 '
+            f'{v["p99_ms"]:.3f} ms')
+    figure('latency', label, results=res, ratio_median=ratio, ratio_p99=ratio99)
+    for f in os.listdir(tmp):
+        os.unlink(os.path.join(tmp, f))
+    os.rmdir(tmp)
+    return res, ratio
+
+
+# The PC/SC calls the daemon's pcsc driver makes around one operation, added to the bare client.
+ATTRIBUTION = [
+    ('+connect/status/disconnect', ['--connect-per-run']),
+    ('+context/list/connect/status/disc.', ['--context-per-run']),
+]
+
+
+def bench_latency(quick):
+    runs = 100 if quick else 250
+    rig = Rig('bench-latency', readers=2)
+    try:
+        rig.daemon()
+        # The trace check on a --verbose simulator, then the timing on a quiet one.
+        rig.card(0, 'gen2', verbose=True)
+        rig.wait({0: 'user', 1: None})
+        trace_check(rig, ['read_basic.seq'], 'card.read_basic gen2 (no PSAM)')
+        rig.remove(0)
+        rig.card(0, 'gen2', verbose=False)
+        rig.wait({0: 'user', 1: None})
+        timed_pair(rig, ['read_basic.seq'], runs, 5, 'card.read_basic gen2 (no PSAM)',
+                   extra_variants=ATTRIBUTION)
+        # Repeated reads of one inserted card: every read costs the whole sequence; a safe cache
+        # would still check the card (card_check.seq).
+        res = run_bench(['pcsc', '--reader', rig.h.reader_name(0), '--script',
+                         os.path.join(SEQ, 'card_check.seq'), '-n', runs, '--warmup', 5],
+                        env=rig.env())['pcsc']
+        say(f'repeat  card.read_basic gen2: every read repeats all 13 APDUs (the daemon does not '
+            f'cache); a cache checked by SELECT + READ 卡识别码 (2 APDUs, bare): median '
+            f'{res["median_us"] / 1000:.3f} ms')
+        figure('repeat', 'card_check bare', median_ms=res['median_us'] / 1000,
+               p99_ms=res['p99_us'] / 1000)
+        # With a PSAM of the card's algorithm: the daemon also reads the terminal number.
+        rig.psam(1, 'gen2')
+        rig.wait({0: 'user', 1: 'psam'})
+        timed_pair(rig, ['read_basic.seq'], runs, 5, 'card.read_basic gen2 (DES PSAM)',
+                   extra_variants=[('+PSAM terminal number (2 APDUs)', ['--script', os.path.join(
+                       SEQ, 'psam_terminal.seq'), '--psam-reader', rig.h.reader_name(1)])])
+        rig.remove(0)
+        rig.remove(1)
+        # Read authorisation: gen3-readauth with the SM4 PSAM.
+        rig.card(0, 'gen3-readauth', verbose=True)
+        rig.psam(1, 'gen3', verbose=True)
+        rig.wait({0: 'user', 1: 'psam'})
+        rig.c.call('card.read_basic')      # the first read of the insertion learns it needs auth
+        trace_check(rig, ['read_basic_readauth.seq'], 'card.read_basic gen3-readauth',
+                    psam_slot=1)
+        timed_pair(rig, ['read_basic_readauth.seq'], runs // 2, 5,
+                   'card.read_basic gen3-readauth (SM4 PSAM, verbose sims)', psam_slot=1)
+    finally:
+        rig.close()
+
+
+def bench_delay(quick):
+    runs = 10 if quick else 30
+    rig = Rig('bench-delay', readers=2)
+    try:
+        rig.daemon()
+        rig.card(0, 'gen2', apdu_delay_ms=15)
+        rig.wait({0: 'user', 1: None})
+        timed_pair(rig, ['read_basic.seq'], runs, 2, 'card.read_basic gen2 15 ms/APDU')
+        res = run_bench(['pcsc', '--reader', rig.h.reader_name(0), '--script',
+                         os.path.join(SEQ, 'card_check.seq'), '-n', runs, '--warmup', 2],
+                        env=rig.env())['pcsc']
+        say(f'repeat  card.read_basic gen2 15 ms/APDU: a cache checked by 2 APDUs would answer in '
+            f'{res["median_us"] / 1000:.1f} ms (bare)')
+        figure('repeat', 'card_check bare 15ms', median_ms=res['median_us'] / 1000)
+    finally:
+        rig.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Throughput
+
+def bench_throughput(quick):
+    seconds = 2 if quick else 5
+    rig = Rig('bench-load', readers=8)
+    try:
+        rig.daemon()
+        for slot in range(8):
+            rig.card(slot, 'gen2')
+        rig.wait({slot: 'user' for slot in range(8)})
+        pid = rig.d.pid
+        mem = proc_memory(pid)
+        say(f'memory  sscardd idle, 8 readers: VmRSS {mem["VmRSS"]} KiB, VmHWM {mem["VmHWM"]} KiB')
+        figure('memory', 'idle 8 readers', **mem)
+        ids = [sscardd.slot_id(s) for s in range(8)]
+        for clients in (1, 10, 100):
+            out = run_bench(['load', '--socket', rig.d.socket_path, '--method', 'card.read_basic',
+                             '--params', json.dumps({'reader': ids[0]}), '--clients', clients,
+                             '--seconds', seconds], timeout=seconds + 120)
+            report_load(out, f'{clients} clients, 1 reader', pid)
+        for readers in (1, 4, 8):
+            params = []
+            for r in range(readers):
+                params += ['--params', json.dumps({'reader': ids[r]})]
+            out = run_bench(['load', '--socket', rig.d.socket_path, '--method', 'card.read_basic',
+                             '--clients', 2 * readers, '--seconds', seconds] + params,
+                            timeout=seconds + 120)
+            report_load(out, f'{readers} readers, 2 clients each', pid)
+    finally:
+        rig.close()
+
+
+def report_load(out, label, pid):
+    load = out['load']
+    lat = out['load_latency']
+    errors = {v['name']: int(v['n']) for k, v in out.items() if k.startswith('load_error')}
+    mem = proc_memory(pid)
+    err = ', '.join(f'{n} {k}' for k, v in errors.items() for n in [v]) or 'none'
+    say(f'load    {label:28s}: {load["ok_per_s"]:7.1f} reads/s, median {lat["median_us"] / 1000:.2f}'
+        f' ms p99 {lat["p99_us"] / 1000:.2f} ms; refused: {err}; VmRSS {mem["VmRSS"]} KiB '
+        f'VmHWM {mem["VmHWM"]} KiB')
+    figure('load', label, reads_per_s=load['ok_per_s'], ok=load['ok'], errors=errors,
+           median_ms=lat['median_us'] / 1000, p99_ms=lat['p99_us'] / 1000, **mem)
+
+
+# ---------------------------------------------------------------------------------------------
+# Journal
+
+def bench_journal(quick):
+    d = '/var/tmp'
+    fs = subprocess.run(['findmnt', '-n', '-o', 'FSTYPE,SOURCE', '-T', d], text=True,
+                        stdout=subprocess.PIPE).stdout.strip()
+    out = run_bench(['journal', '--dir', d, '--audit-rows', 500 if quick else 5000,
+                     '--intents', 100 if quick else 500])
+    a, i = out['journal_audit'], out['journal_intent']
+    al, il = out['journal_audit_latency'], out['journal_intent_latency']
+    say(f'journal audit rows (WAL, synchronous=NORMAL) on {d} ({fs}): {a["rows_per_s"]:.0f} rows/s'
+        f', median {al["median_us"] / 1000:.3f} ms p99 {al["p99_us"] / 1000:.3f} ms')
+    say(f'journal write intent + outcome (synchronous=FULL): {i["rows_per_s"]:.0f} pairs/s, '
+        f'median {il["median_us"] / 1000:.3f} ms p99 {il["p99_us"] / 1000:.3f} ms')
+    figure('journal', 'audit', rows_per_s=a['rows_per_s'], median_ms=al['median_us'] / 1000,
+           p99_ms=al['p99_us'] / 1000, fs=fs)
+    figure('journal', 'intent+outcome', pairs_per_s=i['rows_per_s'],
+           median_ms=il['median_us'] / 1000, p99_ms=il['p99_us'] / 1000)
+
+
+SECTIONS = {'apdus': bench_apdus, 'latency': bench_latency, 'delay': bench_delay,
+            'throughput': bench_throughput, 'journal': bench_journal}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true', help='fewer runs (a smoke test of the bench)')
+    ap.add_argument('--json', help='also write every figure as JSON to this file')
+    ap.add_argument('--traces', action='store_true',
+                    help='apdus: print the command APDUs of every counted operation')
+    ap.add_argument('sections', nargs='*', metavar='SECTION',
+                    help=f'run only these ({", ".join(SECTIONS)}); default all')
+    a = ap.parse_args()
+    for name in a.sections:
+        if name not in SECTIONS:
+            ap.error(f'unknown section {name} (sections: {", ".join(SECTIONS)})')
+    missing = harness.missing_requirements()
+    for path in (bench_binary(), sscardd.daemon_binary()):
+        if not os.path.exists(path):
+            missing.append(path)
+    if missing:
+        sys.exit('bench/run.py: missing ' + ', '.join(missing) + ' (build first: scripts/bench.sh)')
+    global TRACES
+    TRACES = a.traces
+    RESULTS['machine'] = machine()
+    m = RESULTS['machine']
+    say(f'machine {m["cpu"]}, {m["cores"]} cores, {m["memory_gib"]} GiB, {m["os"]}, kernel '
+        f'{m["kernel"]}, pcscd {m["pcscd"]}, vsmartcard-vpcd {m["vsmartcard_vpcd"]}')
+    start = time.monotonic()
+    for name in a.sections or list(SECTIONS):
+        SECTIONS[name](a.quick)
+    say(f'bench done in {time.monotonic() - start:.0f} s')
+    if a.json:
+        with open(a.json, 'w') as f:
+            json.dump(RESULTS, f, indent=1, ensure_ascii=False)
+
+
+if __name__ == '__main__':
+    main()
