@@ -329,6 +329,7 @@ static void test_card_calls(void **state)
 
 	/* The client hangs up: its jobs are still audited when they end. */
 	rpc_client_close(f->cap.rc);
+	f->cap.rc = NULL;
 	be_complete(f, 0);
 	be_complete(f, SSC_ETIMEDOUT);
 	assert_int_equal(f->sink.n, 7);
