@@ -771,8 +771,8 @@ static int head_line(const char *line, int64_t *seq, char *hash)
 		if (shape[i] == '#' ? (*p < '0' || *p > '9') : *p != shape[i])
 			return 0;
 	}
-	if (*p < '1' || *p > '9')
-		return 0;
+	if (*p < '0' || *p > '9' || (*p == '0' && p[1] != ' '))
+		return 0;   /* seq=0 (an empty journal) is a head too; no leading zeros */
 	errno = 0;
 	n = strtoll(p, &end, 10);
 	if (errno != 0 || strncmp(end, " hash=", 6) != 0)
