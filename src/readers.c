@@ -1263,9 +1263,6 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, 
 	}
 	rd->async->data = rd;
 
-	if (cfg->driver_usb)
-		log_warn("readers: [drivers] usb is set, but the usb-ccid driver is not built yet; "
-			 "USB CCID readers are not served");
 	if (cfg->driver_pcsc) {
 		struct ssc_driver_config dcfg = {
 			.usb_allow = NULL,
@@ -1283,8 +1280,27 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, 
 		m->ops = &ssc_driver_pcsc;
 		rd->n_mons++;
 	}
+	if (cfg->driver_usb) {
+		struct ssc_driver_config dcfg = {
+			.usb_allow = cfg->usb_allow[0] ? cfg->usb_allow : NULL,
+			.poll_interval_ms = cfg->poll_interval_ms,
+			.connect_retry_ms = cfg->connect_timeout_ms,
+		};
+		struct rd_monitor *m = &rd->mons[rd->n_mons];
+
+		rc = ssc_driver_usb_ccid.open(&dcfg, &m->drv);
+		if (rc != 0) {
+			log_error("readers: cannot open the usb-ccid driver: %s", ssc_strerror(rc));
+			for (size_t i = 0; i < rd->n_mons; i++)
+				rd->mons[i].ops->close(rd->mons[i].drv);
+			goto out_async;
+		}
+		m->rd = rd;
+		m->ops = &ssc_driver_usb_ccid;
+		rd->n_mons++;
+	}
 	if (rd->n_mons == 0) {
-		log_error("readers: no reader driver is enabled ([drivers] pcsc)");
+		log_error("readers: no reader driver is enabled ([drivers] pcsc, usb)");
 		rc = SSC_ECONFIG;
 		goto out_async;
 	}
