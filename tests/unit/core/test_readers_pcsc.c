@@ -1128,6 +1128,8 @@ static void test_removal_cases(void **state)
 {
 	struct tjob *t;
 	struct tstep *s;
+	int64_t t0;
+	int ok;
 
 	(void)state;
 	SKIP_UNLESS_READY();
@@ -1199,6 +1201,34 @@ static void test_removal_cases(void **state)
 	assert_int_equal(t->steps[1].rc, SSC_ECARDREMOVED);
 	assert_true(wait_event("card.removed", R0, 3000) >= 0);
 	card0_reinsert();
+
+	/*
+	 * 5. Pulled under a job that asked for a reset, and put back at once, before pcscd's
+	 * presence poll noticed. vpcd only takes the new link at its next poll (about 0.4 s), so
+	 * the first APDUs may still fail; within a few polls the reader must serve the card again.
+	 * (With sscard-sim, resetting the vanished card on disconnect made pcsc-lite 1.9.9 report
+	 * the reader empty for good: e2e test_daemon_removal test_quick_reinsertion covers that.)
+	 */
+	t = tjob_new(R0, 3000);
+	tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
+	tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
+	t->want_reset = 1;
+	T.shm[0].drop_at = T.shm[0].apdus + 2;
+	tjob_run_sync(t);
+	assert_int_equal(t->steps[1].rc, SSC_ECARDREMOVED);
+	card_toggle(0);
+	t0 = cardio_now_ms();
+	for (ok = 0; !ok && cardio_now_ms() - t0 < 3000;) {
+		t = tjob_new(R0, 2000);
+		tjob_step(t, SEL_MF, sizeof(SEL_MF), 258);
+		if (tjob_submit(t) == 0) {
+			assert_true(run_until(released_pred, t, 5000));
+			ok = t->job.err == 0;
+		}
+		if (!ok)
+			run_until(NULL, NULL, 100);
+	}
+	assert_true(ok);
 
 	log_restore(NULL);
 	assert_int_equal(file_contains(T.trace_log, "(0x80100016)"), 1);   /* E_NOT_TRANSACTED */
