@@ -51,35 +51,35 @@ class KnownBugs(RemovalHelpers, sscardd.DaemonTestCase):
         self.assertIn(err.name, ('SSC_ECARDREMOVED', 'SSC_ENOCARD'), str(err))
         self.assertEqual(err.std_code, -2)
 
-    # BUG: a card pulled mid-read and put back within pcscd's presence poll (~0.4 s) is never
-    # seen again. After the failed APDU the daemon disconnects with SCARD_RESET_CARD (the read had
-    # authenticated: readers.c reader_job_run -> reader_drop_slot(r, reset) -> drivers/pcsc.c
-    # pcsc_disconnect/pcsc_slot_release); pcsc-lite 1.9.9 then fails the reset on the vanished
-    # card and marks the reader SCARD_ABSENT in its shared state, while its event thread, which
-    # never saw the card go, sees it "still" present and never corrects that state. pcscd (and so
-    # the daemon) report the slot empty until the card is pulled and inserted again. The same
-    # happens to the PSAM (readers.c rd_psam_release / rd_psam_acquire -> reader_drop_slot(r, 1)).
-    # Fix idea: do not reset a card whose last transmit reported it gone (SCARD_LEAVE_CARD then).
+
+    # BUG: a PSAM that fails mid-use and is put back before pcscd's presence poll (~0.4 s) stays
+    # unusable (reader.list: card true, role "unknown") until it is pulled and inserted again.
+    # readers.c (rd_psam_release / rd_psam_acquire) drops the slot and sets reprobe; the worker
+    # probes at once, before vpcd has taken the new link, the probe's SELECT fails
+    # (SCARD_E_NOT_TRANSACTED -> SSC_ECARDREMOVED), the log says "could not tell the card's kind:
+    # the card was removed during the operation", and the role stays unknown: pcscd reports no
+    # change (to it the card never left), so nothing triggers another probe, and read-authorised
+    # reads fail with SSC_ENOPSAM meanwhile. The same would follow any transient probe failure.
+    # Fix idea: when a probe fails at transport level while the card is still present, probe
+    # again later (a short back-off, a few tries) or at the next PSAM acquire.
     @unittest.expectedFailure
-    def test_quick_reinsertion(self):
+    def test_psam_quick_reinsertion(self):
         self.setup_readauth(psam_delay=False)
         self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
         for attempt in range(3):
-            # APDU 10 of a read is the first READ RECORD of EF06 after the read authorisation
-            # (SELECT SSSE, 5 x EF05, READ EF06 -> 6982, GET CHALLENGE, EXTERNAL AUTH, READ ...).
-            self.card.arm_drop(10)
+            # The PSAM's next APDU (the SELECT of its key application) is never answered.
+            self.psam.arm_drop(1)
             self.c.events.clear()
             err = self.c.call_error('card.read_basic')
-            self.assert_removed_error(err)
-            self.card.insert()           # put back at once, before pcscd's next presence poll
+            self.assertIn(err.name, ('SSC_ENOPSAM', 'SSC_EPSAM'), str(err))
+            self.psam.insert()           # put back at once
             try:
-                self.c.next_event(timeout=1.0, type='card.removed', reader=slot_id(0))
+                self.c.next_event(timeout=1.0, type='card.removed', reader=slot_id(2))
             except sscardd.harness.HarnessError:
-                break                    # pcscd never saw it go: the case this test is about
-            # pcscd's poll fell between the two: an ordinary removal, not this case. Again.
-            self.c.next_event(timeout=5, type='card.inserted', reader=slot_id(0))
-            self.wait_roles({0: 'user'})
-        self.wait_roles({0: 'user'}, timeout=5)
+                break
+            self.c.next_event(timeout=5, type='card.inserted', reader=slot_id(2))
+            self.wait_roles({2: 'psam'})
+        self.wait_roles({2: 'psam'}, timeout=5)
         self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
 
 

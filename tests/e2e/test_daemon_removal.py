@@ -178,5 +178,31 @@ class Removal(RemovalHelpers, sscardd.DaemonTestCase):
         self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
 
 
+    # A card pulled mid-read and put back within pcscd's presence poll (~0.4 s): pcscd never sees
+    # it go. The daemon must not reset the vanished card when it lets go of it: pcsc-lite 1.9.9
+    # then marks the reader empty for good (fixed in drivers/pcsc.c, 25104ba). The PSAM's case:
+    # test_daemon_bugs.py test_psam_quick_reinsertion.
+    def test_quick_reinsertion(self):
+        self.setup_readauth(psam_delay=False)
+        self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
+        for attempt in range(3):
+            # APDU 10 of a read is the first READ RECORD of EF06 after the read authorisation
+            # (SELECT SSSE, 5 x EF05, READ EF06 -> 6982, GET CHALLENGE, EXTERNAL AUTH, READ ...).
+            self.card.arm_drop(10)
+            self.c.events.clear()
+            err = self.c.call_error('card.read_basic')
+            self.assert_removed_error(err)
+            self.card.insert()           # put back at once, before pcscd's next presence poll
+            try:
+                self.c.next_event(timeout=1.0, type='card.removed', reader=slot_id(0))
+            except sscardd.harness.HarnessError:
+                break                    # pcscd never saw it go: the case this test is about
+            # pcscd's poll fell between the two: an ordinary removal, not this case. Again.
+            self.c.next_event(timeout=5, type='card.inserted', reader=slot_id(0))
+            self.wait_roles({0: 'user'})
+        self.wait_roles({0: 'user'}, timeout=5)
+        self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
