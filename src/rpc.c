@@ -645,16 +645,19 @@ static void job_done(struct job *job)
 
 			job->result = NULL;   /* the reply takes it */
 			reply_result(c, rj->id, res);
-		} else if (job->err == SSC_ETIMEDOUT) {
+		} else if (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) {
 			/*
-			 * At an overrun the worker may still be writing job->diag (readers.c keeps
-			 * the job until the driver call returns): do not read it; say it ourselves.
+			 * At an overrun or a shutdown the worker may still be writing job->diag
+			 * (readers.c keeps the job until the driver call returns): do not read it;
+			 * say it ourselves.
 			 */
 			struct ssc_diag d;
 
 			ssc_diag_init(&d);
-			ssc_diag_set(&d, SSC_ETIMEDOUT, "the operation did not finish within %d ms",
-				     job->timeout_ms);
+			if (job->err == SSC_ETIMEDOUT)
+				ssc_diag_set(&d, SSC_ETIMEDOUT,
+					     "the operation did not finish within %d ms",
+					     job->timeout_ms);
 			reply_error_obj(c, rj->id, app_error(rpc_error_code(job->err), job->err, &d,
 							     reader));
 		} else {
@@ -667,7 +670,7 @@ static void job_done(struct job *job)
 	 * card_ref (as it may diag): leave it out then.
 	 */
 	audit_call(c->rpc, &rj->peer, rj->op->method, reader,
-		   job->err == SSC_ETIMEDOUT ? "" : rj->card_ref,
+		   (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) ? "" : rj->card_ref,
 		   job->err ? ssc_strerror_name(job->err) : "SSC_OK", rj->started_ms);
 	json_decref(rj->id);
 	rj->id = NULL;
