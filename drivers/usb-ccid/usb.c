@@ -46,7 +46,9 @@
 #define USB_DRAIN_MS 20             /* reading off a late reply before the next command */
 #define USB_DRAIN_MAX 8
 #define USB_STALE_MAX 4             /* late replies skipped while waiting for ours */
-#define USB_DEAD_FAILS 2            /* status polls that fail in a row before the device is dropped */
+#define USB_DEAD_FAILS 2            /* GetSlotStatus unanswered in a row: the device is dropped */
+#define USB_SILENT_MIN_MS 200       /* ... each after a wait of at least this long */
+#define USB_HEALTH_POLLS 4          /* with a working interrupt endpoint, poll 1 in this many */
 #define USB_RETRY_OPEN_MS 10000     /* a device we could not open or claim is tried again after */
 #define USB_INIT_RETRY_MS 5000      /* libusb_init failed (no USB at all): try again after */
 #define USB_RESCAN_MS 3000          /* no device open: make the context again this often */
@@ -148,6 +150,7 @@ struct ssc_driver {
 	int init_logged;
 	int64_t ctx_made_ms;
 	int64_t last_poll_ms;
+	unsigned poll_rounds;
 	int quick_spins;
 	struct usb_seen seen[USB_MAX_SEEN];
 	size_t n_seen;
@@ -180,6 +183,7 @@ struct usb_cmd {
 	size_t out_len;
 	uint8_t status, error, param;   /* of the reply */
 	int failed;                     /* the reader said the command failed */
+	int silent_ms;                  /* no reply at all after waiting this long (else 0) */
 };
 
 static int64_t usb_now_ms(void)
@@ -386,6 +390,7 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 
 	c->out_len = 0;
 	c->failed = 0;
+	c->silent_ms = 0;
 	if (c->try_lock) {
 		if (pthread_mutex_trylock(&d->io) != 0)
 			return SSC_EREADERBUSY;
@@ -442,9 +447,11 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 					 (unsigned)(wait > 0 ? wait : 1));
 		if (r != 0) {
 			usb_abandon(d, seq);
-			if (r == LIBUSB_ERROR_TIMEOUT)
+			if (r == LIBUSB_ERROR_TIMEOUT) {
 				log_debug("usb-ccid: %s: no reply to %02X within %d ms", d->base_id,
 					  c->type, wait);
+				c->silent_ms = wait;
+			}
 			rc = usb_transfer_failed(d, r, d->ep_in);
 			goto out;
 		}
@@ -524,7 +531,11 @@ static int usb_simple(struct usb_dev *d, unsigned idx, uint8_t type, uint8_t exp
 	return usb_cmd(d, idx, c);
 }
 
-/* GetSlotStatus; on success applies its bmICCStatus. Returns 0 or as usb_cmd(). */
+/*
+ * GetSlotStatus; on success applies its bmICCStatus. Any reader answers it at once, card or no
+ * card: one left unanswered USB_DEAD_FAILS times in a row means the reader stopped working, and
+ * the device is dropped until it is plugged in again. Returns 0 or as usb_cmd().
+ */
 static int usb_slot_status(struct usb_dev *d, unsigned idx, int64_t deadline, int try_lock,
 			   uint8_t *icc)
 {
@@ -532,15 +543,19 @@ static int usb_slot_status(struct usb_dev *d, unsigned idx, int64_t deadline, in
 	int rc = usb_simple(d, idx, CCID_PC_GET_SLOT_STATUS, CCID_RDR_SLOT_STATUS, deadline,
 			    try_lock, &c);
 
+	pthread_mutex_lock(&d->drv->lock);
 	if (rc == 0 || c.failed) {
 		/* A failed GetSlotStatus still says where the card is. */
-		pthread_mutex_lock(&d->drv->lock);
+		d->fails = 0;
 		usb_slot_status_locked(d, idx, c.status & CCID_ICC_MASK);
-		pthread_mutex_unlock(&d->drv->lock);
 		if (icc)
 			*icc = c.status & CCID_ICC_MASK;
-		return 0;
+		rc = 0;
+	} else if (c.silent_ms >= USB_SILENT_MIN_MS && !d->gone) {
+		if (++d->fails >= USB_DEAD_FAILS)
+			usb_dev_gone_locked(d, 1);
 	}
+	pthread_mutex_unlock(&d->drv->lock);
 	return rc;
 }
 
@@ -1323,10 +1338,8 @@ static int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet,
 		}
 	}
 	pthread_mutex_lock(&drv->lock);
-	for (unsigned s = 0; s < d->n_slots; s++) {
-		d->slot[s].report_out = 0;
-		d->slot[s].expect_notify = 0;
-	}
+	for (unsigned s = 0; s < d->n_slots; s++)
+		d->slot[s].report_out = 0;   /* expect_notify stays: a first notification is old news */
 	pthread_mutex_unlock(&drv->lock);
 
 	if (d->ep_intr) {
@@ -1611,26 +1624,28 @@ static int usb_list_changed(struct ssc_driver *drv)
 	return changed;
 }
 
-/* Asks each device for its slots' status (monitor thread). Returns 1 when something changed. */
+/*
+ * Asks the devices for their slots' status (monitor thread): every round those whose interrupt
+ * endpoint is missing or stopped, the others one round in USB_HEALTH_POLLS (a safety net, and
+ * the check that the reader still answers). A device busy with a command is skipped. Returns 1
+ * when something changed.
+ */
 static int usb_poll_slots(struct ssc_driver *drv)
 {
-	int changed;
+	int changed, health = ++drv->poll_rounds % USB_HEALTH_POLLS == 0;
 
 	for (size_t i = 0; i < drv->n_devs; i++) {
 		struct usb_dev *d = drv->devs[i];
+		int notified;
 
+		pthread_mutex_lock(&drv->lock);
+		notified = d->ep_intr && !d->intr_broken && !d->gone;
+		pthread_mutex_unlock(&drv->lock);
+		if (notified && !health)
+			continue;
 		for (unsigned s = 0; s < d->n_slots; s++) {
 			int rc = usb_slot_status(d, s, usb_now_ms() + USB_STATUS_TIMEOUT_MS, 1, NULL);
 
-			pthread_mutex_lock(&drv->lock);
-			if (rc == 0) {
-				d->fails = 0;
-			} else if (rc != SSC_EREADERBUSY && !d->gone) {
-				/* The reader itself does not answer a status query. */
-				if (++d->fails >= USB_DEAD_FAILS)
-					usb_dev_gone_locked(d, 1);
-			}
-			pthread_mutex_unlock(&drv->lock);
 			if (rc != 0 && rc != SSC_EREADERBUSY)
 				break;
 		}
