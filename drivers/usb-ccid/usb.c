@@ -848,11 +848,14 @@ again:
 			log_warn("usb-ccid: %s slot %u: malformed ATR", d->base_id, idx);
 			return SSC_EPROTO;
 		}
-		rc = atr_choose(&st->ai, d->desc.protocols, d->desc.max_data_rate_bps,
-				d->desc.default_clock_khz, &ch);
+		/* t1.c does the LRC only: a card that wants T=1 with CRC gets T=0 or nothing. */
+		rc = atr_choose(&st->ai, st->ai.crc ? d->desc.protocols & ~CCID_PROTO_T1
+						    : d->desc.protocols,
+				d->desc.max_data_rate_bps, d->desc.default_clock_khz, &ch);
 		if (rc != 0) {
-			log_warn("usb-ccid: %s slot %u: no protocol both the card (%04X) and the reader "
-				 "(%X) speak", d->base_id, idx, st->ai.protocols, d->desc.protocols);
+			log_warn("usb-ccid: %s slot %u: no protocol both the card (%04X%s) and the "
+				 "reader (%X) speak", d->base_id, idx, st->ai.protocols,
+				 st->ai.crc ? ", T=1 with CRC" : "", d->desc.protocols);
 			return rc;
 		}
 		if (tried_pps) {
@@ -940,8 +943,8 @@ again:
 			  d->base_id, idx);
 
 	pthread_mutex_lock(&d->drv->lock);
-	if (!st->present) {
-		/* Activated a card we thought absent (no notification yet). */
+	if (!st->present || st->atr_len == 0) {
+		/* A card we thought absent (no notification yet), or an ATR list() can now report. */
 		st->present = 1;
 		d->drv->changed = 1;
 		pthread_cond_broadcast(&d->drv->cond);
