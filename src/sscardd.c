@@ -67,6 +67,14 @@ struct daemon {
 	int jnote_open;              /* jnote may be sent to */
 	atomic_int jdirty;           /* audit rows added since the last head line */
 	uint64_t audit_dropped_seen; /* audit rows dropped, as last logged */
+	atomic_int resolve_jobs;     /* insertion resolve jobs not yet released by the core */
+};
+
+/* A job that resolves the pending write intents of a card just inserted (on its worker). */
+struct resolve_job {
+	struct job job;              /* first: the core hands us &job */
+	struct daemon *d;
+	int resolved;                /* written by run(); read by done() unless it overran */
 };
 
 /*
@@ -282,6 +290,101 @@ static void prune_done(uv_work_t *req, int status)
 			 d->prune_diag.msg : ssc_strerror(d->prune_result));
 }
 
+/* ---- pending intents, on card insertion ---- */
+
+static int resolve_run(struct job *job, struct card_io *io, unsigned *insertion_flags,
+		       int *reset_card)
+{
+	struct resolve_job *rj = (struct resolve_job *)job;
+	int rc = ops_resolve_pending(&rj->d->env, io, &job->diag);
+
+	if (rc >= 0)
+		*insertion_flags |= CARD_FLAG_RESOLVED;   /* the ops need not do it again */
+	if (rc != 0)
+		*reset_card = 1;   /* a read-back may have left a read authorisation behind */
+	rj->resolved = rc > 0 ? rc : 0;
+	return rc < 0 ? rc : 0;
+}
+
+static void resolve_done(struct job *job)
+{
+	struct resolve_job *rj = (struct resolve_job *)job;
+	const char *reader = job->used_reader[0] ? job->used_reader : job->reader_id;
+
+	if (job->err == 0) {
+		if (rj->resolved > 0)
+			log_info("journal: %d pending write intent(s) of the card in %s resolved by "
+				 "reading it back", rj->resolved, reader);
+	} else if (job->err == SSC_ENOCARD || job->err == SSC_ECARDREMOVED ||
+		   job->err == SSC_ENOTSSC || job->err == SSC_ESHUTDOWN) {
+		/* Not a user card (a PSAM), or it left: nothing to resolve here. */
+		log_debug("journal: no intent resolution on %s: %s", reader,
+			  ssc_strerror_name(job->err));
+	} else {
+		/* At an overrun the worker may still write diag: do not read it then. */
+		log_warn("journal: resolving the pending intents of the card in %s failed: %s%s%s; "
+			 "they are resolved when the card is next used", reader,
+			 ssc_strerror_name(job->err), job->err == SSC_ETIMEDOUT ? "" : ": ",
+			 job->err == SSC_ETIMEDOUT ? "" : job->diag.msg);
+	}
+}
+
+static void resolve_release(struct job *job)
+{
+	struct resolve_job *rj = (struct resolve_job *)job;
+	struct daemon *d = rj->d;
+
+	free(rj);
+	atomic_fetch_sub(&d->resolve_jobs, 1);
+}
+
+/*
+ * On a card's insertion, while the journal holds pending intents (of any card: which card this
+ * is takes APDUs to learn), queue a job that resolves this card's by reading it back. A clean
+ * journal costs one query and no APDU. Loop thread.
+ */
+static void resolve_on_insert(struct daemon *d, const struct reader_info *ri)
+{
+	struct resolve_job *rj;
+	int n, rc;
+
+	if (!d->journal_ok || d->stopping || !d->rd)
+		return;
+	n = journal_pending_count(daemon_journal, NULL);
+	if (n <= 0)
+		return;
+	rj = calloc(1, sizeof(*rj));
+	if (!rj)
+		return;
+	rj->d = d;
+	rj->job.run = resolve_run;
+	rj->job.done = resolve_done;
+	rj->job.release = resolve_release;
+	rj->job.arg = rj;
+	snprintf(rj->job.reader_id, sizeof(rj->job.reader_id), "%s", ri->id);
+	rj->job.need_role = READER_ROLE_USER;
+	rj->job.timeout_ms = d->cfg.op_timeout_ms;
+	atomic_fetch_add(&d->resolve_jobs, 1);
+	rc = readers_submit(d->rd, &rj->job);
+	if (rc != 0) {
+		atomic_fetch_sub(&d->resolve_jobs, 1);
+		log_debug("journal: no intent resolution on %s: %s", ri->id, ssc_strerror_name(rc));
+		free(rj);
+		return;
+	}
+	log_debug("journal: %d intent(s) pending: reading back the card in %s", n, ri->id);
+}
+
+/* The reader core's events: to the API's subscribers, and card insertions to the journal. */
+static void on_reader_event(void *arg, const char *type, const struct reader_info *ri)
+{
+	struct daemon *d = arg;
+
+	rpc_event(d->rpc, type, ri);
+	if (strcmp(type, "card.inserted") == 0)
+		resolve_on_insert(d, ri);
+}
+
 /* Runs journal_prune() off the loop thread (at start, daily, after a reopen). */
 static void journal_prune_soon(struct daemon *d)
 {
@@ -443,6 +546,7 @@ static int journal_start(struct daemon *d)
 	int rc;
 
 	atomic_init(&d->jdirty, 0);
+	atomic_init(&d->resolve_jobs, 0);
 	pthread_mutex_init(&d->jlock, NULL);
 	rc = audit_new(AUDIT_QUEUE_MAX, &d->audit);
 	if (rc != 0)
@@ -502,7 +606,7 @@ static void journal_finish(struct daemon *d)
 		journal_log_head(" (at shutdown)");
 	journal_publish(d, NULL);
 	journal_set_observer(daemon_journal, NULL, NULL);
-	if (rpc_jobs_unreleased(d->rpc) == 0) {
+	if (rpc_jobs_unreleased(d->rpc) == 0 && atomic_load(&d->resolve_jobs) == 0) {
 		journal_close(daemon_journal);
 		daemon_journal = NULL;
 	} else {
@@ -651,7 +755,7 @@ int main(int argc, char **argv)
 	rc = rpc_new(&d.cfg, &d.rpc);
 	if (rc != 0)
 		goto out_loop;
-	rc = readers_new(&d.loop, &d.cfg, rpc_event, d.rpc, &d.rd);
+	rc = readers_new(&d.loop, &d.cfg, on_reader_event, &d, &d.rd);
 	if (rc != 0) {
 		log_error("cannot start the reader core: %s", ssc_strerror(rc));
 		goto out_rpc;
