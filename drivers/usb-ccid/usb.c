@@ -1346,13 +1346,11 @@ static int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet,
 	pthread_mutex_unlock(&drv->lock);
 
 	if (d->ep_intr) {
-		size_t n = ccid_notify_len(d->n_slots);
-
 		d->intr = libusb_alloc_transfer(0);
 		if (d->intr) {
 			/* No timeout: a standing request that close cancels. */
 			libusb_fill_interrupt_transfer(d->intr, d->h, d->ep_intr, d->intr_buf,
-						       (int)(n < 8 ? 8 : n), usb_intr_cb, d, 0);
+						       (int)sizeof(d->intr_buf), usb_intr_cb, d, 0);
 			d->intr_active = 1;
 			r = libusb_submit_transfer(d->intr);
 			if (r != 0) {
@@ -1751,9 +1749,9 @@ static int usb_list(struct ssc_driver *drv, struct ssc_reader_desc *out, size_t 
 			struct ssc_reader_desc *r = &out[n++];
 
 			memset(r, 0, sizeof(*r));
-			snprintf(r->id, sizeof(r->id), "%s-s%u", d->base_id, s);
+			snprintf(r->id, sizeof(r->id), "%s-s%u", d->base_id, (unsigned)(uint8_t)s);
 			if (d->n_slots > 1)
-				snprintf(r->name, sizeof(r->name), "%s slot %u", d->name, s);
+				snprintf(r->name, sizeof(r->name), "%s slot %u", d->name, (unsigned)(uint8_t)s);
 			else
 				snprintf(r->name, sizeof(r->name), "%s", d->name);
 			snprintf(r->serial, sizeof(r->serial), "%s", d->serial);
@@ -1967,6 +1965,9 @@ static int usb_connect(struct ssc_driver *drv, const char *reader_id, int timeou
 	if (rc != 0)
 		goto fail;
 	if (!reuse) {
+		/* Active but not as we left it: switch it off first, so that this is a real reset. */
+		if (icc == CCID_ICC_ACTIVE)
+			usb_power_off(d, idx, deadline);
 		rc = usb_activate(d, idx, deadline, atr, atr_len, &s->gen);
 		if (rc != 0)
 			goto fail;
@@ -2021,7 +2022,7 @@ static int usb_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len, 
 		n = t0_transceive(cmd, cmd_len, resp, resp_cap, usb_t0_xfer, &x);
 		break;
 	case 1:
-		if (!st->t1.broken && st->ifsd_want > st->t1.ifsd && st->ifsd_tries < 3) {
+		if (!st->t1.broken && st->ifsd_want > st->t1.ifsd && st->ifsd_tries < 1) {
 			st->ifsd_tries++;
 			n = t1_negotiate_ifsd(&st->t1, st->ifsd_want, usb_t1_xfer, &x);
 			if (n != 0 && n != SSC_EPROTO)
