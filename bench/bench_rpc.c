@@ -73,6 +73,8 @@ static int bench_rpc_send(struct bench_rpc_conn *c, const char *method, const ch
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return -1;
 	c->next_id++;
+	/* Before the send: a preemption between send() and the clock would hide the daemon's time. */
+	c->sent_us = bench_now_us();
 	while (off < (size_t)n) {
 		ssize_t w = send(c->fd, line + off, (size_t)n - off, MSG_NOSIGNAL);
 
@@ -87,15 +89,16 @@ static int bench_rpc_send(struct bench_rpc_conn *c, const char *method, const ch
 		off += (size_t)w;
 	}
 	c->inflight = 1;
-	c->sent_us = bench_now_us();
 	return 0;
 }
 
 /*
- * Takes one complete line out of c->buf if there is one: 1 = a reply (*is_error, name of the
- * error in errname), 0 = no complete line yet, -1 = garbage. Notifications are skipped.
+ * Takes one complete line out of c->buf if there is one: 1 = the reply to the request in flight
+ * (*is_error, name of the error in errname), 0 = no complete line yet, -1 = garbage or a reply
+ * to another id. Notifications are skipped.
  */
-static int bench_rpc_take_reply(struct bench_rpc_conn *c, int *is_error, char *errname, size_t cap)
+static int bench_rpc_take_reply(struct bench_rpc_conn *c, int *is_error, char *errname,
+				size_t cap)
 {
 	for (;;) {
 		char *nl = memchr(c->buf, '\n', c->have);
@@ -114,6 +117,13 @@ static int bench_rpc_take_reply(struct bench_rpc_conn *c, int *is_error, char *e
 		if (json_object_get(msg, "method")) {
 			json_decref(msg);    /* a notification */
 			continue;
+		}
+		if (json_integer_value(json_object_get(msg, "id")) != (json_int_t)(c->next_id - 1)) {
+			fprintf(stderr, "sscard-bench: a reply to id %lld, expected %lu\n",
+				(long long)json_integer_value(json_object_get(msg, "id")),
+				c->next_id - 1);
+			json_decref(msg);
+			return -1;
 		}
 		err = json_object_get(msg, "error");
 		*is_error = err != NULL;
