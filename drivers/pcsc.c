@@ -733,6 +733,23 @@ static int pcsc_read_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 }
 
 /* SCardConnect (exclusive, T=0 or T=1), retrying a sharing violation until deadline. */
+/* Whether the reader of s reports a card right now (1), or is empty or unreadable (0). */
+static int pcsc_card_in_reader(struct ssc_slot *s)
+{
+	SCARD_READERSTATE st;
+	LONG rv;
+
+	memset(&st, 0, sizeof(st));
+	st.szReader = s->name;
+	st.dwCurrentState = SCARD_STATE_UNAWARE;
+	pcsc_gate_enter(0);
+	rv = SCardGetStatusChange(s->ctx, 0, &st, 1);
+	pcsc_gate_leave();
+	if (rv != SCARD_S_SUCCESS)
+		return 0;
+	return (st.dwEventState & SCARD_STATE_PRESENT) != 0;
+}
+
 static int pcsc_connect_card(struct ssc_slot *s, int64_t deadline)
 {
 	LONG rv;
@@ -759,6 +776,17 @@ static int pcsc_connect_card(struct ssc_slot *s, int64_t deadline)
 		/* No card, or a card that left: for a new connection both mean "no card". */
 		if (rv == SCARD_W_REMOVED_CARD || rv == SCARD_E_NO_SMARTCARD)
 			return SSC_ENOCARD;
+		/*
+		 * A card pulled while pcscd powers it up makes SCardConnect fail with what looks
+		 * like a card fault (SCARD_E_PROTO_MISMATCH, SCARD_W_UNRESPONSIVE_CARD...). Ask
+		 * once whether a card is still there, so that the client hears "no card" (std
+		 * code -2), not "malformed answer".
+		 */
+		if (!pcsc_card_in_reader(s)) {
+			log_debug("pcsc: %s: connect failed (%s) and the reader is now empty", s->name,
+				  pcsc_stringify_error(rv));
+			return SSC_ENOCARD;
+		}
 		return pcsc_map(rv);
 	}
 }

@@ -37,6 +37,8 @@
 #define READERS_STOP_WAIT_MS 2000    /* readers_free() waits this long for stuck threads */
 #define READERS_PSAM_MAX 16          /* PSAM readers one acquire() considers */
 #define READERS_PSAM_POLL_MS 20      /* acquire(): how long to wait on one busy PSAM before the next */
+#define READERS_PROBE_RETRIES 6      /* probes of one card that could not tell its kind, retried ... */
+#define READERS_PROBE_BACKOFF_MS 200 /* ... after this, doubling (200 ms .. 6.4 s) */
 
 enum job_state { JOB_QUEUED = 0, JOB_RUNNING, JOB_FINISHED };
 
@@ -96,6 +98,8 @@ struct reader {
 	enum ssc_alg psam_alg;
 	unsigned probed_gen;           /* the card_gen that role belongs to */
 	int reprobe;                   /* probe the same card again (a PSAM came back broken) */
+	int probe_failures;            /* probes of this card that could not tell its kind */
+	int64_t probe_retry_ms;        /* when to try again (CLOCK_MONOTONIC ms), 0 = no retry */
 	int stop;                      /* the worker must exit */
 	struct job_core *running;
 	int overrun;                   /* the running job's deadline passed: refuse new jobs */
@@ -660,6 +664,21 @@ static void reader_probe(struct reader *r, unsigned gen)
 		r->role = role;
 		r->psam_alg = role == READER_ROLE_PSAM ? alg : SSC_ALG_NONE;
 		r->probed_gen = gen;
+		/*
+		 * A probe that could not tell (the card was still settling after a quick
+		 * reinsertion, say) is tried again with a back-off: to the subsystem the card may
+		 * never have left, so no insertion would ever trigger another probe.
+		 */
+		if (role == READER_ROLE_UNKNOWN && r->probe_failures < READERS_PROBE_RETRIES) {
+			int64_t wait = (int64_t)READERS_PROBE_BACKOFF_MS << r->probe_failures;
+
+			r->probe_failures++;
+			r->probe_retry_ms = cardio_now_ms() + wait;
+		} else {
+			r->probe_retry_ms = 0;
+			if (role != READER_ROLE_UNKNOWN)
+				r->probe_failures = 0;
+		}
 	}
 	pthread_mutex_unlock(&rd->lock);
 
@@ -756,8 +775,20 @@ static void *reader_worker(void *arg)
 			pthread_mutex_lock(&rd->lock);
 			continue;
 		}
+		if (r->probe_retry_ms && r->card_present && cardio_now_ms() >= r->probe_retry_ms) {
+			r->probe_retry_ms = 0;
+			r->reprobe = 1;
+			continue;
+		}
 		if (!r->q_head) {
-			pthread_cond_wait(&r->cond, &rd->lock);
+			if (r->probe_retry_ms && r->card_present) {
+				struct timespec ts;
+
+				rd_abs_monotonic(&ts, r->probe_retry_ms);
+				pthread_cond_clockwait(&r->cond, &rd->lock, CLOCK_MONOTONIC, &ts);
+			} else {
+				pthread_cond_wait(&r->cond, &rd->lock);
+			}
 			continue;
 		}
 		core = r->q_head;
@@ -856,6 +887,8 @@ static void monitor_card_in(struct reader *r, const struct ssc_reader_desc *d)
 	r->card_gen++;
 	r->psam_alg = SSC_ALG_NONE;
 	r->reprobe = 0;
+	r->probe_failures = 0;
+	r->probe_retry_ms = 0;
 	r->role = r->fixed_role;
 	if (r->fixed_role == READER_ROLE_USER)
 		r->probed_gen = r->card_gen;

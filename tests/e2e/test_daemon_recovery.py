@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""sscardd end to end: known bugs, each a test marked unittest.expectedFailure with a "BUG:"
-comment (what goes wrong, where, a fix idea), so that the suite stays green until the fix lands
-and then tells (an unexpected success fails the run): remove the decorator with the fix.
+"""sscardd end to end: recovery from a card or PSAM that vanishes at an awkward moment (regression
+tests of bugs found by the end-to-end suite; each comment says what went wrong and how it was fixed).
+A future known bug goes here as a test marked unittest.expectedFailure with a "BUG:" comment (what
+goes wrong, where, a fix idea): the suite stays green until the fix lands, then an unexpected
+success fails the run, and the decorator goes with the fix.
 
-Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_bugs.py [-k name]
+Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_recovery.py [-k name]
 """
 
 import os
@@ -18,9 +20,11 @@ from test_daemon_read import NO_TERMINAL, SM4_TERMINAL, expected  # noqa: E402
 from test_daemon_removal import RemovalHelpers  # noqa: E402
 
 
-class KnownBugs(RemovalHelpers, sscardd.DaemonTestCase):
+class Recovery(RemovalHelpers, sscardd.DaemonTestCase):
 
-    # BUG: a card that vanishes while the daemon connects to it (the first step of every
+    # Was a bug (fixed in drivers/pcsc.c pcsc_connect_card: an unexpected SCardConnect failure
+    # now asks the reader's state once and reports SSC_ENOCARD when the card is gone):
+    # a card that vanishes while the daemon connects to it (the first step of every
     # operation: user cards are connected per operation) gives SSC_EPROTO, "malformed answer from
     # the card or reader", instead of the no-card / card-removed error (std_code -2 either way).
     # pcscd 1.9.9 powers the card up, the ATR read fails, and SCardConnect answers
@@ -28,7 +32,6 @@ class KnownBugs(RemovalHelpers, sscardd.DaemonTestCase):
     # drivers/pcsc.c pcsc_map() turns into SSC_EPROTO. Fix idea: in pcsc_connect_card(), when
     # SCardConnect fails, ask the reader's state once (SCardGetStatusChange, timeout 0) and report
     # SSC_ENOCARD if the card is no longer there.
-    @unittest.expectedFailure
     def test_pulled_while_connecting(self):
         self.h.start_pcscd()
         card = self.h.start_card('gen2', slot=0)
@@ -52,7 +55,8 @@ class KnownBugs(RemovalHelpers, sscardd.DaemonTestCase):
         self.assertEqual(err.std_code, -2)
 
 
-    # BUG: a PSAM that fails mid-use and is put back before pcscd's presence poll (~0.4 s) stays
+    # Was a bug (fixed in src/readers.c: a probe that cannot tell the card's kind is retried with a
+    # back-off, 200 ms doubling, six times): a PSAM that fails mid-use and is put back before pcscd's presence poll (~0.4 s) stays
     # unusable (reader.list: card true, role "unknown") until it is pulled and inserted again.
     # readers.c (rd_psam_release / rd_psam_acquire) drops the slot and sets reprobe; the worker
     # probes at once, before vpcd has taken the new link, the probe's SELECT fails
@@ -62,7 +66,6 @@ class KnownBugs(RemovalHelpers, sscardd.DaemonTestCase):
     # reads fail with SSC_ENOPSAM meanwhile. The same would follow any transient probe failure.
     # Fix idea: when a probe fails at transport level while the card is still present, probe
     # again later (a short back-off, a few tries) or at the next PSAM acquire.
-    @unittest.expectedFailure
     def test_psam_quick_reinsertion(self):
         self.setup_readauth(psam_delay=False)
         self.assertEqual(self.c.call('card.read_basic'), expected('gen3-readauth', SM4_TERMINAL))
