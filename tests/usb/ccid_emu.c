@@ -1704,7 +1704,7 @@ struct ccid_emu *ccid_emu_new(bool verbose, char *err, size_t errlen)
 	pthread_condattr_destroy(&ca);
 	emu->verbose = verbose;
 	emu->next_devnum = 2;
-	emu->reap_wait_ms = 5;
+	emu->reap_wait_ms = 2;
 	if (w && *w) {
 		unsigned long v;
 

@@ -65,7 +65,7 @@ int ccid_emu_parse_device(const char *spec, const char *profiles_dir, struct cci
  * Creates the testbed (this sets UMOCKDEV_DIR in the environment; in one process it must come
  * before libusb_init) and the emulator's timer thread. verbose: log every CCID message header to
  * stderr (APDU bodies are never logged). Returns NULL with a message in err.
- * CCID_EMU_REAP_WAIT_MS (environment, default 5) bounds how long an empty REAPURBNDELAY is held
+ * CCID_EMU_REAP_WAIT_MS (environment, default 2) bounds how long an empty REAPURBNDELAY is held
  * back to stop libusb from spinning on the always-ready fake device node.
  */
 struct ccid_emu *ccid_emu_new(bool verbose, char *err, size_t errlen);

@@ -51,7 +51,7 @@ static void usage(FILE *f)
 		"  status | ping | plug DEV | unplug DEV | insert DEV SLOT | remove DEV SLOT |\n"
 		"  fault DEV KIND [COUNT [SLOT]] | devnode DEV\n"
 		"  KIND: timeext seq trunc oversize stall mute clear (CCID), lrc lost lostcmd wtx ns (T=1)\n"
-		"Environment: CCID_EMU_REAP_WAIT_MS (default 5).\n");
+		"Environment: CCID_EMU_REAP_WAIT_MS (default 2), CCID_EMU_VERBOSE.\n");
 }
 
 static int open_control(const char *path)
