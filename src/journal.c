@@ -61,6 +61,7 @@ static const char schema_sql[] =
 	" detail TEXT NOT NULL, hash TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS rows_intent ON rows(intent) WHERE intent <> 0;"
 	"CREATE INDEX IF NOT EXISTS rows_ts ON rows(ts_unix);"
+	"CREATE INDEX IF NOT EXISTS rows_intents ON rows(card) WHERE kind = 'intent';"
 	"CREATE TABLE IF NOT EXISTS blacklist(ref TEXT PRIMARY KEY, added TEXT NOT NULL);";
 
 static int jerr(struct journal *j, struct ssc_diag *diag, const char *what)
@@ -678,7 +679,7 @@ static int intent_state(struct journal *j, int64_t id, int *resolved, char *card
 	sqlite3_finalize(st);
 	if (!found)
 		return 0;
-	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM rows WHERE kind='outcome' AND intent=?", -1,
+	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM rows WHERE intent=?1 AND intent<>0 AND kind='outcome'", -1,
 			       &st, NULL) != SQLITE_OK)
 		return SSC_EJOURNAL;
 	sqlite3_bind_int64(st, 1, id);
@@ -752,7 +753,8 @@ int journal_pending(struct journal *j, const char *card_ref,
 	static const char sql[] =
 		"SELECT i.seq, i.card, i.reader, i.file, i.detail FROM rows i"
 		" WHERE i.kind='intent' AND (?1 IS NULL OR i.card=?1)"
-		" AND NOT EXISTS (SELECT 1 FROM rows o WHERE o.kind='outcome' AND o.intent=i.seq)"
+		" AND NOT EXISTS (SELECT 1 FROM rows o WHERE o.intent=i.seq AND o.intent<>0"
+		" AND o.kind='outcome')"
 		" ORDER BY i.seq";
 	struct journal_intent_row row;
 	sqlite3_stmt *st;
@@ -1098,7 +1100,8 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 	static const char last_sql[] =
 		"SELECT seq, hash FROM rows WHERE ts_unix < ?1 AND seq < (SELECT min(i.seq) FROM"
 		" (SELECT seq FROM rows i WHERE i.kind='intent' AND NOT EXISTS (SELECT 1 FROM rows"
-		" o WHERE o.kind='outcome' AND o.intent=i.seq) UNION ALL SELECT max(seq) + 1 FROM"
+		" o WHERE o.intent=i.seq AND o.intent<>0 AND o.kind='outcome') UNION ALL SELECT"
+		" max(seq) + 1 FROM"
 		" rows) i) ORDER BY seq DESC LIMIT 1";
 	struct jrow r = { 0 };
 	sqlite3_stmt *st;
