@@ -376,6 +376,27 @@ static int usb_transfer_failed(struct usb_dev *d, int r, uint8_t ep)
 	return usb_map(r);
 }
 
+/* Takes the device's io mutex, waiting until deadline at most. Returns 0 or SSC_ETIMEDOUT. */
+static int usb_io_lock(struct usb_dev *d, int64_t deadline)
+{
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer does not know pthread_mutex_clocklock: poll, so that it sees the lock. */
+	while (pthread_mutex_trylock(&d->io) != 0) {
+		struct timespec nap = { 0, 1000000L };
+
+		if (usb_now_ms() >= deadline)
+			return SSC_ETIMEDOUT;
+		nanosleep(&nap, NULL);
+	}
+	return 0;
+#else
+	struct timespec ts;
+
+	usb_abs_time(&ts, deadline);
+	return pthread_mutex_clocklock(&d->io, CLOCK_MONOTONIC, &ts) == 0 ? 0 : SSC_ETIMEDOUT;
+#endif
+}
+
 /*
  * Sends one command to slot idx and waits for its reply, honouring time extensions until
  * c->deadline. Returns 0 (c->out filled), the mapped CCID failure (c->failed set), or
@@ -384,7 +405,6 @@ static int usb_transfer_failed(struct usb_dev *d, int r, uint8_t ep)
  */
 static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 {
-	struct timespec ts;
 	uint8_t seq;
 	int n, r, done = 0, stale = 0, rc;
 
@@ -394,10 +414,8 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 	if (c->try_lock) {
 		if (pthread_mutex_trylock(&d->io) != 0)
 			return SSC_EREADERBUSY;
-	} else {
-		usb_abs_time(&ts, c->deadline);
-		if (pthread_mutex_clocklock(&d->io, CLOCK_MONOTONIC, &ts) != 0)
-			return SSC_ETIMEDOUT;
+	} else if (usb_io_lock(d, c->deadline) != 0) {
+		return SSC_ETIMEDOUT;
 	}
 	pthread_mutex_lock(&d->drv->lock);
 	r = d->gone;
