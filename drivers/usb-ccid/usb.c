@@ -126,6 +126,7 @@ struct usb_dev {
 struct usb_seen {
 	libusb_device *dev;             /* referenced */
 	int64_t retry_ms;               /* 0: never again while plugged */
+	int reader;                     /* a CCID reader we could not open, or dropped */
 };
 
 struct ssc_driver {
@@ -1518,6 +1519,26 @@ static int usb_ctx_ensure(struct ssc_driver *drv)
 	return 1;
 }
 
+/*
+ * Whether making the context afresh is worth it (monitor thread): no device of ours is open, and
+ * no reader waits for a retry or a replug (a fresh context would forget it, and try and warn
+ * again at once).
+ */
+static int usb_ctx_stale(struct ssc_driver *drv)
+{
+	int alive;
+
+	pthread_mutex_lock(&drv->lock);
+	alive = drv->n_alive;
+	pthread_mutex_unlock(&drv->lock);
+	if (alive > 0 || usb_now_ms() - drv->ctx_made_ms < USB_RESCAN_MS)
+		return 0;
+	for (size_t i = 0; i < drv->n_seen; i++)
+		if (drv->seen[i].reader)
+			return 0;
+	return 1;
+}
+
 static struct usb_seen *usb_seen_find(struct ssc_driver *drv, libusb_device *dev)
 {
 	for (size_t i = 0; i < drv->n_seen; i++)
@@ -1565,11 +1586,13 @@ static void usb_rescan(struct ssc_driver *drv)
 		if (present && failed && n_keep < USB_MAX_SEEN) {
 			keep[n_keep].dev = libusb_ref_device(d->dev);
 			keep[n_keep].retry_ms = 0;
+			keep[n_keep].reader = 1;
 			n_keep++;
 		} else if (present && n_keep < USB_MAX_SEEN) {
 			/* Gone but still listed: an unplug libusb has not processed yet. */
 			keep[n_keep].dev = libusb_ref_device(d->dev);
 			keep[n_keep].retry_ms = usb_now_ms() + USB_RETRY_OPEN_MS;
+			keep[n_keep].reader = 1;
 			n_keep++;
 		}
 		usb_dev_remove(drv, i);
@@ -1587,6 +1610,7 @@ static void usb_rescan(struct ssc_driver *drv)
 			if (n_keep < USB_MAX_SEEN) {
 				keep[n_keep].dev = libusb_ref_device(dev);
 				keep[n_keep].retry_ms = s->retry_ms;
+				keep[n_keep].reader = s->reader;
 				n_keep++;
 			}
 			continue;
@@ -1606,6 +1630,7 @@ static void usb_rescan(struct ssc_driver *drv)
 		} else if (n_keep < USB_MAX_SEEN) {
 			keep[n_keep].dev = libusb_ref_device(dev);
 			keep[n_keep].retry_ms = rc == SSC_ENOTFOUND ? 0 : usb_now_ms() + USB_RETRY_OPEN_MS;
+			keep[n_keep].reader = rc != SSC_ENOTFOUND;
 			n_keep++;
 		}
 next:;
@@ -1736,14 +1761,10 @@ static void usb_close(struct ssc_driver *drv)
 static int usb_list(struct ssc_driver *drv, struct ssc_reader_desc *out, size_t max)
 {
 	size_t n = 0;
-	int alive;
 
 	if (!usb_ctx_ensure(drv))
 		return 0;
-	pthread_mutex_lock(&drv->lock);
-	alive = drv->n_alive;
-	pthread_mutex_unlock(&drv->lock);
-	if (alive == 0 && usb_now_ms() - drv->ctx_made_ms >= USB_RESCAN_MS) {
+	if (usb_ctx_stale(drv)) {
 		/*
 		 * Nothing open: a fresh context enumerates afresh, whether or not libusb's hotplug
 		 * works where we run (under umockdev it may not).
@@ -1843,12 +1864,8 @@ static int usb_wait_change(struct ssc_driver *drv, int timeout_ms)
 			drv->last_poll_ms = now;
 			if (usb_list_changed(drv) || usb_poll_slots(drv))
 				return 1;
-			pthread_mutex_lock(&drv->lock);
-			if (drv->n_alive == 0 && now - drv->ctx_made_ms >= USB_RESCAN_MS) {
-				pthread_mutex_unlock(&drv->lock);
+			if (usb_ctx_stale(drv))
 				return 1;   /* list() makes a fresh context to look again */
-			}
-			pthread_mutex_unlock(&drv->lock);
 			continue;
 		}
 		{
