@@ -14,6 +14,7 @@ Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_usb_read.py 
 
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -171,6 +172,10 @@ class ApduLevel(UsbRead, usbharness.UsbTestCase):
     mode = 'apdu'
 
 
+class XApduLevel(UsbRead, usbharness.UsbTestCase):
+    mode = 'xapdu'
+
+
 class T0Level(UsbRead, usbharness.UsbTestCase):
     mode = 't0'
 
@@ -203,6 +208,25 @@ class T1Level(UsbRead, usbharness.UsbTestCase):
                 st = self.usb.slot_stats(dev, slot)
                 with self.subTest(dev=dev, slot=slot):
                     self.assertEqual(st['t1_bad_in'], 0, st)
+
+
+class AllowList(usbharness.UsbTestCase):
+    """Readers with a vendor-specific interface class are claimed only when [drivers] usb_allow
+    names their VID:PID."""
+
+    def test_usb_allow(self):
+        self.start(['name=v,mode=apdu,slots=card:gen2,class=ff,vid=072f,pid=b100,serial=V1',
+                    'name=w,mode=apdu,slots=card:gen3,class=ff,vid=1209,pid=0002,serial=W1',
+                    'name=k,mode=apdu,slots=card:gen2-tagmode,serial=K1'],
+                   config={'drivers': {'usb_allow': '072F:B100'}})
+        allowed = self.wait_user('v')
+        self.wait_user('k')
+        self.assertEqual(self.c.call('card.read_basic', {'reader': allowed})['ssn'],
+                         '330102199003071230')
+        # The other vendor-class device is left alone (give the monitor a few polls).
+        time.sleep(1.5)
+        self.assertIsNone(self.reader_of('w'))
+        self.assertEqual(len([r for r in self.d.readers(self.c) if r['driver'] == 'usb-ccid']), 2)
 
 
 if __name__ == '__main__':

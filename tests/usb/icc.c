@@ -421,8 +421,11 @@ static enum icc_outcome t1_i_block(struct icc *c, const uint8_t *b, uint8_t *out
 	    n > c->p.ifsc)
 		return t1_invalid(c, R_ERR_OTHER, out, out_len);
 	if (c->rx_len + n > sizeof(c->rx)) {
+		/* Longer than any APDU the card takes: the chain is dropped, the block refused (not
+		 * a repeated acknowledgement, which would ask for more). */
 		c->rx_len = 0;
-		return t1_invalid(c, R_ERR_OTHER, out, out_len);
+		c->stats.t1_bad_in++;
+		return t1_send_r(c, R_ERR_OTHER, out, out_len);
 	}
 	c->nr_expect ^= 1;
 	memcpy(c->rx + c->rx_len, b + 3, n);

@@ -26,7 +26,7 @@
 
 static struct ccid_emu *emu;
 static libusb_context *ctx;
-static int dev_apdu, dev_t0, dev_t1, dev_hot;
+static int dev_apdu, dev_t0, dev_t1, dev_hot, dev_x;
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -281,6 +281,42 @@ static void test_descriptors(void **state)
 	assert_string_equal((char *)s, "EMU-T1");
 	libusb_close(h);
 	libusb_unref_device(d);
+}
+
+/* Extended APDU level, another VID:PID, a vendor interface class (needs an allow-list). */
+static void test_xapdu_descriptors(void **state)
+{
+	libusb_device *d = find_dev(dev_x);
+	struct libusb_device_descriptor dd;
+	struct libusb_config_descriptor *cfg;
+	const struct libusb_interface_descriptor *ifd;
+	struct rd r;
+	uint8_t atr[64], out[600];
+	int n;
+
+	(void)state;
+	assert_non_null(d);
+	assert_int_equal(libusb_get_device_descriptor(d, &dd), 0);
+	assert_int_equal(dd.idVendor, 0x072f);
+	assert_int_equal(dd.idProduct, 0xb100);
+	assert_int_equal(dd.iSerialNumber, 0);
+	assert_int_equal(libusb_get_active_config_descriptor(d, &cfg), 0);
+	ifd = &cfg->interface[0].altsetting[0];
+	assert_int_equal(ifd->bInterfaceClass, 0xFF);
+	/* bMaxSlotIndex 0, dwProtocols 3, dwFeatures 000400FA, dwMaxCCIDMessageLength 65554. */
+	EXPECT(ifd->extra, (size_t)ifd->extra_length,
+	       "3621 1001 00 07 03000000 A00F0000 A00F0000 00 002A0000 16400500 00 FE000000"
+	       "00000000 00000000 FA000400 12000100 FF FF 0000 00 01");
+	libusb_free_config_descriptor(cfg);
+	libusb_unref_device(d);
+	rd_open(&r, dev_x);
+	power_on(&r, 0, atr);
+	n = xfr(&r, 0, "00A404000F7378312E73682EC9E7BBE1B1A3D5CF00", out, NULL);
+	assert_int_equal(n, 29);
+	/* An extended-length APDU reaches the card, which takes short APDUs only. */
+	n = xfr(&r, 0, "00B20134000000", out, NULL);
+	EXPECT(out, (size_t)n, "6700");
+	rd_close(&r);
 }
 
 /* ---- APDU level ----------------------------------------------------------------------------- */
@@ -942,7 +978,8 @@ static int group_setup(void **state)
 	dev_t0 = add("name=t0,mode=t0,slots=card:gen2");
 	dev_t1 = add("name=t1,mode=t1,slots=card:gen3+psam:gen3,serial=EMU-T1,ifsc=16");
 	dev_hot = add("name=hot,mode=apdu,slots=card:gen2,port=4");
-	if (dev_apdu < 0 || dev_t0 < 0 || dev_t1 < 0 || dev_hot < 0)
+	dev_x = add("name=x,mode=xapdu,slots=card:gen2,vid=072f,pid=b100,class=ff,product=Other");
+	if (dev_apdu < 0 || dev_t0 < 0 || dev_t1 < 0 || dev_hot < 0 || dev_x < 0)
 		return -1;
 	/* The testbed must exist before libusb_init (libusb checks /dev/bus/usb then). */
 	return libusb_init(&ctx) == 0 ? 0 : -1;
@@ -961,6 +998,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_descriptors),
+		cmocka_unit_test(test_xapdu_descriptors),
 		cmocka_unit_test(test_apdu_level),
 		cmocka_unit_test(test_t0_level),
 		cmocka_unit_test(test_t1_basic),
