@@ -49,7 +49,9 @@
 #define USB_DEAD_FAILS 2            /* GetSlotStatus unanswered in a row: the device is dropped */
 #define USB_SILENT_MIN_MS 200       /* ... each after a wait of at least this long */
 #define USB_HEALTH_POLLS 4          /* with a working interrupt endpoint, poll 1 in this many */
-#define USB_RETRY_OPEN_MS 10000     /* a device we could not open or claim is tried again after */
+#define USB_RETRY_FIRST_MS 100      /* a device we could not open or claim is tried again after */
+#define USB_RETRY_OPEN_MS 10000     /* ... doubling up to this; warned of on the try below */
+#define USB_RETRY_WARN 4
 #define USB_INIT_RETRY_MS 5000      /* libusb_init failed (no USB at all): try again after */
 #define USB_RESCAN_MS 3000          /* no device open: make the context again this often */
 #define USB_EVENTS_CHUNK_MS 100     /* one libusb_handle_events round in wait_change */
@@ -127,7 +129,9 @@ struct usb_seen {
 	libusb_device *dev;             /* referenced */
 	int64_t retry_ms;               /* 0: never again while plugged */
 	int reader;                     /* a CCID reader we could not open, or dropped */
+	int tries;                      /* failed attempts to open it */
 };
+
 
 struct ssc_driver {
 	struct { uint16_t vid, pid; } allow[USB_ALLOW_MAX];
@@ -193,6 +197,14 @@ static int64_t usb_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* When to try a device again after its tries-th failure. */
+static int64_t usb_retry_at(int tries)
+{
+	int64_t ms = (int64_t)USB_RETRY_FIRST_MS << (tries < 8 ? tries : 8);
+
+	return usb_now_ms() + (ms < USB_RETRY_OPEN_MS ? ms : USB_RETRY_OPEN_MS);
 }
 
 static void usb_abs_time(struct timespec *ts, int64_t ms)
@@ -1587,12 +1599,14 @@ static void usb_rescan(struct ssc_driver *drv)
 			keep[n_keep].dev = libusb_ref_device(d->dev);
 			keep[n_keep].retry_ms = 0;
 			keep[n_keep].reader = 1;
+			keep[n_keep].tries = 0;
 			n_keep++;
 		} else if (present && n_keep < USB_MAX_SEEN) {
 			/* Gone but still listed: an unplug libusb has not processed yet. */
 			keep[n_keep].dev = libusb_ref_device(d->dev);
-			keep[n_keep].retry_ms = usb_now_ms() + USB_RETRY_OPEN_MS;
+			keep[n_keep].retry_ms = usb_retry_at(0);
 			keep[n_keep].reader = 1;
+			keep[n_keep].tries = 0;
 			n_keep++;
 		}
 		usb_dev_remove(drv, i);
@@ -1611,6 +1625,7 @@ static void usb_rescan(struct ssc_driver *drv)
 				keep[n_keep].dev = libusb_ref_device(dev);
 				keep[n_keep].retry_ms = s->retry_ms;
 				keep[n_keep].reader = s->reader;
+				keep[n_keep].tries = s->tries;
 				n_keep++;
 			}
 			continue;
@@ -1621,16 +1636,20 @@ static void usb_rescan(struct ssc_driver *drv)
 		if (drv->n_devs == USB_MAX_DEVICES) {
 			rc = SSC_ELIMIT;
 		} else {
-			rc = usb_dev_open(drv, dev, s != NULL, &d);
+			/* Just plugged in, a device may not be ready: quiet retries, then one warning. */
+			rc = usb_dev_open(drv, dev, (s ? s->tries + 1 : 0) != USB_RETRY_WARN, &d);
 		}
 		if (rc == 0) {
 			pthread_mutex_lock(&drv->lock);
 			drv->devs[drv->n_devs++] = d;
 			pthread_mutex_unlock(&drv->lock);
 		} else if (n_keep < USB_MAX_SEEN) {
+			int tries = s ? s->tries + 1 : 0;
+
 			keep[n_keep].dev = libusb_ref_device(dev);
-			keep[n_keep].retry_ms = rc == SSC_ENOTFOUND ? 0 : usb_now_ms() + USB_RETRY_OPEN_MS;
+			keep[n_keep].retry_ms = rc == SSC_ENOTFOUND ? 0 : usb_retry_at(tries);
 			keep[n_keep].reader = rc != SSC_ENOTFOUND;
+			keep[n_keep].tries = tries;
 			n_keep++;
 		}
 next:;
@@ -1860,6 +1879,9 @@ static int usb_wait_change(struct ssc_driver *drv, int timeout_ms)
 		}
 
 		next_poll = drv->last_poll_ms + drv->poll_ms;
+		for (size_t i = 0; i < drv->n_seen; i++)
+			if (drv->seen[i].retry_ms != 0 && drv->seen[i].retry_ms < next_poll)
+				next_poll = drv->seen[i].retry_ms;
 		if (now >= next_poll) {
 			drv->last_poll_ms = now;
 			if (usb_list_changed(drv) || usb_poll_slots(drv))
