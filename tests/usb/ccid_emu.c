@@ -1600,17 +1600,9 @@ static int do_plug(struct ccid_emu *emu, struct ccid_dev *d)
 		return -ENOMEM;
 	d->devnum = emu->next_devnum;
 	emu->next_devnum = emu->next_devnum >= 127 ? 2 : emu->next_devnum + 1;
-	snprintf(d->devnode, sizeof(d->devnode), "/dev/bus/usb/%03d/%03d", BUSNUM, d->devnum);
 	if (dev_text(d, text, sizeof(text)) != 0) {
 		free(p);
 		return -ENOSPC;
-	}
-	if (!umockdev_testbed_add_from_string(emu->tb, text, &gerr)) {
-		fprintf(stderr, "ccid-emu: adding %s failed: %s\n", d->syspath,
-			gerr ? gerr->message : "?");
-		g_clear_error(&gerr);
-		free(p);
-		return -EIO;
 	}
 	p->dev = d;
 	p->handler = umockdev_ioctl_base_new();
@@ -1619,6 +1611,7 @@ static int do_plug(struct ccid_emu *emu, struct ccid_dev *d)
 	p->next = emu->plugs;
 	emu->plugs = p;
 	d->plug = p;
+	snprintf(d->devnode, sizeof(d->devnode), "/dev/bus/usb/%03d/%03d", BUSNUM, d->devnum);
 	drop_replies(d);
 	for (i = 0; i < d->cfg.nslots; i++) {
 		d->slot[i].powered = false;
@@ -1627,10 +1620,22 @@ static int do_plug(struct ccid_emu *emu, struct ccid_dev *d)
 	d->int_pending = true;
 	d->st.plugs++;
 	pthread_mutex_unlock(&emu->lock);
+	/*
+	 * The ioctl handler goes in before the device node and its "add" uevent: a program that
+	 * opens the node as soon as it hears of it must reach this handler, not umockdev's default
+	 * one (which would answer every usbfs ioctl with an error).
+	 */
 	if (!umockdev_testbed_attach_ioctl(emu->tb, d->devnode, p->handler, &gerr)) {
 		fprintf(stderr, "ccid-emu: attach_ioctl %s: %s\n", d->devnode, gerr ? gerr->message : "?");
 		g_clear_error(&gerr);
-		return -EIO;
+		goto fail;
+	}
+	if (!umockdev_testbed_add_from_string(emu->tb, text, &gerr)) {
+		fprintf(stderr, "ccid-emu: adding %s failed: %s\n", d->syspath,
+			gerr ? gerr->message : "?");
+		g_clear_error(&gerr);
+		umockdev_testbed_detach_ioctl(emu->tb, d->devnode, NULL);
+		goto fail;
 	}
 	if (!umockdev_in_mock_environment()) {
 		/* In the mock environment add_from_string sent the uevents itself. */
@@ -1639,6 +1644,13 @@ static int do_plug(struct ccid_emu *emu, struct ccid_dev *d)
 	}
 	vlog(d, "plugged in at %s (port %d)", d->devnode, d->cfg.port);
 	return 0;
+fail:
+	pthread_mutex_lock(&emu->lock);
+	p->gone = true;
+	d->plug = NULL;
+	d->devnode[0] = '\0';
+	pthread_mutex_unlock(&emu->lock);
+	return -EIO;
 }
 
 static void do_unplug(struct ccid_emu *emu, struct ccid_dev *d)
