@@ -21,8 +21,9 @@
 #define PROFILE_MAX_BYTES (1024 * 1024)
 #define PATH_MAX_LEN 96
 
-static const char *const key_names[SIM_KEY_COUNT] = {
-	"ext_auth", "ef0d", "read_auth", "internal", "stk", "pin_reload", "puk",
+/* NULL-terminated: ld_known() walks it for psam.key_refs. */
+static const char *const key_names[SIM_KEY_COUNT + 1] = {
+	"ext_auth", "ef0d", "read_auth", "internal", "stk", "pin_reload", "puk", NULL,
 };
 /* Defaults of §12.4. */
 static const uint8_t default_key_id[SIM_KEY_COUNT] = { 0x04, 0x0D, 0x0A, 0x00, 0x05, 0x06, 0x07 };
