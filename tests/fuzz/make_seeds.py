@@ -438,6 +438,10 @@ def sim_profile_seeds():
         'psam-terminal': ('psam.terminal_number', '33010000000'),
         'psam-key-refs': ('psam.key_refs', {'ext_auth': '4713'}),
         'psam-key-refs-bad': ('psam.key_refs', {'ext_auth': '47'}),
+        # Found by this target: an unknown slot name here read past the end of the loader's
+        # slot-name table (key_names had no NULL terminator for ld_known).
+        'psam-key-refs-unknown': ('psam.key_refs', {'ext_au4h': '4812'}),
+        'key-ids-unknown': ('card.key_ids', {'nope': '05'}),
         'psam-atr': ('psam.atr', '3B6C0000'),
         'description': ('description', 7),
     }
@@ -613,17 +617,296 @@ def tlv_seeds():
     return seeds
 
 
+# ---------------------------------------------------------------------------------------------
+# fuzz_card (op, params, switches, profile, mutations...): ops in fuzz_card.c's table order, each
+# with the number of params it lists there.
+
+CARD_OPS = [('read_basic', 5), ('read_items', 8), ('internal_auth', 2), ('verify_pin', 2),
+            ('change_pin', 2), ('reload_pin', 2), ('unblock_pin', 2), ('write_items', 7)]
+RESOLVE = len(CARD_OPS)
+
+# Mutation kinds of fuzz_card.c.
+PASS, REPLACE, SW, TRUNC, XOR, REMOVED, TIMEOUT, SKIP = range(8)
+
+
+def card_seeds():
+    seeds = {}
+    names = [n for n, _r, _p in profiles()]
+
+    def seed(tag, op, par, sw, prof, muts=b''):
+        seeds[tag] = bytes([op, par, sw, names.index(prof)]) + muts
+
+    # Every operation with every params list on the gen2 card (DES) and the gen3 card (SM4),
+    # answers untouched: the valid paths.
+    for op, (name, n) in enumerate(CARD_OPS):
+        for par in range(n):
+            for prof in ('gen2', 'gen3'):
+                seed(f'{name}-{par}-{prof}', op, par, 0x40, prof)
+    for prof in names:
+        seed(f'read_basic-{prof}', 0, 0, 0, prof)
+        seed(f'read_basic-{prof}-internal-auth', 0, 2, 0x40, prof)
+    # Read authorisation: auto, always, never, remembered; no PSAM; the wrong PSAM; PSAM errors.
+    for ra, tag in ((0, 'auto'), (1, 'always'), (2, 'never')):
+        seed(f'readauth-{tag}', 0, 0, ra, 'gen3-readauth')
+    seed('readauth-remembered', 0, 0, 0x08, 'gen3-readauth')
+    seed('readauth-no-psam', 0, 0, 0x04, 'gen3-readauth')
+    seed('readauth-other-psam', 0, 0, 0x10, 'gen3-readauth')
+    seed('readauth-psam-sw', 0, 0, 0x80, 'gen3-readauth', bytes([SKIP, 7, SW, 0x6A, 0x88]))
+    seed('internal-auth-psam-removed', 2, 0, 0x80, 'gen2', bytes([SKIP, 4, REMOVED]))
+    seed('write-no-psam', 7, 3, 0x04, 'gen2')
+    seed('pin-blocked-verify', 3, 0, 0, 'pin-blocked')
+    seed('wrongkey-write', 7, 0, 0, 'gen2-wrongkey')
+    seed('badcardid-verify-id', 0, 3, 0x40, 'gen2-badcardid')
+    seed('gen1-write', 7, 0, 0, 'gen1')
+    seed('expired-write', 7, 3, 0, 'expired')
+    seed('t0-read-items', 1, 1, 0, 't0-quirks')
+    seed('tagmode-read-items', 1, 0, 0, 'gen2-tagmode')
+    # Answers mutated on the way (the first APDU is SELECT SSSE; reads follow).
+    seed('select-6a82', 0, 0, 0, 'gen2', bytes([SW, 0x6A, 0x82]))
+    seed('select-fci-garbage', 0, 0, 0, 'gen2', bytes([REPLACE]) + chunk(H('6F05A5039F0C') + H('9000')))
+    seed('select-fci-ssf33', 0, 0, 0, 'gen2', bytes([REPLACE]) + chunk(
+        H('6F0DA50B9F0C03860102') + H('88010501') + H('9000')))
+    seed('select-no-fci', 0, 0, 0, 'gen2', bytes([REPLACE]) + chunk(H('9000')))
+    seed('select-61xx', 0, 0, 0, 'gen2', bytes([REPLACE]) + chunk(H('611B')))
+    seed('select-short', 0, 0, 0, 'gen2', bytes([REPLACE]) + chunk(H('90')))
+    seed('select-removed', 0, 0, 0, 'gen2', bytes([REMOVED]))
+    seed('select-timeout', 0, 0, 0, 'gen2', bytes([TIMEOUT]))
+    seed('read-6cxx', 0, 0, 0, 'gen2', bytes([PASS, SW, 0x6C, 0x06]))
+    seed('read-6cxx-twice', 0, 0, 0, 'gen2', bytes([PASS, SW, 0x6C, 0x06, SW, 0x6C, 0x05]))
+    seed('read-6a86', 0, 0, 0, 'gen2', bytes([PASS, SW, 0x6A, 0x86]))
+    seed('read-6a83', 0, 0, 0, 'gen2', bytes([PASS, SW, 0x6A, 0x83]))
+    seed('read-wrong-tag', 0, 0, 0, 'gen2', bytes([PASS, XOR, 0, 0x01]))
+    seed('read-wrong-len', 0, 0, 0, 'gen2', bytes([PASS, XOR, 1, 0x01]))
+    seed('read-truncated', 0, 0, 0, 'gen2', bytes([PASS, TRUNC, 3]))
+    seed('read-spec-version', 0, 0, 0, 'gen2', bytes([PASS, REPLACE]) + chunk(b'\x03\x042x00\x90\x00'))
+    seed('read-card-id-rid', 0, 0, 0, 'gen2', bytes([PASS, PASS, XOR, 5, 0xFF]))
+    seed('read-card-id-bcd', 0, 0, 0, 'gen2', bytes([PASS, PASS, XOR, 2, 0x0F]))
+    seed('read-date-bad', 0, 0, 0, 'gen2', bytes([SKIP, 3, XOR, 3, 0xFF]))
+    seed('read-card-number-check', 0, 0, 0, 'gen2', bytes([SKIP, 5, XOR, 10, 0x01]))
+    seed('read-name-not-gbk', 0, 0, 0, 'gen2', bytes([SKIP, 7, XOR, 2, 0x7F]))
+    seed('read-ssn-61xx', 0, 0, 0, 'gen2', bytes([SKIP, 6, REPLACE]) + chunk(H('6114')))
+    seed('read-6982-noauth', 0, 0, 0, 'gen2', bytes([SKIP, 6, SW, 0x69, 0x82]))
+    seed('read-removed-midway', 0, 0, 0, 'gen2', bytes([SKIP, 8, REMOVED]))
+    seed('ext-auth-63c2', 0, 0, 0, 'gen3-readauth', bytes([SKIP, 7, PASS, SW, 0x63, 0xC2]))
+    seed('ext-auth-63c0', 0, 0, 0, 'gen3-readauth', bytes([SKIP, 7, PASS, SW, 0x63, 0xC0]))
+    seed('ext-auth-6983', 0, 0, 0, 'gen3-readauth', bytes([SKIP, 7, PASS, SW, 0x69, 0x83]))
+    seed('challenge-short', 0, 0, 0, 'gen3-readauth', bytes([SKIP, 7, TRUNC, 6]))
+    seed('internal-auth-short', 2, 0, 0, 'gen2', bytes([SKIP, 4, TRUNC, 5]))
+    seed('internal-auth-6a88', 2, 0, 0, 'gen2', bytes([SKIP, 4, SW, 0x6A, 0x88]))
+    seed('internal-auth-wrong', 2, 0, 0, 'gen2', bytes([SKIP, 4, XOR, 0, 0x01]))
+    seed('verify-63c1', 3, 0, 0, 'gen2', bytes([SKIP, 3, SW, 0x63, 0xC1]))
+    seed('verify-6983', 3, 0, 0, 'gen2', bytes([SKIP, 3, SW, 0x69, 0x83]))
+    seed('reload-6988', 5, 0, 0, 'gen2', bytes([SKIP, 5, SW, 0x69, 0x88]))
+    seed('unblock-6a80', 6, 0, 0, 'gen2', bytes([SKIP, 5, SW, 0x6A, 0x80]))
+    seed('write-removed-after-intent', 7, 3, 0x20, 'gen2', bytes([SKIP, 8, REMOVED]))
+    seed('write-timeout-after-intent', 7, 0, 0x20, 'gen2', bytes([SKIP, 6, TIMEOUT]))
+    seed('write-6988', 7, 3, 0, 'gen2', bytes([SKIP, 8, SW, 0x69, 0x88]))
+    seed('append-removed', 7, 5, 0x20, 'gen2', bytes([SKIP, 7, REMOVED]))
+    seed('write-ef06-6982', 7, 1, 0, 'gen2', bytes([SKIP, 8, SW, 0x69, 0x82]))
+    seed('resolve-nothing', RESOLVE, 0, 0, 'gen2')
+    return seeds
+
+
+# ---------------------------------------------------------------------------------------------
+# fuzz_rpc (switches, request lines)
+
+def rpc_seeds():
+    seeds = {}
+
+    def req(method, params=None, rid=1):
+        m = {'jsonrpc': '2.0', 'id': rid, 'method': method}
+        if params is not None:
+            m['params'] = params
+        return json.dumps(m, ensure_ascii=False)
+
+    def seed(tag, sw, lines):
+        seeds[tag] = bytes([sw]) + b'\n'.join(x if isinstance(x, bytes) else x.encode()
+                                               for x in lines)
+
+    everything = [req('system.info'), req('reader.list', rid=2), req('events.subscribe', rid=3),
+                  req('card.read_basic', rid=4),
+                  req('card.read_basic', {'reader': 'pcsc-virtual-pcd-a-00-00',
+                                          'internal_auth': True}, rid=5),
+                  req('card.read_items', {'file': 'DF04/EF08', 'items': ['40']}, rid=6),
+                  req('card.internal_auth', rid=7),
+                  req('card.verify_pin', {'pin': '123456'}, rid=8),
+                  req('card.change_pin', {'old_pin': '123456', 'new_pin': '654321'}, rid=9),
+                  req('card.reload_pin', {'new_pin': '123456'}, rid=10),
+                  req('card.unblock_pin', {'new_pin': '135790'}, rid=11),
+                  req('card.write_items', {'file': 'DF04/EF05', 'items': {'31': '12'}}, rid=12),
+                  req('events.unsubscribe', rid=13)]
+    seed('all-methods', 0x01, everything)
+    seed('all-methods-at-end', 0x00, everything)
+    seed('all-methods-client-gone', 0x02, everything)
+    seed('all-methods-refused', 0x04, everything)
+    seed('all-methods-no-backend', 0x08, everything)
+    seed('all-methods-low-limits', 0x10, everything)
+    seed('events', 0x21, [req('events.subscribe'), req('reader.list', rid=2)])
+    seed('client-full', 0x40, everything[:3])
+    seed('parse-errors', 0x01, ['{', '[]', '[1]', '"x"', '1', 'null', '{"jsonrpc":"2.0"', '',
+                                '\r', '{}\r', b'\xff\xfe', b'{"jsonrpc":"2.0","id":1,"method":"system.info"\x00}'])
+    seed('envelope', 0x01, [
+        '{"jsonrpc":"1.0","id":1,"method":"system.info"}',
+        '{"jsonrpc":"2.0","id":1}',
+        '{"jsonrpc":"2.0","id":{"a":1},"method":"system.info"}',
+        '{"jsonrpc":"2.0","id":[1],"method":"system.info"}',
+        '{"jsonrpc":"2.0","id":1.5,"method":"system.info"}',
+        '{"jsonrpc":"2.0","id":"abc\\n{\\"journal\\"","method":"system.info"}',
+        '{"jsonrpc":"2.0","id":null,"method":"system.info"}',
+        '{"jsonrpc":"2.0","method":"system.info"}',
+        '{"jsonrpc":"2.0","id":1,"method":7}',
+        '{"jsonrpc":"2.0","id":1,"method":"nope"}',
+        '{"jsonrpc":"2.0","id":1,"method":"card.read_basic","params":[]}',
+        '{"jsonrpc":"2.0","id":1,"method":"card.read_basic","params":"x"}',
+        '{"jsonrpc":"2.0","id":1,"method":"system.info","params":{"x":1}}',
+        '{"jsonrpc":"2.0","id":1,"method":"system.info","extra":1}',
+        '{"jsonrpc":"2.0","id":99999999999999999999,"method":"system.info"}',
+        '{"jsonrpc":"2.0","id":-1,"method":"system.info"}',
+        '{"jsonrpc":"2.0","id":1,"method":"system.info","id":2}',
+        '{"jsonrpc":"2.0","id":"\\ud800","method":"system.info"}',
+        '{"jsonrpc":"2.0","id":1,"method":"card.\\u0000read_basic"}'])
+    seed('deep', 0x11, ['{"jsonrpc":"2.0","id":1,"method":"card.read_basic","params":{"reader":'
+                        + '[' * 40 + ']' * 40 + '}}', '[' * 5000])
+    seed('params', 0x01, [
+        req('card.read_basic', {'reader': 7}),
+        req('card.read_basic', {'reader': ''}),
+        req('card.read_basic', {'internal_auth': 'yes'}),
+        req('card.read_basic', {'verify_card_id': True}),
+        req('card.read_basic', {'colour': 'blue'}),
+        req('card.read_items', {'file': 'SSSE/EF99', 'items': ['01']}),
+        req('card.read_items', {'file': 'SSSE/EF05', 'items': []}),
+        req('card.read_items', {'file': 'SSSE/EF05', 'items': ['01', '01']}),
+        req('card.read_items', {'file': 'SSSE/EF05', 'items': ['zz']}),
+        req('card.read_items', {'file': 'SSSE/EF05', 'items': ['%02X' % i for i in range(70)]}),
+        req('card.read_items', {'file': 'DF02/EF1E', 'items': ['01']}),
+        req('card.verify_pin', {'pin': '12'}),
+        req('card.verify_pin', {'pin': '12345a'}),
+        req('card.verify_pin', {'pin': 123456}),
+        req('card.verify_pin', {}),
+        req('card.change_pin', {'old_pin': '123456', 'new_pin': '123456'}),
+        req('card.change_pin', {'old_pin': '654321', 'new_pin': '123456'}),
+        req('card.reload_pin', {'new_pin': '1' * 13}),
+        req('card.write_items', {'file': 'SSSE/EF05', 'items': {'01': '00'}}),
+        req('card.write_items', {'file': 'SSSE/EF05', 'items': {'06': '20351301'}}),
+        req('card.write_items', {'file': 'SSSE/EF06', 'items': {'09': '张' * 20}}),
+        req('card.write_items', {'file': 'DF04/EF08', 'items': {'40': {'time': 'x'}}}),
+        req('card.write_items', {'file': 'DF04/EF08', 'items': {'40': {
+            'time': '20240401120000', 'institution': 'H1', 'settlement_no': 'S1', 'total': -1,
+            'personal_account': 0, 'pooled': 0}}}),
+        req('card.write_items', {'file': 'DF04/EF05', 'items': {}}),
+        req('card.write_items', {'file': 'DF04/EF05', 'items': ['31']}),
+    ])
+    seed('inflight', 0x10, [req('card.read_basic', rid=i) for i in range(1, 6)])
+    seed('unicode', 0x01, [req('card.read_items', {'file': 'SSSE/EF06\u0000', 'items': ['09']}),
+                           b'{"jsonrpc":"2.0","id":"\xe5\xbc","method":"system.info"}'])
+    return seeds
+
+
+# ---------------------------------------------------------------------------------------------
+# fuzz_ccid (mode, a, b, message): written from CCID Rev 1.1 §6 and ISO/IEC 7816-3 §8, §9, §11.
+
+def ccid_seeds():
+    seeds = {}
+
+    def hdr(t, length, slot=0, seq=0, b7=0, b8=0, b9=0):
+        return bytes([t]) + length.to_bytes(4, 'little') + bytes([slot, seq, b7, b8, b9])
+
+    atr = H('3B8E80010081544C92868433010000BF7C7A8D')
+    # Replies (mode 0; a = expected type offset, b = slot).
+    seeds['reply-datablock-atr'] = bytes([0, 0, 0]) + hdr(0x80, len(atr)) + atr
+    seeds['reply-datablock-9000'] = bytes([0, 0, 0]) + hdr(0x80, 2, seq=1) + H('9000')
+    seeds['reply-time-extension'] = bytes([0, 0, 0]) + hdr(0x80, 0, b7=0x80, b8=0x01)
+    seeds['reply-failed-mute'] = bytes([0, 0, 0]) + hdr(0x80, 0, b7=0x41, b8=0xFE)
+    seeds['reply-absent'] = bytes([0, 1, 0]) + hdr(0x81, 0, b7=0x42, b8=0xFE)
+    seeds['reply-busy'] = bytes([0, 0, 0]) + hdr(0x80, 0, b7=0x40, b8=0xE0)
+    seeds['reply-parameters-t1'] = bytes([0, 2, 0]) + hdr(0x82, 7, b9=1) + H('1100FE00000020')
+    seeds['reply-escape'] = bytes([0, 3, 0]) + hdr(0x83, 1) + b'\x01'
+    seeds['reply-rate'] = bytes([0, 4, 0]) + hdr(0x84, 8) + bytes(8)
+    seeds['reply-truncated'] = bytes([0, 0, 0]) + hdr(0x80, 5) + H('9000')
+    seeds['reply-trailing'] = bytes([0, 0, 0]) + hdr(0x80, 1) + H('9000')
+    seeds['reply-unknown-type'] = bytes([0, 0, 0]) + hdr(0x99, 0)
+    seeds['reply-wrong-slot'] = bytes([0, 0, 5]) + hdr(0x80, 0, slot=3)
+    seeds['reply-seq-checked'] = bytes([0, 0x80, 0]) + hdr(0x80, 0, seq=7)
+    seeds['reply-huge-length'] = bytes([0, 0, 0]) + hdr(0x80, 0xFFFFFFFF)
+    # Class descriptor (mode 1), as an interface's extra descriptors.
+    desc = bytes([54, 0x21]) + H('1001') + bytes([0, 7]) + (3).to_bytes(4, 'little') + \
+        (4000).to_bytes(4, 'little') + (8000).to_bytes(4, 'little') + b'\x00' + \
+        (10752).to_bytes(4, 'little') + (344086).to_bytes(4, 'little') + b'\x00' + \
+        (254).to_bytes(4, 'little') + bytes(4) + bytes(4) + (0x000404BE).to_bytes(4, 'little') + \
+        (271).to_bytes(4, 'little') + b'\xff\xff' + bytes(2) + b'\x00\x01'
+    assert len(desc) == 54
+    seeds['desc-alone'] = bytes([1, 0, 0]) + desc
+    seeds['desc-after-other'] = bytes([1, 0, 0]) + bytes([9, 0x24, 1, 2, 3, 4, 5, 6, 7]) + desc
+    seeds['desc-type-ff'] = bytes([1, 0, 0]) + desc[:1] + b'\xff' + desc[2:]
+    seeds['desc-short-length'] = bytes([1, 0, 0]) + b'\x36\x21' + desc[2:40]
+    seeds['desc-zero-length-record'] = bytes([1, 0, 0]) + b'\x00\x24' + desc
+    seeds['desc-many-slots'] = bytes([1, 0, 0]) + desc[:4] + b'\x20' + desc[5:]
+    # Interrupt IN (mode 2; a = slots).
+    seeds['notify-1-slot'] = bytes([2, 1, 0]) + H('5003')
+    seeds['notify-5-slots'] = bytes([2, 5, 0]) + H('50FFFF03')
+    seeds['notify-short'] = bytes([2, 9, 0]) + H('50FF')
+    seeds['hw-error'] = bytes([2, 1, 0]) + H('51000102')
+    seeds['interrupt-unknown'] = bytes([2, 1, 0]) + H('52')
+    # ATRs (mode 3; a = reader protocols + max rate switch, b = clock / 100 kHz).
+    seeds['atr-gen2-t1'] = bytes([3, 3, 40]) + atr
+    seeds['atr-t0'] = bytes([3, 1, 40]) + H('3B6C00005053414D2D4445532D303031')
+    seeds['atr-ta1-fast'] = bytes([3, 3, 40]) + H('3B9613801F038031A073BE21') + bytes(1)
+    seeds['atr-ta2-specific'] = bytes([3, 2, 40]) + H('3BD518FF8191FE1FC38073C821100A')
+    seeds['atr-t1-ifsc-bwi'] = bytes([3, 2, 40]) + H('3BF81300008131FE45') + b'JCOP41V2' + b'\x00'
+    seeds['atr-tck-bad'] = bytes([3, 3, 40]) + atr[:-1] + bytes([atr[-1] ^ 1])
+    seeds['atr-inverse'] = bytes([3, 3, 0]) + H('3F2400') + H('3000')
+    seeds['atr-no-common-protocol'] = bytes([3, 1, 40]) + atr
+    # T=1 (mode 4; a = IFSC (bit 0: negotiate IFSD, bit 1: resync on failure), b = cap).
+    def blk(pcb, inf=b''):
+        b = bytes([0, pcb, len(inf)]) + inf
+        x = 0
+        for v in b:
+            x ^= v
+        return b + bytes([x])
+    apdu = H('00A404000F') + SSSE_NAME
+    seeds['t1-simple'] = bytes([4, 0x20, 0]) + chunk(apdu) + chunk(blk(0x00, H('9000')))
+    seeds['t1-ifsd'] = bytes([4, 0x21, 0]) + chunk(apdu) + chunk(blk(0xE1, b'\xfe')) + \
+        chunk(blk(0x00, H('9000')))
+    seeds['t1-chained-answer'] = bytes([4, 0x20, 0]) + chunk(apdu) + chunk(blk(0x20, H('6F19'))) + \
+        chunk(blk(0x40, H('9000')))
+    seeds['t1-chained-command'] = bytes([4, 0x08, 0]) + chunk(apdu) + chunk(blk(0x90)) + \
+        chunk(blk(0x80)) + chunk(blk(0x00, H('9000')))
+    seeds['t1-wtx'] = bytes([4, 0x20, 0]) + chunk(apdu) + chunk(blk(0xC3, b'\x05')) + \
+        chunk(blk(0x00, H('9000')))
+    seeds['t1-ifs-request'] = bytes([4, 0x20, 0]) + chunk(apdu) + chunk(blk(0xC1, b'\x40')) + \
+        chunk(blk(0x00, H('9000')))
+    seeds['t1-abort'] = bytes([4, 0x20, 0]) + chunk(apdu) + chunk(blk(0xC2))
+    seeds['t1-bad-lrc'] = bytes([4, 0x22, 0]) + chunk(apdu) + chunk(H('000002900093')) + \
+        chunk(blk(0x00, H('9000')))
+    seeds['t1-lost-blocks'] = bytes([4, 0x22, 0]) + chunk(apdu) + chunk(b'\xee') * 4 + \
+        chunk(blk(0xE0)) + chunk(blk(0x00, H('9000')))
+    seeds['t1-r-block-error'] = bytes([4, 0x20, 0]) + chunk(apdu) + chunk(blk(0x81)) + \
+        chunk(blk(0x00, H('9000')))
+    seeds['t1-answer-too-long'] = bytes([4, 0x20, 4]) + chunk(apdu) + chunk(blk(0x00, bytes(20)))
+    # T=0 (mode 5; b = cap).
+    seeds['t0-case2-6c'] = bytes([5, 0, 0]) + chunk(H('00B2012C00')) + chunk(H('6C12')) + \
+        chunk(bytes(18) + H('9000'))
+    seeds['t0-case4-61'] = bytes([5, 0, 0]) + chunk(apdu) + chunk(H('611B')) + \
+        chunk(bytes(27) + H('9000'))
+    seeds['t0-61-chain'] = bytes([5, 0, 0]) + chunk(apdu) + chunk(H('6110')) + \
+        chunk(bytes(16) + H('6105')) + chunk(bytes(5) + H('9000'))
+    seeds['t0-case1'] = bytes([5, 0, 0]) + chunk(H('00A40000')) + chunk(H('9000'))
+    seeds['t0-bad-lc'] = bytes([5, 0, 0]) + chunk(H('00A4040005') + b'\x01')
+    seeds['t0-extended'] = bytes([5, 0, 0]) + chunk(H('00B2000000FFFF'))
+    seeds['t0-short-answer'] = bytes([5, 0, 0]) + chunk(H('00B2012C00')) + chunk(H('90'))
+    seeds['t0-too-much'] = bytes([5, 0, 8]) + chunk(H('00B2012C00')) + chunk(bytes(20) + H('9000'))
+    return seeds
+
+
 def main():
     check_vectors()
     write_corpus('fuzz_sim_apdu', sim_apdu_seeds())
     write_corpus('fuzz_sim_profile', sim_profile_seeds())
     write_corpus('fuzz_items', items_seeds())
     write_corpus('fuzz_tlv', tlv_seeds())
-    for extra in EXTRA:
-        extra()
-
-
-EXTRA = []   # later corpora register here
+    write_corpus('fuzz_card', card_seeds())
+    write_corpus('fuzz_rpc', rpc_seeds())
+    write_corpus('fuzz_ccid', ccid_seeds())
 
 if __name__ == '__main__':
     sys.exit(main())
