@@ -56,18 +56,18 @@ static int t0_exchange(const uint8_t *tpdu, size_t len, size_t want, uint8_t *r,
 	return n;
 }
 
-int t0_transceive(const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap, t0_xfer_fn xfer,
-		  void *ctx)
-{
-	uint8_t tpdu[5 + 255], r[T0_RESP_MAX];
-	size_t tlen, want, out = 0;
-	int c, n, exchanges = 0;
+/* The TPDU and one answer; they may hold a PIN or personal data, so they are wiped. */
+struct t0_bufs {
+	uint8_t tpdu[5 + 255];
+	uint8_t r[T0_RESP_MAX];
+};
 
-	if (!apdu || !resp || !xfer || cap < 2 || len < 4 || len > 261)
-		return SSC_EINVAL;
-	c = t0_case_of(apdu, len);
-	if (c < 0)
-		return c;
+static int t0_run(struct t0_bufs *b, int c, const uint8_t *apdu, size_t len, uint8_t *resp,
+		  size_t cap, t0_xfer_fn xfer, void *ctx)
+{
+	uint8_t *tpdu = b->tpdu, *r = b->r;
+	size_t tlen, want, out = 0;
+	int n, exchanges = 0;
 
 	memcpy(tpdu, apdu, 4);
 	switch (c) {
@@ -143,4 +143,20 @@ int t0_transceive(const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap, t0
 				return n;
 		}
 	}
+}
+
+int t0_transceive(const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap, t0_xfer_fn xfer,
+		  void *ctx)
+{
+	struct t0_bufs b;
+	int c, rc;
+
+	if (!apdu || !resp || !xfer || cap < 2 || len < 4 || len > 261)
+		return SSC_EINVAL;
+	c = t0_case_of(apdu, len);
+	if (c < 0)
+		return c;
+	rc = t0_run(&b, c, apdu, len, resp, cap, xfer, ctx);
+	explicit_bzero(&b, sizeof(b));
+	return rc;
 }

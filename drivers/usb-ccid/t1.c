@@ -145,19 +145,21 @@ static size_t t1_chunk_max(const struct t1 *t)
 	return t->ifsc < t->max_inf ? t->ifsc : t->max_inf;
 }
 
-int t1_transceive(struct t1 *t, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
-		  t1_xfer_fn xfer, void *ctx)
+/* The blocks one exchange handles; they may hold a PIN or personal data, so they are wiped. */
+struct t1_bufs {
+	uint8_t last_i[T1_BLOCK_MAX];
+	uint8_t tx[T1_BLOCK_MAX];
+	uint8_t rx[T1_BLOCK_MAX];
+};
+
+static int t1_run(struct t1 *t, struct t1_bufs *b, const uint8_t *apdu, size_t len,
+		  uint8_t *resp, size_t cap, t1_xfer_fn xfer, void *ctx)
 {
-	uint8_t last_i[T1_BLOCK_MAX], tx[T1_BLOCK_MAX], rx[T1_BLOCK_MAX];
+	uint8_t *last_i = b->last_i, *tx = b->tx, *rx = b->rx;
 	size_t last_i_len, tx_len, pos = 0, chunk, rlen = 0;
 	int sending = 1;          /* our chain is not yet wholly acknowledged */
 	int more, errors = 0, overflow = 0, n, rc;
 	unsigned wtx = 1;
-
-	if (!t || !xfer || !apdu || len == 0 || len > 65535 || (!resp && cap > 0))
-		return SSC_EINVAL;
-	if (t->broken)
-		return SSC_EPROTO;
 
 	chunk = len < t1_chunk_max(t) ? len : t1_chunk_max(t);
 	more = chunk < len;
@@ -175,7 +177,7 @@ int t1_transceive(struct t1 *t, const uint8_t *apdu, size_t len, uint8_t *resp, 
 		unsigned use_wtx = wtx;
 
 		wtx = 1;
-		n = xfer(ctx, tx, tx_len, rx, sizeof(rx), use_wtx);
+		n = xfer(ctx, tx, tx_len, rx, T1_BLOCK_MAX, use_wtx);
 		if (n < 0 && n != SSC_EIO)
 			return n;
 		rc = n < 0 ? SSC_EIO : t1_block_check(rx, (size_t)n, T1_INF_MAX, &pcb, &inf, &inf_len);
@@ -277,7 +279,7 @@ int t1_transceive(struct t1 *t, const uint8_t *apdu, size_t len, uint8_t *resp, 
 		case T1_S_ABORT:
 			/* The card gives up the chain: confirm, then start over clean. */
 			n = t1_send(T1_S_BLOCK | T1_S_RESPONSE | T1_S_ABORT, NULL, 0, xfer, ctx, rx,
-				    sizeof(rx), 1);
+				    T1_BLOCK_MAX, 1);
 			if (n < 0 && n != SSC_EIO)
 				return n;
 			goto resync;
@@ -296,4 +298,19 @@ bad_block:
 resync:
 	rc = t1_resync(t, xfer, ctx);
 	return rc < 0 && rc != SSC_EPROTO ? rc : SSC_EPROTO;
+}
+
+int t1_transceive(struct t1 *t, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
+		  t1_xfer_fn xfer, void *ctx)
+{
+	struct t1_bufs b;
+	int rc;
+
+	if (!t || !xfer || !apdu || len == 0 || len > 65535 || (!resp && cap > 0))
+		return SSC_EINVAL;
+	if (t->broken)
+		return SSC_EPROTO;
+	rc = t1_run(t, &b, apdu, len, resp, cap, xfer, ctx);
+	explicit_bzero(&b, sizeof(b));
+	return rc;
 }

@@ -361,6 +361,8 @@ static void usb_drain(struct usb_dev *d)
 			break;
 		}
 		log_debug("usb-ccid: %s: discarded a late %d-byte reply", d->base_id, got);
+		if (got > 0)
+			explicit_bzero(d->rx, (size_t)got);
 	}
 	d->dirty = 0;
 }
@@ -419,7 +421,8 @@ static int usb_io_lock(struct usb_dev *d, int64_t deadline)
 static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 {
 	uint8_t seq;
-	int n, r, done = 0, stale = 0, rc;
+	int n = 0, r, done = 0, stale = 0, rc;
+	size_t rx_used = 0;
 
 	c->out_len = 0;
 	c->failed = 0;
@@ -476,6 +479,8 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 		wait = left < c->guard_ms ? (int)left : c->guard_ms;
 		r = libusb_bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got,
 					 (unsigned)(wait > 0 ? wait : 1));
+		if (got > 0 && (size_t)got > rx_used)
+			rx_used = (size_t)got;
 		if (r != 0) {
 			usb_abandon(d, seq);
 			if (r == LIBUSB_ERROR_TIMEOUT) {
@@ -542,6 +547,11 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 		goto out;
 	}
 out:
+	/* Commands carry PINs, replies personal data: nothing stays in the buffers. */
+	if (n > 0)
+		explicit_bzero(d->tx, (size_t)n);
+	if (rx_used > 0)
+		explicit_bzero(d->rx, rx_used);
 	if (rc != 0 && rc != SSC_EREADER && rc != SSC_EREADERBUSY && !c->failed)
 		log_debug("usb-ccid: %s slot %u: command %02X: %s", d->base_id, idx, c->type,
 			  ssc_strerror_name(rc));
@@ -683,17 +693,16 @@ static int usb_t0_xfer(void *arg, const uint8_t *tpdu, size_t len, uint8_t *resp
 }
 
 /* APDU level: the APDU in one XfrBlock, or chained at the extended level. */
-static int usb_apdu_xfer(struct usb_dev *d, unsigned idx, const uint8_t *cmd, size_t len,
-			 uint8_t *resp, size_t cap, int64_t deadline)
+static int usb_apdu_run(struct usb_dev *d, unsigned idx, const uint8_t *cmd, size_t len,
+			uint8_t *resp, size_t cap, int64_t deadline, uint8_t *buf, size_t buf_cap)
 {
 	size_t room = d->desc.max_msg_len - CCID_HDR_LEN, pos = 0, got = 0;
-	uint8_t buf[USB_MSG_MAX - CCID_HDR_LEN];
 	uint8_t param = 0;
 	int err = -1, n;
 
 	if (len <= room) {
-		n = usb_xfr(d, idx, cmd, len, 0, CCID_CHAIN_BEGIN_END, buf, sizeof(buf), deadline,
-			    &param, &err);
+		n = usb_xfr(d, idx, cmd, len, 0, CCID_CHAIN_BEGIN_END, buf, buf_cap, deadline, &param,
+			    &err);
 	} else {
 		if (d->level != CCID_LEVEL_EXT_APDU)
 			return SSC_EINVAL;
@@ -703,7 +712,7 @@ static int usb_apdu_xfer(struct usb_dev *d, unsigned idx, const uint8_t *cmd, si
 			uint16_t lv = pos == 0 ? CCID_CHAIN_BEGIN
 					       : (pos + part < len ? CCID_CHAIN_MIDDLE : CCID_CHAIN_END);
 
-			n = usb_xfr(d, idx, cmd + pos, part, 0, lv, buf, sizeof(buf), deadline, &param,
+			n = usb_xfr(d, idx, cmd + pos, part, 0, lv, buf, buf_cap, deadline, &param,
 				    &err);
 			pos += part;
 			if (n < 0 || pos == len)
@@ -721,13 +730,22 @@ static int usb_apdu_xfer(struct usb_dev *d, unsigned idx, const uint8_t *cmd, si
 		    (param != CCID_CHAIN_BEGIN && param != CCID_CHAIN_MIDDLE))
 			break;
 		/* The answer continues: ask for the next part with an empty XfrBlock. */
-		n = usb_xfr(d, idx, NULL, 0, 0, CCID_CHAIN_CONTINUE, buf, sizeof(buf), deadline, &param,
+		n = usb_xfr(d, idx, NULL, 0, 0, CCID_CHAIN_CONTINUE, buf, buf_cap, deadline, &param,
 			    &err);
 		if (n < 0)
 			return n == SSC_EIO ? SSC_EPROTO : n;
 	}
-	explicit_bzero(buf, sizeof(buf));
 	return (int)got;
+}
+
+static int usb_apdu_xfer(struct usb_dev *d, unsigned idx, const uint8_t *cmd, size_t len,
+			 uint8_t *resp, size_t cap, int64_t deadline)
+{
+	uint8_t buf[USB_MSG_MAX - CCID_HDR_LEN];
+	int n = usb_apdu_run(d, idx, cmd, len, resp, cap, deadline, buf, sizeof(buf));
+
+	explicit_bzero(buf, sizeof(buf));   /* the answer may hold personal data */
+	return n;
 }
 
 /* ---------------------------------------------------------------------------------------------
