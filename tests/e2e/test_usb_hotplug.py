@@ -4,7 +4,8 @@ cards removed and inserted, a reader that stops answering, and a reader unplugge
 is pending. What must hold (issue 5, design.md): reader.removed / reader.added and card.removed /
 card.inserted events; the reader id is the same after a replug (it comes from the USB port path,
 and usbtest gives the replugged device a new device number on the same port); reads work again;
-a dead reader gives a clear error at the operation deadline and the other readers carry on; an
+a card pulled in the middle of an operation gives a clear error at once; a dead reader gives a
+clear error at the operation deadline and the other readers carry on; an
 unplug with a transfer pending gives a clear error at once and the reader is found again on replug.
 
 Expected card data is copied by hand from firmware-stubs/profiles/gen2.json and gen3.json.
@@ -77,6 +78,31 @@ class Hotplug(usbharness.UsbTestCase):
             self.usb.unplug('h')
             self.usb.plug('h')
         self.assertEqual(self.wait_user('h', 0), card)
+        self.assertEqual(self.c.call('card.read_basic', {'reader': card})['ssn'], GEN2_SSN)
+
+    def test_card_pulled_during_an_operation(self):
+        # The reader is slow (time extensions, 300 ms each) when the card is pulled: the reader
+        # reports the card gone instead of the answer; the daemon says so at once, sends
+        # card.removed, and reads the card again once it is back.
+        self.start(['name=s,mode=t1,slots=card:gen2,serial=S1,timeext_ms=300'], op_timeout_ms=8000)
+        card = self.wait_user('s')
+        self.c.events.clear()
+        self.usb.fault('s', 'timeext', 10)
+        rid = self.c.request('card.read_basic', {'reader': card})
+        time.sleep(0.6)
+        self.usb.remove('s')
+        t0 = time.monotonic()
+        reply = self.c.reply(rid, timeout=10)
+        self.assertIn('error', reply, reply)
+        self.assertIn(reply['error'].get('data', {}).get('name'),
+                      ('SSC_ECARDREMOVED', 'SSC_ENOCARD'), reply)
+        self.assertLess(time.monotonic() - t0, 2.0, reply)
+        self.assertEqual(self.usb.dev_stats('s')['aborted'], 1)
+        self.events_until({('card.removed', card)})
+        self.usb.clear('s')
+        self.usb.insert('s')
+        self.events_until({('card.inserted', card)})
+        self.wait_user('s')
         self.assertEqual(self.c.call('card.read_basic', {'reader': card})['ssn'], GEN2_SSN)
 
     def test_reader_stops_answering(self):

@@ -104,7 +104,7 @@ struct slot {
 
 struct dev_stats {
 	unsigned long msgs_in, replies, time_ext, busy, swallowed, bad_len, notify, stalls, plugs;
-	unsigned long urbs_shutdown, discards;
+	unsigned long urbs_shutdown, discards, aborted;
 };
 
 struct ccid_dev {
@@ -1907,6 +1907,36 @@ int ccid_emu_unplug(struct ccid_emu *emu, int dev)
 	return 0;
 }
 
+/*
+ * The card of a slot left while the reader was still working on a command for it (an answer
+ * not yet ready): that answer never comes; the reader reports the card gone instead.
+ */
+static void abort_pending(struct ccid_dev *d, uint8_t slot)
+{
+	struct msg **pp = &d->replies, *x;
+	uint8_t last[CCID_HDR];
+	bool dropped = false;
+	int64_t now = now_us();
+
+	while ((x = *pp) != NULL) {
+		if (x->len >= CCID_HDR && x->data[5] == slot && x->ready_at > now &&
+		    !(x == d->replies && d->reply_off > 0)) {
+			memcpy(last, x->data, CCID_HDR);
+			dropped = true;
+			*pp = x->next;
+			memset(x->data, 0, x->len);
+			free(x);
+			continue;
+		}
+		pp = &x->next;
+	}
+	if (dropped) {
+		hdr(last, last[0], 0, slot, last[6], 0x40 | 2, ERR_ICC_MUTE, 0);
+		queue_reply(d, last, CCID_HDR, now);
+		d->st.aborted++;
+	}
+}
+
 static int set_present(struct ccid_emu *emu, int dev, int slot, bool present)
 {
 	struct done_list dl = { .n = 0 };
@@ -1927,6 +1957,8 @@ static int set_present(struct ccid_emu *emu, int dev, int slot, bool present)
 	s->present = present;
 	s->powered = false;
 	s->changed = true;
+	if (!present)
+		abort_pending(d, (uint8_t)slot);
 	slot_notify(d);
 	pump_dev(d, &dl);
 	pthread_mutex_unlock(&emu->lock);
@@ -2079,6 +2111,7 @@ char *ccid_emu_status(struct ccid_emu *emu)
 		json_object_set_new(st, "plugs", json_integer((json_int_t)d->st.plugs));
 		json_object_set_new(st, "urbs_shutdown", json_integer((json_int_t)d->st.urbs_shutdown));
 		json_object_set_new(st, "discards", json_integer((json_int_t)d->st.discards));
+		json_object_set_new(st, "aborted", json_integer((json_int_t)d->st.aborted));
 		json_object_set_new(o, "stats", st);
 		for (j = 0; j < d->cfg.nslots; j++) {
 			struct slot *s = &d->slot[j];

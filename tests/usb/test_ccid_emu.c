@@ -821,6 +821,35 @@ static void test_slot_change(void **state)
 	n = xfr(&r, 0, "00A404000F7378312E73682EC9E7BBE1B1A3D5CF", out, NULL);
 	assert_int_equal(n, 29);
 	assert_int_equal(ccid_emu_insert(emu, dev_hot, 0), -EALREADY);
+
+	/* The card pulled while the reader works on a command (time extensions running): the
+	 * answer becomes "no card, mute". */
+	{
+		char err2[128];
+		uint8_t m[64];
+
+		assert_int_equal(ccid_emu_fault(emu, dev_hot, "timeext", 5, 0, err2, sizeof(err2)), 0);
+		assert_int_equal(rd_send(&r, 0x6F, 0, 0, 0, 0, (const uint8_t *)"\x00\xB2\x01\x34\x00",
+					 5), 0);
+		n = rd_recv(&r, m, sizeof(m), TMO);
+		assert_int_equal(n, 10);
+		assert_int_equal(m[7], 0x80);                   /* a time extension */
+		assert_int_equal(ccid_emu_remove(emu, dev_hot, 0), 0);
+		n = rd_recv(&r, m, sizeof(m), TMO);
+		assert_int_equal(n, 10);
+		assert_int_equal(m[0], 0x80);
+		assert_int_equal(m[6], (uint8_t)(r.seq - 1));
+		assert_int_equal(m[7], 0x42);
+		assert_int_equal(m[8], 0xFE);
+		n = read_intr(&r, b, TMO);
+		EXPECT(b, (size_t)n, "50 02");
+		/* Nothing else follows. */
+		n = rd_recv(&r, m, sizeof(m), 300);
+		assert_int_equal(n, LIBUSB_ERROR_TIMEOUT);
+		assert_int_equal(ccid_emu_insert(emu, dev_hot, 0), 0);
+		n = read_intr(&r, b, TMO);
+		EXPECT(b, (size_t)n, "50 03");
+	}
 	rd_close(&r);
 }
 
