@@ -38,6 +38,7 @@
 #define ERR_BAD_LEVEL 0x08            /* offset of wLevelParameter */
 #define ERR_ICC_MUTE 0xFE
 #define ERR_CMD_SLOT_BUSY 0xE0
+#define ERR_CMD_ABORTED 0xFF
 
 enum ccid_fault {
 	F_TIMEEXT = 0, F_SEQ, F_TRUNC, F_OVERSIZE, F_STALL, F_MUTE, F_COUNT
@@ -104,7 +105,7 @@ struct slot {
 
 struct dev_stats {
 	unsigned long msgs_in, replies, time_ext, busy, swallowed, bad_len, notify, stalls, plugs;
-	unsigned long urbs_shutdown, discards, aborted;
+	unsigned long urbs_shutdown, discards, aborted, class_aborts;
 };
 
 struct ccid_dev {
@@ -138,6 +139,10 @@ struct ccid_emu {
 	int reap_wait_ms;
 	struct plug *plugs;
 };
+
+static bool flush_slot(struct ccid_dev *d, uint8_t slot, uint8_t status, uint8_t error,
+		       bool count_removal);
+static uint8_t icc_status_of(struct ccid_dev *d, unsigned slot);
 
 /* Completions are collected under the lock and made after it is released. */
 struct done_item {
@@ -590,6 +595,12 @@ static int control(struct ccid_dev *d, const uint8_t *setup, uint8_t *data, size
 		tmp[0] = 1;
 		n = 1;
 	} else if ((rt & 0x7F) == 0x21 && req == 0x01) {      /* CCID ABORT */
+		vlog(d, "control: class ABORT slot %u seq %u", (unsigned)(value & 0xFF),
+		     (unsigned)(value >> 8));
+		d->st.class_aborts++;
+		/* CCID §5.3.1: the command in progress ends with CMD_ABORTED. */
+		flush_slot(d, (uint8_t)(value & 0xFF), 0x40 | icc_status_of(d, value & 0xFF),
+			   ERR_CMD_ABORTED, false);
 		n = 0;
 	} else if (rt == 0xA1 && req == 0x02) {               /* GET_CLOCK_FREQUENCIES */
 		put_le32(tmp, 4000);
@@ -880,6 +891,14 @@ static void ccid_command(struct ccid_dev *d, const uint8_t *cmd, size_t len)
 		vlog(d, "mute: no answer");
 		return;
 	}
+	if (type == 0x72 && slotno < d->cfg.nslots) {
+		/* PC_to_RDR_Abort is never "busy": it ends whatever the slot was doing. */
+		flush_slot(d, slotno, 0x40 | icc_status(&d->slot[slotno]), ERR_CMD_ABORTED, false);
+		hdr(m, 0x81, 0, slotno, seq, icc_status(&d->slot[slotno]), 0,
+		    d->slot[slotno].powered ? 0x00 : 0x01);
+		send_reply(d, m, CCID_HDR, false, now);
+		return;
+	}
 	if (dev_busy(d, now)) {
 		d->st.busy++;
 		fail_reply(d, cmd, slotno < d->cfg.nslots ? icc_status(&d->slot[slotno]) : 2,
@@ -998,6 +1017,45 @@ static void ccid_command(struct ccid_dev *d, const uint8_t *cmd, size_t len)
 		fail_reply(d, cmd, icc_status(s), ERR_CMD_NOT_SUPPORTED);
 		return;
 	}
+}
+
+/*
+ * Ends the command a slot is still working on (an answer not yet ready, e.g. behind injected
+ * time extensions): its queued replies are dropped and one failed reply (status, error) takes
+ * their place. Returns whether there was such a command.
+ */
+static bool flush_slot(struct ccid_dev *d, uint8_t slot, uint8_t status, uint8_t error,
+		       bool count_removal)
+{
+	struct msg **pp = &d->replies, *x;
+	uint8_t last[CCID_HDR];
+	bool dropped = false;
+	int64_t now = now_us();
+
+	while ((x = *pp) != NULL) {
+		if (x->len >= CCID_HDR && x->data[5] == slot && x->ready_at > now &&
+		    !(x == d->replies && d->reply_off > 0)) {
+			memcpy(last, x->data, CCID_HDR);
+			dropped = true;
+			*pp = x->next;
+			memset(x->data, 0, x->len);
+			free(x);
+			continue;
+		}
+		pp = &x->next;
+	}
+	if (dropped) {
+		hdr(last, last[0], 0, slot, last[6], status, error, 0);
+		queue_reply(d, last, CCID_HDR, now);
+		if (count_removal)
+			d->st.aborted++;
+	}
+	return dropped;
+}
+
+static uint8_t icc_status_of(struct ccid_dev *d, unsigned slot)
+{
+	return slot < (unsigned)d->cfg.nslots ? icc_status(&d->slot[slot]) : 2;
 }
 
 /* ---- delivery ------------------------------------------------------------------------------- */
@@ -1907,36 +1965,6 @@ int ccid_emu_unplug(struct ccid_emu *emu, int dev)
 	return 0;
 }
 
-/*
- * The card of a slot left while the reader was still working on a command for it (an answer
- * not yet ready): that answer never comes; the reader reports the card gone instead.
- */
-static void abort_pending(struct ccid_dev *d, uint8_t slot)
-{
-	struct msg **pp = &d->replies, *x;
-	uint8_t last[CCID_HDR];
-	bool dropped = false;
-	int64_t now = now_us();
-
-	while ((x = *pp) != NULL) {
-		if (x->len >= CCID_HDR && x->data[5] == slot && x->ready_at > now &&
-		    !(x == d->replies && d->reply_off > 0)) {
-			memcpy(last, x->data, CCID_HDR);
-			dropped = true;
-			*pp = x->next;
-			memset(x->data, 0, x->len);
-			free(x);
-			continue;
-		}
-		pp = &x->next;
-	}
-	if (dropped) {
-		hdr(last, last[0], 0, slot, last[6], 0x40 | 2, ERR_ICC_MUTE, 0);
-		queue_reply(d, last, CCID_HDR, now);
-		d->st.aborted++;
-	}
-}
-
 static int set_present(struct ccid_emu *emu, int dev, int slot, bool present)
 {
 	struct done_list dl = { .n = 0 };
@@ -1958,7 +1986,7 @@ static int set_present(struct ccid_emu *emu, int dev, int slot, bool present)
 	s->powered = false;
 	s->changed = true;
 	if (!present)
-		abort_pending(d, (uint8_t)slot);
+		flush_slot(d, (uint8_t)slot, 0x40 | 2, ERR_ICC_MUTE, true);
 	slot_notify(d);
 	pump_dev(d, &dl);
 	pthread_mutex_unlock(&emu->lock);
@@ -2112,6 +2140,7 @@ char *ccid_emu_status(struct ccid_emu *emu)
 		json_object_set_new(st, "urbs_shutdown", json_integer((json_int_t)d->st.urbs_shutdown));
 		json_object_set_new(st, "discards", json_integer((json_int_t)d->st.discards));
 		json_object_set_new(st, "aborted", json_integer((json_int_t)d->st.aborted));
+		json_object_set_new(st, "class_aborts", json_integer((json_int_t)d->st.class_aborts));
 		json_object_set_new(o, "stats", st);
 		for (j = 0; j < d->cfg.nslots; j++) {
 			struct slot *s = &d->slot[j];

@@ -774,6 +774,36 @@ static void test_ccid_faults(void **state)
 	assert_int_equal(n, 10);
 	assert_int_equal(m[0], 0x81);
 
+	/* ABORT (CCID §5.3.1) of a command held up by time extensions: the class request, then
+	 * PC_to_RDR_Abort; the command ends with CMD_ABORTED, the Abort gets its SlotStatus, and
+	 * nothing else of the old command follows. */
+	{
+		uint8_t xseq;
+
+		assert_int_equal(ccid_emu_fault(emu, dev_apdu, "timeext", 20, 0, err, sizeof(err)), 0);
+		xseq = r.seq;
+		assert_int_equal(rd_send(&r, 0x6F, 0, 0, 0, 0,
+					 (const uint8_t *)"\x00\xB2\x01\x34\x00", 5), 0);
+		n = rd_recv(&r, m, sizeof(m), TMO);
+		assert_int_equal(m[7], 0x80);
+		assert_int_equal(libusb_control_transfer(r.h, 0x21, 0x01, (uint16_t)(r.seq << 8 | 0),
+							 0, NULL, 0, TMO), 0);
+		assert_int_equal(rd_send(&r, 0x72, 0, 0, 0, 0, NULL, 0), 0);
+		n = rd_recv(&r, m, sizeof(m), TMO);
+		assert_int_equal(n, 10);
+		assert_int_equal(m[0], 0x80);
+		assert_int_equal(m[6], xseq);
+		assert_int_equal(m[7], 0x40);
+		assert_int_equal(m[8], 0xFF);
+		n = rd_recv(&r, m, sizeof(m), TMO);
+		assert_int_equal(n, 10);
+		assert_int_equal(m[0], 0x81);
+		assert_int_equal(m[6], (uint8_t)(xseq + 1));
+		assert_int_equal(m[7], 0x00);
+		n = rd_recv(&r, m, sizeof(m), 300);
+		assert_int_equal(n, LIBUSB_ERROR_TIMEOUT);
+	}
+
 	/* Mute: the reader answers nothing until cleared (libusb times out, DISCARDURB path). */
 	assert_int_equal(ccid_emu_fault(emu, dev_apdu, "mute", 1, 0, err, sizeof(err)), 0);
 	assert_int_equal(rd_send(&r, 0x65, 0, 0, 0, 0, NULL, 0), 0);
