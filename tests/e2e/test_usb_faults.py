@@ -115,6 +115,29 @@ class CcidFaults(usbharness.UsbTestCase):
                                  GEN2_SSN)
 
 
+class TwoSlotsAtOnce(usbharness.UsbTestCase):
+
+    def test_slow_slot_and_the_other_slot(self):
+        # Two user cards in one reader (bMaxCCIDBusySlots 1); the first slot's command is slowed
+        # by time extensions while the other slot is read: both reads succeed (the driver either
+        # waits for the reader or copes with CMD_SLOT_BUSY).
+        self.start(['name=d,mode=t1,slots=card:gen2+card:gen3,timeext_ms=100,serial=D1'],
+                   op_timeout_ms=8000)
+        a = self.wait_user('d', 0)
+        b = self.wait_user('d', 1)
+        c2 = self.d.client()
+        self.usb.fault('d', 'timeext', 10)
+        t0 = time.monotonic()
+        i1 = self.c.request('card.read_basic', {'reader': a})
+        time.sleep(0.2)
+        i2 = c2.request('card.read_basic', {'reader': b})
+        got = usbharness.sscardd.gather({self.c: [i1], c2: [i2]}, timeout=15)
+        self.assertEqual(got[(self.c, i1)].get('result', {}).get('ssn'), GEN2_SSN, got)
+        self.assertEqual(got[(c2, i2)].get('result', {}).get('ssn'), GEN3_SSN, got)
+        self.assertLess(time.monotonic() - t0, 4.0)
+        self.assertEqual(self.usb.dev_stats('d')['time_ext'], 10)
+
+
 class AbandonedCommand(usbharness.UsbTestCase):
     """A command the daemon gave up on (its reader kept asking for more time past the deadline)
     leaves replies in the reader: the rest of its time extensions and its late answer, all with
