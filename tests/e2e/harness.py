@@ -487,6 +487,25 @@ class Sim:
             st[k] = int(v) if v.isdigit() else v
         return st
 
+    def state(self):
+        """The simulator's state file, parsed (see docs/simulator.md "State files"): what the card
+        holds, read without asking the card. None when there is no state file (yet)."""
+        if not self.state_path or not os.path.exists(self.state_path):
+            return None
+        import json
+        with open(self.state_path) as f:
+            return json.load(f)
+
+    def state_id(self):
+        """(inode, mtime_ns) of the state file, or None: it changes with every save (a rename of
+        a new file), so a poll of it sees the card persist a write even while the simulator
+        sleeps in --apdu-delay-ms before answering."""
+        try:
+            st = os.stat(self.state_path)
+        except (OSError, TypeError):
+            return None
+        return st.st_ino, st.st_mtime_ns
+
     def link_rx_queue(self):
         """Bytes vpcd sent on the simulator's link that the simulator has not read yet (None when
         no link is established), from the namespace's /proc/net/tcp. Works while the simulator
@@ -740,18 +759,46 @@ class Harness:
     def start_psam(self, profile, slot=1, **kw):
         return self.sim('psam', profile, slot, **kw).start()
 
-    def spawn(self, name, argv, in_netns=False, env=None, pcsc=True):
+    def spawn(self, name, argv, in_netns=False, env=None, pcsc=True, in_mountns=False):
         """Starts a process under test (e.g. sscardd) with its output in <dir>/<name>.log.
         in_netns: run it inside the namespace's network (it then sees vpcd's ports and nothing of
-        the machine's network). pcsc: point PCSCLITE_CSOCK_NAME at the private pcscd."""
+        the machine's network). in_mountns: inside the namespace's network and mount namespace
+        (it then sees mounts made with ns_mount(), e.g. a small tmpfs). pcsc: point
+        PCSCLITE_CSOCK_NAME at the private pcscd."""
         env = dict(os.environ if env is None else env)
         if pcsc:
             env = self.pcscd.client_env(env)
-        full = self.ns.enter_argv(argv) if in_netns else list(argv)
+        if in_mountns:
+            full = self.ns.enter_argv(argv, mount=True)
+        else:
+            full = self.ns.enter_argv(argv) if in_netns else list(argv)
         p = Proc(name, full, os.path.join(self.dir, f'{name}.log'), env=env)
         with self._lock:
             self.procs.append(p)
         return p
+
+    def ns_run(self, argv, timeout=20.0):
+        """Runs argv to completion inside the namespace's mount (and network) namespace; returns
+        its stdout. HarnessError when it fails. E.g. ns_run(['mount', '-t', 'tmpfs', ...])."""
+        p = subprocess.run(self.ns.enter_argv(argv, mount=True), capture_output=True,
+                           timeout=timeout)
+        if p.returncode != 0:
+            raise HarnessError(f'{argv} failed ({p.returncode}): '
+                               f'{p.stderr.decode("utf-8", "replace")}')
+        return p.stdout.decode('utf-8', 'replace')
+
+    def ns_mount(self, path, fstype='tmpfs', options='size=1m'):
+        """Mounts a file system (a tmpfs by default) on the directory path (created if missing)
+        inside the namespace only: it vanishes with the namespace, even when the test dies.
+        Processes started with spawn(..., in_mountns=True) see it; from outside the namespace,
+        its files are reached through ns_path(path)."""
+        os.makedirs(path, exist_ok=True)
+        self.ns_run(['mount', '-t', fstype, '-o', options, fstype, path])
+
+    def ns_path(self, path):
+        """The path, as the namespace's mount namespace sees it, reached from outside it
+        (/proc/PID/root/...): the files of a tmpfs mounted with ns_mount()."""
+        return f'/proc/{self.ns.pid}/root' + os.path.abspath(path)
 
     def pcsc(self):
         """A new in-process PC/SC client of this harness's pcscd (closed at teardown)."""

@@ -318,8 +318,10 @@ class Daemon:
     op_timeout_ms, apdu_timeout_ms, log_level ('debug' logs every PC/SC transmit error)."""
 
     def __init__(self, h, config=None, op_timeout_ms=None, apdu_timeout_ms=None,
-                 log_level='debug', name='sscardd', socket_name='sscardd.sock', extra_args=()):
+                 log_level='debug', name='sscardd', socket_name='sscardd.sock', extra_args=(),
+                 in_mountns=False):
         self.h = h
+        self.in_mountns = in_mountns     # run inside the harness's mount namespace (ns_mount)
         self.name = name
         self.socket_path = h.path(socket_name)
         if len(self.socket_path) > harness.SUN_PATH_MAX:
@@ -351,7 +353,7 @@ class Daemon:
         """Writes the configuration, starts the daemon and waits until system.info answers."""
         with open(self.config_path, 'w') as f:
             f.write(ini_text(self.sections))
-        self.proc = self.h.spawn(self.name, self.argv())
+        self.proc = self.h.spawn(self.name, self.argv(), in_mountns=self.in_mountns)
 
         def ready():
             if not self.proc.alive():
@@ -386,6 +388,17 @@ class Daemon:
 
     def log_count(self, text):
         return self.log_text().count(text)
+
+    @property
+    def journal_path(self):
+        """The journal's path as configured ([journal] path)."""
+        return self.sections['journal']['path']
+
+    def kill9(self):
+        """SIGKILL: the daemon dies at once, with no shutdown (no last head line, no outcome)."""
+        for c in self.clients:
+            c.close()
+        self.proc.kill9()
 
     def stop(self, timeout=5.0):
         for c in self.clients:
@@ -422,6 +435,41 @@ class Daemon:
             out[name] = self.wait_reader(client, name, max(deadline - time.monotonic(), 0.1),
                                          **fields)
         return out
+
+
+def ctl(*args, stdin=None, timeout=30):
+    """Runs sscardctl; returns (exit status, stdout, stderr)."""
+    import subprocess
+    p = subprocess.run([ctl_binary(), *args], input=stdin, capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def journal_rows(db):
+    """Every row of the journal at db, through `sscardctl journal export` (a list of dicts)."""
+    rc, out, err = ctl('journal', 'export', '--journal', db)
+    if rc != 0:
+        raise AssertionError(f'sscardctl journal export: exit {rc}: {err}')
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def journal_verify(db, log=None):
+    """`sscardctl journal verify` (with --log when given): (exit status, stdout + stderr)."""
+    args = ['journal', 'verify', '--journal', db]
+    if log:
+        args += ['--log', log]
+    rc, out, err = ctl(*args)
+    return rc, out + err
+
+
+def intents_and_outcomes(rows):
+    """({intent seq: intent row}, {intent seq: [outcome rows]}) of journal rows."""
+    intents = {r['seq']: r for r in rows if r['kind'] == 'intent'}
+    outcomes = {}
+    for r in rows:
+        if r['kind'] == 'outcome':
+            outcomes.setdefault(r['intent'], []).append(r)
+    return intents, outcomes
 
 
 class _Closer:
