@@ -669,8 +669,8 @@ static int usb_t1_xfer(void *arg, const uint8_t *blk, size_t len, uint8_t *rblk,
 
 	n = usb_xfr(x->d, x->idx, blk, len, (uint8_t)(wtx > 1 && wtx < 256 ? wtx : 0), 0, rblk, rcap,
 		    x->deadline, NULL, &err);
-	if (n >= 0)
-		return n;
+	if (n >= 0 || n == SSC_ECARDREMOVED)
+		return n;   /* a card gone (bmICCStatus 2, whatever bError says) ends the exchange */
 	if (n == SSC_EPROTO && err < 0)
 		return SSC_EIO;   /* a block longer than a block: garbled, the protocol recovers */
 	if (err == CCID_ERR_ICC_MUTE || err == CCID_ERR_XFR_PARITY || err == CCID_ERR_XFR_OVERRUN)
@@ -685,6 +685,8 @@ static int usb_t0_xfer(void *arg, const uint8_t *tpdu, size_t len, uint8_t *resp
 	int err = -1, n;
 
 	n = usb_xfr(x->d, x->idx, tpdu, len, 0, 0, resp, rcap, x->deadline, NULL, &err);
+	if (n >= 0 || n == SSC_ECARDREMOVED)
+		return n;
 	if (n == SSC_ETIMEDOUT && err == CCID_ERR_ICC_MUTE)
 		return SSC_EPROTO;   /* the card fell silent: not our deadline */
 	if (n == SSC_EIO)
