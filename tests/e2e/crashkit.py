@@ -1,0 +1,166 @@
+"""Helpers for the fault tests of card writes (test_daemon_drop.py, test_daemon_crash.py,
+test_daemon_crashloop.py): a gen2 card with a state file and a DES PSAM on another vpcd entry, the
+daemon started again on the same journal, a read-only look into the journal file while the daemon
+writes it, and the invariants every interrupted write must keep.
+
+The PSAM sits on the other vpcd entry (slot 2) on purpose: pcscd serialises the two slots of one
+entry, and these tests freeze the PSAM (SIGSTOP) to hold the daemon at a known point of a write.
+After the intent is committed, a write's first PSAM command is the PSAM's SELECT (the MAC or the
+external authentication's cryptogram comes after the card's GET CHALLENGE): with the PSAM frozen,
+the daemon stops there, with the intent durable and the card's record not yet sent.
+"""
+
+import os
+import sqlite3
+import time
+
+import harness
+import sscardd
+
+CARD, PSAM = 0, 2
+
+# gen2.json: DF04/EF05 tag 31 (人员类别) is "11"; two EF08 transactions, these settlement numbers.
+GEN2_CATEGORY = '11'
+GEN2_SETTLEMENTS = ['S2024031500000000002', 'S2024030200000000001']
+
+
+def txn(n):
+    """A transaction for DF04/EF08 with settlement number S20261124000000nnnnn (20 characters)."""
+    return {'time': '20261124083000', 'institution': 'H33010000007',
+            'settlement_no': f'S20261124000000{n:05d}', 'total': 15000,
+            'personal_account': 5000, 'pooled': 10000}
+
+
+def settlements_on_card(state):
+    """The settlement numbers of the EF08 records in a simulator state (None = the profile's),
+    newest first, decoded by hand: bytes 2+7+12 .. +20 of each record are the number (ASCII)."""
+    if state is None:
+        return list(GEN2_SETTLEMENTS)
+    out = []
+    for rec in state['files']['DF04/EF08']:
+        b = bytes.fromhex(rec)
+        out.append(b[2 + 7 + 12:2 + 7 + 12 + 20].rstrip(b'\0').decode('ascii'))
+    return out
+
+
+def category_on_card(state):
+    """DF04/EF05 tag 31 (an, 2 bytes, 00-padded) in a simulator state (None = the profile's)."""
+    if state is None:
+        return GEN2_CATEGORY
+    rec = next(r for r in state['files']['DF04/EF05'] if r.upper().startswith('31'))
+    return bytes.fromhex(rec)[2:].rstrip(b'\0').decode('ascii')
+
+
+class Peek:
+    """Read-only queries of the journal file while the daemon writes it (WAL: never blocks it)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def query(self, sql, args=()):
+        if not os.path.exists(self.path):
+            return []
+        try:
+            con = sqlite3.connect(f'file:{self.path}?mode=ro', uri=True, timeout=1.0)
+        except sqlite3.Error:
+            return []
+        try:
+            return con.execute(sql, args).fetchall()
+        except sqlite3.Error:
+            return []
+        finally:
+            con.close()
+
+    def intents(self):
+        return [r[0] for r in self.query("SELECT seq FROM rows WHERE kind = 'intent'")]
+
+    def pending(self):
+        return [r[0] for r in self.query(
+            "SELECT seq FROM rows AS i WHERE kind = 'intent' AND NOT EXISTS "
+            "(SELECT 1 FROM rows AS o WHERE o.kind = 'outcome' AND o.intent = i.seq)")]
+
+    def outcomes(self, intent):
+        return self.query("SELECT method, result, detail FROM rows WHERE kind = 'outcome' "
+                          "AND intent = ?", (intent,))
+
+
+class WriteFaultCase(sscardd.DaemonTestCase):
+    """A gen2 card (slot 0, state file) and the DES PSAM (slot 2); the daemon at trace level."""
+
+    readers = 4
+    card_delay_ms = None
+    daemon_kw = {'op_timeout_ms': 8000, 'log_level': 'trace'}
+
+    def setUp(self):
+        super().setUp()
+        self.h.start_pcscd()
+        self.card = self.h.start_card('gen2', slot=CARD, state=True,
+                                      apdu_delay_ms=self.card_delay_ms)
+        self.psam = self.h.start_psam('gen2', slot=PSAM)
+        self.daemons = 0
+        self.start_sscardd()
+        self.peek = Peek(self.d.journal_path)
+
+    def start_sscardd(self):
+        """(Re)starts sscardd on the same configuration and journal; self.c is a new client.
+        self.log_mark is where this daemon's part of the shared log file begins."""
+        self.log_mark = len(open(self.h.path('sscardd.log'), 'rb').read()) \
+            if os.path.exists(self.h.path('sscardd.log')) else 0
+        self.start_daemon(**self.daemon_kw)
+        self.daemons += 1
+        self.wait_roles({CARD: 'user', PSAM: 'psam'}, timeout=20)
+
+    def new_log(self):
+        """This daemon's lines of the log (the file is shared by every start)."""
+        with open(self.h.path('sscardd.log'), 'rb') as f:
+            return f.read()[self.log_mark:].decode('utf-8', 'replace')
+
+    def write_request(self, file, items):
+        return self.c.request('card.write_items', {'file': file, 'items': items})
+
+    def write(self, file, items, timeout=20.0):
+        return self.c.call('card.write_items', {'file': file, 'items': items}, timeout=timeout)
+
+    def wait_intent(self, known, timeout=10.0):
+        """Waits for an intent row not in known; returns its seq."""
+        def new():
+            fresh = [s for s in self.peek.intents() if s not in known]
+            return fresh[0] if fresh else None
+        return harness.wait_until(new, timeout, 'the write intent in the journal', interval=0.002)
+
+    def wait_resolved(self, timeout=20.0):
+        """Waits until no intent is pending (every one has its outcome)."""
+        harness.wait_until(lambda: not self.peek.pending(), timeout,
+                           f'the pending intents {self.peek.pending()} to be resolved')
+
+    def assertInvariants(self):
+        """Every intent has exactly one outcome; for every append intent, its settlement is on the
+        card exactly once when applied and not at all when failed; no settlement is on the card
+        twice; the chain verifies."""
+        rows = sscardd.journal_rows(self.d.journal_path)
+        intents, outcomes = sscardd.intents_and_outcomes(rows)
+        state = self.card.state()
+        on_card = settlements_on_card(state)
+        self.assertEqual(len(on_card), len(set(on_card)), f'a settlement doubled: {on_card}')
+        applied = {}          # settlement number -> intents of it recorded as applied
+        for seq, intent in intents.items():
+            outs = outcomes.get(seq, [])
+            self.assertEqual(len(outs), 1, f'intent {seq}: outcomes {outs}')
+            o = outs[0]
+            self.assertIn(o['method'], ('applied', 'failed'))
+            self.assertIn(o['detail'], ('card', 'readback'))
+            if o['method'] == 'applied':
+                self.assertEqual(o['result'], 'SSC_OK')
+            if intent['file'] == 'DF04/EF08':
+                ser = intent['detail']['settlement_no']
+                applied.setdefault(ser, [])
+                if o['method'] == 'applied':
+                    applied[ser].append(seq)
+        for ser, seqs in applied.items():
+            self.assertLessEqual(len(seqs), 1, f'settlement {ser} applied by intents {seqs}')
+            self.assertEqual(on_card.count(ser), len(seqs),
+                             f'settlement {ser}: applied by intents {seqs}, on the card '
+                             f'{on_card.count(ser)} time(s)')
+        rc, out = sscardd.journal_verify(self.d.journal_path)
+        self.assertEqual(rc, 0, out)
+        return intents, outcomes
