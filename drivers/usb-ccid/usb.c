@@ -60,6 +60,7 @@
 #define USB_CANCEL_WAIT_MS 1000     /* waiting for a cancelled interrupt transfer */
 #define USB_BUSY_RETRY_MS 50        /* the reader is busy with an automatic sequence */
 #define USB_MSG_MIN 271             /* the CCID minimum dwMaxCCIDMessageLength (short APDU + header) */
+#define USB_MSG_TINY 32             /* below this, dwMaxCCIDMessageLength is taken for nonsense */
 #define USB_MSG_MAX (65536 + CCID_HDR_LEN)
 #define USB_INTR_MAX 64
 
@@ -491,7 +492,7 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 			rc = usb_transfer_failed(d, r, d->ep_in);
 			goto out;
 		}
-		if (ccid_decode(d->rx, (size_t)got, d->rx_cap - CCID_HDR_LEN, &rep) != 0) {
+		if (ccid_decode(d->rx, (size_t)got, d->desc.max_msg_len - CCID_HDR_LEN, &rep) != 0) {
 			log_warn("usb-ccid: %s: malformed reply (%d bytes) to %02X", d->base_id, got,
 				 c->type);
 			usb_abandon(d, seq);
@@ -1302,10 +1303,14 @@ static int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet,
 		rc = SSC_ENOTFOUND;
 		goto fail;
 	}
-	if (d->desc.max_msg_len < USB_MSG_MIN) {
-		/* Below the CCID minimum; some readers say 0 here. Assume the minimum. */
+	if (d->desc.max_msg_len < USB_MSG_TINY) {
+		/* Nonsense (some readers say 0 here): assume the CCID minimum for short APDUs. */
 		d->desc.max_msg_len = USB_MSG_MIN;
 	}
+	/*
+	 * A value below the minimum but usable is kept: extended-APDU readers then get chained
+	 * commands and answers, T=1 blocks get a smaller INF, and what cannot fit is refused.
+	 */
 	if (d->desc.max_msg_len > USB_MSG_MAX)
 		d->desc.max_msg_len = USB_MSG_MAX;
 
