@@ -2126,8 +2126,10 @@ static int usb_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len, 
 		n = usb_apdu_xfer(d, s->idx, cmd, cmd_len, resp, resp_cap, x.deadline);
 		break;
 	}
-	if (n == SSC_EIO || n == SSC_EINVAL)
+	if (n == SSC_EIO)
 		n = SSC_EPROTO;
+	if (n == SSC_EINVAL)
+		return n;   /* not a short APDU, or too long for this reader: nothing was sent */
 	if (n >= 0 && n < 2)
 		n = SSC_EPROTO;
 	if (n == SSC_ETIMEDOUT || n == SSC_EPROTO || n == SSC_EREADERBUSY) {
