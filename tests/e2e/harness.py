@@ -63,9 +63,10 @@ import threading
 import time
 import unittest
 
-SOURCE_DIR = os.environ.get('SSC_SOURCE_DIR') or os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD_DIR = os.environ.get('SSC_BUILD_DIR') or os.path.join(SOURCE_DIR, 'build')
+# Absolute: a process started inside the namespace's mount namespace starts in its root directory.
+SOURCE_DIR = os.path.abspath(os.environ.get('SSC_SOURCE_DIR') or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BUILD_DIR = os.path.abspath(os.environ.get('SSC_BUILD_DIR') or os.path.join(SOURCE_DIR, 'build'))
 VPCD_DRIVER = '/usr/lib/pcsc/drivers/serial/libifdvpcd.so'
 PCSCD = '/usr/sbin/pcscd'
 DEFAULT_BASE_PORT = 0x8C7B          # 35963, vpcd's own default; private to each namespace

@@ -437,28 +437,31 @@ class Daemon:
         return out
 
 
-def ctl(*args, stdin=None, timeout=30):
-    """Runs sscardctl; returns (exit status, stdout, stderr)."""
+def ctl(*args, stdin=None, timeout=30, ns=None):
+    """Runs sscardctl; returns (exit status, stdout, stderr). ns: a harness.Harness whose mount
+    namespace it runs in (to reach a journal on a file system mounted there with ns_mount)."""
     import subprocess
-    p = subprocess.run([ctl_binary(), *args], input=stdin, capture_output=True, text=True,
-                       timeout=timeout)
+    argv = [ctl_binary(), *args]
+    if ns is not None:
+        argv = ns.ns.enter_argv(argv, mount=True)
+    p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 
-def journal_rows(db):
+def journal_rows(db, ns=None):
     """Every row of the journal at db, through `sscardctl journal export` (a list of dicts)."""
-    rc, out, err = ctl('journal', 'export', '--journal', db)
+    rc, out, err = ctl('journal', 'export', '--journal', db, ns=ns)
     if rc != 0:
         raise AssertionError(f'sscardctl journal export: exit {rc}: {err}')
     return [json.loads(line) for line in out.splitlines()]
 
 
-def journal_verify(db, log=None):
+def journal_verify(db, log=None, ns=None):
     """`sscardctl journal verify` (with --log when given): (exit status, stdout + stderr)."""
     args = ['journal', 'verify', '--journal', db]
     if log:
         args += ['--log', log]
-    rc, out, err = ctl(*args)
+    rc, out, err = ctl(*args, ns=ns)
     return rc, out + err
 
 
