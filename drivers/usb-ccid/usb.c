@@ -45,7 +45,10 @@
 #define USB_POWERON_TIMEOUT_MS 5000 /* one IccPowerOn (activation and ATR) */
 #define USB_DRAIN_MS 20             /* reading off a late reply before the next command */
 #define USB_DRAIN_MAX 8
-#define USB_STALE_MAX 4             /* late replies skipped while waiting for ours */
+#define USB_STALE_MAX 256           /* late replies (earlier bSeq) skipped while waiting for ours */
+#define USB_STALE_WINDOW 64         /* ... "earlier": at most this many commands before ours */
+#define USB_ABORT_MS 500            /* the ABORT sequence, at most */
+#define USB_CCID_ABORT_REQUEST 0x01 /* class request ABORT (CCID §5.3.1) */
 #define USB_DEAD_FAILS 2            /* GetSlotStatus unanswered in a row: the device is dropped */
 #define USB_SILENT_MIN_MS 200       /* ... each after a wait of at least this long */
 #define USB_HEALTH_POLLS 4          /* with a working interrupt endpoint, poll 1 in this many */
@@ -105,8 +108,9 @@ struct usb_dev {
 	pthread_mutex_t io;             /* one command/response pair at a time */
 	uint8_t seq;                    /* io */
 	int dirty;                      /* io: a reply may still come: read it off first */
-	int has_abandoned;              /* io */
-	uint8_t abandoned_seq;          /* io: the last command we stopped waiting for */
+	int abort_pending;              /* io: a command timed out in the reader: ABORT it first */
+	uint8_t abort_slot;             /* io: its slot */
+	int has_abandoned;              /* io: replies with an earlier bSeq may still come */
 	uint8_t *tx, *rx;               /* io */
 	size_t tx_cap, rx_cap;
 
@@ -347,9 +351,65 @@ static void usb_dev_gone_locked(struct usb_dev *d, int failed)
  * Commands.
  */
 
-/* Reads off replies left over from commands we stopped waiting for (io held). */
-static void usb_drain(struct usb_dev *d)
+/*
+ * Ends a command that timed out in the reader (io held), as CCID Rev 1.1 §5.3.1 has it: the class
+ * request ABORT, then PC_to_RDR_Abort with the same bSlot and bSeq; the reader finishes the old
+ * command (CMD_ABORTED, or its late answer) and answers the Abort with RDR_to_PC_SlotStatus.
+ * Everything up to that SlotStatus is read off. A reader that supports neither still answers the
+ * bulk message (command not supported), which flushes the pipe as well. Returns 1 when the
+ * SlotStatus came (no earlier reply can follow), else 0.
+ */
+static int usb_abort(struct usb_dev *d, int64_t deadline)
 {
+	int64_t until = usb_now_ms() + USB_ABORT_MS;
+	uint8_t aseq = d->seq++;
+	int n, r, done = 0, flushed = 0;
+
+	if (until > deadline)
+		until = deadline;
+	r = libusb_control_transfer(d->h, LIBUSB_ENDPOINT_OUT | LIBUSB_REQUEST_TYPE_CLASS |
+					      LIBUSB_RECIPIENT_INTERFACE,
+				    USB_CCID_ABORT_REQUEST, (uint16_t)(aseq << 8 | d->abort_slot),
+				    (uint16_t)d->iface, NULL, 0, USB_CTRL_TIMEOUT_MS);
+	if (r < 0)
+		log_debug("usb-ccid: %s: ABORT request: %s", d->base_id, libusb_error_name(r));
+	n = ccid_enc_abort(d->tx, d->tx_cap, d->abort_slot, aseq);
+	if (n < 0 || usb_now_ms() >= until)
+		return 0;
+	r = libusb_bulk_transfer(d->h, d->ep_out, d->tx, n, &done,
+				 (unsigned)(until - usb_now_ms() > 0 ? until - usb_now_ms() : 1));
+	if (r != 0 || done != n)
+		return 0;
+	while (!flushed) {
+		struct ccid_reply rep;
+		int64_t left = until - usb_now_ms();
+		int got = 0;
+
+		if (left <= 0)
+			break;
+		r = libusb_bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got, (unsigned)left);
+		if (r != 0)
+			break;
+		if (ccid_decode(d->rx, (size_t)got, d->desc.max_msg_len - CCID_HDR_LEN, &rep) == 0 &&
+		    rep.type == CCID_RDR_SLOT_STATUS && rep.seq == aseq)
+			flushed = 1;
+		else
+			log_debug("usb-ccid: %s: discarded a late %d-byte reply", d->base_id, got);
+		explicit_bzero(d->rx, (size_t)(got > 0 ? got : 0));
+	}
+	log_debug("usb-ccid: %s slot %u: command abort %s", d->base_id, d->abort_slot,
+		  flushed ? "done" : "not confirmed");
+	return flushed;
+}
+
+/* Reads off replies left over from commands we stopped waiting for (io held). */
+static void usb_drain(struct usb_dev *d, int64_t deadline)
+{
+	if (d->abort_pending) {
+		d->abort_pending = 0;
+		if (usb_abort(d, deadline))
+			d->has_abandoned = 0;   /* the reader is through with every earlier command */
+	}
 	for (int i = 0; i < USB_DRAIN_MAX; i++) {
 		int got = 0, r;
 
@@ -368,12 +428,19 @@ static void usb_drain(struct usb_dev *d)
 	d->dirty = 0;
 }
 
-/* We stop waiting for the reply to seq (io held): it may come later. */
-static void usb_abandon(struct usb_dev *d, uint8_t seq)
+/*
+ * We stop waiting for the reply to a command (io held): replies may still be on their way. When
+ * the command timed out in the reader (still running, or its reply late), it is aborted before the
+ * next command, and replies with an earlier bSeq are skipped until the abort is confirmed.
+ */
+static void usb_abandon(struct usb_dev *d, unsigned slot, int timed_out)
 {
 	d->dirty = 1;
-	d->has_abandoned = 1;
-	d->abandoned_seq = seq;
+	if (timed_out) {
+		d->abort_pending = 1;
+		d->abort_slot = (uint8_t)slot;
+		d->has_abandoned = 1;
+	}
 }
 
 /* A transfer failed with libusb result r (io held). Returns the sscard error. */
@@ -442,7 +509,7 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 		goto out;
 	}
 	if (d->dirty)
-		usb_drain(d);
+		usb_drain(d, c->deadline);
 
 	seq = d->seq++;
 	n = ccid_encode(d->tx, d->tx_cap, c->type, (uint8_t)idx, seq, c->b7, c->b8, c->b9, c->data,
@@ -462,7 +529,7 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 					 (unsigned)(left < USB_OUT_TIMEOUT_MS ? left : USB_OUT_TIMEOUT_MS));
 	}
 	if (r != 0 || done != n) {
-		usb_abandon(d, seq);
+		usb_abandon(d, idx, 0);
 		rc = r != 0 ? usb_transfer_failed(d, r, d->ep_out) : SSC_EREADER;
 		goto out;
 	}
@@ -473,7 +540,7 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 		int got = 0, wait;
 
 		if (left <= 0) {
-			usb_abandon(d, seq);
+			usb_abandon(d, idx, 1);   /* deadline reached in the reader's time extensions */
 			rc = SSC_ETIMEDOUT;
 			goto out;
 		}
@@ -483,7 +550,7 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 		if (got > 0 && (size_t)got > rx_used)
 			rx_used = (size_t)got;
 		if (r != 0) {
-			usb_abandon(d, seq);
+			usb_abandon(d, idx, r == LIBUSB_ERROR_TIMEOUT);
 			if (r == LIBUSB_ERROR_TIMEOUT) {
 				log_debug("usb-ccid: %s: no reply to %02X within %d ms", d->base_id,
 					  c->type, wait);
@@ -495,19 +562,22 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 		if (ccid_decode(d->rx, (size_t)got, d->desc.max_msg_len - CCID_HDR_LEN, &rep) != 0) {
 			log_warn("usb-ccid: %s: malformed reply (%d bytes) to %02X", d->base_id, got,
 				 c->type);
-			usb_abandon(d, seq);
+			usb_abandon(d, idx, 0);
 			rc = SSC_EPROTO;
 			goto out;
 		}
 		if (rep.seq != seq) {
-			/* A late reply to a command we gave up on may still arrive: skip it. */
-			if (d->has_abandoned && rep.seq == d->abandoned_seq && ++stale <= USB_STALE_MAX) {
-				d->has_abandoned = 0;
+			/* Late replies (an earlier bSeq) of a command we gave up on: skip them. */
+			uint8_t behind = (uint8_t)(seq - rep.seq);
+
+			if (d->has_abandoned && behind >= 1 && behind <= USB_STALE_WINDOW &&
+			    ++stale <= USB_STALE_MAX) {
+				explicit_bzero(d->rx, (size_t)got);
 				continue;
 			}
 			log_warn("usb-ccid: %s: reply with sequence number %u, expected %u", d->base_id,
 				 rep.seq, seq);
-			usb_abandon(d, seq);
+			usb_abandon(d, idx, 0);
 			rc = SSC_EPROTO;
 			goto out;
 		}
@@ -520,7 +590,7 @@ static int usb_cmd(struct usb_dev *d, unsigned idx, struct usb_cmd *c)
 		if (rc == SSC_EPROTO && rep.slot != idx) {
 			log_warn("usb-ccid: %s: reply for slot %u to a command for slot %u", d->base_id,
 				 rep.slot, idx);
-			usb_abandon(d, seq);
+			usb_abandon(d, idx, 0);
 			goto out;
 		}
 		if ((rep.status & CCID_ICC_MASK) == CCID_ICC_ABSENT) {
