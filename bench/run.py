@@ -199,7 +199,9 @@ def log_size(sim):
 # ---------------------------------------------------------------------------------------------
 # APDUs per operation
 
-# (profile, script of the minimum, minimum card APDUs, minimum PSAM APDUs, reason)
+# card.read_basic per profile: (minimum card APDUs, minimum PSAM APDUs, why); docs/performance.md
+# gives the reasoning in full. The PSAM minimum counts its key application as selected once per
+# PSAM session and its terminal number as read once per PSAM insertion (the probe reads it).
 MINIMUM = {
     'gen2': (13, 0, 'SELECT SSSE + 12 READ RECORD (one per reported item, SFI addressing)'),
     'gen3': (13, 0, 'as gen2 (SM4 changes nothing for a read)'),
@@ -207,9 +209,8 @@ MINIMUM = {
     'gen2-tagmode': (13, 0, 'as gen2, every READ RECORD by tag'),
     't0-quirks': (26, 0, 'every command needs GET RESPONSE; exact Le known from the layout'),
     'gen3-readauth': (15, 2, 'read authorisation: + GET CHALLENGE + EXTERNAL AUTH 0A; PSAM: '
-                             'DELIVER KEY + CIPHER (key application selected once per session)'),
+                             'DELIVER KEY + CIPHER'),
 }
-
 
 TRACES = False      # --traces: print the command APDUs of every counted operation
 
@@ -256,7 +257,7 @@ def bench_apdus(quick):
                        why=why)
             first = '' if (card1, psam1) == (card2, psam2) else \
                 f' (first read of the insertion: card {card1} + PSAM {psam1})'
-            say(f'apdus card.read_basic {profile:14s} daemon card {card2:2d} + PSAM {psam2} '
+            say(f'apdus card.read_basic {profile:33s} daemon card {card2:2d} + PSAM {psam2} '
                 f'| minimum card {min_card:2d} + PSAM {min_psam}{first}')
             show_trace(traces[1])
             if first and TRACES:
@@ -270,7 +271,7 @@ def bench_apdus(quick):
                 trace = take_trace(rig, m)
                 figure('apdus', 'card.read_basic gen2 no PSAM', card=n, psam=0, min_card=13,
                        min_psam=0)
-                say(f'apdus card.read_basic gen2 (no PSAM) daemon card {n:2d} + PSAM 0 '
+                say(f'apdus card.read_basic gen2 (no PSAM)                 daemon card {n:2d} + PSAM 0 '
                     f'| minimum card 13 + PSAM 0')
                 show_trace(trace)
                 rig.psam(1, alg_psam, verbose=True)
@@ -293,22 +294,28 @@ def count_call(rig, method, params):
     return rig.apdus(0) - c0, rig.apdus(1) - p0, err, take_trace(rig, m)
 
 
-# (method, params, minimum card, minimum PSAM, reason); on the gen2 card (DES), PIN 123456.
+# (method, params, minimum card, minimum PSAM, the design's minimum card, reason); on the gen2
+# card (DES PSAM), PIN 123456. The design's minimum adds what the daemon's documented duties need
+# beyond the card protocol: every card.* method checks the card number and 卡识别码 against the
+# lost-card list (docs/api.md), and a write records the old value in its intent first.
 OTHER_OPS = [
-    ('card.read_basic', {'internal_auth': True}, 14, 2,
-     'read_basic + INTERNAL AUTH; PSAM DELIVER KEY 47/11 + CIPHER (+ GET RESPONSE: DES)'),
-    ('card.internal_auth', None, 4, 3,
-     'SELECT SSSE, READ EF05 03 (generation) and 01 (cityDiv), INTERNAL AUTH; PSAM DELIVER KEY + '
-     'CIPHER + GET RESPONSE (DES)'),
-    ('card.verify_pin', {'pin': '123456'}, 2, 0, 'SELECT SSSE + VERIFY'),
-    ('card.write_items', {'file': 'DF04/EF05', 'items': {'31': '12'}}, 8, 2,
-     'SELECT SSSE, READ EF05 03 (generation), 01 (cityDiv), 06 (expiry), 07 (card number for '
-     'the journal), SELECT DF04, GET CHALLENGE, UPDATE RECORD with MAC; PSAM DELIVER KEY + MAC'),
+    ('card.read_basic', {'internal_auth': True}, 14, 3, 14,
+     'read_basic + INTERNAL AUTH; PSAM: DELIVER KEY 47/11 + CIPHER + GET RESPONSE (DES)'),
+    ('card.internal_auth', None, 4, 3, 5,
+     'SELECT SSSE, READ EF05 03 (1.00 is refused) and 01 (cityDiv), INTERNAL AUTH; PSAM as above; '
+     'design: + READ EF05 07 (lost-card list)'),
+    ('card.verify_pin', {'pin': '123456'}, 2, 0, 4,
+     'SELECT SSSE + VERIFY; design: + READ EF05 07 and 01 (lost-card list)'),
+    ('card.write_items', {'file': 'DF04/EF05', 'items': {'31': '12'}}, 7, 2, 9,
+     'SELECT SSSE, READ EF05 01 (cityDiv), 03 (1.00 is refused), 06 (expired is refused), '
+     'SELECT DF04, GET CHALLENGE, UPDATE RECORD with MAC; PSAM: DELIVER KEY (Lc 10) + MAC; '
+     'design: + READ EF05 07 (lost-card list, the intent names the card) + READ the old record '
+     '(the intent holds its ref)'),
 ]
 
 
 def bench_apdus_other_ops(rig):
-    for method, params, min_card, min_psam, why in OTHER_OPS:
+    for method, params, min_card, min_psam, design_card, why in OTHER_OPS:
         card, psam, err, trace = count_call(rig, method, params)
         if err in ('-32601', 'code-32601') or (err and 'METHOD' in err.upper()):
             say(f'apdus {method:28s} not available yet (issue 4)')
@@ -316,10 +323,11 @@ def bench_apdus_other_ops(rig):
             continue
         if err is None or err == 'None':
             label = method + (' ' + json.dumps(params, ensure_ascii=False) if params else '')
-            say(f'apdus {label:40s} daemon card {card:2d} + PSAM {psam} '
-                f'| minimum card {min_card:2d} + PSAM {min_psam}')
+            design = '' if design_card == min_card else f' (the design: card {design_card})'
+            say(f'apdus {label:48s} daemon card {card:2d} + PSAM {psam} '
+                f'| minimum card {min_card:2d} + PSAM {min_psam}{design}')
             figure('apdus', label, card=card, psam=psam, min_card=min_card, min_psam=min_psam,
-                   why=why)
+                   design_card=design_card, why=why)
             show_trace(trace)
         else:
             say(f'apdus {method:28s} answered {err} (card {card}, PSAM {psam})')

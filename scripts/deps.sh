@@ -11,6 +11,7 @@ PACKAGES=(
   vsmartcard-vpcd
   python3 python3-pyscard
   iproute2 util-linux procps
+  clang libclang-rt-14-dev valgrind
 )
 
 missing=()
