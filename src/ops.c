@@ -1463,8 +1463,13 @@ static int write_run(const struct op_env *shared, struct card_io *io, struct op_
 	rc = journal_intent(env->journal, call->peer, call->card_ref, io->reader_id, r->f.name,
 			    detail, &id, diag);
 	if (rc) {
+		/* The journal's reason is in diag->msg: copy it first, vsnprintf must not read
+		 * the buffer it writes. */
+		char why[sizeof(diag->msg)];
+
+		snprintf(why, sizeof(why), "%s", diag->msg);
 		rc = ssc_diag_set(diag, SSC_EJOURNAL, "the write intent could not be recorded "
-				  "(%.160s): nothing was written", diag->msg);
+				  "(%.160s): nothing was written", why);
 		goto out;
 	}
 	rc = write_apply(&c, r, &done, diag);

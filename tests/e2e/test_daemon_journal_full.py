@@ -129,14 +129,10 @@ class JournalUnwritable(sscardd.DaemonTestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn('it reaches the logged head', out)
 
-    @unittest.expectedFailure
     def test_refusal_names_the_cause(self):
-        # BUG: src/ops.c write_run(), when journal_intent() fails: ssc_diag_set(diag, ...,
-        # "the write intent could not be recorded (%.160s): nothing was written", diag->msg)
-        # formats diag->msg into itself (overlapping vsnprintf arguments: undefined behaviour).
-        # The client gets "the write intent could not be recorded (l): nothing was written"
-        # instead of the cause ("journal: commit: database or disk is full"). Fix idea: copy
-        # diag->msg to a local buffer first, then ssc_diag_set from the copy.
+        # Was a bug (fixed in src/ops.c write_run: the journal's reason is copied before the
+        # refusal is formatted): the message formatted diag->msg into itself, and the client got
+        # "the write intent could not be recorded (l): ..." instead of the cause.
         e, _ = self.refused_write()
         self.assertIn('disk is full', e.message)
 
