@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # sscard demo: installs what is missing, builds, and reads a social security card through the API.
 #
-# With no real reader attached it starts, in a private mount and network namespace, a private pcscd
-# with the virtual reader driver vpcd, attaches the simulated card and PSAM (sscard-sim) to it,
-# starts sscardd against that pcscd, and reads the card with `sscardctl read-basic`. Everything it
-# started is stopped when it ends (or on Ctrl-C); --keep leaves it running and prints how to talk to it.
+# When the machine's own pcscd shows a reader holding a card, it reads that card. Otherwise (no reader
+# attached, or --simulate) it starts, in a private mount and network namespace, a private pcscd with
+# the virtual reader driver vpcd, attaches the simulated card and PSAM (sscard-sim) to it, starts
+# sscardd against that pcscd, and reads the card with `sscardctl read-basic`. Everything it started
+# is stopped when it ends (or on Ctrl-C); --keep leaves it running and prints how to talk to it.
 #
-#   sudo ./scripts/demo.sh [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json]
+#   sudo ./scripts/demo.sh [--simulate] [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,12 +18,14 @@ fi
 profile=gen3-readauth
 keep=0
 json=""
+simulate=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile) profile=${2:?--profile needs a name}; shift 2 ;;
+    --simulate) simulate=1; shift ;;
+    --profile) profile=${2:?--profile needs a name}; simulate=1; shift 2 ;;
     --keep) keep=1; shift ;;
     --json) json=--json; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +55,35 @@ cleanup() {
   rm -rf "$work"
 }
 if [ "$keep" = 0 ]; then trap cleanup EXIT; fi
+
+# A real reader first: the machine's own pcscd, if it runs and shows a card.
+if [ "$simulate" = 0 ] && [ -S /run/pcscd/pcscd.comm ] && [ "$keep" = 0 ]; then
+  say "looking for a real reader with a card (the machine's pcscd)"
+  printf '[daemon]\nsocket_group =\n[journal]\npath = %s\n' "$work/real-journal.db" >"$work/real.conf"
+  env -u PCSCLITE_CSOCK_NAME "$daemon" --foreground --socket "$work/real.sock" \
+    --config "$work/real.conf" >"$work/real.log" 2>&1 &
+  real_pid=$!
+  pids=("$real_pid")
+  found=0
+  for _ in $(seq 30); do
+    if [ -S "$work/real.sock" ] &&
+       "$ctl" --socket "$work/real.sock" --json readers 2>/dev/null | grep -q '"role": *"user"'; then
+      found=1; break
+    fi
+    sleep 0.1
+  done
+  if [ "$found" = 1 ]; then
+    say "sscardctl readers"
+    "$ctl" --socket "$work/real.sock" readers
+    say "sscardctl read-basic   (the card in your reader, read through the API)"
+    "$ctl" --socket "$work/real.sock" $json read-basic
+    exit $?
+  fi
+  kill "$real_pid" 2>/dev/null || true
+  wait "$real_pid" 2>/dev/null || true
+  pids=()
+  echo "no real reader with a card: using the simulated card and PSAM"
+fi
 
 say "starting a private pcscd with the virtual reader driver (own network namespace)"
 mkdir -p "$work/run" "$work/conf" /run/pcscd
