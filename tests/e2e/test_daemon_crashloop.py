@@ -3,15 +3,17 @@
 daemon killed with SIGKILL between intent and outcome ... every intent is resolved correctly, no
 write is lost or doubled, and journal verify passes").
 
-Each round writes either an append to DF04/EF08 (a new settlement number) or an update of DF04/EF05
-tag 31 (a new value), and kills the daemon at a random point: a random time after the request, a
-random time after its intent row appears, or the moment the card has saved the write (its answer
-is then still held back by --apdu-delay-ms). The daemon is started again on the same journal (the
+Each round writes an append to DF04/EF08 (a new settlement number), an update of DF04/EF05 tag 31
+(a new value) or an update of two SSSE/EF06 records (which a kill can cut in half), and kills the
+daemon at a random point: a random time after the request, a random time after its intent row
+appears, or the moment the card has saved (the first record of) the write (its answer is then
+still held back by --apdu-delay-ms). The daemon is started again on the same journal (the
 card present), and then:
 
 - no intent is left pending, each has exactly one outcome, and "applied" means the card holds the
   write (each settlement number on the card at most once, and exactly when an intent of it was
-  applied; the updated value is on the card exactly when its intent was applied);
+  applied; the updated values are on the card exactly when their intent was applied; a write cut
+  in half is "failed", SSC_EBADCARDDATA);
 - the client then does what a client does: if the write is not on the card it writes again (once),
   if it is, a retried append is refused (SSC_EEXIST);
 - `sscardctl journal verify` passes (with --log at the end).
@@ -37,6 +39,15 @@ import sscardd  # noqa: E402
 ROUNDS = int(os.environ.get('SSC_E2E_KILL_ROUNDS', '6'))
 
 
+def ssse_hex(values):
+    """The SSSE/EF06 records of (民族, 出生地) as the card holds them: 0B 01 nn, 0C 03 nnnnnn."""
+    return [f'0B01{values[0]}', f'0C03{values[1]}']
+
+
+def ssse_records(state):
+    return [] if state is None else [r.upper() for r in state['files']['SSSE/EF06']]
+
+
 class KillLoop(crashkit.WriteFaultCase):
     card_delay_ms = 30
     deadline = 240.0
@@ -52,13 +63,18 @@ class KillLoop(crashkit.WriteFaultCase):
         stats = collections.Counter()
 
         for rnd in range(ROUNDS):
-            append = rng.random() < 0.5
+            kind = rng.choice(('append', 'update', 'ssse'))
+            append = kind == 'append'
             if append:
                 t = crashkit.txn(100 + rnd)
                 file, items = 'DF04/EF08', {'40': t}
-            else:
+            elif kind == 'update':
                 value = f'{30 + rnd}'
                 file, items = 'DF04/EF05', {'31': value}
+            else:
+                # 民族 and 出生地, new values each round (cn: BCD digits).
+                ssse = (f'{10 + rnd:02d}', f'3301{10 + rnd:02d}')
+                file, items = 'SSSE/EF06', {'0B': ssse[0], '0C': ssse[1]}
             point = rng.choice(('time', 'intent', 'card'))
             known = self.peek.intents()
             saved = self.card.state_id()
@@ -79,12 +95,20 @@ class KillLoop(crashkit.WriteFaultCase):
             intents, outcomes = self.assertInvariants()
             what = f'round {rnd} (seed {seed}): {file} {items}, kill at {point}'
             self.assertLessEqual(len(new), 1, what)
-            on_card = (t['settlement_no'] in crashkit.settlements_on_card(self.card.state())
-                       if append else
-                       crashkit.category_on_card(self.card.state()) == value)
+            state = self.card.state()
+            if append:
+                on_card = t['settlement_no'] in crashkit.settlements_on_card(state)
+            elif kind == 'update':
+                on_card = crashkit.category_on_card(state) == value
+            else:
+                halves = [x in ssse_records(state) for x in ssse_hex(ssse)]
+                on_card = all(halves)
             if new:
                 o = outcomes[new[0]][0]
                 self.assertEqual(o['method'] == 'applied', on_card, f'{what}: {o}')
+                if kind == 'ssse' and any(halves) and not on_card:
+                    self.assertEqual(o['result'], 'SSC_EBADCARDDATA', f'{what}: {o}')
+                    stats['ssse cut in half'] += 1
                 self.assertEqual(o['detail'], 'readback' if left_pending else 'card', what)
                 stats[f'{point}: intent {o["method"]} ({o["detail"]})'] += 1
             else:
@@ -98,11 +122,15 @@ class KillLoop(crashkit.WriteFaultCase):
                                       timeout=20)
                 self.assertRpcError(e, 'SSC_EEXIST')
             self.assertInvariants()
+            state = self.card.state()
             if append:
-                self.assertEqual(crashkit.settlements_on_card(self.card.state()).count(
-                    t['settlement_no']), 1, what)
+                self.assertEqual(crashkit.settlements_on_card(state).count(t['settlement_no']),
+                                 1, what)
+            elif kind == 'update':
+                self.assertEqual(crashkit.category_on_card(state), value, what)
             else:
-                self.assertEqual(crashkit.category_on_card(self.card.state()), value, what)
+                for x in ssse_hex(ssse):
+                    self.assertIn(x, ssse_records(state), what)
 
         sys.stderr.write('  ' + ', '.join(f'{k}: {v}' for k, v in sorted(stats.items())) + '\n')
         self.d.stop()

@@ -14,6 +14,12 @@ card is unchanged; when the card is inserted again the daemon reads it back by i
 the outcome "failed" (SSC_ENOTFOUND, readback); the client's retry is applied once, a second append
 of the same settlement is refused (SSC_EEXIST): nothing doubled; `journal verify --log` passes.
 
+Also: a two-record write cut after its first record (read back as neither: failed,
+SSC_EBADCARDDATA, with a warning; the retry completes it); a card that comes back in another
+reader, after another card was served there (resolved where it turns up); and a card pulled after
+it wrote and saved the record but before its answer left (read back as applied; the retry is
+refused, not doubled).
+
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_drop.py [-k name]
 """
 
@@ -24,16 +30,18 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crashkit  # noqa: E402
+import harness  # noqa: E402
 import sscardd  # noqa: E402
 from crashkit import CARD  # noqa: E402
 from sscardd import slot_id  # noqa: E402
 
 
 class Drop(crashkit.WriteFaultCase):
+    readers = 6
 
-    def drop_during(self, file, items, drop_at, header):
-        """One write whose record APDU (the drop_at-th card APDU after the PSAM is released) is
-        dropped; header: the start of that APDU as the daemon's trace shows it."""
+    def drop_write(self, file, items, drop_at, header):
+        """One write whose drop_at-th card APDU after the PSAM is released is dropped (header:
+        the start of that APDU as the daemon's trace shows it). Returns the pending intent."""
         known = self.peek.intents()
         before = self.card.state()
         self.psam.sigstop()
@@ -49,23 +57,30 @@ class Drop(crashkit.WriteFaultCase):
         self.assertRpcError(e, 'SSC_ECARDREMOVED', std_code=-2, code=1006)
         self.assertEqual(e.reader, slot_id(CARD))
         self.assertTrue(e.message)
-        # The card dropped the link on the record write, which it never processed.
+        # The card dropped the link on that APDU, which it never processed.
         self.assertIn('arrived and is left unanswered', self.card.proc.log_text())
         sent = re.findall(rf'trace apdu {slot_id(CARD)} > (\S+)', self.new_log())
         self.assertTrue(sent[-1].startswith(header), sent[-3:])
-        self.assertEqual(self.card.state(), before)
+        if drop_at == 1 or file.startswith('DF04'):
+            self.assertEqual(self.card.state(), before)
         self.assertEqual(self.peek.outcomes(seq), [])
         self.assertEqual(self.peek.pending(), [seq])
         self.assertIn(f'intent {seq} ({file}) left pending', self.new_log())
+        return seq
 
-        # Inserted again: the daemon reads the card back on its own (no client call).
+    def reinsert(self, seq, file, outcome='failed', result='SSC_ENOTFOUND'):
+        """The card comes back; the daemon reads it back on its own (no client call)."""
         self.wait_roles({CARD: None, crashkit.PSAM: 'psam'})
         self.card.insert()
         self.wait_resolved()
-        self.assertEqual(self.peek.outcomes(seq), [('failed', 'SSC_ENOTFOUND', 'readback')])
-        self.assertIn(f'intent {seq} ({file}) resolved by reading the card back: failed',
+        self.assertEqual(self.peek.outcomes(seq), [(outcome, result, 'readback')])
+        self.assertIn(f'intent {seq} ({file}) resolved by reading the card back: {outcome}',
                       self.new_log())
         self.wait_roles({CARD: 'user', crashkit.PSAM: 'psam'})
+
+    def drop_during(self, file, items, drop_at, header):
+        seq = self.drop_write(file, items, drop_at, header)
+        self.reinsert(seq, file)
         return seq
 
     def test_drop_on_the_record_write(self):
@@ -103,6 +118,92 @@ class Drop(crashkit.WriteFaultCase):
         rc, out = sscardd.journal_verify(self.d.journal_path, self.h.path('sscardd.log'))
         self.assertEqual(rc, 0, out)
         self.assertIn('it reaches the logged head', out)
+
+    def test_partial_write(self):
+        # Two records of SSSE/EF06: EXTERNAL AUTHENTICATE, the first UPDATE RECORD, and the
+        # second is dropped. The card holds one new value and one old: neither the write nor its
+        # absence. Read-back marks it failed (SSC_EBADCARDDATA) and says so in the log.
+        items = {'0B': '03', '0C': '330106'}
+        seq = self.drop_write('SSSE/EF06', items, 3, '00DC')
+        recs = [r.upper() for r in self.card.state()['files']['SSSE/EF06']]
+        new = ['0B0103' in recs, '0C03330106' in recs]
+        old = ['0B0101' in recs, '0C03330102' in recs]         # gen2.json: 01, 330102
+        self.assertEqual(sorted(new), [False, True], recs)
+        self.assertEqual([not n for n in new], old, recs)
+        self.reinsert(seq, 'SSSE/EF06', 'failed', 'SSC_EBADCARDDATA')
+        self.assertIn(f'intent {seq} (SSSE/EF06): the card holds neither all the old nor all '
+                      'the new values', self.new_log())
+        # The client writes again: both values, applied, from the state the card is in.
+        self.assertEqual(self.write('SSSE/EF06', items)['items'], items)
+        recs = [r.upper() for r in self.card.state()['files']['SSSE/EF06']]
+        self.assertIn('0B0103', recs)
+        self.assertIn('0C03330106', recs)
+        intents, outcomes = self.assertInvariants()
+        self.assertEqual([(outcomes[s][0]['method'], outcomes[s][0]['result'])
+                          for s in sorted(intents)],
+                         [('failed', 'SSC_EBADCARDDATA'), ('applied', 'SSC_OK')])
+
+    def test_resolved_in_another_reader(self):
+        # The card with a pending intent is not put back where it was: another card comes to
+        # that desk first (its writes are not held up by the other card's intent), then the
+        # first card turns up in another reader, and is resolved there.
+        t = crashkit.txn(4)
+        seq = self.drop_write('DF04/EF08', {'40': t}, 1, '04E20040')
+        self.h.start_psam('gen3', slot=3)
+        other = self.h.start_card('gen3', slot=1, state=True)
+        self.wait_roles({1: 'user', 3: 'psam'})
+        self.assertEqual(self.c.call('card.write_items', {
+            'reader': slot_id(1), 'file': 'DF04/EF06', 'items': {'41': '00'}})['items'],
+            {'41': '00'})
+        self.assertEqual(self.peek.pending(), [seq])
+        other.stop()
+        self.wait_roles({1: None})
+        self.card.stop()
+        moved = self.h.sim('card', 'gen2', slot=4, state=self.card.state_path,
+                           name='gen2-moved').start()
+        self.wait_resolved()
+        self.assertEqual(self.peek.outcomes(seq), [('failed', 'SSC_ENOTFOUND', 'readback')])
+        self.assertIn(f'of the card in {slot_id(4)} resolved by reading it back', self.new_log())
+        self.wait_roles({4: 'user'})
+        self.assertEqual(self.c.call('card.write_items', {
+            'reader': slot_id(4), 'file': 'DF04/EF08', 'items': {'40': t}})['items'], {'40': t})
+        self.assertEqual(crashkit.settlements_on_card(moved.state()),
+                         [t['settlement_no']] + crashkit.GEN2_SETTLEMENTS)
+
+
+class LostAfterWriting(crashkit.WriteFaultCase):
+    card_delay_ms = 150       # the card's answer waits this long after its state is saved
+
+    def test_card_lost_after_writing(self):
+        # The card processes the append and saves it, and is pulled before its answer leaves
+        # (frozen, then killed: the link drops). The client gets an error, but the write IS on
+        # the card: read-back marks it applied, and the client's retry is refused, not doubled.
+        t = crashkit.txn(5)
+        known = self.peek.intents()
+        saved = self.card.state_id()
+        mid = self.write_request('DF04/EF08', {'40': t})
+        seq = self.wait_intent(known)
+        harness.wait_until(lambda: self.card.state_id() != saved, 15.0,
+                           'the card to save the write', interval=0.001)
+        self.card.sigstop()
+        self.assertEqual(self.peek.outcomes(seq), [],
+                         'the daemon had the answer before the card left (test too slow?)')
+        self.card.kill9()
+        with self.assertRaises(sscardd.RpcError) as cm:
+            self.c.result(mid)
+        self.assertRpcError(cm.exception, 'SSC_ECARDREMOVED', std_code=-2)
+        self.assertEqual(self.peek.pending(), [seq])
+        self.assertEqual(crashkit.settlements_on_card(self.card.state()),
+                         [t['settlement_no']] + crashkit.GEN2_SETTLEMENTS)
+        # Put back (the same card: its state file), quicker this time.
+        self.card.apdu_delay_ms = None
+        self.card.restart()
+        self.wait_resolved()
+        self.assertEqual(self.peek.outcomes(seq), [('applied', 'SSC_OK', 'readback')])
+        self.wait_roles({CARD: 'user', crashkit.PSAM: 'psam'})
+        e = self.c.call_error('card.write_items', {'file': 'DF04/EF08', 'items': {'40': t}})
+        self.assertRpcError(e, 'SSC_EEXIST')
+        self.assertInvariants()
 
 
 if __name__ == '__main__':
