@@ -7,7 +7,8 @@ with internal_auth, through a real pcscd + vpcd + sscard-sim (cards and PSAMs) +
   genuine: SSC_ENOTGENUINE, std_code -21, for card.internal_auth and for reads that ask for it or
   whose configuration imposes it ([card] require_internal_auth); a plain read still works;
 - each authentication draws a fresh challenge (two INTERNAL AUTHENTICATE commands differ);
-- without a PSAM, or with one of the other algorithm: SSC_ENOPSAM (-2201) / SSC_EPSAMALGO (-2202).
+- without a PSAM, or with one of the other algorithm: SSC_ENOPSAM (-2201) / SSC_EPSAMALGO (-2202);
+- a spec "1.00" card is read but never authenticated or written (SSC_EUNSUPPORTED, spec §12.1).
 
 Expected values are copied by hand from firmware-stubs/profiles/*.json (card numbers, terminal
 numbers <region>000001) and docs/api.md.
@@ -133,6 +134,29 @@ class Auth(sscardd.DaemonTestCase):
         # Reads that do not ask for it need no PSAM.
         self.assertEqual(self.call(CARD_A, 'card.read_basic')['terminal_number'],
                          '000000000000')
+
+    def test_gen1_cannot_authenticate(self):
+        # Spec §12.1: "1.00" cards may be read; writes and authentication on them are refused
+        # with a clear "unsupported card" error (the simulated card itself would accept them).
+        card = self.h.start_card('gen1', slot=CARD_A, state=True)
+        self.h.start_psam('gen1', slot=DES_PSAM)
+        self.start_daemon()
+        self.wait_roles({CARD_A: 'user', DES_PSAM: 'psam'})
+        for method, params in (('card.internal_auth', {}),
+                               ('card.read_basic', {'internal_auth': True}),
+                               ('card.reload_pin', {'new_pin': '246813'}),
+                               ('card.unblock_pin', {'new_pin': '246813'}),
+                               ('card.write_items', {'file': 'DF04/EF05',
+                                                     'items': {'31': '21'}})):
+            e = self.error(CARD_A, method, **params)
+            self.assertRpcError(e, 'SSC_EUNSUPPORTED', std_code=-1, code=1016)
+        self.assertIsNone(card.state())                         # nothing changed on the card
+        rows = sscardd.journal_rows(self.d.journal_path)
+        self.assertEqual([r for r in rows if r['kind'] in ('intent', 'outcome')], [])
+        # gen1.json: card number X00000086, 吴十, spec 1.00: it reads.
+        b = self.call(CARD_A, 'card.read_basic')
+        self.assertEqual((b['card_number'], b['name'], b['spec_version']),
+                         ('X00000086', '吴十', '1.00'))
 
 
 if __name__ == '__main__':

@@ -121,6 +121,20 @@ class WriteCase(sscardd.DaemonTestCase):
                          [('applied', 'SSC_OK', 'card')])
         return jid
 
+    def assertNoPersonalData(self, texts):
+        """None of texts (card numbers, names, ID numbers, written values) is in the journal:
+        neither in `sscardctl journal export` nor in its files (UTF-8 and GBK)."""
+        export = '\n'.join(str(r) for r in self.rows())
+        raw = b''
+        for suffix in ('', '-wal'):
+            if os.path.exists(self.d.journal_path + suffix):
+                with open(self.d.journal_path + suffix, 'rb') as f:
+                    raw += f.read()
+        for t in texts:
+            self.assertNotIn(t, export)
+            self.assertNotIn(t.encode(), raw)
+            self.assertNotIn(t.encode('gbk'), raw)
+
     def verify_journal(self):
         self.d.stop()
         rc, out = sscardd.journal_verify(self.d.journal_path, self.h.path('sscardd.log'))
@@ -150,6 +164,9 @@ class Writes(WriteCase):
                          ('李四', '03', '330106', 'X00000019'))
         # The external authentications used no try (a success with a full counter).
         self.assertEqual(self.cards[CARD_A].state()['key_tries_left']['ext_auth'], 5)
+        # The journal names the card and the values by keyed hashes only (gen2.json's holder).
+        self.assertNoPersonalData(['X00000019', '张三', '李四', '330102199003071230',
+                                   '330100000009'])
         self.verify_journal()
 
     def test_gen3_ef0d_and_df04(self):
@@ -208,6 +225,7 @@ class Writes(WriteCase):
                          {'file': 'DF04/EF06', 'items': {'41': '01'}})
         self.assertEqual(self.call(CARD_A, 'card.read_items', file='DF04/EF08', items=['40']),
                          {'file': 'DF04/EF08', 'items': {'40': [TXN] + GEN2_TXNS}})
+        self.assertNoPersonalData(['X00000019', '33010000000000000001', 'H3301'])
         self.verify_journal()
 
 
