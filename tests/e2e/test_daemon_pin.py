@@ -11,7 +11,8 @@ real pcscd + vpcd + sscard-sim + sscardd and a client on the socket.
   simulators' apdus counters do not move); the new-PIN policies (SSC_EPININITIAL, SSC_EPINSAME, -36;
   SSC_EPINNOTCHANGED, -35, with refuse_initial_pin) are refused before any APDU too;
 - no PIN value (as digits or as the BCD hex of an APDU) ever appears in the daemon's log at trace
-  level, in `sscardctl journal export`, or in the journal's files.
+  level, in `sscardctl journal export`, or in the journal's files;
+- after the calls, no PIN (digits or BCD) is left anywhere in the daemon's memory (/proc/PID/mem).
 
 Expected values are written by hand from firmware-stubs/profiles/{gen2,gen3,pin-blocked}.json
 (PINs 123456 / 888888, pin_tries default 3, pin-blocked pin_tries_left 0), docs/api.md (codes) and
@@ -291,6 +292,69 @@ class Refusals(PinCase):
         self.assertEqual(self.c.call('system.info')['api_level'], 1)   # all answered
         self.assertIn('parse error', self.d.log_text())
         self.assertNotIn('2468135', self.d.log_text())
+
+
+def scan_memory(pid, needles):
+    """{needle: [mapping names]} of every place the process's writable or anonymous memory
+    (heap, thread stacks, library data) holds one of needles (bytes). Read through
+    /proc/PID/mem, which root may read."""
+    hits = {n: [] for n in needles}
+    with open(f'/proc/{pid}/maps') as f:
+        maps = f.read().splitlines()
+    with open(f'/proc/{pid}/mem', 'rb', 0) as mem:
+        for line in maps:
+            parts = line.split()
+            name = parts[5] if len(parts) > 5 else '[anon]'
+            if 'r' not in parts[1] or name in ('[vvar]', '[vsyscall]', '[vdso]') or \
+                    (name.startswith('/') and 'w' not in parts[1]):
+                continue           # code and read-only data of files cannot hold a PIN
+            start, end = (int(x, 16) for x in parts[0].split('-'))
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except OSError:
+                continue
+            for n in needles:
+                if n in data:
+                    hits[n].append(name)
+    return hits
+
+
+class Memory(PinCase):
+
+    def test_pins_wiped_from_memory(self):
+        # After the calls, no PIN is left in the daemon's memory: neither as the digits of the
+        # request nor as the BCD bytes of an APDU or a PSAM PIN block. 12-digit PINs, so that a
+        # 6-byte BCD form cannot turn up by chance.
+        self.start({GEN2: 'gen2', GEN3: 'gen3'})
+        pins = {'reload': '120934875601', 'change': '564738291023', 'unblock': '908172635445',
+                'wrong': '777766665555', 'gen3': '246802468024'}
+        self.assertEqual(self.pin_call(GEN2, 'card.reload_pin', new_pin=pins['reload']),
+                         {'reloaded': True})
+        self.assertVerifies(GEN2, pins['reload'])
+        self.assertWrong(GEN2, 2, pin=pins['wrong'])
+        self.assertEqual(self.pin_call(GEN2, 'card.change_pin', old_pin=pins['reload'],
+                                       new_pin=pins['change']), {'changed': True})
+        self.assertEqual(self.pin_call(GEN2, 'card.unblock_pin', new_pin=pins['unblock']),
+                         {'unblocked': True})
+        self.assertEqual(self.pin_call(GEN3, 'card.unblock_pin', new_pin=pins['gen3']),
+                         {'unblocked': True})
+        self.assertVerifies(GEN3, pins['gen3'])
+        bad = ['12093487560x', '1209348756011']                  # refused formats
+        for pin in bad:
+            e = self.pin_error(GEN2, 'card.verify_pin', pin=pin)
+            self.assertRpcError(e, 'SSC_EPINFORMAT')
+        self.assertEqual(self.c.call('system.info')['api_level'], 1)   # everything answered
+        needles = [p.encode() for p in list(pins.values()) + bad]
+        needles += [bytes.fromhex(p) for p in pins.values()]
+        try:
+            hits = scan_memory(self.d.pid, needles)
+        except PermissionError as e:
+            self.skipTest(f'cannot read the daemon\'s memory: {e}')
+        self.assertEqual({n: h for n, h in hits.items() if h}, {})
+        # The scan does find what is meant to stay: the reader id.
+        self.assertTrue(scan_memory(self.d.pid, [slot_id(GEN2).encode()])[
+            slot_id(GEN2).encode()])
 
 
 if __name__ == '__main__':
