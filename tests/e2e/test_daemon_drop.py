@@ -18,7 +18,9 @@ Also: a two-record write cut after its first record (read back as neither: faile
 SSC_EBADCARDDATA, with a warning; the retry completes it); a card that comes back in another
 reader, after another card was served there (resolved where it turns up); and a card pulled after
 it wrote and saved the record but before its answer left (read back as applied; the retry is
-refused, not doubled).
+refused, not doubled); the deadline passing mid-write (SSC_ETIMEDOUT; the late worker does not
+write; the next use resolves it); a client that disconnects mid-write (the write completes and is
+journaled).
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_drop.py [-k name]
 """
@@ -203,6 +205,56 @@ class LostAfterWriting(crashkit.WriteFaultCase):
         self.wait_roles({CARD: 'user', crashkit.PSAM: 'psam'})
         e = self.c.call_error('card.write_items', {'file': 'DF04/EF08', 'items': {'40': t}})
         self.assertRpcError(e, 'SSC_EEXIST')
+        self.assertInvariants()
+
+
+class DeadlineAndClientGone(crashkit.WriteFaultCase):
+    daemon_kw = {'op_timeout_ms': 1500, 'log_level': 'trace'}
+
+    def test_deadline_mid_write(self):
+        # The PSAM hangs after the intent: the client gets SSC_ETIMEDOUT at op_timeout_ms, the
+        # reader stays busy; when the PSAM answers, the late worker does not write the card after
+        # the deadline, and the next use of the card resolves the intent (not applied).
+        t = crashkit.txn(6)
+        known = self.peek.intents()
+        self.psam.sigstop()
+        try:
+            mid = self.write_request('DF04/EF08', {'40': t})
+            seq = self.wait_intent(known)
+            with self.assertRaises(sscardd.RpcError) as cm:
+                self.c.result(mid, timeout=10)
+            self.assertRpcError(cm.exception, 'SSC_ETIMEDOUT', code=1004)
+            self.assertTrue(self.d.reader(self.c, self.h.reader_name(CARD))['busy'])
+        finally:
+            self.psam.sigcont()
+        self.d.wait_reader(self.c, self.h.reader_name(CARD), busy=False)
+        self.assertIn(f'intent {seq} (DF04/EF08) left pending: SSC_ETIMEDOUT', self.new_log())
+        self.assertEqual(crashkit.settlements_on_card(self.card.state()),
+                         crashkit.GEN2_SETTLEMENTS)
+        # The next use of the card (a read) resolves it first.
+        got = self.c.call('card.read_items', {'file': 'DF04/EF08', 'items': ['40']})
+        self.assertEqual([x['settlement_no'] for x in got['items']['40']],
+                         crashkit.GEN2_SETTLEMENTS)
+        self.assertEqual(self.peek.outcomes(seq), [('failed', 'SSC_ENOTFOUND', 'readback')])
+        self.assertEqual(self.write('DF04/EF08', {'40': t})['items'], {'40': t})
+        self.assertInvariants()
+
+    def test_client_gone_mid_write(self):
+        # docs/api.md: an operation already running goes on when its client disconnects; the
+        # write is completed and journaled, the result dropped.
+        t = crashkit.txn(7)
+        known = self.peek.intents()
+        self.psam.sigstop()
+        try:
+            self.write_request('DF04/EF08', {'40': t})
+            seq = self.wait_intent(known)
+            self.c.close()
+        finally:
+            self.psam.sigcont()
+        harness.wait_until(lambda: self.peek.outcomes(seq), 10.0, 'the outcome')
+        self.assertEqual(self.peek.outcomes(seq), [('applied', 'SSC_OK', 'card')])
+        self.assertEqual(crashkit.settlements_on_card(self.card.state()),
+                         [t['settlement_no']] + crashkit.GEN2_SETTLEMENTS)
         self.assertInvariants()
 
 
