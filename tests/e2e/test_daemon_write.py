@@ -15,7 +15,9 @@ MAC from the PSAM), through a real pcscd + vpcd + sscard-sim (cards and PSAMs) +
 - an expired card: reads work (expired: true), writes are refused (SSC_EEXPIRED) before any intent;
 - a settlement number already on the card (DF04/EF08) is refused (SSC_EEXIST), never doubled;
 - values too long or of the wrong format, unknown or read-only items: -32602 / SSC_EVALUE /
-  SSC_EBADITEM before any APDU (the simulators' apdus counters do not move), and no intent.
+  SSC_EBADITEM before any APDU (the simulators' apdus counters do not move), and no intent;
+- a failed outcome rewritten as applied, a deleted row or a forged row is caught by
+  `sscardctl journal verify`.
 
 Expected values: firmware-stubs/profiles/{gen2,gen3,gen2-wrongkey,expired}.json, the record layouts
 of docs/simulator.md ("The card": tag, length, format; an padded with 00, cn BCD) and spec §12.7
@@ -25,6 +27,8 @@ Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_write
 """
 
 import os
+import shutil
+import sqlite3
 import sys
 import unittest
 
@@ -312,6 +316,55 @@ class Refused(WriteCase):
         self.assertEqual([r for r in self.rows() if r['kind'] in ('intent', 'outcome')], [])
         for slot in (CARD_A, CARD_B):
             self.assertIsNone(self.cards[slot].state())
+
+
+class Tamper(WriteCase):
+    readers = 2
+
+    def test_journal_edits_detected(self):
+        # Someone with the file but not the key rewrites the history of a write: turns a failed
+        # outcome into an applied one, deletes a row in the middle, or appends a forged one.
+        # `sscardctl journal verify` names the first bad row (docs/operations.md).
+        self.cards = {CARD_A: self.h.start_card('gen2-wrongkey', slot=CARD_A, state=True)}
+        self.psams = [self.h.start_psam('gen2', slot=1)]
+        self.start_daemon()
+        self.wait_roles({CARD_A: 'user', 1: 'psam'})
+        e = self.error(CARD_A, 'card.write_items', file='DF04/EF05', items={'31': '21'})
+        self.assertRpcError(e, 'SSC_EAUTHFAILED')
+        self.call(CARD_A, 'card.read_basic')
+        self.d.stop()
+        db = self.d.journal_path
+        with sqlite3.connect(db) as con:
+            con.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        con.close()
+        rc, out = sscardd.journal_verify(db)
+        self.assertEqual(rc, 0, out)
+        rows = self.rows()
+        outcome = [r for r in rows if r['kind'] == 'outcome'][0]
+        self.assertEqual((outcome['method'], outcome['result']), ('failed', 'SSC_EAUTHFAILED'))
+        last = rows[-1]['seq']
+        middle = outcome['seq'] - 1
+        cases = [
+            (f"UPDATE rows SET method = 'applied', result = 'SSC_OK' WHERE seq = "
+             f"{outcome['seq']}",
+             f"row {outcome['seq']} does not match its chain hash"),
+            (f'DELETE FROM rows WHERE seq = {middle}',
+             f'row {middle + 1} follows row {middle - 1}: rows are missing'),
+            (f'INSERT INTO rows SELECT seq + 1, ts, ts_unix, kind, uid, pid, exe, method, reader,'
+             f' card, result, duration_ms, intent, file, detail, hash FROM rows WHERE seq = {last}',
+             f'row {last + 1} does not match its chain hash'),
+        ]
+        for i, (sql, message) in enumerate(cases):
+            copy = self.h.path(f'tampered-{i}.db')
+            shutil.copyfile(db, copy)
+            shutil.copyfile(db + '.key', copy + '.key')
+            with sqlite3.connect(copy) as con:
+                con.execute(sql)
+            con.close()
+            rc, out = sscardd.journal_verify(copy)
+            self.assertEqual(rc, 1, f'{sql}: {out}')
+            self.assertIn('NOT intact', out)
+            self.assertIn(message, out, sql)
 
 
 if __name__ == '__main__':
