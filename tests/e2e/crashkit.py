@@ -23,6 +23,8 @@ CARD, PSAM = 0, 2
 GEN2_CATEGORY = '11'
 GEN2_SETTLEMENTS = ['S2024031500000000002', 'S2024030200000000001']
 GEN2_EF08_CAPACITY = 10      # "transaction_capacity": 10
+# The EF08 settlement numbers each profile used here starts with (newest first).
+PROFILE_SETTLEMENTS = {'gen2': GEN2_SETTLEMENTS, 'gen3-readauth': ['N2025070100000000042']}
 
 
 def txn(n):
@@ -32,11 +34,12 @@ def txn(n):
             'personal_account': 5000, 'pooled': 10000}
 
 
-def settlements_on_card(state):
-    """The settlement numbers of the EF08 records in a simulator state (None = the profile's),
-    newest first, decoded by hand: bytes 2+7+12 .. +20 of each record are the number (ASCII)."""
+def settlements_on_card(state, initial=GEN2_SETTLEMENTS):
+    """The settlement numbers of the EF08 records in a simulator state (None = initial, the
+    profile's), newest first, decoded by hand: bytes 2+7+12 .. +20 of each record are the number
+    (ASCII)."""
     if state is None:
-        return list(GEN2_SETTLEMENTS)
+        return list(initial)
     out = []
     for rec in state['files']['DF04/EF08']:
         b = bytes.fromhex(rec)
@@ -86,18 +89,20 @@ class Peek:
 
 
 class WriteFaultCase(sscardd.DaemonTestCase):
-    """A gen2 card (slot 0, state file) and the DES PSAM (slot 2); the daemon at trace level."""
+    """A gen2 card (slot 0, state file) and the DES PSAM (slot 2), or those of another profile;
+    the daemon at trace level."""
 
     readers = 4
     card_delay_ms = None
+    profile = 'gen2'         # the card's and the PSAM's profile
     daemon_kw = {'op_timeout_ms': 8000, 'log_level': 'trace'}
 
     def setUp(self):
         super().setUp()
         self.h.start_pcscd()
-        self.card = self.h.start_card('gen2', slot=CARD, state=True,
+        self.card = self.h.start_card(self.profile, slot=CARD, state=True,
                                       apdu_delay_ms=self.card_delay_ms)
-        self.psam = self.h.start_psam('gen2', slot=PSAM)
+        self.psam = self.h.start_psam(self.profile, slot=PSAM)
         self.daemons = 0
         self.start_sscardd()
         self.peek = Peek(self.d.journal_path)
@@ -141,7 +146,8 @@ class WriteFaultCase(sscardd.DaemonTestCase):
         rows = sscardd.journal_rows(self.d.journal_path)
         intents, outcomes = sscardd.intents_and_outcomes(rows)
         state = self.card.state()
-        on_card = settlements_on_card(state)
+        initial = PROFILE_SETTLEMENTS[self.profile]
+        on_card = settlements_on_card(state, initial)
         self.assertEqual(len(on_card), len(set(on_card)), f'a settlement doubled: {on_card}')
         applied = []          # settlement numbers of the append intents recorded as applied
         for seq in sorted(intents):
@@ -157,7 +163,7 @@ class WriteFaultCase(sscardd.DaemonTestCase):
                 applied.insert(0, intent['detail']['settlement_no'])
         # The cyclic EF08 (capacity 10) holds exactly the applied appends, newest first, then
         # the profile's records, as far as they fit: nothing lost, nothing doubled.
-        self.assertEqual(on_card, (applied + GEN2_SETTLEMENTS)[:GEN2_EF08_CAPACITY],
+        self.assertEqual(on_card, (applied + initial)[:GEN2_EF08_CAPACITY],
                          f'EF08 on the card vs the applied appends {applied}')
         rc, out = sscardd.journal_verify(self.d.journal_path)
         self.assertEqual(rc, 0, out)

@@ -18,7 +18,8 @@ Also: a two-record write cut after its first record (read back as neither: faile
 SSC_EBADCARDDATA, with a warning; the retry completes it); a card that comes back in another
 reader, after another card was served there (resolved where it turns up); and a card pulled after
 it wrote and saved the record but before its answer left (read back as applied; the retry is
-refused, not doubled); the deadline passing mid-write (SSC_ETIMEDOUT; the late worker does not
+refused, not doubled); a card that needs read authorisation for SSSE/EF06 (gen3-readauth: the
+read-back authorises itself); the deadline passing mid-write (SSC_ETIMEDOUT; the late worker does not
 write; the next use resolves it); a client that disconnects mid-write (the write completes and is
 journaled).
 
@@ -205,6 +206,49 @@ class LostAfterWriting(crashkit.WriteFaultCase):
         self.wait_roles({CARD: 'user', crashkit.PSAM: 'psam'})
         e = self.c.call_error('card.write_items', {'file': 'DF04/EF08', 'items': {'40': t}})
         self.assertRpcError(e, 'SSC_EEXIST')
+        self.assertInvariants()
+
+
+class ReadAuthCard(crashkit.WriteFaultCase):
+    # gen3-readauth.json: SM4, and SSSE/EF06 cannot be read before an EXTERNAL AUTHENTICATE with
+    # the read key (ef06_read_auth): both the write's "old values" and the read-back need it.
+    # The PSAM is needed before the intent here, so the drop is aimed by counting the APDUs of an
+    # identical write instead, and checked in the daemon's trace.
+    profile = 'gen3-readauth'
+
+    def per_write(self):
+        """APDUs of one two-record write to SSSE/EF06, once the daemon knows this insertion
+        needs read authorisation (a first write teaches it)."""
+        items = {'0B': '03', '0C': '330105'}
+        self.assertEqual(self.write('SSSE/EF06', items)['items'], items)
+        before = self.card.status()['apdus']
+        self.assertEqual(self.write('SSSE/EF06', items)['items'], items)
+        return self.card.status()['apdus'] - before
+
+    def test_read_back_with_read_authorisation(self):
+        # Dropped on the first UPDATE RECORD: not applied. On the second: half applied.
+        for last, new, outcome in ((False, {'0B': '04', '0C': '330106'},
+                                    ('failed', 'SSC_ENOTFOUND')),
+                                   (True, {'0B': '05', '0C': '330107'},
+                                    ('failed', 'SSC_EBADCARDDATA'))):
+            n = self.per_write()
+            known = self.peek.intents()
+            self.card.arm_drop(n if last else n - 1)
+            e = self.c.call_error('card.write_items', {'file': 'SSSE/EF06', 'items': new})
+            self.assertRpcError(e, 'SSC_ECARDREMOVED')
+            sent = re.findall(rf'trace apdu {slot_id(CARD)} > (\S+)', self.new_log())
+            self.assertTrue(sent[-1].startswith('00DC'), sent[-3:])      # an UPDATE RECORD
+            seq = self.wait_intent(known)
+            self.assertEqual(self.peek.pending(), [seq])
+            self.wait_roles({CARD: None})
+            self.card.insert()
+            self.wait_resolved()
+            self.assertEqual(self.peek.outcomes(seq), [outcome + ('readback',)])
+            self.wait_roles({CARD: 'user', crashkit.PSAM: 'psam'})
+        # The first UPDATE of the second write went through (05), its second did not.
+        self.assertEqual(self.c.call('card.read_items', {'file': 'SSSE/EF06',
+                                                         'items': ['0B', '0C']})['items'],
+                         {'0B': '05', '0C': '330105'})
         self.assertInvariants()
 
 
