@@ -12,7 +12,6 @@ the daemon stops there, with the intent durable and the card's record not yet se
 
 import os
 import sqlite3
-import time
 
 import harness
 import sscardd

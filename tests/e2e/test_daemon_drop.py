@@ -14,14 +14,18 @@ card is unchanged; when the card is inserted again the daemon reads it back by i
 the outcome "failed" (SSC_ENOTFOUND, readback); the client's retry is applied once, a second append
 of the same settlement is refused (SSC_EEXIST): nothing doubled; `journal verify --log` passes.
 
-Also: a two-record write cut after its first record (read back as neither: failed,
-SSC_EBADCARDDATA, with a warning; the retry completes it); a card that comes back in another
-reader, after another card was served there (resolved where it turns up); and a card pulled after
-it wrote and saved the record but before its answer left (read back as applied; the retry is
-refused, not doubled); a card that needs read authorisation for SSSE/EF06 (gen3-readauth: the
-read-back authorises itself); the deadline passing mid-write (SSC_ETIMEDOUT; the late worker does not
-write; the next use resolves it); a client that disconnects mid-write (the write completes and is
-journaled).
+Also:
+- a two-record write cut after its first record (read back as neither: failed, SSC_EBADCARDDATA,
+  with a warning; the retry completes it);
+- a card that comes back in another reader, after another card was served there (resolved where
+  it turns up);
+- a card pulled after it wrote and saved the record but before its answer left (read back as
+  applied; the retry is refused, not doubled);
+- a card that needs read authorisation for SSSE/EF06 (gen3-readauth: the read-back authorises
+  itself);
+- the deadline passing mid-write (SSC_ETIMEDOUT; the late worker does not write; the next use
+  resolves it);
+- a client that disconnects mid-write (the write completes and is journaled).
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_drop.py [-k name]
 """
