@@ -42,7 +42,8 @@ class PinCase(sscardd.DaemonTestCase):
         self.pins_used = set()
 
     # The PIN and tries left of each shipped profile used here, copied from its JSON file.
-    PROFILE_PIN = {'gen2': ('123456', 3), 'gen3': ('888888', 3), 'pin-blocked': ('123456', 0)}
+    PROFILE_PIN = {'gen2': ('123456', 3), 'gen3': ('888888', 3), 'pin-blocked': ('123456', 0),
+                   'gen2-wrongkey': ('123456', 3)}
 
     def start(self, cards, config=None):
         """cards: {slot: profile}; PSAMs of both algorithms; sscardd at trace level."""
@@ -254,6 +255,18 @@ class Refusals(PinCase):
             self.assertIsNone(self.cards[slot].state())       # the PINs are unchanged
         self.assertVerifies(GEN2, '123456')
         self.assertVerifies(GEN3, '888888')
+        self.assertNoPinAnywhere()
+
+    def test_reload_unblock_refused_by_a_card_of_other_keys(self):
+        # gen2-wrongkey: the PSAM's MAC is not the card's (6988, no try counted): refused with
+        # SSC_EAUTHFAILED, and the PIN stays what it was.
+        self.start({GEN2: 'gen2-wrongkey'})
+        for method in ('card.reload_pin', 'card.unblock_pin'):
+            e = self.pin_error(GEN2, method, new_pin='246813')
+            self.assertRpcError(e, 'SSC_EAUTHFAILED', std_code=-0x6988, code=1024)
+            self.assertEqual(e.sw, '6988')
+        self.assertIsNone(self.cards[GEN2].state())
+        self.assertVerifies(GEN2, '123456')
         self.assertNoPinAnywhere()
 
     def test_refuse_initial_pin(self):
