@@ -794,6 +794,33 @@ int journal_pending(struct journal *j, const char *card_ref,
 	return ret;
 }
 
+int journal_append_applied(struct journal *j, const char *card_ref, const char *settlement_no)
+{
+	static const char sql[] =
+		"SELECT 1 FROM rows i WHERE i.kind='intent' AND i.card=?1"
+		" AND json_valid(i.detail) AND json_extract(i.detail, '$.op')='append'"
+		" AND json_extract(i.detail, '$.settlement_no')=?2"
+		" AND EXISTS (SELECT 1 FROM rows o WHERE o.intent=i.seq AND o.intent<>0"
+		" AND o.kind='outcome' AND o.method='applied') LIMIT 1";
+	sqlite3_stmt *st;
+	int rc, ret = SSC_EJOURNAL;
+
+	pthread_mutex_lock(&j->lock);
+	if (!j->db || sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out_unlock;
+	sqlite3_bind_text(st, 1, card_ref, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, settlement_no, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = 1;
+	else if (rc == SQLITE_DONE)
+		ret = 0;
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
 int journal_pending_count(struct journal *j, const char *card_ref)
 {
 	/*

@@ -169,6 +169,13 @@ int journal_pending(struct journal *j, const char *card_ref,
  */
 int journal_pending_count(struct journal *j, const char *card_ref);
 
+/*
+ * Whether an append of settlement_no to card_ref's cyclic file was recorded as applied: the
+ * double-booking guard for cards that cannot show all their records (tag-only addressing).
+ * Returns 1 found, 0 not, or SSC_EJOURNAL. Thread-safe.
+ */
+int journal_append_applied(struct journal *j, const char *card_ref, const char *settlement_no);
+
 /* The chain head: the last row's sequence number and hash (hex, JOURNAL_HASH_HEX + 1 bytes). */
 int journal_head(struct journal *j, int64_t *seq, char *hash_hex);
 

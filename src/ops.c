@@ -639,9 +639,14 @@ static json_t *items_txn_json(const struct item_txn *t)
 			 "pooled", (json_int_t)t->pooled);
 }
 
-/* Every record of a cyclic transaction file, newest first, as an array of objects. */
+/*
+ * Every record of a cyclic transaction file, newest first, as an array of objects. *truncated is
+ * set when the card holds records it cannot address (a card that reads records by tag only shows
+ * the newest one): the list is then what the card could show, not all it holds.
+ */
 static int items_read_txns(struct ssc_card *c, const struct item_file *f,
-			   const struct item_def *it, json_t **out, struct ssc_diag *diag)
+			   const struct item_def *it, json_t **out, int *truncated,
+			   struct ssc_diag *diag)
 {
 	json_t *arr = json_array();
 	uint8_t v[APDU_MAX_DATA];
@@ -655,6 +660,8 @@ static int items_read_txns(struct ssc_card *c, const struct item_file *f,
 		int n = ssc_read_item(c, f, it, recno, v, sizeof(v), diag);
 
 		if (n == SSC_ENORECORD) {
+			if (diag->sw == 0x6A86)
+				*truncated = 1;   /* older records exist but cannot be addressed */
 			ssc_diag_init(diag);
 			break;
 		}
@@ -692,7 +699,7 @@ static int items_run(const struct op_env *shared, struct card_io *io, struct op_
 	char text[ITEM_TEXT_MAX];
 	json_t *values = NULL;
 	size_t n;
-	int rc, internal_auth;
+	int rc, internal_auth, truncated = 0;
 
 	ops_env_snapshot(shared, &snap);
 	memset(&c, 0, sizeof(c));
@@ -719,7 +726,7 @@ static int items_run(const struct op_env *shared, struct card_io *io, struct op_
 		items_find(&f, tags[i], &it);
 		snprintf(key, sizeof(key), "%02X", tags[i]);
 		if (it.fmt == ITEM_FMT_TXN) {
-			rc = items_read_txns(&c, &f, &it, &v, diag);
+			rc = items_read_txns(&c, &f, &it, &v, &truncated, diag);
 		} else {
 			int len = ssc_read_text(&c, &f, &it, text, sizeof(text), diag);
 
@@ -743,6 +750,8 @@ static int items_run(const struct op_env *shared, struct card_io *io, struct op_
 	if (!*result)
 		rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
 	else if (internal_auth && json_object_set_new(*result, "genuine", json_true()))
+		rc = SSC_ENOMEM;
+	else if (truncated && json_object_set_new(*result, "truncated", json_true()))
 		rc = SSC_ENOMEM;
 	if (rc) {
 		json_decref(*result);
@@ -1228,8 +1237,8 @@ static int write_resolve_first(const struct op_env *env, struct ssc_card *c, con
  * The card's current values (update) or records (append), the new values padded as the card
  * will hold them, and the refs of both: what read-back needs to tell applied from not applied.
  */
-static int write_prepare(const struct op_env *env, struct ssc_card *c, struct write_req *r,
-			 struct ssc_diag *diag)
+static int write_prepare(const struct op_env *env, struct ssc_card *c, const char *card_ref,
+			 struct write_req *r, struct ssc_diag *diag)
 {
 	uint8_t v[APDU_MAX_DATA];
 	int rc = 0;
@@ -1243,6 +1252,24 @@ static int write_prepare(const struct op_env *env, struct ssc_card *c, struct wr
 			struct item_txn t;
 			int n = ssc_read_item(c, &r->f, &w->it, recno, v, sizeof(v), diag);
 
+			if (n == SSC_ENORECORD && diag->sw == 0x6A86) {
+				/*
+				 * The card holds older records it cannot address (tag-only
+				 * reads): what it cannot show, the journal may remember. An
+				 * append made through another journal stays out of sight.
+				 */
+				int k = journal_append_applied(env->journal, card_ref,
+							       r->settlement);
+
+				ssc_diag_init(diag);
+				if (k < 0)
+					rc = ssc_diag_set(diag, SSC_EJOURNAL, "cannot check the "
+							  "journal for this settlement number");
+				else if (k > 0)
+					rc = ssc_diag_set(diag, SSC_EEXIST, "this settlement number "
+							  "was already appended to this card");
+				break;
+			}
 			if (n == SSC_ENORECORD) {
 				ssc_diag_init(diag);
 				break;
@@ -1452,7 +1479,7 @@ static int write_run(const struct op_env *shared, struct card_io *io, struct op_
 	if (!rc)
 		rc = ssc_auth_prepare(&c, &div, diag);
 	if (!rc)
-		rc = write_prepare(env, &c, r, diag);
+		rc = write_prepare(env, &c, call->card_ref, r, diag);
 	if (rc)
 		goto out;
 	detail = write_detail(r);

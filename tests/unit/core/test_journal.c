@@ -622,6 +622,38 @@ static void test_rows_since_limit_and_last(void **state)
 	assert_int_equal(c.n, 0);
 }
 
+static void test_append_applied(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	int64_t a, b, c;
+	char ref[JOURNAL_REF_HEX + 1], other[JOURNAL_REF_HEX + 1];
+
+	journal_card_ref(f->j, "X00000019", ref);
+	journal_card_ref(f->j, "Y00000017", other);
+	assert_int_equal(journal_intent(f->j, NULL, ref, "r", "DF04/EF08",
+					"{\"op\":\"append\",\"settlement_no\":\"S1\",\"record\":\"x\"}",
+					&a, &d),
+			 0);
+	assert_int_equal(journal_intent(f->j, NULL, ref, "r", "DF04/EF08",
+					"{\"op\":\"append\",\"settlement_no\":\"S2\",\"record\":\"y\"}",
+					&b, &d),
+			 0);
+	assert_int_equal(journal_intent(f->j, NULL, ref, "r", "DF04/EF05",
+					"{\"op\":\"update\",\"settlement_no\":\"S3\"}", &c, &d),
+			 0);
+	/* Pending: not (yet) applied. */
+	assert_int_equal(journal_append_applied(f->j, ref, "S1"), 0);
+	assert_int_equal(journal_outcome(f->j, a, JOURNAL_APPLIED, "SSC_OK", "card", &d), 0);
+	assert_int_equal(journal_outcome(f->j, b, JOURNAL_FAILED, "SSC_ENOTFOUND", "readback", &d),
+			 0);
+	assert_int_equal(journal_outcome(f->j, c, JOURNAL_APPLIED, "SSC_OK", "card", &d), 0);
+	assert_int_equal(journal_append_applied(f->j, ref, "S1"), 1);
+	assert_int_equal(journal_append_applied(f->j, ref, "S2"), 0);     /* failed */
+	assert_int_equal(journal_append_applied(f->j, ref, "S3"), 0);     /* not an append */
+	assert_int_equal(journal_append_applied(f->j, other, "S1"), 0);   /* another card */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -634,6 +666,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cut_tail_detected_with_logged_head, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_intents_and_outcomes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_applied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_survives_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_keeps_chain_and_pending, setup, teardown),
