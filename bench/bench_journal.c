@@ -23,7 +23,8 @@ static void bench_journal_rm(const char *dir)
 	(void)rmdir(dir);
 }
 
-static void bench_journal_report(const char *label, int n, double t0, double t1, struct bench_stats *st)
+static void bench_journal_report(const char *label, int n, double t0, double t1,
+				 struct bench_stats *st)
 {
 	char name[64];
 

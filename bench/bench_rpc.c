@@ -193,8 +193,9 @@ int bench_rpc_latency(const struct bench_rpc_opts *o)
 		double t0, deadline;
 		int is_error = 0, got = 0;
 
-		if (bench_rpc_send(&c, o->method, o->n_params ? o->params[i % o->n_params] : NULL) != 0) {
-			fprintf(stderr, "sscard-bench: send failed\n");
+		if (bench_rpc_send(&c, o->method, o->n_params ? o->params[i % o->n_params]
+							     : NULL) != 0) {
+			fprintf(stderr, "sscard-bench: send failed: %s\n", strerror(errno));
 			goto out;
 		}
 		t0 = c.sent_us;
@@ -294,7 +295,8 @@ int bench_rpc_load(const struct bench_rpc_opts *o)
 				}
 			} else if (now < end && now >= c[i].next_send_us) {
 				if (bench_rpc_send(&c[i], o->method, c[i].params) != 0) {
-					fprintf(stderr, "sscard-bench: send failed\n");
+					fprintf(stderr, "sscard-bench: send on connection %d failed: "
+						"%s\n", i, strerror(errno));
 					goto out;
 				}
 				busy++;

@@ -145,7 +145,8 @@ void bench_seq_free(struct bench_seq *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static const struct bench_seq_vars *bench_seq_find(const struct bench_seq_vars *v, const char *name, size_t *idx)
+static const struct bench_seq_vars *bench_seq_find(const struct bench_seq_vars *v,
+						    const char *name, size_t *idx)
 {
 	for (size_t i = 0; i < v->n; i++)
 		if (strcmp(v->name[i], name) == 0) {
@@ -155,7 +156,8 @@ static const struct bench_seq_vars *bench_seq_find(const struct bench_seq_vars *
 	return NULL;
 }
 
-int bench_seq_vars_set(struct bench_seq_vars *vars, const char *name, const uint8_t *data, size_t len)
+int bench_seq_vars_set(struct bench_seq_vars *vars, const char *name, const uint8_t *data,
+		       size_t len)
 {
 	size_t i;
 
@@ -172,8 +174,8 @@ int bench_seq_vars_set(struct bench_seq_vars *vars, const char *name, const uint
 	return 0;
 }
 
-int bench_seq_expand(const struct bench_seq_step *st, const struct bench_seq_vars *vars, uint8_t *out, char *err,
-	       size_t errlen)
+int bench_seq_expand(const struct bench_seq_step *st, const struct bench_seq_vars *vars,
+		     uint8_t *out, char *err, size_t errlen)
 {
 	const char *p = st->tmpl;
 	size_t n = 0;

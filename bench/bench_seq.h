@@ -58,13 +58,14 @@ int bench_seq_load(const char *path, struct bench_seq *out, char *err, size_t er
 void bench_seq_free(struct bench_seq *s);
 
 /*
- * Builds the command of step st with vars into out (BENCH_SEQ_APDU_MAX bytes). Returns its length, or
- * -1 with a message in err (an unknown variable, odd hex, too long).
+ * Builds the command of step st with vars into out (BENCH_SEQ_APDU_MAX bytes). Returns its
+ * length, or -1 with a message in err (an unknown variable, odd hex, too long).
  */
-int bench_seq_expand(const struct bench_seq_step *st, const struct bench_seq_vars *vars, uint8_t *out, char *err,
-	       size_t errlen);
+int bench_seq_expand(const struct bench_seq_step *st, const struct bench_seq_vars *vars,
+		     uint8_t *out, char *err, size_t errlen);
 
 /* Saves data (len bytes) as variable name (replacing an earlier value). Returns 0 or -1 (full). */
-int bench_seq_vars_set(struct bench_seq_vars *vars, const char *name, const uint8_t *data, size_t len);
+int bench_seq_vars_set(struct bench_seq_vars *vars, const char *name, const uint8_t *data,
+		       size_t len);
 
 #endif

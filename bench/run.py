@@ -532,15 +532,15 @@ def bench_throughput(quick):
         for clients in (1, 10, 100):
             out = run_bench(['load', '--socket', rig.d.socket_path, '--method', 'card.read_basic',
                              '--params', json.dumps({'reader': ids[0]}), '--clients', clients,
-                             '--seconds', seconds], timeout=seconds + 120)
+                             '--seconds', seconds, '--retry-ms', 20], timeout=seconds + 120)
             report_load(out, f'{clients} clients, 1 reader', pid)
         for readers in (1, 4, 8):
             params = []
             for r in range(readers):
                 params += ['--params', json.dumps({'reader': ids[r]})]
             out = run_bench(['load', '--socket', rig.d.socket_path, '--method', 'card.read_basic',
-                             '--clients', 2 * readers, '--seconds', seconds] + params,
-                            timeout=seconds + 120)
+                             '--clients', 2 * readers, '--seconds', seconds, '--retry-ms', 20]
+                            + params, timeout=seconds + 120)
             report_load(out, f'{readers} readers, 2 clients each', pid)
     finally:
         rig.close()
@@ -609,12 +609,19 @@ def main():
     say(f'machine {m["cpu"]}, {m["cores"]} cores, {m["memory_gib"]} GiB, {m["os"]}, kernel '
         f'{m["kernel"]}, pcscd {m["pcscd"]}, vsmartcard-vpcd {m["vsmartcard_vpcd"]}')
     start = time.monotonic()
+    failed = []
     for name in a.sections or list(SECTIONS):
-        SECTIONS[name](a.quick)
-    say(f'bench done in {time.monotonic() - start:.0f} s')
+        try:
+            SECTIONS[name](a.quick)
+        except Exception as e:     # a measurement that failed: say so, go on with the others
+            failed.append(name)
+            say(f'FAILED  section {name}: {type(e).__name__}: {e}')
+    say(f'bench done in {time.monotonic() - start:.0f} s' +
+        (f'; failed sections: {", ".join(failed)}' if failed else ''))
     if a.json:
         with open(a.json, 'w') as f:
             json.dump(RESULTS, f, indent=1, ensure_ascii=False)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == '__main__':
