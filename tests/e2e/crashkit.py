@@ -120,6 +120,11 @@ class WriteFaultCase(sscardd.DaemonTestCase):
         with open(self.h.path('sscardd.log'), 'rb') as f:
             return f.read()[self.log_mark:].decode('utf-8', 'replace')
 
+    def wait_log(self, text, timeout=5.0):
+        """Waits until this daemon's log has text (a line written after a journal row may come
+        a moment after the row is visible)."""
+        harness.wait_until(lambda: text in self.new_log(), timeout, f'the log line {text!r}')
+
     def write_request(self, file, items):
         return self.c.request('card.write_items', {'file': file, 'items': items})
 

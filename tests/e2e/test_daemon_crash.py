@@ -45,9 +45,8 @@ class KillCase(crashkit.WriteFaultCase):
         self.wait_resolved()
         result = 'SSC_OK' if outcome == 'applied' else 'SSC_ENOTFOUND'
         self.assertEqual(self.peek.outcomes(seq), [(outcome, result, 'readback')])
-        log = self.new_log()
-        self.assertIn('write intent(s) pending', log)
-        self.assertIn(f'resolved by reading the card back: {outcome}', log)
+        self.assertIn('write intent(s) pending', self.new_log())
+        self.wait_log(f'resolved by reading the card back: {outcome}')
 
     def finish(self, expect):
         """The invariants, the outcomes in order, and the chain up to the logged head."""

@@ -81,8 +81,7 @@ class Drop(crashkit.WriteFaultCase):
         self.card.insert()
         self.wait_resolved()
         self.assertEqual(self.peek.outcomes(seq), [(outcome, result, 'readback')])
-        self.assertIn(f'intent {seq} ({file}) resolved by reading the card back: {outcome}',
-                      self.new_log())
+        self.wait_log(f'intent {seq} ({file}) resolved by reading the card back: {outcome}')
         self.wait_roles({CARD: 'user', crashkit.PSAM: 'psam'})
 
     def drop_during(self, file, items, drop_at, header):
@@ -170,7 +169,7 @@ class Drop(crashkit.WriteFaultCase):
                            name='gen2-moved').start()
         self.wait_resolved()
         self.assertEqual(self.peek.outcomes(seq), [('failed', 'SSC_ENOTFOUND', 'readback')])
-        self.assertIn(f'of the card in {slot_id(4)} resolved by reading it back', self.new_log())
+        self.wait_log(f'of the card in {slot_id(4)} resolved by reading it back')
         self.wait_roles({4: 'user'})
         self.assertEqual(self.c.call('card.write_items', {
             'reader': slot_id(4), 'file': 'DF04/EF08', 'items': {'40': t}})['items'], {'40': t})
