@@ -15,6 +15,7 @@ import sqlite3
 
 import harness
 import sscardd
+from sscardd import slot_id
 
 CARD, PSAM = 0, 2
 
@@ -124,6 +125,14 @@ class WriteFaultCase(sscardd.DaemonTestCase):
         """Waits until this daemon's log has text (a line written after a journal row may come
         a moment after the row is visible)."""
         harness.wait_until(lambda: text in self.new_log(), timeout, f'the log line {text!r}')
+
+    def wait_at_the_psam(self, mark):
+        """With the PSAM frozen: waits until the daemon's trace (after offset mark of this
+        daemon's log) shows its first PSAM command, the PSAM's SELECT, which it logs just before
+        the call that blocks. Everything the card was to get before it (GET CHALLENGE) is done."""
+        select = f'trace apdu {slot_id(PSAM)} > 00A4040006D15600000590'
+        harness.wait_until(lambda: select in self.new_log()[mark:], 10.0,
+                           'the daemon to reach the frozen PSAM')
 
     def write_request(self, file, items):
         return self.c.request('card.write_items', {'file': file, 'items': items})

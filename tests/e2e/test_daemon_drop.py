@@ -5,8 +5,9 @@ RECORD to DF04/EF08, UPDATE RECORD with MAC to DF04/EF05, UPDATE RECORD after EX
 to SSSE/EF06), which the card never processes.
 
 How the drop is aimed, without counting APDUs: the PSAM is frozen (SIGSTOP) before the request, so
-the daemon stops at its first PSAM command, after the intent is durable (see crashkit.py); then the
-card is armed to drop its next APDU (DF04: the write itself) or the one after (SSSE: EXTERNAL
+the daemon stops at its first PSAM command, after the intent is durable and the card's GET
+CHALLENGE is answered (see crashkit.py; the daemon's trace shows when it got there); then the card
+is armed to drop its next APDU (DF04: the write itself) or the one after (SSSE: EXTERNAL
 AUTHENTICATE, then the write), and the PSAM is let go.
 
 Checked: the client gets a clear error (SSC_ECARDREMOVED) at once; the intent stays pending; the
@@ -51,10 +52,12 @@ class Drop(crashkit.WriteFaultCase):
         the start of that APDU as the daemon's trace shows it). Returns the pending intent."""
         known = self.peek.intents()
         before = self.card.state()
+        mark = len(self.new_log())
         self.psam.sigstop()
         try:
             mid = self.write_request(file, items)
             seq = self.wait_intent(known)
+            self.wait_at_the_psam(mark)
             self.card.arm_drop(drop_at)
         finally:
             self.psam.sigcont()
