@@ -456,6 +456,26 @@ def journal_rows(db, ns=None):
     return [json.loads(line) for line in out.splitlines()]
 
 
+_barriers = [0]
+
+
+def journal_settled(daemon, timeout=5.0):
+    """The journal's rows once every call answered so far is audited. Audit rows are written by
+    a background thread just after each reply, in order; so the daemon is sent a request for a
+    made-up method with a unique name (answered -32601, and audited under that name,
+    docs/api.md), and the rows are read once its row is there."""
+    _barriers[0] += 1
+    marker = f'e2e.barrier_{os.getpid()}_{_barriers[0]}'
+    with Client(daemon.socket_path) as c:
+        m = c.reply(c.request(marker), timeout)
+    if m.get('error', {}).get('code') != -32601:
+        raise harness.HarnessError(f'{marker}: unexpected answer {m}')
+    return harness.wait_until(
+        lambda: (lambda rs: rs if any(r['method'] == marker for r in rs) else None)(
+            journal_rows(daemon.journal_path)),
+        timeout, 'the audit rows of the calls so far')
+
+
 def journal_verify(db, log=None, ns=None):
     """`sscardctl journal verify` (with --log when given): (exit status, stdout + stderr)."""
     args = ['journal', 'verify', '--journal', db]

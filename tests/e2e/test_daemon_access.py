@@ -124,7 +124,7 @@ class Access(sscardd.DaemonTestCase):
         self.assertEqual(rec, ['31023231'])
 
         # The journal names the other uid, its pid and executable for each call and the intent.
-        rows = sscardd.journal_rows(self.d.journal_path)
+        rows = sscardd.journal_settled(self.d)
         mine = [r for r in rows if r['uid'] == OTHER_UID]
         self.assertEqual([(r['kind'], r['method'], r['result']) for r in mine
                           if r['kind'] == 'audit'],

@@ -58,7 +58,7 @@ class Auth(sscardd.DaemonTestCase):
         return self.c.call_error(method, params)
 
     def audits(self):
-        return [(r['method'], r['result']) for r in sscardd.journal_rows(self.d.journal_path)
+        return [(r['method'], r['result']) for r in sscardd.journal_settled(self.d)
                 if r['kind'] == 'audit' and r['method'].startswith('card.')]
 
     def test_genuine_gen2_and_gen3(self):

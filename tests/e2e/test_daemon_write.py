@@ -256,7 +256,8 @@ class Refused(WriteCase):
         got = [[(o['method'], o['result'], o['detail']) for o in outcomes[s]] for s in intents]
         self.assertEqual(got, [[('failed', 'SSC_EAUTHFAILED', 'card')],
                                [('failed', e2.name, 'card')]])
-        audits = [(r['method'], r['result']) for r in self.rows() if r['kind'] == 'audit'
+        audits = [(r['method'], r['result']) for r in sscardd.journal_settled(self.d)
+                  if r['kind'] == 'audit'
                   and r['method'] == 'card.write_items']
         self.assertEqual(audits, [('card.write_items', 'SSC_EAUTHFAILED'),
                                   ('card.write_items', e2.name)])
