@@ -8,8 +8,10 @@
 #      from any process a test started, fails the run;
 #   3. builds the libFuzzer targets (clang) and runs each one for 30 s from its seed corpus
 #      (tests/fuzz/run.sh); a crash fails the run.
-# --quick does step 1 only (for developers). Needs root for the namespaces; re-runs itself under
-# sudo otherwise. Extra arguments go to ctest (e.g. -R e2e.test_daemon_read).
+# A failing step does not stop the later ones (a build failure does); the run ends with the time
+# of each step and the list of what failed. --quick does step 1 only (for developers). Needs root
+# for the namespaces; re-runs itself under sudo otherwise. Extra arguments go to ctest
+# (e.g. -R e2e.test_daemon_read).
 #
 #   sudo ./scripts/test.sh [--quick] [ctest args...]
 #
@@ -61,14 +63,27 @@ run_ctest() {
   (cd "$1" && ctest --output-on-failure -j"$jobs" ${CTEST_ARGS:-} "${@:2}")
 }
 
+failed=()
+
+# The times of the steps, what failed, and the exit status of the run.
+finish() {
+  echo "== times"
+  printf '%s\n' "${timings[@]}"
+  printf '%-28s %5d s\n' "total" $(($(date +%s) - t_start))
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "test.sh: FAILED: ${failed[*]}" >&2
+    exit 1
+  fi
+  exit 0
+}
+
 echo "== build ($build)"
 timed "build" build_tree "$build" -DSSC_SANITIZE=OFF
 echo "== tests"
-timed "tests" run_ctest "$build" "$@"
+timed "tests" run_ctest "$build" "$@" || failed+=("tests")
 
 if [ "$quick" = 1 ]; then
-  printf '%s\n' "${timings[@]}"
-  exit 0
+  finish
 fi
 
 echo "== sanitizer build ($asan_build, ASan + UBSan)"
@@ -100,14 +115,11 @@ if grep -rlE "$san_pattern" "$san_logs" "$asan_build/Testing/Temporary" >/dev/nu
 fi
 rm -rf "$san_logs"
 if [ "$asan_rc" -ne 0 ]; then
-  echo "test.sh: the sanitizer run failed" >&2
-  exit "$asan_rc"
+  failed+=("tests under ASan + UBSan")
 fi
 
 echo "== fuzz targets ($fuzz_build)"
 timed "fuzz build + runs" "$root/tests/fuzz/run.sh" --build-dir "$fuzz_build" \
-  --seconds "${SSC_FUZZ_SECONDS:-30}"
+  --seconds "${SSC_FUZZ_SECONDS:-30}" || failed+=("fuzz")
 
-echo "== times"
-printf '%s\n' "${timings[@]}"
-printf '%-28s %5d s\n' "total" $(($(date +%s) - t_start))
+finish
