@@ -47,6 +47,7 @@ struct config {
 	int apdu_timeout_ms;                /* one APDU, default 5000 */
 	int connect_timeout_ms;             /* exclusive access retry, default 2000 */
 	int psam_timeout_ms;                /* waiting for the PSAM lock, default 5000 */
+	int card_hold_ms;                   /* keep a user card connected after an op, default 1000 */
 
 	/* [drivers] */
 	int driver_pcsc;                    /* enabled, default 1 */

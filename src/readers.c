@@ -115,6 +115,7 @@ struct reader {
 	uint8_t slot_atr[SSC_ATR_MAX];
 	size_t slot_atr_len;
 	unsigned flags_gen;            /* the card_gen insertion_flags belong to */
+	int64_t hold_until_ms;         /* a user card's connection is kept until then (0 = none) */
 	unsigned insertion_flags;
 	struct card_io psam_io;        /* what acquire() hands out */
 };
@@ -744,9 +745,20 @@ static int reader_run_job(struct reader *r, struct job_core *core)
 	rc = job->run(job, &io, &flags, &reset);
 	if (!r->slot_broken && r->flags_gen == gen)
 		r->insertion_flags = flags;
-	/* A user card is released after every job, reset when the job left a security state. */
-	if (role != READER_ROLE_PSAM || reset || r->slot_broken)
+	/*
+	 * A PSAM stays connected. A user card is released with a reset when the job left a security
+	 * state, at once when its connection broke, and otherwise, after a job that succeeded,
+	 * kept (still exclusive) for card_hold_ms, so that the next operation on it needs no new
+	 * connection; the worker releases it when that time passes with nothing to do. After a
+	 * failure the connection is not trusted: a driver may have given up on it.
+	 */
+	r->hold_until_ms = 0;
+	if (reset || r->slot_broken)
 		reader_drop_slot(r, reset);
+	else if (role != READER_ROLE_PSAM && r->slot && rc == 0 && rd->cfg->card_hold_ms > 0)
+		r->hold_until_ms = cardio_now_ms() + rd->cfg->card_hold_ms;
+	else if (role != READER_ROLE_PSAM)
+		reader_drop_slot(r, 0);
 out_unlock:
 	pthread_mutex_unlock(&r->card_lock);
 	return rc;
@@ -780,11 +792,28 @@ static void *reader_worker(void *arg)
 			r->reprobe = 1;
 			continue;
 		}
+		if (!r->q_head && r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
+			/* The held card's time is up: let other programs have it. */
+			pthread_mutex_unlock(&rd->lock);
+			pthread_mutex_lock(&r->card_lock);
+			if (r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
+				r->hold_until_ms = 0;
+				reader_drop_slot(r, 0);
+			}
+			pthread_mutex_unlock(&r->card_lock);
+			pthread_mutex_lock(&rd->lock);
+			continue;
+		}
 		if (!r->q_head) {
-			if (r->probe_retry_ms && r->card_present) {
+			int64_t wake = r->hold_until_ms;
+
+			if (r->probe_retry_ms && r->card_present &&
+			    (!wake || r->probe_retry_ms < wake))
+				wake = r->probe_retry_ms;
+			if (wake) {
 				struct timespec ts;
 
-				rd_abs_monotonic(&ts, r->probe_retry_ms);
+				rd_abs_monotonic(&ts, wake);
 				pthread_cond_clockwait(&r->cond, &rd->lock, CLOCK_MONOTONIC, &ts);
 			} else {
 				pthread_cond_wait(&r->cond, &rd->lock);

@@ -957,12 +957,15 @@ int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!req) {
 		snprintf(msg, sizeof(msg), "parse error at column %d: %s", jerr.column, jerr.text);
-		if (log_enabled(LOG_LVL_DEBUG)) {
-			char lm[sizeof(msg)];
-
-			log_debug("client %u: %s", c->peer.id, log_safe(msg, lm, sizeof(lm)));
-		}
+		/*
+		 * jansson's text quotes the offending token, which may be a PIN (a malformed
+		 * card.verify_pin): the reply goes back to its sender only, the log gets the place.
+		 */
+		log_debug("client %u: parse error at line %d column %d (%zu bytes)", c->peer.id,
+			  jerr.line, jerr.column, len);
 		rc = reply_proto(c, null_id, RPC_PARSE_ERROR, 0, msg);
+		OPENSSL_cleanse(msg, sizeof(msg));
+		OPENSSL_cleanse(&jerr, sizeof(jerr));
 		goto out;
 	}
 	rc = handle_request(c, req, started_ms);

@@ -581,6 +581,7 @@ static int group_setup(void **state)
 	}
 	config_defaults(&T.cfg);
 	T.cfg.op_timeout_ms = 3000;
+	T.cfg.card_hold_ms = 0;   /* these tests take the cards themselves between jobs */
 	if (readers_new(&T.loop, &T.cfg, on_event, NULL, &T.rd) != 0 || readers_start(T.rd) != 0)
 		return -1;
 	T.ok = 1;
