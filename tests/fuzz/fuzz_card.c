@@ -145,6 +145,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
+	/* A new card.* operation must be fuzzed too: list its params in op_params above. */
+	for (const struct op_desc *op = ops_table; op->method; op++) {
+		size_t i;
+
+		for (i = 0; i < N(op_params) && strcmp(op_params[i].method, op->method) != 0; i++)
+			;
+		if (i == N(op_params)) {
+			fprintf(stderr, "fuzz_card: %s is in ops_table but not in fuzz_card.c's "
+				"op_params: add its params there (and seeds to make_seeds.py)\n",
+				op->method);
+			abort();
+		}
+	}
 	n_profiles = fuzz_load_profiles(profiles);
 	snprintf(journal_dir, sizeof(journal_dir), "%s/sscard-fuzz-card.XXXXXX",
 		 tmp && tmp[0] && strlen(tmp) < 400 ? tmp : "/tmp");

@@ -5,7 +5,8 @@
  * parsers of file names, tags and card numbers. Output buffers are allocated at the exact
  * capacity the call is given, so that a write past it is caught by ASan.
  *
- * Input: byte 0 = mode (modulo 6: decode, encode, names, hex, card number, transaction record),
+ * Input: byte 0 = mode (modulo 8: decode, encode, names, hex, card number, transaction record,
+ * transaction encode from fields split at NULs, padding of an encoded value to a record length),
  * byte 1 = which (file, item) pair, byte 2 = output capacity (0 = ITEM_TEXT_MAX); the rest is the
  * value (bytes for a decode, text for an encode or a name).
  */
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzzlib.h"
 #include "items.h"
 
 #define PAIRS_MAX 96
@@ -76,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
-	mode = data[0] % 6;
+	mode = data[0] % 8;
 	pr = &pairs[data[1] % n_pairs];
 	cap = data[2] == 0 ? ITEM_TEXT_MAX : data[2];
 	data += 3;
@@ -149,10 +151,59 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 4:   /* the card number's check character */
 		(void)items_check_card_number((const char *)data, size);
 		break;
-	default: { /* a transaction record, whatever the pair */
+	case 5: { /* a transaction record, whatever the pair */
 		struct item_txn t;
 
 		(void)items_decode_txn(data, size, &t, &diag);
+		break;
+	}
+	case 6: { /* a transaction record from its fields, as card.write_items gets them */
+		struct item_txn t;
+		struct fuzz_in in = { data, size };
+		const uint8_t *p;
+		size_t l;
+		uint8_t *rec = malloc(cap);
+
+		if (!rec)
+			abort();
+		memset(&t, 0, sizeof(t));
+		if (fuzz_chunk(&in, &p, &l) == 0)
+			memcpy(t.time, p, l < sizeof(t.time) - 1 ? l : sizeof(t.time) - 1);
+		if (fuzz_chunk(&in, &p, &l) == 0)
+			memcpy(t.institution, p, l < sizeof(t.institution) - 1 ? l
+								: sizeof(t.institution) - 1);
+		if (fuzz_chunk(&in, &p, &l) == 0)
+			memcpy(t.settlement, p, l < sizeof(t.settlement) - 1 ? l
+							      : sizeof(t.settlement) - 1);
+		t.total = (uint32_t)fuzz_byte(&in, 0) << 24 | fuzz_byte(&in, 0);
+		t.personal_account = fuzz_byte(&in, 0);
+		t.pooled = (uint32_t)fuzz_byte(&in, 0) << 8;
+		rc = items_encode_txn(&t, rec, cap, &diag);
+		if (rc >= 0) {
+			struct item_txn back;
+
+			if (rc != ITEM_TXN_LEN || cap < ITEM_TXN_LEN)
+				abort();
+			/* What a write sends must read back as the same record. */
+			if (items_decode_txn(rec, (size_t)rc, &back, &diag) != 0 ||
+			    back.total != t.total || back.pooled != t.pooled ||
+			    back.personal_account != t.personal_account)
+				abort();
+		}
+		free(rec);
+		break;
+	}
+	default: { /* padding an encoded value to the record's length, as a write does */
+		uint8_t *buf = malloc(cap);
+		size_t len = size < cap ? size : cap;
+
+		if (!buf)
+			abort();
+		memcpy(buf, data, len);
+		rc = items_pad(&pr->f, &pr->it, buf, len, cap, &diag);
+		if (rc >= 0 && (size_t)rc != cap)
+			abort();
+		free(buf);
 		break;
 	}
 	}

@@ -558,6 +558,19 @@ def items_seeds():
     seeds['card-number'] = bytes([4, 0, 0]) + b'X00000019'
     seeds['card-number-bad'] = bytes([4, 0, 0]) + b'x0000001!'
     seeds['txn-any'] = bytes([5, 0, 0]) + txn
+    # mode 6: a transaction from its fields (chunks: time, institution, settlement; then amounts)
+    fields = chunk(b'20240401120000') + chunk(b'H33010000001') + chunk(b'S2024040100000000003')
+    seeds['txn-encode'] = bytes([6, 0, 0]) + fields + bytes([0, 1, 2, 3])
+    seeds['txn-encode-small-cap'] = bytes([6, 0, 50]) + fields
+    seeds['txn-encode-bad-time'] = bytes([6, 0, 0]) + chunk(b'20241301250000') + fields[15:]
+    seeds['txn-encode-no-serial'] = bytes([6, 0, 0]) + chunk(b'20240401120000') + \
+        chunk(b'H1') + chunk(b'')
+    seeds['txn-encode-gbk'] = bytes([6, 0, 0]) + chunk(b'20240401120000') + \
+        chunk('医院'.encode()) + chunk(b'S1')
+    # mode 7: padding to the record length
+    seeds['pad-cn'] = bytes([7, item_index('SSSE/EF06', 0x0C), 3]) + H('3301')
+    seeds['pad-an'] = bytes([7, item_index('SSSE/EF06', 0x09), 30]) + '张'.encode('gbk')
+    seeds['pad-too-long'] = bytes([7, item_index('SSSE/EF05', 0x06), 2]) + H('20350101')
     return seeds
 
 
