@@ -105,6 +105,22 @@ static int psam_broken(int rc)
 	       rc == SSC_ENOCARD || rc == SSC_EPROTO || rc == SSC_EIO;
 }
 
+/*
+ * Lets go of the PSAM and says what its failure means to the caller: a PSAM that vanished or
+ * stopped answering mid-command is the PSAM's failure (SSC_EPSAM, naming its reader), not the
+ * user card's, whose reader the client asked about. Deadlines stay SSC_ETIMEDOUT.
+ */
+static int psam_done(struct psam_kp *p, struct card_io *io, int rc, struct ssc_diag *diag)
+{
+	int broken = psam_broken(rc);
+
+	if (broken && rc != SSC_ETIMEDOUT)
+		rc = ssc_diag_set(diag, SSC_EPSAM, "the PSAM in reader %s failed: %s", io->reader_id,
+				  ssc_strerror(rc));
+	p->src->release(p->src->ctx, io, broken);
+	return rc;
+}
+
 static int psam_acquire(struct psam_kp *p, enum ssc_alg alg, int64_t deadline_ms,
 			struct card_io **io, struct ssc_diag *diag)
 {
@@ -198,8 +214,7 @@ static int psam_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct co
 	rc = 0;
 out_release:
 	OPENSSL_cleanse(resp, sizeof(resp));
-	p->src->release(p->src->ctx, io, psam_broken(rc));
-	return rc;
+	return psam_done(p, io, rc, diag);
 }
 
 static int psam_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_key *key,
@@ -240,8 +255,7 @@ static int psam_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_ke
 	memcpy(mac, resp, 4);
 	rc = 0;
 out_release:
-	p->src->release(p->src->ctx, io, psam_broken(rc));
-	return rc;
+	return psam_done(p, io, rc, diag);
 }
 
 static int psam_encrypt(struct keyprov *kp, enum ssc_alg alg, const struct config_key *key,
@@ -287,8 +301,7 @@ static int psam_encrypt(struct keyprov *kp, enum ssc_alg alg, const struct confi
 	rc = 0;
 out_release:
 	OPENSSL_cleanse(resp, sizeof(resp));
-	p->src->release(p->src->ctx, io, psam_broken(rc));
-	return rc;
+	return psam_done(p, io, rc, diag);
 }
 
 static int psam_terminal_number(struct keyprov *kp, enum ssc_alg alg, char out[13],
@@ -298,12 +311,14 @@ static int psam_terminal_number(struct keyprov *kp, enum ssc_alg alg, char out[1
 	struct card_io *io = NULL;
 	int rc;
 
+	/* The probe read it when the PSAM was inserted: no APDU for it on every read. */
+	if (p->src->terminal_number && p->src->terminal_number(p->src->ctx, alg, out) == 0)
+		return 0;
 	rc = psam_acquire(p, alg, deadline_ms, &io, diag);
 	if (rc)
 		return rc;
 	rc = psam_read_terminal(io, out, diag);
-	p->src->release(p->src->ctx, io, psam_broken(rc));
-	return rc;
+	return psam_done(p, io, rc, diag);
 }
 
 static void psam_free(struct keyprov *kp)

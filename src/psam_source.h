@@ -29,6 +29,14 @@ struct psam_source {
 	/* Which algorithms are present now: bit (1 << alg) set per algorithm; 0 = no PSAM. */
 	unsigned (*algorithms)(void *ctx);
 
+	/*
+	 * The terminal number (12 hex digits + NUL) that the probe read from a present PSAM of
+	 * algorithm alg, without talking to it. Returns 0, or SSC_ENOTFOUND when none is known
+	 * (the caller then reads it through acquire()), SSC_ENOPSAM / SSC_EPSAMALGO as acquire().
+	 * Optional (NULL). Any thread; never blocks on a card.
+	 */
+	int (*terminal_number)(void *ctx, enum ssc_alg alg, char out[13]);
+
 	void *ctx;
 };
 

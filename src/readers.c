@@ -96,6 +96,7 @@ struct reader {
 	unsigned card_gen;             /* moves on every insertion and removal the monitor sees */
 	enum reader_role role;
 	enum ssc_alg psam_alg;
+	char psam_term[13];            /* a PSAM's terminal number as its probe read it, "" unknown */
 	unsigned probed_gen;           /* the card_gen that role belongs to */
 	int reprobe;                   /* probe the same card again (a PSAM came back broken) */
 	int probe_failures;            /* probes of this card that could not tell its kind */
@@ -116,6 +117,7 @@ struct reader {
 	size_t slot_atr_len;
 	unsigned flags_gen;            /* the card_gen insertion_flags belong to */
 	int64_t hold_until_ms;         /* a user card's connection is kept until then (0 = none) */
+	int psam_selected;             /* the PSAM's key application is selected on this slot */
 	unsigned insertion_flags;
 	struct card_io psam_io;        /* what acquire() hands out */
 };
@@ -476,6 +478,7 @@ static void reader_drop_slot(struct reader *r, int reset)
 		r->mon->ops->disconnect(r->slot, reset);
 	r->slot = NULL;
 	r->slot_broken = 0;
+	r->psam_selected = 0;
 }
 
 /*
@@ -501,6 +504,7 @@ static int reader_connect(struct reader *r, int64_t deadline)
 		reader_drop_slot(r, 0);   /* another card since: that connection is stale */
 	if (r->slot && r->slot_broken) {
 		r->slot_atr_len = 0;
+		r->psam_selected = 0;
 		if (ops->reconnect(r->slot, r->slot_atr, &r->slot_atr_len) == 0) {
 			r->slot_broken = 0;
 			return 0;
@@ -664,6 +668,8 @@ static void reader_probe(struct reader *r, unsigned gen)
 	if (r->card_gen == gen) {
 		r->role = role;
 		r->psam_alg = role == READER_ROLE_PSAM ? alg : SSC_ALG_NONE;
+		snprintf(r->psam_term, sizeof(r->psam_term), "%s",
+			 role == READER_ROLE_PSAM ? term : "");
 		r->probed_gen = gen;
 		/*
 		 * A probe that could not tell (the card was still settling after a quick
@@ -915,6 +921,7 @@ static void monitor_card_in(struct reader *r, const struct ssc_reader_desc *d)
 	memcpy(r->atr, d->atr, r->atr_len);
 	r->card_gen++;
 	r->psam_alg = SSC_ALG_NONE;
+	r->psam_term[0] = '\0';
 	r->reprobe = 0;
 	r->probe_failures = 0;
 	r->probe_retry_ms = 0;
@@ -1196,8 +1203,12 @@ static int rd_psam_acquire(void *ctx, enum ssc_alg alg, int64_t deadline_ms, str
 		return SSC_ETIMEDOUT;
 
 	rc = reader_connect(got, deadline_ms);
-	if (rc == 0) {
-		/* Each user gets the key application freshly selected (spec §12.6). */
+	if (rc == 0 && got->psam_selected) {
+		/* Selected on this very connection before: every provider call starts with its own
+		 * DELIVER KEY, so nothing of the last user's work is used. */
+		reader_io_init(got, &got->psam_io, deadline_ms);
+	} else if (rc == 0) {
+		/* The key application, selected once per connection (spec §12.6). */
 		uint8_t cmd[5 + sizeof(rd->cfg->psam_aid)], resp[SSC_RESP_APDU_MAX];
 		size_t aid_len = rd->cfg->psam_aid_len <= sizeof(rd->cfg->psam_aid)
 					 ? rd->cfg->psam_aid_len
@@ -1218,6 +1229,8 @@ static int rd_psam_acquire(void *ctx, enum ssc_alg alg, int64_t deadline_ms, str
 			log_warn("reader %s: PSAM refused the SELECT of its key application (%02X%02X)",
 				 got->id, resp[len - 2], resp[len - 1]);
 			rc = SSC_EPSAM;
+		} else {
+			got->psam_selected = 1;
 		}
 	}
 	if (rc != 0) {
@@ -1253,6 +1266,8 @@ static void rd_psam_release(void *ctx, struct card_io *io, int broken)
 	if (!io)
 		return;
 	r = io->ctx;
+	if (!broken && !r->slot_broken && io->deadline_ms && rd_ms_until(io->deadline_ms) <= 0)
+		r->psam_selected = 0;   /* it may have stopped mid-exchange: select afresh next time */
 	if (broken || r->slot_broken) {
 		/* The PSAM failed at transport level: start over, and probe it before its next use. */
 		reader_drop_slot(r, 1);
@@ -1267,6 +1282,33 @@ static void rd_psam_release(void *ctx, struct card_io *io, int broken)
 	pthread_mutex_unlock(&rd->lock);
 	if (free_r)
 		reader_destroy(r);
+}
+
+static int rd_psam_terminal(void *ctx, enum ssc_alg alg, char out[13])
+{
+	struct readers *rd = ctx;
+	int any = 0, match = 0, rc = SSC_ENOTFOUND;
+
+	pthread_mutex_lock(&rd->lock);
+	for (struct reader *r = rd->table; r; r = r->next) {
+		if (!r->card_present || r->role != READER_ROLE_PSAM)
+			continue;
+		any = 1;
+		if (r->psam_alg != alg || alg == SSC_ALG_NONE)
+			continue;
+		match = 1;
+		if (r->psam_term[0]) {
+			snprintf(out, 13, "%s", r->psam_term);
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&rd->lock);
+	if (!any)
+		return SSC_ENOPSAM;
+	if (!match)
+		return SSC_EPSAMALGO;
+	return rc;
 }
 
 static unsigned rd_psam_algorithms(void *ctx)
@@ -1369,6 +1411,7 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, 
 	rd->psam.acquire = rd_psam_acquire;
 	rd->psam.release = rd_psam_release;
 	rd->psam.algorithms = rd_psam_algorithms;
+	rd->psam.terminal_number = rd_psam_terminal;
 	rd->psam.ctx = rd;
 	*out = rd;
 	return 0;

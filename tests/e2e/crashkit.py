@@ -128,10 +128,11 @@ class WriteFaultCase(sscardd.DaemonTestCase):
 
     def wait_at_the_psam(self, mark):
         """With the PSAM frozen: waits until the daemon's trace (after offset mark of this
-        daemon's log) shows its first PSAM command, the PSAM's SELECT, which it logs just before
-        the call that blocks. Everything the card was to get before it (GET CHALLENGE) is done."""
-        select = f'trace apdu {slot_id(PSAM)} > 00A4040006D15600000590'
-        harness.wait_until(lambda: select in self.new_log()[mark:], 10.0,
+        daemon's log) shows its first PSAM command (the SELECT of the key application on a new
+        PSAM connection, DELIVER KEY on one that has it selected), which it logs just before the
+        call that blocks. Everything the card was to get before it (GET CHALLENGE) is done."""
+        command = f'trace apdu {slot_id(PSAM)} > '
+        harness.wait_until(lambda: command in self.new_log()[mark:], 10.0,
                            'the daemon to reach the frozen PSAM')
 
     def write_request(self, file, items):

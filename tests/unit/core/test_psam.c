@@ -313,15 +313,17 @@ static void test_errors(void **state)
 
 	src_init(&s, removed, 1u << SSC_ALG_DES);
 	assert_int_equal(psam_keyprov_new(&s.ps, &cfg, &kp), 0);
+	ssc_diag_init(&diag);
 	assert_int_equal(kp->ops->cryptogram(kp, SSC_ALG_DES, &cfg.key_read_auth, &d, r, r, c,
-					     INT64_MAX, &diag), SSC_ECARDREMOVED);
+					     INT64_MAX, &diag), SSC_EPSAM);
+	assert_non_null(strstr(diag.msg, "PSAM"));   /* the PSAM's failure, not the user card's */
 	assert_int_equal(s.broken, 1);   /* the core must re-probe it */
 	keyprov_free(kp);
 
 	src_init(&s, short_c, 1u << SSC_ALG_DES);
 	assert_int_equal(psam_keyprov_new(&s.ps, &cfg, &kp), 0);
 	assert_int_equal(kp->ops->cryptogram(kp, SSC_ALG_DES, &cfg.key_read_auth, &d, r, r, c,
-					     INT64_MAX, &diag), SSC_EPROTO);
+					     INT64_MAX, &diag), SSC_EPSAM);
 	keyprov_free(kp);
 
 	src_init(&s, none, 0);
