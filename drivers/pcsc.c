@@ -89,7 +89,7 @@ static struct {
 	SCARDCONTEXT monitor_ctx; /* its context, for SCardCancel */
 } pcsc_gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0 };
 
-#define PCSC_GATE_RECANCEL_MS 20  /* a worker cancels the monitor's wait again this often */
+#define PCSC_GATE_RECANCEL_MS 20  /* a worker cancels the monitor's wait again at most this late */
 
 /*
  * Takes the gate. blocking_ctx != 0: for a blocking SCardGetStatusChange on that context, which
@@ -103,6 +103,8 @@ static void pcsc_gate_enter(SCARDCONTEXT blocking_ctx)
 		while (pcsc_gate.busy || pcsc_gate.waiters > 0)
 			pthread_cond_wait(&pcsc_gate.cond, &pcsc_gate.lock);
 	} else {
+		long recancel_ms = 1;
+
 		pcsc_gate.waiters++;
 		while (pcsc_gate.busy) {
 			struct timespec ts;
@@ -117,9 +119,15 @@ static void pcsc_gate_enter(SCARDCONTEXT blocking_ctx)
 				if (!pcsc_gate.busy)
 					break;
 			}
-			/* Bounded: a cancel sent just before the wait began is sent again. */
+			/*
+			 * Bounded: a cancel that reached pcscd just before the monitor's wait did is
+			 * sent again, soon at first (1 ms, doubling up to PCSC_GATE_RECANCEL_MS), so
+			 * that the lost-cancel race costs a millisecond rather than twenty.
+			 */
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += PCSC_GATE_RECANCEL_MS * 1000000L;
+			ts.tv_nsec += recancel_ms * 1000000L;
+			if (recancel_ms < PCSC_GATE_RECANCEL_MS)
+				recancel_ms *= 2;
 			if (ts.tv_nsec >= 1000000000L) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
