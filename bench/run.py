@@ -542,6 +542,12 @@ def bench_throughput(quick):
                              '--clients', 2 * readers, '--seconds', seconds, '--retry-ms', 20]
                             + params, timeout=seconds + 120)
             report_load(out, f'{readers} readers, 2 clients each', pid)
+        # Every call is audited, refusals included; the daemon says at exit what it had to drop.
+        rig.d.stop()
+        m = re.search(r'(\d+) audit row\(s\) could not be written', rig.d.log_text())
+        dropped = int(m.group(1)) if m else 0
+        say(f'journal audit rows dropped by the daemon during the load runs: {dropped}')
+        figure('load', 'audit rows dropped', dropped=dropped)
     finally:
         rig.close()
 
