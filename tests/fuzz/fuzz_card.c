@@ -12,7 +12,8 @@
  * / never, bit 2 no PSAM, bit 3 the insertion already needed read authorisation, bit 4 the PSAM
  * comes from the next profile (another algorithm, perhaps), bit 5 resolve pending intents
  * afterwards, bit 6 the card id MAC key is configured, bit 7 PSAM answers are mutated too),
- * byte 3 = the profile (modulo the shipped profiles, sorted); then one mutation per APDU, each a
+ * byte 3 = the profile (low 7 bits, modulo the shipped profiles, sorted; bit 7: the reader core
+ * does not know the PSAM's terminal number); then one mutation per APDU, each a
  * kind byte (modulo 8): 0 pass, 1 replace the answer by a chunk (fuzzlib.h), 2 another status
  * word (2 bytes), 3 truncate to n bytes, 4 xor the byte at i with v, 5 the card is removed, 6 the
  * APDU times out, 7 let the next n answers pass. When the input runs out, answers pass.
@@ -214,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sel = data[0];
 	psel = data[1];
 	sw = data[2];
-	prof = data[3] % n_profiles;
+	prof = (data[3] & 0x7F) % n_profiles;
 	in.p = data + 4;
 	in.n = size - 4;
 
@@ -232,11 +233,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzzcard_token_init(&ps.tok, profiles[(sw & 0x10) ? (prof + 1) % n_profiles : prof], SIM_ROLE_PSAM,
 		   (sw & 0x80) ? &in : NULL, deadline);
 	ps.present = !(sw & 4);
+	ps.term_known = !(data[3] & 0x80);
 	ps.alg = fuzzcard_psam_alg(ps.tok.t);
-	src.acquire = fuzzcard_psam_acquire;
-	src.release = fuzzcard_psam_release;
-	src.algorithms = fuzzcard_psam_algorithms;
-	src.ctx = &ps;
+	fuzzcard_psam_source(&src, &ps);
 	if (psam_keyprov_new(&src, &cfg, &kp) != 0)
 		abort();
 	env.cfg = &cfg;

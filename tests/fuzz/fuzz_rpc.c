@@ -194,11 +194,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&ps, 0, sizeof(ps));
 	fuzzcard_token_init(&ps.tok, gen2, SIM_ROLE_PSAM, NULL, deadline);
 	ps.present = 1;
+	ps.term_known = 1;
 	ps.alg = fuzzcard_psam_alg(ps.tok.t);
-	src.acquire = fuzzcard_psam_acquire;
-	src.release = fuzzcard_psam_release;
-	src.algorithms = fuzzcard_psam_algorithms;
-	src.ctx = &ps;
+	fuzzcard_psam_source(&src, &ps);
 	if (psam_keyprov_new(&src, &cfg, &kp) != 0)
 		abort();
 	env.cfg = &cfg;

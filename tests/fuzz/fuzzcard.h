@@ -112,6 +112,7 @@ struct fuzzcard_psam {
 	int present;
 	enum ssc_alg alg;
 	int broken;
+	int term_known;             /* the probe read its terminal number */
 };
 
 static inline int fuzzcard_psam_acquire(void *ctx, enum ssc_alg alg, int64_t deadline_ms,
@@ -140,6 +141,48 @@ static inline void fuzzcard_psam_release(void *ctx, struct card_io *io, int brok
 		abort();   /* released what was not acquired */
 	if (broken)
 		ps->broken = 1;
+}
+
+static inline unsigned fuzzcard_psam_algorithms(void *ctx);
+
+/*
+ * The terminal number the probe would have read, from memory (psam_source.terminal_number): the
+ * PSAM's EF16 as 12 hex digits, or SSC_ENOTFOUND when the source is told not to know it.
+ */
+static inline int fuzzcard_psam_terminal(void *ctx, enum ssc_alg alg, char out[13])
+{
+	static const uint8_t read_term[] = { 0x00, 0xB0, 0x96, 0x00, 0x06 };
+	static const char hex[] = "0123456789ABCDEF";
+	struct fuzzcard_psam *ps = ctx;
+	uint8_t resp[SIM_RESP_MAX];
+	size_t n;
+
+	if (!ps->present)
+		return SSC_ENOPSAM;
+	if (alg != ps->alg)
+		return SSC_EPSAMALGO;
+	if (!ps->term_known)
+		return SSC_ENOTFOUND;
+	n = sim_token_apdu(ps->tok.t, read_term, sizeof(read_term), resp);
+	if (n != 8)
+		return SSC_ENOTFOUND;
+	for (int i = 0; i < 6; i++) {
+		out[2 * i] = hex[resp[i] >> 4];
+		out[2 * i + 1] = hex[resp[i] & 0x0F];
+	}
+	out[12] = '\0';
+	return 0;
+}
+
+/* Fills src with the functions above over ps (every member set; later ones NULL). */
+static inline void fuzzcard_psam_source(struct psam_source *src, struct fuzzcard_psam *ps)
+{
+	memset(src, 0, sizeof(*src));
+	src->acquire = fuzzcard_psam_acquire;
+	src->release = fuzzcard_psam_release;
+	src->algorithms = fuzzcard_psam_algorithms;
+	src->terminal_number = fuzzcard_psam_terminal;
+	src->ctx = ps;
 }
 
 static inline unsigned fuzzcard_psam_algorithms(void *ctx)
