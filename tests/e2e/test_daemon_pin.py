@@ -311,6 +311,10 @@ class Refusals(PinCase):
         self.assertNotIn('2468135', self.d.log_text())
 
 
+SCAN_CHUNK = 1 << 20                # read /proc/PID/mem a mebibyte at a time
+MAX_SCANNED_MAPPING = 256 << 20     # larger mappings are ASan's shadow or reserve (terabytes)
+
+
 def scan_memory(pid, needles):
     """{needle: [mapping names]} of every place the process's writable or anonymous memory
     (heap, thread stacks, library data) holds one of needles (bytes). Read through
@@ -326,14 +330,25 @@ def scan_memory(pid, needles):
                     (name.startswith('/') and 'w' not in parts[1]):
                 continue           # code and read-only data of files cannot hold a PIN
             start, end = (int(x, 16) for x in parts[0].split('-'))
-            try:
-                mem.seek(start)
-                data = mem.read(end - start)
-            except OSError:
-                continue
-            for n in needles:
-                if n in data:
-                    hits[n].append(name)
+            if end - start > MAX_SCANNED_MAPPING:
+                continue           # a sanitizer's shadow or reserved space, not the heap
+            # In chunks that overlap by a needle's length, so that nothing is missed at a seam.
+            overlap = max(len(n) for n in needles) - 1
+            pos, tail = start, b''
+            while pos < end:
+                try:
+                    mem.seek(pos)
+                    chunk = mem.read(min(SCAN_CHUNK, end - pos))
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data = tail + chunk
+                for n in needles:
+                    if n in data and name not in hits[n]:
+                        hits[n].append(name)
+                tail = data[-overlap:] if overlap else b''
+                pos += len(chunk)
     return hits
 
 
