@@ -27,8 +27,12 @@
 #define JOURNAL_KEY_LEN 32
 #define JOURNAL_BUSY_MS 5000
 
+/* Statements on every call's path, prepared once per open database (lock held to use them). */
+enum jstmt_id { JSTMT_TAIL, JSTMT_INSERT, JSTMT_BLACKLIST, JSTMT_COUNT };
+
 struct journal {
 	sqlite3 *db;             /* NULL while suspended (journal_suspend) */
+	sqlite3_stmt *stmt[JSTMT_COUNT];
 	pthread_mutex_t lock;
 	unsigned flags;
 	uint8_t chain_key[32];
@@ -151,6 +155,39 @@ static int exec_sql(struct journal *j, const char *sql, struct ssc_diag *diag)
 	if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		return jerr(j, diag, sql);
 	return 0;
+}
+
+/*
+ * The cached statement id for sql (prepared on first use, reset and unbound for reuse), or NULL.
+ * Saves parsing the SQL of an audit row or a lost-card lookup on every call. j->lock held.
+ */
+static sqlite3_stmt *jstmt(struct journal *j, enum jstmt_id id, const char *sql)
+{
+	sqlite3_stmt *st = j->stmt[id];
+
+	if (!j->db)
+		return NULL;
+	if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return st;
+	}
+	if (sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+		return NULL;
+	j->stmt[id] = st;
+	return st;
+}
+
+/* Finalizes the cached statements and closes the database (j->lock held or not yet shared). */
+static void db_close(struct journal *j)
+{
+	for (int i = 0; i < JSTMT_COUNT; i++) {
+		sqlite3_finalize(j->stmt[i]);
+		j->stmt[i] = NULL;
+	}
+	if (j->db)
+		sqlite3_close_v2(j->db);
+	j->db = NULL;
 }
 
 static int meta_get(struct journal *j, const char *key, char *out, size_t cap)
@@ -281,17 +318,14 @@ static int db_open(struct journal *j, struct ssc_diag *diag)
 	return 0;
 
 out_close:
-	sqlite3_close_v2(j->db);
-	j->db = NULL;
+	db_close(j);
 	return r;
 }
 
 void journal_suspend(struct journal *j)
 {
 	pthread_mutex_lock(&j->lock);
-	if (j->db)
-		sqlite3_close_v2(j->db);
-	j->db = NULL;
+	db_close(j);
 	pthread_mutex_unlock(&j->lock);
 }
 
@@ -356,8 +390,7 @@ void journal_close(struct journal *j)
 {
 	if (!j)
 		return;
-	if (j->db)
-		sqlite3_close_v2(j->db);
+	db_close(j);
 	OPENSSL_cleanse(j->chain_key, sizeof(j->chain_key));
 	OPENSSL_cleanse(j->ref_key, sizeof(j->ref_key));
 	pthread_mutex_destroy(&j->lock);
@@ -483,8 +516,8 @@ static int chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
 
 	memset(hash, 0, 32);
 	*seq = 0;
-	if (sqlite3_prepare_v2(j->db, "SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1", -1,
-			       &st, NULL) != SQLITE_OK)
+	st = jstmt(j, JSTMT_TAIL, "SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1");
+	if (!st)
 		return SSC_EJOURNAL;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -502,7 +535,7 @@ static int chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
 				rc = SQLITE_CORRUPT;
 		}
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);   /* cached: reset ends its read */
 	return rc == SQLITE_OK ? 0 : SSC_EJOURNAL;
 }
 
@@ -540,7 +573,8 @@ static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char 
 	r->seq = last + 1;
 	if (row_hash(j, prev, r, hash) < 0)
 		return SSC_ENOMEM;
-	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
+	st = jstmt(j, JSTMT_INSERT, sql);
+	if (!st)
 		return SSC_EJOURNAL;
 	sqlite3_bind_int64(st, 1, r->seq);
 	sqlite3_bind_text(st, 2, r->ts, -1, SQLITE_STATIC);
@@ -559,7 +593,8 @@ static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char 
 	sqlite3_bind_text(st, 15, r->detail ? r->detail : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 16, hash, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);   /* the bound strings are the caller's */
 	if (rc != SQLITE_DONE)
 		return SSC_EJOURNAL;
 	if (seq_out)
@@ -1336,13 +1371,14 @@ static int blacklist_has(struct journal *j, const char *label, const char *value
 	if (blacklist_entry(v, &l2) < 0 || strcmp(l2, label) != 0)
 		return 0;
 	keyed_ref(j, label, (const uint8_t *)v, strlen(v), ref);
-	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM blacklist WHERE ref=?", -1, &st, NULL) !=
-	    SQLITE_OK)
+	st = jstmt(j, JSTMT_BLACKLIST, "SELECT 1 FROM blacklist WHERE ref=?");
+	if (!st)
 		return SSC_EJOURNAL;
 	sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	found = rc == SQLITE_ROW;
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return SSC_EJOURNAL;
 	return found;
