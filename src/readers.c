@@ -879,7 +879,9 @@ static void *reader_worker(void *arg)
 	}
 
 	pthread_mutex_lock(&r->card_lock);
-	reader_drop_slot(r, 1);
+	/* A held user card has no security state left (else it was reset at once): leave it. */
+	reader_drop_slot(r, r->hold_until_ms ? 0 : 1);
+	r->hold_until_ms = 0;
 	pthread_mutex_unlock(&r->card_lock);
 
 	pthread_mutex_lock(&rd->lock);
