@@ -1360,41 +1360,44 @@ out_unlock:
 	return ret;
 }
 
-static int blacklist_has(struct journal *j, const char *label, const char *value)
+/* The lost-list ref of value under label into ref, or -1 when value has not label's form. */
+static int blacklist_ref(struct journal *j, const char *label, const char *value, char *ref)
 {
-	char v[64], ref[JOURNAL_REF_HEX + 1];
+	char v[64];
 	const char *l2;
-	sqlite3_stmt *st;
-	int found, rc;
 
 	snprintf(v, sizeof(v), "%s", value);
 	if (blacklist_entry(v, &l2) < 0 || strcmp(l2, label) != 0)
-		return 0;
+		return -1;
 	keyed_ref(j, label, (const uint8_t *)v, strlen(v), ref);
-	st = jstmt(j, JSTMT_BLACKLIST, "SELECT 1 FROM blacklist WHERE ref=?");
-	if (!st)
-		return SSC_EJOURNAL;
-	sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	found = rc == SQLITE_ROW;
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return SSC_EJOURNAL;
-	return found;
+	return 0;
 }
 
 int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id)
 {
-	int r = 0;
+	char num[JOURNAL_REF_HEX + 1] = "", id[JOURNAL_REF_HEX + 1] = "";
+	sqlite3_stmt *st;
+	int rc, r;
 
+	/* Both names of the card in one statement: one read transaction per check. */
+	if (card_number && card_number[0] && blacklist_ref(j, "bl-number", card_number, num) < 0)
+		num[0] = '\0';
+	if (card_id && card_id[0] && blacklist_ref(j, "bl-id", card_id, id) < 0)
+		id[0] = '\0';
+	if (!num[0] && !id[0])
+		return 0;
 	pthread_mutex_lock(&j->lock);
-	if (!j->db)
-		r = SSC_EJOURNAL;
-	else if (card_number && card_number[0])
-		r = blacklist_has(j, "bl-number", card_number);
-	if (r == 0 && card_id && card_id[0])
-		r = blacklist_has(j, "bl-id", card_id);
+	st = jstmt(j, JSTMT_BLACKLIST, "SELECT 1 FROM blacklist WHERE ref IN (?1, ?2) LIMIT 1");
+	if (!st) {
+		pthread_mutex_unlock(&j->lock);
+		return SSC_EJOURNAL;
+	}
+	sqlite3_bind_text(st, 1, num, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : SSC_EJOURNAL;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	pthread_mutex_unlock(&j->lock);
 	return r;
 }
