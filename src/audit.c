@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "cardio.h"
@@ -46,9 +48,18 @@ static void copy_str(char *dst, size_t cap, const char *src)
 	dst[n] = '\0';
 }
 
+/*
+ * Audit rows are written after their reply is sent; on a small desk PC they compete for the CPU
+ * with the next request, pcscd and the reader. A lower priority for this one thread (Linux nice
+ * is per thread) lets card work go first; the bounded queue absorbs the delay.
+ */
+#define AUDIT_NICE 10
+
 static void *audit_main(void *arg)
 {
 	struct audit *a = arg;
+
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), AUDIT_NICE);
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
