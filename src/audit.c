@@ -1,13 +1,15 @@
 /*
  * This file contains the audit writer (src/audit.h): a FIFO of copied rows under a mutex, and a
- * thread that takes one row at a time and appends it with journal_audit(). The journal pointer is
- * changed only under the same mutex, and the thread holds it (busy) while it writes, so that
+ * thread that takes the rows queued so far (after letting them gather for batch_ms) and appends
+ * them with journal_audit_batch(), one transaction for the lot. The journal pointer is changed
+ * only under the same mutex, and the thread holds it (busy) while it writes, so that
  * audit_set_journal() returns only when the old journal is no longer in use here.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -22,6 +24,7 @@ struct arow {
 	char card_ref[JOURNAL_REF_HEX + 1];
 	char result[40];
 	int64_t duration_ms;
+	int64_t when_ms;               /* CLOCK_REALTIME when submitted */
 };
 
 struct audit {
@@ -32,6 +35,7 @@ struct audit {
 	size_t queued, max_queued;
 	struct journal *journal;
 	int busy;                      /* the thread is appending with journal */
+	int batch_ms;                  /* how long the first queued row waits for others */
 	int stop;
 	int64_t stop_deadline_ms;      /* drop what is left after this */
 	uint64_t written, dropped;
@@ -55,66 +59,112 @@ static void copy_str(char *dst, size_t cap, const char *src)
  */
 #define AUDIT_NICE 10
 
+/* Rows per transaction at most: a full batch is written without waiting out batch_ms. */
+#define AUDIT_BATCH_MAX 64
+
+static int64_t audit_realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits (lock held) until batch_ms after now, a full batch, or stop. */
+static void audit_gather(struct audit *a)
+{
+	struct timespec until;
+
+	if (a->batch_ms <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += a->batch_ms / 1000;
+	until.tv_nsec += (long)(a->batch_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (!a->stop && a->queued < AUDIT_BATCH_MAX &&
+	       pthread_cond_timedwait(&a->cond, &a->lock, &until) == 0)
+		;
+}
+
 static void *audit_main(void *arg)
 {
 	struct audit *a = arg;
+	struct journal_audit rows[AUDIT_BATCH_MAX];
+	struct arow *taken[AUDIT_BATCH_MAX];
 
 	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), AUDIT_NICE);
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
-		struct arow *r;
 		struct journal *j;
-		struct journal_audit row;
+		size_t n = 0;
 		int rc;
 
 		while (!a->head && !a->stop)
 			pthread_cond_wait(&a->cond, &a->lock);
 		if (!a->head)
 			break;   /* stopping, and nothing left */
-		r = a->head;
-		a->head = r->next;
+		audit_gather(a);
+		while (a->head && n < AUDIT_BATCH_MAX) {
+			taken[n++] = a->head;
+			a->head = a->head->next;
+			a->queued--;
+		}
 		if (!a->head)
 			a->tail = NULL;
-		a->queued--;
 		j = a->journal;
 		if (!j || (a->stop && cardio_now_ms() > a->stop_deadline_ms)) {
-			a->dropped++;
-			free(r);
+			a->dropped += n;
+			for (size_t i = 0; i < n; i++)
+				free(taken[i]);
 			continue;
 		}
 		a->busy = 1;
 		pthread_mutex_unlock(&a->lock);
-		row.peer = r->has_peer ? &r->peer : NULL;
-		row.method = r->method;
-		row.reader = r->reader;
-		row.card_ref = r->card_ref;
-		row.result = r->result;
-		row.duration_ms = r->duration_ms;
+		for (size_t i = 0; i < n; i++) {
+			struct arow *r = taken[i];
+
+			rows[i].peer = r->has_peer ? &r->peer : NULL;
+			rows[i].method = r->method;
+			rows[i].reader = r->reader;
+			rows[i].card_ref = r->card_ref;
+			rows[i].result = r->result;
+			rows[i].duration_ms = r->duration_ms;
+			rows[i].when_ms = r->when_ms;
+		}
 		/* A failure is the journal's observer's business (it tells the daemon). */
-		rc = journal_audit(j, &row, NULL);
-		free(r);
+		rc = journal_audit_batch(j, rows, n, NULL);
+		for (size_t i = 0; i < n; i++)
+			free(taken[i]);
 		pthread_mutex_lock(&a->lock);
 		a->busy = 0;
 		if (rc == 0)
-			a->written++;
+			a->written += n;
 		else
-			a->dropped++;
+			a->dropped += n;
 		pthread_cond_broadcast(&a->cond);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
 }
 
-int audit_new(size_t max_queued, struct audit **out)
+int audit_new(size_t max_queued, int batch_ms, struct audit **out)
 {
 	struct audit *a = calloc(1, sizeof(*a));
+	pthread_condattr_t ca;
 
 	if (!a)
 		return SSC_ENOMEM;
 	a->max_queued = max_queued ? max_queued : 1;
+	a->batch_ms = batch_ms > 0 ? batch_ms : 0;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* audit_gather's deadline */
+	pthread_cond_init(&a->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if (pthread_create(&a->thread, NULL, audit_main, a) != 0) {
 		pthread_cond_destroy(&a->cond);
 		pthread_mutex_destroy(&a->lock);
@@ -170,6 +220,7 @@ int audit_submit(struct audit *a, const struct journal_audit *row)
 	copy_str(r->card_ref, sizeof(r->card_ref), row->card_ref);
 	copy_str(r->result, sizeof(r->result), row->result);
 	r->duration_ms = row->duration_ms;
+	r->when_ms = row->when_ms > 0 ? row->when_ms : audit_realtime_ms();
 
 	pthread_mutex_lock(&a->lock);
 	if (a->queued >= a->max_queued || a->stop) {
@@ -185,7 +236,9 @@ int audit_submit(struct audit *a, const struct journal_audit *row)
 		a->head = r;
 	a->tail = r;
 	a->queued++;
-	pthread_cond_broadcast(&a->cond);
+	/* The thread waits for a first row, then for a full batch (or its time): nothing between. */
+	if (a->queued == 1 || a->queued == AUDIT_BATCH_MAX)
+		pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 	return 0;
 }

@@ -25,10 +25,13 @@ struct audit_stats {
 
 /*
  * Creates the writer and starts its thread. max_queued (>= 1) bounds the rows waiting; beyond it
- * audit_submit() drops. The journal starts unset (rows are dropped until audit_set_journal()).
+ * audit_submit() drops. batch_ms (>= 0): a row waits up to this long for others to join it, and
+ * the rows that gathered are written in one transaction (at most 64; a full batch goes at once;
+ * 0: every row is written as soon as the thread takes it). Each row keeps the time it was
+ * submitted. The journal starts unset (rows are dropped until audit_set_journal()).
  * Returns 0 and *out, or SSC_ENOMEM / SSC_EINTERNAL (no thread).
  */
-int audit_new(size_t max_queued, struct audit **out);
+int audit_new(size_t max_queued, int batch_ms, struct audit **out);
 
 /*
  * Sets the journal the thread appends to (borrowed: it must stay valid until audit_free() or the
@@ -48,7 +51,8 @@ int audit_submit(struct audit *a, const struct journal_audit *row);
 void audit_stats(struct audit *a, struct audit_stats *out);
 
 /*
- * Stops the writer after it has written the rows already queued (while a journal is set), waiting
+ * Stops the writer after it has written the rows already queued (while a journal is set, without
+ * waiting out batch_ms), waiting
  * at most wait_ms for them; rows left after that are dropped. Joins the thread, stores the final
  * counters in *last (may be NULL) and frees a. NULL is a no-op. Blocks up to about wait_ms plus
  * one append.

@@ -98,6 +98,7 @@ static const struct key_desc key_table[] = {
 	{ "journal", "retention_days", KIND_INT, OFF(journal_retention_days), 0, 0, 36500 },
 	{ "journal", "reopen_interval_ms", KIND_INT, OFF(journal_reopen_ms), 0, 1000, 3600000 },
 	{ "journal", "head_interval_ms", KIND_INT, OFF(journal_head_ms), 0, 1000, 3600000 },
+	{ "journal", "audit_batch_ms", KIND_INT, OFF(journal_audit_batch_ms), 0, 0, 1000 },
 };
 
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
@@ -174,6 +175,7 @@ void config_defaults(struct config *cfg)
 	cfg->journal_retention_days = 365;
 	cfg->journal_reopen_ms = 30000;
 	cfg->journal_head_ms = 60000;
+	cfg->journal_audit_batch_ms = 20;
 }
 
 void config_wipe(struct config *cfg)

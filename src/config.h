@@ -86,6 +86,7 @@ struct config {
 	int journal_retention_days;         /* rows older are pruned daily; 0 = keep, default 365 */
 	int journal_reopen_ms;              /* retrying an unavailable journal, default 30000 */
 	int journal_head_ms;                /* head logged at least this often, default 60000 */
+	int journal_audit_batch_ms;         /* audit rows gather this long per commit, default 20 */
 };
 
 /* Fills cfg with the defaults above. */

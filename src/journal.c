@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -37,6 +38,9 @@ struct journal {
 	unsigned flags;
 	uint8_t chain_key[32];
 	uint8_t ref_key[32];
+	EVP_MAC_CTX *chain_mac;  /* HMAC-SHA-256 keyed with chain_key / ref_key, used through copies */
+	EVP_MAC_CTX *ref_mac;    /* (NULL: the one-shot HMAC() is used instead) */
+	pthread_mutex_t mac_lock;
 	char path[1024];         /* for journal_resume */
 	journal_observer_fn observer;
 	void *observer_arg;
@@ -104,6 +108,48 @@ static void hmac_sha256(const uint8_t key[32], const uint8_t *data, size_t len, 
 	unsigned int olen = 32;
 
 	HMAC(EVP_sha256(), key, 32, data, len, out, &olen);
+}
+
+/*
+ * HMAC-SHA-256 with a key set up once: fetching the MAC and the digest and scheduling the key cost
+ * more than hashing a row or a card number, and the journal hashes on every call's path. Users
+ * copy the keyed context (EVP_MAC_CTX_dup) and hash on the copy; NULL when OpenSSL cannot.
+ */
+static EVP_MAC_CTX *mac_keyed(const uint8_t key[32])
+{
+	OSSL_PARAM params[2];
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+
+	EVP_MAC_free(mac);   /* the context keeps its own reference */
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (ctx && EVP_MAC_init(ctx, key, 32, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+/* HMAC(key, data) through the keyed context base (set up from key), or the one-shot call. */
+static void mac_data(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
+		     const uint8_t *data, size_t len, uint8_t out[32])
+{
+	EVP_MAC_CTX *c = NULL;
+	size_t olen = 0;
+
+	if (base) {
+		pthread_mutex_lock(&j->mac_lock);
+		c = EVP_MAC_CTX_dup(base);
+		pthread_mutex_unlock(&j->mac_lock);
+	}
+	if (c && EVP_MAC_update(c, data, len) == 1 && EVP_MAC_final(c, out, &olen, 32) == 1 &&
+	    olen == 32) {
+		EVP_MAC_CTX_free(c);
+		return;
+	}
+	EVP_MAC_CTX_free(c);
+	hmac_sha256(key, data, len, out);
 }
 
 static void derive_key(const uint8_t master[JOURNAL_KEY_LEN], const char *label, uint8_t out[32])
@@ -252,9 +298,12 @@ int journal_open(const char *path, const char *key_path, unsigned flags, struct 
 	}
 	j->flags = flags;
 	pthread_mutex_init(&j->lock, NULL);
+	pthread_mutex_init(&j->mac_lock, NULL);
 	derive_key(master, "sscard journal chain v1", j->chain_key);
 	derive_key(master, "sscard journal ref v1", j->ref_key);
 	OPENSSL_cleanse(master, sizeof(master));
+	j->chain_mac = mac_keyed(j->chain_key);
+	j->ref_mac = mac_keyed(j->ref_key);
 	if (strlen(path) >= sizeof(j->path)) {
 		r = ssc_diag_set(diag, SSC_EJOURNAL, "journal: path too long");
 		goto out_free;
@@ -393,6 +442,9 @@ void journal_close(struct journal *j)
 	db_close(j);
 	OPENSSL_cleanse(j->chain_key, sizeof(j->chain_key));
 	OPENSSL_cleanse(j->ref_key, sizeof(j->ref_key));
+	EVP_MAC_CTX_free(j->chain_mac);   /* frees the keyed state with it */
+	EVP_MAC_CTX_free(j->ref_mac);
+	pthread_mutex_destroy(&j->mac_lock);
 	pthread_mutex_destroy(&j->lock);
 	free(j);
 }
@@ -417,7 +469,7 @@ static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, si
 	buf[ll] = 0;
 	if (len)
 		memcpy(buf + ll + 1, v, len);
-	hmac_sha256(j->ref_key, buf, total, mac);
+	mac_data(j, j->ref_mac, j->ref_key, buf, total, mac);
 	OPENSSL_cleanse(buf, total);
 	if (buf != stackbuf)
 		free(buf);
@@ -501,7 +553,7 @@ static int row_hash(struct journal *j, const uint8_t prev[32], const struct jrow
 		free(b);
 		return SSC_ENOMEM;
 	}
-	hmac_sha256(j->chain_key, b, l, mac);
+	mac_data(j, j->chain_mac, j->chain_key, b, l, mac);
 	free(b);
 	hex_encode(mac, 32, hex);
 	return 0;
@@ -539,17 +591,28 @@ static int chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
 	return rc == SQLITE_OK ? 0 : SSC_EJOURNAL;
 }
 
-static void now_ts(struct jrow *r)
+/* r->ts and r->ts_unix from a CLOCK_REALTIME time in milliseconds (0: now). */
+static void set_ts(struct jrow *r, int64_t when_ms)
 {
 	struct timespec ts;
 	struct tm tm;
 	size_t n;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	if (when_ms > 0) {
+		ts.tv_sec = (time_t)(when_ms / 1000);
+		ts.tv_nsec = (long)(when_ms % 1000) * 1000000L;
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+	}
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(r->ts, sizeof(r->ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(r->ts + n, sizeof(r->ts) - n, ".%03ldZ", ts.tv_nsec / 1000000L);
 	r->ts_unix = ts.tv_sec;
+}
+
+static void now_ts(struct jrow *r)
+{
+	set_ts(r, 0);
 }
 
 /*
@@ -659,22 +722,83 @@ out_unlock:
 	return ret;
 }
 
+/* The audit row's fields, borrowed from a (its time: a->when_ms, or now). */
+static void audit_row(struct jrow *r, const struct journal_audit *a)
+{
+	memset(r, 0, sizeof(*r));
+	r->kind = "audit";
+	if (a->peer) {
+		r->uid = a->peer->uid;
+		r->pid = a->peer->pid;
+		r->exe = a->peer->exe;
+	}
+	r->method = a->method;
+	r->reader = a->reader;
+	r->card = a->card_ref;
+	r->result = a->result;
+	r->duration_ms = a->duration_ms;
+	set_ts(r, a->when_ms);
+}
+
 int journal_audit(struct journal *j, const struct journal_audit *a, struct ssc_diag *diag)
 {
-	struct jrow r = { 0 };
+	return journal_audit_batch(j, a, 1, diag);
+}
 
-	r.kind = "audit";
-	if (a->peer) {
-		r.uid = a->peer->uid;
-		r.pid = a->peer->pid;
-		r.exe = a->peer->exe;
+int journal_audit_batch(struct journal *j, const struct journal_audit *rows, size_t n,
+			struct ssc_diag *diag)
+{
+	struct done { int64_t seq; char hash[JOURNAL_HASH_HEX + 1]; } *done;
+	struct ssc_diag local;
+	struct jrow r;
+	size_t i;
+	int ret = 0;
+
+	if (n == 0)
+		return 0;
+	if (j->flags & JOURNAL_RDONLY)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
+	if (!diag) {
+		ssc_diag_init(&local);
+		diag = &local;
 	}
-	r.method = a->method;
-	r.reader = a->reader;
-	r.card = a->card_ref;
-	r.result = a->result;
-	r.duration_ms = a->duration_ms;
-	return append(j, &r, 0, NULL, diag);
+	done = calloc(n, sizeof(*done));
+	if (!done) {
+		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory for %zu audit rows", n);
+		notify(j, "audit", 0, "", ret, diag);
+		return ret;
+	}
+	pthread_mutex_lock(&j->lock);
+	if (!j->db) {
+		/* Suspended: the owner knows already; no note. */
+		ret = jerr(j, diag, "append");
+		pthread_mutex_unlock(&j->lock);
+		free(done);
+		return ret;
+	}
+	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = jerr(j, diag, "begin");
+		goto out_unlock;
+	}
+	/* All rows or none: one commit (one set of WAL frames) for the lot. */
+	for (i = 0; i < n && ret == 0; i++) {
+		audit_row(&r, &rows[i]);
+		if (row_insert(j, &r, &done[i].seq, done[i].hash) < 0)
+			ret = jerr(j, diag, "append row");
+	}
+	if (ret == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		ret = jerr(j, diag, "commit");
+	if (ret < 0)
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+out_unlock:
+	pthread_mutex_unlock(&j->lock);
+	if (ret < 0)
+		notify(j, "audit", 0, "", ret, diag);
+	else
+		for (i = 0; i < n; i++)
+			notify(j, "audit", done[i].seq, done[i].hash, 0, diag);
+	free(done);
+	return ret;
 }
 
 int journal_intent(struct journal *j, const struct journal_peer *peer, const char *card_ref,

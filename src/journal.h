@@ -35,6 +35,7 @@ struct journal_audit {
 	const char *card_ref;    /* journal_card_ref() of the card number, or NULL */
 	const char *result;      /* "SSC_OK" or the error name */
 	int64_t duration_ms;
+	int64_t when_ms;         /* the row's time (CLOCK_REALTIME, milliseconds); 0 = when written */
 };
 
 /*
@@ -120,6 +121,15 @@ void journal_value_ref(struct journal *j, const uint8_t *value, size_t len, char
  * Returns 0 or SSC_EJOURNAL (diag says why; the caller must then refuse writes).
  */
 int journal_audit(struct journal *j, const struct journal_audit *row, struct ssc_diag *diag);
+
+/*
+ * Appends n audit rows, in order, in one transaction (one commit for all: what the audit writer
+ * uses for rows that queued up together). All are written or none: on SSC_EJOURNAL or
+ * SSC_ENOMEM none of them is in the journal. The observer hears of each row written, or of the
+ * failure once. Durability and thread-safety as journal_audit().
+ */
+int journal_audit_batch(struct journal *j, const struct journal_audit *rows, size_t n,
+			struct ssc_diag *diag);
 
 /*
  * Records a write intent before the card is touched: card_ref, reader, file ("DF04/EF08") and

@@ -140,7 +140,7 @@ static void audit_call(struct rpc *r, const struct journal_peer *peer, const cha
 		       const char *reader, const char *card_ref, const char *result,
 		       int64_t started_ms)
 {
-	struct journal_audit a;
+	struct journal_audit a = { 0 };   /* when_ms 0: the writer stamps the submit time */
 
 	if (!r->audit)
 		return;

@@ -158,11 +158,11 @@ static void log_config(const struct config *cfg)
 		 "internal %s, stk %s, pin_reload %s, pin_unblock %s; PSAM AID %s", k[0], k[1],
 		 k[2], k[3], k[4], k[5], k[6], aid);
 	log_info("config: journal %s (key %s%s), retention %d days%s, reopen every %d ms, head "
-		 "logged at least every %d ms", cfg->journal_path,
+		 "logged at least every %d ms, audit rows gathered %d ms", cfg->journal_path,
 		 cfg->journal_key_path[0] ? cfg->journal_key_path : cfg->journal_path,
 		 cfg->journal_key_path[0] ? "" : ".key", cfg->journal_retention_days,
 		 cfg->journal_retention_days ? "" : " (keep forever)", cfg->journal_reopen_ms,
-		 cfg->journal_head_ms);
+		 cfg->journal_head_ms, cfg->journal_audit_batch_ms);
 }
 
 static int be_list(void *ctx, struct reader_info **out, size_t *n)
@@ -548,7 +548,7 @@ static int journal_start(struct daemon *d)
 	atomic_init(&d->jdirty, 0);
 	atomic_init(&d->resolve_jobs, 0);
 	pthread_mutex_init(&d->jlock, NULL);
-	rc = audit_new(AUDIT_QUEUE_MAX, &d->audit);
+	rc = audit_new(AUDIT_QUEUE_MAX, d->cfg.journal_audit_batch_ms, &d->audit);
 	if (rc != 0)
 		return rc;
 	rpc_set_audit(d->rpc, on_audit, d);

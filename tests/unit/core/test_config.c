@@ -107,6 +107,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.journal_retention_days, 365);
 	assert_int_equal(cfg.journal_reopen_ms, 30000);
 	assert_int_equal(cfg.journal_head_ms, 60000);
+	assert_int_equal(cfg.journal_audit_batch_ms, 20);
 }
 
 static const char good_file[] =
@@ -161,7 +162,8 @@ static const char good_file[] =
 	"key_path = /etc/sscard/journal.key\n"
 	"retention_days = 0\n"
 	"reopen_interval_ms = 1000\n"
-	"head_interval_ms = 5000\n";
+	"head_interval_ms = 5000\n"
+	"audit_batch_ms = 0\n";
 
 static void test_good_file(void **state)
 {
@@ -220,6 +222,7 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg.journal_retention_days, 0);
 	assert_int_equal(cfg.journal_reopen_ms, 1000);
 	assert_int_equal(cfg.journal_head_ms, 5000);
+	assert_int_equal(cfg.journal_audit_batch_ms, 0);
 
 	config_wipe(&cfg);
 	assert_int_equal(cfg.card_id_mac_key_set, 0);
@@ -328,6 +331,8 @@ static const struct bad_case bad_cases[] = {
 	  ":2: [journal] reopen_interval_ms: expected an integer in 1000..3600000" },
 	{ "[journal]\nhead_interval_ms = 0\n", SSC_ECONFIG,
 	  ":2: [journal] head_interval_ms: expected an integer in 1000..3600000" },
+	{ "[journal]\naudit_batch_ms = 1001\n", SSC_ECONFIG,
+	  ":2: [journal] audit_batch_ms: expected an integer in 0..1000" },
 };
 
 static void test_bad_files(void **state)
@@ -383,6 +388,7 @@ static const char *const all_keys[] = {
 	"[keys]", "write_ssse", "write_ef0d", "read_auth", "internal", "stk", "pin_reload",
 	"pin_unblock", "psam_aid",
 	"[journal]", "path", "key_path", "retention_days", "reopen_interval_ms", "head_interval_ms",
+	"audit_batch_ms",
 };
 
 /*

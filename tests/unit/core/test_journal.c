@@ -105,6 +105,46 @@ static void test_chain_intact(void **state)
 	assert_int_equal(journal_verify(f->j, seq, head, &rows, &d), 0);
 }
 
+/*
+ * The keyed hash against a value computed outside the project, with the OpenSSL command line:
+ * key file bytes 00..1F; ref key = HMAC-SHA-256(key, "sscard journal ref v1"); the card's name =
+ * the first 16 bytes of HMAC-SHA-256(ref key, "card" 00 "X00000019"), in lower-case hex:
+ *   K=000102...1f; RK=$(printf 'sscard journal ref v1' | openssl dgst -sha256 -mac HMAC \
+ *     -macopt hexkey:$K -hex); printf 'card\0X00000019' | openssl dgst -sha256 -mac HMAC \
+ *     -macopt hexkey:$RK -hex
+ */
+static void test_card_ref_vector(void **state)
+{
+	struct fx *f = *state;
+	char db[160], key[170], ref[JOURNAL_REF_HEX + 1];
+	uint8_t k[32];
+	struct journal *j;
+	struct ssc_diag d;
+	FILE *kf;
+
+	for (int i = 0; i < 32; i++)
+		k[i] = (uint8_t)i;
+	snprintf(db, sizeof(db), "%s/vector.db", f->dir);
+	snprintf(key, sizeof(key), "%s.key", db);
+	kf = fopen(key, "wb");
+	assert_non_null(kf);
+	assert_int_equal(fwrite(k, 1, sizeof(k), kf), sizeof(k));
+	assert_int_equal(fclose(kf), 0);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_open(db, NULL, 0, &j, &d), 0);
+	for (int i = 0; i < 3; i++) {   /* the keyed context is reused: every use is the same */
+		journal_card_ref(j, "X00000019", ref);
+		assert_string_equal(ref, "67a9f4fb64576d711ecef29524a6f163");
+	}
+	journal_close(j);
+	unlink(db);
+	unlink(key);
+	snprintf(key, sizeof(key), "%s-wal", db);
+	unlink(key);
+	snprintf(key, sizeof(key), "%s-shm", db);
+	unlink(key);
+}
+
 static void test_card_ref_is_keyed_and_not_clear(void **state)
 {
 	struct fx *f = *state;
@@ -658,6 +698,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_chain_intact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_card_ref_vector, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_card_ref_is_keyed_and_not_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_edited_row_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_row_detected, setup, teardown),

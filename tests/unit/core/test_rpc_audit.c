@@ -405,7 +405,7 @@ static void test_rows_in_the_journal_name_the_card_and_hold_no_params(void **sta
 	json_t *r;
 
 	f->env.journal = f->j;
-	assert_int_equal(audit_new(64, &f->sink.w), 0);
+	assert_int_equal(audit_new(64, 0, &f->sink.w), 0);
 	audit_set_journal(f->sink.w, f->j);
 
 	send_line(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"card.verify_pin\",\"params\":"
@@ -562,7 +562,7 @@ static void test_writer_keeps_order_and_drops_without_journal(void **state)
 	struct dump d = { 0 };
 	char m[16];
 
-	assert_int_equal(audit_new(100, &w), 0);
+	assert_int_equal(audit_new(100, 0, &w), 0);
 	/* No journal yet: dropped and counted, never blocking. */
 	a.method = "dropped";
 	assert_int_equal(audit_submit(w, &a), SSC_EJOURNAL);
@@ -594,7 +594,7 @@ static void test_writer_queue_is_bounded(void **state)
 	struct audit *w;
 	int ok = 0, full = 0;
 
-	assert_int_equal(audit_new(3, &w), 0);
+	assert_int_equal(audit_new(3, 0, &w), 0);
 	/* Hold the journal's write lock from another connection: the writer waits on it. */
 	{
 		sqlite3 *h;
@@ -612,8 +612,12 @@ static void test_writer_queue_is_bounded(void **state)
 			else
 				fail_msg("audit_submit: %d", rc);
 		}
-		/* One row may be in the writer's hands, three wait; the rest were refused. */
-		assert_true(ok >= 3 && ok <= 4);
+		/*
+		 * The writer took what was queued when it woke (one row to three: it takes the
+		 * queue's content as one batch) and waits on the lock; three more wait; the rest
+		 * were refused.
+		 */
+		assert_true(ok >= 3 && ok <= 6);
 		assert_int_equal(ok + full, 10);
 		sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
 		sqlite3_close(h);
@@ -621,6 +625,137 @@ static void test_writer_queue_is_bounded(void **state)
 	audit_free(w, 10000, &st);
 	assert_int_equal(st.written, (uint64_t)ok);
 	assert_int_equal(st.dropped, (uint64_t)full);
+}
+
+static int64_t rt_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "2026-01-31T08:00:00.123Z" -> milliseconds since the epoch (UTC). */
+static int64_t row_time_ms(const char *t)
+{
+	struct tm tm = { 0 };
+	int ms = 0;
+
+	assert_non_null(strptime(t, "%Y-%m-%dT%H:%M:%S", &tm));
+	assert_int_equal(sscanf(t + 19, ".%3dZ", &ms), 1);
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+struct times {
+	int n;
+	int64_t ms[MAX_ROWS];
+	char method[MAX_ROWS][32];
+};
+
+static int time_row(void *arg, const struct journal_row *r)
+{
+	struct times *t = arg;
+
+	assert_true(t->n < MAX_ROWS);
+	t->ms[t->n] = row_time_ms(r->time);
+	snprintf(t->method[t->n], sizeof(t->method[0]), "%s", r->method);
+	t->n++;
+	return 0;
+}
+
+/*
+ * With audit_batch_ms the rows wait together and are written in one go, in order, each with the
+ * time it was submitted (not the time it was written).
+ */
+static void test_writer_gathers_rows_and_keeps_their_time(void **state)
+{
+	struct fx *f = *state;
+	struct journal_audit a = { .reader = "r", .card_ref = "", .result = "SSC_OK" };
+	struct audit_stats st;
+	struct audit *w;
+	struct times t = { 0 };
+	int64_t submitted[10], t0;
+	char m[16];
+
+	assert_int_equal(audit_new(100, 400, &w), 0);
+	audit_set_journal(w, f->j);
+	t0 = rt_ms();
+	for (int i = 0; i < 10; i++) {
+		snprintf(m, sizeof(m), "g%02d", i);
+		a.method = m;
+		submitted[i] = rt_ms();
+		assert_int_equal(audit_submit(w, &a), 0);
+	}
+	/* Well inside the 400 ms: nothing written yet, all ten waiting. */
+	usleep(50 * 1000);
+	audit_stats(w, &st);
+	if (rt_ms() - t0 < 300) {
+		assert_int_equal(st.written, 0);
+		assert_int_equal(st.queued, 10);
+	}
+	for (int k = 0; k < 500; k++) {
+		audit_stats(w, &st);
+		if (st.written == 10)
+			break;
+		usleep(10 * 1000);
+	}
+	assert_int_equal(st.written, 10);
+	assert_true(rt_ms() - t0 >= 400);
+	assert_int_equal(journal_rows(f->j, 0, 0, time_row, &t), 0);
+	assert_int_equal(t.n, 10);
+	for (int i = 0; i < 10; i++) {
+		snprintf(m, sizeof(m), "g%02d", i);
+		assert_string_equal(t.method[i], m);
+		/* The submit time (to the millisecond), not the write time 400 ms later. */
+		assert_true(t.ms[i] >= submitted[i] - 1 && t.ms[i] <= submitted[i] + 100);
+	}
+	audit_free(w, 5000, &st);
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, NULL), 0);
+}
+
+/* Stopping writes what gathered at once: a long batch time does not hold up a shutdown. */
+static void test_writer_stop_does_not_wait_out_the_batch(void **state)
+{
+	struct fx *f = *state;
+	struct journal_audit a = { .method = "system.info", .result = "SSC_OK" };
+	struct audit_stats st;
+	struct audit *w;
+	int64_t t0;
+
+	assert_int_equal(audit_new(100, 1000, &w), 0);
+	audit_set_journal(w, f->j);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(audit_submit(w, &a), 0);
+	t0 = rt_ms();
+	audit_free(w, 5000, &st);
+	assert_true(rt_ms() - t0 < 900);
+	assert_int_equal(st.written, 3);
+	assert_int_equal(st.dropped, 0);
+}
+
+/* A full batch (64 rows) is written without waiting out the batch time. */
+static void test_writer_full_batch_goes_at_once(void **state)
+{
+	struct fx *f = *state;
+	struct journal_audit a = { .method = "system.info", .result = "SSC_OK" };
+	struct audit_stats st;
+	struct audit *w;
+	int64_t t0;
+
+	assert_int_equal(audit_new(1000, 1000, &w), 0);
+	audit_set_journal(w, f->j);
+	t0 = rt_ms();
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(audit_submit(w, &a), 0);
+	for (int k = 0; k < 100; k++) {
+		audit_stats(w, &st);
+		if (st.written == 64)
+			break;
+		usleep(5 * 1000);
+	}
+	assert_int_equal(st.written, 64);
+	assert_true(rt_ms() - t0 < 900);
+	audit_free(w, 5000, &st);
 }
 
 int main(void)
@@ -638,6 +773,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writer_keeps_order_and_drops_without_journal,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_queue_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_gathers_rows_and_keeps_their_time, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_writer_stop_does_not_wait_out_the_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_writer_full_batch_goes_at_once, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

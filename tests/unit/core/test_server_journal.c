@@ -247,7 +247,7 @@ static void make_journal(struct fx *f)
 	journal_card_ref(j, "X00000019", ref);
 	for (int i = 0; i < 5; i++) {
 		struct journal_audit a = { &peer, "card.read_basic", "pcsc-virtual-pcd-00-00", ref,
-					   "SSC_OK", 10 + i };
+					   "SSC_OK", 10 + i, 0 };
 
 		assert_int_equal(journal_audit(j, &a, &d), 0);
 	}
