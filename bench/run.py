@@ -611,6 +611,10 @@ def main():
     ap.add_argument('--json', help='also write every figure as JSON to this file')
     ap.add_argument('--traces', action='store_true',
                     help='apdus: print the command APDUs of every counted operation')
+    ap.add_argument('--one-cpu', action='store_true',
+                    help='run everything (pcscd, simulators, daemon, clients) on CPU 0: on a '
+                         'small VM this takes the cost of waking a thread on another vCPU out '
+                         'of both sides of every comparison')
     ap.add_argument('sections', nargs='*', metavar='SECTION',
                     help=f'run only these ({", ".join(SECTIONS)}); default all')
     a = ap.parse_args()
@@ -625,10 +629,14 @@ def main():
         sys.exit('bench/run.py: missing ' + ', '.join(missing) + ' (build first: scripts/bench.sh)')
     global TRACES
     TRACES = a.traces
+    if a.one_cpu:
+        os.sched_setaffinity(0, {0})   # every process started from here inherits it
     RESULTS['machine'] = machine()
     m = RESULTS['machine']
+    m['cpus_used'] = sorted(os.sched_getaffinity(0))
     say(f'machine {m["cpu"]}, {m["cores"]} cores, {m["memory_gib"]} GiB, {m["os"]}, kernel '
-        f'{m["kernel"]}, pcscd {m["pcscd"]}, vsmartcard-vpcd {m["vsmartcard_vpcd"]}')
+        f'{m["kernel"]}, pcscd {m["pcscd"]}, vsmartcard-vpcd {m["vsmartcard_vpcd"]}; '
+        f'bench on CPU(s) {",".join(map(str, m["cpus_used"]))}')
     start = time.monotonic()
     failed = []
     for name in a.sections or list(SECTIONS):

@@ -4,7 +4,7 @@
 # cards and PSAMs, sscardd, and the measuring clients; one line per figure (docs/performance.md).
 # Needs root for the namespaces, like the end-to-end tests; re-runs itself under sudo otherwise.
 #
-#   sudo ./scripts/bench.sh [--quick] [--traces] [--json FILE] [SECTION...]
+#   sudo ./scripts/bench.sh [--quick] [--one-cpu] [--traces] [--json FILE] [SECTION...]
 #   sections: apdus latency delay throughput journal (default: all)
 set -euo pipefail
 

@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "psam.h"
@@ -127,7 +129,8 @@ struct readers {
 	const struct config *cfg;
 	readers_event_fn ev;
 	void *ev_arg;
-	uv_async_t *async;
+	struct rd_wakeup *wakeup;      /* how other threads wake the loop (rd_notify_locked) */
+	int wakeup_pending;            /* a wake-up is written and not yet taken (lock held) */
 	struct psam_source psam;
 	struct rd_monitor mons[READERS_DRIVERS_MAX];
 	size_t n_mons;
@@ -138,7 +141,7 @@ struct readers {
 	int live_threads;
 	int started;
 	int stopping;
-	int loop_gone;                 /* the async handle is closed: post nothing more */
+	int loop_gone;                 /* the wake-up handle is closed: post nothing more */
 	int abandoned;                 /* readers_free() left stuck threads: the last one frees rd */
 	struct reader *table;
 	struct rd_event *ev_head, *ev_tail;
@@ -185,11 +188,28 @@ static void rd_hex(char *out, size_t cap, const uint8_t *p, size_t n)
  * Events and completions, posted from any thread, delivered on the loop.
  */
 
+/*
+ * The loop's wake-up: an eventfd watched by a uv_poll handle. (uv_async_send, in libuv 1.44,
+ * makes the woken loop spin until the sender has finished; with the two on one CPU that spin is
+ * paid on every completed job.) One write per batch of posts: wakeup_pending says a write is
+ * waiting to be taken, and rd_on_wakeup() clears it when it takes the queues.
+ */
+struct rd_wakeup {
+	uv_poll_t poll;
+	int fd;
+};
+
 /* rd->lock held. */
 static void rd_notify_locked(struct readers *rd)
 {
-	if (!rd->loop_gone)
-		uv_async_send(rd->async);
+	uint64_t one = 1;
+
+	if (rd->loop_gone || rd->wakeup_pending)
+		return;
+	rd->wakeup_pending = 1;
+	/* Only EAGAIN (the counter full: a wake-up is pending anyway) can fail here. */
+	if (write(rd->wakeup->fd, &one, sizeof(one)) != (ssize_t)sizeof(one) && errno != EAGAIN)
+		log_error("readers: cannot wake the event loop: %s", strerror(errno));
 }
 
 /* rd->lock held. */
@@ -278,13 +298,18 @@ static void job_complete(struct job_core *core)
 	}
 }
 
-static void rd_on_async(uv_async_t *h)
+static void rd_on_wakeup(uv_poll_t *h, int status, int events)
 {
 	struct readers *rd = h->data;
 	struct rd_event *ev;
 	struct job_core *done;
+	uint64_t v;
 
+	(void)status;
+	(void)events;
+	(void)!read(rd->wakeup->fd, &v, sizeof(v));   /* EAGAIN: already taken */
 	pthread_mutex_lock(&rd->lock);
+	rd->wakeup_pending = 0;
 	ev = rd->ev_head;
 	rd->ev_head = rd->ev_tail = NULL;
 	done = rd->done_head;
@@ -362,7 +387,7 @@ static void job_on_timer(uv_timer_t *t)
 		job->done(job);
 		break;
 	case JOB_FINISHED:
-		/* Its completion is queued and is delivered by rd_on_async() in this same turn. */
+		/* Its completion is queued and is delivered by rd_on_wakeup() in this same turn. */
 		break;
 	}
 }
@@ -1330,9 +1355,20 @@ static unsigned rd_psam_algorithms(void *ctx)
  * The API.
  */
 
-static void rd_on_async_close(uv_handle_t *h)
+/* Closes the wake-up handle, then its eventfd (rd->wakeup is the handle's first member). */
+static void rd_wakeup_closed(uv_handle_t *h)
 {
-	free(h);
+	struct rd_wakeup *w = (struct rd_wakeup *)h;
+
+	close(w->fd);
+	free(w);
+}
+
+static void rd_wakeup_close(struct readers *rd)
+{
+	uv_poll_stop(&rd->wakeup->poll);
+	uv_close((uv_handle_t *)&rd->wakeup->poll, rd_wakeup_closed);
+	rd->wakeup = NULL;
 }
 
 int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, void *ev_arg,
@@ -1360,14 +1396,24 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, 
 	pthread_condattr_destroy(&ca);
 	if (rc != 0)
 		goto out_mutex;
-	rd->async = calloc(1, sizeof(*rd->async));
-	if (!rd->async)
+	rd->wakeup = calloc(1, sizeof(*rd->wakeup));
+	if (!rd->wakeup)
 		goto out_cond;
-	if (uv_async_init(loop, rd->async, rd_on_async) != 0) {
-		free(rd->async);
+	rd->wakeup->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (rd->wakeup->fd < 0) {
+		free(rd->wakeup);
 		goto out_cond;
 	}
-	rd->async->data = rd;
+	if (uv_poll_init(loop, &rd->wakeup->poll, rd->wakeup->fd) != 0) {
+		close(rd->wakeup->fd);
+		free(rd->wakeup);
+		goto out_cond;
+	}
+	rd->wakeup->poll.data = rd;
+	if (uv_poll_start(&rd->wakeup->poll, UV_READABLE, rd_on_wakeup) != 0) {
+		rc = SSC_EINTERNAL;
+		goto out_async;
+	}
 
 	if (cfg->driver_pcsc) {
 		struct ssc_driver_config dcfg = {
@@ -1419,7 +1465,7 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, 
 	return 0;
 
 out_async:
-	uv_close((uv_handle_t *)rd->async, rd_on_async_close);
+	rd_wakeup_close(rd);
 	pthread_cond_destroy(&rd->cond);
 	pthread_mutex_destroy(&rd->lock);
 	free(rd);
@@ -1523,8 +1569,7 @@ void readers_free(struct readers *rd)
 		}
 	}
 	rd->jobs = NULL;
-	uv_close((uv_handle_t *)rd->async, rd_on_async_close);
-	rd->async = NULL;
+	rd_wakeup_close(rd);
 
 	if (stuck > 0) {
 		log_warn("readers: %d thread(s) still blocked in a driver call after %d ms; leaving "
