@@ -11,7 +11,7 @@
 /*
  * Converts len GBK bytes to UTF-8 in out (cap bytes, NUL-terminated). Returns the UTF-8 length
  * (without the NUL), SSC_EBADCARDDATA (not valid GBK, or an embedded NUL byte) or SSC_ELIMIT (out
- * too small). Never blocks; thread-safe (one iconv descriptor per call).
+ * too small). Never blocks; thread-safe (each thread has its own iconv descriptors).
  */
 int gbk_to_utf8(const uint8_t *in, size_t len, char *out, size_t cap);
 

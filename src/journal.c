@@ -1503,7 +1503,11 @@ int journal_blacklisted(struct journal *j, const char *card_number, const char *
 	sqlite3_stmt *st;
 	int rc, r;
 
-	/* Both names of the card in one statement: one read transaction per check. */
+	/*
+	 * Both names of the card in one statement: one read transaction per check. Two EXISTS
+	 * lookups on the primary key rather than "ref IN (?1, ?2)", for which SQLite builds a
+	 * temporary table on every run.
+	 */
 	if (card_number && card_number[0] && blacklist_ref(j, "bl-number", card_number, num) < 0)
 		num[0] = '\0';
 	if (card_id && card_id[0] && blacklist_ref(j, "bl-id", card_id, id) < 0)
@@ -1511,7 +1515,8 @@ int journal_blacklisted(struct journal *j, const char *card_number, const char *
 	if (!num[0] && !id[0])
 		return 0;
 	pthread_mutex_lock(&j->lock);
-	st = jstmt(j, JSTMT_BLACKLIST, "SELECT 1 FROM blacklist WHERE ref IN (?1, ?2) LIMIT 1");
+	st = jstmt(j, JSTMT_BLACKLIST, "SELECT EXISTS(SELECT 1 FROM blacklist WHERE ref = ?1) OR"
+		   " EXISTS(SELECT 1 FROM blacklist WHERE ref = ?2)");
 	if (!st) {
 		pthread_mutex_unlock(&j->lock);
 		return SSC_EJOURNAL;
@@ -1519,7 +1524,7 @@ int journal_blacklisted(struct journal *j, const char *card_number, const char *
 	sqlite3_bind_text(st, 1, num, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : SSC_EJOURNAL;
+	r = rc == SQLITE_ROW ? (sqlite3_column_int(st, 0) != 0) : SSC_EJOURNAL;
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	pthread_mutex_unlock(&j->lock);
