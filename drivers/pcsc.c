@@ -87,7 +87,9 @@ static struct {
 	int waiters;              /* workers waiting for the gate */
 	int monitor_blocked;      /* the holder is a monitor inside a blocking SCardGetStatusChange */
 	SCARDCONTEXT monitor_ctx; /* its context, for SCardCancel */
-} pcsc_gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0 };
+	unsigned long next_ticket;   /* blocking waits go in the order they came (tickets) ... */
+	unsigned long serving;       /* ... so that one monitor cannot starve another */
+} pcsc_gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0 };
 
 #define PCSC_GATE_RECANCEL_MS 20  /* a worker cancels the monitor's wait again at most this late */
 
@@ -100,8 +102,17 @@ static void pcsc_gate_enter(SCARDCONTEXT blocking_ctx)
 {
 	pthread_mutex_lock(&pcsc_gate.lock);
 	if (blocking_ctx) {
-		while (pcsc_gate.busy || pcsc_gate.waiters > 0)
+		/*
+		 * Several monitors (drivers of several reader cores in one process) each come back for
+		 * their next wait as soon as they leave: in turn, or the one that just left would
+		 * take the gate again before a woken one runs, for as long as it likes.
+		 */
+		unsigned long ticket = pcsc_gate.next_ticket++;
+
+		while (pcsc_gate.busy || pcsc_gate.waiters > 0 || pcsc_gate.serving != ticket)
 			pthread_cond_wait(&pcsc_gate.cond, &pcsc_gate.lock);
+		pcsc_gate.serving++;
+		pthread_cond_broadcast(&pcsc_gate.cond);   /* the next ticket may check its turn */
 	} else {
 		long recancel_ms = 1;
 
