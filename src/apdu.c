@@ -111,6 +111,7 @@ int apdu_exchange(struct card_io *io, const uint8_t *cmd, size_t cmd_len, uint8_
 				goto out;
 			}
 			resent = 1;
+			io->le_retries++;
 			continue;
 		}
 		if (dlen > cap - have) {

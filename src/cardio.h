@@ -30,6 +30,7 @@ struct card_io {
 	char reader_id[SSC_READER_ID_MAX];
 	char reader_serial[SSC_READER_SERIAL_MAX];
 	int64_t deadline_ms;               /* CLOCK_MONOTONIC milliseconds; the op ends there */
+	unsigned le_retries;               /* apdu_exchange(): commands re-sent after a 6Cxx */
 };
 
 /* CLOCK_MONOTONIC now, in milliseconds. */

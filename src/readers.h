@@ -36,6 +36,8 @@ struct reader_info {
 /* Per-insertion memory of a card, kept by the core and cleared when the card leaves. */
 #define CARD_FLAG_READ_AUTH 0x1    /* EF06 needed read authorisation on this insertion */
 #define CARD_FLAG_RESOLVED 0x2     /* the journal's pending intents were checked for this card */
+#define CARD_FLAG_TAG_MODE 0x4     /* the card refused READ RECORD by number (6A86): by tag */
+#define CARD_FLAG_EXACT_LE 0x8     /* the card answered Le 00 with 6Cxx: the exact length */
 
 struct job;
 

@@ -101,6 +101,9 @@ int ssc_open(struct ssc_card *c, struct card_io *io, const struct config *cfg, s
 	c->kp = kp;
 	c->insertion_flags = insertion_flags;
 	c->cur_df = -1;
+	/* What an earlier operation on this insertion learnt costs no APDU again. */
+	if (insertion_flags && (*insertion_flags & CARD_FLAG_TAG_MODE))
+		c->read_mode = SSC_READ_BY_TAG;
 	if (ssc_atr_historical(io->atr, io->atr_len, &hist, &c->hist_len) != 0)
 		return ssc_diag_set(diag, SSC_EPROTO, "malformed ATR (%zu bytes)", io->atr_len);
 	memcpy(c->hist, hist, c->hist_len);
@@ -175,6 +178,36 @@ static int ssc_is_ef05(const struct item_file *f)
 	return f->df == 0 && f->sfi == 0x05;
 }
 
+/*
+ * The card refused the record addressing mode it was sent (6A86): the other one from now on, for
+ * this operation and (remembered in the insertion's flags) the next ones.
+ */
+static enum ssc_read_mode ssc_mode_switch(struct ssc_card *c, enum ssc_read_mode mode)
+{
+	c->mode_switched = 1;
+	c->read_mode = mode == SSC_READ_BY_NUMBER ? SSC_READ_BY_TAG : SSC_READ_BY_NUMBER;
+	if (c->insertion_flags) {
+		if (c->read_mode == SSC_READ_BY_TAG)
+			*c->insertion_flags |= CARD_FLAG_TAG_MODE;
+		else
+			*c->insertion_flags &= ~(unsigned)CARD_FLAG_TAG_MODE;
+	}
+	return c->read_mode;
+}
+
+/*
+ * The Le of a READ RECORD: 00 (the whole record, spec §12.5), or, on a card that answered that
+ * with 6Cxx earlier in this insertion, the record's length from the item table (tag, length,
+ * value), which saves the 6Cxx round on every record (a card whose record differs still says so).
+ */
+static uint8_t ssc_read_le(const struct ssc_card *c, const struct item_def *it)
+{
+	if (c->insertion_flags && (*c->insertion_flags & CARD_FLAG_EXACT_LE) && it->len > 0 &&
+	    it->len <= 253)
+		return (uint8_t)(it->len + 2);
+	return 0x00;
+}
+
 /* The read authorisation of EF06 with the RKSSSE key (spec §12.4). */
 static int ssc_read_auth(struct ssc_card *c, struct ssc_diag *diag)
 {
@@ -194,6 +227,7 @@ int ssc_read_item(struct ssc_card *c, const struct item_file *f, const struct it
 	uint8_t cmd[8], rec[APDU_MAX_DATA];
 	enum ssc_read_mode mode;
 	int forced = 0, authed_now = 0;
+	unsigned le_retries;
 	uint16_t sw;
 	char what[40];
 	int n, rc;
@@ -237,16 +271,17 @@ int ssc_read_item(struct ssc_card *c, const struct item_file *f, const struct it
 		cmd[1] = 0xB2;
 		cmd[2] = mode == SSC_READ_BY_NUMBER ? (uint8_t)recno : it->tag;
 		cmd[3] = (uint8_t)(f->sfi << 3 | (mode == SSC_READ_BY_NUMBER ? 0x04 : 0x00));
-		cmd[4] = 0x00;   /* Le 00: the whole record (spec §12.5) */
+		cmd[4] = ssc_read_le(c, it);
 		sw = 0;
+		le_retries = c->io->le_retries;
 		n = apdu_exchange(c->io, cmd, 5, rec, sizeof(rec), &sw, CARDIO_PERSONAL, diag);
 		if (n < 0)
 			goto out;
+		if (c->io->le_retries != le_retries && cmd[4] == 0x00 && c->insertion_flags)
+			*c->insertion_flags |= CARD_FLAG_EXACT_LE;
 		if (sw == 0x6A86 && !forced && !c->mode_switched) {
 			/* This card disabled the mode: use the other one from now on. */
-			c->mode_switched = 1;
-			c->read_mode = mode = mode == SSC_READ_BY_NUMBER ? SSC_READ_BY_TAG
-									 : SSC_READ_BY_NUMBER;
+			mode = ssc_mode_switch(c, mode);
 			continue;
 		}
 		if (sw == 0x6A86 && forced) {
@@ -913,9 +948,7 @@ int ssc_write_record(struct ssc_card *c, const struct item_file *f, const struct
 			goto out;
 		if (sw == 0x6A86 && !append && !f->generic && !c->mode_switched && tries++ == 0) {
 			/* As for reads: this card lacks the mode; the other one from now on. */
-			c->mode_switched = 1;
-			c->read_mode = mode = mode == SSC_READ_BY_NUMBER ? SSC_READ_BY_TAG
-									 : SSC_READ_BY_NUMBER;
+			mode = ssc_mode_switch(c, mode);
 			continue;
 		}
 		break;

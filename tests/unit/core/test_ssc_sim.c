@@ -218,6 +218,20 @@ static void test_quirk_apdus(void **state)
 	assert_int_equal(tu_sim_op(&s, "card.read_basic", NULL), 0);
 	assert_true(tu_sim_sent(&s.card, "00C00000"));      /* GET RESPONSE after 61xx */
 	assert_true(tu_sim_sent(&s.card, "00B2072C0B"));    /* card number: Le 2 + 9 after 6C0B */
+	assert_true(s.flags & CARD_FLAG_EXACT_LE);
+	/*
+	 * The same insertion again: every READ RECORD goes with its record's length at once, so
+	 * no 6Cxx round: 13 commands (SELECT + 12 READ RECORD), each answered 61xx and fetched
+	 * with GET RESPONSE = 26 (the minimum, docs/performance.md).
+	 */
+	s.card.apdus = 0;
+	assert_int_equal(tu_sim_op(&s, "card.read_basic", NULL), 0);
+	assert_int_equal(s.card.apdus, 26);
+	assert_int_equal(tu_sim_count(&s.card, "00C00000"), 13);
+	assert_int_equal(tu_sim_count(&s.card, "00B2072C"), 1);   /* only 00B2072C0B */
+	assert_true(tu_sim_sent(&s.card, "00B2072C0B"));
+	assert_true(tu_sim_sent(&s.card, "00B2023420"));          /* 姓名, EF06 record 2: 2 + 30 */
+	assert_string_equal(str(s.result, "card_number"), "X00000027");
 	tu_sim_close(&s);
 
 	tu_sim_open(&s, "gen2-tagmode", 1);
@@ -228,6 +242,14 @@ static void test_quirk_apdus(void **state)
 	assert_false(tu_sim_sent(&s.card, "00B2013400"));
 	/* Its FCI has no 9F0C: spec 2.00 means DES. */
 	assert_string_equal(str(s.result, "algorithm"), "des");
+	assert_true(s.flags & CARD_FLAG_TAG_MODE);
+	/* The same insertion again: by tag from the first READ RECORD, 13 commands. */
+	s.card.apdus = 0;
+	assert_int_equal(tu_sim_op(&s, "card.read_basic", NULL), 0);
+	assert_int_equal(s.card.apdus, 13);
+	assert_false(tu_sim_sent(&s.card, "00B2032C00"));
+	assert_true(tu_sim_sent(&s.card, "00B2032800"));          /* EF05 03 by tag */
+	assert_string_equal(str(s.result, "card_number"), "X0000006X");
 	tu_sim_close(&s);
 }
 
