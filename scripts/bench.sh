@@ -4,12 +4,16 @@
 # cards and PSAMs, sscardd, and the measuring clients; one line per figure (docs/performance.md).
 # Needs root for the namespaces, like the end-to-end tests; re-runs itself under sudo otherwise.
 #
-#   sudo ./scripts/bench.sh [--quick] [--one-cpu] [--traces] [--json FILE] [SECTION...]
+#   ./scripts/bench.sh [--quick] [--one-cpu] [--traces] [--json FILE] [SECTION...]
 #   sections: apdus latency delay throughput journal (default: all)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "$(basename "$0"): needs root (network namespaces, packages): run it as root, or install sudo" >&2
+    exit 1
+  fi
   exec sudo --preserve-env=SSC_BENCH_BUILD_DIR "$0" "$@"
 fi
 

@@ -7,11 +7,15 @@
 # sscardd against that pcscd, and reads the card with `sscardctl read-basic`. Everything it started
 # is stopped when it ends (or on Ctrl-C); --keep leaves it running and prints how to talk to it.
 #
-#   sudo ./scripts/demo.sh [--simulate] [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json]
+#   ./scripts/demo.sh [--simulate] [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "$(basename "$0"): needs root (network namespaces, packages): run it as root, or install sudo" >&2
+    exit 1
+  fi
   exec sudo "$0" "$@"
 fi
 

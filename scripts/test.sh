@@ -13,7 +13,7 @@
 # for the namespaces; re-runs itself under sudo otherwise. Extra arguments go to ctest
 # (e.g. -R e2e.test_daemon_read).
 #
-#   sudo ./scripts/test.sh [--quick] [ctest args...]
+#   ./scripts/test.sh [--quick] [ctest args...]
 #
 # Environment: SSC_BUILD_DIR (default build/), SSC_ASAN_BUILD_DIR (build-asan/), SSC_FUZZ_BUILD_DIR
 # (build-fuzz/), SSC_FUZZ_SECONDS (per target, default 30), CTEST_ARGS.
@@ -21,6 +21,10 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "$(basename "$0"): needs root (network namespaces, packages): run it as root, or install sudo" >&2
+    exit 1
+  fi
   exec sudo --preserve-env=SSC_BUILD_DIR,SSC_ASAN_BUILD_DIR,SSC_FUZZ_BUILD_DIR,SSC_FUZZ_SECONDS,CTEST_ARGS \
     "$0" "$@"
 fi
