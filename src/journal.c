@@ -668,29 +668,38 @@ static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char 
 }
 
 /*
- * Appends one row in its own transaction with the given durability (full != 0: the commit is
- * fsynced before this returns).
+ * Appends rows[0..n-1] (their times set), in order, in one transaction with the given durability
+ * (full != 0: the commit is fsynced before this returns): all or none. seq_out (may be NULL)
+ * receives the first row's sequence number. The observer hears of each row, or of the failure once.
  */
-static int append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
-		  struct ssc_diag *diag)
+static int append_rows(struct journal *j, struct jrow *rows, size_t n, int full,
+		       int64_t *seq_out, struct ssc_diag *diag)
 {
-	char hash[JOURNAL_HASH_HEX + 1] = "";
+	struct done { int64_t seq; char hash[JOURNAL_HASH_HEX + 1]; } one, *done = &one;
 	struct ssc_diag local;
-	int64_t seq = 0;
-	int ret;
+	size_t i;
+	int ret = 0;
 
+	if (n == 0)
+		return 0;
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
 	if (!diag) {
 		ssc_diag_init(&local);
 		diag = &local;
 	}
-	now_ts(r);
+	if (n > 1 && !(done = calloc(n, sizeof(*done)))) {
+		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory for %zu rows", n);
+		notify(j, rows[0].kind, 0, "", ret, diag);
+		return ret;
+	}
 	pthread_mutex_lock(&j->lock);
 	if (!j->db) {
 		/* Suspended: the owner knows already; no note. */
 		ret = jerr(j, diag, "append");
 		pthread_mutex_unlock(&j->lock);
+		if (done != &one)
+			free(done);
 		return ret;
 	}
 	if (full && exec_sql(j, "PRAGMA synchronous=FULL", NULL) < 0) {
@@ -701,25 +710,37 @@ static int append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
 		ret = jerr(j, diag, "begin");
 		goto out_sync;
 	}
-	ret = row_insert(j, r, &seq, hash);
-	if (ret < 0) {
-		ret = jerr(j, diag, "append row");
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-		goto out_sync;
-	}
-	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	for (i = 0; i < n && ret == 0; i++)
+		if (row_insert(j, &rows[i], &done[i].seq, done[i].hash) < 0)
+			ret = jerr(j, diag, "append row");
+	if (ret == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		ret = jerr(j, diag, "commit");
+	if (ret < 0)
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-	}
 out_sync:
 	if (full)
 		exec_sql(j, "PRAGMA synchronous=NORMAL", NULL);
 out_unlock:
 	pthread_mutex_unlock(&j->lock);
-	if (ret == 0 && seq_out)
-		*seq_out = seq;
-	notify(j, r->kind, seq, hash, ret, diag);
+	if (ret < 0) {
+		notify(j, rows[0].kind, 0, "", ret, diag);
+	} else {
+		if (seq_out)
+			*seq_out = done[0].seq;
+		for (i = 0; i < n; i++)
+			notify(j, rows[i].kind, done[i].seq, done[i].hash, 0, diag);
+	}
+	if (done != &one)
+		free(done);
 	return ret;
+}
+
+/* Appends one row, stamped now, in its own transaction (see append_rows). */
+static int append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
+		  struct ssc_diag *diag)
+{
+	now_ts(r);
+	return append_rows(j, r, 1, full, seq_out, diag);
 }
 
 /* The audit row's fields, borrowed from a (its time: a->when_ms, or now). */
@@ -748,56 +769,21 @@ int journal_audit(struct journal *j, const struct journal_audit *a, struct ssc_d
 int journal_audit_batch(struct journal *j, const struct journal_audit *rows, size_t n,
 			struct ssc_diag *diag)
 {
-	struct done { int64_t seq; char hash[JOURNAL_HASH_HEX + 1]; } *done;
-	struct ssc_diag local;
-	struct jrow r;
-	size_t i;
-	int ret = 0;
+	struct jrow one, *r = &one;
+	int ret;
 
 	if (n == 0)
 		return 0;
-	if (j->flags & JOURNAL_RDONLY)
-		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
-	if (!diag) {
-		ssc_diag_init(&local);
-		diag = &local;
-	}
-	done = calloc(n, sizeof(*done));
-	if (!done) {
+	if (n > 1 && !(r = calloc(n, sizeof(*r)))) {
 		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory for %zu audit rows", n);
 		notify(j, "audit", 0, "", ret, diag);
 		return ret;
 	}
-	pthread_mutex_lock(&j->lock);
-	if (!j->db) {
-		/* Suspended: the owner knows already; no note. */
-		ret = jerr(j, diag, "append");
-		pthread_mutex_unlock(&j->lock);
-		free(done);
-		return ret;
-	}
-	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "begin");
-		goto out_unlock;
-	}
-	/* All rows or none: one commit (one set of WAL frames) for the lot. */
-	for (i = 0; i < n && ret == 0; i++) {
-		audit_row(&r, &rows[i]);
-		if (row_insert(j, &r, &done[i].seq, done[i].hash) < 0)
-			ret = jerr(j, diag, "append row");
-	}
-	if (ret == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		ret = jerr(j, diag, "commit");
-	if (ret < 0)
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-out_unlock:
-	pthread_mutex_unlock(&j->lock);
-	if (ret < 0)
-		notify(j, "audit", 0, "", ret, diag);
-	else
-		for (i = 0; i < n; i++)
-			notify(j, "audit", done[i].seq, done[i].hash, 0, diag);
-	free(done);
+	for (size_t i = 0; i < n; i++)
+		audit_row(&r[i], &rows[i]);
+	ret = append_rows(j, r, n, 0, NULL, diag);
+	if (r != &one)
+		free(r);
 	return ret;
 }
 
