@@ -9,13 +9,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ "$(id -u)" -ne 0 ]; then
-  if ! command -v sudo >/dev/null 2>&1; then
-    echo "$(basename "$0"): needs root (network namespaces, packages): run it as root, or install sudo" >&2
-    exit 1
-  fi
-  exec sudo --preserve-env=SSC_BENCH_BUILD_DIR "$0" "$@"
-fi
+. "$root/scripts/as-root.sh"
+as_root "SSC_BENCH_BUILD_DIR" "$0" "$@"
 
 "$root/scripts/deps.sh"
 build=${SSC_BENCH_BUILD_DIR:-$root/build-bench}

@@ -11,13 +11,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ "$(id -u)" -ne 0 ]; then
-  if ! command -v sudo >/dev/null 2>&1; then
-    echo "$(basename "$0"): needs root (network namespaces, packages): run it as root, or install sudo" >&2
-    exit 1
-  fi
-  exec sudo "$0" "$@"
-fi
+. "$root/scripts/as-root.sh"
+as_root "" "$0" "$@"
 
 profile=gen3-readauth
 keep=0
