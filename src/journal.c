@@ -42,6 +42,7 @@ struct journal {
 	EVP_MAC_CTX *ref_mac;    /* (NULL: the one-shot HMAC() is used instead) */
 	pthread_mutex_t mac_lock;
 	char path[1024];         /* for journal_resume */
+	char why[200];           /* why it was suspended (journal_suspend), for later errors */
 	journal_observer_fn observer;
 	void *observer_arg;
 };
@@ -74,8 +75,11 @@ static const char schema_sql[] =
 
 static int jerr(struct journal *j, struct ssc_diag *diag, const char *what)
 {
+	if (j && !j->db)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s: out of service (%s)", what,
+				    j->why[0] ? j->why : "suspended");
 	return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s: %s", what,
-			    j && j->db ? sqlite3_errmsg(j->db) : "not open (suspended)");
+			    j ? sqlite3_errmsg(j->db) : "no journal");
 }
 
 static void hex_encode(const uint8_t *p, size_t n, char *out)
@@ -371,10 +375,11 @@ out_close:
 	return r;
 }
 
-void journal_suspend(struct journal *j)
+void journal_suspend(struct journal *j, const char *why)
 {
 	pthread_mutex_lock(&j->lock);
 	db_close(j);
+	snprintf(j->why, sizeof(j->why), "%s", why ? why : "");
 	pthread_mutex_unlock(&j->lock);
 }
 
@@ -1483,7 +1488,8 @@ static int blacklist_ref(struct journal *j, const char *label, const char *value
 	return 0;
 }
 
-int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id)
+int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id,
+			struct ssc_diag *diag)
 {
 	char num[JOURNAL_REF_HEX + 1] = "", id[JOURNAL_REF_HEX + 1] = "";
 	sqlite3_stmt *st;
@@ -1501,16 +1507,17 @@ int journal_blacklisted(struct journal *j, const char *card_number, const char *
 	if (!num[0] && !id[0])
 		return 0;
 	pthread_mutex_lock(&j->lock);
-	st = jstmt(j, JSTMT_BLACKLIST, "SELECT EXISTS(SELECT 1 FROM blacklist WHERE ref = ?1) OR"
-		   " EXISTS(SELECT 1 FROM blacklist WHERE ref = ?2)");
+	st = j->db ? jstmt(j, JSTMT_BLACKLIST, "SELECT EXISTS(SELECT 1 FROM blacklist WHERE ref ="
+			   " ?1) OR EXISTS(SELECT 1 FROM blacklist WHERE ref = ?2)") : NULL;
 	if (!st) {
+		r = jerr(j, diag, "lost-card list");
 		pthread_mutex_unlock(&j->lock);
-		return SSC_EJOURNAL;
+		return r;
 	}
 	sqlite3_bind_text(st, 1, num, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	r = rc == SQLITE_ROW ? (sqlite3_column_int(st, 0) != 0) : SSC_EJOURNAL;
+	r = rc == SQLITE_ROW ? (sqlite3_column_int(st, 0) != 0) : jerr(j, diag, "lost-card list");
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	pthread_mutex_unlock(&j->lock);

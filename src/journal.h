@@ -85,9 +85,9 @@ void journal_close(struct journal *j);
  * Closes the database connection but keeps the handle, its keys and its observer: every later call
  * that needs the database fails with SSC_EJOURNAL (and tells no observer) until journal_resume().
  * For an owner that found the journal failing and wants to stop using it while other threads may
- * still hold the pointer. Idempotent. Thread-safe; blocks while another call is in progress.
+ * still hold the pointer; why (may be NULL) is kept and named by those failures. Idempotent. Thread-safe; blocks while another call is in progress.
  */
-void journal_suspend(struct journal *j);
+void journal_suspend(struct journal *j, const char *why);
 
 /*
  * Reopens the database of a suspended handle (same path, same keys; the schema is checked again).
@@ -233,8 +233,9 @@ int journal_blacklist_import(struct journal *j, FILE *f, struct ssc_diag *diag);
 
 /*
  * Whether a card (its card number and/or card id, either may be NULL) is on the lost-card list.
- * Returns 1 listed, 0 not, or SSC_EJOURNAL.
+ * Returns 1 listed, 0 not, or SSC_EJOURNAL with the reason in diag (may be NULL).
  */
-int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id);
+int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id,
+			struct ssc_diag *diag);
 
 #endif

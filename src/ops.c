@@ -110,9 +110,11 @@ static int ops_resolve_card(const struct op_env *env, struct ssc_card *c, const 
 static int ops_identify(const struct op_env *env, struct op_call *call, struct ssc_card *c,
 			int writing, struct ssc_diag *diag)
 {
+	struct ssc_diag why;
 	char id_hex[33];
 	int rc;
 
+	ssc_diag_init(&why);
 	if (!env->journal)
 		return writing ? ssc_diag_set(diag, SSC_EJOURNAL, "the journal is not open: "
 					      "writes are refused") : 0;
@@ -123,15 +125,16 @@ static int ops_identify(const struct op_env *env, struct op_call *call, struct s
 		return rc;
 	journal_card_ref(env->journal, c->card_number, call->card_ref);
 	items_hex(c->card_id, 16, id_hex, sizeof(id_hex));
-	rc = journal_blacklisted(env->journal, c->card_number, id_hex);
+	rc = journal_blacklisted(env->journal, c->card_number, id_hex, &why);
 	if (rc == 1)
 		return ssc_diag_set(diag, SSC_EBLACKLISTED, "the card is on the lost-card list "
 				    "(挂失): do not accept it");
 	if (rc < 0) {
 		if (writing)
-			return ssc_diag_set(diag, SSC_EJOURNAL, "the lost-card list cannot be read: "
-					    "writes are refused");
-		log_warn("journal: the lost-card list cannot be read; the read goes on unchecked");
+			return ssc_diag_set(diag, SSC_EJOURNAL, "the lost-card list cannot be read "
+					    "(%.160s): writes are refused", why.msg);
+		log_warn("journal: the lost-card list cannot be read (%s); the read goes on unchecked",
+			 why.msg);
 	}
 	return 0;
 }

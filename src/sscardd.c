@@ -443,7 +443,7 @@ static int journal_try(struct daemon *d, struct ssc_diag *diag)
 		rc = journal_resume(daemon_journal, diag);
 		/* Opening is not enough: the chain's end must be readable (a dropped table). */
 		if (rc == 0 && journal_head(daemon_journal, &seq, hash) != 0) {
-			journal_suspend(daemon_journal);
+			journal_suspend(daemon_journal, "the chain head cannot be read");
 			rc = ssc_diag_set(diag, SSC_EJOURNAL, "journal: the chain head cannot be "
 					  "read");
 		}
@@ -478,7 +478,7 @@ static void journal_down(struct daemon *d, const char *why)
 		 * Close its database: later calls (a worker mid-write, the audit writer) fail at
 		 * once. Waits for an append in progress (bounded by SQLite's busy timeout).
 		 */
-		journal_suspend(daemon_journal);
+		journal_suspend(daemon_journal, why);
 	}
 	log_error("journal %s is unavailable: %s. Card writes are refused (SSC_EJOURNAL) until it "
 		  "is back; reads go on. Retrying every %d ms", d->cfg.journal_path, why,
@@ -611,7 +611,7 @@ static void journal_finish(struct daemon *d)
 		daemon_journal = NULL;
 	} else {
 		/* A stuck worker may still append: keep the handle, without its database. */
-		journal_suspend(daemon_journal);
+		journal_suspend(daemon_journal, "the daemon is stopping");
 	}
 }
 

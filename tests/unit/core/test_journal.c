@@ -377,12 +377,13 @@ static void test_blacklist(void **state)
 	fp = fopen(path, "r");
 	assert_int_equal(journal_blacklist_import(f->j, fp, &d), 2);
 	fclose(fp);
-	assert_int_equal(journal_blacklisted(f->j, "X00000019", NULL), 1);
-	assert_int_equal(journal_blacklisted(f->j, "x00000019", NULL), 1);
-	assert_int_equal(journal_blacklisted(f->j, "Y00000017", NULL), 0);
-	assert_int_equal(journal_blacklisted(f->j, NULL, "330100D15600000500BF7C7AC9FC0FEC"), 1);
-	assert_int_equal(journal_blacklisted(f->j, "Y00000017", "330100D15600000500BF7C7AC9FC0FED"),
-			 0);
+	assert_int_equal(journal_blacklisted(f->j, "X00000019", NULL, NULL), 1);
+	assert_int_equal(journal_blacklisted(f->j, "x00000019", NULL, NULL), 1);
+	assert_int_equal(journal_blacklisted(f->j, "Y00000017", NULL, NULL), 0);
+	assert_int_equal(journal_blacklisted(f->j, NULL, "330100D15600000500BF7C7AC9FC0FEC", NULL),
+			 1);
+	assert_int_equal(journal_blacklisted(f->j, "Y00000017", "330100D15600000500BF7C7AC9FC0FED",
+					     NULL), 0);
 
 	/* A malformed line rejects the whole file and names the line. */
 	fp = fopen(path, "w");
@@ -393,7 +394,7 @@ static void test_blacklist(void **state)
 	assert_int_equal(journal_blacklist_import(f->j, fp, &d), SSC_EINVAL);
 	fclose(fp);
 	assert_non_null(strstr(d.msg, "line 2"));
-	assert_int_equal(journal_blacklisted(f->j, "Y00000017", NULL), 0);
+	assert_int_equal(journal_blacklisted(f->j, "Y00000017", NULL, NULL), 0);
 	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), 0);
 }
 
@@ -542,18 +543,22 @@ static void test_suspend_and_resume(void **state)
 	add_audits(f->j, 2);
 	journal_set_observer(f->j, observer, &h);
 	assert_int_equal(journal_suspended(f->j), 0);
-	journal_suspend(f->j);
-	journal_suspend(f->j);   /* idempotent */
+	journal_suspend(f->j, "database or disk is full");
+	journal_suspend(f->j, "database or disk is full");   /* idempotent */
 	assert_int_equal(journal_suspended(f->j), 1);
 	ssc_diag_init(&d);
 	assert_int_equal(journal_audit(f->j, &a, &d), SSC_EJOURNAL);
-	assert_non_null(strstr(d.msg, "suspended"));
+	/* Every later failure names the reason it was taken out of service. */
+	assert_non_null(strstr(d.msg, "out of service (database or disk is full)"));
 	assert_int_equal(journal_intent(f->j, NULL, "c", "r", "SSSE/EF06", "{}", &id, &d),
 			 SSC_EJOURNAL);
 	assert_int_equal(journal_outcome(f->j, 1, JOURNAL_FAILED, "SSC_EIO", "card", &d),
 			 SSC_EJOURNAL);
 	assert_int_equal(journal_head(f->j, &seq, head), SSC_EJOURNAL);
-	assert_int_equal(journal_blacklisted(f->j, "X00000019", NULL), SSC_EJOURNAL);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_blacklisted(f->j, "X00000019", NULL, &d), SSC_EJOURNAL);
+	assert_string_equal(d.msg, "journal: lost-card list: out of service (database or disk is "
+			    "full)");
 	assert_int_equal(journal_pending_count(f->j, NULL), SSC_EJOURNAL);
 	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), SSC_EJOURNAL);
 	assert_int_equal(journal_prune_before(f->j, 1, &d), SSC_EJOURNAL);
@@ -584,7 +589,7 @@ static void test_resume_refuses_a_corrupted_file(void **state)
 	FILE *fp;
 
 	add_audits(f->j, 1);
-	journal_suspend(f->j);
+	journal_suspend(f->j, "test");
 	/* The file is overwritten while suspended (the WAL goes with it). */
 	{
 		char p[160];

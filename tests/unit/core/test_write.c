@@ -448,7 +448,7 @@ static void test_refused_by_card_state(void **state)
 
 	/* The journal suspended (unwritable): writes refused, the card untouched; reads go on. */
 	open_desk(&s, &tj, "gen2", 1);
-	journal_suspend(tj.j);
+	journal_suspend(tj.j, "test");
 	assert_int_equal(tu_sim_op(&s, "card.write_items", "{\"file\": \"DF04/EF06\", \"items\": "
 				   "{\"41\": \"01\"}}"), SSC_EJOURNAL);
 	assert_false(tu_sim_sent(&s.card, "04DC"));
