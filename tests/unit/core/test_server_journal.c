@@ -32,7 +32,7 @@
 #include "sscard/error.h"
 
 static char bindir[PATH_MAX - 64];
-static char ctl[PATH_MAX], daemon_bin[PATH_MAX];
+static char ctl[PATH_MAX], ctl_built[PATH_MAX], daemon_bin[PATH_MAX];
 
 struct fx {
 	char dir[64];
@@ -57,7 +57,8 @@ static int group_setup(void **state)
 	bindir[n] = '\0';
 	slash = strrchr(bindir, '/');
 	*slash = '\0';
-	snprintf(ctl, sizeof(ctl), "%s/../src/sscardctl", bindir);
+	snprintf(ctl_built, sizeof(ctl_built), "%s/../src/sscardctl", bindir);
+	snprintf(ctl, sizeof(ctl), "%s", ctl_built);
 	snprintf(daemon_bin, sizeof(daemon_bin), "%s/../src/sscardd", bindir);
 	/* No pcscd for this daemon: no readers, which is all these tests need. */
 	setenv("PCSCLITE_CSOCK_NAME", "/nonexistent/ssc-test-journal/pcscd.comm", 1);
@@ -106,6 +107,7 @@ static int teardown(void **state)
 	}
 	rm_rf(f->dir);
 	free(f);
+	snprintf(ctl, sizeof(ctl), "%s", ctl_built);   /* a test may have run a copy (in f->dir) */
 	return 0;
 }
 
@@ -175,6 +177,33 @@ static void run_ctl_v(struct run *r, uid_t uid, gid_t gid, const char *in_path, 
 	assert_true(WIFEXITED(status));
 	r->status = WEXITSTATUS(status);
 	print_message("exit %d\nstdout: %s\nstderr: %s\n", r->status, r->out, r->err);
+}
+
+/*
+ * Copies sscardctl into dir (mode 0755) and makes the runs use the copy until teardown: the build
+ * tree may sit in a directory other uids cannot enter (a clone in mktemp -d, mode 0700).
+ */
+static void ctl_copy_for_others(const char *dir)
+{
+	char copy[PATH_MAX], buf[65536];
+	int in, out;
+	ssize_t n;
+
+	snprintf(copy, sizeof(copy), "%s/sscardctl", dir);
+	in = open(ctl, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		print_message("no %s: build the sscardctl target\n", ctl);
+		skip();
+	}
+	out = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	assert_true(out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	close(in);
+	assert_int_equal(fchmod(out, 0755), 0);
+	assert_int_equal(close(out), 0);
+	snprintf(ctl, sizeof(ctl), "%s", copy);
 }
 
 static void run_ctl(struct run *r, const char *in_path, ...)
@@ -453,10 +482,10 @@ static void test_blacklist_import(void **state)
 
 	ssc_diag_init(&d);
 	assert_int_equal(journal_open(f->db, NULL, JOURNAL_RDONLY, &j, &d), 0);
-	assert_int_equal(journal_blacklisted(j, "X00000019", NULL), 1);
-	assert_int_equal(journal_blacklisted(j, NULL, "330100D15600000500BF7C7AC9FC0FEC"), 1);
-	assert_int_equal(journal_blacklisted(j, "X00000027", NULL), 1);
-	assert_int_equal(journal_blacklisted(j, "X00000035", NULL), 0);
+	assert_int_equal(journal_blacklisted(j, "X00000019", NULL, NULL), 1);
+	assert_int_equal(journal_blacklisted(j, NULL, "330100D15600000500BF7C7AC9FC0FEC", NULL), 1);
+	assert_int_equal(journal_blacklisted(j, "X00000027", NULL, NULL), 1);
+	assert_int_equal(journal_blacklisted(j, "X00000035", NULL, NULL), 0);
 	journal_close(j);
 	/* The imports are rows of the chain, and the chain still holds. */
 	run_ctl(&r, NULL, "journal", "verify", "--journal", f->db, NULL);
@@ -728,6 +757,7 @@ static void test_daemon_group_member_audited_under_its_uid(void **state)
 		skip();
 	}
 	assert_int_equal(chmod(f->dir, 0755), 0);   /* others may reach the socket's directory */
+	ctl_copy_for_others(f->dir);
 	write_conf_group(f, "nogroup");
 	start_daemon(f);
 	run_ctl_as(&r, 65534, 65534, "--socket", f->sock, "call", "system.info", NULL);
