@@ -31,6 +31,9 @@
 /* Statements on every call's path, prepared once per open database (lock held to use them). */
 enum jstmt_id { JSTMT_TAIL, JSTMT_INSERT, JSTMT_BLACKLIST, JSTMT_COUNT };
 
+#define JOURNAL_MEMO 4           /* refs remembered (ref_memo) */
+#define JOURNAL_MEMO_VALUE 64    /* longest value remembered (card numbers and ids are shorter) */
+
 struct journal {
 	sqlite3 *db;             /* NULL while suspended (journal_suspend) */
 	sqlite3_stmt *stmt[JSTMT_COUNT];
@@ -41,6 +44,18 @@ struct journal {
 	EVP_MAC_CTX *chain_mac;  /* HMAC-SHA-256 keyed with chain_key / ref_key, used through copies */
 	EVP_MAC_CTX *ref_mac;    /* (NULL: the one-shot HMAC() is used instead) */
 	pthread_mutex_t mac_lock;
+	/*
+	 * The last keyed refs computed (mac_lock): a read names one card three times (lost-card
+	 * check by number and by card id, the audit row's card), and so does every later call on
+	 * the same card. Card names only (memo_label). Wiped at close like the keys.
+	 */
+	struct ref_memo {
+		const char *label;           /* a string literal of this file; NULL = empty */
+		size_t len;
+		uint8_t value[JOURNAL_MEMO_VALUE];
+		char ref[JOURNAL_REF_HEX + 1];
+	} memo[JOURNAL_MEMO];
+	unsigned memo_next;              /* the entry the next miss replaces */
 	char path[1024];         /* for journal_resume */
 	char why[200];           /* why it was suspended (journal_suspend), for later errors */
 	journal_observer_fn observer;
@@ -447,6 +462,7 @@ void journal_close(struct journal *j)
 	db_close(j);
 	OPENSSL_cleanse(j->chain_key, sizeof(j->chain_key));
 	OPENSSL_cleanse(j->ref_key, sizeof(j->ref_key));
+	OPENSSL_cleanse(j->memo, sizeof(j->memo));
 	EVP_MAC_CTX_free(j->chain_mac);   /* frees the keyed state with it */
 	EVP_MAC_CTX_free(j->ref_mac);
 	pthread_mutex_destroy(&j->mac_lock);
@@ -454,13 +470,67 @@ void journal_close(struct journal *j)
 	free(j);
 }
 
-/* HMAC(ref_key, label ‖ 00 ‖ value), truncated to JOURNAL_REF_HEX hex digits. */
+/*
+ * Whether refs of this label are remembered: the names of cards (card numbers, card ids), not
+ * the refs of record values, which may be personal data.
+ */
+static int memo_label(const char *label)
+{
+	return strcmp(label, "card") == 0 || strcmp(label, "bl-number") == 0 ||
+	       strcmp(label, "bl-id") == 0;
+}
+
+/* A remembered ref for (label, v), copied to out: 1; or 0 (mac_lock not held). */
+static int memo_get(struct journal *j, const char *label, const uint8_t *v, size_t len, char *out)
+{
+	int hit = 0;
+
+	if (len > JOURNAL_MEMO_VALUE || !memo_label(label))
+		return 0;
+	pthread_mutex_lock(&j->mac_lock);
+	for (size_t i = 0; i < JOURNAL_MEMO && !hit; i++) {
+		const struct ref_memo *m = &j->memo[i];
+
+		if (m->label && m->len == len && strcmp(m->label, label) == 0 &&
+		    memcmp(m->value, v, len) == 0) {
+			memcpy(out, m->ref, JOURNAL_REF_HEX + 1);
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&j->mac_lock);
+	return hit;
+}
+
+static void memo_put(struct journal *j, const char *label, const uint8_t *v, size_t len,
+		     const char *ref)
+{
+	struct ref_memo *m;
+
+	if (len > JOURNAL_MEMO_VALUE || !memo_label(label))
+		return;
+	pthread_mutex_lock(&j->mac_lock);
+	m = &j->memo[j->memo_next];
+	j->memo_next = (j->memo_next + 1) % JOURNAL_MEMO;
+	m->label = label;
+	m->len = len;
+	memcpy(m->value, v, len);
+	memcpy(m->ref, ref, JOURNAL_REF_HEX + 1);
+	pthread_mutex_unlock(&j->mac_lock);
+}
+
+/*
+ * HMAC(ref_key, label ‖ 00 ‖ value), truncated to JOURNAL_REF_HEX hex digits. label must be a
+ * string literal (the memo keeps the pointer).
+ */
 static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, size_t len,
 		      char *out)
 {
 	uint8_t stackbuf[512], mac[32];
 	uint8_t *buf = stackbuf;
 	size_t ll = strlen(label), total = ll + 1 + len;
+
+	if (memo_get(j, label, v, len, out))
+		return;
 
 	if (total > sizeof(stackbuf))
 		buf = malloc(total);
@@ -479,6 +549,8 @@ static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, si
 	if (buf != stackbuf)
 		free(buf);
 	hex_encode(mac, JOURNAL_REF_HEX / 2, out);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	memo_put(j, label, v, len, out);
 }
 
 void journal_card_ref(struct journal *j, const char *card_number, char *out)

@@ -634,11 +634,6 @@ static void job_done(struct job *job)
 	const char *reader = job->used_reader[0] ? job->used_reader : job->reader_id;
 	char lr[SSC_READER_ID_MAX];
 
-	/* An audit line: who, what, where, how it ended; never params or results (PINs, names). */
-	log_info("client %u uid %ld: %s on %s: %s (%lld ms)%s", c->peer.id, (long)c->peer.uid,
-		 rj->op->method, reader[0] ? log_safe(reader, lr, sizeof(lr)) : "-",
-		 job->err ? ssc_strerror_name(job->err) : "ok", (long long)ms,
-		 c->owner ? "" : " (client gone, result dropped)");
 	if (c->owner && rj->id) {
 		if (job->err == 0) {
 			json_t *res = job->result;
@@ -665,6 +660,15 @@ static void job_done(struct job *job)
 							     &job->diag, reader));
 		}
 	}
+	/*
+	 * An audit line: who, what, where, how it ended; never params or results (PINs, names).
+	 * After the reply, which is written at once when the socket takes it: the client does not
+	 * wait for the log.
+	 */
+	log_info("client %u uid %ld: %s on %s: %s (%lld ms)%s", c->peer.id, (long)c->peer.uid,
+		 rj->op->method, reader[0] ? log_safe(reader, lr, sizeof(lr)) : "-",
+		 job->err ? ssc_strerror_name(job->err) : "ok", (long long)ms,
+		 c->owner ? "" : " (client gone, result dropped)");
 	/*
 	 * The audit row, after the reply is queued. At an overrun the worker may still write
 	 * card_ref (as it may diag): leave it out then.

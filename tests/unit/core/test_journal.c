@@ -112,6 +112,8 @@ static void test_chain_intact(void **state)
  *   K=000102...1f; RK=$(printf 'sscard journal ref v1' | openssl dgst -sha256 -mac HMAC \
  *     -macopt hexkey:$K -hex); printf 'card\0X00000019' | openssl dgst -sha256 -mac HMAC \
  *     -macopt hexkey:$RK -hex
+ * and the same for "card" 00 "X00000020" (d9d37142…), which the loop interleaves so that the
+ * remembered refs (journal.c, ref_memo) are checked as well as the computed ones.
  */
 static void test_card_ref_vector(void **state)
 {
@@ -135,7 +137,19 @@ static void test_card_ref_vector(void **state)
 	for (int i = 0; i < 3; i++) {   /* the keyed context is reused: every use is the same */
 		journal_card_ref(j, "X00000019", ref);
 		assert_string_equal(ref, "67a9f4fb64576d711ecef29524a6f163");
+		journal_card_ref(j, "X00000020", ref);
+		assert_string_equal(ref, "d9d37142fac091e4e2d1984ffbafe58f");
+		journal_card_ref(j, "X0000001", ref);   /* a prefix is another card */
+		assert_string_not_equal(ref, "67a9f4fb64576d711ecef29524a6f163");
 	}
+	for (int i = 0; i < 6; i++) {   /* more cards than the memo holds: evicted, computed again */
+		char num[16];
+
+		snprintf(num, sizeof(num), "Y%08d", i);
+		journal_card_ref(j, num, ref);
+	}
+	journal_card_ref(j, "X00000019", ref);
+	assert_string_equal(ref, "67a9f4fb64576d711ecef29524a6f163");
 	journal_close(j);
 	unlink(db);
 	unlink(key);
