@@ -17,7 +17,7 @@ static void bench_usage(FILE *f)
 	fprintf(f,
 		"usage: sscard-bench pcsc --script FILE... --reader NAME [--psam-reader NAME] [-n RUNS]\n"
 		"                         [--warmup N] [--connect-per-run] [--context-per-run]\n"
-		"                         [--reset] [--verbose] [--samples FILE]\n"
+		"                         [--reset] [--handoff] [--verbose] [--samples FILE]\n"
 		"       sscard-bench rpc --socket PATH --method M [--params JSON]... [-n RUNS]\n"
 		"                        [--warmup N] [--allow-errors] [--timeout-ms MS]\n"
 		"                        [--samples FILE]\n"
@@ -36,7 +36,7 @@ static void bench_usage(FILE *f)
 enum {
 	OPT_SCRIPT = 256, OPT_READER, OPT_PSAM, OPT_WARMUP, OPT_CONNECT, OPT_CONTEXT, OPT_RESET,
 	OPT_VERBOSE, OPT_SOCKET, OPT_METHOD, OPT_PARAMS, OPT_ALLOW, OPT_TIMEOUT, OPT_CLIENTS,
-	OPT_SECONDS, OPT_RETRY, OPT_DIR, OPT_AUDIT, OPT_INTENTS, OPT_SAMPLES,
+	OPT_SECONDS, OPT_RETRY, OPT_DIR, OPT_AUDIT, OPT_INTENTS, OPT_SAMPLES, OPT_HANDOFF,
 };
 
 static const struct option bench_options[] = {
@@ -47,6 +47,7 @@ static const struct option bench_options[] = {
 	{ "connect-per-run", no_argument, NULL, OPT_CONNECT },
 	{ "context-per-run", no_argument, NULL, OPT_CONTEXT },
 	{ "reset", no_argument, NULL, OPT_RESET },
+	{ "handoff", no_argument, NULL, OPT_HANDOFF },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "method", required_argument, NULL, OPT_METHOD },
@@ -115,6 +116,7 @@ int main(int argc, char **argv)
 		case OPT_CONNECT: po.connect_per_run = 1; break;
 		case OPT_CONTEXT: po.context_per_run = 1; break;
 		case OPT_RESET: po.reset_per_run = 1; break;
+		case OPT_HANDOFF: po.handoff = 1; break;
 		case OPT_VERBOSE: po.verbose = 1; break;
 		case OPT_SOCKET: ro.socket_path = optarg; break;
 		case OPT_METHOD: ro.method = optarg; break;

@@ -1,6 +1,7 @@
 /*
  * This file contains the bare PC/SC client of the benchmark (bench_pcsc.h).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,11 +139,55 @@ static int bench_pcsc_script(const struct bench_seq *s, struct bench_pcsc_conn *
 	return 0;
 }
 
+/* Everything one run does (i counts from 0, warm-up included): 0 or 1 (said why). */
+static int bench_pcsc_one(const struct bench_seq *s, const struct bench_pcsc_opts *o,
+			  struct bench_pcsc_conn *card, struct bench_pcsc_conn *psam, int i)
+{
+	DWORD disp = o->reset_per_run ? SCARD_RESET_CARD : SCARD_LEAVE_CARD;
+
+	if (o->context_per_run && (bench_pcsc_open_ctx(card) || bench_pcsc_list(card)))
+		return 1;
+	if ((o->connect_per_run || o->context_per_run) && bench_pcsc_connect(card, o->card_reader))
+		return 1;
+	if (bench_pcsc_script(s, card, psam, i == 0, o->verbose && i == 0))
+		return 1;
+	if (o->connect_per_run || o->context_per_run)
+		bench_pcsc_close(card, disp, !o->context_per_run);
+	return 0;
+}
+
+/*
+ * --handoff: the runs happen on this thread, each started by a byte on go[0] and answered with
+ * its result on done[1], as a daemon's event loop hands a request to a reader worker and takes
+ * the answer back. A daemon cannot do with fewer hand-offs (docs/performance.md).
+ */
+struct bench_handoff {
+	const struct bench_seq *s;
+	const struct bench_pcsc_opts *o;
+	struct bench_pcsc_conn *card, *psam;
+	int go[2], done[2];
+};
+
+static void *bench_pcsc_worker(void *arg)
+{
+	struct bench_handoff *h = arg;
+	char b;
+
+	for (int i = 0; read(h->go[0], &b, 1) == 1; i++) {
+		b = (char)bench_pcsc_one(h->s, h->o, h->card, h->psam, i);
+		if (write(h->done[1], &b, 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
 int bench_pcsc_run_all(const struct bench_seq *s, const struct bench_pcsc_opts *o)
 {
 	struct bench_pcsc_conn card, psam;
 	struct bench_stats st;
-	DWORD disp = o->reset_per_run ? SCARD_RESET_CARD : SCARD_LEAVE_CARD;
+	struct bench_handoff h = { s, o, &card, &psam, { -1, -1 }, { -1, -1 } };
+	pthread_t worker;
+	int have_worker = 0;
 	int rc = 1;
 
 	memset(&card, 0, sizeof(card));
@@ -158,17 +203,24 @@ int bench_pcsc_run_all(const struct bench_seq *s, const struct bench_pcsc_opts *
 		goto out;
 	if (!o->connect_per_run && !o->context_per_run && bench_pcsc_connect(&card, o->card_reader))
 		goto out;
+	if (o->handoff) {
+		if (pipe(h.go) != 0 || pipe(h.done) != 0 ||
+		    pthread_create(&worker, NULL, bench_pcsc_worker, &h) != 0) {
+			perror("sscard-bench: --handoff");
+			goto out;
+		}
+		have_worker = 1;
+	}
 	for (int i = 0; i < o->warmup + o->runs; i++) {
 		double t0 = bench_now_us();
+		char b = 0;
 
-		if (o->context_per_run && (bench_pcsc_open_ctx(&card) || bench_pcsc_list(&card)))
+		if (!o->handoff) {
+			if (bench_pcsc_one(s, o, &card, &psam, i))
+				goto out;
+		} else if (write(h.go[1], &b, 1) != 1 || read(h.done[0], &b, 1) != 1 || b != 0) {
 			goto out;
-		if ((o->connect_per_run || o->context_per_run) && bench_pcsc_connect(&card, o->card_reader))
-			goto out;
-		if (bench_pcsc_script(s, &card, &psam, i == 0, o->verbose && i == 0))
-			goto out;
-		if (o->connect_per_run || o->context_per_run)
-			bench_pcsc_close(&card, disp, !o->context_per_run);
+		}
 		if (i >= o->warmup && bench_stats_add(&st, bench_now_us() - t0) != 0)
 			goto out;
 	}
@@ -177,6 +229,17 @@ int bench_pcsc_run_all(const struct bench_seq *s, const struct bench_pcsc_opts *
 	bench_stats_print(stdout, "pcsc", &st);
 	rc = 0;
 out:
+	if (have_worker) {
+		close(h.go[1]);   /* the worker's read ends: it returns */
+		h.go[1] = -1;
+		pthread_join(worker, NULL);
+	}
+	for (int k = 0; k < 2; k++) {
+		if (h.go[k] >= 0)
+			close(h.go[k]);
+		if (h.done[k] >= 0)
+			close(h.done[k]);
+	}
 	bench_pcsc_close(&card, SCARD_LEAVE_CARD, 0);
 	bench_pcsc_close(&psam, SCARD_LEAVE_CARD, 0);
 	bench_stats_free(&st);

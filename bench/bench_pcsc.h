@@ -2,8 +2,8 @@
  * This file contains the bare PC/SC client of the benchmark: it sends an APDU script (bench_seq.h)
  * straight to pcscd, as many times as asked, and times each run. It is the physical limit the
  * daemon is compared with: the same APDUs with nothing around them. Options add, one by one, the
- * PC/SC calls the daemon's driver makes around each operation, so that the daemon's overhead can
- * be attributed.
+ * PC/SC calls the daemon's driver makes around each operation, or the hand-off of each run to
+ * another thread and back, so that the daemon's overhead can be attributed.
  */
 #ifndef BENCH_PCSC_H
 #define BENCH_PCSC_H
@@ -19,6 +19,8 @@ struct bench_pcsc_opts {
 	int context_per_run;        /* and SCardEstablishContext + SCardListReaders + release */
 	int reset_per_run;          /* disconnect with SCARD_RESET_CARD (as after an authentication) */
 	int verbose;                /* print every exchange of the first run */
+	int handoff;                /* each run is handed to a second thread through a pipe and its
+				       end handed back the same way (what a daemon's worker does) */
 	const char *samples;        /* write every timed run's duration here (NULL: don't) */
 };
 

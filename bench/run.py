@@ -451,6 +451,7 @@ def timed_pair(rig, scripts, runs, blocks, label, extra_variants=(), psam_slot=N
 
 # The PC/SC calls the daemon's pcsc driver makes around one operation, added to the bare client.
 ATTRIBUTION = [
+    ('+hand-off to a thread and back', ['--handoff']),
     ('+connect/status/disconnect', ['--connect-per-run']),
     ('+context/list/connect/status/disc.', ['--context-per-run']),
 ]
