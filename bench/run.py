@@ -9,7 +9,8 @@ sscard-bench against them, and prints one line per figure:
   the same minimal APDU sequence straight to pcscd, in the same run, with the two APDU traces
   compared (simulator --verbose logs); the same with the simulator delaying each APDU;
 * where the daemon's time goes: the bare client again with the PC/SC calls the daemon makes
-  around each operation added one by one;
+  around each operation added one by one, and with each run handed to a second thread and back
+  (the hand-off any daemon makes: --handoff);
 * throughput with N clients on one reader and M readers in parallel, with the daemon's memory;
 * a repeated read of the same card (the daemon does not cache) and what a cache could save;
 * journal rows per second with the durability the design promises.
@@ -449,7 +450,8 @@ def timed_pair(rig, scripts, runs, blocks, label, extra_variants=(), psam_slot=N
     return res, ratio
 
 
-# The PC/SC calls the daemon's pcsc driver makes around one operation, added to the bare client.
+# What the daemon adds around one operation, added to the bare client one at a time: the hand-off
+# to a worker thread and back, and the PC/SC calls its pcsc driver makes.
 ATTRIBUTION = [
     ('+hand-off to a thread and back', ['--handoff']),
     ('+connect/status/disconnect', ['--connect-per-run']),
