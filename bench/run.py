@@ -11,6 +11,7 @@ sscard-bench against them, and prints one line per figure:
 * where the daemon's time goes: the bare client again with the PC/SC calls the daemon makes
   around each operation added one by one, and with each run handed to a second thread and back
   (the hand-off any daemon makes: --handoff);
+* the CPU time per read of the daemon (all its threads) and of the bare client;
 * throughput with N clients on one reader and M readers in parallel, with the daemon's memory;
 * a repeated read of the same card (the daemon does not cache) and what a cache could save;
 * journal rows per second with the durability the design promises.
@@ -26,6 +27,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -107,6 +109,44 @@ def proc_memory(pid):
                 k, v = line.split(':', 1)
                 mem[k] = int(v.split()[0])
     return mem
+
+
+def proc_cpu_ns(pid):
+    """CPU time of all of a process's threads so far, in ns (schedstat: exact, not ticks)."""
+    total = 0
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{tid}/schedstat') as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass          # a thread that ended meanwhile
+    return total
+
+
+def children_cpu_s():
+    """CPU time of this process's waited-for children so far, in s (user + system)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def bench_cpu(rig, script, runs, label):
+    """CPU time per read: the daemon's (all its threads, while a client calls it runs times)
+    against the bare client's (a process doing the same runs): what the daemon costs in work,
+    which the cross-CPU wake-ups that move the latency figures on a VM do not blur."""
+    pid = rig.d.proc.pid
+    rpc = ['rpc', '--socket', rig.d.socket_path, '--method', 'card.read_basic', '--warmup', 0]
+    run_bench(rpc + ['-n', 5])       # the card connected and warm
+    before = proc_cpu_ns(pid)
+    run_bench(rpc + ['-n', runs])
+    daemon_ms = (proc_cpu_ns(pid) - before) / 1e6 / runs
+    before = children_cpu_s()
+    run_bench(['pcsc', '--reader', rig.h.reader_name(0), '-n', runs, '--warmup', 0, '--script',
+               os.path.join(SEQ, script)], env=rig.env())
+    bare_ms = (children_cpu_s() - before) * 1000 / runs
+    say(f'cpu     {label}: daemon {daemon_ms:.3f} ms per read (all threads), bare client '
+        f'{bare_ms:.3f} ms per read (the process, start-up included); the daemon\'s work beyond '
+        f'the bare client: {daemon_ms - bare_ms:.3f} ms ({runs} reads each)')
+    figure('cpu', label, daemon_ms=daemon_ms, bare_ms=bare_ms, runs=runs)
 
 
 def machine():
@@ -473,6 +513,7 @@ def bench_latency(quick):
         rig.wait({0: 'user', 1: None})
         timed_pair(rig, ['read_basic.seq'], runs, 5, 'card.read_basic gen2 (no PSAM)',
                    extra_variants=ATTRIBUTION)
+        bench_cpu(rig, 'read_basic.seq', 200 if quick else 1000, 'card.read_basic gen2 (no PSAM)')
         # Repeated reads of one inserted card: every read costs the whole sequence; a safe cache
         # would still check the card (card_check.seq).
         res = run_bench(['pcsc', '--reader', rig.h.reader_name(0), '--script',
