@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import resource
 import statistics
@@ -431,42 +432,64 @@ def trace_check(rig, scripts, label, reader_slot=0, psam_slot=None, roles=None):
                 say(f'    {i + 1:2d} {"  " if a == b else "!="} daemon {a:40s} minimal {b}')
 
 
+# Untimed runs at the start of every block of timed_pair: a new client process (and its
+# --handoff thread) runs its first reads slower while the scheduler settles where it runs.
+WARMUP = 20
+
+
 def timed_pair(rig, scripts, runs, blocks, label, extra_variants=(), psam_slot=None,
-               params=None, roles=None):
-    """Alternating blocks of daemon card.read_basic and bare PC/SC runs (so that drift hits
-    both alike); prints and returns the summaries and the ratio. With a PSAM in the scripts the
-    daemon is stopped during the bare runs (it keeps its PSAMs connected, exclusively) and started
-    again after them; roles says what to wait for then."""
+               params=None, roles=None, warmup=WARMUP):
+    """Blocks of daemon card.read_basic runs and bare PC/SC runs, in an order shuffled anew for
+    every block (so that drift hits all alike, and no side always runs first: the first client
+    after the daemon's block waits for it to release the card, and a process that came first
+    after such a pause was seen to run up to 20% faster or slower than the next); prints and
+    returns the summaries and the ratio. A bare run that talks to a PSAM needs the daemon stopped
+    (it keeps its PSAMs connected, exclusively): such runs come after the shuffled ones of their
+    block, with the daemon stopped, and the daemon is started again after them (roles says what
+    to wait for then)."""
     tmp = tempfile.mkdtemp(prefix='sscard-bench-')
     per = max(1, runs // blocks)
     variants = [('bare', [])] + list(extra_variants)
     samples = {'daemon': []}
     for name, _ in variants:
         samples[name] = []
-    base = ['pcsc', '--reader', rig.h.reader_name(0), '-n', per, '--warmup', 5]
+    base = ['pcsc', '--reader', rig.h.reader_name(0), '-n', per, '--warmup', warmup]
     for sc in scripts:
         base += ['--script', os.path.join(SEQ, sc)]
     if psam_slot is not None:
         base += ['--psam-reader', rig.h.reader_name(psam_slot)]
     rpc = ['rpc', '--socket', rig.d.socket_path, '--method', 'card.read_basic', '-n', per,
-           '--warmup', 5]
+           '--warmup', warmup]
     if params:
         rpc += ['--params', json.dumps(params)]
-    uses_psam = psam_slot is not None or any('--psam-reader' in e for _, e in variants)
-    for b in range(blocks):
-        if uses_psam and b > 0:
+    needs_psam = [psam_slot is not None or '--psam-reader' in e for _, e in variants]
+    order = random.Random(f'{label} {runs} {blocks}')   # the same orders in every run of the bench
+
+    def run_variant(k):
+        name, extra = variants[k]
+        path = os.path.join(tmp, f'variant{k}')
+        run_bench(base + list(extra) + ['--samples', path], env=rig.env())
+        samples[name] += read_samples(path)
+
+    for _ in range(blocks):
+        steps = ['daemon'] + [k for k in range(len(variants)) if not needs_psam[k]]
+        order.shuffle(steps)
+        for k in steps:
+            if k != 'daemon':
+                run_variant(k)
+                continue
+            path = os.path.join(tmp, 'daemon')
+            run_bench(rpc + ['--samples', path])
+            samples['daemon'] += read_samples(path)
+        late = [k for k in range(len(variants)) if needs_psam[k]]
+        if late:
+            order.shuffle(late)
+            rig.d.stop()
+            for k in late:
+                run_variant(k)
             rig.daemon()
             rig.wait(roles)
             rpc[2] = rig.d.socket_path
-        path = os.path.join(tmp, 'daemon')
-        run_bench(rpc + ['--samples', path])
-        samples['daemon'] += read_samples(path)
-        if uses_psam:
-            rig.d.stop()
-        for k, (name, extra) in enumerate(variants):
-            path = os.path.join(tmp, f'variant{k}')
-            run_bench(base + list(extra) + ['--samples', path], env=rig.env())
-            samples[name] += read_samples(path)
     res = {k: summary(v) for k, v in samples.items()}
     d, bare = res['daemon'], res['bare']
     ratio = d['median_ms'] / bare['median_ms']
@@ -484,9 +507,6 @@ def timed_pair(rig, scripts, runs, blocks, label, extra_variants=(), psam_slot=N
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
-    if uses_psam:
-        rig.daemon()
-        rig.wait(roles)
     return res, ratio
 
 
@@ -511,7 +531,7 @@ def bench_latency(quick):
         rig.remove(0)
         rig.card(0, 'gen2', verbose=False)
         rig.wait({0: 'user', 1: None})
-        timed_pair(rig, ['read_basic.seq'], runs, 5, 'card.read_basic gen2 (no PSAM)',
+        timed_pair(rig, ['read_basic.seq'], runs * 4, 10, 'card.read_basic gen2 (no PSAM)',
                    extra_variants=ATTRIBUTION)
         bench_cpu(rig, 'read_basic.seq', 200 if quick else 1000, 'card.read_basic gen2 (no PSAM)')
         # Repeated reads of one inserted card: every read costs the whole sequence; a safe cache
@@ -527,7 +547,7 @@ def bench_latency(quick):
         # With a PSAM of the card's algorithm: the daemon also reads the terminal number.
         rig.psam(1, 'gen2')
         rig.wait({0: 'user', 1: 'psam'})
-        timed_pair(rig, ['read_basic.seq'], runs, 5, 'card.read_basic gen2 (DES PSAM)',
+        timed_pair(rig, ['read_basic.seq'], runs * 4, 10, 'card.read_basic gen2 (DES PSAM)',
                    extra_variants=[('+PSAM terminal number (2 APDUs)', ['--script', os.path.join(
                        SEQ, 'psam_terminal.seq'), '--psam-reader', rig.h.reader_name(1)])],
                    roles={0: 'user', 1: 'psam'})
@@ -540,7 +560,7 @@ def bench_latency(quick):
         rig.c.call('card.read_basic')      # the first read of the insertion learns it needs auth
         trace_check(rig, ['read_basic_readauth.seq'], 'card.read_basic gen3-readauth', psam_slot=1,
                     roles={0: 'user', 1: 'psam'})
-        timed_pair(rig, ['read_basic_readauth.seq'], runs // 2, 5,
+        timed_pair(rig, ['read_basic_readauth.seq'], runs // 2, 10,
                    'card.read_basic gen3-readauth (SM4 PSAM, verbose sims)', psam_slot=1,
                    roles={0: 'user', 1: 'psam'})
     finally:
@@ -554,7 +574,8 @@ def bench_delay(quick):
         rig.daemon()
         rig.card(0, 'gen2', apdu_delay_ms=15)
         rig.wait({0: 'user', 1: None})
-        timed_pair(rig, ['read_basic.seq'], runs, 2, 'card.read_basic gen2 15 ms/APDU')
+        # 15 ms per APDU dwarfs the few microseconds a new process's first reads lose: 2 warm-ups.
+        timed_pair(rig, ['read_basic.seq'], runs, 2, 'card.read_basic gen2 15 ms/APDU', warmup=2)
         res = run_bench(['pcsc', '--reader', rig.h.reader_name(0), '--script',
                          os.path.join(SEQ, 'card_check.seq'), '-n', runs, '--warmup', 2],
                         env=rig.env())['pcsc']
