@@ -1156,7 +1156,7 @@ int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, in
 	struct jrow r;
 	uint8_t prev[32];
 	char hash[JOURNAL_HASH_HEX + 1];
-	int64_t expect, n = 0;
+	int64_t expect, anchor, n = 0;
 	int rc, ret = 0, head_seen = 0;
 
 	pthread_mutex_lock(&j->lock);
@@ -1167,6 +1167,9 @@ int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, in
 	ret = verify_anchor(j, &expect, prev, diag);
 	if (ret < 0)
 		goto out_end;
+	anchor = expect;
+	if (head_seq > 0 && head_seq < anchor)
+		head_seen = 2;   /* pruned: nothing to compare it with (said after the walk) */
 	if (head_seq > 0 && head_seq == expect && head_hex) {
 		char ah[JOURNAL_HASH_HEX + 1];
 
@@ -1209,7 +1212,14 @@ int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, in
 	if (ret == 0 && rc != SQLITE_DONE)
 		ret = jerr(j, diag, "read rows");
 	sqlite3_finalize(st);
-	if (ret == 0 && head_seq > 0 && head_seen != 1) {
+	if (ret == 0 && head_seen == 2) {
+		ssc_diag_set(diag, 0,
+			     "journal: the head to compare (row %" PRId64 ") lies before the retention "
+			     "anchor (row %" PRId64 "): it was pruned and cannot be compared; the chain "
+			     "runs past it. Compare with a head logged after the last prune",
+			     head_seq, anchor);
+		ret = JOURNAL_HEAD_PRUNED;
+	} else if (ret == 0 && head_seq > 0 && head_seen != 1) {
 		if (head_seen == 0)
 			ret = ssc_diag_set(diag, SSC_EJOURNAL,
 					   "journal: the chain ends at row %" PRId64

@@ -193,9 +193,12 @@ int journal_head(struct journal *j, int64_t *seq, char *hash_hex);
  * Checks the whole chain: every row's HMAC from its predecessor, contiguous sequence numbers from
  * the retention anchor, and, when head_seq > 0, that the chain still reaches head_seq with hash
  * head_hex (a head taken earlier from the daemon's log: this catches a cut-off tail).
- * Returns 0 when intact, or SSC_EJOURNAL with the first bad row named in diag.
- * *rows (may be NULL) receives the number of rows checked.
+ * Returns 0 when intact, or SSC_EJOURNAL with the first bad row named in diag; or
+ * JOURNAL_HEAD_PRUNED when the chain is intact but head_seq lies before the retention anchor:
+ * that row was pruned, so the head cannot be compared (the chain does run past it), and diag
+ * says so. *rows (may be NULL) receives the number of rows checked.
  */
+#define JOURNAL_HEAD_PRUNED 1
 int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, int64_t *rows,
 		   struct ssc_diag *diag);
 

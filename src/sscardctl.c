@@ -832,7 +832,7 @@ static int cmd_journal_verify(const struct opts *o)
 	int64_t seq = 0, rows = 0, last = 0;
 	struct journal *j;
 	struct ssc_diag d;
-	int rc;
+	int rc, pruned;
 
 	if (o->head && o->log) {
 		fprintf(stderr, "sscardctl: journal verify: --head or --log, not both\n");
@@ -850,6 +850,9 @@ static int cmd_journal_verify(const struct opts *o)
 		return rc;
 	ssc_diag_init(&d);
 	rc = journal_verify(j, seq, seq > 0 ? hash : NULL, &rows, &d);
+	pruned = rc == JOURNAL_HEAD_PRUNED;
+	if (pruned)
+		rc = 0;
 	if (rc == 0)
 		rc = journal_head(j, &last, head);
 	journal_close(j);
@@ -859,7 +862,9 @@ static int cmd_journal_verify(const struct opts *o)
 	}
 	printf("journal intact: %" PRId64 " rows, head seq=%" PRId64 " hash=%s\n", rows, last,
 	       head);
-	if (seq > 0)
+	if (pruned)
+		printf("note: %s\n", d.msg);   /* intact; the given head is older than what is kept */
+	else if (seq > 0)
 		printf("it reaches the logged head seq=%" PRId64 " hash=%s\n", seq, hash);
 	return EXIT_OK;
 }

@@ -377,6 +377,48 @@ static void test_prune_keeps_chain_and_pending(void **state)
 	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, &d), SSC_EJOURNAL);
 }
 
+/*
+ * A head noted before a prune: the row it names is gone. Verifying against it must not report a
+ * cut-off tail (the chain runs past it) nor pass as compared: JOURNAL_HEAD_PRUNED, with why.
+ * The anchor's own row (the last pruned) keeps its hash and still compares.
+ */
+static void test_verify_head_after_prune(void **state)
+{
+	struct fx *f = *state;
+	struct ssc_diag d;
+	char h2[JOURNAL_HASH_HEX + 1], h3[JOURNAL_HASH_HEX + 1], h5[JOURNAL_HASH_HEX + 1];
+	int64_t seq, rows;
+
+	add_audits(f->j, 2);
+	assert_int_equal(journal_head(f->j, &seq, h2), 0);
+	assert_int_equal(seq, 2);
+	add_audits(f->j, 1);
+	assert_int_equal(journal_head(f->j, &seq, h3), 0);
+	assert_int_equal(seq, 3);
+	assert_int_equal(journal_prune_before(f->j, (int64_t)time(NULL) + 3600, &d), 3);
+	add_audits(f->j, 1);
+	assert_int_equal(journal_head(f->j, &seq, h5), 0);
+	assert_int_equal(seq, 5);   /* row 4 is the prune row */
+
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 2, h2, &rows, &d), JOURNAL_HEAD_PRUNED);
+	assert_int_equal(rows, 2);
+	assert_non_null(strstr(d.msg, "row 2) lies before the retention anchor (row 3)"));
+	assert_null(strstr(d.msg, "cut off"));
+	/* Any hash: there is nothing left to compare it with. */
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 1, h5, NULL, &d), JOURNAL_HEAD_PRUNED);
+	/* The anchor row itself and a later row compare as before. */
+	assert_int_equal(journal_verify(f->j, 3, h3, NULL, &d), 0);
+	assert_int_equal(journal_verify(f->j, 5, h5, NULL, &d), 0);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 3, h2, NULL, &d), SSC_EJOURNAL);
+	/* A head beyond the end is still a cut-off tail. */
+	ssc_diag_init(&d);
+	assert_int_equal(journal_verify(f->j, 9, h5, NULL, &d), SSC_EJOURNAL);
+	assert_non_null(strstr(d.msg, "cut off"));
+}
+
 static void test_blacklist(void **state)
 {
 	struct fx *f = *state;
@@ -730,6 +772,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_intent_survives_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_keeps_chain_and_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_head_after_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blacklist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_json_lines, setup, teardown),

@@ -348,6 +348,36 @@ static void test_verify(void **state)
 	assert_non_null(strstr(r.out, "row 3 does not match its chain hash"));
 }
 
+/*
+ * The head the log names (row 7) was pruned since: verify says the chain is intact and why the head
+ * cannot be compared, with status 0, instead of a false "tail cut off".
+ */
+static void test_verify_pruned_head(void **state)
+{
+	struct fx *f = *state;
+	static struct run r;
+	struct journal_peer peer = { .uid = 1000, .pid = 42, .exe = "/usr/bin/counter" };
+	struct journal_audit a = { &peer, "card.read_basic", "pcsc-virtual-pcd-00-00", "", "SSC_OK",
+				   1, 0 };
+	struct journal *j;
+	struct ssc_diag d;
+
+	make_journal(f);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_open(f->db, NULL, 0, &j, &d), 0);
+	assert_int_equal(journal_audit(j, &a, &d), 0);                           /* row 8 */
+	assert_int_equal(journal_prune_before(j, (int64_t)time(NULL) + 3600, &d), 8); /* anchor 8 */
+	journal_close(j);
+
+	run_ctl(&r, NULL, "journal", "verify", "--journal", f->db, "--log", f->log, NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "journal intact: 1 rows"));   /* the prune row */
+	assert_non_null(strstr(r.out, "note: journal: the head to compare (row 7) lies before the "
+				      "retention anchor (row 8)"));
+	assert_null(strstr(r.out, "cut off"));
+	assert_null(strstr(r.out, "it reaches the logged head"));
+}
+
 static void test_verify_usage_and_open_errors(void **state)
 {
 	struct fx *f = *state;
@@ -790,6 +820,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_pruned_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_usage_and_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_show_and_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blacklist_import, setup, teardown),
