@@ -409,6 +409,36 @@ int journal_resume(struct journal *j, struct ssc_diag *diag)
 	return r;
 }
 
+int journal_room(const char *path, struct ssc_diag *diag)
+{
+	char probe[1100];
+	int fd, e;
+
+	if (snprintf(probe, sizeof(probe), "%s.probe", path) >= (int)sizeof(probe))
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: path too long");
+	(void)unlink(probe);   /* left by a crash between create and unlink */
+	fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		e = errno;
+		goto fail;
+	}
+	e = posix_fallocate(fd, 0, JOURNAL_ROOM_PROBE);   /* returns the error, sets no errno */
+	close(fd);
+	(void)unlink(probe);
+	if (e == 0)
+		return 0;
+fail:
+	if (e == ENOSPC || e == EDQUOT)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: the disk is full (no room for %d "
+				    "KiB beside %s)", JOURNAL_ROOM_PROBE / 1024, path);
+	/*
+	 * Anything else (a directory the daemon may not create files in while it may write the
+	 * database, a file system without allocation) does not tell about room: let the
+	 * database's own open and appends decide.
+	 */
+	return 0;
+}
+
 int journal_suspended(struct journal *j)
 {
 	int s;

@@ -98,6 +98,19 @@ int journal_resume(struct journal *j, struct ssc_diag *diag);
 /* 1 while suspended, else 0. Thread-safe. */
 int journal_suspended(struct journal *j);
 
+#define JOURNAL_ROOM_PROBE (64 * 1024)   /* bytes journal_room() reserves and gives back */
+
+/*
+ * Whether the file system holding the journal at path can take appends: reserves
+ * JOURNAL_ROOM_PROBE bytes in a probe file beside it (path + ".probe", created exclusively, never
+ * through a link) and removes it. Opening a database on a full disk succeeds and its next append
+ * fails: an owner that reopens a journal after a failure asks this first. Returns SSC_EJOURNAL
+ * with the reason in diag when the file system says it is full (ENOSPC, EDQUOT), else 0 (also
+ * when the probe cannot be made for another reason: then it does not tell). Touches no journal
+ * state; blocks for one small file's creation, allocation and removal (no fsync).
+ */
+int journal_room(const char *path, struct ssc_diag *diag);
+
 /*
  * Sets the function told about every append made through this handle (audit, intent, outcome,
  * prune), successful or failed, e.g. to log the chain head or to notice a failing disk. It is

@@ -440,7 +440,13 @@ static int journal_try(struct daemon *d, struct ssc_diag *diag)
 	int rc;
 
 	if (daemon_journal) {
-		rc = journal_resume(daemon_journal, diag);
+		/*
+		 * A database opens on a full disk, and its next append fails: without room the
+		 * journal would come back and go down again on every retry.
+		 */
+		rc = journal_room(cfg->journal_path, diag);
+		if (rc == 0)
+			rc = journal_resume(daemon_journal, diag);
 		/* Opening is not enough: the chain's end must be readable (a dropped table). */
 		if (rc == 0 && journal_head(daemon_journal, &seq, hash) != 0) {
 			journal_suspend(daemon_journal, "the chain head cannot be read");

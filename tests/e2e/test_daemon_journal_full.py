@@ -13,6 +13,8 @@ remount is not possible while the daemon holds the files open for writing.) Then
   is not written;
 - system.info says "journal": "unavailable: ..."; the log has the error line;
 - reads go on; further writes are refused before any APDU;
+- while it stays full, the journal stays out of service (no coming back at each retry only to fail
+  at the next append);
 - once the file system takes writes again, the daemon picks the journal up by itself (within
   reopen_interval_ms), a write is applied and journaled, no intent is left without an outcome,
   and `journal verify --log` passes.
@@ -23,6 +25,7 @@ Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_journ
 import errno
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -108,6 +111,19 @@ class JournalUnwritable(sscardd.DaemonTestCase):
         self.assertIn('journal', e.message)
         self.assertEqual(self.card.status()['apdus'], apdus)
         self.assertEqual(self.card.status()['generation'], generation)
+
+        # While the disk stays full the journal stays down: no "available again" and a new
+        # failure at every retry (it was so before journal_room: the database reopens fine on
+        # a full disk and the next append fails). Three retries, with calls that append.
+        deadline = time.monotonic() + 3.5 * REOPEN_MS / 1000
+        while time.monotonic() < deadline:
+            self.assertEqual(self.c.call('card.read_basic')['card_number'], 'X00000019')
+            time.sleep(0.2)
+        info = self.c.call('system.info')
+        self.assertIn('disk is full', info['journal'])
+        self.assertNotIn('is available again', self.d.log_text())
+        self.assertEqual(self.d.log_text().count(' is unavailable: '), 1)
+        self.assertFalse(os.path.exists(self.h.ns_path(self.db + '.probe')))
 
         # Repaired: the daemon takes the journal back by itself; writes are journaled again.
         os.unlink(filler)

@@ -419,6 +419,26 @@ static void test_verify_head_after_prune(void **state)
 	assert_non_null(strstr(d.msg, "cut off"));
 }
 
+/* journal_room: room on a normal directory, leaves no probe; a probe it cannot make says nothing. */
+static void test_room(void **state)
+{
+	struct fx *f = *state;
+	char path[200], probe[220];
+	struct ssc_diag d;
+
+	snprintf(path, sizeof(path), "%s/room.db", f->dir);
+	snprintf(probe, sizeof(probe), "%s.probe", path);
+	ssc_diag_init(&d);
+	assert_int_equal(journal_room(path, &d), 0);
+	assert_int_equal(access(probe, F_OK), -1);
+	/* A probe left by a crash is replaced, and removed. */
+	fclose(fopen(probe, "w"));
+	assert_int_equal(journal_room(path, &d), 0);
+	assert_int_equal(access(probe, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/no-such-dir/room.db", f->dir);
+	assert_int_equal(journal_room(path, &d), 0);
+}
+
 static void test_blacklist(void **state)
 {
 	struct fx *f = *state;
@@ -773,6 +793,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pending_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_keeps_chain_and_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_head_after_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blacklist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_json_lines, setup, teardown),
