@@ -463,6 +463,8 @@ def timed_pair(rig, scripts, runs, blocks, label, extra_variants=(), psam_slot=N
     if params:
         rpc += ['--params', json.dumps(params)]
     needs_psam = [psam_slot is not None or '--psam-reader' in e for _, e in variants]
+    early = [k for k in range(len(variants)) if not needs_psam[k]]
+    late = [k for k in range(len(variants)) if needs_psam[k]]
     order = random.Random(f'{label} {runs} {blocks}')   # the same orders in every run of the bench
 
     def run_variant(k):
@@ -472,7 +474,7 @@ def timed_pair(rig, scripts, runs, blocks, label, extra_variants=(), psam_slot=N
         samples[name] += read_samples(path)
 
     for _ in range(blocks):
-        steps = ['daemon'] + [k for k in range(len(variants)) if not needs_psam[k]]
+        steps = ['daemon'] + early
         order.shuffle(steps)
         for k in steps:
             if k != 'daemon':
@@ -481,7 +483,6 @@ def timed_pair(rig, scripts, runs, blocks, label, extra_variants=(), psam_slot=N
             path = os.path.join(tmp, 'daemon')
             run_bench(rpc + ['--samples', path])
             samples['daemon'] += read_samples(path)
-        late = [k for k in range(len(variants)) if needs_psam[k]]
         if late:
             order.shuffle(late)
             rig.d.stop()

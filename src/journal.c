@@ -47,7 +47,7 @@ struct journal {
 	/*
 	 * The last keyed refs computed (mac_lock): a read names one card three times (lost-card
 	 * check by number and by card id, the audit row's card), and so does every later call on
-	 * the same card. Card names only (memo_label). Wiped at close like the keys.
+	 * the same card. Card names only (memo_fits). Wiped at close like the keys.
 	 */
 	struct ref_memo {
 		const char *label;           /* a string literal of this file; NULL = empty */
@@ -501,13 +501,14 @@ void journal_close(struct journal *j)
 }
 
 /*
- * Whether refs of this label are remembered: the names of cards (card numbers, card ids), not
- * the refs of record values, which may be personal data.
+ * Whether (label, v) may be remembered: card names only, not the refs of record values, which
+ * may be personal data; and short enough for an entry.
  */
-static int memo_label(const char *label)
+static int memo_fits(const char *label, size_t len)
 {
-	return strcmp(label, "card") == 0 || strcmp(label, "bl-number") == 0 ||
-	       strcmp(label, "bl-id") == 0;
+	return len <= JOURNAL_MEMO_VALUE &&
+	       (strcmp(label, "card") == 0 || strcmp(label, "bl-number") == 0 ||
+		strcmp(label, "bl-id") == 0);
 }
 
 /* A remembered ref for (label, v), copied to out: 1; or 0 (mac_lock not held). */
@@ -515,8 +516,6 @@ static int memo_get(struct journal *j, const char *label, const uint8_t *v, size
 {
 	int hit = 0;
 
-	if (len > JOURNAL_MEMO_VALUE || !memo_label(label))
-		return 0;
 	pthread_mutex_lock(&j->mac_lock);
 	for (size_t i = 0; i < JOURNAL_MEMO && !hit; i++) {
 		const struct ref_memo *m = &j->memo[i];
@@ -536,8 +535,6 @@ static void memo_put(struct journal *j, const char *label, const uint8_t *v, siz
 {
 	struct ref_memo *m;
 
-	if (len > JOURNAL_MEMO_VALUE || !memo_label(label))
-		return;
 	pthread_mutex_lock(&j->mac_lock);
 	m = &j->memo[j->memo_next];
 	j->memo_next = (j->memo_next + 1) % JOURNAL_MEMO;
@@ -558,8 +555,9 @@ static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, si
 	uint8_t stackbuf[512], mac[32];
 	uint8_t *buf = stackbuf;
 	size_t ll = strlen(label), total = ll + 1 + len;
+	int memo = memo_fits(label, len);
 
-	if (memo_get(j, label, v, len, out))
+	if (memo && memo_get(j, label, v, len, out))
 		return;
 
 	if (total > sizeof(stackbuf))
@@ -580,7 +578,8 @@ static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, si
 		free(buf);
 	hex_encode(mac, JOURNAL_REF_HEX / 2, out);
 	OPENSSL_cleanse(mac, sizeof(mac));
-	memo_put(j, label, v, len, out);
+	if (memo)
+		memo_put(j, label, v, len, out);
 }
 
 void journal_card_ref(struct journal *j, const char *card_number, char *out)
