@@ -265,9 +265,7 @@ too_many:
 static int conn_open(struct conn *c, const char *path, long long deadline)
 {
 	struct sockaddr_un sa;
-	struct pollfd pfd;
-	int r, err = 0;
-	socklen_t elen = sizeof(err);
+	int r, e, pause_ms = 5;
 
 	memset(c, 0, sizeof(*c));
 	memset(&sa, 0, sizeof(sa));
@@ -282,25 +280,29 @@ static int conn_open(struct conn *c, const char *path, long long deadline)
 		fprintf(stderr, "sscardctl: socket: %s\n", strerror(errno));
 		return EXIT_CONNECT;
 	}
-	r = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
-	if (r != 0 && (errno == EAGAIN || errno == EINPROGRESS)) {
-		/* The daemon's accept backlog is full: wait, but not forever. */
-		pfd.fd = c->fd;
-		pfd.events = POLLOUT;
-		r = poll(&pfd, 1, remaining(deadline));
-		if (r == 0) {
-			errno = ETIMEDOUT;
-			r = -1;
-		} else if (r > 0) {
-			getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
-			errno = err;
-			r = err ? -1 : 0;
-		}
+	/*
+	 * A non-blocking connect on a Unix socket never is "in progress": it connects at once, or
+	 * answers EAGAIN when the daemon's accept backlog is full (the socket stays unconnected, so
+	 * polling it for POLLOUT would say nothing). So it is tried again, with short pauses, until
+	 * the deadline.
+	 */
+	for (;;) {
+		r = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+		e = errno;
+		if (r == 0 || (e != EAGAIN && e != EINTR))
+			break;
+		if (remaining(deadline) == 0)
+			break;
+		poll(NULL, 0, remaining(deadline) < pause_ms ? remaining(deadline) : pause_ms);
+		if (pause_ms < 100)
+			pause_ms *= 2;
 	}
 	if (r != 0) {
-		int e = errno;
-
-		fprintf(stderr, "sscardctl: cannot connect to %s: %s\n", path, strerror(e));
+		if (e == EAGAIN)
+			fprintf(stderr, "sscardctl: cannot connect to %s: the daemon accepts no new "
+				"connection (its backlog stayed full until --timeout)\n", path);
+		else
+			fprintf(stderr, "sscardctl: cannot connect to %s: %s\n", path, strerror(e));
 		if (e == ENOENT || e == ECONNREFUSED)
 			fprintf(stderr, "sscardctl: is sscardd running? (--socket or SSCARD_SOCKET "
 				"name another socket)\n");

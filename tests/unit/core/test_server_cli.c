@@ -325,6 +325,91 @@ static void test_no_answer_exit_4(void **state)
 	close(fd);
 }
 
+/* A listening socket whose backlog (0: one pending connection) is already full. */
+static int full_listener(const char *name, struct sockaddr_un *sa, int *filler)
+{
+	int fd;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", tmpdir, name);
+	unlink(sa->sun_path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+	assert_int_equal(listen(fd, 0), 0);
+	*filler = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_int_equal(connect(*filler, (struct sockaddr *)sa, sizeof(*sa)), 0);
+	/* Full now: a second non-blocking connect is refused with EAGAIN. */
+	{
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		assert_int_equal(connect(probe, (struct sockaddr *)sa, sizeof(*sa)), -1);
+		assert_int_equal(errno, EAGAIN);
+		close(probe);
+	}
+	return fd;
+}
+
+/* Issue 12, defect 7: a full backlog until the deadline is a connect error (3), not a lost answer. */
+static void test_backlog_full_exit_3(void **state)
+{
+	static struct run r;
+	struct sockaddr_un sa;
+	int filler, fd = full_listener("full.sock", &sa, &filler);
+
+	run_ctl(&r, sa.sun_path, "--timeout", "400", "info", NULL);
+	assert_int_equal(r.status, 3);
+	assert_true(r.ms >= 350 && r.ms < 5000);   /* it kept trying until the deadline */
+	assert_non_null(strstr(r.err, "backlog"));
+	assert_null(strstr(r.err, "not connected"));
+	close(filler);
+	close(fd);
+	unlink(sa.sun_path);
+}
+
+/* The other side of test_backlog_retried: frees the backlog after a while, then answers. */
+static void *late_acceptor(void *arg)
+{
+	int *fds = arg, c;
+	char buf[512];
+	const char *ans = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"late\":true}}\n";
+	struct pollfd p = { .fd = fds[0], .events = POLLIN };
+
+	poll(NULL, 0, 300);
+	close(accept(fds[0], NULL, NULL));   /* the filler: now there is room */
+	close(fds[1]);
+	if (poll(&p, 1, 5000) != 1)
+		return NULL;
+	c = accept(fds[0], NULL, NULL);
+	if (c < 0)
+		return NULL;
+	p.fd = c;
+	if (poll(&p, 1, 5000) == 1 && read(c, buf, sizeof(buf)) > 0 &&
+	    write(c, ans, strlen(ans)) < 0)
+		print_message("late_acceptor: write: %s\n", strerror(errno));
+	poll(NULL, 0, 200);
+	close(c);
+	return NULL;
+}
+
+/* ... and a backlog that frees up before the deadline is waited for. */
+static void test_backlog_retried(void **state)
+{
+	static struct run r;
+	struct sockaddr_un sa;
+	int fds[2];
+	pthread_t th;
+
+	fds[0] = full_listener("late.sock", &sa, &fds[1]);
+	assert_int_equal(pthread_create(&th, NULL, late_acceptor, fds), 0);
+	run_ctl(&r, sa.sun_path, "--timeout", "5000", "call", "system.info", NULL);
+	pthread_join(th, NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\"late\": true"));
+	close(fds[0]);
+	unlink(sa.sun_path);
+}
+
 static void test_events_watch(void **state)
 {
 	static struct run r;
@@ -347,6 +432,8 @@ int main(void)
 		cmocka_unit_test(test_usage_exit_2),
 		cmocka_unit_test(test_cannot_connect_exit_3),
 		cmocka_unit_test(test_no_answer_exit_4),
+		cmocka_unit_test(test_backlog_full_exit_3),
+		cmocka_unit_test(test_backlog_retried),
 		cmocka_unit_test(test_events_watch),
 	};
 
