@@ -916,20 +916,38 @@ static int cmd_journal_show(const struct opts *o)
 	return EXIT_OK;
 }
 
+/*
+ * Whether a write to f failed (with errno e) because its reader has gone: a pipe or socket whose
+ * other end is closed (`journal export | head`). That is a normal end, not an error.
+ */
+static int reader_gone(FILE *f, int e)
+{
+	struct pollfd p = { .fd = fileno(f), .events = POLLOUT };
+
+	if (e == EPIPE)
+		return 1;
+	/* A pipe without readers polls POLLERR; a socket whose peer closed, POLLHUP. */
+	return p.fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) &&
+	       !(p.revents & POLLNVAL);
+}
+
 static int cmd_journal_export(const struct opts *o)
 {
 	struct journal *j;
-	int rc;
+	int rc, e;
 
 	rc = journal_open_for(o, 0, &j);
 	if (rc != 0)
 		return rc;
 	rc = journal_export(j, o->since > 0 ? o->since : 0, stdout);
-	journal_close(j);
 	if (rc >= 0 && fflush(stdout) != 0)
 		rc = SSC_EIO;
+	e = errno;   /* the failed write's, before closing the journal can change it */
+	journal_close(j);
+	if (rc == SSC_EIO && reader_gone(stdout, e))
+		return EXIT_OK;   /* `journal export | head`: the reader has what it wanted */
 	if (rc == SSC_EIO) {
-		fprintf(stderr, "sscardctl: writing the rows failed: %s\n", strerror(errno));
+		fprintf(stderr, "sscardctl: writing the rows failed: %s\n", strerror(e));
 		return EXIT_J_IO;
 	}
 	if (rc < 0) {
