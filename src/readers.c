@@ -724,6 +724,20 @@ static void reader_probe(struct reader *r, unsigned gen)
 		log_info("reader %s: user card", r->id);
 }
 
+/*
+ * The error of a job that needs a card of the kind need in a reader whose card is of the other
+ * kind: a user-card job on a PSAM's reader is SSC_ENOTSSC (a card is there, and it is not a social
+ * security card: "no card" would send the clerk looking for one), a PSAM job on another card's
+ * reader SSC_ENOPSAM.
+ */
+static int rd_wrong_role(const char *id, enum reader_role need, struct ssc_diag *diag)
+{
+	if (need == READER_ROLE_PSAM)
+		return ssc_diag_set(diag, SSC_ENOPSAM, "the card in reader %s is not a PSAM", id);
+	return ssc_diag_set(diag, SSC_ENOTSSC,
+			    "the card in reader %s is a PSAM, not a social security card", id);
+}
+
 /* Runs one job on the card in r (worker thread). Returns the job's result. */
 static int reader_run_job(struct reader *r, struct job_core *core)
 {
@@ -752,13 +766,9 @@ static int reader_run_job(struct reader *r, struct job_core *core)
 		rc = ssc_diag_set(&job->diag, SSC_ENOCARD, "no card in reader %s", r->id);
 		goto out_unlock;
 	}
-	if (need == READER_ROLE_USER && role == READER_ROLE_PSAM) {
-		rc = ssc_diag_set(&job->diag, SSC_ENOCARD,
-				  "reader %s holds a PSAM, not a social security card", r->id);
-		goto out_unlock;
-	}
-	if (need == READER_ROLE_PSAM && role != READER_ROLE_PSAM) {
-		rc = ssc_diag_set(&job->diag, SSC_ENOCARD, "reader %s holds no PSAM", r->id);
+	if ((need == READER_ROLE_USER && role == READER_ROLE_PSAM) ||
+	    (need == READER_ROLE_PSAM && role != READER_ROLE_PSAM)) {
+		rc = rd_wrong_role(r->id, need, &job->diag);
 		goto out_unlock;
 	}
 	rc = reader_connect(r, core->deadline_ms);
@@ -1623,10 +1633,8 @@ static struct reader *rd_resolve_locked(struct readers *rd, struct job *job, int
 			return NULL;
 		}
 		if (r->role != READER_ROLE_UNKNOWN && r->role != need) {
-			*err = ssc_diag_set(&job->diag, SSC_ENOCARD, "reader %s holds %s, not %s",
-					    r->id,
-					    r->role == READER_ROLE_PSAM ? "a PSAM" : "a user card",
-					    what);
+			/* A card is there, of the other kind: say what it is, not "no card". */
+			*err = rd_wrong_role(r->id, need, &job->diag);
 			return NULL;
 		}
 		return r;

@@ -112,9 +112,13 @@ int readers_list(struct readers *rd, struct reader_info **out, size_t *n);
 /*
  * Queues a job (ownership passes to the core). Loop thread. Resolves job->reader_id ("" = the one
  * reader holding a user card). Returns 0: done() will be called once. Or returns, without calling
- * done(), SSC_ENOREADER, SSC_ENOCARD (no reader holds a card of the needed role), SSC_EREADERSELECT
- * (several do: the candidates are listed in job->diag.msg), SSC_EREADERBUSY (the reader is still
- * held by an overrun job), SSC_ELIMIT (queue full); the caller still owns the job then.
+ * done(), SSC_ENOREADER, SSC_ENOCARD (no card in the named reader, or no reader holds a card of
+ * the needed role), SSC_ENOTSSC (the named reader holds a PSAM and a user card is needed),
+ * SSC_ENOPSAM (the named reader holds a card that is not a PSAM and a PSAM is needed),
+ * SSC_EREADERSELECT (several do: the candidates are listed in job->diag.msg), SSC_EREADERBUSY (the
+ * reader is still held by an overrun job), SSC_ELIMIT (queue full); the caller still owns the job
+ * then. A job whose reader turns out to hold the other kind of card once it runs ends the same way
+ * (SSC_ENOTSSC, SSC_ENOPSAM).
  */
 int readers_submit(struct readers *rd, struct job *job);
 

@@ -25,6 +25,17 @@ GEN3_ATR = '3B8E80010081544C928684330200013C5A7E2E'         # gen3.json card.atr
 SM4_PSAM_ATR = '3B6C00005053414D2D534D342D303031'           # gen3.json psam.atr
 DES_PSAM_ATR = '3B6C00005053414D2D4445532D303031'           # gen2.json psam.atr
 AT_ONCE = 1.0     # seconds: "a clear error at once" (no waiting for a card or a deadline)
+# Every card.* method with params that pass its checks (docs/api.md), to aim at a PSAM's reader.
+PSAM_READER_CALLS = (
+    ('card.read_basic', {}),
+    ('card.read_items', {'file': 'SSSE/EF06', 'items': ['09']}),
+    ('card.internal_auth', {}),
+    ('card.verify_pin', {'pin': '135790'}),
+    ('card.change_pin', {'old_pin': '135790', 'new_pin': '246802'}),
+    ('card.reload_pin', {'new_pin': '246802'}),
+    ('card.unblock_pin', {'new_pin': '246802'}),
+    ('card.write_items', {'file': 'DF04/EF05', 'items': {'34': '1'}}),
+)
 
 
 class ChoosingTheReader(sscardd.DaemonTestCase):
@@ -81,10 +92,15 @@ class ChoosingTheReader(sscardd.DaemonTestCase):
                                               'items': ['08']})
         self.assertEqual(got['items'], {'08': '330203198511110029'})
 
-        # A PSAM or an empty reader is not a user card; an unknown id is no reader.
-        err = self.c.call_error('card.read_basic', {'reader': slot_id(2)})
-        self.assertRpcError(err, 'SSC_ENOCARD', std_code=-2)
-        self.assertIn('PSAM', err.message)
+        # A PSAM is not a social security card (a card is there: not "no card"), for every
+        # card method aimed at its reader, before anything reaches a card; an empty reader has no
+        # card; an unknown id is no reader.
+        for method, params in PSAM_READER_CALLS:
+            with self.subTest(method=method):
+                err = self.c.call_error(method, dict(params, reader=slot_id(2)))
+                self.assertRpcError(err, 'SSC_ENOTSSC', std_code=-1, code=1015)
+                self.assertIn('PSAM', err.message)
+                self.assertEqual(err.reader, slot_id(2))
         err = self.c.call_error('card.read_basic', {'reader': slot_id(3)})
         self.assertRpcError(err, 'SSC_ENOCARD', std_code=-2, code=1005)
         self.assertEqual(err.reader, slot_id(3))
@@ -130,6 +146,18 @@ class NoCard(sscardd.DaemonTestCase):
         err = self.c.call_error('card.read_basic')
         self.assertLess(time.monotonic() - t, AT_ONCE)
         self.assertRpcError(err, 'SSC_ENOCARD', std_code=-2)
+
+    def test_psam_just_inserted(self):
+        # A read aimed at a reader the moment a PSAM arrives there, before or while the daemon
+        # probes it: once the probe has found a PSAM, the answer is SSC_ENOTSSC, not no card.
+        self.h.start_pcscd()
+        self.start_daemon()
+        self.wait_roles({0: None, 1: None})
+        self.h.start_psam('gen2', slot=1)
+        self.c.next_event(timeout=5, type='card.inserted', reader=slot_id(1))
+        err = self.c.call_error('card.read_basic', {'reader': slot_id(1)})
+        self.assertRpcError(err, 'SSC_ENOTSSC', std_code=-1, code=1015)
+        self.assertIn('PSAM', err.message)
 
     def test_no_pcscd(self):
         # pcscd is not running at all: no readers, and a read is a clear error at once.

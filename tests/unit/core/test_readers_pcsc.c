@@ -1404,9 +1404,14 @@ static void test_psam(void **state)
 	assert_int_equal(t->job.err, 0);
 	assert_string_equal(t->job.used_reader, R1);
 	assert_int_equal(t->steps[0].rc, 8);
-	/* A user job named on the PSAM's reader is refused before it is queued. */
+	/* A user job named on the PSAM's reader is refused before it is queued: a card is there,
+	 * and it is not a social security card. A PSAM job on the user card's reader likewise. */
 	t = tjob_new(R1, 3000);
-	assert_int_equal(tjob_submit(t), SSC_ENOCARD);
+	assert_int_equal(tjob_submit(t), SSC_ENOTSSC);
+	assert_non_null(strstr(t->job.diag.msg, "PSAM"));
+	t = tjob_new(R0, 3000);
+	t->job.need_role = READER_ROLE_PSAM;
+	assert_int_equal(tjob_submit(t), SSC_ENOPSAM);
 }
 
 /* Roles from the configuration: by name or id; "user" skips the probe, "ignore" hides a reader. */
