@@ -614,6 +614,15 @@ static int check_cross(struct parse_ctx *pc)
 	return 0;
 }
 
+const char *config_default_path(void)
+{
+	const char *env = getenv(CONFIG_ENV);
+
+	if (env && env[0])
+		return env;
+	return access(CONFIG_DEFAULT_PATH, F_OK) == 0 ? CONFIG_DEFAULT_PATH : NULL;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct parse_ctx *pc;

@@ -89,6 +89,20 @@ struct config {
 	int journal_audit_batch_ms;         /* audit rows gather this long per commit, default 20 */
 };
 
+/* The configuration file sscardd and sscardctl read when no --config names one. */
+#define CONFIG_DEFAULT_PATH "/etc/sscard/sscardd.conf"
+/* The environment variable that names another one (and overrides CONFIG_DEFAULT_PATH). */
+#define CONFIG_ENV "SSCARD_CONFIG"
+
+/*
+ * The configuration file to read when no --config names one, the same for sscardd and sscardctl
+ * so that both agree on the socket and the journal: $SSCARD_CONFIG when it is set and not empty
+ * (whether or not the file exists: reading it then says so), else CONFIG_DEFAULT_PATH when that
+ * file exists, else NULL (the built-in defaults). The string is borrowed (the environment or a
+ * constant). Never blocks.
+ */
+const char *config_default_path(void);
+
 /* Fills cfg with the defaults above. */
 void config_defaults(struct config *cfg);
 

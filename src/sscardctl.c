@@ -97,14 +97,16 @@ static void usage(FILE *f)
 		"  journal export [--since SEQ]       rows as JSON lines\n"
 		"  blacklist import FILE              add card numbers / card ids (one a line, '-' for\n"
 		"                                     stdin) to the lost-card list\n"
-		"    --journal PATH   the journal database (default: [journal] path of --config, else\n"
-		"                     /var/lib/sscard/journal.db); its key file is [journal] key_path,\n"
-		"                     else PATH.key\n"
-		"    --config FILE    read the daemon's configuration for those paths\n"
+		"    --journal PATH   the journal database (default: [journal] path of the daemon's\n"
+		"                     configuration); its key file is [journal] key_path, else\n"
+		"                     PATH.key. The journal used is named on stderr\n"
 		"\n"
 		"Options:\n"
-		"  --socket PATH    the daemon's socket (default $SSCARD_SOCKET, else\n"
-		"                   " DEFAULT_SOCKET ")\n"
+		"  --config FILE    the daemon's configuration, for its socket and journal (default\n"
+		"                   $" CONFIG_ENV ", else " CONFIG_DEFAULT_PATH " when it exists,\n"
+		"                   else the built-in defaults; sscardd reads the same)\n"
+		"  --socket PATH    the daemon's socket (default $SSCARD_SOCKET, else socket_path of\n"
+		"                   the configuration, else " DEFAULT_SOCKET ")\n"
 		"  --json           print the raw JSON result instead of text\n"
 		"  --timeout MS     give up waiting for connect and answer after MS (default %d)\n"
 		"  --reader ID      the reader to use (needed when several hold a card)\n"
@@ -151,9 +153,6 @@ static int parse_long(const char *s, long min, long max, long *out)
 /* Options may come before or after the command; everything else is a positional argument. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	o->socket = getenv("SSCARD_SOCKET");
-	if (!o->socket || !o->socket[0])
-		o->socket = DEFAULT_SOCKET;
 	o->timeout_ms = DEFAULT_TIMEOUT_MS;
 	o->since = -1;
 	for (int i = 1; i < argc; i++) {
@@ -262,7 +261,11 @@ too_many:
 
 /* ---- the connection --------------------------------------------------------------------- */
 
-static int conn_open(struct conn *c, const char *path, long long deadline)
+/*
+ * Connects to the daemon's socket at path (from: where that path came from, for the hint when
+ * nothing answers there). Returns 0, or an exit code after saying why.
+ */
+static int conn_open(struct conn *c, const char *path, const char *from, long long deadline)
 {
 	struct sockaddr_un sa;
 	int r, e, pause_ms = 5;
@@ -304,8 +307,8 @@ static int conn_open(struct conn *c, const char *path, long long deadline)
 		else
 			fprintf(stderr, "sscardctl: cannot connect to %s: %s\n", path, strerror(e));
 		if (e == ENOENT || e == ECONNREFUSED)
-			fprintf(stderr, "sscardctl: is sscardd running? (--socket or SSCARD_SOCKET "
-				"name another socket)\n");
+			fprintf(stderr, "sscardctl: is sscardd running? (that socket is %s; "
+				"--socket, $SSCARD_SOCKET or --config name another)\n", from);
 		else if (e == EACCES)
 			fprintf(stderr, "sscardctl: permission denied: the socket is for the "
 				"daemon's group (usually sscard); ask for membership\n");
@@ -700,6 +703,65 @@ static int cmd_events(struct conn *c, const struct opts *o, long long deadline)
 	return EXIT_OK;
 }
 
+/* ---- the daemon's configuration -------------------------------------------------------- */
+
+/*
+ * Reads the daemon's configuration as sscardd does: --config, else config_default_path()
+ * ($SSCARD_CONFIG, else /etc/sscard/sscardd.conf when it exists), else the built-in defaults
+ * (*file = NULL). Returns 0, or EXIT_USAGE after saying why the file cannot be read.
+ */
+static int load_config(const struct opts *o, struct config *cfg, const char **file)
+{
+	char err[512];
+
+	config_defaults(cfg);
+	*file = o->config ? o->config : config_default_path();
+	if (*file && config_load(cfg, *file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sscardctl: %s\n", err);
+		if (!o->config)
+			fprintf(stderr, "sscardctl: (the daemon's configuration, from %s)\n",
+				getenv(CONFIG_ENV) && getenv(CONFIG_ENV)[0] ? "$" CONFIG_ENV
+									    : "its default path");
+		config_wipe(cfg);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/*
+ * The daemon's socket: --socket, else $SSCARD_SOCKET, else [daemon] socket_path of the daemon's
+ * configuration (load_config), else the built-in default; into path (CONFIG_PATH_MAX bytes), with
+ * where it came from in from. Returns 0 or an exit code.
+ */
+static int socket_path(const struct opts *o, char *path, char *from, size_t from_len)
+{
+	const char *env = getenv("SSCARD_SOCKET"), *file;
+	struct config cfg;
+	int rc;
+
+	if (o->socket) {
+		snprintf(path, CONFIG_PATH_MAX, "%s", o->socket);
+		snprintf(from, from_len, "--socket");
+		return 0;
+	}
+	if (env && env[0]) {
+		snprintf(path, CONFIG_PATH_MAX, "%s", env);
+		snprintf(from, from_len, "$SSCARD_SOCKET");
+		return 0;
+	}
+	rc = load_config(o, &cfg, &file);
+	if (rc != 0)
+		return rc;
+	snprintf(path, CONFIG_PATH_MAX, "%s", cfg.socket_path);
+	if (file)
+		snprintf(from, from_len, "the socket_path of %s", file);
+	else
+		snprintf(from, from_len, "the built-in default: no --config, $%s or %s", CONFIG_ENV,
+			 CONFIG_DEFAULT_PATH);
+	config_wipe(&cfg);
+	return 0;
+}
+
 /* ---- the journal commands --------------------------------------------------------------- */
 
 /*
@@ -711,16 +773,21 @@ static int journal_open_for(const struct opts *o, int rw, struct journal **out)
 	struct config cfg;
 	struct ssc_diag d;
 	struct stat st;
-	char err[512];
-	const char *path;
+	const char *path, *file;
+	int rc;
 
-	config_defaults(&cfg);
-	if (o->config && config_load(&cfg, o->config, err, sizeof(err)) != 0) {
-		fprintf(stderr, "sscardctl: %s\n", err);
-		config_wipe(&cfg);
-		return EXIT_USAGE;
-	}
+	rc = load_config(o, &cfg, &file);
+	if (rc != 0)
+		return rc;
 	path = o->journal ? o->journal : cfg.journal_path;
+	/* Which journal, always: an operator must never act on one that no daemon uses unawares. */
+	if (o->journal)
+		fprintf(stderr, "sscardctl: journal %s (--journal)\n", path);
+	else if (file)
+		fprintf(stderr, "sscardctl: journal %s (the [journal] path of %s)\n", path, file);
+	else
+		fprintf(stderr, "sscardctl: journal %s (the built-in default: no --config, $%s or "
+			"%s)\n", path, CONFIG_ENV, CONFIG_DEFAULT_PATH);
 	/* Never create a journal by accident (a typo in --journal): it must exist. */
 	if (stat(path, &st) != 0) {
 		fprintf(stderr, "sscardctl: journal %s: %s\n", path, strerror(errno));
@@ -1025,6 +1092,7 @@ static int run(const struct opts *o)
 	long long deadline = now_ms() + o->timeout_ms;
 	json_t *params = NULL, *res = NULL;
 	const char *method;
+	char sock[CONFIG_PATH_MAX], sock_from[CONFIG_PATH_MAX + 64];
 	struct conn c;
 	int rc;
 
@@ -1034,9 +1102,9 @@ static int run(const struct opts *o)
 	}
 	if (strcmp(cmd, "journal") == 0 || strcmp(cmd, "blacklist") == 0)
 		return run_journal(o);
-	if (o->journal || o->config || o->head || o->log || o->since >= 0 || o->limit) {
-		fprintf(stderr, "sscardctl: --journal, --config, --head, --log, --since and --limit "
-			"only go with the journal and blacklist commands\n");
+	if (o->journal || o->head || o->log || o->since >= 0 || o->limit) {
+		fprintf(stderr, "sscardctl: --journal, --head, --log, --since and --limit only go with "
+			"the journal and blacklist commands\n");
 		return EXIT_USAGE;
 	}
 	if (o->reader && strcmp(cmd, "read-basic") != 0 && strcmp(cmd, "read-items") != 0) {
@@ -1094,7 +1162,9 @@ static int run(const struct opts *o)
 	if (o->reader)
 		json_object_set_new(params, "reader", json_string(o->reader));
 
-	rc = conn_open(&c, o->socket, deadline);
+	rc = socket_path(o, sock, sock_from, sizeof(sock_from));
+	if (rc == 0)
+		rc = conn_open(&c, sock, sock_from, deadline);
 	if (rc != 0) {
 		json_decref(params);
 		return rc;

@@ -41,6 +41,7 @@
 struct daemon {
 	uv_loop_t loop;
 	struct config cfg;
+	const char *config_file;     /* the file cfg was read from, NULL = built-in defaults */
 	struct rpc *rpc;
 	struct readers *rd;
 	struct server *srv;
@@ -103,7 +104,9 @@ static void usage(FILE *f)
 		"                       now; without it sscardd says so and runs in the foreground)\n"
 		"  -s, --socket PATH    the API socket (default /run/sscard/sscardd.sock, or\n"
 		"                       [daemon] socket_path)\n"
-		"  -c, --config FILE    read this INI file (docs/operations.md, conf/sscardd.conf)\n"
+		"  -c, --config FILE    read this INI file (docs/operations.md, conf/sscardd.conf);\n"
+		"                       default $" CONFIG_ENV ", else " CONFIG_DEFAULT_PATH "\n"
+		"                       when it exists, else the built-in defaults\n"
 		"  -l, --log-level L    error, warn, info (default), debug or trace\n"
 		"      --check-config   load the configuration, print its summary and exit\n"
 		"  -h, --help           this text\n"
@@ -119,9 +122,15 @@ static void key_text(const struct config_key *k, char out[12])
 }
 
 /* The configuration in a few log lines; never the 卡识别码 MAC key itself. */
-static void log_config(const struct config *cfg)
+static void log_config(const struct config *cfg, const char *file)
 {
 	char k[7][12], aid[33];
+
+	if (file)
+		log_info("config: file %s", file);
+	else
+		log_info("config: no file (no --config, no $%s, no %s): the built-in defaults",
+			 CONFIG_ENV, CONFIG_DEFAULT_PATH);
 
 	log_info("config: socket %s (mode %04o, group %s), log level %s", cfg->socket_path,
 		 cfg->socket_mode, cfg->socket_group[0] ? cfg->socket_group : "(unchanged)",
@@ -698,6 +707,9 @@ static int parse_args(int argc, char **argv, struct daemon *d, int *check_only)
 		return EXIT_USAGE;
 	}
 	config_defaults(&d->cfg);
+	if (!config_path)
+		config_path = config_default_path();   /* the same as sscardctl's */
+	d->config_file = config_path;
 	if (config_path) {
 		rc = config_load(&d->cfg, config_path, err, sizeof(err));
 		if (rc != 0) {
@@ -743,7 +755,7 @@ int main(int argc, char **argv)
 	if (rc != EXIT_OK)
 		return rc;
 	if (check_only) {
-		log_config(&d.cfg);
+		log_config(&d.cfg, d.config_file);
 		config_wipe(&d.cfg);
 		printf("configuration OK\n");
 		return EXIT_OK;
@@ -752,7 +764,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	log_info("sscardd %s starting (API level %d, pid %ld)", SSC_VERSION, RPC_API_LEVEL,
 		 (long)getpid());
-	log_config(&d.cfg);
+	log_config(&d.cfg, d.config_file);
 
 	if (uv_loop_init(&d.loop) != 0) {
 		log_error("cannot create the event loop");
