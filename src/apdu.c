@@ -191,6 +191,12 @@ static const char *apdu_sw_text(uint16_t sw)
 	return "error status";
 }
 
+/* "1 try left", "2 tries left": the counter of a PIN or a key, in words. */
+static const char *apdu_tries(int left)
+{
+	return left == 1 ? "try" : "tries";
+}
+
 int apdu_sw_error(uint16_t sw, enum apdu_sw_ctx ctx, const char *what, struct ssc_diag *diag)
 {
 	int err;
@@ -199,45 +205,59 @@ int apdu_sw_error(uint16_t sw, enum apdu_sw_ctx ctx, const char *what, struct ss
 		return 0;
 	if (!what)
 		what = "command";
+	diag->sw = sw;
+	/*
+	 * The try counters. The messages are for the person at the desk: the status word itself
+	 * stays in diag->sw (data.sw). 63C0 is the failure that used the last try: the PIN or key
+	 * is blocked from now on, so it is named blocked (spec §12.5: treat 63C0 and 6983 alike).
+	 */
 	if ((sw & 0xFFF0) == 0x63C0) {
 		int left = sw & 0x0F;
 
 		diag->retries_left = left;
+		if (ctx == APDU_CTX_PIN && left)
+			return ssc_diag_set(diag, SSC_EPINWRONG, "wrong PIN: %d %s left", left,
+					    apdu_tries(left));
 		if (ctx == APDU_CTX_PIN)
-			err = left ? SSC_EPINWRONG : SSC_EPINBLOCKED;
-		else
-			err = left ? SSC_EAUTHFAILED : SSC_EKEYBLOCKED;
-		diag->sw = sw;
-		return ssc_diag_set(diag, err, "%s: %04X, %d tries left", what, sw, left);
+			return ssc_diag_set(diag, SSC_EPINBLOCKED, "wrong PIN, and that was the "
+					    "last try: the PIN is now blocked");
+		if (left)
+			return ssc_diag_set(diag, SSC_EAUTHFAILED, "%s: the card refused the "
+					    "terminal's key: %d %s left before the card blocks it",
+					    what, left, apdu_tries(left));
+		return ssc_diag_set(diag, SSC_EKEYBLOCKED, "%s: the card refused the terminal's "
+				    "key, and that was the last try: the key is now blocked", what);
 	}
 	switch (sw) {
 	case 0x6A82:
-		err = SSC_ENOFILE;
-		break;
+		return ssc_diag_set(diag, SSC_ENOFILE, "%s: the card has no such file", what);
 	case 0x6A83:
-		err = SSC_ENORECORD;
-		break;
+		return ssc_diag_set(diag, SSC_ENORECORD, "%s: the card has no such record", what);
 	case 0x6982:
-		err = SSC_ESECURITY;
-		break;
+		return ssc_diag_set(diag, SSC_ESECURITY, "%s: the card wants an authentication "
+				    "first (security status not satisfied)", what);
 	case 0x6983:
 		diag->retries_left = 0;
-		err = ctx == APDU_CTX_PIN ? SSC_EPINBLOCKED : SSC_EKEYBLOCKED;
-		break;
+		if (ctx == APDU_CTX_PIN)
+			return ssc_diag_set(diag, SSC_EPINBLOCKED, "the PIN is blocked");
+		return ssc_diag_set(diag, SSC_EKEYBLOCKED, "%s: the card's key for this is "
+				    "blocked", what);
 	case 0x6A81:
 	case 0x6D00:
-		err = SSC_EUNSUPPORTED;
-		break;
+		return ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s: the card does not support it (%s)",
+				    what, apdu_sw_text(sw));
 	case 0x6988:
 	case 0x9302:
 		/* The card computed another MAC: the key the PSAM used is not the card's. */
-		err = ctx == APDU_CTX_SM ? SSC_EAUTHFAILED : SSC_ECARDSW;
+		if (ctx == APDU_CTX_SM)
+			return ssc_diag_set(diag, SSC_EAUTHFAILED, "%s: the card refused the "
+					    "PSAM's MAC: the PSAM's key is not this card's", what);
+		err = SSC_ECARDSW;
 		break;
 	default:
 		err = SSC_ECARDSW;
 		break;
 	}
-	diag->sw = sw;
 	return ssc_diag_set(diag, err, "%s: %04X %s", what, sw, apdu_sw_text(sw));
 }
 

@@ -46,12 +46,14 @@ enum apdu_sw_ctx {
 };
 
 /*
- * Maps a status word other than 9000 to an sscard error, sets diag->sw and, for 63Cx,
+ * Maps a status word other than 9000 to an sscard error, sets diag->sw and, for 63Cx / 6983,
  * diag->retries_left; returns the error (0 for 9000). 6A82 SSC_ENOFILE, 6A83 SSC_ENORECORD, 6982
- * SSC_ESECURITY, 63Cx SSC_EAUTHFAILED (x = 0: SSC_EKEYBLOCKED) or, in APDU_CTX_PIN,
- * SSC_EPINWRONG / SSC_EPINBLOCKED, 6983 SSC_EKEYBLOCKED (PIN: SSC_EPINBLOCKED), 6A81 and 6D00
- * SSC_EUNSUPPORTED, in APDU_CTX_SM 6988 and 9302 (MAC wrong) SSC_EAUTHFAILED, everything else
- * SSC_ECARDSW with a short reading of the word in diag->msg.
+ * SSC_ESECURITY, 6A81 and 6D00 SSC_EUNSUPPORTED. The try counters: in APDU_CTX_PIN 63Cx (x > 0)
+ * SSC_EPINWRONG, 63C0 (the failure that used the last try) and 6983 SSC_EPINBLOCKED; otherwise
+ * 63Cx SSC_EAUTHFAILED, 63C0 and 6983 SSC_EKEYBLOCKED. In APDU_CTX_SM 6988 and 9302 (MAC
+ * wrong) SSC_EAUTHFAILED. Everything else SSC_ECARDSW, whose message names the word and reads it.
+ * The messages of the named errors are for the person at the desk and do not repeat the status
+ * word (it is in diag->sw).
  * what names the command for the message ("READ RECORD SSSE/EF06 08"; never personal data).
  */
 int apdu_sw_error(uint16_t sw, enum apdu_sw_ctx ctx, const char *what, struct ssc_diag *diag);

@@ -120,8 +120,8 @@ int ssc_open(struct ssc_card *c, struct card_io *io, const struct config *cfg, s
 		break;
 	case 0x6A82: case 0x6A81: case 0x6A86: case 0x6D00: case 0x6E00:
 		diag->sw = sw;
-		return ssc_diag_set(diag, SSC_ENOTSSC, "no SSSE application (SELECT answered %04X)",
-				    sw);
+		return ssc_diag_set(diag, SSC_ENOTSSC, "the card has no social security "
+				    "application (SSSE)");
 	default:
 		return apdu_sw_error(sw, APDU_CTX_GENERIC, "SELECT SSSE", diag);
 	}
@@ -549,8 +549,8 @@ int ssc_internal_auth(struct ssc_card *c, struct ssc_diag *diag)
 		return n;
 	if (sw != APDU_SW_OK) {
 		apdu_sw_error(sw, APDU_CTX_GENERIC, "INTERNAL AUTH", diag);
-		return ssc_diag_set(diag, SSC_ENOTGENUINE, "the card refused INTERNAL AUTH (%04X)",
-				    sw);
+		return ssc_diag_set(diag, SSC_ENOTGENUINE, "the card refused INTERNAL AUTH: it did "
+				    "not prove that it is genuine");
 	}
 	if (n < 8)
 		return ssc_diag_set(diag, SSC_EPROTO, "INTERNAL AUTH answered %d bytes", n);
@@ -751,11 +751,9 @@ static int ssc_secret_command(struct ssc_card *c, const uint8_t *cmd, size_t len
 	OPENSSL_cleanse(resp, sizeof(resp));
 	if (n < 0)
 		return n;
-	if (sw == 0x6988 || sw == 0x9302) {
-		apdu_sw_error(sw, APDU_CTX_SM, what, diag);
-		return ssc_diag_set(diag, SSC_EAUTHFAILED, "%s: the card refused the MAC (%04X): "
-				    "the PSAM's key is not this card's", what, sw);
-	}
+	/* A wrong MAC (6988 / 9302) counts no PIN try: the PSAM's key is not this card's. */
+	if (sw == 0x6988 || sw == 0x9302)
+		ctx = APDU_CTX_SM;
 	return apdu_sw_error(sw, ctx, what, diag);
 }
 

@@ -416,6 +416,20 @@ static int conn_recv(struct conn *c, json_t **out, long long deadline)
 	}
 }
 
+/*
+ * The tries a PIN (or a card key) has left, in words for the person at the desk: "no tries
+ * left", "1 try left", "2 tries left". Writes into out (cap bytes) and returns out. Every output
+ * of sscardctl that names data.retries_left uses this one.
+ */
+static const char *tries_left_text(long long left, char *out, size_t cap)
+{
+	if (left <= 0)
+		snprintf(out, cap, "no tries left");
+	else
+		snprintf(out, cap, "%lld %s left", left, left == 1 ? "try" : "tries");
+	return out;
+}
+
 /* Prints an error object to stderr: name, message, and what else the daemon said. */
 static void print_error(const json_t *err)
 {
@@ -423,6 +437,7 @@ static void print_error(const json_t *err)
 	const char *name = json_string_value(json_object_get(data, "name"));
 	const char *msg = json_string_value(json_object_get(err, "message"));
 	const json_t *v;
+	char tries[32];
 
 	fprintf(stderr, "sscardctl: %s: %s (code %lld)", name ? name : "error",
 		msg ? msg : "(no message)",
@@ -431,8 +446,11 @@ static void print_error(const json_t *err)
 		fprintf(stderr, ", standard code %lld", (long long)json_integer_value(v));
 	if ((v = json_object_get(data, "sw")))
 		fprintf(stderr, ", SW %s", json_string_value(v));
-	if ((v = json_object_get(data, "retries_left")))
-		fprintf(stderr, ", %lld tries left", (long long)json_integer_value(v));
+	/* The daemon's message names the tries left already; other daemons' may not. */
+	if ((v = json_object_get(data, "retries_left")) &&
+	    (!msg || !strstr(msg, tries_left_text(json_integer_value(v), tries, sizeof(tries)))))
+		fprintf(stderr, ", %s", tries_left_text(json_integer_value(v), tries,
+							sizeof(tries)));
 	if ((v = json_object_get(data, "reader")))
 		fprintf(stderr, ", reader %s", json_string_value(v));
 	fputc('\n', stderr);

@@ -88,12 +88,20 @@ class PinCase(sscardd.DaemonTestCase):
         self.assertEqual(e.retries_left, left, e)
         self.assertEqual(e.sw, f'63C{left}', e)
         self.assertEqual(e.reader, slot_id(slot))
+        # For the desk: the tries in words and the right number; the SW only in data.sw.
+        self.assertEqual(e.message, f'wrong PIN: {left} {"try" if left == 1 else "tries"} left')
         self.assertEqual(self.pin_state(slot)[1], left)
+
+    # docs/errors.md: the failure that uses the last try (63C0) and every try after it (6983)
+    # are SSC_EPINBLOCKED (-52) with retries_left 0.
+    BLOCKED_MESSAGES = {'63C0': 'wrong PIN, and that was the last try: the PIN is now blocked',
+                        '6983': 'the PIN is blocked'}
 
     def assertBlocked(self, slot, method='card.verify_pin', **params):
         e = self.pin_error(slot, method, **params)
         self.assertRpcError(e, 'SSC_EPINBLOCKED', std_code=-52, code=1020)
         self.assertEqual(e.retries_left, 0, e)
+        self.assertEqual(e.message, self.BLOCKED_MESSAGES.get(e.sw), e)
         self.assertEqual(self.pin_state(slot)[1], 0)
 
     def assertVerifies(self, slot, pin):
@@ -190,6 +198,36 @@ class Lifecycle(PinCase):
         self.start({GEN3: 'gen3'})
         # gen3.json: "pin": "888888"; SM4 reload MAC and a 16-byte unblock PIN block.
         self.lifecycle(GEN3, '888888', '736251', '642531', '80808', '1357924680')
+        self.assertNoPinAnywhere()
+
+    def test_wrong_pin_names_and_messages(self):
+        # Which name comes when (docs/errors.md): 63C2 and 63C1 are SSC_EPINWRONG with 2 and 1
+        # tries left; the attempt that uses the last try answers 63C0: SSC_EPINBLOCKED with 0,
+        # as does every later one (6983). Through sscardctl too: "1 try left", not "1 tries".
+        self.start({GEN3: 'gen3'})
+        wrong = '736251'
+        self.pins_used.add(wrong)
+        for left, sw in ((2, '63C2'), (1, '63C1')):
+            rc, out, err = sscardd.ctl('--socket', self.d.socket_path, 'call', 'card.verify_pin',
+                                       f'{{"pin":"{wrong}","reader":"{slot_id(GEN3)}"}}')
+            self.assertEqual(rc, 1, err)
+            self.assertEqual(out, '')
+            word = 'try' if left == 1 else 'tries'
+            self.assertEqual(err, f'sscardctl: SSC_EPINWRONG: wrong PIN: {left} {word} left '
+                             f'(code 1019), standard code -51, SW {sw}, reader {slot_id(GEN3)}\n')
+            self.assertEqual(self.pin_state(GEN3)[1], left)
+        rc, out, err = sscardd.ctl('--socket', self.d.socket_path, 'call', 'card.verify_pin',
+                                   f'{{"pin":"{wrong}","reader":"{slot_id(GEN3)}"}}')
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(err, 'sscardctl: SSC_EPINBLOCKED: wrong PIN, and that was the last try: '
+                         'the PIN is now blocked (code 1020), standard code -52, SW 63C0, '
+                         f'no tries left, reader {slot_id(GEN3)}\n')
+        e = self.pin_error(GEN3, 'card.verify_pin', pin='888888')
+        self.assertRpcError(e, 'SSC_EPINBLOCKED', std_code=-52, code=1020)
+        self.assertEqual((e.sw, e.retries_left, e.message), ('6983', 0, 'the PIN is blocked'))
+        self.assertEqual(self.pin_call(GEN3, 'card.reload_pin', new_pin='642531'),
+                         {'reloaded': True})
+        self.assertVerifies(GEN3, '642531')
         self.assertNoPinAnywhere()
 
     def test_pin_blocked_profile(self):

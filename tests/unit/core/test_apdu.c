@@ -206,6 +206,53 @@ static void test_sw_mapping(void **state)
 	assert_int_equal(apdu_sw_error(0x6988, APDU_CTX_GENERIC, "x", &d), SSC_ECARDSW);
 }
 
+/*
+ * The PIN's try counter (docs/errors.md): 63Cx with x > 0 is a wrong PIN (-51) with x tries left;
+ * 63C0, the failure that used the last try, and 6983 are "blocked" (-52) with 0 left. The
+ * messages speak to the desk, in the right number, and do not show the status word, which stays
+ * in d.sw.
+ */
+static void test_sw_pin_messages(void **state)
+{
+	struct ssc_diag d;
+
+	(void)state;
+	ssc_diag_init(&d);
+	assert_int_equal(apdu_sw_error(0x63C2, APDU_CTX_PIN, "VERIFY", &d), SSC_EPINWRONG);
+	assert_int_equal(d.retries_left, 2);
+	assert_int_equal(d.sw, 0x63C2);
+	assert_string_equal(d.msg, "wrong PIN: 2 tries left");
+	assert_int_equal(apdu_sw_error(0x63C1, APDU_CTX_PIN, "CHANGE PIN", &d), SSC_EPINWRONG);
+	assert_string_equal(d.msg, "wrong PIN: 1 try left");
+	assert_int_equal(ssc_std_code(SSC_EPINWRONG, d.sw), -51);
+
+	assert_int_equal(apdu_sw_error(0x63C0, APDU_CTX_PIN, "VERIFY", &d), SSC_EPINBLOCKED);
+	assert_int_equal(d.retries_left, 0);
+	assert_int_equal(d.sw, 0x63C0);
+	assert_int_equal(ssc_std_code(SSC_EPINBLOCKED, d.sw), -52);
+	assert_string_equal(d.msg, "wrong PIN, and that was the last try: the PIN is now blocked");
+
+	ssc_diag_init(&d);
+	assert_int_equal(apdu_sw_error(0x6983, APDU_CTX_PIN, "VERIFY", &d), SSC_EPINBLOCKED);
+	assert_int_equal(d.retries_left, 0);
+	assert_int_equal(ssc_std_code(SSC_EPINBLOCKED, d.sw), -52);
+	assert_string_equal(d.msg, "the PIN is blocked");
+
+	/* A card key's counter: the command is named, the status word is not. */
+	assert_int_equal(apdu_sw_error(0x63C1, APDU_CTX_GENERIC, "EXTERNAL AUTH key 04", &d),
+			 SSC_EAUTHFAILED);
+	assert_string_equal(d.msg, "EXTERNAL AUTH key 04: the card refused the terminal's key: "
+			    "1 try left before the card blocks it");
+	assert_null(strstr(d.msg, "63C1"));
+	assert_int_equal(apdu_sw_error(0x63C0, APDU_CTX_GENERIC, "EXTERNAL AUTH key 04", &d),
+			 SSC_EKEYBLOCKED);
+	assert_null(strstr(d.msg, "63C0"));
+	assert_int_equal(apdu_sw_error(0x6A83, APDU_CTX_GENERIC, "READ RECORD DF01/EF05 01", &d),
+			 SSC_ENORECORD);
+	assert_string_equal(d.msg, "READ RECORD DF01/EF05 01: the card has no such record");
+	assert_int_equal(ssc_std_code(SSC_ENORECORD, d.sw), -27267);
+}
+
 static void test_tlv_fci(void **state)
 {
 	/* 6F L 84 0F <DF name> A5 06 9F0C 03 86 01 03 (spec §12.1 layout). */
@@ -273,6 +320,7 @@ int main(void)
 		cmocka_unit_test(test_error_sw_passes_through),
 		cmocka_unit_test(test_secret_flag),
 		cmocka_unit_test(test_sw_mapping),
+		cmocka_unit_test(test_sw_pin_messages),
 		cmocka_unit_test(test_tlv_fci),
 		cmocka_unit_test(test_tlv_forms),
 	};
