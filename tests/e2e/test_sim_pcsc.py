@@ -145,7 +145,8 @@ class Terminal:
 
 
 def txn_record(serial, total=12345, account=2345, pooled=10000):
-    """A DF04/EF08 record (spec §12.7): 40 33 ‖ time cn7 ‖ hospital an12 ‖ serial an20 ‖ 3 amounts."""
+    """A DF04/EF08 record (spec §12.7): 40 33 ‖ time cn7 ‖ institution an12 ‖ settlement_no an20 ‖
+    3 amounts (total, personal_account, pooled)."""
     value = (bytes.fromhex('20250301093000') + b'H33010000001' + serial.encode().ljust(20, b'\x00')
              + total.to_bytes(4, 'big') + account.to_bytes(4, 'big') + pooled.to_bytes(4, 'big'))
     assert len(value) == 0x33

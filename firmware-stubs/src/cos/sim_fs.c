@@ -124,7 +124,7 @@ int sim_fs_init(struct sim_fs *fs, const struct sim_card_profile *cp)
 	add_rec(ef, 0x30, SIM_FMT_CN, cp->med_region, 3);
 	add_rec(ef, 0x31, SIM_FMT_AN, cp->med_category, 2);
 	add_rec(ef, 0x32, SIM_FMT_AN, cp->med_person_no, 20);
-	add_rec(ef, 0x33, SIM_FMT_AN, cp->med_hospital, 12);
+	add_rec(ef, 0x33, SIM_FMT_AN, cp->med_institution, 12);
 	add_rec(ef, 0x34, SIM_FMT_AN, cp->med_relocated, 1);
 	ef = add_ef(d, 0xEF06, -1, 1);
 	if (ef->rec == NULL)

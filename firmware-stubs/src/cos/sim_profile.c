@@ -67,22 +67,42 @@ static void ld_path(char out[PATH_MAX_LEN], const char *prefix, const char *key)
 		out[PATH_MAX_LEN - 1] = 0;
 }
 
+/*
+ * The DF04 fields' earlier names and the API's names that replaced them (docs/api.md), so that a
+ * profile written with an old name gets a message that says what to write instead.
+ */
+static const char *const renamed_fields[][2] = {
+	{ "hospital", "institution" },
+	{ "serial", "settlement_no" },
+	{ "account", "personal_account" },
+};
+
 /* Refuses any member of obj not in allowed (NULL-terminated): typos must not pass silently. */
 static int ld_known(struct ld *c, json_t *obj, const char *prefix, const char *const *allowed)
 {
 	const char *k;
 	json_t *v;
 	char path[PATH_MAX_LEN];
-	size_t i;
+	size_t i, r;
 
 	json_object_foreach(obj, k, v) {
 		for (i = 0; allowed[i] != NULL; i++)
 			if (strcmp(k, allowed[i]) == 0)
 				break;
-		if (allowed[i] == NULL) {
-			ld_path(path, prefix, k);
-			return ld_fail(c, path, "unknown field");
+		if (allowed[i] != NULL)
+			continue;
+		ld_path(path, prefix, k);
+		for (r = 0; r < sizeof(renamed_fields) / sizeof(renamed_fields[0]); r++) {
+			const char *now = renamed_fields[r][1];
+
+			if (strcmp(k, renamed_fields[r][0]) != 0)
+				continue;
+			for (i = 0; allowed[i] != NULL; i++)
+				if (strcmp(now, allowed[i]) == 0)
+					return ld_fail(c, path, "unknown field (renamed: \"%s\", "
+						       "as in the API)", now);
 		}
+		return ld_fail(c, path, "unknown field");
 	}
 	return 0;
 }
@@ -519,9 +539,9 @@ static int ld_holder(struct ld *c, json_t *card, struct sim_card_profile *cp)
 
 static int ld_txn(struct ld *c, json_t *t, const char *prefix, uint8_t rec[SIM_TXN_LEN])
 {
-	static const char *const known[] = { "time", "hospital", "serial", "total", "account",
-					     "pooled", NULL };
-	static const char *const amounts[3] = { "total", "account", "pooled" };
+	static const char *const known[] = { "time", "institution", "settlement_no", "total",
+					     "personal_account", "pooled", NULL };
+	static const char *const amounts[3] = { "total", "personal_account", "pooled" };
 	char path[PATH_MAX_LEN];
 	const char *s;
 	long long v;
@@ -544,8 +564,8 @@ static int ld_txn(struct ld *c, json_t *t, const char *prefix, uint8_t rec[SIM_T
 		}
 	}
 	bcd_pack(s, rec, 7);
-	if (ld_an(c, t, prefix, "hospital", true, rec + 7, 12) < 0 ||
-	    ld_an(c, t, prefix, "serial", true, rec + 19, 20) < 0)
+	if (ld_an(c, t, prefix, "institution", true, rec + 7, 12) < 0 ||
+	    ld_an(c, t, prefix, "settlement_no", true, rec + 19, 20) < 0)
 		return -1;
 	for (i = 0; i < 3; i++) {
 		uint8_t *p = rec + 39 + 4 * i;
@@ -562,8 +582,8 @@ static int ld_txn(struct ld *c, json_t *t, const char *prefix, uint8_t rec[SIM_T
 
 static int ld_medical(struct ld *c, json_t *card, struct sim_card_profile *cp)
 {
-	static const char *const known[] = { "region", "category", "person_no", "hospital", "relocated",
-					     "offline_pending", "transactions",
+	static const char *const known[] = { "region", "category", "person_no", "institution",
+					     "relocated", "offline_pending", "transactions",
 					     "transaction_capacity", NULL };
 	char path[PATH_MAX_LEN];
 	json_t *m, *list, *t;
@@ -576,7 +596,7 @@ static int ld_medical(struct ld *c, json_t *card, struct sim_card_profile *cp)
 	    ld_cn(c, m, "card.medical", "region", true, 6, cp->med_region, 3) < 0 ||
 	    ld_an(c, m, "card.medical", "category", true, cp->med_category, 2) < 0 ||
 	    ld_an(c, m, "card.medical", "person_no", true, cp->med_person_no, 20) < 0 ||
-	    ld_an(c, m, "card.medical", "hospital", true, cp->med_hospital, 12) < 0 ||
+	    ld_an(c, m, "card.medical", "institution", true, cp->med_institution, 12) < 0 ||
 	    ld_an(c, m, "card.medical", "relocated", true, cp->med_relocated, 1) < 0 ||
 	    ld_bool(c, m, "card.medical", "offline_pending", &offline) < 0 ||
 	    ld_int(c, m, "card.medical", "transaction_capacity", false, 10, 1, SIM_TXN_MAX, &cap) < 0)

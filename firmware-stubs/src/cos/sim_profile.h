@@ -56,7 +56,7 @@ struct sim_card_profile {
 		expiry_date[4], card_number[9];
 	uint8_t ssn[18], name[30], name_ext[20], sex[1], nation[1], birth_place[3], birth_date[4];
 	uint8_t person_id[12], first_region[3];                               /* EF0D, gen 3 */
-	uint8_t med_region[3], med_category[2], med_person_no[20], med_hospital[12], med_relocated[1];
+	uint8_t med_region[3], med_category[2], med_person_no[20], med_institution[12], med_relocated[1];
 	uint8_t med_offline[1];
 	int txn_cap;                     /* EF08 capacity (cfg, default 10) */
 	int txn_count;

@@ -133,7 +133,7 @@ static inline struct sim_profile *th_vector_profile_ex(int gen, const char *card
 		 "\"name\":\"张三\",\"sex\":\"1\",\"nation\":\"01\",\"birth_place\":\"330102\","
 		 "\"birth_date\":\"19900307\"},%s"
 		 "\"medical\":{\"region\":\"330100\",\"category\":\"11\","
-		 "\"person_no\":\"33010000000000000001\",\"hospital\":\"H33010000001\","
+		 "\"person_no\":\"33010000000000000001\",\"institution\":\"H33010000001\","
 		 "\"relocated\":\"0\"%s},\"pin\":\"123456\",%s"
 		 "\"keys\":{\"ext_auth\":\"" TH_KEY "\",\"ef0d\":\"" TH_KEY "\",\"read_auth\":\"" TH_KEY
 		 "\",\"internal\":\"" TH_KEY "\",\"stk\":\"" TH_KEY "\",\"pin_reload\":\"" TH_KEY

@@ -167,8 +167,19 @@ static void test_broken_fields(void **state)
 	       "card.medical.transactions[0].time: expected YYYYMMDDhhmmss");
 	BROKEN("gen2", "\"total\": 12850", "\"total\": -1",
 	       "card.medical.transactions[0].total: -1 is out of range 0..4294967295");
-	BROKEN("gen2", "\"serial\": \"S2024030200000000001\"", "\"serial\": \"S20240302000000000012\"",
-	       "card.medical.transactions[1].serial: longer than 20 characters");
+	BROKEN("gen2", "\"settlement_no\": \"S2024030200000000001\"",
+	       "\"settlement_no\": \"S20240302000000000012\"",
+	       "card.medical.transactions[1].settlement_no: longer than 20 characters");
+	/* The DF04 fields carry the API's names; an old name says which one replaced it. */
+	BROKEN("gen2", "\"settlement_no\": \"S2024030200000000001\"",
+	       "\"serial\": \"S2024030200000000001\"",
+	       "card.medical.transactions[1].serial: unknown field (renamed: \"settlement_no\", as in "
+	       "the API)");
+	BROKEN("gen2", "\"personal_account\": 2850", "\"account\": 2850",
+	       "card.medical.transactions[0].account: unknown field (renamed: \"personal_account\"");
+	BROKEN("gen2", "\"institution\": \"H33010000001\",\n      \"relocated\"",
+	       "\"hospital\": \"H33010000001\",\n      \"relocated\"",
+	       "card.medical.hospital: unknown field (renamed: \"institution\"");
 	BROKEN("gen2", "\"issue_date\": \"20240101\"", "\"issue_date\": \"20240231\"",
 	       "card.issue_date: expected a date YYYYMMDD");
 	BROKEN("gen2", "\"expiry_date\": \"20340101\"", "\"expiry_date\": \"20230101\"",
