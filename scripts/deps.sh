@@ -9,7 +9,7 @@ PACKAGES=(
   libssl-dev libusb-1.0-0-dev libsqlite3-dev sqlite3 libuv1-dev libjansson-dev libinih-dev
   libcmocka-dev umockdev libumockdev-dev libglib2.0-dev
   vsmartcard-vpcd
-  python3 python3-pyscard
+  python3 python3-pyscard python3-venv
   iproute2 util-linux procps
   clang libclang-rt-14-dev valgrind
 )
