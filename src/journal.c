@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -318,6 +319,9 @@ int journal_open(const char *path, const char *key_path, unsigned flags, struct 
 	j->flags = flags;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->mac_lock, NULL);
+	/* Best effort: the keys' page is never written to swap (RLIMIT_MEMLOCK may forbid it). */
+	(void)mlock(j->chain_key, sizeof(j->chain_key));
+	(void)mlock(j->ref_key, sizeof(j->ref_key));
 	derive_key(master, "sscard journal chain v1", j->chain_key);
 	derive_key(master, "sscard journal ref v1", j->ref_key);
 	OPENSSL_cleanse(master, sizeof(master));

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -59,7 +60,11 @@ struct server {
 	struct client *clients;
 	int n_clients;
 	unsigned next_id;
-	char readbuf[READ_CHUNK];   /* one read at a time on one thread: shared by all clients */
+	/*
+	 * One read at a time on one thread: shared by all clients. Every request, and so every PIN,
+	 * passes through it: its own pages, locked (never swapped) where RLIMIT_MEMLOCK allows.
+	 */
+	char *readbuf;
 };
 
 struct wreq {
@@ -258,7 +263,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct client *cl = h->data;
 
-	*buf = uv_buf_init(cl->srv->readbuf, sizeof(cl->srv->readbuf));
+	*buf = uv_buf_init(cl->srv->readbuf, READ_CHUNK);
 }
 
 static int line_append(struct client *cl, const char *p, size_t n)
@@ -530,6 +535,97 @@ static int ensure_parent(const char *path)
 }
 
 /*
+ * Checks one directory on the way to the socket (dir, as the path names it; resolved by stat).
+ * last: it is the socket's own directory. Returns 0 or SSC_EPERM (logged with the fix).
+ */
+static int dir_safe(const char *dir, int last)
+{
+	struct stat st;
+	uid_t me = geteuid();
+
+	if (stat(dir, &st) != 0) {
+		log_error("socket directory %s: %s", dir, strerror(errno));
+		return SSC_EPERM;
+	}
+	if (st.st_uid != 0 && st.st_uid != me) {
+		log_error("socket directory %s belongs to uid %ld: that user could replace the socket "
+			  "and read what clients send (PINs). Use a directory that only root or the "
+			  "daemon's uid %ld can write, such as /run/sscard", dir, (long)st.st_uid,
+			  (long)me);
+		return SSC_EPERM;
+	}
+	/*
+	 * A sticky directory (/tmp) keeps others from renaming what we own in it: an ancestor may be
+	 * one. The socket's own directory may not: once the daemon stops and removes its socket,
+	 * anyone could put theirs at the same path.
+	 */
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (last || !(st.st_mode & S_ISVTX))) {
+		log_error("socket directory %s is writable by %s (mode %04o): %s. Use a directory "
+			  "that only root or the daemon's uid %ld can write, such as /run/sscard",
+			  dir, (st.st_mode & S_IWOTH) ? "everyone" : "its group",
+			  (unsigned)(st.st_mode & 07777), last && (st.st_mode & S_ISVTX) ?
+			  "another user could put a socket of their own at this path once the daemon "
+			  "stops, and read what clients send (PINs)" : "another user could replace "
+			  "the socket and read what clients send (PINs)", (long)me);
+		return SSC_EPERM;
+	}
+	return 0;
+}
+
+/* Checks every directory from / down to dir (an absolute path). */
+static int chain_safe(const char *dir)
+{
+	char p[CONFIG_PATH_MAX];
+	size_t n = strlen(dir);
+	int rc;
+
+	if (n == 0 || n >= sizeof(p) || dir[0] != '/')
+		return SSC_EPERM;
+	rc = dir_safe("/", n == 1);
+	for (size_t i = 1; rc == 0 && i <= n; i++) {
+		if (i < n && dir[i] != '/')
+			continue;
+		if (dir[i - 1] == '/')
+			continue;   /* "//" */
+		memcpy(p, dir, i);
+		p[i] = '\0';
+		rc = dir_safe(p, i == n);
+	}
+	return rc;
+}
+
+/*
+ * In the spirit of OpenSSH's StrictModes: whoever can write the socket's directory can replace
+ * the socket with their own and read what clients send, PINs included. Every directory from / to
+ * the socket's, both as the path names them and as they resolve (a symbolic link on the way), must
+ * belong to root or to the daemon's uid and be writable by nobody else; an ancestor may be a
+ * sticky directory such as /tmp, the socket's own directory may not.
+ */
+static int check_socket_dir(const char *path)
+{
+	char dir[CONFIG_PATH_MAX], real[PATH_MAX];
+	char *slash;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return SSC_EPERM;
+	if (slash == dir)
+		slash[1] = '\0';   /* a socket in / */
+	else
+		*slash = '\0';
+	rc = chain_safe(dir);
+	if (rc != 0)
+		return rc;
+	if (!realpath(dir, real)) {
+		log_error("socket directory %s: %s", dir, strerror(errno));
+		return SSC_EPERM;
+	}
+	return strcmp(real, dir) == 0 ? 0 : chain_safe(real);
+}
+
+/*
  * Makes room for the socket: nothing there is fine; a socket that nobody answers is a stale
  * one from a crash and is removed; a socket that answers belongs to a running daemon, and any
  * other kind of file is not ours to delete.
@@ -608,6 +704,8 @@ static int open_listener(struct server *srv)
 	snprintf(srv->path, sizeof(srv->path), "%s", cfg->socket_path);
 	rc = ensure_parent(srv->path);
 	if (rc == 0)
+		rc = check_socket_dir(srv->path);
+	if (rc == 0)
 		rc = clear_stale(srv->path, &sa);
 	if (rc != 0)
 		return rc;
@@ -671,9 +769,19 @@ int server_new(uv_loop_t *loop, const struct config *cfg, struct rpc *rpc, struc
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->rpc = rpc;
+	srv->readbuf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			    -1, 0);
+	if (srv->readbuf == MAP_FAILED) {
+		free(srv);
+		return SSC_ENOMEM;
+	}
+	if (mlock(srv->readbuf, READ_CHUNK) != 0)
+		log_debug("the socket read buffer cannot be locked in memory: %s", strerror(errno));
 	rc = open_listener(srv);
 	if (rc != 0) {
 		/* open_listener() leaves no handle behind, except a listener being closed. */
+		munmap(srv->readbuf, READ_CHUNK);
+		srv->readbuf = NULL;
 		if (!srv->listener_open)
 			free(srv);
 		return rc;
@@ -744,6 +852,7 @@ void server_free(struct server *srv)
 		log_error("server_free: handles still open (call server_stop and run the loop)");
 		return;
 	}
+	munmap(srv->readbuf, READ_CHUNK);
 	free(srv);
 }
 

@@ -28,11 +28,14 @@ struct server;
 /*
  * Creates the listening socket at cfg->socket_path and starts accepting on loop. The socket file
  * gets mode cfg->socket_mode and group cfg->socket_group (a missing group is a warning; "" leaves
- * the group alone). A missing parent directory is created (mode 0755). An existing socket file is
- * replaced only when nothing answers on it (a stale file from a crash); any other file there is
- * left alone. cfg and rpc are borrowed and must outlive the server.
+ * the group alone). A missing parent directory is created (mode 0755). Every directory from / to
+ * the socket's must belong to root or the daemon's uid and be writable by nobody else (an
+ * ancestor may be sticky, like /tmp; the socket's own directory may not). An existing socket file
+ * is replaced only when nothing answers on it (a stale file from a crash); any other file there
+ * is left alone. cfg and rpc are borrowed and must outlive the server.
  * Returns 0 and *out; SSC_EEXIST (a daemon answers on that socket, or a non-socket file is
- * there), SSC_ECONFIG (the path is too long for a Unix socket), SSC_EPERM, SSC_EIO, SSC_ENOMEM.
+ * there), SSC_ECONFIG (the path is too long for a Unix socket), SSC_EPERM (a directory others
+ * could write, or one we cannot create or read), SSC_EIO, SSC_ENOMEM.
  * Errors are logged with the path and the reason.
  */
 int server_new(uv_loop_t *loop, const struct config *cfg, struct rpc *rpc, struct server **out);

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -89,6 +92,24 @@ static struct keyprov *daemon_kp;
  * wiped) at exit only when no job and no worker can still hold it.
  */
 static struct journal *daemon_journal;
+
+/*
+ * The daemon holds PINs and PIN blocks (while a request is handled), the journal key and the
+ * 卡识别码 key: no core dump may write them to a disk, and no other process of the daemon's uid may
+ * read them (/proc/PID/mem, /proc/PID/environ, ptrace). PR_SET_DUMPABLE 0 does both (root keeps
+ * CAP_SYS_PTRACE); RLIMIT_CORE 0 also stops a core where the kernel would dump anyway
+ * (fs.suid_dumpable = 2) and tells systemd-coredump not to store one. Called first in main(),
+ * before the configuration (and its key) is read. Returns 0, or -1 with errno (nothing is logged
+ * yet: main() says it once the logger is set up).
+ */
+static int process_harden(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) != 0)
+		return -1;
+	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
 
 static void usage(FILE *f)
 {
@@ -749,8 +770,10 @@ int main(int argc, char **argv)
 {
 	static struct daemon d;
 	struct rpc_backend be;
-	int check_only, rc, status = EXIT_RUNTIME;
+	int check_only, rc, status = EXIT_RUNTIME, harden_errno = 0;
 
+	if (process_harden() != 0)
+		harden_errno = errno;
 	rc = parse_args(argc, argv, &d, &check_only);
 	if (rc != EXIT_OK)
 		return rc;
@@ -765,6 +788,14 @@ int main(int argc, char **argv)
 	log_info("sscardd %s starting (API level %d, pid %ld)", SSC_VERSION, RPC_API_LEVEL,
 		 (long)getpid());
 	log_config(&d.cfg, d.config_file);
+	if (harden_errno)
+		log_warn("cannot disable core dumps: %s: a crash may write PINs and keys to a core "
+			 "file", strerror(harden_errno));
+	else
+		log_info("core dumps disabled, and the daemon's memory closed to other processes of "
+			 "its uid");
+	/* Best effort: a locked page is never written to swap (RLIMIT_MEMLOCK may forbid it). */
+	(void)mlock(d.cfg.card_id_mac_key, sizeof(d.cfg.card_id_mac_key));
 
 	if (uv_loop_init(&d.loop) != 0) {
 		log_error("cannot create the event loop");

@@ -315,12 +315,15 @@ class Daemon:
 
     config: {section: {key: value}} merged over the defaults written here ([daemon] socket_path
     and socket_group = "" (leave the group alone), [journal] path). Convenience keywords:
-    op_timeout_ms, apdu_timeout_ms, log_level ('debug' logs every PC/SC transmit error)."""
+    op_timeout_ms, apdu_timeout_ms, log_level ('debug' logs every PC/SC transmit error).
+    wrap: a command the daemon's argv is appended to (e.g. ['prlimit', '--nofile=64:64'] or
+    setpriv as another uid); it must exec the daemon, so that pid is the daemon's."""
 
     def __init__(self, h, config=None, op_timeout_ms=None, apdu_timeout_ms=None,
                  log_level='debug', name='sscardd', socket_name='sscardd.sock', extra_args=(),
-                 in_mountns=False):
+                 in_mountns=False, wrap=()):
         self.h = h
+        self.wrap = list(wrap)
         self.in_mountns = in_mountns     # run inside the harness's mount namespace (ns_mount)
         self.name = name
         self.socket_path = h.path(socket_name)
@@ -343,7 +346,7 @@ class Daemon:
         self.clients = []
 
     def argv(self):
-        a = [daemon_binary(), '--foreground', '--socket', self.socket_path,
+        a = [*self.wrap, daemon_binary(), '--foreground', '--socket', self.socket_path,
              '--config', self.config_path]
         if self.log_level:
             a += ['--log-level', self.log_level]
