@@ -37,6 +37,8 @@ enum key_kind {
 	KIND_KEY,       /* struct config_key from "kid/usage/index" (hex) */
 	KIND_SECRET16,  /* the 16-byte 卡识别码 MAC key, 32 hex digits */
 	KIND_AID,       /* psam_aid: 5..16 bytes of hex */
+	KIND_PINS,      /* initial_pins: 0..CONFIG_MAX_INITIAL_PINS PINs of 4..12 digits */
+	KIND_PIN_OLD,   /* initial_pin (deprecated): one PIN, which becomes the whole list */
 };
 
 struct key_desc {
@@ -81,7 +83,8 @@ static const struct key_desc key_table[] = {
 	{ "card", "pin_min_len", KIND_INT, OFF(pin_min_len), 0, 4, 12 },
 	{ "card", "pin_max_len", KIND_INT, OFF(pin_max_len), 0, 4, 12 },
 	{ "card", "require_internal_auth", KIND_BOOL, OFF(require_internal_auth), 0, 0, 0 },
-	{ "card", "initial_pin", KIND_STRING, OFF(initial_pin), FSIZE(initial_pin), 0, 0 },
+	{ "card", "initial_pins", KIND_PINS, OFF(initial_pins), 0, 0, 0 },
+	{ "card", "initial_pin", KIND_PIN_OLD, OFF(initial_pins), 0, 0, 0 },
 	{ "card", "refuse_initial_pin", KIND_BOOL, OFF(refuse_initial_pin), 0, 0, 0 },
 
 	{ "keys", "write_ssse", KIND_KEY, OFF(key_write_ssse), 0, 0, 0 },
@@ -157,7 +160,9 @@ void config_defaults(struct config *cfg)
 	cfg->pin_min_len = 4;
 	cfg->pin_max_len = 12;
 	cfg->require_internal_auth = 0;
-	snprintf(cfg->initial_pin, sizeof(cfg->initial_pin), "%s", "123456");
+	snprintf(cfg->initial_pins[0], sizeof(cfg->initial_pins[0]), "%s", "123456");
+	snprintf(cfg->initial_pins[1], sizeof(cfg->initial_pins[1]), "%s", "888888");
+	cfg->n_initial_pins = 2;
 	cfg->refuse_initial_pin = 0;
 
 	cfg->key_write_ssse = (struct config_key){ 0x04, 0x48, 0x12 };
@@ -303,6 +308,54 @@ static int parse_llong(const char *s, long long min, long long max, long long *o
 	return 0;
 }
 
+/*
+ * A list of PINs, separated by blanks or commas: each 4 to 12 digits, at most
+ * CONFIG_MAX_INITIAL_PINS, no repeats; an empty list is allowed. Replaces cfg's list only when the
+ * whole value is good. Never echoes a value (they are PINs).
+ */
+static int parse_pins(struct parse_ctx *pc, const char *section, const char *name,
+		      const char *value)
+{
+	char pins[CONFIG_MAX_INITIAL_PINS][CONFIG_PIN_TEXT];
+	const char *p = value;
+	int n = 0, rc = 1;
+
+	memset(pins, 0, sizeof(pins));   /* the list is compared whole, padding included */
+	while (*p && rc) {
+		size_t len;
+
+		if (*p == ' ' || *p == '\t' || *p == ',') {
+			p++;
+			continue;
+		}
+		len = strspn(p, "0123456789");
+		if (len == 0 || (p[len] && p[len] != ' ' && p[len] != '\t' && p[len] != ','))
+			rc = parse_fail(pc, section, name, "expected PINs of digits, separated by "
+					"blanks or commas");
+		else if (len < 4 || len >= CONFIG_PIN_TEXT)
+			rc = parse_fail(pc, section, name, "PIN %d is not 4 to 12 digits", n + 1);
+		else if (n == CONFIG_MAX_INITIAL_PINS)
+			rc = parse_fail(pc, section, name, "more than %d PINs",
+					CONFIG_MAX_INITIAL_PINS);
+		if (!rc)
+			break;
+		memcpy(pins[n], p, len);
+		pins[n][len] = '\0';
+		for (int i = 0; i < n && rc; i++)
+			if (strcmp(pins[i], pins[n]) == 0)
+				rc = parse_fail(pc, section, name, "PIN %d repeats PIN %d", n + 1,
+						i + 1);
+		n++;
+		p += len;
+	}
+	if (rc) {
+		memcpy(pc->cfg->initial_pins, pins, sizeof(pins));
+		pc->cfg->n_initial_pins = n;
+	}
+	OPENSSL_cleanse(pins, sizeof(pins));
+	return rc;
+}
+
 static int set_value(struct parse_ctx *pc, const struct key_desc *kd, const char *section,
 		     const char *value)
 {
@@ -384,6 +437,19 @@ static int set_value(struct parse_ctx *pc, const struct key_desc *kd, const char
 		OPENSSL_cleanse(key, sizeof(key));
 		return 1;
 	}
+	case KIND_PINS:
+		return parse_pins(pc, section, kd->name, value);
+	case KIND_PIN_OLD:
+		/* One PIN, the whole list, as before initial_pins (kept so that old files load). */
+		if (strlen(value) < 4 || strlen(value) >= CONFIG_PIN_TEXT ||
+		    strspn(value, "0123456789") != strlen(value))
+			return parse_fail(pc, section, kd->name, "must be 4 to 12 digits");
+		if (!parse_pins(pc, section, kd->name, value))
+			return 0;
+		snprintf(pc->cfg->notice, sizeof(pc->cfg->notice), "%s:%d: [card] initial_pin is "
+			 "deprecated: it is read as initial_pins with that one PIN, in place of the "
+			 "default list of two; write initial_pins instead", pc->path, pc->line);
+		return 1;
 	case KIND_AID: {
 		uint8_t aid[16];
 		int r = parse_hex(value, aid, 5, 16);
@@ -574,6 +640,15 @@ out_close:
 	return rc;
 }
 
+/* The index of a [card] key in key_table (for the checks that look at where keys were set). */
+static size_t key_index(const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(key_table[i].section, "card") == 0 && strcmp(key_table[i].name, name) == 0)
+			return i;
+	return 0;
+}
+
 /* Checks that need several keys; run on the merged result. */
 static int check_cross(struct parse_ctx *pc)
 {
@@ -584,10 +659,11 @@ static int check_cross(struct parse_ctx *pc)
 			 "pin_max_len (%d)", pc->path, cfg->pin_min_len, cfg->pin_max_len);
 		return -1;
 	}
-	if (strlen(cfg->initial_pin) < 4 ||
-	    strspn(cfg->initial_pin, "0123456789") != strlen(cfg->initial_pin)) {
-		snprintf(pc->err, sizeof(pc->err), "%s: [card] initial_pin must be 4 to 12 digits",
-			 pc->path);
+	if (pc->key_line[key_index("initial_pin")] && pc->key_line[key_index("initial_pins")]) {
+		snprintf(pc->err, sizeof(pc->err), "%s:%d: [card] initial_pin: set initial_pins "
+			 "only (initial_pin is its deprecated one-PIN form; initial_pins is at line "
+			 "%d)", pc->path, pc->key_line[key_index("initial_pin")],
+			 pc->key_line[key_index("initial_pins")]);
 		return -1;
 	}
 	if (cfg->verify_card_id_mac && !cfg->card_id_mac_key_set) {

@@ -11,6 +11,8 @@
 
 #define CONFIG_PATH_MAX 512
 #define CONFIG_MAX_ROLES 16
+#define CONFIG_MAX_INITIAL_PINS 8
+#define CONFIG_PIN_TEXT 13            /* a PIN of at most 12 digits, with its NUL */
 
 /* A key as the card and the PSAM name it (spec §12.4). */
 struct config_key {
@@ -66,8 +68,11 @@ struct config {
 	int card_id_mac_key_set;
 	int pin_min_len, pin_max_len;       /* default 4, 12 */
 	int require_internal_auth;          /* reads prove the card genuine first, default 0 */
-	char initial_pin[13];               /* the issuer's initial PIN (digits), default "123456" */
-	int refuse_initial_pin;             /* VERIFY with the initial PIN is refused, default 0 */
+	/* The issuers' initial PINs (4..12 digits each), default "123456" and "888888" (both are
+	 * in use, spec §12.4); a new PIN may be none of them. 0 of them = no such policy. */
+	char initial_pins[CONFIG_MAX_INITIAL_PINS][CONFIG_PIN_TEXT];
+	int n_initial_pins;
+	int refuse_initial_pin;             /* VERIFY with an initial PIN is refused, default 0 */
 
 	/* [keys] (spec §12.4) */
 	struct config_key key_write_ssse;   /* 04 / 48 / 12 */
@@ -87,6 +92,10 @@ struct config {
 	int journal_reopen_ms;              /* retrying an unavailable journal, default 30000 */
 	int journal_head_ms;                /* head logged at least this often, default 60000 */
 	int journal_audit_batch_ms;         /* audit rows gather this long per commit, default 20 */
+
+	/* What config_load() found worth a warning in a file it accepted (a deprecated key), for
+	 * the program to log; "" = nothing. Never holds a secret. */
+	char notice[256];
 };
 
 /* The configuration file sscardd and sscardctl read when no --config names one. */
@@ -109,6 +118,8 @@ void config_defaults(struct config *cfg);
 /*
  * Reads an INI file over the current values. Unknown sections or keys, and malformed values, are
  * errors naming the file, line and key in err (errlen bytes). Returns 0, SSC_ECONFIG or SSC_EIO.
+ * A deprecated key that is still accepted ([card] initial_pin, now initial_pins) leaves a line
+ * in cfg->notice for the caller to log.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 

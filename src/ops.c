@@ -846,10 +846,34 @@ static int pin_param(const struct op_env *env, json_t *params, const char *name,
 }
 
 /*
+ * 1 when p is one of the issuers' initial PINs ([card] initial_pins), else 0; SSC_ECONFIG for an
+ * entry that is no PIN (the configuration checked them: 4..12 digits). Needs no card: the policy
+ * holds for every card, whichever of the initial PINs its issuer used.
+ */
+static int pin_is_initial(const struct op_env *env, const struct ssc_pin *p, struct ssc_diag *diag)
+{
+	struct ssc_pin initial;
+	int found = 0;
+
+	for (int i = 0; i < env->cfg->n_initial_pins && i < CONFIG_MAX_INITIAL_PINS; i++) {
+		const char *text = env->cfg->initial_pins[i];
+
+		/* The card's lengths do not apply to the list. */
+		if (ssc_pin_parse(&initial, text, strnlen(text, CONFIG_PIN_TEXT), 1, SSC_PIN_MAX,
+				  diag))
+			return ssc_diag_set(diag, SSC_ECONFIG, "[card] initial_pins: PIN %d is not 4 "
+					    "to 12 digits", i + 1);
+		found |= ssc_pin_equal(p, &initial);
+		ssc_pin_wipe(&initial);
+	}
+	return found;
+}
+
+/*
  * The params of a PIN operation, with the middleware's PIN policies (spec §12.4: the card has
- * none): a new PIN may not be the initial PIN ([card] initial_pin; SSC_EPININITIAL, standard
+ * none): a new PIN may not be an initial PIN ([card] initial_pins; SSC_EPININITIAL, standard
  * −36) nor, for CHANGE, the old one (SSC_EPINSAME); with [card] refuse_initial_pin, VERIFY with
- * the initial PIN is refused (SSC_EPINNOTCHANGED, standard −35) so that the holder must change it.
+ * an initial PIN is refused (SSC_EPINNOTCHANGED, standard −35) so that the holder must change it.
  */
 static int pin_parse(const struct op_env *env, enum pin_op op, json_t *params, struct pin_req *r,
 		     struct ssc_diag *diag)
@@ -860,8 +884,7 @@ static int pin_parse(const struct op_env *env, enum pin_op op, json_t *params, s
 		{ "reader", "new_pin", NULL, NULL },
 		{ "reader", "new_pin", NULL, NULL },
 	};
-	struct ssc_pin initial;
-	int rc;
+	int rc, initial;
 
 	memset(r, 0, sizeof(*r));
 	if ((rc = ops_params_object(params, diag)) ||
@@ -876,21 +899,16 @@ static int pin_parse(const struct op_env *env, enum pin_op op, json_t *params, s
 		rc = pin_param(env, params, "new_pin", &r->new_pin, diag);
 	if (rc)
 		goto out;
-	/* The configuration checked initial_pin (4..12 digits); the card's lengths do not apply. */
-	rc = ssc_pin_parse(&initial, env->cfg->initial_pin, strlen(env->cfg->initial_pin), 1,
-			   SSC_PIN_MAX, diag);
-	if (rc) {
-		rc = ssc_diag_set(diag, SSC_ECONFIG, "[card] initial_pin is not 4 to 12 digits");
-		goto out;
-	}
-	if (op == PIN_VERIFY && env->cfg->refuse_initial_pin && ssc_pin_equal(&r->pin, &initial))
-		rc = ssc_diag_set(diag, SSC_EPINNOTCHANGED, "this is still the initial PIN: change it "
+	initial = pin_is_initial(env, op == PIN_VERIFY ? &r->pin : &r->new_pin, diag);
+	if (initial < 0)
+		rc = initial;
+	else if (op == PIN_VERIFY && env->cfg->refuse_initial_pin && initial)
+		rc = ssc_diag_set(diag, SSC_EPINNOTCHANGED, "this is still an initial PIN: change it "
 				  "first (card.change_pin)");
-	else if (op != PIN_VERIFY && ssc_pin_equal(&r->new_pin, &initial))
-		rc = ssc_diag_set(diag, SSC_EPININITIAL, "the new PIN must not be the initial PIN");
+	else if (op != PIN_VERIFY && initial)
+		rc = ssc_diag_set(diag, SSC_EPININITIAL, "the new PIN must not be an initial PIN");
 	else if (op == PIN_CHANGE && ssc_pin_equal(&r->new_pin, &r->pin))
 		rc = ssc_diag_set(diag, SSC_EPINSAME, "the new PIN must differ from the old one");
-	ssc_pin_wipe(&initial);
 out:
 	if (rc)
 		pin_req_wipe(r);

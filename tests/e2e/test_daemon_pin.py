@@ -28,6 +28,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 import sscardd  # noqa: E402
 from sscardd import slot_id  # noqa: E402
 
@@ -280,27 +281,62 @@ class Refusals(PinCase):
     def test_new_pin_policies(self):
         self.start({GEN2: 'gen2', GEN3: 'gen3'})
         before = self.apdu_counts()
-        # [card] initial_pin defaults to 123456: never a new PIN, on any card.
+        # [card] initial_pins defaults to both initial PINs in use, 123456 (gen2.json) and 888888
+        # (gen3.json): neither is ever a new PIN, on any card, without reading the card.
         for slot, old in ((GEN2, '123456'), (GEN3, '888888')):
-            e = self.pin_error(slot, 'card.change_pin', old_pin=old, new_pin='123456')
-            self.assertRpcError(e, 'SSC_EPININITIAL', std_code=-36, code=1022)
-            for method in ('card.reload_pin', 'card.unblock_pin'):
-                e = self.pin_error(slot, method, new_pin='123456')
+            for initial in ('123456', '888888'):
+                e = self.pin_error(slot, 'card.change_pin', old_pin=old, new_pin=initial)
                 self.assertRpcError(e, 'SSC_EPININITIAL', std_code=-36, code=1022)
-            # The new PIN must differ from the old one.
-            e = self.pin_error(slot, 'card.change_pin', old_pin=old, new_pin=old)
-            name = 'SSC_EPININITIAL' if old == '123456' else 'SSC_EPINSAME'
-            self.assertRpcError(e, name, std_code=-36)
-        e = self.pin_error(GEN3, 'card.change_pin', old_pin='888888', new_pin='888888')
-        self.assertRpcError(e, 'SSC_EPINSAME', std_code=-36, code=1023)
-        e = self.pin_error(GEN2, 'card.change_pin', old_pin='246813', new_pin='246813')
-        self.assertRpcError(e, 'SSC_EPINSAME', std_code=-36, code=1023)
+                self.assertEqual(e.message, 'the new PIN must not be an initial PIN')
+                for method in ('card.reload_pin', 'card.unblock_pin'):
+                    e = self.pin_error(slot, method, new_pin=initial)
+                    self.assertRpcError(e, 'SSC_EPININITIAL', std_code=-36, code=1022)
+        # The new PIN must differ from the old one.
+        for slot in (GEN2, GEN3):
+            e = self.pin_error(slot, 'card.change_pin', old_pin='246813', new_pin='246813')
+            self.assertRpcError(e, 'SSC_EPINSAME', std_code=-36, code=1023)
         self.assertEqual(self.apdu_counts(), before)
         for slot in (GEN2, GEN3):
             self.assertIsNone(self.cards[slot].state())       # the PINs are unchanged
         self.assertVerifies(GEN2, '123456')
         self.assertVerifies(GEN3, '888888')
         self.assertNoPinAnywhere()
+
+    def test_initial_pins_configured(self):
+        # A list of one: only 888888 is an initial PIN here, so 123456 may be a new PIN; the gen2
+        # card (whose PIN is 123456) still changes away from it.
+        self.start({GEN2: 'gen2', GEN3: 'gen3'}, config={'card': {'initial_pins': '888888'}})
+        e = self.pin_error(GEN2, 'card.reload_pin', new_pin='888888')
+        self.assertRpcError(e, 'SSC_EPININITIAL', std_code=-36)
+        self.assertEqual(self.pin_call(GEN3, 'card.change_pin', old_pin='888888',
+                                       new_pin='123456'), {'changed': True})
+        self.assertVerifies(GEN3, '123456')
+        self.assertIn('1 initial PIN(s)', self.d.log_text())
+        self.assertNotIn('deprecated', self.d.log_text())
+        self.assertNoPinAnywhere()
+
+    def test_initial_pin_deprecated_key(self):
+        # The old one-PIN key still loads (docs/operations.md), as a list of that PIN, with a
+        # warning that names the file, the line and the key to use.
+        self.start({GEN2: 'gen2', GEN3: 'gen3'}, config={'card': {'initial_pin': '123456'}})
+        e = self.pin_error(GEN3, 'card.change_pin', old_pin='888888', new_pin='123456')
+        self.assertRpcError(e, 'SSC_EPININITIAL', std_code=-36)
+        self.assertEqual(self.pin_call(GEN2, 'card.reload_pin', new_pin='888888'),
+                         {'reloaded': True})
+        self.assertVerifies(GEN2, '888888')
+        log = self.d.log_text()
+        self.assertRegex(log, r' warn +config: \S+sscardd\.conf:\d+: \[card\] initial_pin is '
+                              r'deprecated: .* write initial_pins instead')
+        self.assertIn('1 initial PIN(s)', log)
+        self.assertNoPinAnywhere()
+
+    def test_initial_pin_and_pins_refused_together(self):
+        # Both keys in one file: a configuration error at start, naming both lines.
+        d = sscardd.Daemon(self.h, config={'card': {'initial_pins': '123456 888888',
+                                                    'initial_pin': '888888'}})
+        with self.assertRaises(harness.HarnessError) as cm:
+            d.start(timeout=5.0)
+        self.assertIn('[card] initial_pin: set initial_pins only', str(cm.exception))
 
     def test_reload_unblock_refused_by_a_card_of_other_keys(self):
         # gen2-wrongkey: the PSAM's MAC is not the card's (6988, no try counted): refused with
@@ -318,15 +354,18 @@ class Refusals(PinCase):
         self.start({GEN2: 'gen2', GEN3: 'gen3'},
                    config={'card': {'refuse_initial_pin': 'yes'}})
         before = self.apdu_counts()
-        e = self.pin_error(GEN2, 'card.verify_pin', pin='123456')
-        self.assertRpcError(e, 'SSC_EPINNOTCHANGED', std_code=-35, code=1043)
+        # Both initial PINs of the default list are refused for VERIFY, before any APDU.
+        for slot, pin in ((GEN2, '123456'), (GEN3, '888888')):
+            e = self.pin_error(slot, 'card.verify_pin', pin=pin)
+            self.assertRpcError(e, 'SSC_EPINNOTCHANGED', std_code=-35, code=1043)
         self.assertEqual(self.apdu_counts(), before)
-        # gen3's PIN (888888) is not the configured initial PIN: it verifies.
-        self.assertVerifies(GEN3, '888888')
-        # The holder changes it; then it verifies.
+        # The holders change them; then they verify.
         self.assertEqual(self.pin_call(GEN2, 'card.change_pin', old_pin='123456',
                                        new_pin='606162'), {'changed': True})
         self.assertVerifies(GEN2, '606162')
+        self.assertEqual(self.pin_call(GEN3, 'card.change_pin', old_pin='888888',
+                                       new_pin='717273'), {'changed': True})
+        self.assertVerifies(GEN3, '717273')
         self.assertNoPinAnywhere()
 
     def test_malformed_request_pin_not_logged(self):

@@ -100,8 +100,12 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.psam_aid_len, 6);
 	assert_memory_equal(cfg.psam_aid, "\xD1\x56\x00\x00\x05\x90", 6);
 	assert_int_equal(cfg.require_internal_auth, 0);
-	assert_string_equal(cfg.initial_pin, "123456");
+	/* Both initial PINs in use (spec §12.4: 123456, and 888888 in the gen3 profiles). */
+	assert_int_equal(cfg.n_initial_pins, 2);
+	assert_string_equal(cfg.initial_pins[0], "123456");
+	assert_string_equal(cfg.initial_pins[1], "888888");
 	assert_int_equal(cfg.refuse_initial_pin, 0);
+	assert_string_equal(cfg.notice, "");
 	assert_string_equal(cfg.journal_path, "/var/lib/sscard/journal.db");
 	assert_string_equal(cfg.journal_key_path, "");
 	assert_int_equal(cfg.journal_retention_days, 365);
@@ -146,7 +150,7 @@ static const char good_file[] =
 	"pin_min_len = 6\n"
 	"pin_max_len = 8\n"
 	"require_internal_auth = yes\n"
-	"initial_pin = 000000\n"
+	"initial_pins = 000000, 13572468 ,9999\n"
 	"refuse_initial_pin = on\n"
 	"[keys]\n"
 	"write_ssse = 14/58/22\n"
@@ -215,8 +219,12 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg.psam_aid_len, 6);
 	assert_memory_equal(cfg.psam_aid, "\xD1\x56\x00\x00\x05\xA0", 6);
 	assert_int_equal(cfg.require_internal_auth, 1);
-	assert_string_equal(cfg.initial_pin, "000000");
+	assert_int_equal(cfg.n_initial_pins, 3);
+	assert_string_equal(cfg.initial_pins[0], "000000");
+	assert_string_equal(cfg.initial_pins[1], "13572468");
+	assert_string_equal(cfg.initial_pins[2], "9999");
 	assert_int_equal(cfg.refuse_initial_pin, 1);
+	assert_string_equal(cfg.notice, "");
 	assert_string_equal(cfg.journal_path, "/tmp/x/journal.db");
 	assert_string_equal(cfg.journal_key_path, "/etc/sscard/journal.key");
 	assert_int_equal(cfg.journal_retention_days, 0);
@@ -333,6 +341,23 @@ static const struct bad_case bad_cases[] = {
 	  ":2: [journal] head_interval_ms: expected an integer in 1000..3600000" },
 	{ "[journal]\naudit_batch_ms = 1001\n", SSC_ECONFIG,
 	  ":2: [journal] audit_batch_ms: expected an integer in 0..1000" },
+	{ "[card]\ninitial_pins = 123456 12a456\n", SSC_ECONFIG,
+	  ":2: [card] initial_pins: expected PINs of digits, separated by blanks or commas" },
+	{ "[card]\ninitial_pins = 123456 123\n", SSC_ECONFIG,
+	  ":2: [card] initial_pins: PIN 2 is not 4 to 12 digits" },
+	{ "[card]\ninitial_pins = 1234567890123\n", SSC_ECONFIG,
+	  ":2: [card] initial_pins: PIN 1 is not 4 to 12 digits" },
+	{ "[card]\ninitial_pins = 1111 2222 3333 4444 5555 6666 7777 8888 9999\n", SSC_ECONFIG,
+	  ":2: [card] initial_pins: more than 8 PINs" },
+	{ "[card]\ninitial_pins = 888888,123456,888888\n", SSC_ECONFIG,
+	  ":2: [card] initial_pins: PIN 3 repeats PIN 1" },
+	{ "[card]\ninitial_pin = 12345x\n", SSC_ECONFIG,
+	  ":2: [card] initial_pin: must be 4 to 12 digits" },
+	{ "[card]\ninitial_pin = 888888 123456\n", SSC_ECONFIG,
+	  ":2: [card] initial_pin: must be 4 to 12 digits" },
+	{ "[card]\ninitial_pins = 123456\ninitial_pin = 888888\n", SSC_ECONFIG,
+	  ":3: [card] initial_pin: set initial_pins only (initial_pin is its deprecated one-PIN "
+	  "form; initial_pins is at line 2)" },
 };
 
 static void test_bad_files(void **state)
@@ -347,6 +372,46 @@ static void test_bad_files(void **state)
 		print_message("         got  \"%s\"\n", err);
 		assert_int_equal(strncmp(err, want, strlen(want)), 0);
 	}
+}
+
+/*
+ * [card] initial_pins (issue 11): a list, whose default holds both initial PINs in use; an empty
+ * value is an empty list; the deprecated initial_pin still loads, as a list of its one PIN, and
+ * leaves a notice for the daemon's log that names the file, the line and the new key.
+ */
+static void test_initial_pins(void **state)
+{
+	struct config cfg;
+	char err[256], want[512];
+
+	(void)state;
+	assert_int_equal(load(&cfg, "[card]\ninitial_pins =\n", err, sizeof(err)), 0);
+	assert_int_equal(cfg.n_initial_pins, 0);
+	assert_int_equal(load(&cfg, "[card]\ninitial_pins = 888888\n", err, sizeof(err)), 0);
+	assert_int_equal(cfg.n_initial_pins, 1);
+	assert_string_equal(cfg.initial_pins[0], "888888");
+	assert_string_equal(cfg.initial_pins[1], "");
+	assert_int_equal(load(&cfg, "[card]\ninitial_pins = 123456789012\t 4321\n", err,
+			      sizeof(err)), 0);
+	assert_int_equal(cfg.n_initial_pins, 2);
+	assert_string_equal(cfg.initial_pins[0], "123456789012");
+	assert_string_equal(cfg.initial_pins[1], "4321");
+	assert_string_equal(cfg.notice, "");
+
+	assert_int_equal(load(&cfg, "[daemon]\nlog_level = info\n[card]\ninitial_pin = 246810\n",
+			      err, sizeof(err)), 0);
+	assert_int_equal(cfg.n_initial_pins, 1);
+	assert_string_equal(cfg.initial_pins[0], "246810");
+	snprintf(want, sizeof(want), "%s:4: [card] initial_pin is deprecated: it is read as "
+		 "initial_pins with that one PIN, in place of the default list of two; write "
+		 "initial_pins instead", cfgpath);
+	assert_string_equal(cfg.notice, want);
+	/* No PIN in the notice or in an error. */
+	assert_null(strstr(cfg.notice, "246810"));
+	assert_int_not_equal(load(&cfg, "[card]\ninitial_pins = 135790 24680x\n", err,
+				  sizeof(err)), 0);
+	assert_null(strstr(err, "135790"));
+	assert_null(strstr(err, "24680"));
 }
 
 static void test_secret_not_echoed(void **state)
@@ -384,7 +449,7 @@ static const char *const all_keys[] = {
 	"[drivers]", "pcsc", "usb", "usb_allow", "poll_interval_ms",
 	"[readers]", "role.",
 	"[card]", "read_auth", "verify_card_id_mac", "card_id_mac_key", "pin_min_len", "pin_max_len",
-	"require_internal_auth", "initial_pin", "refuse_initial_pin",
+	"require_internal_auth", "initial_pins", "refuse_initial_pin",
 	"[keys]", "write_ssse", "write_ef0d", "read_auth", "internal", "stk", "pin_reload",
 	"pin_unblock", "psam_aid",
 	"[journal]", "path", "key_path", "retention_days", "reopen_interval_ms", "head_interval_ms",
@@ -463,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_empty_file_keeps_defaults),
 		cmocka_unit_test(test_second_file_overrides_roles),
 		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_initial_pins),
 		cmocka_unit_test(test_secret_not_echoed),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_example_file_is_the_defaults),

@@ -189,11 +189,15 @@ static void test_format_and_policy(void **state)
 		{ "card.change_pin", "{\"old_pin\": \"123456\"}", SSC_EINVAL, -14 },
 		{ "card.change_pin", "{\"old_pin\": \"123456\", \"new_pin\": \"12x4\"}",
 		  SSC_EPINFORMAT, -33 },
-		/* The initial PIN ([card] initial_pin, 123456) is no new PIN: −36. */
+		/* An initial PIN ([card] initial_pins: 123456, 888888) is no new PIN: −36. */
 		{ "card.change_pin", "{\"old_pin\": \"654321\", \"new_pin\": \"123456\"}",
 		  SSC_EPININITIAL, -36 },
 		{ "card.reload_pin", "{\"new_pin\": \"123456\"}", SSC_EPININITIAL, -36 },
 		{ "card.unblock_pin", "{\"new_pin\": \"123456\"}", SSC_EPININITIAL, -36 },
+		/* ... and so is the other one in use ([card] initial_pins, 888888 too). */
+		{ "card.change_pin", "{\"old_pin\": \"654321\", \"new_pin\": \"888888\"}",
+		  SSC_EPININITIAL, -36 },
+		{ "card.reload_pin", "{\"new_pin\": \"888888\"}", SSC_EPININITIAL, -36 },
 		{ "card.change_pin", "{\"old_pin\": \"654321\", \"new_pin\": \"654321\"}",
 		  SSC_EPINSAME, -36 },
 		{ "card.reload_pin", "{\"new_pin\": \"1234\", \"old_pin\": \"1234\"}", SSC_EINVAL,

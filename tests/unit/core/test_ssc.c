@@ -822,7 +822,7 @@ static void test_pin_reload_unblock_apdus(void **state)
 
 	/* 123456 is the vector's PIN: make it not the initial PIN for this test. */
 	fx_init(&fx, unblock_des, ATR);
-	snprintf(fx.cfg.initial_pin, sizeof(fx.cfg.initial_pin), "%s", "000000");
+	snprintf(fx.cfg.initial_pins[0], sizeof(fx.cfg.initial_pins[0]), "%s", "000000");
 	assert_int_equal(fx_op(&fx, "card.unblock_pin", "{\"new_pin\": \"123456\"}"), 0);
 	assert_true(json_is_true(json_object_get(fx.result, "unblocked")));
 	assert_int_equal(fx.kp.last_key.usage, 0x43);   /* PUK (§12.4) */
@@ -831,7 +831,7 @@ static void test_pin_reload_unblock_apdus(void **state)
 	json_decref(fx.result);
 
 	fx_init(&fx, unblock_sm4, ATR);
-	snprintf(fx.cfg.initial_pin, sizeof(fx.cfg.initial_pin), "%s", "000000");
+	snprintf(fx.cfg.initial_pins[0], sizeof(fx.cfg.initial_pins[0]), "%s", "000000");
 	assert_int_equal(fx_op(&fx, "card.unblock_pin", "{\"new_pin\": \"123456\"}"), 0);
 	tu_script_done(&fx.s);
 	json_decref(fx.result);
