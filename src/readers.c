@@ -102,6 +102,8 @@ struct reader {
 	unsigned probed_gen;           /* the card_gen that role belongs to */
 	int reprobe;                   /* probe the same card again (a PSAM came back broken) */
 	int probe_failures;            /* probes of this card that could not tell its kind */
+	unsigned ready_gen;            /* the card_gen whose card.ready is posted */
+	int ready_err;                 /* the error that card.ready carried (0: none) */
 	int64_t probe_retry_ms;        /* when to try again (CLOCK_MONOTONIC ms), 0 = no retry */
 	int stop;                      /* the worker must exit */
 	struct job_core *running;
@@ -228,8 +230,12 @@ static void reader_fill_info(const struct reader *r, struct reader_info *ri)
 	ri->atr_len = r->atr_len;
 }
 
-/* Queues an event (rd->lock held). Events keep their order; none is dropped but for ENOMEM. */
-static void rd_post_event(struct readers *rd, const struct reader *r, const char *type)
+/*
+ * Queues an event (rd->lock held); err is card.ready's error (0: none). Events keep their order;
+ * none is dropped but for ENOMEM.
+ */
+static void rd_post_event_err(struct readers *rd, const struct reader *r, const char *type,
+			      int err)
 {
 	struct rd_event *e;
 
@@ -243,12 +249,38 @@ static void rd_post_event(struct readers *rd, const struct reader *r, const char
 	e->next = NULL;
 	e->type = type;
 	reader_fill_info(r, &e->ri);
+	e->ri.ready_err = err;
 	if (rd->ev_tail)
 		rd->ev_tail->next = e;
 	else
 		rd->ev_head = e;
 	rd->ev_tail = e;
 	rd_notify_locked(rd);
+}
+
+static void rd_post_event(struct readers *rd, const struct reader *r, const char *type)
+{
+	rd_post_event_err(rd, r, type, 0);
+}
+
+/*
+ * Posts card.ready for the card r holds now, once per insertion (rd->lock held): when its role is
+ * known (err 0), or when it could not be found (err: why; the role is then what reader.list
+ * shows, "unknown" for a probed reader). One more follows only when a card.ready with an error is
+ * followed by a probe of the same card that finds its role. Every path that makes an insertion
+ * usable ends here (today the probe, or the insertion itself on a reader configured "user"; a
+ * read-ahead of the card would come between them and this), so that the event always comes
+ * after what it announces.
+ */
+static void reader_ready_locked(struct reader *r, int err)
+{
+	if (!r->card_present)
+		return;
+	if (r->ready_gen == r->card_gen && (r->ready_err == 0 || err != 0))
+		return;
+	r->ready_gen = r->card_gen;
+	r->ready_err = err;
+	rd_post_event_err(r->rd, r, "card.ready", err);
 }
 
 static void job_core_unref(struct job_core *core)
@@ -664,13 +696,20 @@ static void reader_probe(struct reader *r, unsigned gen)
 	enum reader_role role = READER_ROLE_UNKNOWN;
 	enum ssc_alg alg = SSC_ALG_NONE;
 	char term[13] = "";
+	uint8_t atr[SSC_ATR_MAX];
+	size_t atr_len = 0;
 	struct card_io io;
-	int rc;
+	int rc, ready_err = 0;
 
 	rc = reader_lock_card(r, deadline);
 	if (rc == 0) {
 		rc = reader_connect(r, deadline);
 		if (rc == 0) {
+			/* The connection's ATR, for a card whose ATR the monitor has not seen yet. */
+			if (r->slot_atr_len <= SSC_ATR_MAX) {
+				atr_len = r->slot_atr_len;
+				memcpy(atr, r->slot_atr, atr_len);
+			}
 			reader_io_init(r, &io, deadline);
 			rc = reader_probe_card(&io, &alg, term);
 			if (rc == 0) {
@@ -689,8 +728,20 @@ static void reader_probe(struct reader *r, unsigned gen)
 	if (r->fixed_role == READER_ROLE_PSAM)
 		role = READER_ROLE_PSAM;
 
+	/*
+	 * What card.ready says of a probe that could not tell: why. A PSAM with an algorithm we do
+	 * not know (SSC_EPSAMALGO) and a card that is no PSAM (SSC_ENOTFOUND) are answers.
+	 */
+	if (rc < 0 && rc != SSC_EPSAMALGO && rc != SSC_ENOTFOUND)
+		ready_err = rc;
+	else if (role == READER_ROLE_UNKNOWN)
+		ready_err = SSC_EINTERNAL;   /* never: every other answer names a role */
 	pthread_mutex_lock(&rd->lock);
 	if (r->card_gen == gen) {
+		if (r->atr_len == 0 && atr_len > 0) {
+			memcpy(r->atr, atr, atr_len);
+			r->atr_len = atr_len;
+		}
 		r->role = role;
 		r->psam_alg = role == READER_ROLE_PSAM ? alg : SSC_ALG_NONE;
 		snprintf(r->psam_term, sizeof(r->psam_term), "%s",
@@ -711,6 +762,7 @@ static void reader_probe(struct reader *r, unsigned gen)
 			if (role != READER_ROLE_UNKNOWN)
 				r->probe_failures = 0;
 		}
+		reader_ready_locked(r, ready_err);
 	}
 	pthread_mutex_unlock(&rd->lock);
 
@@ -967,12 +1019,20 @@ static void monitor_card_in(struct reader *r, const struct ssc_reader_desc *d)
 		r->probed_gen = r->card_gen;
 	log_info("reader %s: card inserted", r->id);
 	rd_post_event(r->rd, r, "card.inserted");
+	/*
+	 * A reader configured "user" is not probed: its card is ready now, or as soon as the
+	 * subsystem reports its ATR (monitor_apply()). Others after the probe.
+	 */
+	if (r->fixed_role == READER_ROLE_USER && r->atr_len > 0)
+		reader_ready_locked(r, 0);
 	pthread_cond_signal(&r->cond);
 }
 
 /* rd->lock held. */
 static void monitor_card_out(struct reader *r)
 {
+	/* Every card.inserted has its card.ready before its card.removed. */
+	reader_ready_locked(r, SSC_ECARDREMOVED);
 	r->card_present = 0;
 	r->atr_len = 0;
 	r->card_gen++;
@@ -1094,6 +1154,8 @@ static void monitor_apply(struct rd_monitor *m, const struct ssc_reader_desc *d,
 		} else if (r->card_present && r->atr_len == 0 && desc->atr_len <= SSC_ATR_MAX) {
 			memcpy(r->atr, desc->atr, desc->atr_len);
 			r->atr_len = desc->atr_len;
+			if (r->fixed_role == READER_ROLE_USER && r->atr_len > 0)
+				reader_ready_locked(r, 0);
 		}
 		pp = &r->next;
 	}

@@ -31,6 +31,7 @@ struct reader_info {
 	int busy;                  /* a job (or an overrun one) holds the reader */
 	uint8_t atr[SSC_ATR_MAX];
 	size_t atr_len;
+	int ready_err;             /* card.ready only: why the role could not be found (SSC_E*), else 0 */
 };
 
 /* Per-insertion memory of a card, kept by the core and cleared when the card leaves. */
@@ -89,8 +90,14 @@ struct readers;
 
 /*
  * Creates the reader core for the drivers enabled in cfg (borrowed; must outlive the core).
- * Events ("reader.added", "reader.removed", "card.inserted", "card.removed") are delivered on the
- * loop thread through ev. Returns 0 and *out, or SSC_ENOMEM / SSC_ECONFIG / SSC_EREADER.
+ * Events ("reader.added", "reader.removed", "card.inserted", "card.ready", "card.removed") are
+ * delivered on the loop thread through ev, in the order they happened. Per insertion:
+ * card.inserted, then card.ready once the card's role is known (after the probe; at once on a
+ * reader configured "user"), or could not be found (ri->ready_err says why; SSC_ECARDREMOVED
+ * when the card left first), then card.removed. A card.ready with an error is followed by another
+ * card.ready if a later probe of the same card finds its role. reader.removed follows the
+ * card.removed of a card still inside. Returns 0 and *out, or SSC_ENOMEM / SSC_ECONFIG /
+ * SSC_EREADER.
  */
 int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, void *ev_arg,
 		struct readers **out);

@@ -991,7 +991,12 @@ void rpc_event(void *arg, const char *type, const struct reader_info *ri)
 	char *text;
 	size_t len;
 
-	log_info("event %s: %s", type, ri->id);
+	if (strcmp(type, "card.ready") == 0)
+		log_info("event %s: %s (role %s%s%s)", type, ri->id, reader_role_name(ri->role),
+			 ri->ready_err < 0 ? ", " : "",
+			 ri->ready_err < 0 ? ssc_strerror_name(ri->ready_err) : "");
+	else
+		log_info("event %s: %s", type, ri->id);
 	if (!r->subs)
 		return;
 	/* type and reader (the id) first; the rest of the reader's snapshot rides along. */
@@ -1005,6 +1010,9 @@ void rpc_event(void *arg, const char *type, const struct reader_info *ri)
 	json_object_del(snap, "id");
 	json_object_update_missing(params, snap);
 	json_decref(snap);
+	/* card.ready of a card whose role could not be found: why, as a stable name. */
+	if (ri->ready_err < 0)
+		json_object_set_new(params, "error", json_string(ssc_strerror_name(ri->ready_err)));
 	msg = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", "event", "params", params);
 	if (!msg)
 		return;

@@ -159,7 +159,8 @@ int rpc_format_error(char *buf, size_t cap, int code, int err, const char *messa
 
 /*
  * Sends the notification {"method":"event","params":{"type":type,"reader":ri->id,...}} to every
- * subscribed client. A readers_event_fn (arg = the struct rpc). Loop thread.
+ * subscribed client: the reader's snapshot as reader.list shows it, and "error" (the SSC_E* name)
+ * when ri->ready_err is set (card.ready). A readers_event_fn (arg = the struct rpc). Loop thread.
  */
 void rpc_event(void *arg, const char *type, const struct reader_info *ri);
 

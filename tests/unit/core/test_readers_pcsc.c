@@ -1439,12 +1439,26 @@ static void test_config_roles(void **state)
 	assert_int_equal(readers_new(&T.loop, &cfg2, on_event, &cfg2, &rd2), 0);
 	assert_int_equal(readers_start(rd2), 0);
 	run_until(NULL, NULL, 1500);
-	for (int i = from; i < T.n_ev; i++) {
-		if (!T.ev[i].second)
-			continue;
-		assert_string_equal(T.ev[i].id, R0);   /* nothing about the ignored reader */
-		if (strcmp(T.ev[i].type, "card.inserted") == 0)
-			assert_int_equal(T.ev[i].role, READER_ROLE_USER);   /* known at once */
+	{
+		int inserted = -1, ready = -1;
+
+		for (int i = from; i < T.n_ev; i++) {
+			if (!T.ev[i].second)
+				continue;
+			assert_string_equal(T.ev[i].id, R0);   /* nothing about the ignored reader */
+			if (strcmp(T.ev[i].type, "card.inserted") == 0) {
+				assert_int_equal(T.ev[i].role, READER_ROLE_USER);   /* known at once */
+				inserted = i;
+			}
+			if (strcmp(T.ev[i].type, "card.ready") == 0) {
+				assert_int_equal(T.ev[i].role, READER_ROLE_USER);
+				assert_true(ready < 0);   /* once */
+				ready = i;
+			}
+		}
+		/* card.ready follows card.inserted, without a probe. */
+		assert_true(inserted >= 0);
+		assert_true(ready > inserted);
 	}
 	assert_int_equal(readers_list(rd2, &ri, &n), 0);
 	assert_int_equal(n, 1);

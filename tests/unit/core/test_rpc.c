@@ -438,6 +438,27 @@ static void test_events(void **state)
 	assert_int_equal(other.n, 1);
 	cap_clear(&other);
 
+	/* card.ready: the role as reader.list has it; "error" only when the role was not found. */
+	ri.role = READER_ROLE_UNKNOWN;
+	ri.ready_err = SSC_EREADERBUSY;
+	rpc_event(f->rpc, "card.ready", &ri);
+	r = only_reply(f);
+	p = json_object_get(r, "params");
+	assert_string_equal(json_string_value(json_object_get(p, "type")), "card.ready");
+	assert_string_equal(json_string_value(json_object_get(p, "role")), "unknown");
+	assert_string_equal(json_string_value(json_object_get(p, "error")), "SSC_EREADERBUSY");
+	json_decref(r);
+	ri.role = READER_ROLE_USER;
+	ri.ready_err = 0;
+	rpc_event(f->rpc, "card.ready", &ri);
+	r = only_reply(f);
+	p = json_object_get(r, "params");
+	assert_string_equal(json_string_value(json_object_get(p, "role")), "user");
+	assert_null(json_object_get(p, "error"));
+	json_decref(r);
+	assert_int_equal(other.n, 2);
+	cap_clear(&other);
+
 	/* A subscriber that cannot take the event is closed; the others still get it. */
 	other.fail_send = 1;
 	rpc_event(f->rpc, "card.removed", &ri);
