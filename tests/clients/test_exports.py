@@ -61,6 +61,9 @@ class Exports(unittest.TestCase):
     def test_libsscard(self):
         self.check('libsscard.so', LIBSSCARD, 'libsscard.so.0')
 
+    def test_libsscarddriver(self):
+        self.check('libSSCardDriver.so', LIBSSCARDDRIVER, 'libSSCardDriver.so.0')
+
 
 if __name__ == '__main__':
     unittest.main()

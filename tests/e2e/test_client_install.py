@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Install rules end to end: `cmake --install BUILD --prefix P` into a temporary prefix, then
 examples/read_card.c is compiled with `pkg-config --cflags --libs sscard` (PKG_CONFIG_PATH at the
-prefix only) and run against the real sscardd + pcscd + vpcd + the simulated gen2 card. Also:
+prefix only) and run against the real sscardd + pcscd + vpcd + the simulated gen2 card, and so is
+examples/legacy_read.c against the installed libSSCardDriver.so (张三 is GB18030 D5C5C8FD). Also:
 what the prefix holds (programs, libraries with their soname links, headers, sscard.pc, the
 example configuration, docs, examples), written by hand.
 
@@ -50,11 +51,16 @@ class Install(sscardd.DaemonTestCase):
         for f in ['bin/sscardd', 'bin/sscardctl', 'bin/sscard-sim']:
             self.assertTrue(os.access(os.path.join(p, f), os.X_OK), f)
         for f in ['include/sscard/client.h', 'include/sscard/error.h',
-                  'share/doc/sscard/examples/sscardd.conf', 'share/doc/sscard/api.md',
+                  'include/sscard/SSCardDriver.h', 'share/doc/sscard/examples/sscardd.conf',
+                  'share/doc/sscard/clients.md', 'share/doc/sscard/api.md',
                   'share/doc/sscard/README.md', 'share/doc/sscard/examples/read_card.c']:
             self.assertTrue(os.path.isfile(os.path.join(p, f)), f)
         self.assertEqual(os.readlink(os.path.join(lib, 'libsscard.so')), 'libsscard.so.0')
         self.assertEqual(os.readlink(os.path.join(lib, 'libsscard.so.0')), 'libsscard.so.0.1.0')
+        self.assertEqual(os.readlink(os.path.join(lib, 'libSSCardDriver.so')),
+                         'libSSCardDriver.so.0')
+        self.assertEqual(os.readlink(os.path.join(lib, 'libSSCardDriver.so.0')),
+                         'libSSCardDriver.so.0.1.0')
 
     def test_example_builds_and_reads(self):
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(self.libdir(), 'pkgconfig'))
@@ -83,6 +89,19 @@ class Install(sscardd.DaemonTestCase):
         # The installed program finds the installed library (not the build tree's).
         ldd = run(['ldd', exe], env=renv)
         self.assertIn(os.path.join(self.libdir(), 'libsscard.so.0'), ldd)
+
+        # The legacy-style example against the installed libSSCardDriver.so; GB18030 output.
+        legacy = os.path.join(self.prefix, 'legacy_read')
+        run(['cc', '-Wall', '-Werror', '-o', legacy,
+             os.path.join(self.prefix, 'share/doc/sscard/examples/legacy_read.c'),
+             '-I', os.path.join(self.prefix, 'include'), '-L', self.libdir(), '-lSSCardDriver'])
+        p = subprocess.run([legacy], capture_output=True, env=renv, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout,
+                         b'330100|330102199003071230|X00000019|330100D15600000500BF7C7AC9FC0FEC|'
+                         b'\xD5\xC5\xC8\xFD|0081544C92868433010000BF7C7A|2.00|20240101|20340101|'
+                         b'000000000000||\n'
+                         b'330102199003071230|\xD5\xC5\xC8\xFD|1|19900307|\n')
 
 
 if __name__ == '__main__':
