@@ -23,58 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "journal.h"
-
-#define JOURNAL_SCHEMA 1
-#define JOURNAL_KEY_LEN 32
-#define JOURNAL_BUSY_MS 5000
-
-/* Statements on every call's path, prepared once per open database (lock held to use them). */
-enum jstmt_id { JSTMT_TAIL, JSTMT_INSERT, JSTMT_BLACKLIST, JSTMT_COUNT };
-
-#define JOURNAL_MEMO 4           /* refs remembered (ref_memo) */
-#define JOURNAL_MEMO_VALUE 64    /* longest value remembered (card numbers and ids are shorter) */
-
-struct journal {
-	sqlite3 *db;             /* NULL while suspended (journal_suspend) */
-	sqlite3_stmt *stmt[JSTMT_COUNT];
-	pthread_mutex_t lock;
-	unsigned flags;
-	uint8_t chain_key[32];
-	uint8_t ref_key[32];
-	EVP_MAC_CTX *chain_mac;  /* HMAC-SHA-256 keyed with chain_key / ref_key, used through copies */
-	EVP_MAC_CTX *ref_mac;    /* (NULL: the one-shot HMAC() is used instead) */
-	pthread_mutex_t mac_lock;
-	/*
-	 * The last keyed refs computed (mac_lock): a read names one card three times (lost-card
-	 * check by number and by card id, the audit row's card), and so does every later call on
-	 * the same card. Card names only (memo_fits). Wiped at close like the keys.
-	 */
-	struct ref_memo {
-		const char *label;           /* a string literal of this file; NULL = empty */
-		size_t len;
-		uint8_t value[JOURNAL_MEMO_VALUE];
-		char ref[JOURNAL_REF_HEX + 1];
-	} memo[JOURNAL_MEMO];
-	unsigned memo_next;              /* the entry the next miss replaces */
-	char path[1024];         /* for journal_resume */
-	char why[200];           /* why it was suspended (journal_suspend), for later errors */
-	journal_observer_fn observer;
-	void *observer_arg;
-};
-
-/* One row as it is chained: the field order here is the hash's field order; never change it. */
-struct jrow {
-	int64_t seq;
-	char ts[32];
-	int64_t ts_unix;
-	const char *kind;
-	int64_t uid, pid;
-	const char *exe, *method, *reader, *card, *result;
-	int64_t duration_ms;
-	int64_t intent;          /* 0 = none */
-	const char *file, *detail;
-};
+#include "journal_int.h"
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -87,9 +36,13 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS rows_intent ON rows(intent) WHERE intent <> 0;"
 	"CREATE INDEX IF NOT EXISTS rows_ts ON rows(ts_unix);"
 	"CREATE INDEX IF NOT EXISTS rows_intents ON rows(card) WHERE kind = 'intent';"
-	"CREATE TABLE IF NOT EXISTS blacklist(ref TEXT PRIMARY KEY, added TEXT NOT NULL);";
+	"CREATE INDEX IF NOT EXISTS rows_list ON rows(seq)"
+	" WHERE kind IN ('blacklist', 'prune', 'key');"
+	/* Schema 1 had (ref, added) only: journal_list_migrate() adds the other two. */
+	"CREATE TABLE IF NOT EXISTS blacklist(ref TEXT PRIMARY KEY, added TEXT NOT NULL,"
+	" kind TEXT NOT NULL DEFAULT '', uid INTEGER NOT NULL DEFAULT -1);";
 
-static int jerr(struct journal *j, struct ssc_diag *diag, const char *what)
+int journal_err(struct journal *j, struct ssc_diag *diag, const char *what)
 {
 	if (j && !j->db)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s: out of service (%s)", what,
@@ -98,7 +51,7 @@ static int jerr(struct journal *j, struct ssc_diag *diag, const char *what)
 			    j ? sqlite3_errmsg(j->db) : "no journal");
 }
 
-static void hex_encode(const uint8_t *p, size_t n, char *out)
+void journal_hex(const uint8_t *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 
@@ -109,7 +62,7 @@ static void hex_encode(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hex_decode(const char *s, uint8_t *out, size_t n)
+int journal_unhex(const char *s, uint8_t *out, size_t n)
 {
 	if (strlen(s) != 2 * n)
 		return -1;
@@ -123,7 +76,7 @@ static int hex_decode(const char *s, uint8_t *out, size_t n)
 	return 0;
 }
 
-static void hmac_sha256(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32])
+void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32])
 {
 	unsigned int olen = 32;
 
@@ -169,57 +122,13 @@ static void mac_data(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32]
 		return;
 	}
 	EVP_MAC_CTX_free(c);
-	hmac_sha256(key, data, len, out);
-}
-
-static void derive_key(const uint8_t master[JOURNAL_KEY_LEN], const char *label, uint8_t out[32])
-{
-	hmac_sha256(master, (const uint8_t *)label, strlen(label), out);
-}
-
-/* Reads the 32-byte key file, creating it (0600, O_EXCL) when create != 0 and it is absent. */
-static int key_load(const char *path, int create, uint8_t key[JOURNAL_KEY_LEN],
-		    struct ssc_diag *diag)
-{
-	int fd;
-	ssize_t n;
-	uint8_t extra;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT && create) {
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0)
-			return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot create key file %s: %s",
-					    path, strerror(errno));
-		if (RAND_bytes(key, JOURNAL_KEY_LEN) != 1 ||
-		    write(fd, key, JOURNAL_KEY_LEN) != JOURNAL_KEY_LEN || fsync(fd) != 0) {
-			close(fd);
-			unlink(path);
-			OPENSSL_cleanse(key, JOURNAL_KEY_LEN);
-			return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot write key file %s",
-					    path);
-		}
-		close(fd);
-		return 0;
-	}
-	if (fd < 0)
-		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot open key file %s: %s", path,
-				    strerror(errno));
-	n = read(fd, key, JOURNAL_KEY_LEN);
-	if (n != JOURNAL_KEY_LEN || read(fd, &extra, 1) != 0) {
-		close(fd);
-		OPENSSL_cleanse(key, JOURNAL_KEY_LEN);
-		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: key file %s is not %d bytes", path,
-				    JOURNAL_KEY_LEN);
-	}
-	close(fd);
-	return 0;
+	journal_hmac(key, data, len, out);
 }
 
 static int exec_sql(struct journal *j, const char *sql, struct ssc_diag *diag)
 {
 	if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return jerr(j, diag, sql);
+		return journal_err(j, diag, sql);
 	return 0;
 }
 
@@ -227,7 +136,7 @@ static int exec_sql(struct journal *j, const char *sql, struct ssc_diag *diag)
  * The cached statement id for sql (prepared on first use, reset and unbound for reuse), or NULL.
  * Saves parsing the SQL of an audit row or a lost-card lookup on every call. j->lock held.
  */
-static sqlite3_stmt *jstmt(struct journal *j, enum jstmt_id id, const char *sql)
+sqlite3_stmt *journal_stmt(struct journal *j, enum jstmt_id id, const char *sql)
 {
 	sqlite3_stmt *st = j->stmt[id];
 
@@ -256,7 +165,7 @@ static void db_close(struct journal *j)
 	j->db = NULL;
 }
 
-static int meta_get(struct journal *j, const char *key, char *out, size_t cap)
+int journal_meta_get(struct journal *j, const char *key, char *out, size_t cap)
 {
 	sqlite3_stmt *st;
 	int r = SSC_ENOTFOUND;
@@ -273,7 +182,7 @@ static int meta_get(struct journal *j, const char *key, char *out, size_t cap)
 	return r;
 }
 
-static int meta_set(struct journal *j, const char *key, const char *value)
+int journal_meta_set(struct journal *j, const char *key, const char *value)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -288,50 +197,64 @@ static int meta_set(struct journal *j, const char *key, const char *value)
 	return rc == SQLITE_DONE ? 0 : SSC_EJOURNAL;
 }
 
+int journal_use_keys(struct journal *j, const struct journal_keys *keys)
+{
+	EVP_MAC_CTX *c = mac_keyed(keys->chain_key), *r = mac_keyed(keys->ref_key);
+
+	pthread_mutex_lock(&j->mac_lock);
+	memcpy(j->chain_key, keys->chain_key, sizeof(j->chain_key));
+	memcpy(j->ref_key, keys->ref_key, sizeof(j->ref_key));
+	memcpy(j->key_id, keys->id, sizeof(j->key_id));
+	EVP_MAC_CTX_free(j->chain_mac);
+	EVP_MAC_CTX_free(j->ref_mac);
+	j->chain_mac = c;
+	j->ref_mac = r;
+	/* Refs remembered under the other key are not this key's. */
+	OPENSSL_cleanse(j->memo, sizeof(j->memo));
+	memset(j->memo, 0, sizeof(j->memo));
+	j->memo_next = 0;
+	pthread_mutex_unlock(&j->mac_lock);
+	return 0;
+}
+
 static int db_open(struct journal *j, struct ssc_diag *diag);
 
 int journal_open(const char *path, const char *key_path, unsigned flags, struct journal **out,
 		 struct ssc_diag *diag)
 {
+	struct journal_keys keys;
 	struct journal *j;
-	char kpath[1024];
-	uint8_t master[JOURNAL_KEY_LEN];
 	struct stat stt;
-	int exists, r;
+	int exists, created, r;
 
 	*out = NULL;
 	exists = stat(path, &stt) == 0;
 	if (!exists && (flags & JOURNAL_RDONLY))
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s does not exist", path);
-	if (key_path)
-		snprintf(kpath, sizeof(kpath), "%s", key_path);
-	else
-		snprintf(kpath, sizeof(kpath), "%s.key", path);
-
-	r = key_load(kpath, !exists && !(flags & JOURNAL_RDONLY), master, diag);
-	if (r < 0)
-		return r;
 	j = calloc(1, sizeof(*j));
-	if (!j) {
-		OPENSSL_cleanse(master, sizeof(master));
+	if (!j)
 		return SSC_ENOMEM;
-	}
 	j->flags = flags;
+	j->key_fd = -1;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->mac_lock, NULL);
 	/* Best effort: the keys' page is never written to swap (RLIMIT_MEMLOCK may forbid it). */
 	(void)mlock(j->chain_key, sizeof(j->chain_key));
 	(void)mlock(j->ref_key, sizeof(j->ref_key));
-	derive_key(master, "sscard journal chain v1", j->chain_key);
-	derive_key(master, "sscard journal ref v1", j->ref_key);
-	OPENSSL_cleanse(master, sizeof(master));
-	j->chain_mac = mac_keyed(j->chain_key);
-	j->ref_mac = mac_keyed(j->ref_key);
-	if (strlen(path) >= sizeof(j->path)) {
+	(void)mlock(j->old, sizeof(j->old));
+	if (strlen(path) >= sizeof(j->path) ||
+	    snprintf(j->key_path, sizeof(j->key_path), key_path ? "%s" : "%s.key",
+		     key_path ? key_path : path) >= (int)sizeof(j->key_path)) {
 		r = ssc_diag_set(diag, SSC_EJOURNAL, "journal: path too long");
 		goto out_free;
 	}
 	memcpy(j->path, path, strlen(path) + 1);
+	r = journal_key_load(j->key_path, !exists && !(flags & JOURNAL_RDONLY), &keys, &j->key_fd,
+			     &created, diag);
+	if (r < 0)
+		goto out_free;
+	journal_use_keys(j, &keys);
+	journal_keys_wipe(&keys);
 	r = db_open(j, diag);
 	if (r < 0)
 		goto out_free;
@@ -343,20 +266,54 @@ out_free:
 	return r;
 }
 
+/*
+ * The checks and the migration of a writable open, in one write transaction (an operator's
+ * sscardctl may append meanwhile): the key against the chain, schema 1 -> 2, the key id of a
+ * new journal, the lost-card list against the chain's digest.
+ */
+static int db_check(struct journal *j, int schema, struct ssc_diag *diag)
+{
+	char buf[64];
+	int r;
+
+	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return journal_err(j, diag, "begin");
+	r = journal_key_check(j, diag);
+	if (r == 0 && schema == 1)
+		r = journal_list_migrate(j, diag);
+	if (r == 0 && schema == 0) {
+		snprintf(buf, sizeof(buf), "%d", JOURNAL_SCHEMA);
+		if (journal_meta_set(j, "schema", buf) < 0)
+			r = journal_err(j, diag, "write schema version");
+	}
+	/* A journal made before the key's id was kept, or a new one: it proved itself above. */
+	if (r == 0 && journal_meta_get(j, "key_id", buf, sizeof(buf)) == SSC_ENOTFOUND &&
+	    journal_meta_set(j, "key_id", j->key_id) < 0)
+		r = journal_err(j, diag, "write the key id");
+	if (r == 0)
+		r = journal_list_check(j, diag);
+	if (r == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		r = journal_err(j, diag, "commit");
+	if (r < 0)
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
 /* Opens j->path as the database of j (keys already set), with the schema checks. */
 static int db_open(struct journal *j, struct ssc_diag *diag)
 {
 	const char *path = j->path;
 	unsigned flags = j->flags;
+	struct ssc_diag kd;
 	char buf[64];
-	int rc, r;
+	int rc, r, schema = 0;
 
 	rc = sqlite3_open_v2(path, &j->db,
 			     (flags & JOURNAL_RDONLY) ? SQLITE_OPEN_READONLY
 						      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			     NULL);
 	if (rc != SQLITE_OK) {
-		r = jerr(j, diag, "open");
+		r = journal_err(j, diag, "open");
 		goto out_close;
 	}
 	sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
@@ -372,21 +329,37 @@ static int db_open(struct journal *j, struct ssc_diag *diag)
 		if (r < 0)
 			goto out_close;
 	}
-	r = meta_get(j, "schema", buf, sizeof(buf));
+	r = journal_meta_get(j, "schema", buf, sizeof(buf));
 	if (r == SSC_ENOTFOUND && !(flags & JOURNAL_RDONLY)) {
-		snprintf(buf, sizeof(buf), "%d", JOURNAL_SCHEMA);
-		if (meta_set(j, "schema", buf) < 0) {
-			r = jerr(j, diag, "write schema version");
-			goto out_close;
-		}
+		schema = 0;   /* new */
 	} else if (r < 0) {
-		r = jerr(j, diag, "read schema version");
+		r = journal_err(j, diag, "read schema version");
 		goto out_close;
-	} else if (strcmp(buf, "1") != 0) {
+	} else if (strcmp(buf, "1") == 0 || strcmp(buf, "2") == 0) {
+		schema = buf[0] - '0';
+	} else {
 		r = ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s has schema %s, this build reads %d",
 				 path, buf, JOURNAL_SCHEMA);
 		goto out_close;
 	}
+	j->list_bad = 0;
+	j->list_data_version = -1;
+	j->key_problem[0] = '\0';
+	if (flags & JOURNAL_RDONLY) {
+		/* Only verify needs to know; show and export read on. */
+		j->schema = schema;
+		if (journal_meta_get(j, "key_id", buf, sizeof(buf)) == 0 &&
+		    strcmp(buf, j->key_id) != 0) {
+			ssc_diag_init(&kd);
+			journal_key_check(j, &kd);
+			snprintf(j->key_problem, sizeof(j->key_problem), "%s", kd.msg);
+		}
+		return 0;
+	}
+	r = db_check(j, schema, diag);
+	if (r < 0)
+		goto out_close;
+	j->schema = JOURNAL_SCHEMA;
 	return 0;
 
 out_close:
@@ -466,7 +439,7 @@ void journal_set_observer(struct journal *j, journal_observer_fn fn, void *arg)
  * hash, or the failure (SSC_EJOURNAL, SSC_ENOMEM) with diag's message. Other results (an
  * outcome for an unknown intent, a read-only handle) are the caller's error, not the journal's.
  */
-static void notify(struct journal *j, const char *kind, int64_t seq, const char *hash, int err,
+void journal_notify(struct journal *j, const char *kind, int64_t seq, const char *hash, int err,
 		   const struct ssc_diag *diag)
 {
 	struct journal_note n;
@@ -494,6 +467,9 @@ void journal_close(struct journal *j)
 	if (!j)
 		return;
 	db_close(j);
+	if (j->key_fd >= 0)
+		close(j->key_fd);   /* and its lock */
+	OPENSSL_cleanse(j->old, sizeof(j->old));
 	OPENSSL_cleanse(j->chain_key, sizeof(j->chain_key));
 	OPENSSL_cleanse(j->ref_key, sizeof(j->ref_key));
 	OPENSSL_cleanse(j->memo, sizeof(j->memo));
@@ -553,7 +529,7 @@ static void memo_put(struct journal *j, const char *label, const uint8_t *v, siz
  * HMAC(ref_key, label ‖ 00 ‖ value), truncated to JOURNAL_REF_HEX hex digits. label must be a
  * string literal (the memo keeps the pointer).
  */
-static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, size_t len,
+void journal_keyed_ref(struct journal *j, const char *label, const uint8_t *v, size_t len,
 		      char *out)
 {
 	uint8_t stackbuf[512], mac[32];
@@ -580,7 +556,7 @@ static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, si
 	OPENSSL_cleanse(buf, total);
 	if (buf != stackbuf)
 		free(buf);
-	hex_encode(mac, JOURNAL_REF_HEX / 2, out);
+	journal_hex(mac, JOURNAL_REF_HEX / 2, out);
 	OPENSSL_cleanse(mac, sizeof(mac));
 	if (memo)
 		memo_put(j, label, v, len, out);
@@ -588,12 +564,12 @@ static void keyed_ref(struct journal *j, const char *label, const uint8_t *v, si
 
 void journal_card_ref(struct journal *j, const char *card_number, char *out)
 {
-	keyed_ref(j, "card", (const uint8_t *)card_number, strlen(card_number), out);
+	journal_keyed_ref(j, "card", (const uint8_t *)card_number, strlen(card_number), out);
 }
 
 void journal_value_ref(struct journal *j, const uint8_t *value, size_t len, char *out)
 {
-	keyed_ref(j, "value", value, len, out);
+	journal_keyed_ref(j, "value", value, len, out);
 }
 
 /* Serialises one field for the chain: 8-byte big-endian length, then the bytes. */
@@ -636,8 +612,9 @@ static int ser_int(uint8_t **b, size_t *l, size_t *c, int64_t v)
 	return ser_put(b, l, c, t, (size_t)n);
 }
 
-/* hash = HMAC(chain_key, prev ‖ fields), as hex. */
-static int row_hash(struct journal *j, const uint8_t prev[32], const struct jrow *r, char *hex)
+/* hash = HMAC(chain_key, prev ‖ fields), as hex; chain_key NULL = the handle's. */
+int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t prev[32],
+		     const struct jrow *r, char *hex)
 {
 	uint8_t *b = NULL, mac[32];
 	size_t l = 0, c = 0;
@@ -663,14 +640,63 @@ static int row_hash(struct journal *j, const uint8_t prev[32], const struct jrow
 		free(b);
 		return SSC_ENOMEM;
 	}
-	mac_data(j, j->chain_mac, j->chain_key, b, l, mac);
+	if (chain_key)
+		journal_hmac(chain_key, b, l, mac);
+	else
+		mac_data(j, j->chain_mac, j->chain_key, b, l, mac);
 	free(b);
-	hex_encode(mac, 32, hex);
+	journal_hex(mac, 32, hex);
 	return 0;
 }
 
+int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	char hash[JOURNAL_HASH_HEX + 1], stored[JOURNAL_HASH_HEX + 1], buf[80];
+	uint8_t prev[32];
+	struct jrow r;
+	int found = 0, ret = 0;
+
+	memset(prev, 0, sizeof(prev));
+	if (seq > 1) {
+		/* The predecessor: the row before, or the retention anchor, which names its hash. */
+		if (sqlite3_prepare_v2(j->db, "SELECT hash FROM rows WHERE seq = ?", -1, &st,
+				       NULL) != SQLITE_OK)
+			return journal_err(j, diag, "read a row");
+		sqlite3_bind_int64(st, 1, seq - 1);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			found = journal_unhex(journal_col_text(st, 0), prev, 32) == 0;
+		} else if (journal_meta_get(j, "anchor_seq", buf, sizeof(buf)) == 0 &&
+			   strtoll(buf, NULL, 10) == seq - 1 &&
+			   journal_meta_get(j, "anchor_hash", buf, sizeof(buf)) == 0) {
+			found = journal_unhex(buf, prev, 32) == 0;
+		}
+		sqlite3_finalize(st);
+		if (!found)
+			return ssc_diag_set(diag, SSC_EJOURNAL, "journal: the row before row %" PRId64
+					    " is missing", seq);
+	}
+	if (sqlite3_prepare_v2(j->db, "SELECT " ROW_COLUMNS " FROM rows WHERE seq = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return journal_err(j, diag, "read a row");
+	sqlite3_bind_int64(st, 1, seq);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 " is missing", seq);
+	}
+	journal_row_from_stmt(st, &r);
+	snprintf(stored, sizeof(stored), "%s", journal_col_text(st, 15));
+	if (journal_row_hash(j, NULL, prev, &r, hash) < 0)
+		ret = SSC_ENOMEM;
+	else if (strcmp(hash, stored) != 0)
+		ret = ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 " does not match its "
+				   "chain hash", seq);
+	sqlite3_finalize(st);
+	return ret;
+}
+
 /* The chain's current end: the last row, or the retention anchor, or (0, zeros). */
-static int chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
+int journal_chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
 {
 	sqlite3_stmt *st;
 	char buf[80];
@@ -678,22 +704,22 @@ static int chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
 
 	memset(hash, 0, 32);
 	*seq = 0;
-	st = jstmt(j, JSTMT_TAIL, "SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1");
+	st = journal_stmt(j, JSTMT_TAIL, "SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1");
 	if (!st)
 		return SSC_EJOURNAL;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*seq = sqlite3_column_int64(st, 0);
-		if (hex_decode((const char *)sqlite3_column_text(st, 1), hash, 32) < 0)
+		if (journal_unhex((const char *)sqlite3_column_text(st, 1), hash, 32) < 0)
 			rc = SQLITE_CORRUPT;
 		else
 			rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
 		rc = SQLITE_OK;
-		if (meta_get(j, "anchor_seq", buf, sizeof(buf)) == 0) {
+		if (journal_meta_get(j, "anchor_seq", buf, sizeof(buf)) == 0) {
 			*seq = strtoll(buf, NULL, 10);
-			if (meta_get(j, "anchor_hash", buf, sizeof(buf)) != 0 ||
-			    hex_decode(buf, hash, 32) < 0)
+			if (journal_meta_get(j, "anchor_hash", buf, sizeof(buf)) != 0 ||
+			    journal_unhex(buf, hash, 32) < 0)
 				rc = SQLITE_CORRUPT;
 		}
 	}
@@ -720,7 +746,7 @@ static void set_ts(struct jrow *r, int64_t when_ms)
 	r->ts_unix = ts.tv_sec;
 }
 
-static void now_ts(struct jrow *r)
+void journal_now_ts(struct jrow *r)
 {
 	set_ts(r, 0);
 }
@@ -729,7 +755,7 @@ static void now_ts(struct jrow *r)
  * Inserts r (seq and hash assigned here) inside the caller's transaction; hash_out (may be NULL,
  * JOURNAL_HASH_HEX + 1 bytes) receives the row's chain hash.
  */
-static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char *hash_out)
+int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char *hash_out)
 {
 	static const char sql[] =
 		"INSERT INTO rows(seq, ts, ts_unix, kind, uid, pid, exe, method, reader, card,"
@@ -741,12 +767,12 @@ static int row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char 
 	int64_t last;
 	int rc;
 
-	if (chain_tail(j, &last, prev) < 0)
+	if (journal_chain_tail(j, &last, prev) < 0)
 		return SSC_EJOURNAL;
 	r->seq = last + 1;
-	if (row_hash(j, prev, r, hash) < 0)
+	if (journal_row_hash(j, NULL, prev, r, hash) < 0)
 		return SSC_ENOMEM;
-	st = jstmt(j, JSTMT_INSERT, sql);
+	st = journal_stmt(j, JSTMT_INSERT, sql);
 	if (!st)
 		return SSC_EJOURNAL;
 	sqlite3_bind_int64(st, 1, r->seq);
@@ -800,31 +826,31 @@ static int append_rows(struct journal *j, struct jrow *rows, size_t n, int full,
 	}
 	if (n > 1 && !(done = calloc(n, sizeof(*done)))) {
 		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory for %zu rows", n);
-		notify(j, rows[0].kind, 0, "", ret, diag);
+		journal_notify(j, rows[0].kind, 0, "", ret, diag);
 		return ret;
 	}
 	pthread_mutex_lock(&j->lock);
 	if (!j->db) {
 		/* Suspended: the owner knows already; no note. */
-		ret = jerr(j, diag, "append");
+		ret = journal_err(j, diag, "append");
 		pthread_mutex_unlock(&j->lock);
 		if (done != &one)
 			free(done);
 		return ret;
 	}
 	if (full && exec_sql(j, "PRAGMA synchronous=FULL", NULL) < 0) {
-		ret = jerr(j, diag, "set durability");
+		ret = journal_err(j, diag, "set durability");
 		goto out_unlock;
 	}
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "begin");
+		ret = journal_err(j, diag, "begin");
 		goto out_sync;
 	}
 	for (i = 0; i < n && ret == 0; i++)
-		if (row_insert(j, &rows[i], &done[i].seq, done[i].hash) < 0)
-			ret = jerr(j, diag, "append row");
+		if (journal_row_insert(j, &rows[i], &done[i].seq, done[i].hash) < 0)
+			ret = journal_err(j, diag, "append row");
 	if (ret == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		ret = jerr(j, diag, "commit");
+		ret = journal_err(j, diag, "commit");
 	if (ret < 0)
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 out_sync:
@@ -833,12 +859,12 @@ out_sync:
 out_unlock:
 	pthread_mutex_unlock(&j->lock);
 	if (ret < 0) {
-		notify(j, rows[0].kind, 0, "", ret, diag);
+		journal_notify(j, rows[0].kind, 0, "", ret, diag);
 	} else {
 		if (seq_out)
 			*seq_out = done[0].seq;
 		for (i = 0; i < n; i++)
-			notify(j, rows[i].kind, done[i].seq, done[i].hash, 0, diag);
+			journal_notify(j, rows[i].kind, done[i].seq, done[i].hash, 0, diag);
 	}
 	if (done != &one)
 		free(done);
@@ -849,7 +875,7 @@ out_unlock:
 static int append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
 		  struct ssc_diag *diag)
 {
-	now_ts(r);
+	journal_now_ts(r);
 	return append_rows(j, r, 1, full, seq_out, diag);
 }
 
@@ -886,7 +912,7 @@ int journal_audit_batch(struct journal *j, const struct journal_audit *rows, siz
 		return 0;
 	if (n > 1 && !(r = calloc(n, sizeof(*r)))) {
 		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory for %zu audit rows", n);
-		notify(j, "audit", 0, "", ret, diag);
+		journal_notify(j, "audit", 0, "", ret, diag);
 		return ret;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -959,7 +985,7 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 		ssc_diag_init(&local);
 		diag = &local;
 	}
-	now_ts(&r);
+	journal_now_ts(&r);
 	r.kind = "outcome";
 	r.intent = intent_id;
 	r.result = result;
@@ -967,18 +993,18 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 	r.detail = how;
 	pthread_mutex_lock(&j->lock);
 	if (!j->db) {
-		ret = jerr(j, diag, "append outcome");
+		ret = journal_err(j, diag, "append outcome");
 		pthread_mutex_unlock(&j->lock);
 		return ret;
 	}
 	exec_sql(j, "PRAGMA synchronous=FULL", NULL);
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "begin");
+		ret = journal_err(j, diag, "begin");
 		goto out;
 	}
 	ret = intent_state(j, intent_id, &resolved, card, sizeof(card));
 	if (ret < 0) {
-		ret = jerr(j, diag, "look up intent");
+		ret = journal_err(j, diag, "look up intent");
 	} else if (ret == 0) {
 		ret = ssc_diag_set(diag, SSC_ENOTFOUND, "journal: no intent %" PRId64, intent_id);
 	} else if (resolved) {
@@ -986,19 +1012,19 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 				   intent_id);
 	} else {
 		r.card = card;
-		ret = row_insert(j, &r, &seq, hash);
+		ret = journal_row_insert(j, &r, &seq, hash);
 		if (ret < 0)
-			ret = jerr(j, diag, "append outcome");
+			ret = journal_err(j, diag, "append outcome");
 	}
 	if (ret < 0 || sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		if (ret >= 0)
-			ret = jerr(j, diag, "commit");
+			ret = journal_err(j, diag, "commit");
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 	}
 out:
 	exec_sql(j, "PRAGMA synchronous=NORMAL", NULL);
 	pthread_mutex_unlock(&j->lock);
-	notify(j, "outcome", seq, hash, ret < 0 ? ret : 0, diag);
+	journal_notify(j, "outcome", seq, hash, ret < 0 ? ret : 0, diag);
 	return ret < 0 ? ret : 0;
 }
 
@@ -1115,163 +1141,37 @@ int journal_head(struct journal *j, int64_t *seq, char *hash_hex)
 	int r;
 
 	pthread_mutex_lock(&j->lock);
-	r = j->db ? chain_tail(j, seq, h) : SSC_EJOURNAL;
+	r = j->db ? journal_chain_tail(j, seq, h) : SSC_EJOURNAL;
 	pthread_mutex_unlock(&j->lock);
 	if (r == 0)
-		hex_encode(h, 32, hash_hex);
+		journal_hex(h, 32, hash_hex);
 	return r;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
+const char *journal_col_text(sqlite3_stmt *st, int i)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 
 	return t ? (const char *)t : "";
 }
 
-static void row_from_stmt(sqlite3_stmt *st, struct jrow *r)
+void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r)
 {
 	r->seq = sqlite3_column_int64(st, 0);
-	snprintf(r->ts, sizeof(r->ts), "%s", col_text(st, 1));
+	snprintf(r->ts, sizeof(r->ts), "%s", journal_col_text(st, 1));
 	r->ts_unix = sqlite3_column_int64(st, 2);
-	r->kind = col_text(st, 3);
+	r->kind = journal_col_text(st, 3);
 	r->uid = sqlite3_column_int64(st, 4);
 	r->pid = sqlite3_column_int64(st, 5);
-	r->exe = col_text(st, 6);
-	r->method = col_text(st, 7);
-	r->reader = col_text(st, 8);
-	r->card = col_text(st, 9);
-	r->result = col_text(st, 10);
+	r->exe = journal_col_text(st, 6);
+	r->method = journal_col_text(st, 7);
+	r->reader = journal_col_text(st, 8);
+	r->card = journal_col_text(st, 9);
+	r->result = journal_col_text(st, 10);
 	r->duration_ms = sqlite3_column_int64(st, 11);
 	r->intent = sqlite3_column_int64(st, 12);
-	r->file = col_text(st, 13);
-	r->detail = col_text(st, 14);
-}
-
-#define ROW_COLUMNS                                                                        \
-	"seq, ts, ts_unix, kind, uid, pid, exe, method, reader, card, result, duration_ms, " \
-	"intent, file, detail, hash"
-
-/* Checks that the retention anchor in meta is the one the last chained "prune" row names. */
-static int verify_anchor(struct journal *j, int64_t *seq, uint8_t hash[32], struct ssc_diag *diag)
-{
-	char aseq[32], ahash[80], want[160];
-	sqlite3_stmt *st;
-	int ok = 0;
-
-	memset(hash, 0, 32);
-	*seq = 0;
-	if (meta_get(j, "anchor_seq", aseq, sizeof(aseq)) != 0)
-		return 0;
-	if (meta_get(j, "anchor_hash", ahash, sizeof(ahash)) != 0 || hex_decode(ahash, hash, 32))
-		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: retention anchor is malformed");
-	*seq = strtoll(aseq, NULL, 10);
-	snprintf(want, sizeof(want), "{\"anchor_seq\":%s,\"anchor_hash\":\"%s\"}", aseq, ahash);
-	if (sqlite3_prepare_v2(j->db,
-			       "SELECT detail FROM rows WHERE kind='prune' ORDER BY seq DESC LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
-		return jerr(j, diag, "read prune rows");
-	if (sqlite3_step(st) == SQLITE_ROW && strcmp(col_text(st, 0), want) == 0)
-		ok = 1;
-	sqlite3_finalize(st);
-	if (!ok)
-		return ssc_diag_set(diag, SSC_EJOURNAL,
-				    "journal: retention anchor (seq %s) is not the one the last prune "
-				    "row recorded: rows before it were removed outside sscard",
-				    aseq);
-	return 0;
-}
-
-int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, int64_t *rows,
-		   struct ssc_diag *diag)
-{
-	sqlite3_stmt *st;
-	struct jrow r;
-	uint8_t prev[32];
-	char hash[JOURNAL_HASH_HEX + 1];
-	int64_t expect, anchor, n = 0;
-	int rc, ret = 0, head_seen = 0;
-
-	pthread_mutex_lock(&j->lock);
-	if (!j->db || sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "begin");
-		goto out_unlock;
-	}
-	ret = verify_anchor(j, &expect, prev, diag);
-	if (ret < 0)
-		goto out_end;
-	anchor = expect;
-	if (head_seq > 0 && head_seq < anchor)
-		head_seen = 2;   /* pruned: nothing to compare it with (said after the walk) */
-	if (head_seq > 0 && head_seq == expect && head_hex) {
-		char ah[JOURNAL_HASH_HEX + 1];
-
-		hex_encode(prev, 32, ah);
-		head_seen = strcmp(ah, head_hex) == 0 ? 1 : -1;
-	}
-	expect++;
-	if (sqlite3_prepare_v2(j->db, "SELECT " ROW_COLUMNS " FROM rows ORDER BY seq", -1, &st,
-			       NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "read rows");
-		goto out_end;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_from_stmt(st, &r);
-		if (r.seq != expect) {
-			ret = ssc_diag_set(diag, SSC_EJOURNAL,
-					   "journal: row %" PRId64 " follows row %" PRId64
-					   ": rows are missing (deleted)",
-					   r.seq, expect - 1);
-			break;
-		}
-		if (row_hash(j, prev, &r, hash) < 0) {
-			ret = SSC_ENOMEM;
-			break;
-		}
-		if (strcmp(hash, col_text(st, 15)) != 0) {
-			ret = ssc_diag_set(diag, SSC_EJOURNAL,
-					   "journal: row %" PRId64
-					   " does not match its chain hash: it was edited, inserted, or "
-					   "a row before it was",
-					   r.seq);
-			break;
-		}
-		if (head_seq > 0 && r.seq == head_seq)
-			head_seen = strcmp(hash, head_hex ? head_hex : "") == 0 ? 1 : -1;
-		hex_decode(hash, prev, 32);
-		expect++;
-		n++;
-	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = jerr(j, diag, "read rows");
-	sqlite3_finalize(st);
-	if (ret == 0 && head_seen == 2) {
-		ssc_diag_set(diag, 0,
-			     "journal: the head to compare (row %" PRId64 ") lies before the retention "
-			     "anchor (row %" PRId64 "): it was pruned and cannot be compared; the chain "
-			     "runs past it. Compare with a head logged after the last prune",
-			     head_seq, anchor);
-		ret = JOURNAL_HEAD_PRUNED;
-	} else if (ret == 0 && head_seq > 0 && head_seen != 1) {
-		if (head_seen == 0)
-			ret = ssc_diag_set(diag, SSC_EJOURNAL,
-					   "journal: the chain ends at row %" PRId64
-					   " but the daemon logged head %" PRId64
-					   ": the tail was cut off",
-					   expect - 1, head_seq);
-		else
-			ret = ssc_diag_set(diag, SSC_EJOURNAL,
-					   "journal: row %" PRId64
-					   " differs from the head the daemon logged",
-					   head_seq);
-	}
-out_end:
-	sqlite3_exec(j->db, "END", NULL, NULL, NULL);
-out_unlock:
-	pthread_mutex_unlock(&j->lock);
-	if (rows)
-		*rows = n;
-	return ret;
+	r->file = journal_col_text(st, 13);
+	r->detail = journal_col_text(st, 14);
 }
 
 int journal_export(struct journal *j, int64_t since_seq, FILE *out)
@@ -1292,12 +1192,12 @@ int journal_export(struct journal *j, int64_t since_seq, FILE *out)
 		json_t *o;
 		char *line;
 
-		row_from_stmt(st, &r);
+		journal_row_from_stmt(st, &r);
 		o = json_pack("{sI ss ss sI sI ss ss ss ss ss sI ss ss}", "seq", (json_int_t)r.seq,
 			      "time", r.ts, "kind", r.kind, "uid", (json_int_t)r.uid, "pid",
 			      (json_int_t)r.pid, "exe", r.exe, "method", r.method, "reader", r.reader,
 			      "card", r.card, "result", r.result, "duration_ms",
-			      (json_int_t)r.duration_ms, "file", r.file, "hash", col_text(st, 15));
+			      (json_int_t)r.duration_ms, "file", r.file, "hash", journal_col_text(st, 15));
 		if (!o) {
 			ret = SSC_ENOMEM;
 			break;
@@ -1353,7 +1253,7 @@ int journal_rows(struct journal *j, int64_t since_seq, int64_t limit,
 		sqlite3_bind_int64(st, 1, since_seq);
 	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_from_stmt(st, &r);
+		journal_row_from_stmt(st, &r);
 		out.seq = r.seq;
 		out.time = r.ts;
 		out.kind = r.kind;
@@ -1368,7 +1268,7 @@ int journal_rows(struct journal *j, int64_t since_seq, int64_t limit,
 		out.intent = r.intent;
 		out.file = r.file;
 		out.detail = r.detail;
-		out.hash = col_text(st, 15);
+		out.hash = journal_col_text(st, 15);
 		ret = cb(arg, &out);
 		if (ret != 0)
 			break;
@@ -1398,7 +1298,7 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 	struct jrow r = { 0 };
 	sqlite3_stmt *st;
 	int64_t cut = 0, deleted = 0, seq = 0;
-	char cut_hash[JOURNAL_HASH_HEX + 1] = "", seqbuf[32], detail[160];
+	char cut_hash[JOURNAL_HASH_HEX + 1] = "", seqbuf[32], detail[320], list[160];
 	char hash[JOURNAL_HASH_HEX + 1] = "";
 	struct ssc_diag local;
 	int ret = 0;
@@ -1409,62 +1309,73 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 		ssc_diag_init(&local);
 		diag = &local;
 	}
-	now_ts(&r);
+	journal_now_ts(&r);
 	pthread_mutex_lock(&j->lock);
 	if (!j->db) {
-		ret = jerr(j, diag, "prune");
+		ret = journal_err(j, diag, "prune");
 		pthread_mutex_unlock(&j->lock);
 		return ret;
 	}
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "begin");
+		ret = journal_err(j, diag, "begin");
 		goto out_unlock;
 	}
 	if (sqlite3_prepare_v2(j->db, last_sql, -1, &st, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "find rows to prune");
+		ret = journal_err(j, diag, "find rows to prune");
 		goto out_rollback;
 	}
 	sqlite3_bind_int64(st, 1, cutoff);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		cut = sqlite3_column_int64(st, 0);
-		snprintf(cut_hash, sizeof(cut_hash), "%s", col_text(st, 1));
+		snprintf(cut_hash, sizeof(cut_hash), "%s", journal_col_text(st, 1));
 	}
 	sqlite3_finalize(st);
 	if (cut == 0)
 		goto out_rollback; /* nothing to do */
+	/*
+	 * The prune row carries the list's digest on (its last change may be among the rows
+	 * removed): never the digest of a list changed outside sscard.
+	 */
+	ret = journal_list_check(j, diag);
+	if (ret < 0)
+		goto out_rollback;
 	if (sqlite3_prepare_v2(j->db, "DELETE FROM rows WHERE seq <= ?", -1, &st, NULL) !=
 	    SQLITE_OK) {
-		ret = jerr(j, diag, "prune");
+		ret = journal_err(j, diag, "prune");
 		goto out_rollback;
 	}
 	sqlite3_bind_int64(st, 1, cut);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_finalize(st);
-		ret = jerr(j, diag, "prune");
+		ret = journal_err(j, diag, "prune");
 		goto out_rollback;
 	}
 	sqlite3_finalize(st);
 	deleted = sqlite3_changes(j->db);
 	snprintf(seqbuf, sizeof(seqbuf), "%" PRId64, cut);
-	if (meta_set(j, "anchor_seq", seqbuf) < 0 || meta_set(j, "anchor_hash", cut_hash) < 0) {
-		ret = jerr(j, diag, "record anchor");
+	if (journal_meta_set(j, "anchor_seq", seqbuf) < 0 || journal_meta_set(j, "anchor_hash", cut_hash) < 0) {
+		ret = journal_err(j, diag, "record anchor");
 		goto out_rollback;
 	}
-	snprintf(detail, sizeof(detail), "{\"anchor_seq\":%" PRId64 ",\"anchor_hash\":\"%s\"}", cut,
-		 cut_hash);
+	if (journal_list_detail(j, list, sizeof(list)) < 0) {
+		ret = journal_err(j, diag, "digest the lost-card list");
+		goto out_rollback;
+	}
+	snprintf(detail, sizeof(detail), "{\"anchor_seq\":%" PRId64 ",\"anchor_hash\":\"%s\"%s}",
+		 cut, cut_hash, list);
 	r.kind = "prune";
 	r.detail = detail;
 	r.duration_ms = deleted;
-	if (row_insert(j, &r, &seq, hash) < 0) {
-		ret = jerr(j, diag, "append prune row");
+	if (journal_row_insert(j, &r, &seq, hash) < 0) {
+		ret = journal_err(j, diag, "append prune row");
 		goto out_rollback;
 	}
 	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "commit");
+		ret = journal_err(j, diag, "commit");
 		goto out_rollback;
 	}
 	pthread_mutex_unlock(&j->lock);
-	notify(j, "prune", seq, hash, 0, diag);
+	journal_notify(j, "prune", seq, hash, 0, diag);
 	return (int)deleted;
 
 out_rollback:
@@ -1472,169 +1383,6 @@ out_rollback:
 out_unlock:
 	pthread_mutex_unlock(&j->lock);
 	if (ret < 0)
-		notify(j, "prune", 0, "", ret, diag);
+		journal_notify(j, "prune", 0, "", ret, diag);
 	return ret;
-}
-
-/* Card number: 9 characters [0-9A-Z]; card id: 32 hex digits. Normalised to upper case. */
-static int blacklist_entry(char *s, const char **label)
-{
-	size_t n = strlen(s);
-
-	for (size_t i = 0; i < n; i++)
-		if (s[i] >= 'a' && s[i] <= 'z')
-			s[i] = (char)(s[i] - 'a' + 'A');
-	if (n == 9) {
-		for (size_t i = 0; i < n; i++)
-			if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z')))
-				return -1;
-		*label = "bl-number";
-		return 0;
-	}
-	if (n == 32) {
-		for (size_t i = 0; i < n; i++)
-			if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
-				return -1;
-		*label = "bl-id";
-		return 0;
-	}
-	return -1;
-}
-
-int journal_blacklist_import(struct journal *j, FILE *f, struct ssc_diag *diag)
-{
-	char line[256], ref[JOURNAL_REF_HEX + 1], detail[64];
-	struct jrow r = { 0 };
-	sqlite3_stmt *st = NULL;
-	int lineno = 0, added = 0, ret = 0;
-
-	if (j->flags & JOURNAL_RDONLY)
-		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
-	now_ts(&r);
-	pthread_mutex_lock(&j->lock);
-	if (!j->db) {
-		ret = jerr(j, diag, "import");
-		goto out_unlock;
-	}
-	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "begin");
-		goto out_unlock;
-	}
-	if (sqlite3_prepare_v2(j->db, "INSERT OR IGNORE INTO blacklist(ref, added) VALUES(?, ?)", -1,
-			       &st, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "prepare");
-		goto out_rollback;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		const char *label;
-		char *s = line, *e;
-
-		lineno++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			ret = ssc_diag_set(diag, SSC_EINVAL, "line %d: too long", lineno);
-			goto out_rollback;
-		}
-		while (*s == ' ' || *s == '\t')
-			s++;
-		e = s + strlen(s);
-		while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-			*--e = '\0';
-		if (*s == '\0' || *s == '#')
-			continue;
-		if (blacklist_entry(s, &label) < 0) {
-			ret = ssc_diag_set(diag, SSC_EINVAL,
-					   "line %d: expected a 9-character card number or a "
-					   "32-hex-digit card id",
-					   lineno);
-			goto out_rollback;
-		}
-		keyed_ref(j, label, (const uint8_t *)s, strlen(s), ref);
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, r.ts, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			ret = jerr(j, diag, "insert");
-			goto out_rollback;
-		}
-		added += sqlite3_changes(j->db);
-	}
-	if (ferror(f)) {
-		ret = ssc_diag_set(diag, SSC_EIO, "read error");
-		goto out_rollback;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	snprintf(detail, sizeof(detail), "{\"added\":%d,\"lines\":%d}", added, lineno);
-	r.kind = "blacklist";
-	r.method = "blacklist.import";
-	r.uid = getuid();
-	r.pid = getpid();
-	r.result = "SSC_OK";
-	r.detail = detail;
-	if (row_insert(j, &r, NULL, NULL) < 0) {
-		ret = jerr(j, diag, "append row");
-		goto out_rollback;
-	}
-	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = jerr(j, diag, "commit");
-		goto out_rollback;
-	}
-	pthread_mutex_unlock(&j->lock);
-	return added;
-
-out_rollback:
-	sqlite3_finalize(st);
-	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-out_unlock:
-	pthread_mutex_unlock(&j->lock);
-	return ret;
-}
-
-/* The lost-list ref of value under label into ref, or -1 when value has not label's form. */
-static int blacklist_ref(struct journal *j, const char *label, const char *value, char *ref)
-{
-	char v[64];
-	const char *l2;
-
-	snprintf(v, sizeof(v), "%s", value);
-	if (blacklist_entry(v, &l2) < 0 || strcmp(l2, label) != 0)
-		return -1;
-	keyed_ref(j, label, (const uint8_t *)v, strlen(v), ref);
-	return 0;
-}
-
-int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id,
-			struct ssc_diag *diag)
-{
-	char num[JOURNAL_REF_HEX + 1] = "", id[JOURNAL_REF_HEX + 1] = "";
-	sqlite3_stmt *st;
-	int rc, r;
-
-	/*
-	 * Both names of the card in one statement: one read transaction per check. Two EXISTS
-	 * lookups on the primary key rather than "ref IN (?1, ?2)", for which SQLite builds a
-	 * temporary table on every run.
-	 */
-	if (card_number && card_number[0] && blacklist_ref(j, "bl-number", card_number, num) < 0)
-		num[0] = '\0';
-	if (card_id && card_id[0] && blacklist_ref(j, "bl-id", card_id, id) < 0)
-		id[0] = '\0';
-	if (!num[0] && !id[0])
-		return 0;
-	pthread_mutex_lock(&j->lock);
-	st = j->db ? jstmt(j, JSTMT_BLACKLIST, "SELECT EXISTS(SELECT 1 FROM blacklist WHERE ref ="
-			   " ?1) OR EXISTS(SELECT 1 FROM blacklist WHERE ref = ?2)") : NULL;
-	if (!st) {
-		r = jerr(j, diag, "lost-card list");
-		pthread_mutex_unlock(&j->lock);
-		return r;
-	}
-	sqlite3_bind_text(st, 1, num, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	r = rc == SQLITE_ROW ? (sqlite3_column_int(st, 0) != 0) : jerr(j, diag, "lost-card list");
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	pthread_mutex_unlock(&j->lock);
-	return r;
 }

@@ -17,6 +17,7 @@
 
 #define JOURNAL_REF_HEX 32       /* hex digits of a keyed hash (128 bits) */
 #define JOURNAL_HASH_HEX 64      /* hex digits of a chain hash (256 bits) */
+#define JOURNAL_KEY_ID_HEX 16    /* hex digits of a key's id (a keyed hash of nothing secret) */
 
 struct journal;
 
@@ -44,7 +45,8 @@ struct journal_audit {
  * are valid during the call only.
  */
 struct journal_note {
-	const char *kind;        /* "audit", "intent", "outcome", "prune" */
+	const char *kind;        /* "audit", "intent", "outcome", "prune", "blacklist" (also a
+				  * lookup that found the list not matching the chain) */
 	int64_t seq;             /* the new row's sequence number; 0 when err != 0 */
 	const char *hash;        /* its chain hash (JOURNAL_HASH_HEX hex digits); "" when err != 0 */
 	int err;
@@ -57,7 +59,7 @@ typedef void (*journal_observer_fn)(void *arg, const struct journal_note *note);
 struct journal_row {
 	int64_t seq;
 	const char *time;        /* UTC, 2026-01-31T08:00:00.123Z */
-	const char *kind;        /* "audit", "intent", "outcome", "blacklist", "prune" */
+	const char *kind;        /* "audit", "intent", "outcome", "blacklist", "prune", "key" */
 	int64_t uid, pid;
 	const char *exe, *method, *reader, *card, *result;
 	int64_t duration_ms;     /* audit: the call's duration; prune: rows removed */
@@ -71,14 +73,21 @@ struct journal_row {
 /*
  * Opens (creating if needed, unless read-only) the journal at path and its key file key_path
  * (NULL = path + ".key"; created 0600 with 32 random bytes when the database is new). A database
- * that exists without its key, or a key file that is not 32 bytes, is refused.
+ * that exists without its key, or a key file that is not 32 bytes, is refused. The key file
+ * stays open with a shared flock() until journal_close() (journal_rotate_key() needs it alone).
+ * A writable open also checks that the key proves itself against the stored chain (the key id
+ * recorded in the database, the last row's hash) and that the lost-card list matches the digest
+ * the chain carries last, and refuses otherwise, naming why; it migrates a journal of an
+ * earlier schema in place (appending a chained row). A read-only open checks neither (journal_
+ * verify_report() does) and migrates nothing.
  * Returns 0 and *out, or SSC_EJOURNAL with the reason in diag (corrupt file, not a database,
- * unwritable directory, wrong schema version). Blocks on file I/O only.
+ * unwritable directory, wrong schema version, a key or a list that does not match the chain).
+ * Blocks on file I/O only.
  */
 int journal_open(const char *path, const char *key_path, unsigned flags, struct journal **out,
 		 struct ssc_diag *diag);
 
-/* Closes the journal and wipes its keys. NULL is a no-op. */
+/* Closes the journal, wipes its keys and lets go of the key file's lock. NULL is a no-op. */
 void journal_close(struct journal *j);
 
 /*
@@ -90,7 +99,8 @@ void journal_close(struct journal *j);
 void journal_suspend(struct journal *j, const char *why);
 
 /*
- * Reopens the database of a suspended handle (same path, same keys; the schema is checked again).
+ * Reopens the database of a suspended handle (same path, same keys; the schema, the key against
+ * the chain and the lost-card list are checked again, as journal_open() does).
  * Returns 0 (also when it was not suspended) or SSC_EJOURNAL with the reason in diag. Thread-safe.
  */
 int journal_resume(struct journal *j, struct ssc_diag *diag);
@@ -202,22 +212,86 @@ int journal_append_applied(struct journal *j, const char *card_ref, const char *
 /* The chain head: the last row's sequence number and hash (hex, JOURNAL_HASH_HEX + 1 bytes). */
 int journal_head(struct journal *j, int64_t *seq, char *hash_hex);
 
+/* What journal_verify_report() found besides a verdict. */
+struct journal_report {
+	int64_t rows;            /* rows whose chain hash was checked */
+	int64_t anchor_seq;      /* the retention anchor (0 = none) */
+	int head_pruned;         /* the head given lies before the anchor: it cannot be compared */
+	int rotations;           /* key rotations among the rows kept */
+	/*
+	 * Rows written under an earlier key that was not given (journal_add_old_key()): their
+	 * order and their link to the rows after them are checked, their hashes are not.
+	 */
+	int64_t unchecked, unchecked_first, unchecked_last;
+	char unchecked_key[JOURNAL_KEY_ID_HEX + 1];   /* the newest such key's id */
+	int list_uncovered;      /* a journal of schema 1 (read-only): its list is not chained yet */
+	int64_t list_entries;    /* the lost-card list's size */
+	int64_t list_seq;        /* the row whose digest the list matches (0: an empty list) */
+};
+
 /*
- * Checks the whole chain: every row's HMAC from its predecessor, contiguous sequence numbers from
- * the retention anchor, and, when head_seq > 0, that the chain still reaches head_seq with hash
- * head_hex (a head taken earlier from the daemon's log: this catches a cut-off tail).
- * Returns 0 when intact, or SSC_EJOURNAL with the first bad row named in diag; or
- * JOURNAL_HEAD_PRUNED when the chain is intact but head_seq lies before the retention anchor:
- * that row was pruned, so the head cannot be compared (the chain does run past it), and diag
- * says so. *rows (may be NULL) receives the number of rows checked.
+ * Checks the whole chain: every row's HMAC from its predecessor (under the key of its time: the
+ * journal's, or an earlier key given with journal_add_old_key()), contiguous sequence numbers
+ * from the retention anchor, that each key rotation row records the head before it, that the
+ * lost-card list matches the digest the chain carries last, and, when head_seq > 0, that the
+ * chain still reaches head_seq with hash head_hex (a head taken earlier from the daemon's log:
+ * this catches a cut-off tail). A read-only handle whose key file is not the journal's is
+ * reported first. Returns 0 when intact, with the notes in *rep (a head that was pruned, rows
+ * under an earlier key not given), or SSC_EJOURNAL with the first fault named in diag (SSC_ENOMEM).
+ */
+int journal_verify_report(struct journal *j, int64_t head_seq, const char *head_hex,
+			  struct journal_report *rep, struct ssc_diag *diag);
+
+/*
+ * journal_verify_report() with the answer of earlier versions: 0 when intact, SSC_EJOURNAL with
+ * the first bad row named in diag; or JOURNAL_HEAD_PRUNED when the chain is intact but head_seq
+ * lies before the retention anchor: that row was pruned, so the head cannot be compared (the
+ * chain does run past it), and diag says so. *rows (may be NULL) receives the number of rows
+ * checked.
  */
 #define JOURNAL_HEAD_PRUNED 1
 int journal_verify(struct journal *j, int64_t head_seq, const char *head_hex, int64_t *rows,
 		   struct ssc_diag *diag);
 
 /*
+ * Adds an earlier key (a key file kept at a rotation) for journal_verify_report() to check the
+ * rows written under it. Returns 0 (also for a key already known), SSC_EJOURNAL (unreadable,
+ * not 32 bytes) or SSC_EINVAL (too many). Thread-safe.
+ */
+int journal_add_old_key(struct journal *j, const char *path, struct ssc_diag *diag);
+
+/* The id of the journal's key (JOURNAL_KEY_ID_HEX + 1 bytes). Thread-safe. */
+void journal_key_id(struct journal *j, char *out);
+
+/* What journal_rotate_key() did. */
+struct journal_rotation {
+	char old_key_id[JOURNAL_KEY_ID_HEX + 1], new_key_id[JOURNAL_KEY_ID_HEX + 1];
+	int64_t old_head_seq;                    /* the last row under the old key */
+	char old_head_hash[JOURNAL_HASH_HEX + 1];
+	int64_t key_row_seq;                     /* the first row under the new key */
+	int64_t entries;                         /* lost-card entries re-keyed */
+	int ignored;                             /* entries of the file given that are not listed */
+	char old_key_path[1100];                 /* where the old key was kept */
+};
+
+/*
+ * Replaces the journal's key with a new random one: for an operator, with the daemon stopped.
+ * Refused (SSC_EJOURNAL) while another process holds the key file (a running sscardd), while
+ * write intents are pending (their refs are under the old key), and when the journal does not
+ * verify. The lost-card list holds keyed names only: lost (may be NULL for an empty list) must
+ * name every listed card again (the import format), and the rotation is refused (SSC_EINVAL,
+ * nothing changed) when it does not. Then, in one transaction: the list is re-keyed, the new
+ * key's id recorded, and the first row under the new key (kind "key") records the old head and
+ * both key ids. The old key file is kept beside it as KEY.old-<id> (to verify the rows before the
+ * rotation, journal_add_old_key()); the new key replaces the key file. The handle goes on
+ * under the new key. Blocks on file I/O (fsync).
+ */
+int journal_rotate_key(struct journal *j, FILE *lost, struct journal_rotation *out,
+		       struct ssc_diag *diag);
+
+/*
  * Writes rows as JSON lines to out: since_seq (0 = all); kinds "audit", "intent", "outcome",
- * "blacklist", "prune". Returns the number of rows written or SSC_EJOURNAL / SSC_EIO.
+ * "blacklist", "prune", "key". Returns the number of rows written or SSC_EJOURNAL / SSC_EIO.
  */
 int journal_export(struct journal *j, int64_t since_seq, FILE *out);
 
@@ -232,8 +306,8 @@ int journal_rows(struct journal *j, int64_t since_seq, int64_t limit,
 
 /*
  * Deletes rows older than days (by their time), never an intent that has no outcome yet, and
- * records the new anchor (the last deleted row's hash) as a "prune" row so that verify starts
- * there. Returns the number of rows deleted or SSC_EJOURNAL.
+ * records the new anchor (the last deleted row's hash) and the lost-card list's digest as a
+ * "prune" row so that verify starts there. Returns the number of rows deleted or SSC_EJOURNAL.
  */
 int journal_prune(struct journal *j, int days, struct ssc_diag *diag);
 
@@ -241,14 +315,48 @@ int journal_prune(struct journal *j, int days, struct ssc_diag *diag);
 int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *diag);
 
 /*
- * Adds the card numbers or card ids (卡识别码, 32 hex) read one per line from f to the lost-card
- * list (blank lines and lines starting with '#' are skipped; other malformed lines are errors
- * naming the line). Stored as keyed hashes. Returns the number added or SSC_EINVAL / SSC_EJOURNAL.
+ * The lost-card list. Every change is one transaction that appends a chained "blacklist" row
+ * naming the refs added or removed and carrying a digest of the whole list after it (prune and
+ * key rows carry the digest too), so that a change made outside sscard is detected: by
+ * journal_verify_report(), by a writable open, and by journal_blacklisted() after another
+ * process has written to the database.
+ *
+ * Adds the card numbers or card ids (卡识别码, 32 hex) read one per line from f to the list
+ * (blank lines and lines starting with '#' are skipped; other malformed lines are errors naming
+ * the line, and nothing is added). Stored as keyed hashes with the time and the caller's uid.
+ * Returns the number added (a card already listed is not counted) or SSC_EINVAL / SSC_EIO /
+ * SSC_EJOURNAL.
  */
 int journal_blacklist_import(struct journal *j, FILE *f, struct ssc_diag *diag);
 
 /*
+ * Removes from the list the entries named in f (the import format: a card number removes the
+ * number's entry, a card id the id's). Returns the number removed, with *not_listed (may be
+ * NULL) the entries of f that were not on the list; or SSC_EINVAL / SSC_EIO / SSC_EJOURNAL
+ * (nothing removed).
+ */
+int journal_blacklist_remove(struct journal *j, FILE *f, int *not_listed, struct ssc_diag *diag);
+
+/* One entry of the list, as journal_blacklist_entries() hands it out (valid during the call). */
+struct journal_list_entry {
+	const char *kind;        /* "number", "id", or "" (added before the kind was kept) */
+	const char *ref;         /* the keyed hash (JOURNAL_REF_HEX hex digits) */
+	const char *added;       /* UTC, 2026-01-31T08:00:00.123Z */
+	int64_t uid;             /* who added it; -1 = not known (added before it was kept) */
+};
+
+/*
+ * Calls cb for every entry, oldest first. cb returns 0 to go on, non-zero to stop (that value is
+ * returned). Do not call other journal functions from cb. Returns 0, cb's value or SSC_EJOURNAL.
+ */
+int journal_blacklist_entries(struct journal *j,
+			      int (*cb)(void *arg, const struct journal_list_entry *e), void *arg);
+
+/*
  * Whether a card (its card number and/or card id, either may be NULL) is on the lost-card list.
+ * After another process has committed to the database, the list is first checked against the
+ * chain's digest; when it does not match, the handle's observer hears of it as of a failed
+ * append (the daemon then takes the journal out of service) and this fails.
  * Returns 1 listed, 0 not, or SSC_EJOURNAL with the reason in diag (may be NULL).
  */
 int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id,

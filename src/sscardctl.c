@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +38,11 @@
 #define MAX_ITEMS 64
 #define RECV_TIMEOUT (-1)          /* conn_recv(): the deadline passed (nothing printed) */
 #define SHOW_DEFAULT_LIMIT 50
+#define OLD_KEYS_MAX 8             /* --old-key given at most this often */
 
 /* Exit codes of the journal commands (they do not talk to the daemon). */
-#define EXIT_J_BAD 1       /* verify: the chain is broken; import: a malformed line */
+#define EXIT_J_BAD 1       /* verify: the chain is broken; import: a malformed line; rotate-key:
+			    * refused */
 #define EXIT_J_OPEN 3      /* cannot open the journal (missing, no key, not a database) */
 #define EXIT_J_IO 4        /* cannot read the log or the list, cannot write the output */
 
@@ -59,6 +62,9 @@ struct opts {
 	const char *log;         /* --log FILE */
 	long long since;         /* --since SEQ (-1 = not given) */
 	long long limit;         /* --limit N (0 = not given) */
+	const char *old_keys[OLD_KEYS_MAX];   /* --old-key FILE (verify; repeatable) */
+	int n_old_keys;
+	const char *lost_cards;  /* --lost-cards FILE (rotate-key) */
 	const char *args[MAX_ITEMS + 2];
 	int n_args;
 };
@@ -87,16 +93,23 @@ static void usage(FILE *f)
 		"  call METHOD [PARAMS-JSON]          any API method, e.g. call reader.list '{}'\n"
 		"\n"
 		"Operator commands (they open the journal file, not the socket):\n"
-		"  journal verify [--head SEQ:HASH | --log FILE]\n"
-		"                                     check the journal's hash chain; with the chain\n"
-		"                                     head the daemon logged (--log takes the last\n"
-		"                                     'journal head' line of its log), a cut-off tail\n"
-		"                                     too\n"
+		"  journal verify [--head SEQ:HASH | --log FILE] [--old-key FILE]...\n"
+		"                                     check the journal's hash chain and lost-card\n"
+		"                                     list; with the chain head the daemon logged\n"
+		"                                     (--log takes the last 'journal head' line of its\n"
+		"                                     log), a cut-off tail too; --old-key: a key kept\n"
+		"                                     at a rotation, to check the rows before it\n"
 		"  journal show [--since SEQ] [--limit N]\n"
 		"                                     rows as a table (default: the last %d)\n"
 		"  journal export [--since SEQ]       rows as JSON lines\n"
+		"  journal rotate-key [--lost-cards FILE]\n"
+		"                                     give the journal a new key (sscardd stopped, no\n"
+		"                                     write intent pending); FILE names every listed\n"
+		"                                     card again (the import format), to re-key the list\n"
 		"  blacklist import FILE              add card numbers / card ids (one a line, '-' for\n"
 		"                                     stdin) to the lost-card list\n"
+		"  blacklist remove FILE              take them off it (same format)\n"
+		"  blacklist list [--json]            what the list holds (keyed names, when, by whom)\n"
 		"    --journal PATH   the journal database (default: [journal] path of the daemon's\n"
 		"                     configuration); its key file is [journal] key_path, else\n"
 		"                     PATH.key. The journal used is named on stderr\n"
@@ -114,8 +127,8 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: 0 ok, 1 the daemon answered with an error, 2 usage, 3 cannot connect,\n"
 		"4 no answer in time or connection lost. Journal commands: 0 ok (verify: intact),\n"
-		"1 verify found a bad row / import found a bad line, 2 usage, 3 cannot open the\n"
-		"journal, 4 cannot read the log or list file or write the output.\n",
+		"1 verify found a bad row / a bad line in a list / rotate-key refused, 2 usage,\n"
+		"3 cannot open the journal, 4 cannot read the log or list file or write the output.\n",
 		SHOW_DEFAULT_LIMIT, DEFAULT_TIMEOUT_MS);
 }
 
@@ -197,7 +210,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		    strcmp(name, "--for") != 0 && strcmp(name, "--journal") != 0 &&
 		    strcmp(name, "--config") != 0 && strcmp(name, "--head") != 0 &&
 		    strcmp(name, "--log") != 0 && strcmp(name, "--since") != 0 &&
-		    strcmp(name, "--limit") != 0) {
+		    strcmp(name, "--limit") != 0 && strcmp(name, "--old-key") != 0 &&
+		    strcmp(name, "--lost-cards") != 0) {
 			fprintf(stderr, "sscardctl: unknown option %s (try --help)\n", a);
 			return -1;
 		}
@@ -219,6 +233,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->head = val;
 		} else if (strcmp(name, "--log") == 0) {
 			o->log = val;
+		} else if (strcmp(name, "--old-key") == 0) {
+			if (o->n_old_keys == OLD_KEYS_MAX) {
+				fprintf(stderr, "sscardctl: --old-key: at most %d\n", OLD_KEYS_MAX);
+				return -1;
+			}
+			o->old_keys[o->n_old_keys++] = val;
+		} else if (strcmp(name, "--lost-cards") == 0) {
+			o->lost_cards = val;
 		} else if (strcmp(name, "--since") == 0 || strcmp(name, "--limit") == 0) {
 			char *end;
 			long long n;
@@ -916,10 +938,11 @@ static int head_from_log(const char *path, int64_t *seq, char *hash)
 static int cmd_journal_verify(const struct opts *o)
 {
 	char hash[JOURNAL_HASH_HEX + 1] = "", head[JOURNAL_HASH_HEX + 1];
-	int64_t seq = 0, rows = 0, last = 0;
+	struct journal_report rep;
+	int64_t seq = 0, last = 0;
 	struct journal *j;
 	struct ssc_diag d;
-	int rc, pruned;
+	int rc;
 
 	if (o->head && o->log) {
 		fprintf(stderr, "sscardctl: journal verify: --head or --log, not both\n");
@@ -936,10 +959,14 @@ static int cmd_journal_verify(const struct opts *o)
 	if (rc != 0)
 		return rc;
 	ssc_diag_init(&d);
-	rc = journal_verify(j, seq, seq > 0 ? hash : NULL, &rows, &d);
-	pruned = rc == JOURNAL_HEAD_PRUNED;
-	if (pruned)
-		rc = 0;
+	for (int i = 0; i < o->n_old_keys; i++) {
+		if (journal_add_old_key(j, o->old_keys[i], &d) != 0) {
+			fprintf(stderr, "sscardctl: --old-key: %s\n", d.msg);
+			journal_close(j);
+			return EXIT_J_OPEN;
+		}
+	}
+	rc = journal_verify_report(j, seq, seq > 0 ? hash : NULL, &rep, &d);
 	if (rc == 0)
 		rc = journal_head(j, &last, head);
 	journal_close(j);
@@ -947,13 +974,69 @@ static int cmd_journal_verify(const struct opts *o)
 		printf("journal NOT intact: %s\n", d.msg[0] ? d.msg : ssc_strerror(rc));
 		return EXIT_J_BAD;
 	}
-	printf("journal intact: %" PRId64 " rows, head seq=%" PRId64 " hash=%s\n", rows, last,
+	printf("journal intact: %" PRId64 " rows, head seq=%" PRId64 " hash=%s\n", rep.rows, last,
 	       head);
-	if (pruned)
-		printf("note: %s\n", d.msg);   /* intact; the given head is older than what is kept */
+	/* Intact, with what it could not compare: a head older than what is kept. */
+	if (rep.head_pruned)
+		printf("note: journal: the head to compare (row %" PRId64 ") lies before the retention "
+		       "anchor (row %" PRId64 "): it was pruned and cannot be compared; the chain runs "
+		       "past it. Compare with a head logged after the last prune\n", seq,
+		       rep.anchor_seq);
 	else if (seq > 0)
 		printf("it reaches the logged head seq=%" PRId64 " hash=%s\n", seq, hash);
+	if (rep.unchecked > 0)
+		printf("note: rows %" PRId64 "..%" PRId64 " were written under an earlier key (%s), "
+		       "before a key rotation: their order and their link to the rows after them were "
+		       "checked, their hashes were not. Check them with --old-key FILE (the key file "
+		       "kept at the rotation, KEY.old-%s)\n", rep.unchecked_first, rep.unchecked_last,
+		       rep.unchecked_key, rep.unchecked_key);
+	else if (rep.rotations > 0)
+		printf("%d key rotation(s): every row was checked under the key of its time\n",
+		       rep.rotations);
+	if (rep.list_uncovered)
+		printf("note: the lost-card list is not in the chain yet (a journal of an earlier "
+		       "version): sscardd puts it there when it next opens the journal\n");
+	else if (rep.list_entries > 0)
+		printf("lost-card list: %" PRId64 " entries, as the chain records them (row %" PRId64
+		       ")\n", rep.list_entries, rep.list_seq);
 	return EXIT_OK;
+}
+
+/* A JSON detail's integer member, or -1. */
+static long long detail_int(json_t *d, const char *name)
+{
+	json_t *v = json_object_get(d, name);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* journal show's note for a row of the lost-card list or a key rotation. */
+static void list_note(const struct journal_row *r, char *note, size_t cap)
+{
+	json_t *d = json_loads(r->detail, 0, NULL);
+	const char *key = json_string_value(json_object_get(d, "key_id"));
+	const char *old = json_string_value(json_object_get(d, "old_key_id"));
+	long long entries = detail_int(d, "entries");
+	char list[48] = "";
+
+	if (entries >= 0)
+		snprintf(list, sizeof(list), "; list of %lld", entries);
+	if (strcmp(r->kind, "key") == 0)
+		snprintf(note, cap, "new key %s (old key %s, old head seq=%lld)%s", key ? key : "?",
+			 old ? old : "?", detail_int(d, "old_head_seq"), list);
+	else if (strcmp(r->method, "blacklist.remove") == 0)
+		snprintf(note, cap, "%lld removed, %lld not listed, of %lld lines%s",
+			 detail_int(d, "removed"), detail_int(d, "not_listed"),
+			 detail_int(d, "lines"), list);
+	else if (strcmp(r->method, "blacklist.migrate") == 0)
+		snprintf(note, cap, "the list put in the chain (schema %lld)%s",
+			 detail_int(d, "schema"), list);
+	else if (d && detail_int(d, "added") >= 0)
+		snprintf(note, cap, "%lld added, of %lld lines%s", detail_int(d, "added"),
+			 detail_int(d, "lines"), list);
+	else
+		snprintf(note, cap, "%s", r->detail);
+	json_decref(d);
 }
 
 /* journal show: one row of the table. */
@@ -970,8 +1053,8 @@ static int show_row(void *arg, const struct journal_row *r)
 		snprintf(note, sizeof(note), "of intent %" PRId64 " (%s)", r->intent, r->detail);
 	else if (strcmp(r->kind, "prune") == 0)
 		snprintf(note, sizeof(note), "%" PRId64 " rows removed", r->duration_ms);
-	else if (strcmp(r->kind, "blacklist") == 0)
-		snprintf(note, sizeof(note), "%s", r->detail);
+	else if (strcmp(r->kind, "blacklist") == 0 || strcmp(r->kind, "key") == 0)
+		list_note(r, note, sizeof(note));
 	else
 		snprintf(note, sizeof(note), "%" PRId64 " ms", r->duration_ms);
 	printf("%7" PRId64 " %-24s %-9s %6" PRId64 " %7" PRId64 " %-14.14s %-18s %-24s %-12.12s "
@@ -1042,55 +1125,175 @@ static int cmd_journal_export(const struct opts *o)
 	return EXIT_OK;
 }
 
-static int cmd_blacklist_import(const struct opts *o, const char *file)
+/* Opens a list file ('-' = stdin), saying why not. NULL after an error message. */
+static FILE *list_open(const char *file)
+{
+	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+
+	if (!f)
+		fprintf(stderr, "sscardctl: %s: %s\n", file, strerror(errno));
+	return f;
+}
+
+static void list_close(FILE *f)
+{
+	if (f && f != stdin)
+		fclose(f);
+}
+
+/* blacklist import FILE, blacklist remove FILE. */
+static int cmd_blacklist_change(const struct opts *o, const char *file, int remove)
 {
 	struct journal *j;
 	struct ssc_diag d;
-	FILE *f;
-	int rc;
+	int rc, not_listed = 0;
+	FILE *f = list_open(file);
 
-	f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
-	if (!f) {
-		fprintf(stderr, "sscardctl: %s: %s\n", file, strerror(errno));
+	if (!f)
 		return EXIT_J_IO;
-	}
 	rc = journal_open_for(o, 1, &j);
 	if (rc != 0) {
-		if (f != stdin)
-			fclose(f);
+		list_close(f);
 		return rc;
 	}
 	ssc_diag_init(&d);
-	rc = journal_blacklist_import(j, f, &d);
+	rc = remove ? journal_blacklist_remove(j, f, &not_listed, &d)
+		    : journal_blacklist_import(j, f, &d);
 	journal_close(j);
-	if (f != stdin)
-		fclose(f);
+	list_close(f);
 	if (rc < 0) {
-		fprintf(stderr, "sscardctl: %s: %s (nothing was imported)\n",
-			strcmp(file, "-") == 0 ? "stdin" : file, d.msg[0] ? d.msg : ssc_strerror(rc));
+		fprintf(stderr, "sscardctl: %s: %s (nothing was %s)\n",
+			strcmp(file, "-") == 0 ? "stdin" : file, d.msg[0] ? d.msg : ssc_strerror(rc),
+			remove ? "removed" : "imported");
 		return rc == SSC_EINVAL ? EXIT_J_BAD : rc == SSC_EIO ? EXIT_J_IO : EXIT_J_OPEN;
 	}
-	printf("blacklist import: %d added\n", rc);
+	if (remove)
+		printf("blacklist remove: %d removed (%d not on the list)\n", rc, not_listed);
+	else
+		printf("blacklist import: %d added\n", rc);
 	return EXIT_OK;
 }
 
-/* journal verify|show|export, blacklist import FILE. */
+struct list_print {
+	int json;
+	long n;
+};
+
+static int list_row(void *arg, const struct journal_list_entry *e)
+{
+	struct list_print *p = arg;
+	struct passwd *pw = e->uid >= 0 ? getpwuid((uid_t)e->uid) : NULL;
+
+	p->n++;
+	if (p->json) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "kind", e->kind[0] ? e->kind : "unknown",
+				      "ref", e->ref, "added", e->added, "uid", (json_int_t)e->uid);
+		char *t = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+		json_decref(o);
+		if (!t)
+			return SSC_ENOMEM;
+		puts(t);
+		free(t);
+		return 0;
+	}
+	if (p->n == 1)
+		printf("%-7s %-32s %-24s %s\n", "KIND", "REF (keyed name)", "ADDED (UTC)", "BY");
+	if (e->uid >= 0)
+		printf("%-7s %-32s %-24s %lld%s%s%s\n", e->kind[0] ? e->kind : "unknown", e->ref,
+		       e->added, (long long)e->uid, pw ? " (" : "", pw ? pw->pw_name : "",
+		       pw ? ")" : "");
+	else
+		printf("%-7s %-32s %-24s %s\n", e->kind[0] ? e->kind : "unknown", e->ref, e->added,
+		       "unknown");
+	return 0;
+}
+
+/* blacklist list: the entries, with no card number (the list holds none). */
+static int cmd_blacklist_list(const struct opts *o)
+{
+	struct list_print p = { .json = o->json };
+	struct journal *j;
+	int rc = journal_open_for(o, 0, &j);
+
+	if (rc != 0)
+		return rc;
+	rc = journal_blacklist_entries(j, list_row, &p);
+	journal_close(j);
+	if (rc != 0) {
+		fprintf(stderr, "sscardctl: reading the lost-card list failed\n");
+		return EXIT_J_OPEN;
+	}
+	if (!o->json)
+		printf(p.n ? "%ld entries\n" : "the lost-card list is empty\n", p.n);
+	if (fflush(stdout) != 0)
+		return EXIT_J_IO;
+	return EXIT_OK;
+}
+
+/* journal rotate-key [--lost-cards FILE]. */
+static int cmd_journal_rotate(const struct opts *o)
+{
+	struct journal_rotation rot;
+	struct journal *j;
+	struct ssc_diag d;
+	FILE *f = NULL;
+	int rc;
+
+	if (o->lost_cards && !(f = list_open(o->lost_cards)))
+		return EXIT_J_IO;
+	rc = journal_open_for(o, 1, &j);
+	if (rc != 0) {
+		list_close(f);
+		return rc;
+	}
+	ssc_diag_init(&d);
+	rc = journal_rotate_key(j, f, &rot, &d);
+	journal_close(j);
+	list_close(f);
+	if (rc != 0) {
+		fprintf(stderr, "sscardctl: journal rotate-key: %s\n",
+			d.msg[0] ? d.msg : ssc_strerror(rc));
+		return rc == SSC_EIO ? EXIT_J_IO : EXIT_J_BAD;
+	}
+	printf("journal rotate-key: the journal is under a new key (%s; it was %s)\n",
+	       rot.new_key_id, rot.old_key_id);
+	printf("the first row under it is %" PRId64 "; it records the old head seq=%" PRId64
+	       " hash=%s\n", rot.key_row_seq, rot.old_head_seq, rot.old_head_hash);
+	printf("lost-card list: %" PRId64 " entries re-keyed", rot.entries);
+	if (o->lost_cards)
+		printf(" (%d other card(s) of %s are not on the list: ignored)", rot.ignored,
+		       o->lost_cards);
+	printf("\nthe old key is kept in %s: rows up to %" PRId64 " verify with "
+	       "'sscardctl journal verify --old-key %s'; keep it away from this machine\n",
+	       rot.old_key_path, rot.old_head_seq, rot.old_key_path);
+	return EXIT_OK;
+}
+
+/* journal verify|show|export|rotate-key, blacklist import|remove FILE, blacklist list. */
 static int run_journal(const struct opts *o)
 {
 	const char *cmd = o->args[0], *sub = o->n_args > 1 ? o->args[1] : "";
-	int verify = strcmp(cmd, "journal") == 0 && strcmp(sub, "verify") == 0;
-	int show = strcmp(cmd, "journal") == 0 && strcmp(sub, "show") == 0;
-	int export = strcmp(cmd, "journal") == 0 && strcmp(sub, "export") == 0;
-	int import = strcmp(cmd, "blacklist") == 0 && strcmp(sub, "import") == 0;
+	int journal = strcmp(cmd, "journal") == 0;
+	int verify = journal && strcmp(sub, "verify") == 0;
+	int show = journal && strcmp(sub, "show") == 0;
+	int export = journal && strcmp(sub, "export") == 0;
+	int rotate = journal && strcmp(sub, "rotate-key") == 0;
+	int import = !journal && strcmp(sub, "import") == 0;
+	int remove = !journal && strcmp(sub, "remove") == 0;
+	int list = !journal && strcmp(sub, "list") == 0;
 
-	if (!(verify || show || export) && !import) {
+	if (!(verify || show || export || rotate || import || remove || list)) {
 		fprintf(stderr, "sscardctl: %s: expected %s (try --help)\n", cmd,
-			strcmp(cmd, "journal") == 0 ? "verify, show or export" : "import FILE");
+			journal ? "verify, show, export or rotate-key"
+				: "import FILE, remove FILE or list");
 		return EXIT_USAGE;
 	}
-	if (o->n_args != (import ? 3 : 2) || o->json || o->reader || o->count || o->for_ms ||
-	    o->internal_auth || o->verify_card_id || ((o->head || o->log) && !verify) ||
-	    (o->since >= 0 && !show && !export) || (o->limit && !show)) {
+	if (o->n_args != (import || remove ? 3 : 2) || (o->json && !list) || o->reader ||
+	    o->count || o->for_ms || o->internal_auth || o->verify_card_id ||
+	    ((o->head || o->log || o->n_old_keys) && !verify) ||
+	    (o->since >= 0 && !show && !export) || (o->limit && !show) ||
+	    (o->lost_cards && !rotate)) {
 		fprintf(stderr, "sscardctl: %s %s: wrong arguments or options (try --help)\n", cmd,
 			sub);
 		return EXIT_USAGE;
@@ -1101,7 +1304,11 @@ static int run_journal(const struct opts *o)
 		return cmd_journal_show(o);
 	if (export)
 		return cmd_journal_export(o);
-	return cmd_blacklist_import(o, o->args[2]);
+	if (rotate)
+		return cmd_journal_rotate(o);
+	if (list)
+		return cmd_blacklist_list(o);
+	return cmd_blacklist_change(o, o->args[2], remove);
 }
 
 static int run(const struct opts *o)
@@ -1120,9 +1327,10 @@ static int run(const struct opts *o)
 	}
 	if (strcmp(cmd, "journal") == 0 || strcmp(cmd, "blacklist") == 0)
 		return run_journal(o);
-	if (o->journal || o->head || o->log || o->since >= 0 || o->limit) {
-		fprintf(stderr, "sscardctl: --journal, --head, --log, --since and --limit only go with "
-			"the journal and blacklist commands\n");
+	if (o->journal || o->head || o->log || o->since >= 0 || o->limit || o->n_old_keys ||
+	    o->lost_cards) {
+		fprintf(stderr, "sscardctl: --journal, --head, --log, --old-key, --since, --limit and "
+			"--lost-cards only go with the journal and blacklist commands\n");
 		return EXIT_USAGE;
 	}
 	if (o->reader && strcmp(cmd, "read-basic") != 0 && strcmp(cmd, "read-items") != 0) {

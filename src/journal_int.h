@@ -1,0 +1,174 @@
+/*
+ * This file contains what the journal's own files share and nobody else may use: the handle's
+ * layout, the chained row, and the helpers that journal.c (the chain, appends, verify),
+ * journal_key.c (the key file, its proof against the chain, rotation) and journal_list.c (the
+ * lost-card list and its digest in the chain) call in one another. The API is src/journal.h.
+ */
+#ifndef SSC_JOURNAL_INT_H
+#define SSC_JOURNAL_INT_H
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "journal.h"
+
+#define JOURNAL_SCHEMA 2         /* 2: the lost-card list in the chain, the key's id in meta */
+#define JOURNAL_KEY_LEN 32
+#define JOURNAL_BUSY_MS 5000
+#define JOURNAL_OLD_KEYS 8       /* earlier keys journal_add_old_key() holds */
+
+/* Statements on every call's path, prepared once per open database (lock held to use them). */
+enum jstmt_id { JSTMT_TAIL, JSTMT_INSERT, JSTMT_BLACKLIST, JSTMT_DATA_VERSION, JSTMT_COUNT };
+
+#define JOURNAL_MEMO 4           /* refs remembered (ref_memo) */
+#define JOURNAL_MEMO_VALUE 64    /* longest value remembered (card numbers and ids are shorter) */
+
+/* The keys one master key (a key file's 32 bytes) gives. */
+struct journal_keys {
+	uint8_t chain_key[32];
+	uint8_t ref_key[32];
+	char id[JOURNAL_KEY_ID_HEX + 1];
+};
+
+struct journal {
+	sqlite3 *db;             /* NULL while suspended (journal_suspend) */
+	sqlite3_stmt *stmt[JSTMT_COUNT];
+	pthread_mutex_t lock;
+	unsigned flags;
+	int schema;              /* the database's schema version (1 only read-only: not migrated) */
+	uint8_t chain_key[32];
+	uint8_t ref_key[32];
+	char key_id[JOURNAL_KEY_ID_HEX + 1];
+	char key_path[1024];
+	int key_fd;              /* the key file, held with a shared flock() while open; -1 none */
+	/*
+	 * Read-only opens only: why the key does not prove itself against the chain ("" = it does,
+	 * or cannot tell); journal_verify_report() names it. A writable open refuses instead.
+	 */
+	char key_problem[256];
+	struct journal_keys old[JOURNAL_OLD_KEYS];   /* journal_add_old_key(), for verify */
+	int n_old;
+	/*
+	 * The lost-card list as last found matching the chain (lock held): the database's
+	 * data_version then. Another connection's commit changes it, and the next lookup checks the
+	 * list again. list_bad: the last check failed (lookups fail until a reopen).
+	 */
+	int64_t list_data_version;
+	int list_bad;
+	EVP_MAC_CTX *chain_mac;  /* HMAC-SHA-256 keyed with chain_key / ref_key, used through copies */
+	EVP_MAC_CTX *ref_mac;    /* (NULL: the one-shot HMAC() is used instead) */
+	pthread_mutex_t mac_lock;
+	/*
+	 * The last keyed refs computed (mac_lock): a read names one card three times (lost-card
+	 * check by number and by card id, the audit row's card), and so does every later call on
+	 * the same card. Card names only (memo_fits). Wiped at close like the keys.
+	 */
+	struct ref_memo {
+		const char *label;           /* a string literal of this file; NULL = empty */
+		size_t len;
+		uint8_t value[JOURNAL_MEMO_VALUE];
+		char ref[JOURNAL_REF_HEX + 1];
+	} memo[JOURNAL_MEMO];
+	unsigned memo_next;              /* the entry the next miss replaces */
+	char path[1024];         /* for journal_resume */
+	char why[200];           /* why it was suspended (journal_suspend), for later errors */
+	journal_observer_fn observer;
+	void *observer_arg;
+};
+
+/* One row as it is chained: the field order here is the hash's field order; never change it. */
+struct jrow {
+	int64_t seq;
+	char ts[32];
+	int64_t ts_unix;
+	const char *kind;
+	int64_t uid, pid;
+	const char *exe, *method, *reader, *card, *result;
+	int64_t duration_ms;
+	int64_t intent;          /* 0 = none */
+	const char *file, *detail;
+};
+
+#define ROW_COLUMNS                                                                        \
+	"seq, ts, ts_unix, kind, uid, pid, exe, method, reader, card, result, duration_ms, " \
+	"intent, file, detail, hash"
+
+/* ---- journal.c -------------------------------------------------------------------------- */
+
+/* SSC_EJOURNAL with "journal: what: <SQLite's message or why it is suspended>". */
+int journal_err(struct journal *j, struct ssc_diag *diag, const char *what);
+void journal_hex(const uint8_t *p, size_t n, char *out);
+int journal_unhex(const char *s, uint8_t *out, size_t n);
+void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32]);
+/* Sets the handle's chain and ref keys (and their keyed contexts) from keys. */
+int journal_use_keys(struct journal *j, const struct journal_keys *keys);
+/* The cached statement id for sql (prepared on first use, reset for reuse), or NULL. Lock held. */
+sqlite3_stmt *journal_stmt(struct journal *j, enum jstmt_id id, const char *sql);
+int journal_meta_get(struct journal *j, const char *key, char *out, size_t cap);
+int journal_meta_set(struct journal *j, const char *key, const char *value);
+/* HMAC(ref_key, label ‖ 00 ‖ value) as JOURNAL_REF_HEX hex digits; label a string literal. */
+void journal_keyed_ref(struct journal *j, const char *label, const uint8_t *v, size_t len,
+		       char *out);
+/* The row's chain hash under chain_key (the handle's when NULL), as hex. */
+int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t prev[32],
+		     const struct jrow *r, char *hex);
+/* The chain's current end: the last row, or the retention anchor, or (0, zeros). Lock held. */
+int journal_chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32]);
+/* Inserts r (seq and hash assigned) inside the caller's transaction; lock held. */
+int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char *hash_out);
+void journal_now_ts(struct jrow *r);
+const char *journal_col_text(sqlite3_stmt *st, int i);
+void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r);
+/* Tells the observer about an append (or a failure: err, diag's message). Lock not held. */
+void journal_notify(struct journal *j, const char *kind, int64_t seq, const char *hash, int err,
+		    const struct ssc_diag *diag);
+/* Checks row seq's hash against its predecessor (or the anchor) under the handle's key. */
+int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag);
+
+/* ---- journal_key.c ---------------------------------------------------------------------- */
+
+/*
+ * Reads the 32-byte key file at path (creating it, 0600, O_EXCL, when create != 0 and it is
+ * absent: *created = 1) and derives its keys. The file stays open in *fd with a shared flock()
+ * (the lock journal_rotate_key() needs exclusively). SSC_EJOURNAL with the reason.
+ */
+int journal_key_load(const char *path, int create, struct journal_keys *keys, int *fd,
+		     int *created, struct ssc_diag *diag);
+void journal_keys_wipe(struct journal_keys *keys);
+/*
+ * Whether the handle's key proves itself against the stored chain: the key id in meta and the
+ * last row's hash. Lock held (or not yet shared). 0, or SSC_EJOURNAL naming the reason.
+ */
+int journal_key_check(struct journal *j, struct ssc_diag *diag);
+/* The keys journal_add_old_key() gave for key id, or NULL. */
+const struct journal_keys *journal_old_keys(struct journal *j, const char *id);
+
+/* ---- journal_list.c --------------------------------------------------------------------- */
+
+/* The lost-card list's digest (JOURNAL_HASH_HEX hex) and its size. Lock held. */
+int journal_list_digest(struct journal *j, char *digest, int64_t *entries);
+/*
+ * Whether the list matches the digest the chain carries last (row of kind blacklist, prune or
+ * key), that row's hash included. Lock held. 0, or SSC_EJOURNAL naming the reason.
+ */
+int journal_list_check(struct journal *j, struct ssc_diag *diag);
+/* Schema 1 -> 2 in place: columns of the list, the key's id, a chained row. Lock held. */
+int journal_list_migrate(struct journal *j, struct ssc_diag *diag);
+/* Writes ,"entries":N,"list_digest":"…" of the list now into out. Lock held. */
+int journal_list_detail(struct journal *j, char *out, size_t cap);
+
+/*
+ * One line of a list file: its card number (9 characters [0-9A-Z]) or card id (32 hex),
+ * normalised to upper case in place; *label is "bl-number" or "bl-id". -1 when malformed.
+ */
+int journal_list_entry(char *s, const char **label);
+/*
+ * Reads a list file (one entry a line; blank lines and '#' comments skipped), calling cb for
+ * each entry. SSC_EINVAL naming the line, SSC_EIO, or cb's error. *lines = lines read.
+ */
+int journal_list_read(FILE *f, int (*cb)(void *arg, const char *label, const char *value),
+		      void *arg, int *lines, struct ssc_diag *diag);
+
+#endif
