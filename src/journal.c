@@ -989,7 +989,7 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 	r.kind = "outcome";
 	r.intent = intent_id;
 	r.result = result;
-	r.method = outcome;     /* "applied" / "failed" */
+	r.method = outcome;     /* "applied" / "failed" / "partial" */
 	r.detail = how;
 	pthread_mutex_lock(&j->lock);
 	if (!j->db) {

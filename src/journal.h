@@ -168,11 +168,13 @@ int journal_intent(struct journal *j, const struct journal_peer *peer, const cha
 /* Outcomes of an intent. */
 #define JOURNAL_APPLIED "applied"
 #define JOURNAL_FAILED "failed"
+#define JOURNAL_PARTIAL "partial"   /* some records of an update were written, the others not */
 
 /*
- * Records the outcome of an intent ("applied" or "failed", and the result name, e.g.
+ * Records the outcome of an intent ("applied", "failed" or "partial", and the result name, e.g.
  * "SSC_EAUTHFAILED" or "SSC_OK"; how = "card" when the card answered, "readback" when resolved
- * by reading the card back after a crash or removal). Durable like journal_intent.
+ * by reading the card back after a crash or removal, and for "partial" what is on the card:
+ * "readback; written 30; not written 31 34"). Durable like journal_intent.
  * Returns 0, SSC_ENOTFOUND (no such intent), SSC_EEXIST (already resolved), SSC_EJOURNAL.
  */
 int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, const char *result,

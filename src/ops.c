@@ -214,16 +214,39 @@ static int ops_read_ref(const struct op_env *env, struct ssc_card *c, const stru
 	return n < 0 ? n : 0;
 }
 
-/* An update intent: which of "all new", "all old" or neither the card shows. */
-static int ops_readback_update(const struct op_env *env, struct ssc_card *c,
-			       const struct item_file *f, json_t *records, const char **outcome,
-			       const char **result, struct ssc_diag *diag)
+/* What reading an intent back found. */
+struct ops_readback {
+	const char *outcome;      /* JOURNAL_APPLIED, JOURNAL_FAILED or JOURNAL_PARTIAL */
+	const char *result;       /* the result name */
+	char written[OPS_MAX_ITEMS * 3 + 1];       /* partial: the tags whose new value is there */
+	char not_written[OPS_MAX_ITEMS * 3 + 1];   /* partial: the tags that still hold the old */
+};
+
+/* Appends a tag ("30") to a blank-separated list that has room for OPS_MAX_ITEMS of them. */
+static void ops_tag_list_add(char *list, size_t cap, const char *tag)
 {
-	int all_new = 1, all_old = 1;
+	size_t n = strlen(list);
+
+	snprintf(list + n, cap - n, "%s%s", n ? " " : "", tag);
+}
+
+/*
+ * An update intent: every record new (applied), every record old (failed: not applied), some
+ * new and the others old (partial: a write cut off between its records, rb->written and
+ * rb->not_written name them), or a record that is neither (failed, SSC_EBADCARDDATA: the card
+ * was changed elsewhere). cause: the error that cut the write when known, the result of a
+ * partial outcome (else SSC_ENOTFOUND: not all the new values are there).
+ */
+static int ops_readback_update(const struct op_env *env, struct ssc_card *c,
+			       const struct item_file *f, json_t *records, const char *cause,
+			       struct ops_readback *rb, struct ssc_diag *diag)
+{
+	int all_new = 1, all_old = 1, neither = 0;
 	size_t i;
 	json_t *r;
 
-	if (!json_is_array(records) || json_array_size(records) == 0)
+	if (!json_is_array(records) || json_array_size(records) == 0 ||
+	    json_array_size(records) > OPS_MAX_ITEMS)
 		return SSC_EINVAL;
 	json_array_foreach(records, i, r) {
 		const char *tag_s = json_string_value(json_object_get(r, "tag"));
@@ -243,16 +266,25 @@ static int ops_readback_update(const struct op_env *env, struct ssc_card *c,
 		/* A record written with its old value matches both: it decides nothing. */
 		all_new &= strcmp(ref, new_ref) == 0;
 		all_old &= strcmp(ref, old_ref) == 0;
+		if (strcmp(ref, new_ref) == 0)
+			ops_tag_list_add(rb->written, sizeof(rb->written), tag_s);
+		else if (strcmp(ref, old_ref) == 0)
+			ops_tag_list_add(rb->not_written, sizeof(rb->not_written), tag_s);
+		else
+			neither = 1;
 	}
 	if (all_new) {
-		*outcome = JOURNAL_APPLIED;
-		*result = "SSC_OK";
+		rb->outcome = JOURNAL_APPLIED;
+		rb->result = "SSC_OK";
 	} else if (all_old) {
-		*outcome = JOURNAL_FAILED;
-		*result = OPS_NOT_APPLIED;
+		rb->outcome = JOURNAL_FAILED;
+		rb->result = OPS_NOT_APPLIED;
+	} else if (!neither) {
+		rb->outcome = JOURNAL_PARTIAL;
+		rb->result = cause ? cause : OPS_NOT_APPLIED;
 	} else {
-		*outcome = JOURNAL_FAILED;
-		*result = "SSC_EBADCARDDATA";
+		rb->outcome = JOURNAL_FAILED;
+		rb->result = "SSC_EBADCARDDATA";
 	}
 	return 0;
 }
@@ -260,7 +292,7 @@ static int ops_readback_update(const struct op_env *env, struct ssc_card *c,
 /* An append intent: is a record with its settlement number and ref on the card? */
 static int ops_readback_append(const struct op_env *env, struct ssc_card *c,
 			       const struct item_file *f, const char *settlement,
-			       const char *record_ref, const char **outcome, const char **result,
+			       const char *record_ref, struct ops_readback *rb,
 			       struct ssc_diag *diag)
 {
 	uint8_t v[APDU_MAX_DATA];
@@ -293,37 +325,41 @@ static int ops_readback_append(const struct op_env *env, struct ssc_card *c,
 	OPENSSL_cleanse(v, sizeof(v));
 	if (rc)
 		return rc;
-	*outcome = found ? JOURNAL_APPLIED : JOURNAL_FAILED;
-	*result = found ? "SSC_OK" : OPS_NOT_APPLIED;
+	rb->outcome = found ? JOURNAL_APPLIED : JOURNAL_FAILED;
+	rb->result = found ? "SSC_OK" : OPS_NOT_APPLIED;
 	return 0;
 }
 
 /*
- * Reads back what one intent would have changed and records its outcome. Returns 1 (resolved),
- * 0 (left pending: a detail this code cannot read, or resolved meanwhile by someone else), or the
+ * Reads back what one intent would have changed and records its outcome (cause: the error that
+ * cut the write, when this daemon saw it; NULL after an interruption). Returns 1 (resolved), 0
+ * (left pending: a detail this code cannot read, or resolved meanwhile by someone else), or the
  * card's error (the intent stays pending).
  */
 static int ops_resolve_one(const struct op_env *env, struct ssc_card *c,
-			   const struct ops_pending *p, struct ssc_diag *diag)
+			   const struct ops_pending *p, const char *cause, struct ssc_diag *diag)
 {
-	const char *op, *outcome = NULL, *result = NULL;
+	struct ops_readback rb;
+	char how[sizeof(rb.written) + sizeof(rb.not_written) + 40];
 	struct item_file f;
+	const char *op;
 	json_t *d;
 	int rc;
+
+	memset(&rb, 0, sizeof(rb));
 
 	d = json_loads(p->detail, 0, NULL);
 	op = d ? json_string_value(json_object_get(d, "op")) : NULL;
 	if (!op || items_file_parse(p->file, &f)) {
 		rc = SSC_EINVAL;
 	} else if (strcmp(op, "update") == 0) {
-		rc = ops_readback_update(env, c, &f, json_object_get(d, "records"), &outcome,
-					 &result, diag);
+		rc = ops_readback_update(env, c, &f, json_object_get(d, "records"), cause, &rb,
+					 diag);
 	} else if (strcmp(op, "append") == 0) {
 		const char *ser = json_string_value(json_object_get(d, "settlement_no"));
 		const char *ref = json_string_value(json_object_get(d, "record"));
 
-		rc = ser && ref ? ops_readback_append(env, c, &f, ser, ref, &outcome, &result,
-						      diag)
+		rc = ser && ref ? ops_readback_append(env, c, &f, ser, ref, &rb, diag)
 				: SSC_EINVAL;
 	} else {
 		rc = SSC_EINVAL;
@@ -336,11 +372,19 @@ static int ops_resolve_one(const struct op_env *env, struct ssc_card *c,
 	}
 	if (rc)
 		return rc;
-	if (strcmp(result, "SSC_EBADCARDDATA") == 0)
-		log_warn("journal: intent %" PRId64 " (%s): the card holds neither all the old nor "
-			 "all the new values (written in part, or changed elsewhere); marked failed",
-			 p->id, p->file);
-	rc = journal_outcome(env->journal, p->id, outcome, result, "readback", diag);
+	snprintf(how, sizeof(how), "readback");
+	if (strcmp(rb.outcome, JOURNAL_PARTIAL) == 0) {
+		/* Which items are on the card: tags only, never a value. */
+		snprintf(how, sizeof(how), "readback; written %s; not written %s", rb.written,
+			 rb.not_written);
+		log_warn("journal: intent %" PRId64 " (%s) was written in part: the new values of %s "
+			 "are on the card, %s keep their old ones; recorded as partial", p->id,
+			 p->file, rb.written, rb.not_written);
+	} else if (strcmp(rb.result, "SSC_EBADCARDDATA") == 0) {
+		log_warn("journal: intent %" PRId64 " (%s): the card holds values this write did not "
+			 "put there (changed elsewhere); marked failed", p->id, p->file);
+	}
+	rc = journal_outcome(env->journal, p->id, rb.outcome, rb.result, how, diag);
 	if (rc == SSC_EEXIST) {
 		ssc_diag_init(diag);
 		return 0;
@@ -348,7 +392,7 @@ static int ops_resolve_one(const struct op_env *env, struct ssc_card *c,
 	if (rc)
 		return rc;
 	log_info("journal: intent %" PRId64 " (%s) resolved by reading the card back: %s (%s)",
-		 p->id, p->file, outcome, result);
+		 p->id, p->file, rb.outcome, rb.result);
 	return 1;
 }
 
@@ -379,7 +423,7 @@ static int ops_resolve_card(const struct op_env *env, struct ssc_card *c, const 
 	if (rc < 0)
 		rc = ssc_diag_set(diag, rc, "journal: cannot list the pending intents");
 	for (size_t i = 0; i < l->n && rc >= 0; i++) {
-		int r = ops_resolve_one(env, c, &l->v[i], diag);
+		int r = ops_resolve_one(env, c, &l->v[i], NULL, diag);
 
 		if (r > 0)
 			done++;
@@ -1394,6 +1438,27 @@ static json_t *write_values(const struct write_req *r, struct ssc_diag *diag)
 	return values;
 }
 
+/*
+ * The error data of a write cut off after some of its records (docs/api.md): "written", the tags
+ * of the done records the card acknowledged, in the order written, and "journal_id", the intent.
+ * NULL when it cannot be built (the error goes out without it).
+ */
+static json_t *write_error_data(const struct write_req *r, size_t done, int64_t id)
+{
+	json_t *tags = json_array();
+
+	for (size_t i = 0; tags && i < done && i < r->n; i++) {
+		char tag[3];
+
+		snprintf(tag, sizeof(tag), "%02X", r->w[i].it.tag);
+		if (json_array_append_new(tags, json_string(tag))) {
+			json_decref(tags);
+			tags = NULL;
+		}
+	}
+	return tags ? json_pack("{s:o, s:I}", "written", tags, "journal_id", (json_int_t)id) : NULL;
+}
+
 /* The card APDUs of the write. *done counts the records the card acknowledged. */
 static int write_apply(struct ssc_card *c, const struct write_req *r, size_t *done,
 		       struct ssc_diag *diag)
@@ -1420,10 +1485,11 @@ static int write_apply(struct ssc_card *c, const struct write_req *r, size_t *do
 
 /*
  * After the card answered (or did not): the outcome. Success -> applied. A transport failure ->
- * pending (nobody knows whether the last command reached the card: resolution decides). A card
- * or PSAM refusal before any record was written -> failed with the error's name. A refusal after
- * some records were written -> resolved at once by reading back (a partial write shows as
- * neither old nor new). Returns 1 when the intent is left pending.
+ * pending (nobody knows whether the last command reached the card: resolution decides, and
+ * records "partial" when the card holds some of the new values and the old ones of the rest). A
+ * card or PSAM refusal before any record was written -> failed with the error's name. A refusal
+ * after some records were written -> resolved at once by reading back ("partial", the result
+ * the refusal's name). Returns 1 when the intent is left pending.
  */
 static int write_outcome(const struct op_env *env, struct ssc_card *c, int64_t id,
 			 const struct write_req *r, const char *detail, int rc, size_t done)
@@ -1447,7 +1513,7 @@ static int write_outcome(const struct op_env *env, struct ssc_card *c, int64_t i
 		p.id = id;
 		snprintf(p.file, sizeof(p.file), "%s", r->f.name);
 		p.detail = (char *)(uintptr_t)detail;
-		jr = ops_resolve_one(env, c, &p, &jd);
+		jr = ops_resolve_one(env, c, &p, ssc_strerror_name(rc), &jd);
 		if (jr == 1)
 			return 0;
 		if (jr == 0)
@@ -1523,6 +1589,8 @@ static int write_run(const struct op_env *shared, struct card_io *io, struct op_
 	rc = write_apply(&c, r, &done, diag);
 	if (write_outcome(env, &c, id, r, detail, rc, done))
 		*insertion_flags &= ~(unsigned)CARD_FLAG_RESOLVED;   /* resolve on the next op */
+	if (rc && done > 0)
+		call->error_data = write_error_data(r, done, id);
 	if (rc)
 		goto out;
 	values = write_values(r, diag);

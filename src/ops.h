@@ -36,11 +36,15 @@ struct op_call {
 	const struct journal_peer *peer;       /* who called (borrowed; NULL = unknown) */
 	char card_ref[JOURNAL_REF_HEX + 1];    /* set by the op once it knows the card number
 						* (journal_card_ref), for the audit row; "" until then */
+	json_t *error_data;                    /* set by an op that fails: members added to the
+						* error's data (a new reference, or NULL); e.g.
+						* card.write_items' "written" */
 };
 
 /*
  * An operation. Returns 0 and sets *result (a new reference), or returns SSC_E* with diag filled
- * (sw, retries_left, msg). Either way call->card_ref names the card when the op learned it.
+ * (sw, retries_left, msg) and, when it has more to say, call->error_data. Either way
+ * call->card_ref names the card when the op learned it.
  * *insertion_flags and *reset_card as in readers.h job_run_fn. Worker thread.
  */
 typedef int (*op_run_fn)(const struct op_env *env, struct card_io *io, struct op_call *call,
@@ -72,8 +76,10 @@ const struct op_desc *ops_find(const char *method);
  * deadline passed mid-write) for the card in io, by reading it back (issue 4): SELECT SSSE, read
  * the card number, and for each pending intent of this card (oldest first):
  * - update: every record equal to its "new" ref -> applied (SSC_OK); every record equal to its
- *   "old" ref -> failed, SSC_ENOTFOUND (not applied); anything else -> failed, SSC_EBADCARDDATA,
- *   with a warning in the log naming the intent id;
+ *   "old" ref -> failed, SSC_ENOTFOUND (not applied); some equal to their "new" ref and the rest
+ *   to their "old" -> partial, SSC_ENOTFOUND, how = "readback; written TAGS; not written TAGS"
+ *   (a write cut off between its records), with a warning in the log; a record equal to neither
+ *   -> failed, SSC_EBADCARDDATA (changed elsewhere), with a warning naming the intent id;
  * - append: a DF04/EF08 record with the intent's settlement number and record ref -> applied,
  *   else failed, SSC_ENOTFOUND.
  * Outcomes are recorded with how = "readback"; an intent already resolved meanwhile is left

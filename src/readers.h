@@ -45,7 +45,8 @@ struct job;
 /*
  * Runs on the reader's worker thread with the card connected (exclusive). io->deadline_ms is the
  * job's deadline. *insertion_flags is the card's per-insertion memory (CARD_FLAG_*). Sets
- * job->result (owned by the job) and returns 0, or returns SSC_E* with job->diag filled. Setting
+ * job->result (owned by the job) and returns 0, or returns SSC_E* with job->diag filled (and
+ * job->result, if the submitter wants more about a failure: the core does not look at it). Setting
  * *reset_card = 1 makes the core reset the card when it disconnects (clears security state).
  */
 typedef int (*job_run_fn)(struct job *job, struct card_io *io, unsigned *insertion_flags,

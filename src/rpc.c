@@ -619,8 +619,11 @@ static int job_run(struct job *job, struct card_io *io, unsigned *insertion_flag
 				   rj->op->method);
 	if (err != 0) {
 		json_decref(result);
+		/* A failure's extra data travels in job->result; job_done adds it to the error. */
+		job->result = call.error_data;
 		return err;
 	}
+	json_decref(call.error_data);
 	job->result = result;
 	return 0;
 }
@@ -656,8 +659,14 @@ static void job_done(struct job *job)
 			reply_error_obj(c, rj->id, app_error(rpc_error_code(job->err), job->err, &d,
 							     reader));
 		} else {
-			reply_error_obj(c, rj->id, app_error(rpc_error_code(job->err), job->err,
-							     &job->diag, reader));
+			json_t *e = app_error(rpc_error_code(job->err), job->err, &job->diag,
+					      reader);
+			json_t *more = job->result;
+
+			/* What the op added (e.g. the items a cut-off write put on the card). */
+			if (e && json_is_object(more))
+				json_object_update_missing(json_object_get(e, "data"), more);
+			reply_error_obj(c, rj->id, e);
 		}
 	}
 	/*

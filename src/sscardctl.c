@@ -1043,7 +1043,7 @@ static void list_note(const struct journal_row *r, char *note, size_t cap)
 static int show_row(void *arg, const struct journal_row *r)
 {
 	const char *prog = strrchr(r->exe, '/');
-	char note[160] = "";
+	char note[512] = "";
 
 	(void)arg;
 	prog = prog ? prog + 1 : r->exe;

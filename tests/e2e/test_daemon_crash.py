@@ -11,7 +11,8 @@
   cannot leave, checks that no outcome was recorded, and kills the daemon.
 
 Then sscardd is started again on the same journal with the card present; with no client call, it
-reads the card back and records the outcome (applied / failed as the card says, how = readback).
+reads the card back and records the outcome (applied / failed as the card says, how = readback;
+partial, naming the items on the card, for a write killed between its records).
 The client's retry is applied once (or refused as a duplicate settlement: never doubled), the
 invariants of crashkit.WriteFaultCase.assertInvariants hold, and `journal verify --log` passes.
 
@@ -138,6 +139,36 @@ class KillAfterTheCard(KillCase):
         self.assertEqual(self.c.call('card.read_items', {'file': 'DF04/EF05', 'items': ['31']},
                                      timeout=20)['items'], {'31': '22'})
         self.finish([('applied', 'readback')] * 2)
+
+    def test_killed_after_the_first_of_three_records(self):
+        # issue 12, defect 3: the daemon dies right after the card saved the first of three
+        # DF04/EF05 records. The next start reads the card back and records "partial", naming
+        # the item on the card and the two that are not (not "failed | SSC_EBADCARDDATA").
+        items = {'31': '23', '33': 'H33010000008', '34': '1'}
+        known = self.peek.intents()
+        saved = self.card.state_id()
+        self.write_request('DF04/EF05', items)
+        seq = self.wait_intent(known)
+        harness.wait_until(lambda: self.card.state_id() != saved, 15.0,
+                           'the card to save the first record', interval=0.001)
+        self.card.sigstop()
+        try:
+            self.assertEqual(self.peek.outcomes(seq), [])
+            self.d.kill9()
+        finally:
+            self.card.sigcont()
+        self.assertEqual(crashkit.category_on_card(self.card.state()), '23')
+        self.start_sscardd()
+        self.wait_resolved()
+        self.assertEqual(self.peek.outcomes(seq), [('partial', 'SSC_ENOTFOUND',
+                                                    'readback; written 31; not written 33 34')])
+        self.wait_log(f'intent {seq} (DF04/EF05) resolved by reading the card back: partial')
+        self.assertEqual(self.c.call('card.read_items', {'file': 'DF04/EF05',
+                                                         'items': ['31', '33', '34']},
+                                     timeout=20)['items'],
+                         {'31': '23', '33': 'H33010000001', '34': '0'})
+        self.assertEqual(self.write('DF04/EF05', items)['items'], items)
+        self.finish([('partial', 'readback; written 31; not written 33 34'), ('applied', 'card')])
 
 
 if __name__ == '__main__':

@@ -16,8 +16,11 @@ the outcome "failed" (SSC_ENOTFOUND, readback); the client's retry is applied on
 of the same settlement is refused (SSC_EEXIST): nothing doubled; `journal verify --log` passes.
 
 Also:
-- a two-record write cut after its first record (read back as neither: failed, SSC_EBADCARDDATA,
-  with a warning; the retry completes it);
+- a two-record write cut after its first record (read back as "partial", naming the record that is
+  on the card, with a warning; the client's error names it too; the retry completes it);
+- a three-record DF04/EF05 write cut after its first record (issue 12, defect 3): the client's error
+  says which item is on the card, the outcome is "partial" with the items written and not, and
+  `sscardctl journal show` and `export` show it;
 - a card that comes back in another reader, after another card was served there (resolved where
   it turns up);
 - a card pulled after it wrote and saved the record but before its answer left (read back as
@@ -47,9 +50,11 @@ from sscardd import slot_id  # noqa: E402
 class Drop(crashkit.WriteFaultCase):
     readers = 6
 
-    def drop_write(self, file, items, drop_at, header):
+    def drop_write(self, file, items, drop_at, header, written=None):
         """One write whose drop_at-th card APDU after the PSAM is released is dropped (header:
-        the start of that APDU as the daemon's trace shows it). Returns the pending intent."""
+        the start of that APDU as the daemon's trace shows it); written: the items the client's
+        error names as on the card (data.written; None: not there). Returns the pending
+        intent."""
         known = self.peek.intents()
         before = self.card.state()
         mark = len(self.new_log())
@@ -67,23 +72,26 @@ class Drop(crashkit.WriteFaultCase):
         self.assertRpcError(e, 'SSC_ECARDREMOVED', std_code=-2, code=1006)
         self.assertEqual(e.reader, slot_id(CARD))
         self.assertTrue(e.message)
+        self.assertEqual(e.data.get('written'), written, e)
         # The card dropped the link on that APDU, which it never processed.
         self.assertIn('arrived and is left unanswered', self.card.proc.log_text())
         sent = re.findall(rf'trace apdu {slot_id(CARD)} > (\S+)', self.new_log())
         self.assertTrue(sent[-1].startswith(header), sent[-3:])
-        if drop_at == 1 or file.startswith('DF04'):
+        if not written and (drop_at == 1 or file.startswith('DF04')):
             self.assertEqual(self.card.state(), before)
+        elif written:
+            self.assertEqual(e.data.get('journal_id'), seq, e)
         self.assertEqual(self.peek.outcomes(seq), [])
         self.assertEqual(self.peek.pending(), [seq])
         self.assertIn(f'intent {seq} ({file}) left pending', self.new_log())
         return seq
 
-    def reinsert(self, seq, file, outcome='failed', result='SSC_ENOTFOUND'):
+    def reinsert(self, seq, file, outcome='failed', result='SSC_ENOTFOUND', how='readback'):
         """The card comes back; the daemon reads it back on its own (no client call)."""
         self.wait_roles({CARD: None, crashkit.PSAM: 'psam'})
         self.card.insert()
         self.wait_resolved()
-        self.assertEqual(self.peek.outcomes(seq), [(outcome, result, 'readback')])
+        self.assertEqual(self.peek.outcomes(seq), [(outcome, result, how)])
         self.wait_log(f'intent {seq} ({file}) resolved by reading the card back: {outcome}')
         self.wait_roles({CARD: 'user', crashkit.PSAM: 'psam'})
 
@@ -130,18 +138,17 @@ class Drop(crashkit.WriteFaultCase):
 
     def test_partial_write(self):
         # Two records of SSSE/EF06: EXTERNAL AUTHENTICATE, the first UPDATE RECORD, and the
-        # second is dropped. The card holds one new value and one old: neither the write nor its
-        # absence. Read-back marks it failed (SSC_EBADCARDDATA) and says so in the log.
+        # second is dropped. The card holds the first new value and the second old one: the
+        # write in part. Read-back records it as partial, naming both, and says so in the log.
         items = {'0B': '03', '0C': '330106'}
-        seq = self.drop_write('SSSE/EF06', items, 3, '00DC')
+        seq = self.drop_write('SSSE/EF06', items, 3, '00DC', written=['0B'])
         recs = [r.upper() for r in self.card.state()['files']['SSSE/EF06']]
-        new = ['0B0103' in recs, '0C03330106' in recs]
-        old = ['0B0101' in recs, '0C03330102' in recs]         # gen2.json: 01, 330102
-        self.assertEqual(sorted(new), [False, True], recs)
-        self.assertEqual([not n for n in new], old, recs)
-        self.reinsert(seq, 'SSSE/EF06', 'failed', 'SSC_EBADCARDDATA')
-        self.assertIn(f'intent {seq} (SSSE/EF06): the card holds neither all the old nor all '
-                      'the new values', self.new_log())
+        self.assertIn('0B0103', recs)                           # new
+        self.assertIn('0C03330102', recs)                       # old (gen2.json: 330102)
+        self.reinsert(seq, 'SSSE/EF06', 'partial', 'SSC_ENOTFOUND',
+                      'readback; written 0B; not written 0C')
+        self.assertIn(f'intent {seq} (SSSE/EF06) was written in part: the new values of 0B are '
+                      'on the card, 0C keep their old ones; recorded as partial', self.new_log())
         # The client writes again: both values, applied, from the state the card is in.
         self.assertEqual(self.write('SSSE/EF06', items)['items'], items)
         recs = [r.upper() for r in self.card.state()['files']['SSSE/EF06']]
@@ -150,7 +157,45 @@ class Drop(crashkit.WriteFaultCase):
         intents, outcomes = self.assertInvariants()
         self.assertEqual([(outcomes[s][0]['method'], outcomes[s][0]['result'])
                           for s in sorted(intents)],
-                         [('failed', 'SSC_EBADCARDDATA'), ('applied', 'SSC_OK')])
+                         [('partial', 'SSC_ENOTFOUND'), ('applied', 'SSC_OK')])
+
+    def test_three_records_cut_after_the_first(self):
+        # issue 12, defect 3: a 3-item write to DF04/EF05 (each record: GET CHALLENGE, the PSAM's
+        # MAC, UPDATE RECORD with MAC), the card pulled right after the first UPDATE RECORD: it
+        # holds the first new value and the two old ones. Before, the outcome said "failed |
+        # SSC_EBADCARDDATA | readback" and only a log line said "written in part".
+        items = {'31': '21', '33': 'H33010000009', '34': '1'}
+        # After the PSAM is let go: the first UPDATE RECORD (answered), then the GET CHALLENGE of
+        # the second record, which the card never answers.
+        seq = self.drop_write('DF04/EF05', items, 2, '0084', written=['31'])
+        recs = [r.upper() for r in self.card.state()['files']['DF04/EF05']]
+        self.assertIn('3102' + b'21'.hex().upper(), recs)                     # new
+        self.assertIn('330C' + b'H33010000001'.hex().upper(), recs)           # old (gen2.json)
+        self.assertIn('3401' + b'0'.hex().upper(), recs)                      # old
+        self.reinsert(seq, 'DF04/EF05', 'partial', 'SSC_ENOTFOUND',
+                      'readback; written 31; not written 33 34')
+        self.assertIn(f'intent {seq} (DF04/EF05) was written in part: the new values of 31 are '
+                      'on the card, 33 34 keep their old ones; recorded as partial', self.new_log())
+        # The operator sees it: `journal show` (the outcome column and the note) and `export`.
+        rc, out, err = sscardd.ctl('journal', 'show', '--journal', self.d.journal_path)
+        self.assertEqual(rc, 0, err)
+        line = next(x for x in out.splitlines() if f' of intent {seq} ' in x)
+        self.assertEqual(line.split()[2:3] + line.split()[6:7], ['outcome', 'partial'], line)
+        self.assertTrue(line.endswith(f'of intent {seq} (readback; written 31; not written 33 '
+                                      '34)'), line)
+        rows = sscardd.journal_rows(self.d.journal_path)
+        outcome = [r for r in rows if r['kind'] == 'outcome' and r['intent'] == seq]
+        self.assertEqual([(o['method'], o['result'], o['detail']) for o in outcome],
+                         [('partial', 'SSC_ENOTFOUND', 'readback; written 31; not written 33 34')])
+        # The client reads back and writes what is missing; then all three are there.
+        got = self.c.call('card.read_items', {'file': 'DF04/EF05', 'items': ['31', '33', '34']})
+        self.assertEqual(got['items'], {'31': '21', '33': 'H33010000001', '34': '0'})
+        self.assertEqual(self.write('DF04/EF05', {'33': 'H33010000009', '34': '1'})['items'],
+                         {'33': 'H33010000009', '34': '1'})
+        self.assertEqual(self.c.call('card.read_items', {'file': 'DF04/EF05',
+                                                         'items': ['31', '33', '34']})['items'],
+                         items)
+        self.assertInvariants()
 
     def test_resolved_in_another_reader(self):
         # The card with a pending intent is not put back where it was: another card comes to
@@ -236,7 +281,7 @@ class ReadAuthCard(crashkit.WriteFaultCase):
         for last, new, outcome in ((False, {'0B': '04', '0C': '330106'},
                                     ('failed', 'SSC_ENOTFOUND')),
                                    (True, {'0B': '05', '0C': '330107'},
-                                    ('failed', 'SSC_EBADCARDDATA'))):
+                                    ('partial', 'SSC_ENOTFOUND'))):
             n = self.per_write()
             known = self.peek.intents()
             self.card.arm_drop(n if last else n - 1)
@@ -249,7 +294,9 @@ class ReadAuthCard(crashkit.WriteFaultCase):
             self.wait_roles({CARD: None})
             self.card.insert()
             self.wait_resolved()
-            self.assertEqual(self.peek.outcomes(seq), [outcome + ('readback',)])
+            how = 'readback; written 0B; not written 0C' if last else 'readback'
+            self.assertEqual(self.peek.outcomes(seq), [outcome + (how,)])
+            self.assertEqual(e.data.get('written'), ['0B'] if last else None, e)
             self.wait_roles({CARD: 'user', crashkit.PSAM: 'psam'})
         # The first UPDATE of the second write went through (05), its second did not.
         self.assertEqual(self.c.call('card.read_items', {'file': 'SSSE/EF06',

@@ -450,6 +450,7 @@ static inline void tu_sim_open(struct tu_sim *s, const char *name, int with_psam
 static inline void tu_sim_close(struct tu_sim *s)
 {
 	json_decref(s->result);
+	json_decref(s->call.error_data);
 	keyprov_free(s->kp);
 	sim_token_free(s->card_t);
 	sim_token_free(s->psam_t);
@@ -473,6 +474,7 @@ static inline int tu_sim_op(struct tu_sim *s, const char *method, const char *pa
 	s->result = NULL;
 	s->reset = 0;
 	ssc_diag_init(&s->d);
+	json_decref(s->call.error_data);
 	memset(&s->call, 0, sizeof(s->call));
 	s->call.params = p;
 	s->call.peer = &s->peer;
@@ -527,9 +529,9 @@ static inline void tu_journal_close(struct tu_journal *tj)
 struct tu_outcome {
 	int64_t intent;
 	int count;              /* outcome rows for the intent: 0 pending, 1 resolved */
-	char outcome[16];       /* "applied" / "failed" */
+	char outcome[16];       /* "applied" / "failed" / "partial" */
 	char result[48];
-	char how[16];           /* "card" / "readback" */
+	char how[224];          /* "card" / "readback" / "readback; written 33; not written 34" */
 };
 
 static inline int tu_outcome_cb(void *arg, const struct journal_row *row)

@@ -21,6 +21,8 @@ struct drop_io {
 	const char *match;   /* hex prefix of the command to drop at */
 	int skip;            /* matching commands to let through first */
 	int deliver;         /* 1: the card processes the command, its answer is lost */
+	uint16_t answer_sw;  /* not 0: the card refuses that command with this status word instead */
+	int answered;        /* the refusal was sent */
 	int dropped;
 };
 
@@ -37,7 +39,12 @@ static int drop_transmit(struct card_io *io, const uint8_t *cmd, size_t cmd_len,
 	if (strncmp(hex, d->match, strlen(d->match)) == 0) {
 		if (d->skip > 0) {
 			d->skip--;
-		} else {
+		} else if (d->answer_sw && !d->answered && resp_cap >= 2) {
+			d->answered = 1;
+			resp[0] = (uint8_t)(d->answer_sw >> 8);
+			resp[1] = (uint8_t)d->answer_sw;
+			return 2;
+		} else if (!d->answer_sw) {
 			d->dropped = 1;
 			if (d->deliver)
 				d->inner->transmit(d->inner, cmd, cmd_len, resp, resp_cap, flags);
@@ -73,6 +80,7 @@ static int op_on(struct tu_sim *s, struct card_io *io, const char *method, const
 	s->result = NULL;
 	s->reset = 0;
 	ssc_diag_init(&s->d);
+	json_decref(s->call.error_data);
 	memset(&s->call, 0, sizeof(s->call));
 	s->call.params = p;
 	rc = op->check(&s->env, p, &s->d);
@@ -505,7 +513,26 @@ struct drop_case {
 	const char *profile, *file, *params, *match;
 	int skip, deliver;
 	const char *outcome, *result;
+	const char *how;        /* the outcome's how; NULL = "readback" */
+	const char *written;    /* the error's data.written as JSON; NULL = none */
 };
+
+/* The error data a failed write left in s->call: data.written (JSON text) and the intent id. */
+static void expect_written(const struct tu_sim *s, const char *written, int64_t id)
+{
+	json_t *want;
+
+	if (!written) {
+		assert_null(s->call.error_data);
+		return;
+	}
+	want = json_loads(written, 0, NULL);
+	assert_non_null(want);
+	assert_non_null(s->call.error_data);
+	assert_true(json_equal(json_object_get(s->call.error_data, "written"), want));
+	assert_int_equal(json_integer_value(json_object_get(s->call.error_data, "journal_id")), id);
+	json_decref(want);
+}
 
 static void run_drop_case(const struct drop_case *dc)
 {
@@ -525,6 +552,7 @@ static void run_drop_case(const struct drop_case *dc)
 	tu_journal_last_intent(tj.j, &li);
 	assert_true(li.id > 0);
 	assert_string_equal(li.file, dc->file);
+	expect_written(&s, dc->written, li.id);
 	assert_int_equal(journal_pending_count(tj.j, NULL), 1);
 	assert_int_equal(journal_pending_count(tj.j, li.card), 1);
 	assert_false(s.flags & CARD_FLAG_RESOLVED);
@@ -534,13 +562,13 @@ static void run_drop_case(const struct drop_case *dc)
 	must(&s, "card.read_basic", "{}");
 	assert_true(s.flags & CARD_FLAG_RESOLVED);
 	assert_int_equal(journal_pending_count(tj.j, NULL), 0);
-	expect_outcome(tj.j, li.id, dc->outcome, dc->result, "readback");
+	expect_outcome(tj.j, li.id, dc->outcome, dc->result, dc->how ? dc->how : "readback");
 
 	/* Never twice: neither a second pass nor the daemon's insertion hook resolves it again. */
 	reinsert(&s);
 	assert_int_equal(ops_resolve_pending(&s.env, &s.card.io, &s.d), 0);
 	must(&s, "card.read_basic", "{}");
-	expect_outcome(tj.j, li.id, dc->outcome, dc->result, "readback");
+	expect_outcome(tj.j, li.id, dc->outcome, dc->result, dc->how ? dc->how : "readback");
 	close_desk(&s, &tj);
 }
 
@@ -549,30 +577,40 @@ static void test_drop_mid_write(void **state)
 	static const struct drop_case cases[] = {
 		/* DF04/EF05, one record: lost before the card saw it, or after it wrote it. */
 		{ "gen2", "DF04/EF05", "{\"file\": \"DF04/EF05\", \"items\": {\"33\": "
-		  "\"H33999900001\"}}", "04DC", 0, 0, "failed", "SSC_ENOTFOUND" },
+		  "\"H33999900001\"}}", "04DC", 0, 0, "failed", "SSC_ENOTFOUND", NULL, NULL },
 		{ "gen2", "DF04/EF05", "{\"file\": \"DF04/EF05\", \"items\": {\"33\": "
-		  "\"H33999900001\"}}", "04DC", 0, 1, "applied", "SSC_OK" },
-		/* Two records, the second lost: written in part. */
+		  "\"H33999900001\"}}", "04DC", 0, 1, "applied", "SSC_OK", NULL, NULL },
+		/* Two records, the second lost: written in part (issue 12, defect 3). */
 		{ "gen2", "DF04/EF05", "{\"file\": \"DF04/EF05\", \"items\": {\"33\": "
-		  "\"H33999900001\", \"34\": \"1\"}}", "04DC", 1, 0, "failed", "SSC_EBADCARDDATA" },
-		/* Both written, the last answer lost. */
+		  "\"H33999900001\", \"34\": \"1\"}}", "04DC", 1, 0, "partial", "SSC_ENOTFOUND",
+		  "readback; written 33; not written 34", "[\"33\"]" },
+		/* Three records, lost after the first: one new value, two old ones. */
+		{ "gen2", "DF04/EF05", "{\"file\": \"DF04/EF05\", \"items\": {\"31\": \"21\", "
+		  "\"33\": \"H33999900001\", \"34\": \"1\"}}", "04DC", 1, 0, "partial",
+		  "SSC_ENOTFOUND", "readback; written 31; not written 33 34", "[\"31\"]" },
+		/* SSSE: the second UPDATE RECORD lost. */
+		{ "gen2", "SSSE/EF06", "{\"file\": \"SSSE/EF06\", \"items\": {\"0B\": \"03\", "
+		  "\"0C\": \"330106\"}}", "00DC", 1, 0, "partial", "SSC_ENOTFOUND",
+		  "readback; written 0B; not written 0C", "[\"0B\"]" },
+		/* Both written, the last answer lost: the client hears of the first one only. */
 		{ "gen2", "DF04/EF05", "{\"file\": \"DF04/EF05\", \"items\": {\"33\": "
-		  "\"H33999900001\", \"34\": \"1\"}}", "04DC", 1, 1, "applied", "SSC_OK" },
+		  "\"H33999900001\", \"34\": \"1\"}}", "04DC", 1, 1, "applied", "SSC_OK", NULL,
+		  "[\"33\"]" },
 		/* The card left at the EXTERNAL AUTH: nothing written. */
 		{ "gen2", "SSSE/EF06", "{\"file\": \"SSSE/EF06\", \"items\": {\"0C\": \"330106\"}}",
-		  "0082", 0, 0, "failed", "SSC_ENOTFOUND" },
+		  "0082", 0, 0, "failed", "SSC_ENOTFOUND", NULL, NULL },
 		{ "gen3", "SSSE/EF06", "{\"file\": \"SSSE/EF06\", \"items\": {\"0C\": \"330106\"}}",
-		  "00DC", 0, 1, "applied", "SSC_OK" },
+		  "00DC", 0, 1, "applied", "SSC_OK", NULL, NULL },
 		/* APPEND to the cyclic EF08: the record with its settlement number, or none. */
 		{ "gen2", "DF04/EF08", "{\"file\": \"DF04/EF08\", \"items\": {\"40\": " TXN_NEW "}}",
-		  "04E2", 0, 0, "failed", "SSC_ENOTFOUND" },
+		  "04E2", 0, 0, "failed", "SSC_ENOTFOUND", NULL, NULL },
 		{ "gen2", "DF04/EF08", "{\"file\": \"DF04/EF08\", \"items\": {\"40\": " TXN_NEW "}}",
-		  "04E2", 0, 1, "applied", "SSC_OK" },
+		  "04E2", 0, 1, "applied", "SSC_OK", NULL, NULL },
 		{ "gen3", "DF04/EF08", "{\"file\": \"DF04/EF08\", \"items\": {\"40\": " TXN_NEW "}}",
-		  "04E2", 0, 1, "applied", "SSC_OK" },
+		  "04E2", 0, 1, "applied", "SSC_OK", NULL, NULL },
 		/* A value written twice (equal to the old one): applied, whichever it was. */
 		{ "gen2", "DF04/EF05", "{\"file\": \"DF04/EF05\", \"items\": {\"34\": \"0\"}}",
-		  "04DC", 0, 0, "applied", "SSC_OK" },
+		  "04DC", 0, 0, "applied", "SSC_OK", NULL, NULL },
 	};
 
 	(void)state;
@@ -581,6 +619,52 @@ static void test_drop_mid_write(void **state)
 			      cases[i].match, cases[i].skip, cases[i].deliver);
 		run_drop_case(&cases[i]);
 	}
+}
+
+/*
+ * The card refuses the second of three records (6581, memory failure): the first is on the card,
+ * the rest not. The outcome is recorded at once (read back in the same operation): partial, with
+ * the refusal's name; the client's error names the item that is on the card (issue 12, defect 3).
+ */
+static void test_refused_mid_write(void **state)
+{
+	struct tu_journal tj;
+	struct tu_last_intent li;
+	struct drop_io d;
+	struct tu_sim s;
+	int rc;
+
+	(void)state;
+	open_desk(&s, &tj, "gen2", 1);
+	drop_init(&d, &s.card.io, "04DC", 1, 0);
+	d.answer_sw = 0x6581;
+	rc = op_on(&s, &d.io, "card.write_items", "{\"file\": \"DF04/EF05\", \"items\": "
+		   "{\"31\": \"21\", \"33\": \"H33999900001\", \"34\": \"1\"}}");
+	assert_int_equal(rc, SSC_ECARDSW);
+	assert_true(d.answered);
+	assert_int_equal(s.d.sw, 0x6581);
+	tu_journal_last_intent(tj.j, &li);
+	expect_written(&s, "[\"31\"]", li.id);
+	assert_int_equal(journal_pending_count(tj.j, NULL), 0);
+	expect_outcome(tj.j, li.id, "partial", "SSC_ECARDSW", "readback; written 31; not written 33 34");
+	must(&s, "card.read_items", "{\"file\": \"DF04/EF05\", \"items\": [\"31\", \"33\", "
+	     "\"34\"]}");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s.result, "items"),
+							      "31")), "21");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s.result, "items"),
+							      "33")), "H33010000001");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s.result, "items"),
+							      "34")), "0");
+	/* A refusal of the first record: nothing written, no data.written, failed. */
+	drop_init(&d, &s.card.io, "04DC", 0, 0);
+	d.answer_sw = 0x6581;
+	rc = op_on(&s, &d.io, "card.write_items", "{\"file\": \"DF04/EF05\", \"items\": "
+		   "{\"33\": \"H33999900002\", \"34\": \"1\"}}");
+	assert_int_equal(rc, SSC_ECARDSW);
+	tu_journal_last_intent(tj.j, &li);
+	expect_written(&s, NULL, li.id);
+	expect_outcome(tj.j, li.id, "failed", "SSC_ECARDSW", "card");
+	close_desk(&s, &tj);
 }
 
 /* After a drop, the values on the card are what the outcome says; a retry writes exactly once. */
@@ -804,6 +888,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_key_journaled_failed),
 		cmocka_unit_test(test_drop_mid_write),
 		cmocka_unit_test(test_drop_then_retry),
+		cmocka_unit_test(test_refused_mid_write),
 		cmocka_unit_test(test_resolve_on_insertion),
 		cmocka_unit_test(test_other_cards_intents),
 		cmocka_unit_test(test_blacklisted),
