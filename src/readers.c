@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +27,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jobq.h"
 #include "log.h"
 #include "psam.h"
 #include "readers.h"
 
 #define READERS_DRIVERS_MAX 2        /* pcsc, usb-ccid */
 #define READERS_PER_DRIVER_MAX 32    /* readers one driver snapshot may report */
-#define READERS_QUEUE_MAX 16         /* jobs waiting per reader; one more gets SSC_ELIMIT */
+#define READERS_QUEUE_MAX 16         /* jobs one owner may have waiting on a reader ... */
+#define READERS_QUEUE_TOTAL_MAX 1024 /* ... and all owners together; one more gets SSC_ELIMIT */
 #define READERS_WAIT_MS 1000         /* one wait_change round: the monitor re-lists at least this often */
 #define READERS_BACKOFF_MIN_MS 100   /* monitor pause after the subsystem failed once ... */
 #define READERS_BACKOFF_MAX_MS 2000  /* ... doubling up to this while it stays down */
@@ -60,7 +63,8 @@ struct job_core {
 	/* rd->lock */
 	enum job_state state;
 	int run_err;                   /* the worker's result, valid once FINISHED */
-	struct job_core *qnext;        /* the reader's queue, or rd's completion list */
+	struct jobq_item qitem;        /* in the reader's queue while QUEUED */
+	struct job_core *qnext;        /* rd's completion list; lists of jobs taken out together */
 
 	/* loop thread */
 	struct readers *rd;            /* NULL once readers_free() let go of the job */
@@ -108,8 +112,7 @@ struct reader {
 	int stop;                      /* the worker must exit */
 	struct job_core *running;
 	int overrun;                   /* the running job's deadline passed: refuse new jobs */
-	struct job_core *q_head, *q_tail;
-	int q_len;
+	struct jobq q;                 /* the jobs waiting, in turns across their owners */
 	pthread_cond_t cond;           /* the worker waits here, with rd->lock */
 
 	/* card_lock */
@@ -283,6 +286,8 @@ static void reader_ready_locked(struct reader *r, int err)
 	rd_post_event_err(r->rd, r, "card.ready", err);
 }
 
+#define JOB_CORE_OF(it) ((struct job_core *)(void *)((char *)(it) - offsetof(struct job_core, qitem)))
+
 static void job_core_unref(struct job_core *core)
 {
 	if (atomic_fetch_sub(&core->refs, 1) == 1) {
@@ -377,19 +382,7 @@ static void job_on_timer(uv_timer_t *t)
 	pthread_mutex_lock(&rd->lock);
 	state = core->state;
 	if (state == JOB_QUEUED) {
-		struct job_core **pp = &r->q_head, *prev = NULL;
-
-		while (*pp && *pp != core) {
-			prev = *pp;
-			pp = &(*pp)->qnext;
-		}
-		if (*pp) {
-			*pp = core->qnext;
-			if (r->q_tail == core)
-				r->q_tail = prev;
-			r->q_len--;
-		}
-		core->qnext = NULL;
+		(void)jobq_remove(&r->q, &core->qitem);
 		core->state = JOB_FINISHED;
 		core->run_err = SSC_ETIMEDOUT;
 	} else if (state == JOB_RUNNING) {
@@ -432,6 +425,7 @@ static void reader_destroy(struct reader *r)
 {
 	if (r->slot)
 		r->mon->ops->disconnect(r->slot, 1);
+	jobq_done(&r->q);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->card_lock);
 	free(r);
@@ -885,7 +879,7 @@ static void *reader_worker(void *arg)
 			r->reprobe = 1;
 			continue;
 		}
-		if (!r->q_head && r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
+		if (jobq_len(&r->q) == 0 && r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
 			/* The held card's time is up: let other programs have it. */
 			pthread_mutex_unlock(&rd->lock);
 			pthread_mutex_lock(&r->card_lock);
@@ -897,7 +891,7 @@ static void *reader_worker(void *arg)
 			pthread_mutex_lock(&rd->lock);
 			continue;
 		}
-		if (!r->q_head) {
+		if (jobq_len(&r->q) == 0) {
 			int64_t wake = r->hold_until_ms;
 
 			if (r->probe_retry_ms && r->card_present &&
@@ -913,12 +907,8 @@ static void *reader_worker(void *arg)
 			}
 			continue;
 		}
-		core = r->q_head;
-		r->q_head = core->qnext;
-		if (!r->q_head)
-			r->q_tail = NULL;
-		r->q_len--;
-		core->qnext = NULL;
+		/* The next in turn: one job per owner while several wait (src/jobq.h). */
+		core = JOB_CORE_OF(jobq_pop(&r->q));
 		core->state = JOB_RUNNING;
 		r->running = core;
 		pthread_mutex_unlock(&rd->lock);
@@ -942,10 +932,9 @@ static void *reader_worker(void *arg)
 	}
 
 	/* Jobs still queued end here: the reader left, or the core stops. */
-	while (r->q_head) {
-		struct job_core *core = r->q_head;
+	while (jobq_len(&r->q) > 0) {
+		struct job_core *core = JOB_CORE_OF(jobq_pop(&r->q));
 
-		r->q_head = core->qnext;
 		core->qnext = NULL;
 		core->state = JOB_FINISHED;
 		core->run_err = rd->stopping ? SSC_ESHUTDOWN : SSC_ENOREADER;
@@ -957,8 +946,6 @@ static void *reader_worker(void *arg)
 			drained = core;
 		}
 	}
-	r->q_tail = NULL;
-	r->q_len = 0;
 	pthread_mutex_unlock(&rd->lock);
 	for (struct job_core *c = drained, *next; c; c = next) {
 		next = c->qnext;
@@ -1087,6 +1074,7 @@ static void monitor_reader_new(struct rd_monitor *m, const struct ssc_reader_des
 	}
 	r->rd = rd;
 	r->mon = m;
+	jobq_init(&r->q, READERS_QUEUE_MAX, READERS_QUEUE_TOTAL_MAX);
 	memcpy(r->id, d->id, sizeof(r->id));
 	r->id[sizeof(r->id) - 1] = '\0';
 	memcpy(r->name, d->name, sizeof(r->name));
@@ -1601,17 +1589,7 @@ void readers_free(struct readers *rd)
 
 		if (c->state != JOB_QUEUED)
 			continue;
-		for (struct job_core **pp = &r->q_head; *pp; pp = &(*pp)->qnext) {
-			if (*pp == c) {
-				*pp = c->qnext;
-				break;
-			}
-		}
-		r->q_tail = NULL;
-		for (struct job_core *q = r->q_head; q; q = q->qnext)
-			r->q_tail = q;
-		r->q_len--;
-		c->qnext = NULL;
+		(void)jobq_remove(&r->q, &c->qitem);
 		c->state = JOB_FINISHED;
 		c->run_err = SSC_ESHUTDOWN;
 		atomic_fetch_sub(&c->refs, 1);   /* the worker side; the timer's ref remains */
@@ -1756,19 +1734,20 @@ int readers_submit(struct readers *rd, struct job *job)
 		err = ssc_diag_set(&job->diag, SSC_EREADERBUSY,
 				   "reader %s is still busy with an operation that overran its "
 				   "deadline", r->id);
-	else if (r && r->q_len >= READERS_QUEUE_MAX)
-		err = ssc_diag_set(&job->diag, SSC_ELIMIT,
-				   "reader %s has %d operations waiting already", r->id, r->q_len);
+	else if (r) {
+		err = jobq_push(&r->q, &core->qitem, job->owner);
+		if (err == SSC_ELIMIT && jobq_owner_len(&r->q, job->owner) >= READERS_QUEUE_MAX)
+			ssc_diag_set(&job->diag, err, "%d operations of this connection wait on reader "
+				     "%s already (at most %d)", jobq_owner_len(&r->q, job->owner),
+				     r->id, READERS_QUEUE_MAX);
+		else if (err == SSC_ELIMIT)
+			ssc_diag_set(&job->diag, err, "reader %s has %d operations waiting already",
+				     r->id, jobq_len(&r->q));
+	}
 	if (err == 0) {
 		memcpy(job->used_reader, r->id, sizeof(job->used_reader));
 		core->r = r;
 		core->state = JOB_QUEUED;
-		if (r->q_tail)
-			r->q_tail->qnext = core;
-		else
-			r->q_head = core;
-		r->q_tail = core;
-		r->q_len++;
 		pthread_cond_signal(&r->cond);
 	}
 	pthread_mutex_unlock(&rd->lock);
@@ -1792,6 +1771,41 @@ int readers_submit(struct readers *rd, struct job *job)
 	rd->jobs = core;
 	uv_timer_start(&core->timer, job_on_timer, (uint64_t)timeout, 0);
 	return 0;
+}
+
+int readers_cancel(struct readers *rd, const void *owner)
+{
+	struct job_core *list = NULL;
+	int n = 0;
+
+	if (!rd)
+		return 0;
+	/* rd->jobs is newest first: putting each in front of the list makes it oldest first. */
+	pthread_mutex_lock(&rd->lock);
+	for (struct job_core *c = rd->jobs; c; c = c->next) {
+		if (c->state != JOB_QUEUED || c->job->owner != owner)
+			continue;
+		(void)jobq_remove(&c->r->q, &c->qitem);
+		c->state = JOB_FINISHED;
+		c->run_err = SSC_ECANCELED;
+		c->qnext = list;
+		list = c;
+		n++;
+	}
+	pthread_mutex_unlock(&rd->lock);
+
+	while (list) {
+		struct job_core *c = list;
+
+		list = c->qnext;
+		c->qnext = NULL;
+		/* The worker never saw these jobs: their diag is ours to write. */
+		ssc_diag_set(&c->job->diag, SSC_ECANCELED, "cancelled before it started on reader "
+			     "%s: its client closed the connection", c->job->used_reader);
+		job_core_unref(c);   /* the worker side: it never runs (the timer's ref remains) */
+		job_complete(c);
+	}
+	return n;
 }
 
 struct psam_source *readers_psam_source(struct readers *rd)

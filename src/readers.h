@@ -74,6 +74,9 @@ struct job {
 	job_release_fn release;
 	void *arg;                           /* the submitter's context */
 	char reader_id[SSC_READER_ID_MAX];   /* "" = the one reader holding a user card */
+	const void *owner;                   /* whose job it is (the client's connection; NULL = the
+					      * daemon's own): a reader's queue takes turns across
+					      * owners, and readers_cancel() acts on one owner */
 	enum reader_role need_role;          /* USER for card.*, PSAM for a PSAM job */
 	int timeout_ms;                      /* from submission to completion */
 	/* Set by the core before done(). */
@@ -124,11 +127,20 @@ int readers_list(struct readers *rd, struct reader_info **out, size_t *n);
  * the needed role), SSC_ENOTSSC (the named reader holds a PSAM and a user card is needed),
  * SSC_ENOPSAM (the named reader holds a card that is not a PSAM and a PSAM is needed),
  * SSC_EREADERSELECT (several do: the candidates are listed in job->diag.msg), SSC_EREADERBUSY (the
- * reader is still held by an overrun job), SSC_ELIMIT (queue full); the caller still owns the job
- * then. A job whose reader turns out to hold the other kind of card once it runs ends the same way
+ * reader is still held by an overrun job), SSC_ELIMIT (job->owner has 16 jobs waiting on that reader
+ * already, or all owners together 1024); the caller still owns the job then. Jobs wait in turns
+ * across their owners: one job of each owner with jobs waiting, then the next of each (src/jobq.h). A job whose reader turns out to hold the other kind of card once it runs ends the same way
  * (SSC_ENOTSSC, SSC_ENOPSAM).
  */
 int readers_submit(struct readers *rd, struct job *job);
+
+/*
+ * Ends every job of owner that is still waiting in a queue, as if it had never been submitted to
+ * a card: done() is called for each, here and now, with SSC_ECANCELED (job->diag says so), oldest
+ * first. A job of owner already running on a card goes on (a card operation is not cut short).
+ * Loop thread. Returns the number of jobs cancelled.
+ */
+int readers_cancel(struct readers *rd, const void *owner);
 
 /* The PSAM access for the PSAM key provider. Valid for the life of rd. */
 struct psam_source *readers_psam_source(struct readers *rd);

@@ -279,10 +279,25 @@ static void subscribe(struct rpc_client *c)
 
 void rpc_client_close(struct rpc_client *c)
 {
+	struct rpc *r;
+	int n;
+
 	if (!c || !c->owner)
 		return;
+	r = c->rpc;
 	unsubscribe(c);
 	c->owner = NULL;
+	/*
+	 * Its jobs still waiting for a reader would run for nobody, and hold that reader for the
+	 * clients who are there: cancel them (their done() runs now: audited SSC_ECANCELED). The
+	 * one on a card finishes; its result is dropped.
+	 */
+	if (c->inflight > 0 && r->have_backend && r->be.cancel) {
+		n = r->be.cancel(r->be.ctx, c);
+		if (n > 0)
+			log_info("client %u: %d queued operation(s) cancelled: the client is gone",
+				 c->peer.id, n);
+	}
 	client_unref(c);
 }
 
@@ -677,7 +692,8 @@ static void job_done(struct job *job)
 	log_info("client %u uid %ld: %s on %s: %s (%lld ms)%s", c->peer.id, (long)c->peer.uid,
 		 rj->op->method, reader[0] ? log_safe(reader, lr, sizeof(lr)) : "-",
 		 job->err ? ssc_strerror_name(job->err) : "ok", (long long)ms,
-		 c->owner ? "" : " (client gone, result dropped)");
+		 job->err == SSC_ECANCELED ? " (client gone before it started)"
+		 : c->owner ? "" : " (client gone, result dropped)");
 	/*
 	 * The audit row, after the reply is queued. At an overrun the worker may still write
 	 * card_ref (as it may diag): leave it out then.
@@ -763,6 +779,7 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 	rj->job.release = job_release;
 	rj->job.arg = rj;
 	snprintf(rj->job.reader_id, sizeof(rj->job.reader_id), "%s", reader);
+	rj->job.owner = c;   /* the reader's queue takes turns across clients */
 	rj->job.need_role = READER_ROLE_USER;
 	rj->job.timeout_ms = r->cfg->op_timeout_ms;
 	ssc_diag_init(&rj->job.diag);

@@ -70,12 +70,15 @@ struct rpc_client_ops {
 };
 
 /*
- * How rpc reaches the reader core. The daemon passes readers_list/readers_submit over its
- * struct readers; tests may pass another implementation with the same contract (readers.h).
+ * How rpc reaches the reader core. The daemon passes readers_list/readers_submit/readers_cancel
+ * over its struct readers; tests may pass another implementation with the same contract
+ * (readers.h). A job's owner is its struct rpc_client. cancel is optional (NULL: a closed
+ * client's queued jobs still run, their results dropped).
  */
 struct rpc_backend {
 	int (*list)(void *ctx, struct reader_info **out, size_t *n);
 	int (*submit)(void *ctx, struct job *job);
+	int (*cancel)(void *ctx, const void *owner);
 	void *ctx;
 };
 
@@ -124,8 +127,9 @@ struct rpc_client *rpc_client_new(struct rpc *r, const struct rpc_client_ops *op
 
 /*
  * The server is done with the client (disconnected, or closed by a limit): nothing more is sent
- * to it, it leaves the event subscribers, and its jobs still in flight complete in the reader
- * core with their results dropped. Drops the server's reference. NULL is a no-op.
+ * to it, it leaves the event subscribers, its jobs still waiting for a reader are cancelled
+ * (backend cancel: their done() runs now, audited SSC_ECANCELED), and a job already on a card
+ * completes with its result dropped. Drops the server's reference. NULL is a no-op.
  */
 void rpc_client_close(struct rpc_client *c);
 

@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,22 @@ static const struct rpc_client_ops client_ops = {
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
+/*
+ * Whether the peer has closed its end in both directions (close(), or shutdown(SHUT_RDWR)), not
+ * only its sending side (a half-close, after which it still reads the answers). On a Unix stream
+ * socket the kernel reports POLLHUP only then. A look, never a wait.
+ */
+static int peer_gone(struct client *cl)
+{
+	struct pollfd p = { .events = POLLOUT };
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) != 0)
+		return 0;
+	p.fd = fd;
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct client *cl = h->data;
@@ -370,6 +387,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 				  cl->line_len);
 		if (rpc_client_inflight(cl->rc) == 0)
 			start_drain(cl, "the peer finished");
+		else if (peer_gone(cl))
+			/* Nobody will read the answers: the queued requests are cancelled. */
+			client_close(cl, "the peer closed the connection");
 		return;
 	}
 	if (nread < 0) {

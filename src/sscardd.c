@@ -209,6 +209,11 @@ static int be_submit(void *ctx, struct job *job)
 	return readers_submit(ctx, job);
 }
 
+static int be_cancel(void *ctx, const void *owner)
+{
+	return readers_cancel(ctx, owner);
+}
+
 /* ---- the journal ------------------------------------------------------------------------ */
 
 /* Publishes the journal to the ops (or NULL: writes refused). Workers read it concurrently. */
@@ -827,6 +832,7 @@ int main(int argc, char **argv)
 	d.env.journal = NULL;
 	be.list = be_list;
 	be.submit = be_submit;
+	be.cancel = be_cancel;
 	be.ctx = d.rd;
 	rpc_set_backend(d.rpc, &be, &d.env);
 	rc = server_new(&d.loop, &d.cfg, d.rpc, &d.srv);

@@ -57,7 +57,8 @@
 	X(SSC_ECRYPTO,            -40,         0, "cryptographic library error")                       \
 	X(SSC_ENOTFOUND,          -41,         0, "not found")                                         \
 	X(SSC_EEXIST,             -42,         0, "already exists")                                    \
-	X(SSC_EPINNOTCHANGED,     -43,       -35, "the initial PIN must be changed before use")
+	X(SSC_EPINNOTCHANGED,     -43,       -35, "the initial PIN must be changed before use")       \
+	X(SSC_ECANCELED,          -44,         0, "cancelled: the client left before it started")
 
 enum ssc_error {
 	SSC_OK = 0,

@@ -39,6 +39,9 @@ struct backend {
 	const char *submit_msg;
 	struct reader_info readers[2];
 	size_t n_readers;
+	int cancel_calls;
+	const void *cancel_owner;   /* the owner of the last cancel */
+	int cancel_completes;       /* cancel ends the owner's held jobs (else it finds none) */
 };
 
 struct fixture {
@@ -97,6 +100,31 @@ static int be_submit(void *ctx, struct job *job)
 	return 0;
 }
 
+/* As readers_cancel(): ends the owner's held jobs, oldest first, with SSC_ECANCELED. */
+static int be_cancel(void *ctx, const void *owner)
+{
+	struct backend *be = ctx;
+	int n = 0;
+
+	be->cancel_calls++;
+	be->cancel_owner = owner;
+	for (int i = 0; be->cancel_completes && i < be->n;) {
+		struct job *job = be->jobs[i];
+
+		if (job->owner != owner) {
+			i++;
+			continue;
+		}
+		memmove(be->jobs + i, be->jobs + i + 1, (size_t)(be->n - i - 1) * sizeof(be->jobs[0]));
+		be->n--;
+		job->err = SSC_ECANCELED;
+		job->done(job);
+		job->release(job);
+		n++;
+	}
+	return n;
+}
+
 /* Completes the oldest held job as the reader core would: done() then release(). */
 static void be_complete(struct backend *be, int err, json_t *result, uint16_t sw, int retries,
 			const char *msg)
@@ -134,6 +162,7 @@ static int setup(void **state)
 	assert_int_equal(rpc_new(&f->cfg, &f->rpc), 0);
 	be.list = be_list;
 	be.submit = be_submit;
+	be.cancel = be_cancel;
 	be.ctx = &f->be;
 	f->env.cfg = &f->cfg;
 	rpc_set_backend(f->rpc, &be, &f->env);
@@ -564,13 +593,46 @@ static void test_client_gone_mid_request(void **state)
 	assert_int_equal(rpc_handle_line(gone.rc, req, strlen(req)), 0);
 	assert_int_equal(rpc_handle_line(gone.rc, req, strlen(req)), 0);
 	assert_int_equal(f->be.n, 2);
+	assert_ptr_equal(f->be.jobs[0]->owner, gone.rc);   /* the core's turns are per client */
 	rpc_client_close(gone.rc);   /* the peer hung up with two requests in flight */
+	/* Its queued jobs are cancelled in the core (here: both were on a card already). */
+	assert_int_equal(f->be.cancel_calls, 1);
+	assert_ptr_equal(f->be.cancel_owner, gone.rc);
 	/* The jobs still complete in the core; their results go nowhere (ASan checks the rest). */
 	be_complete(&f->be, 0, json_pack("{s:s}", "name", "x"), 0, -1, NULL);
 	be_complete(&f->be, SSC_ECARDREMOVED, NULL, 0, -1, NULL);
 	assert_int_equal(gone.n, 0);
 	assert_int_equal(gone.idle_calls, 0);
 	assert_int_equal(f->cap.n, 0);
+}
+
+/* A client that leaves with jobs waiting for a reader: they end at once, and only its own. */
+static void test_client_gone_cancels_queued(void **state)
+{
+	struct fixture *f = *state;
+	struct capture gone = { 0 };
+	struct rpc_peer peer = { .id = 3, .uid = 1002, .gid = 1002, .pid = 2 };
+	const char *req = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"card.read_basic\"}";
+
+	gone.rc = rpc_client_new(f->rpc, &cap_ops, &gone, &peer);
+	send_line(f, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"card.read_basic\"}");
+	assert_int_equal(rpc_handle_line(gone.rc, req, strlen(req)), 0);
+	assert_int_equal(rpc_handle_line(gone.rc, req, strlen(req)), 0);
+	assert_int_equal(f->be.n, 3);
+	assert_int_equal(rpc_client_inflight(gone.rc), 2);
+	f->be.cancel_completes = 1;
+	rpc_client_close(gone.rc);
+	assert_int_equal(f->be.cancel_calls, 1);
+	assert_int_equal(f->be.n, 1);               /* the other client's job is left alone */
+	assert_ptr_equal(f->be.jobs[0]->owner, f->cap.rc);
+	assert_int_equal(gone.n, 0);                /* nothing sent to a closed client */
+	assert_int_equal(gone.idle_calls, 0);
+	be_complete(&f->be, 0, json_pack("{s:s}", "name", "x"), 0, -1, NULL);
+	json_decref(only_reply(f));
+	/* A client with nothing in flight leaves without a cancel. */
+	gone.rc = rpc_client_new(f->rpc, &cap_ops, &gone, &peer);
+	rpc_client_close(gone.rc);
+	assert_int_equal(f->be.cancel_calls, 1);
 }
 
 /*
@@ -651,6 +713,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_card_job_result_and_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inflight_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_gone_mid_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_gone_cancels_queued, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

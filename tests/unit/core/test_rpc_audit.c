@@ -163,7 +163,7 @@ static void send_line(struct fx *f, const char *line)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct rpc_backend be = { be_list, be_submit, NULL };
+	struct rpc_backend be = { be_list, be_submit, NULL, NULL };
 	struct rpc_peer peer = { .id = 1, .uid = 1000, .gid = 1000, .pid = 4242,
 				 .exe = "/usr/bin/counter-app" };
 	const char *src = getenv("SSC_SOURCE_DIR");

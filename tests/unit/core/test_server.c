@@ -79,7 +79,7 @@ static void on_stop(uv_async_t *a)
 static void *daemon_main(void *arg)
 {
 	struct daemon_thread *d = arg;
-	struct rpc_backend be = { be_list, be_submit, NULL };
+	struct rpc_backend be = { be_list, be_submit, NULL, NULL };
 	int rc;
 
 	uv_loop_init(&d->loop);
