@@ -70,3 +70,21 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	line[n++] = '\n';
 	(void)!write(STDERR_FILENO, line, n);
 }
+
+int log_budget_take(struct log_budget *b, int64_t now_ms)
+{
+	if (!b->open || now_ms - b->start_ms >= b->window_ms || now_ms < b->start_ms) {
+		b->open = 1;
+		b->start_ms = now_ms;
+		b->used = 0;
+	}
+	if (b->used >= b->max)
+		return 0;
+	b->used++;
+	return 1;
+}
+
+int64_t log_budget_window_end(const struct log_budget *b)
+{
+	return b->start_ms + b->window_ms;
+}

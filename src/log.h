@@ -6,6 +6,8 @@
 #ifndef SSC_LOG_H
 #define SSC_LOG_H
 
+#include <stdint.h>
+
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG, LOG_LVL_TRACE };
 
 /* Sets the threshold; messages above it are dropped. Thread-safe. */
@@ -25,5 +27,28 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 
 /* True when lvl would be printed (to skip building expensive messages such as APDU traces). */
 int log_enabled(enum log_level lvl);
+
+/*
+ * A budget of log lines for one kind of event that a client can repeat at will (a connection):
+ * at most max lines per window of window_ms, on the caller's clock. The caller does not print a
+ * line the budget refuses, counts it instead, and logs a summary of what it counted when the
+ * window ends. Set max and window_ms; zero the rest. Not thread-safe: one thread per budget.
+ */
+struct log_budget {
+	int max;
+	int64_t window_ms;
+	int64_t start_ms;        /* the current window's start */
+	int used;                /* lines printed in it */
+	int open;                /* a window has started */
+};
+
+/*
+ * Takes one line from b at now_ms: 1 when it may be printed, 0 when the window's lines are used
+ * up. A window starts at the first line after the last one ended.
+ */
+int log_budget_take(struct log_budget *b, int64_t now_ms);
+
+/* The end of the current window (meaningful after a take). */
+int64_t log_budget_window_end(const struct log_budget *b);
 
 #endif

@@ -1,11 +1,12 @@
 /*
- * This file contains the API's Unix-socket server (src/server.h): socket creation with mode,
- * group and safe replacement of a stale file; accepting clients with their peer credentials and
- * the connection limits; newline framing with the request-size cap; the idle timer; write
- * back-pressure; and the orderly close. It hands complete lines to src/rpc.c.
+ * This file contains the API's Unix-socket server (src/server.h): accepting clients in bounded
+ * batches with their peer credentials and the connection limits (refusals answered, even when out
+ * of file descriptors), the connection lines of the log within their budget (src/connlog.h);
+ * newline framing with the request-size cap; the idle timer; write back-pressure; and the orderly
+ * close. It hands complete lines to src/rpc.c. The socket file is src/listener.c's.
  */
 #include <errno.h>
-#include <grp.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <poll.h>
@@ -13,18 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "connlog.h"
+#include "listener.h"
 #include "log.h"
 #include "server.h"
 #include "sscard/error.h"
 
 #define READ_CHUNK (64 * 1024)
 #define LINE_KEEP (16 * 1024)   /* a line buffer larger than this is freed when empty */
-#define LISTEN_BACKLOG 128
+/*
+ * Connections accepted per turn of the loop: then the clients' reads and replies have their turn
+ * before the next batch, so that a flood of connections cannot starve them, and the clients a
+ * flood has closed are seen closed (and uncounted) before many more are taken in.
+ */
+#define ACCEPT_BATCH 32
+#define ACCEPT_PAUSE_MS 100     /* after an accept() failure that would repeat at once */
+#define REAP_CHUNK 256          /* clients polled at once by reap_closed() */
 
 struct client {
 	uv_pipe_t pipe;
@@ -44,6 +53,7 @@ struct client {
 	int draining;               /* close once the write queue is empty */
 	const char *drain_reason;   /* why, for the log */
 	int closing;                /* uv_close() called */
+	int logged;                 /* its "connected" line was logged: its "closed" line is too */
 	int open_handles;
 };
 
@@ -51,15 +61,27 @@ struct server {
 	uv_loop_t *loop;
 	const struct config *cfg;
 	struct rpc *rpc;
-	uv_pipe_t listener;
+	struct listener_file lf;
+	int listen_fd;               /* -1 once closed */
+	uv_poll_t lpoll;             /* the listening socket: readable = connections to accept */
+	uv_timer_t pause_timer;      /* accepting paused after a failure (ACCEPT_PAUSE_MS) */
+	uv_timer_t clog_timer;       /* the connection summary line is due */
 	uv_timer_t drain_timer;
-	int listener_open, timer_open;
+	int own_handles;             /* lpoll, pause_timer, clog_timer not yet closed */
+	int timer_open;              /* drain_timer not yet closed */
+	int accepting;               /* lpoll is started */
+	/*
+	 * Given up when out of file descriptors, to accept one connection, answer it "too many
+	 * clients" and close it, then taken back: without it the connection would stay in the
+	 * backlog (and the loop would spin on it), or be closed unanswered. -1 = not held.
+	 */
+	int reserve_fd;
+	struct connlog clog;
 	int stopping;
-	char path[CONFIG_PATH_MAX];
-	dev_t dev;
-	ino_t ino;
 	struct client *clients;
 	int n_clients;
+	unsigned long admitted;          /* clients taken in so far */
+	unsigned long admitted_at_reap;  /* that count at the last reap_closed() */
 	unsigned next_id;
 	/*
 	 * One read at a time on one thread: shared by all clients. Every request, and so every PIN,
@@ -109,7 +131,8 @@ static void client_close(struct client *cl, const char *reason)
 	if (cl->closing)
 		return;
 	cl->closing = 1;
-	log_info("client %u closed: %s", cl->id, reason);
+	if (cl->logged)
+		log_info("client %u closed: %s", cl->id, reason);
 	rpc_client_close(cl->rc);
 	cl->rc = NULL;
 	if (cl->prev)
@@ -317,7 +340,9 @@ static void too_large(struct client *cl)
 	char msg[96];
 	size_t max = cl->srv->cfg->max_request_bytes;
 
-	log_warn("client %u: request longer than %zu bytes: answering and closing", cl->id, max);
+	if (cl->logged)
+		log_warn("client %u: request longer than %zu bytes: answering and closing", cl->id,
+			 max);
 	snprintf(msg, sizeof(msg), "request too large (at most %zu bytes per line)", max);
 	cl->line_len = 0;
 	rpc_send_error(cl->rc, RPC_INVALID_REQUEST, SSC_ELIMIT, msg);
@@ -408,13 +433,81 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accepting -------------------------------------------------------------------------- */
 
-/* Answers a connection we will not serve with one error line, then closes it. */
-static void refuse(struct client *cl, const char *why)
+static int64_t now_ms(const struct server *srv)
+{
+	return (int64_t)uv_now(srv->loop);
+}
+
+static void on_clog_timer(uv_timer_t *t)
+{
+	connlog_flush(&((struct server *)t->data)->clog);
+}
+
+/* Whether a new connection is logged one by one (1), or counted for the summary line (0). */
+static int conn_log_take(struct server *srv, uid_t uid, enum conn_refusal refusal)
+{
+	int64_t due;
+
+	if (connlog_take(&srv->clog, now_ms(srv), uid, refusal))
+		return 1;
+	due = connlog_due(&srv->clog);
+	if (due >= 0 && !uv_is_active((uv_handle_t *)&srv->clog_timer) && !srv->stopping)
+		uv_timer_start(&srv->clog_timer, on_clog_timer,
+			       (uint64_t)(due > now_ms(srv) ? due - now_ms(srv) : 0), 0);
+	return 0;
+}
+
+/* The executable of pid as the log and the audit rows show it ("?" when /proc cannot say). */
+static size_t peer_exe(pid_t pid, char *exe, size_t cap)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%ld/exe", (long)pid);
+	n = readlink(link, exe, cap - 1);
+	if (n < 0)
+		n = snprintf(exe, cap, "?");
+	exe[n] = '\0';
+	/* A file name may hold a newline: it must not forge a log line or a journal field. */
+	for (ssize_t i = 0; i < n; i++)
+		if ((unsigned char)exe[i] < 0x20 || exe[i] == 0x7f)
+			exe[i] = '?';
+	return (size_t)n;
+}
+
+/*
+ * Answers a connection we will not serve (fd, not yet a client) with one error line, best
+ * effort and without blocking, and closes it. It costs no memory, and its log line counts against
+ * the connection budget like any connection's.
+ */
+static void refuse_fd(struct server *srv, int fd, const struct ucred *cred,
+		      enum conn_refusal refusal, const char *why)
+{
+	char buf[320], exe[PATH_MAX];
+	unsigned id = ++srv->next_id;
+	int n;
+
+	if (conn_log_take(srv, cred->uid, refusal)) {
+		peer_exe(cred->pid, exe, sizeof(exe));
+		log_warn("client %u refused: uid %ld gid %ld pid %ld exe %s: %s", id,
+			 (long)cred->uid, (long)cred->gid, (long)cred->pid, exe, why);
+	}
+	n = rpc_format_error(buf, sizeof(buf) - 1, rpc_error_code(SSC_ELIMIT), SSC_ELIMIT, why);
+	if (n > 0) {
+		buf[n++] = '\n';
+		(void)send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	close(fd);
+}
+
+/* Answers a client already set up (its pipe open, not yet on the list), then closes it. */
+static void refuse_client(struct client *cl, const char *why)
 {
 	char buf[320];
 	int n;
 
-	log_warn("client %u refused: %s", cl->id, why);
+	if (cl->logged)
+		log_warn("client %u refused: %s", cl->id, why);
 	n = rpc_format_error(buf, sizeof(buf) - 1, rpc_error_code(SSC_ELIMIT), SSC_ELIMIT, why);
 	if (n > 0) {
 		uv_buf_t b;
@@ -437,81 +530,117 @@ static int count_uid(const struct server *srv, uid_t uid)
 	return n;
 }
 
-static void on_connection(uv_stream_t *ls, int status)
+/*
+ * Counts connections as they close. A client that has hung up stays on the list until the loop
+ * reads its end; under a flood of connect/close that takes long enough for the dead ones to fill
+ * the limits and lock out live clients of the same uid. So before a connection is refused for a
+ * limit, every client whose peer has closed its socket entirely (POLLHUP; a half-closed one still
+ * waits for its replies) and that has nothing in flight is closed now: one poll() per
+ * REAP_CHUNK clients (all of them, or those of uid), without waiting. The caller runs it again
+ * only after new clients came in (admitted_at_reap).
+ */
+static void reap_closed(struct server *srv, int all, uid_t uid)
 {
-	struct server *srv = ls->data;
+	struct pollfd pf[REAP_CHUNK];
+	struct client *who[REAP_CHUNK];
+	struct client *c = srv->clients;
+
+	srv->admitted_at_reap = srv->admitted;
+	while (c) {
+		int n = 0;
+
+		for (; c && n < REAP_CHUNK; c = c->next) {
+			uv_os_fd_t fd;
+
+			if ((!all && c->uid != uid) || c->closing || rpc_client_inflight(c->rc) > 0 ||
+			    uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0)
+				continue;
+			pf[n] = (struct pollfd){ .fd = fd, .events = 0 };
+			who[n++] = c;
+		}
+		/* c is past the chunk and stays on the list: only clients of the chunk are closed. */
+		if (n == 0 || poll(pf, (nfds_t)n, 0) <= 0)
+			continue;
+		for (int i = 0; i < n; i++)
+			if (pf[i].revents & (POLLHUP | POLLERR | POLLNVAL))
+				client_close(who[i], "the peer closed the connection");
+	}
+}
+
+/*
+ * Takes in one accepted connection (fd, non-blocking, close-on-exec): its peer's credentials,
+ * the limits, then a client.
+ */
+static void admit(struct server *srv, int fd)
+{
+	const struct config *cfg = srv->cfg;
 	struct client *cl;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct rpc_peer peer;
-	uv_os_fd_t fd;
-	char exe_link[64], exe[PATH_MAX], why[128];
-	ssize_t el;
+	char exe[PATH_MAX], why[128];
+	size_t el;
 
-	if (status < 0) {
-		log_warn("accept: %s", uv_strerror(status));
+	/* Who is at the other end: the kernel's word, not the client's. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
+		if (conn_log_take(srv, (uid_t)-1, CONN_REFUSED_OTHER))
+			log_warn("a connection without peer credentials (SO_PEERCRED: %s): closed",
+				 strerror(errno));
+		close(fd);
+		return;
+	}
+	if (srv->stopping) {
+		refuse_fd(srv, fd, &cred, CONN_REFUSED_SHUTDOWN, "the daemon is shutting down");
+		return;
+	}
+	if (srv->n_clients >= cfg->max_clients && srv->admitted != srv->admitted_at_reap)
+		reap_closed(srv, 1, 0);
+	else if (count_uid(srv, cred.uid) >= cfg->max_clients_per_uid &&
+		 srv->admitted != srv->admitted_at_reap)
+		reap_closed(srv, 0, cred.uid);
+	if (srv->n_clients >= cfg->max_clients) {
+		snprintf(why, sizeof(why), "too many clients (at most %d)", cfg->max_clients);
+		refuse_fd(srv, fd, &cred, CONN_REFUSED_TOTAL, why);
+		return;
+	}
+	if (count_uid(srv, cred.uid) >= cfg->max_clients_per_uid) {
+		snprintf(why, sizeof(why), "too many connections for uid %ld (at most %d)",
+			 (long)cred.uid, cfg->max_clients_per_uid);
+		refuse_fd(srv, fd, &cred, CONN_REFUSED_UID, why);
 		return;
 	}
 	cl = calloc(1, sizeof(*cl));
 	if (!cl) {
-		log_error("accept: out of memory");
+		refuse_fd(srv, fd, &cred, CONN_REFUSED_OTHER, "out of memory");
 		return;
 	}
 	cl->srv = srv;
 	cl->id = ++srv->next_id;
-	uv_pipe_init(srv->loop, &cl->pipe, 0);
-	cl->pipe.data = cl;
-	cl->open_handles = 1;
-	if (uv_accept(ls, (uv_stream_t *)&cl->pipe) != 0 ||
-	    uv_fileno((uv_handle_t *)&cl->pipe, &fd) != 0) {
-		cl->closing = 1;
-		uv_close((uv_handle_t *)&cl->pipe, on_client_handle_closed);
-		return;
-	}
-	/* Who is at the other end: the kernel's word, not the client's. */
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
-		log_warn("client %u: SO_PEERCRED: %s", cl->id, strerror(errno));
-		cl->closing = 1;
-		uv_close((uv_handle_t *)&cl->pipe, on_client_handle_closed);
-		return;
-	}
 	cl->uid = cred.uid;
 	cl->gid = cred.gid;
 	cl->pid = cred.pid;
-	snprintf(exe_link, sizeof(exe_link), "/proc/%ld/exe", (long)cred.pid);
-	el = readlink(exe_link, exe, sizeof(exe) - 1);
-	if (el < 0)
-		el = snprintf(exe, sizeof(exe), "?");
-	exe[el] = '\0';
-	/* A file name may hold a newline: it must not forge a log line or a journal field. */
-	for (ssize_t i = 0; i < el; i++)
-		if ((unsigned char)exe[i] < 0x20 || exe[i] == 0x7f)
-			exe[i] = '?';
-	log_info("client %u connected: uid %ld gid %ld pid %ld exe %s", cl->id, (long)cred.uid,
-		 (long)cred.gid, (long)cred.pid, exe);
-
-	if (srv->stopping) {
-		refuse(cl, "the daemon is shutting down");
+	uv_pipe_init(srv->loop, &cl->pipe, 0);
+	cl->pipe.data = cl;
+	cl->open_handles = 1;
+	if (uv_pipe_open(&cl->pipe, fd) != 0) {
+		/* The handle did not take fd. */
+		close(fd);
+		cl->closing = 1;
+		uv_close((uv_handle_t *)&cl->pipe, on_client_handle_closed);
 		return;
 	}
-	if (srv->n_clients >= srv->cfg->max_clients) {
-		snprintf(why, sizeof(why), "too many clients (at most %d)", srv->cfg->max_clients);
-		refuse(cl, why);
-		return;
-	}
-	if (count_uid(srv, cred.uid) >= srv->cfg->max_clients_per_uid) {
-		snprintf(why, sizeof(why), "too many connections for uid %ld (at most %d)",
-			 (long)cred.uid, srv->cfg->max_clients_per_uid);
-		refuse(cl, why);
-		return;
-	}
+	el = peer_exe(cred.pid, exe, sizeof(exe));
+	cl->logged = conn_log_take(srv, cred.uid, CONN_SERVED);
+	if (cl->logged)
+		log_info("client %u connected: uid %ld gid %ld pid %ld exe %s", cl->id,
+			 (long)cred.uid, (long)cred.gid, (long)cred.pid, exe);
 	peer = (struct rpc_peer){ .id = cl->id, .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
 	/* For the audit trail: the executable at connect time ("" when /proc could not say). */
-	if ((exe[0] != '?' || exe[1] != '\0') && (size_t)el < sizeof(peer.exe))
-		memcpy(peer.exe, exe, (size_t)el + 1);
+	if ((exe[0] != '?' || exe[1] != '\0') && el < sizeof(peer.exe))
+		memcpy(peer.exe, exe, el + 1);
 	cl->rc = rpc_client_new(srv->rpc, &client_ops, cl, &peer);
 	if (!cl->rc) {
-		refuse(cl, "out of memory");
+		refuse_client(cl, "out of memory");
 		return;
 	}
 	uv_timer_init(srv->loop, &cl->timer);
@@ -522,7 +651,8 @@ static void on_connection(uv_stream_t *ls, int status)
 		srv->clients->prev = cl;
 	srv->clients = cl;
 	srv->n_clients++;
-	uv_timer_start(&cl->timer, on_timer, (uint64_t)srv->cfg->idle_timeout_ms, 0);
+	srv->admitted++;
+	uv_timer_start(&cl->timer, on_timer, (uint64_t)cfg->idle_timeout_ms, 0);
 	if (uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read) != 0) {
 		client_close(cl, "cannot read");
 		return;
@@ -530,265 +660,126 @@ static void on_connection(uv_stream_t *ls, int status)
 	cl->reading = 1;
 }
 
-/* ---- the listening socket --------------------------------------------------------------- */
-
-/* Creates the parent directory when it is missing (one level; /run/sscard on a fresh boot). */
-static int ensure_parent(const char *path)
-{
-	char dir[CONFIG_PATH_MAX];
-	char *slash;
-	struct stat st;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (stat(dir, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : SSC_EIO;
-	if (errno != ENOENT || mkdir(dir, 0755) != 0) {
-		log_error("socket directory %s: %s", dir, strerror(errno));
-		return errno == EACCES ? SSC_EPERM : SSC_EIO;
-	}
-	log_info("created the socket directory %s", dir);
-	return 0;
-}
-
 /*
- * Checks one directory on the way to the socket (dir, as the path names it; resolved by stat).
- * last: it is the socket's own directory. Returns 0 or SSC_EPERM (logged with the fix).
+ * Out of file descriptors (EMFILE, ENFILE): gives up the reserve descriptor to accept one
+ * connection, answers it "too many clients" and closes it, then takes the reserve back. Returns
+ * 0 when a connection was answered so; -1 when there was none to accept or no reserve to give
+ * (errno set).
  */
-static int dir_safe(const char *dir, int last)
+static int refuse_out_of_fds(struct server *srv)
 {
-	struct stat st;
-	uid_t me = geteuid();
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t clen = sizeof(cred);
+	struct rlimit rl;
+	char why[160];
+	int fd, e;
 
-	if (stat(dir, &st) != 0) {
-		log_error("socket directory %s: %s", dir, strerror(errno));
-		return SSC_EPERM;
+	if (srv->reserve_fd < 0) {
+		errno = EMFILE;
+		return -1;
 	}
-	if (st.st_uid != 0 && st.st_uid != me) {
-		log_error("socket directory %s belongs to uid %ld: that user could replace the socket "
-			  "and read what clients send (PINs). Use a directory that only root or the "
-			  "daemon's uid %ld can write, such as /run/sscard", dir, (long)st.st_uid,
-			  (long)me);
-		return SSC_EPERM;
-	}
-	/*
-	 * A sticky directory (/tmp) keeps others from renaming what we own in it: an ancestor may be
-	 * one. The socket's own directory may not: once the daemon stops and removes its socket,
-	 * anyone could put theirs at the same path.
-	 */
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (last || !(st.st_mode & S_ISVTX))) {
-		log_error("socket directory %s is writable by %s (mode %04o): %s. Use a directory "
-			  "that only root or the daemon's uid %ld can write, such as /run/sscard",
-			  dir, (st.st_mode & S_IWOTH) ? "everyone" : "its group",
-			  (unsigned)(st.st_mode & 07777), last && (st.st_mode & S_ISVTX) ?
-			  "another user could put a socket of their own at this path once the daemon "
-			  "stops, and read what clients send (PINs)" : "another user could replace "
-			  "the socket and read what clients send (PINs)", (long)me);
-		return SSC_EPERM;
-	}
-	return 0;
-}
-
-/* Checks every directory from / down to dir (an absolute path). */
-static int chain_safe(const char *dir)
-{
-	char p[CONFIG_PATH_MAX];
-	size_t n = strlen(dir);
-	int rc;
-
-	if (n == 0 || n >= sizeof(p) || dir[0] != '/')
-		return SSC_EPERM;
-	rc = dir_safe("/", n == 1);
-	for (size_t i = 1; rc == 0 && i <= n; i++) {
-		if (i < n && dir[i] != '/')
-			continue;
-		if (dir[i - 1] == '/')
-			continue;   /* "//" */
-		memcpy(p, dir, i);
-		p[i] = '\0';
-		rc = dir_safe(p, i == n);
-	}
-	return rc;
-}
-
-/*
- * In the spirit of OpenSSH's StrictModes: whoever can write the socket's directory can replace
- * the socket with their own and read what clients send, PINs included. Every directory from / to
- * the socket's, both as the path names them and as they resolve (a symbolic link on the way), must
- * belong to root or to the daemon's uid and be writable by nobody else; an ancestor may be a
- * sticky directory such as /tmp, the socket's own directory may not.
- */
-static int check_socket_dir(const char *path)
-{
-	char dir[CONFIG_PATH_MAX], real[PATH_MAX];
-	char *slash;
-	int rc;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		return SSC_EPERM;
-	if (slash == dir)
-		slash[1] = '\0';   /* a socket in / */
-	else
-		*slash = '\0';
-	rc = chain_safe(dir);
-	if (rc != 0)
-		return rc;
-	if (!realpath(dir, real)) {
-		log_error("socket directory %s: %s", dir, strerror(errno));
-		return SSC_EPERM;
-	}
-	return strcmp(real, dir) == 0 ? 0 : chain_safe(real);
-}
-
-/*
- * Makes room for the socket: nothing there is fine; a socket that nobody answers is a stale
- * one from a crash and is removed; a socket that answers belongs to a running daemon, and any
- * other kind of file is not ours to delete.
- */
-static int clear_stale(const char *path, const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, r, e;
-
-	if (lstat(path, &st) != 0)
-		return errno == ENOENT ? 0 : SSC_EIO;
-	if (!S_ISSOCK(st.st_mode)) {
-		log_error("%s exists and is not a socket: not replacing it", path);
-		return SSC_EEXIST;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return SSC_EIO;
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(srv->reserve_fd);
+	fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	e = errno;
-	close(fd);
-	if (r == 0 || e == EAGAIN || e == EINPROGRESS) {
-		log_error("%s: another daemon answers on this socket", path);
-		return SSC_EEXIST;
+	if (fd >= 0) {
+		(void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			snprintf(why, sizeof(why), "too many clients (the daemon has no file "
+				 "descriptor left: its limit is %llu)",
+				 (unsigned long long)rl.rlim_cur);
+		else
+			snprintf(why, sizeof(why), "too many clients (the daemon has no file "
+				 "descriptor left)");
+		refuse_fd(srv, fd, &cred, CONN_REFUSED_FDS, why);
 	}
-	if (e != ECONNREFUSED && e != ENOENT) {
-		log_error("%s: cannot tell whether the socket is in use: %s", path, strerror(e));
-		return SSC_EIO;
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		errno = e;
+		return -1;
 	}
-	if (unlink(path) != 0 && errno != ENOENT) {
-		log_error("%s: cannot remove the stale socket: %s", path, strerror(errno));
-		return errno == EACCES || errno == EPERM ? SSC_EPERM : SSC_EIO;
-	}
-	log_info("removed a stale socket file %s", path);
 	return 0;
 }
 
-static void set_group(const char *path, const char *group)
-{
-	struct group gr, *res = NULL;
-	char buf[4096];
-	int r;
+static void on_listen(uv_poll_t *p, int status, int events);
 
-	if (!group[0])
+static void on_pause_end(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	if (srv->stopping || srv->accepting || srv->listen_fd < 0)
 		return;
-	r = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
-	if (r != 0 || !res) {
-		log_warn("group \"%s\" does not exist: the socket keeps its group (create the group "
-			 "and add the client users to it)", group);
-		return;
-	}
-	if (chown(path, (uid_t)-1, res->gr_gid) != 0)
-		log_warn("cannot give %s to group %s: %s", path, group, strerror(errno));
+	if (srv->reserve_fd < 0)
+		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (uv_poll_start(&srv->lpoll, UV_READABLE, on_listen) == 0)
+		srv->accepting = 1;
+	else
+		uv_timer_start(&srv->pause_timer, on_pause_end, ACCEPT_PAUSE_MS, 0);
 }
 
-static void on_failed_listener_closed(uv_handle_t *h)
+/*
+ * accept() failed in a way that the next call would repeat at once (no descriptor and no reserve,
+ * no memory, an unexpected error): the connections wait in the backlog for ACCEPT_PAUSE_MS
+ * instead of the loop spinning on them.
+ */
+static void accept_pause(struct server *srv, int err)
+{
+	if (conn_log_take(srv, (uid_t)-1, err == EMFILE || err == ENFILE ? CONN_REFUSED_FDS :
+			  CONN_REFUSED_OTHER))
+		log_warn("accept: %s: new connections wait %d ms", strerror(err), ACCEPT_PAUSE_MS);
+	uv_poll_stop(&srv->lpoll);
+	srv->accepting = 0;
+	uv_timer_start(&srv->pause_timer, on_pause_end, ACCEPT_PAUSE_MS, 0);
+}
+
+/* The listening socket is readable: accept a batch (ACCEPT_BATCH), the rest on the next turn. */
+static void on_listen(uv_poll_t *p, int status, int events)
+{
+	struct server *srv = p->data;
+
+	(void)events;
+	if (status < 0) {
+		accept_pause(srv, -status);
+		return;
+	}
+	for (int i = 0; i < ACCEPT_BATCH && srv->accepting && !srv->stopping; i++) {
+		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd >= 0) {
+			admit(srv, fd);
+			continue;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if ((errno == EMFILE || errno == ENFILE) && refuse_out_of_fds(srv) == 0)
+			continue;
+		/* refuse_out_of_fds() found the backlog empty: nothing more to do. */
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		accept_pause(srv, errno);
+		return;
+	}
+}
+
+static void on_failed_poll_closed(uv_handle_t *h)
 {
 	free(h->data);
-}
-
-static int open_listener(struct server *srv)
-{
-	const struct config *cfg = srv->cfg;
-	struct sockaddr_un sa;
-	struct stat st;
-	int fd, rc, r;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
-		log_error("socket path too long (at most %zu bytes): %s", sizeof(sa.sun_path) - 1,
-			  cfg->socket_path);
-		return SSC_ECONFIG;
-	}
-	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path) + 1);
-	snprintf(srv->path, sizeof(srv->path), "%s", cfg->socket_path);
-	rc = ensure_parent(srv->path);
-	if (rc == 0)
-		rc = check_socket_dir(srv->path);
-	if (rc == 0)
-		rc = clear_stale(srv->path, &sa);
-	if (rc != 0)
-		return rc;
-	/* Our own socket(), so that libuv does not own (and unlink) the path. */
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return SSC_EIO;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		rc = errno == EACCES ? SSC_EPERM : errno == EADDRINUSE ? SSC_EEXIST : SSC_EIO;
-		log_error("bind %s: %s", srv->path, strerror(errno));
-		goto out_close;
-	}
-	/* Mode and group before listen(): until then every connect is refused. */
-	if (chmod(srv->path, cfg->socket_mode) != 0) {
-		rc = SSC_EIO;
-		log_error("chmod %s: %s", srv->path, strerror(errno));
-		goto out_unlink;
-	}
-	set_group(srv->path, cfg->socket_group);
-	if (lstat(srv->path, &st) != 0) {
-		rc = SSC_EIO;
-		goto out_unlink;
-	}
-	srv->dev = st.st_dev;
-	srv->ino = st.st_ino;
-	if (listen(fd, LISTEN_BACKLOG) != 0) {
-		rc = SSC_EIO;
-		log_error("listen %s: %s", srv->path, strerror(errno));
-		goto out_unlink;
-	}
-	uv_pipe_init(srv->loop, &srv->listener, 0);
-	srv->listener.data = srv;
-	srv->listener_open = 1;
-	r = uv_pipe_open(&srv->listener, fd);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG, on_connection);
-	if (r != 0) {
-		log_error("listen %s: %s", srv->path, uv_strerror(r));
-		unlink(srv->path);
-		/* The handle owns fd now; srv is freed when the loop has closed it. */
-		uv_close((uv_handle_t *)&srv->listener, on_failed_listener_closed);
-		return SSC_EIO;
-	}
-	log_info("listening on %s (mode %04o, group %s)", srv->path, cfg->socket_mode,
-		 cfg->socket_group[0] ? cfg->socket_group : "unchanged");
-	return 0;
-out_unlink:
-	unlink(srv->path);
-out_close:
-	close(fd);
-	return rc;
 }
 
 int server_new(uv_loop_t *loop, const struct config *cfg, struct rpc *rpc, struct server **out)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
-	int rc;
+	int fd, r;
 
 	if (!srv)
 		return SSC_ENOMEM;
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->rpc = rpc;
+	srv->listen_fd = -1;
+	srv->reserve_fd = -1;
+	connlog_init(&srv->clog, CONNLOG_MAX, CONNLOG_WINDOW_MS);
 	srv->readbuf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			    -1, 0);
 	if (srv->readbuf == MAP_FAILED) {
@@ -797,17 +788,39 @@ int server_new(uv_loop_t *loop, const struct config *cfg, struct rpc *rpc, struc
 	}
 	if (mlock(srv->readbuf, READ_CHUNK) != 0)
 		log_debug("the socket read buffer cannot be locked in memory: %s", strerror(errno));
-	rc = open_listener(srv);
-	if (rc != 0) {
-		/* open_listener() leaves no handle behind, except a listener being closed. */
+	fd = listener_open(cfg, &srv->lf);
+	if (fd < 0) {
 		munmap(srv->readbuf, READ_CHUNK);
-		srv->readbuf = NULL;
-		if (!srv->listener_open)
-			free(srv);
-		return rc;
+		free(srv);
+		return fd;
 	}
+	r = uv_poll_init(loop, &srv->lpoll, fd);
+	if (r == 0) {
+		srv->lpoll.data = srv;
+		srv->own_handles++;
+		r = uv_poll_start(&srv->lpoll, UV_READABLE, on_listen);
+	}
+	if (r != 0) {
+		log_error("listen %s: %s", srv->lf.path, uv_strerror(r));
+		listener_remove(&srv->lf);
+		close(fd);
+		munmap(srv->readbuf, READ_CHUNK);
+		if (srv->own_handles) {
+			/* srv is freed when the loop has closed the handle. */
+			uv_close((uv_handle_t *)&srv->lpoll, on_failed_poll_closed);
+			return SSC_EIO;
+		}
+		free(srv);
+		return SSC_EIO;
+	}
+	srv->listen_fd = fd;
+	srv->accepting = 1;
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	uv_timer_init(loop, &srv->pause_timer);
+	uv_timer_init(loop, &srv->clog_timer);
 	uv_timer_init(loop, &srv->drain_timer);
-	srv->drain_timer.data = srv;
+	srv->pause_timer.data = srv->clog_timer.data = srv->drain_timer.data = srv;
+	srv->own_handles += 2;
 	srv->timer_open = 1;
 	*out = srv;
 	return 0;
@@ -815,11 +828,11 @@ int server_new(uv_loop_t *loop, const struct config *cfg, struct rpc *rpc, struc
 
 /* ---- stopping --------------------------------------------------------------------------- */
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_own_handle_closed(uv_handle_t *h)
 {
 	struct server *srv = h->data;
 
-	srv->listener_open = 0;
+	srv->own_handles--;
 }
 
 static void on_drain_timer_closed(uv_handle_t *h)
@@ -840,17 +853,26 @@ static void on_drain_deadline(uv_timer_t *t)
 
 void server_stop(struct server *srv)
 {
-	struct stat st;
-
 	if (!srv || srv->stopping)
 		return;
 	srv->stopping = 1;
-	if (srv->listener_open && !uv_is_closing((uv_handle_t *)&srv->listener)) {
-		uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+	if (srv->listen_fd >= 0) {
+		/* uv_close() stops watching fd at once: then it may be closed. */
+		uv_close((uv_handle_t *)&srv->lpoll, on_own_handle_closed);
+		close(srv->listen_fd);
+		srv->listen_fd = -1;
+		srv->accepting = 0;
 		/* Remove the path only if it is still the socket we made. */
-		if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
-			unlink(srv->path);
+		listener_remove(&srv->lf);
+		uv_close((uv_handle_t *)&srv->pause_timer, on_own_handle_closed);
+		uv_close((uv_handle_t *)&srv->clog_timer, on_own_handle_closed);
 	}
+	if (srv->reserve_fd >= 0) {
+		close(srv->reserve_fd);
+		srv->reserve_fd = -1;
+	}
+	/* The connections not logged one by one, up to now. */
+	connlog_flush(&srv->clog);
 	for (struct client *cl = srv->clients, *next; cl; cl = next) {
 		next = cl->next;
 		start_drain(cl, "the daemon is shutting down");
@@ -867,7 +889,7 @@ void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
-	if (srv->listener_open || srv->timer_open || srv->clients) {
+	if (srv->own_handles || srv->timer_open || srv->clients) {
 		/* Freeing now would leave libuv with dangling handles: leak instead, loudly. */
 		log_error("server_free: handles still open (call server_stop and run the loop)");
 		return;

@@ -1,7 +1,8 @@
 /*
  * This file contains the API's socket server: a libuv Unix stream socket with the configured mode
  * and group, peer credentials for every client, the client limits (count, per uid, request size,
- * idle time), newline framing into src/rpc.c, and write back-pressure. One loop thread.
+ * idle time, file descriptors), the rate-limited connection log, newline framing into src/rpc.c,
+ * and write back-pressure. One loop thread.
  */
 #ifndef SSC_SERVER_H
 #define SSC_SERVER_H
@@ -26,17 +27,16 @@
 struct server;
 
 /*
- * Creates the listening socket at cfg->socket_path and starts accepting on loop. The socket file
- * gets mode cfg->socket_mode and group cfg->socket_group (a missing group is a warning; "" leaves
- * the group alone). A missing parent directory is created (mode 0755). Every directory from / to
- * the socket's must belong to root or the daemon's uid and be writable by nobody else (an
- * ancestor may be sticky, like /tmp; the socket's own directory may not). An existing socket file
- * is replaced only when nothing answers on it (a stale file from a crash); any other file there
- * is left alone. cfg and rpc are borrowed and must outlive the server.
- * Returns 0 and *out; SSC_EEXIST (a daemon answers on that socket, or a non-socket file is
- * there), SSC_ECONFIG (the path is too long for a Unix socket), SSC_EPERM (a directory others
- * could write, or one we cannot create or read), SSC_EIO, SSC_ENOMEM.
- * Errors are logged with the path and the reason.
+ * Creates the listening socket (src/listener.h: the directory check, the stale file, the mode and
+ * group) and starts accepting on loop. Connections are accepted in batches, so that a flood of
+ * them cannot starve the clients; each is counted against max_clients and max_clients_per_uid (a
+ * client whose peer has closed is not counted: reaped before a refusal), and refused with one
+ * SSC_ELIMIT error line, also when the daemon is out of file descriptors (a reserve descriptor
+ * accepts, answers and closes it). Connections are logged one by one up to CONNLOG_MAX per
+ * CONNLOG_WINDOW_MS (src/connlog.h), then summed up. cfg and rpc are borrowed and must outlive
+ * the server.
+ * Returns 0 and *out; listener_open()'s errors (SSC_EEXIST, SSC_ECONFIG, SSC_EPERM, SSC_EIO);
+ * SSC_ENOMEM. Errors are logged with the path and the reason.
  */
 int server_new(uv_loop_t *loop, const struct config *cfg, struct rpc *rpc, struct server **out);
 

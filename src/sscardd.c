@@ -111,6 +111,65 @@ static int process_harden(void)
 	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/*
+ * Descriptors the daemon needs besides one per client: the loop and its wake-ups, the worker
+ * threads' pipes, pcscd's sockets (a context per reader thread), USB devices, the journal's
+ * database, -wal and -shm, the reserve descriptor of the server, stdio.
+ */
+#define FD_OVERHEAD 128
+
+/*
+ * Reconciles [limits] max_clients with RLIMIT_NOFILE: raises the soft limit to what the
+ * configuration needs (up to the hard limit), and says so; when the hard limit is too low, lowers
+ * max_clients (and max_clients_per_uid) to what fits, with a warning, so that a client beyond it
+ * gets the "too many clients" answer rather than a descriptor the daemon cannot open. Before the
+ * server starts.
+ */
+static void nofile_fit(struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)cfg->max_clients + FD_OVERHEAD, was, overhead;
+	int fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("open files: cannot read the limit: %s", strerror(errno));
+		return;
+	}
+	was = rl.rlim_cur;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need :
+			      rl.rlim_max;
+		if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			log_warn("open files: cannot raise the limit from %llu to %llu: %s",
+				 (unsigned long long)was, (unsigned long long)rl.rlim_cur,
+				 strerror(errno));
+			rl.rlim_cur = was;
+		} else if (rl.rlim_cur > was) {
+			log_info("open files: limit raised from %llu to %llu (max_clients %d + %d "
+				 "for the readers, the journal and the daemon itself)",
+				 (unsigned long long)was, (unsigned long long)rl.rlim_cur,
+				 cfg->max_clients, FD_OVERHEAD);
+		}
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) {
+		log_debug("open files: limit %llu, enough for max_clients %d",
+			  (unsigned long long)rl.rlim_cur, cfg->max_clients);
+		return;
+	}
+	overhead = rl.rlim_cur / 2 < FD_OVERHEAD ? rl.rlim_cur / 2 : FD_OVERHEAD;
+	fit = (int)(rl.rlim_cur - overhead);
+	if (fit < 1)
+		fit = 1;
+	log_warn("open files: the limit is %llu (hard limit %llu), below the %llu that max_clients "
+		 "%d needs: at most %d clients are served, the next get \"too many clients\" "
+		 "(raise the hard limit: LimitNOFILE= in a systemd unit, ulimit -Hn in a shell)",
+		 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+		 (unsigned long long)need, cfg->max_clients, fit);
+	cfg->max_clients = fit;
+	if (cfg->max_clients_per_uid > fit)
+		cfg->max_clients_per_uid = fit;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -805,6 +864,7 @@ int main(int argc, char **argv)
 			 "its uid");
 	/* Best effort: a locked page is never written to swap (RLIMIT_MEMLOCK may forbid it). */
 	(void)mlock(d.cfg.card_id_mac_key, sizeof(d.cfg.card_id_mac_key));
+	nofile_fit(&d.cfg);
 
 	if (uv_loop_init(&d.loop) != 0) {
 		log_error("cannot create the event loop");
