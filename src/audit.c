@@ -23,6 +23,7 @@ struct arow {
 	char reader[SSC_READER_ID_MAX];
 	char card_ref[JOURNAL_REF_HEX + 1];
 	char result[40];
+	char detail[64];               /* the op's note (journal_audit.detail), "" = none */
 	int64_t duration_ms;
 	int64_t when_ms;               /* CLOCK_REALTIME when submitted */
 };
@@ -132,6 +133,7 @@ static void *audit_main(void *arg)
 			rows[i].reader = r->reader;
 			rows[i].card_ref = r->card_ref;
 			rows[i].result = r->result;
+			rows[i].detail = r->detail;
 			rows[i].duration_ms = r->duration_ms;
 			rows[i].when_ms = r->when_ms;
 		}
@@ -219,6 +221,7 @@ int audit_submit(struct audit *a, const struct journal_audit *row)
 	copy_str(r->reader, sizeof(r->reader), row->reader);
 	copy_str(r->card_ref, sizeof(r->card_ref), row->card_ref);
 	copy_str(r->result, sizeof(r->result), row->result);
+	copy_str(r->detail, sizeof(r->detail), row->detail);
 	r->duration_ms = row->duration_ms;
 	r->when_ms = row->when_ms > 0 ? row->when_ms : audit_realtime_ms();
 

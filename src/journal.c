@@ -893,6 +893,7 @@ static void audit_row(struct jrow *r, const struct journal_audit *a)
 	r->reader = a->reader;
 	r->card = a->card_ref;
 	r->result = a->result;
+	r->detail = a->detail;
 	r->duration_ms = a->duration_ms;
 	set_ts(r, a->when_ms);
 }

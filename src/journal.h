@@ -35,6 +35,8 @@ struct journal_audit {
 	const char *reader;
 	const char *card_ref;    /* journal_card_ref() of the card number, or NULL */
 	const char *result;      /* "SSC_OK" or the error name */
+	const char *detail;      /* a note of the operation's (a JSON object; NULL = none), e.g. that
+				  * a read asked to see a card on the lost-card list */
 	int64_t duration_ms;
 	int64_t when_ms;         /* the row's time (CLOCK_REALTIME, milliseconds); 0 = when written */
 };

@@ -47,6 +47,10 @@ static int ops_known_params(json_t *params, const char *const *allowed, struct s
 		for (const char *const *a = allowed; *a; a++)
 			if (strcmp(key, *a) == 0)
 				ok = 1;
+		if (!ok && strcmp(key, "allow_lost") == 0)
+			return ssc_diag_set(diag, SSC_EINVAL, "\"allow_lost\" is for card.read_basic "
+					    "and card.read_items only: a card on the lost-card list is "
+					    "never written, authenticated or given a PIN operation");
 		if (!ok)
 			return ssc_diag_set(diag, SSC_EINVAL, "unknown param \"%.64s\"", key);
 	}
@@ -103,8 +107,9 @@ static int ops_resolve_card(const struct op_env *env, struct ssc_card *c, const 
 
 /*
  * The card's identity for the journal: its card number and 卡识别码 (read once, two READ RECORDs
- * unless the op read them already), call->card_ref, and the lost-card list. Without a journal
- * there is nothing to check (reads go on) or a write is refused.
+ * unless the op read them already), call->card_ref, and the lost-card list (call->lost). Without a
+ * journal there is nothing to check (reads go on) or a write is refused. A listed card is refused
+ * unless call->allow_lost (a read that asked to see a lost card).
  * writing: a journal error refuses the op (SSC_EJOURNAL) instead of being logged and passed over.
  */
 static int ops_identify(const struct op_env *env, struct op_call *call, struct ssc_card *c,
@@ -115,6 +120,7 @@ static int ops_identify(const struct op_env *env, struct op_call *call, struct s
 	int rc;
 
 	ssc_diag_init(&why);
+	call->lost = -1;
 	if (!env->journal)
 		return writing ? ssc_diag_set(diag, SSC_EJOURNAL, "the journal is not open: "
 					      "writes are refused") : 0;
@@ -126,7 +132,9 @@ static int ops_identify(const struct op_env *env, struct op_call *call, struct s
 	journal_card_ref(env->journal, c->card_number, call->card_ref);
 	items_hex(c->card_id, 16, id_hex, sizeof(id_hex));
 	rc = journal_blacklisted(env->journal, c->card_number, id_hex, &why);
-	if (rc == 1)
+	if (rc >= 0)
+		call->lost = rc;
+	if (rc == 1 && !(call->allow_lost && !writing))
 		return ssc_diag_set(diag, SSC_EBLACKLISTED, "the card is on the lost-card list "
 				    "(挂失): do not accept it");
 	if (rc < 0) {
@@ -137,6 +145,23 @@ static int ops_identify(const struct op_env *env, struct op_call *call, struct s
 			 why.msg);
 	}
 	return 0;
+}
+
+/*
+ * A read that asked for "allow_lost": its answer says what the lost-card check found (lost:
+ * true, false, or null when the list could not be checked), and so does its audit row.
+ */
+static int ops_lost_result(struct op_call *call, json_t *result)
+{
+	json_t *v;
+
+	if (!call->allow_lost)
+		return 0;
+	snprintf(call->audit_detail, sizeof(call->audit_detail),
+		 "{\"allow_lost\":true,\"lost\":%s}",
+		 call->lost == 1 ? "true" : call->lost == 0 ? "false" : "null");
+	v = call->lost == 1 ? json_true() : call->lost == 0 ? json_false() : json_null();
+	return json_object_set_new(result, "lost", v) == 0 ? 0 : SSC_ENOMEM;
 }
 
 /*
@@ -463,6 +488,7 @@ int ops_resolve_pending(const struct op_env *shared, struct card_io *io, struct 
 struct basic_opts {
 	int internal_auth;
 	int verify_card_id;
+	int allow_lost;
 };
 
 /* internal_auth: the param asks for it, [card] require_internal_auth imposes it. */
@@ -478,15 +504,18 @@ static int ops_internal_auth_param(const struct op_env *env, json_t *params, int
 static int basic_parse(const struct op_env *env, json_t *params, struct basic_opts *o,
 		       struct ssc_diag *diag)
 {
-	static const char *const allowed[] = { "reader", "internal_auth", "verify_card_id", NULL };
+	static const char *const allowed[] = { "reader", "internal_auth", "verify_card_id",
+						"allow_lost", NULL };
 	int rc;
 
 	o->internal_auth = 0;
 	o->verify_card_id = env->cfg->verify_card_id_mac;
+	o->allow_lost = 0;
 	if ((rc = ops_params_object(params, diag)) || (rc = ops_known_params(params, allowed, diag)) ||
 	    (rc = ops_reader_param(params, diag)) ||
 	    (rc = ops_internal_auth_param(env, params, &o->internal_auth, diag)) ||
-	    (rc = ops_bool_param(params, "verify_card_id", &o->verify_card_id, diag)))
+	    (rc = ops_bool_param(params, "verify_card_id", &o->verify_card_id, diag)) ||
+	    (rc = ops_bool_param(params, "allow_lost", &o->allow_lost, diag)))
 		return rc;
 	if (o->verify_card_id && !env->cfg->card_id_mac_key_set)
 		return ssc_diag_set(diag, SSC_ECONFIG, "verify_card_id needs the issuer key "
@@ -569,6 +598,7 @@ static int basic_run(const struct op_env *shared, struct card_io *io, struct op_
 	if (rc)
 		goto out;
 	/* The read knows the card number and id already: the lost-card check costs no APDU. */
+	call->allow_lost = o.allow_lost;
 	rc = ops_identify(env, call, &c, 0, diag);
 	if (rc)
 		goto out;
@@ -607,6 +637,8 @@ static int basic_run(const struct op_env *shared, struct card_io *io, struct op_
 		rc = SSC_ENOMEM;
 	if (o.verify_card_id && json_object_set_new(r, "card_id_verified", json_true()))
 		rc = SSC_ENOMEM;
+	if (!rc)
+		rc = ops_lost_result(call, r);
 	if (rc) {
 		json_decref(r);
 		r = NULL;
@@ -625,16 +657,20 @@ out:
 /* ---- card.read_items ---------------------------------------------------------------------- */
 
 static int items_parse_params(const struct op_env *env, json_t *params, struct item_file *f,
-			      uint8_t *tags, size_t *n, int *internal_auth, struct ssc_diag *diag)
+			      uint8_t *tags, size_t *n, int *internal_auth, int *allow_lost,
+			      struct ssc_diag *diag)
 {
-	static const char *const allowed[] = { "reader", "file", "items", "internal_auth", NULL };
+	static const char *const allowed[] = { "reader", "file", "items", "internal_auth",
+						"allow_lost", NULL };
 	json_t *jf, *ji, *v;
 	size_t i;
 	int rc;
 
+	*allow_lost = 0;
 	if ((rc = ops_params_object(params, diag)) || (rc = ops_known_params(params, allowed, diag)) ||
 	    (rc = ops_reader_param(params, diag)) ||
-	    (rc = ops_internal_auth_param(env, params, internal_auth, diag)))
+	    (rc = ops_internal_auth_param(env, params, internal_auth, diag)) ||
+	    (rc = ops_bool_param(params, "allow_lost", allow_lost, diag)))
 		return rc;
 	jf = params ? json_object_get(params, "file") : NULL;
 	ji = params ? json_object_get(params, "items") : NULL;
@@ -671,9 +707,9 @@ static int items_check(const struct op_env *env, json_t *params, struct ssc_diag
 	struct item_file f;
 	uint8_t tags[OPS_MAX_ITEMS];
 	size_t n;
-	int ia;
+	int ia, al;
 
-	return items_parse_params(env, params, &f, tags, &n, &ia, diag);
+	return items_parse_params(env, params, &f, tags, &n, &ia, &al, diag);
 }
 
 /* A §12.7 transaction record as the API shows it. */
@@ -750,7 +786,8 @@ static int items_run(const struct op_env *shared, struct card_io *io, struct op_
 
 	ops_env_snapshot(shared, &snap);
 	memset(&c, 0, sizeof(c));
-	rc = items_parse_params(env, call->params, &f, tags, &n, &internal_auth, diag);
+	rc = items_parse_params(env, call->params, &f, tags, &n, &internal_auth, &call->allow_lost,
+				diag);
 	if (rc)
 		return rc;
 	rc = ops_open(env, io, insertion_flags, &c, diag);
@@ -800,6 +837,8 @@ static int items_run(const struct op_env *shared, struct card_io *io, struct op_
 		rc = SSC_ENOMEM;
 	else if (truncated && json_object_set_new(*result, "truncated", json_true()))
 		rc = SSC_ENOMEM;
+	else
+		rc = ops_lost_result(call, *result);
 	if (rc) {
 		json_decref(*result);
 		*result = NULL;

@@ -39,6 +39,14 @@ struct op_call {
 	json_t *error_data;                    /* set by an op that fails: members added to the
 						* error's data (a new reference, or NULL); e.g.
 						* card.write_items' "written" */
+	/*
+	 * The lost-card check (ops_identify): allow_lost is set by a read whose params ask for it
+	 * ("allow_lost": true): a listed card is then answered, not refused. lost is what the
+	 * check found: 1 listed, 0 not, -1 not checked (the journal unavailable).
+	 */
+	int allow_lost;
+	int lost;
+	char audit_detail[64];                 /* the audit row's detail (a JSON object), "" = none */
 };
 
 /*

@@ -63,6 +63,7 @@ struct rpc_job {
 	struct rpc *rpc;
 	struct journal_peer peer;       /* a copy of the client's */
 	char card_ref[JOURNAL_REF_HEX + 1]; /* set from the op_call after run(); "" = unknown */
+	char audit_detail[64];          /* likewise: the op's note for the audit row ("" = none) */
 };
 
 /* Methods served here rather than by ops.c. */
@@ -138,7 +139,7 @@ void rpc_free(struct rpc *r)
 /* Passes one finished call to the audit sink (never params or results). */
 static void audit_call(struct rpc *r, const struct journal_peer *peer, const char *method,
 		       const char *reader, const char *card_ref, const char *result,
-		       int64_t started_ms)
+		       const char *detail, int64_t started_ms)
 {
 	struct journal_audit a = { 0 };   /* when_ms 0: the writer stamps the submit time */
 
@@ -149,6 +150,7 @@ static void audit_call(struct rpc *r, const struct journal_peer *peer, const cha
 	a.reader = reader;
 	a.card_ref = card_ref;
 	a.result = result;
+	a.detail = detail;
 	a.duration_ms = cardio_now_ms() - started_ms;
 	if (a.duration_ms < 0)
 		a.duration_ms = 0;
@@ -629,6 +631,7 @@ static int job_run(struct job *job, struct card_io *io, unsigned *insertion_flag
 	call.peer = &rj->peer;
 	err = rj->op->run(rj->env, io, &call, insertion_flags, reset_card, &result, &job->diag);
 	memcpy(rj->card_ref, call.card_ref, sizeof(rj->card_ref));
+	memcpy(rj->audit_detail, call.audit_detail, sizeof(rj->audit_detail));
 	if (err == 0 && !result)
 		err = ssc_diag_set(&job->diag, SSC_EINTERNAL, "%s returned no result",
 				   rj->op->method);
@@ -700,7 +703,9 @@ static void job_done(struct job *job)
 	 */
 	audit_call(c->rpc, &rj->peer, rj->op->method, reader,
 		   (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) ? "" : rj->card_ref,
-		   job->err ? ssc_strerror_name(job->err) : "SSC_OK", rj->started_ms);
+		   job->err ? ssc_strerror_name(job->err) : "SSC_OK",
+		   (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) ? "" : rj->audit_detail,
+		   rj->started_ms);
 	json_decref(rj->id);
 	rj->id = NULL;
 	c->inflight--;
@@ -936,7 +941,7 @@ static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 out:
 	if (amethod && !c->queued)
 		audit_call(c->rpc, &c->jpeer, amethod, areader, "",
-			   c->result[0] ? c->result : rc == SSC_ENOMEM ? "SSC_ENOMEM" : "SSC_OK",
+			   c->result[0] ? c->result : rc == SSC_ENOMEM ? "SSC_ENOMEM" : "SSC_OK", "",
 			   started_ms);
 	json_decref(null_id);
 	return rc;

@@ -53,6 +53,7 @@ struct opts {
 	const char *reader;
 	int internal_auth;
 	int verify_card_id;
+	int allow_lost;          /* --allow-lost: read a card on the lost-card list */
 	long count;        /* events: stop after this many (0 = no limit) */
 	long for_ms;       /* events: stop after this long (0 = until Ctrl-C) */
 	/* The journal commands: */
@@ -83,11 +84,13 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  info                               the daemon's version, API level and limits\n"
 		"  readers                            the readers, their cards and roles\n"
-		"  read-basic [--reader ID] [--internal-auth] [--verify-card-id]\n"
+		"  read-basic [--reader ID] [--internal-auth] [--verify-card-id] [--allow-lost]\n"
 		"                                     the cardholder's basic data (card.read_basic);\n"
 		"                                     --internal-auth proves the card genuine,\n"
-		"                                     --verify-card-id checks the 卡识别码 MAC\n"
-		"  read-items FILE TAG... [--reader ID]\n"
+		"                                     --verify-card-id checks the 卡识别码 MAC,\n"
+		"                                     --allow-lost reads a card on the lost-card list\n"
+		"                                     too (and says whether it is)\n"
+		"  read-items FILE TAG... [--reader ID] [--allow-lost]\n"
 		"                                     items of one file, e.g. read-items SSSE/EF06 08 09\n"
 		"  events [--count N] [--for MS]      print reader and card events as they happen\n"
 		"  call METHOD [PARAMS-JSON]          any API method, e.g. call reader.list '{}'\n"
@@ -203,6 +206,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(name, "--verify-card-id") == 0 && !eq) {
 			o->verify_card_id = 1;
+			continue;
+		}
+		if (strcmp(name, "--allow-lost") == 0 && !eq) {
+			o->allow_lost = 1;
 			continue;
 		}
 		if (strcmp(name, "--socket") != 0 && strcmp(name, "--timeout") != 0 &&
@@ -560,6 +567,15 @@ static void print_value(FILE *f, const json_t *v)
 	}
 }
 
+/* The lost-card check of a read asked with --allow-lost (null: the list could not be read). */
+static void print_lost(const json_t *v)
+{
+	if (json_is_null(v))
+		fputs("not checked (the lost-card list could not be read)", stdout);
+	else
+		print_value(stdout, v);
+}
+
 static void out_info(const json_t *r)
 {
 	const json_t *m = json_object_get(r, "methods"), *lim = json_object_get(r, "limits");
@@ -624,6 +640,7 @@ static const struct {
 	{ "terminal_device", "终端设备号 terminal device" },
 	{ "genuine", "真卡 genuine (internal authentication)" },
 	{ "card_id_verified", "卡识别码校验 card identifier MAC verified" },
+	{ "lost", "挂失 on the lost-card list" },
 	{ "standard", "iReadCardBas" },
 };
 
@@ -637,7 +654,10 @@ static void out_basic(const json_t *r)
 		if (!v)
 			continue;
 		printf("%s: ", basic_labels[i].label);
-		print_value(stdout, v);
+		if (strcmp(basic_labels[i].key, "lost") == 0)
+			print_lost(v);
+		else
+			print_value(stdout, v);
 		if (strcmp(basic_labels[i].key, "sex") == 0 && json_is_string(v)) {
 			/* GB/T 2261.1: the code stays; the words are a reading aid. */
 			if (strcmp(json_string_value(v), "1") == 0)
@@ -671,6 +691,13 @@ static void out_items(const json_t *r)
 	json_object_foreach((json_t *)items, key, v) {
 		printf("%s: ", key);
 		print_value(stdout, v);
+		putchar('\n');
+	}
+	/* Asked with --allow-lost: whether the card is on the lost-card list (null: not checked). */
+	v = json_object_get(r, "lost");
+	if (v) {
+		printf("挂失 on the lost-card list: ");
+		print_lost(v);
 		putchar('\n');
 	}
 }
@@ -1055,6 +1082,10 @@ static int show_row(void *arg, const struct journal_row *r)
 		snprintf(note, sizeof(note), "%" PRId64 " rows removed", r->duration_ms);
 	else if (strcmp(r->kind, "blacklist") == 0 || strcmp(r->kind, "key") == 0)
 		list_note(r, note, sizeof(note));
+	else if (strstr(r->detail, "\"allow_lost\":true"))
+		snprintf(note, sizeof(note), "%" PRId64 " ms, allow_lost (lost: %s)", r->duration_ms,
+			 strstr(r->detail, "\"lost\":true") ? "yes, read anyway" :
+			 strstr(r->detail, "\"lost\":false") ? "no" : "not checked");
 	else
 		snprintf(note, sizeof(note), "%" PRId64 " ms", r->duration_ms);
 	printf("%7" PRId64 " %-24s %-9s %6" PRId64 " %7" PRId64 " %-14.14s %-18s %-24s %-12.12s "
@@ -1290,7 +1321,7 @@ static int run_journal(const struct opts *o)
 		return EXIT_USAGE;
 	}
 	if (o->n_args != (import || remove ? 3 : 2) || (o->json && !list) || o->reader ||
-	    o->count || o->for_ms || o->internal_auth || o->verify_card_id ||
+	    o->count || o->for_ms || o->internal_auth || o->verify_card_id || o->allow_lost ||
 	    ((o->head || o->log || o->n_old_keys) && !verify) ||
 	    (o->since >= 0 && !show && !export) || (o->limit && !show) ||
 	    (o->lost_cards && !rotate)) {
@@ -1342,6 +1373,11 @@ static int run(const struct opts *o)
 			"read-basic\n");
 		return EXIT_USAGE;
 	}
+	if (o->allow_lost && strcmp(cmd, "read-basic") != 0 && strcmp(cmd, "read-items") != 0) {
+		fprintf(stderr, "sscardctl: --allow-lost only goes with read-basic and read-items (a "
+			"lost card is never written or given a PIN operation)\n");
+		return EXIT_USAGE;
+	}
 	if (strcmp(cmd, "info") == 0 && o->n_args == 1) {
 		method = "system.info";
 	} else if (strcmp(cmd, "readers") == 0 && o->n_args == 1) {
@@ -1353,6 +1389,8 @@ static int run(const struct opts *o)
 			json_object_set_new(params, "internal_auth", json_true());
 		if (o->verify_card_id)
 			json_object_set_new(params, "verify_card_id", json_true());
+		if (o->allow_lost)
+			json_object_set_new(params, "allow_lost", json_true());
 	} else if (strcmp(cmd, "read-items") == 0 && o->n_args >= 3) {
 		json_t *items = json_array();
 
@@ -1360,6 +1398,8 @@ static int run(const struct opts *o)
 		for (int i = 2; i < o->n_args; i++)
 			json_array_append_new(items, json_string(o->args[i]));
 		params = json_pack("{s:s, s:o}", "file", o->args[1], "items", items);
+		if (params && o->allow_lost)
+			json_object_set_new(params, "allow_lost", json_true());
 	} else if (strcmp(cmd, "events") == 0 && o->n_args == 1) {
 		method = NULL;
 	} else if (strcmp(cmd, "call") == 0 && (o->n_args == 2 || o->n_args == 3)) {

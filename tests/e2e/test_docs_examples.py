@@ -21,6 +21,8 @@ id, and the notifications (lines with a "method") in order. Tag settings:
   until the daemon has probed it), then removed; the notifications are compared after them;
 - `drop=N`: before the block's last request, the card is armed to drop its link at its N-th APDU
   from then on (harness.Sim.arm_drop): a card pulled in the middle of an operation;
+- `lost=ENTRY,...`: once the daemon runs, these card numbers / card ids are put on the lost-card list
+  with `sscardctl blacklist import` (as an operator does);
 - `vary=PATH,...`: members that legitimately differ from run to run (peer pid, journal ids), as
   dotted paths into the message (`result.peer`, `error.data.journal_id`); they must be present,
   and their values are not compared.
@@ -49,7 +51,7 @@ import sscardd  # noqa: E402
 
 DOC = 'api.md'
 TAG = re.compile(r'^<!--\s*example:(.*?)-->\s*$')
-KNOWN_SETTINGS = {'card', 'psam', 'absent', 'steps', 'drop', 'vary'}
+KNOWN_SETTINGS = {'card', 'psam', 'absent', 'steps', 'drop', 'vary', 'lost'}
 CARD, PSAM = 0, 1
 READER_NAMES = ['Virtual PCD']
 
@@ -160,6 +162,11 @@ class DocsExamples(sscardd.DaemonTestCase):
             roles[PSAM] = 'psam'
         with self.d.client() as c:
             self.wait_roles(roles, client=c)
+        lost = [e for e in s.get('lost', '').split(',') if e]
+        if lost:
+            rc, out, err = sscardd.ctl('blacklist', 'import', '-', '--journal',
+                                       self.d.journal_path, stdin=''.join(e + '\n' for e in lost))
+            self.assertEqual(rc, 0, f'{ex.name}: blacklist import: {err}')
 
     def step(self, what):
         name = self.h.reader_name(CARD)

@@ -275,8 +275,9 @@ static void make_journal(struct fx *f)
 	assert_int_equal(journal_open(f->db, NULL, 0, &j, &d), 0);
 	journal_card_ref(j, "X00000019", ref);
 	for (int i = 0; i < 5; i++) {
-		struct journal_audit a = { &peer, "card.read_basic", "pcsc-virtual-pcd-00-00", ref,
-					   "SSC_OK", 10 + i, 0 };
+		struct journal_audit a = { .peer = &peer, .method = "card.read_basic",
+					   .reader = "pcsc-virtual-pcd-00-00", .card_ref = ref,
+					   .result = "SSC_OK", .duration_ms = 10 + i };
 
 		assert_int_equal(journal_audit(j, &a, &d), 0);
 	}
@@ -357,8 +358,9 @@ static void test_verify_pruned_head(void **state)
 	struct fx *f = *state;
 	static struct run r;
 	struct journal_peer peer = { .uid = 1000, .pid = 42, .exe = "/usr/bin/counter" };
-	struct journal_audit a = { &peer, "card.read_basic", "pcsc-virtual-pcd-00-00", "", "SSC_OK",
-				   1, 0 };
+	struct journal_audit a = { .peer = &peer, .method = "card.read_basic",
+				   .reader = "pcsc-virtual-pcd-00-00", .card_ref = "",
+				   .result = "SSC_OK", .duration_ms = 1 };
 	struct journal *j;
 	struct ssc_diag d;
 
