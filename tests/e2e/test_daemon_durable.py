@@ -34,17 +34,34 @@ def decode(text):
     return bytes(int(h, 16) for h in re.findall(r'\\x([0-9a-f]{2})', text))
 
 
+RESUMED = re.compile(r'^(\d+)\s+<\.\.\. (\w+) resumed>')
+
+
 def parse(path):
-    """strace -f -y -xx output -> [(tid, syscall, fd path, data bytes)] of complete calls."""
+    """strace -f -y -xx output -> [(tid, syscall, fd path, data bytes)] of complete calls. A call
+    that strace splits ("<unfinished ...>" while another thread ran, then "<... X resumed>") is
+    placed where it completed, with its fd from the first part (a sync counts once it returned)."""
     out = []
+    pending = {}
     with open(path) as f:
         for line in f:
+            r = RESUMED.match(line)
+            if r:
+                first = pending.pop((int(r.group(1)), r.group(2)), None)
+                if first is not None:
+                    out.append(first)
+                continue
             m = LINE.match(line)
-            if not m or 'unfinished' in line:
+            if not m:
                 continue
             tid, call, _fd, fdpath, data = m.groups()
-            out.append((int(tid), call, decode(fdpath).decode('utf-8', 'replace'),
-                        decode(data or '')))
+            entry = (int(tid), call, decode(fdpath).decode('utf-8', 'replace'),
+                     decode(data or ''))
+            if 'unfinished' in line:
+                # The data of a split write may be cut: only its place and fd are kept.
+                pending[(entry[0], call)] = entry[:3] + (b'',)
+                continue
+            out.append(entry)
     return out
 
 
