@@ -81,9 +81,14 @@ int connlog_summary(struct connlog *l, char *buf, size_t cap)
 	}
 	appendf(buf, cap, &len, "connections: %ld not logged one by one (at most %d per %ld s): ",
 		l->quiet, l->budget.max, (long)(l->budget.window_ms / 1000));
-	for (int i = 0; i < l->n_uids; i++)
-		appendf(buf, cap, &len, "%suid %ld: %ld", i ? ", " : "", (long)l->uids[i].uid,
-			l->uids[i].n);
+	for (int i = 0; i < l->n_uids; i++) {
+		/* (uid_t)-1: a connection whose peer is unknown (a failed accept). */
+		if (l->uids[i].uid == (uid_t)-1)
+			appendf(buf, cap, &len, "%sno peer: %ld", i ? ", " : "", l->uids[i].n);
+		else
+			appendf(buf, cap, &len, "%suid %ld: %ld", i ? ", " : "",
+				(long)l->uids[i].uid, l->uids[i].n);
+	}
 	if (l->other_uids)
 		appendf(buf, cap, &len, ", other uids: %ld", l->other_uids);
 	for (int k = 0; k < CONN_REFUSED_KINDS; k++)

@@ -47,7 +47,8 @@ struct connlog {
 void connlog_init(struct connlog *l, int max, int64_t window_ms);
 
 /*
- * Takes a new connection from uid at now_ms (refusal: why it is refused, or CONN_SERVED). Returns
+ * Takes a new connection from uid at now_ms ((uid_t)-1 when its peer is unknown: a failed accept;
+ * refusal: why it is refused, or CONN_SERVED). Returns
  * 1 when its lines are to be logged one by one (all of them: connected, closed or refused), 0
  * when the window's budget is used up: it is counted for the summary instead.
  */

@@ -73,6 +73,12 @@ static void test_counts_and_summary(void **state)
 	assert_int_equal(connlog_summary(&l, line, sizeof(line)), 0);
 	assert_string_equal(line, "connections: 1 not logged one by one (at most 3 per 10 s): "
 			    "uid 7: 1");
+
+	/* A failed accept has no peer. */
+	assert_int_equal(connlog_take(&l, 12004, (uid_t)-1, CONN_REFUSED_FDS), 0);
+	assert_int_equal(connlog_summary(&l, line, sizeof(line)), 1);
+	assert_string_equal(line, "connections: 1 not logged one by one (at most 3 per 10 s): "
+			    "no peer: 1; 1 refused (no file descriptor left: 1)");
 }
 
 static void test_summary_cut_short(void **state)
