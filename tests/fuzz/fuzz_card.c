@@ -276,6 +276,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (memchr(call.card_ref, '\0', sizeof(call.card_ref)) == NULL)
 			abort();
+		/* Extra error data (a cut-off write's "written") only beside an error. */
+		if (rc == 0 && call.error_data)
+			abort();
+		json_decref(call.error_data);
 		json_decref(result);
 	}
 	if (sw & 0x20) {
