@@ -12,6 +12,7 @@ PACKAGES=(
   python3 python3-pyscard python3-venv
   iproute2 util-linux procps
   clang libclang-rt-14-dev valgrind
+  libsystemd-dev systemd libmicrohttpd-dev
 )
 
 missing=()

@@ -36,6 +36,7 @@ struct audit {
 	size_t queued, max_queued;
 	struct journal *journal;
 	int busy;                      /* the thread is appending with journal */
+	int64_t busy_since_ms;         /* cardio_now_ms() when that append began */
 	int batch_ms;                  /* how long the first queued row waits for others */
 	int stop;
 	int64_t stop_deadline_ms;      /* drop what is left after this */
@@ -124,6 +125,7 @@ static void *audit_main(void *arg)
 			continue;
 		}
 		a->busy = 1;
+		a->busy_since_ms = cardio_now_ms();
 		pthread_mutex_unlock(&a->lock);
 		for (size_t i = 0; i < n; i++) {
 			struct arow *r = taken[i];
@@ -270,4 +272,15 @@ void audit_free(struct audit *a, int wait_ms, struct audit_stats *last)
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
+}
+
+int64_t audit_busy_ms(struct audit *a)
+{
+	int64_t ms = 0;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->busy)
+		ms = cardio_now_ms() - a->busy_since_ms;
+	pthread_mutex_unlock(&a->lock);
+	return ms > 0 ? ms : 0;
 }

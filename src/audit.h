@@ -47,6 +47,12 @@ void audit_set_journal(struct audit *a, struct journal *j);
  */
 int audit_submit(struct audit *a, const struct journal_audit *row);
 
+/*
+ * How long the writer has been in its current append (ms), 0 when it is not appending: the
+ * watchdog's sign of a writer stuck in the journal (issue 19). Any thread.
+ */
+int64_t audit_busy_ms(struct audit *a);
+
 /* The counters. Any thread. */
 void audit_stats(struct audit *a, struct audit_stats *out);
 

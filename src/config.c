@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <ini.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -58,6 +59,7 @@ static const struct key_desc key_table[] = {
 	{ "daemon", "socket_group", KIND_STRING, OFF(socket_group), FSIZE(socket_group), 0, 0 },
 	{ "daemon", "socket_mode", KIND_MODE, OFF(socket_mode), 0, 0, 0 },
 	{ "daemon", "log_level", KIND_LOGLEVEL, OFF(log_level), FSIZE(log_level), 0, 0 },
+	{ "daemon", "user", KIND_STRING, OFF(user), FSIZE(user), 0, 0 },
 
 	{ "limits", "max_clients", KIND_INT, OFF(max_clients), 0, 1, 65536 },
 	{ "limits", "max_clients_per_uid", KIND_INT, OFF(max_clients_per_uid), 0, 1, 65536 },
@@ -102,12 +104,19 @@ static const struct key_desc key_table[] = {
 	{ "journal", "reopen_interval_ms", KIND_INT, OFF(journal_reopen_ms), 0, 1000, 3600000 },
 	{ "journal", "head_interval_ms", KIND_INT, OFF(journal_head_ms), 0, 1000, 3600000 },
 	{ "journal", "audit_batch_ms", KIND_INT, OFF(journal_audit_batch_ms), 0, 0, 1000 },
+
+	{ "metrics", "listen", KIND_STRING, OFF(metrics_listen), FSIZE(metrics_listen), 0, 0 },
+
+	{ "audit", "syslog", KIND_BOOL, OFF(audit_syslog), 0, 0, 0 },
+	{ "audit", "syslog_socket", KIND_STRING, OFF(audit_syslog_socket),
+	  FSIZE(audit_syslog_socket), 0, 0 },
 };
 
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
 
 static const char *const known_sections[] = {
-	"daemon", "limits", "timeouts", "drivers", "readers", "card", "keys", "journal",
+	"daemon", "limits", "timeouts", "drivers", "readers", "card", "keys", "journal", "metrics",
+	"audit",
 };
 
 /* State shared by the line reader and the inih handler during one config_load(). */
@@ -181,6 +190,25 @@ void config_defaults(struct config *cfg)
 	cfg->journal_reopen_ms = 30000;
 	cfg->journal_head_ms = 60000;
 	cfg->journal_audit_batch_ms = 20;
+
+	cfg->metrics_listen[0] = '\0';
+	cfg->audit_syslog = 0;
+	snprintf(cfg->audit_syslog_socket, sizeof(cfg->audit_syslog_socket), "%s", "/dev/log");
+}
+
+int config_key_at(size_t i, const char **section, const char **name)
+{
+	if (i < N_KEYS) {
+		*section = key_table[i].section;
+		*name = key_table[i].name;
+		return 1;
+	}
+	if (i == N_KEYS) {
+		*section = "readers";
+		*name = "role.<reader>";
+		return 1;
+	}
+	return 0;
 }
 
 void config_wipe(struct config *cfg)
@@ -649,6 +677,58 @@ static size_t key_index(const char *name)
 	return 0;
 }
 
+int config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *colon, *h = s;
+	size_t hl;
+	long long port;
+
+	memset(ss, 0, sizeof(*ss));
+	colon = strrchr(s, ':');
+	if (!colon)
+		return SSC_ECONFIG;
+	hl = (size_t)(colon - s);
+	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+		h = s + 1;
+		hl -= 2;
+	} else if (memchr(s, ':', hl)) {
+		return SSC_ECONFIG;   /* an IPv6 address needs its brackets */
+	}
+	if (hl == 0 || hl >= sizeof(host) || parse_llong(colon + 1, 1, 65535, &port) != 0)
+		return SSC_ECONFIG;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (h == s + 1) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+			return SSC_ECONFIG;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return SSC_ECONFIG;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+	}
+	return 0;
+}
+
+/* A user name as useradd accepts it: [A-Za-z0-9_.-], not starting with '-', at most 32. */
+static int config_user_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 32 || s[0] == '-')
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
 /* Checks that need several keys; run on the merged result. */
 static int check_cross(struct parse_ctx *pc)
 {
@@ -680,6 +760,26 @@ static int check_cross(struct parse_ctx *pc)
 	    (cfg->journal_key_path[0] && cfg->journal_key_path[0] != '/')) {
 		snprintf(pc->err, sizeof(pc->err), "%s: [journal] path and key_path must be "
 			 "absolute paths", pc->path);
+		return -1;
+	}
+	if (cfg->audit_syslog_socket[0] != '/') {
+		snprintf(pc->err, sizeof(pc->err), "%s: [audit] syslog_socket must be an absolute "
+			 "path", pc->path);
+		return -1;
+	}
+	if (cfg->metrics_listen[0]) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+
+		if (config_parse_listen(cfg->metrics_listen, &ss, &sl) != 0) {
+			snprintf(pc->err, sizeof(pc->err), "%s: [metrics] listen: expected ADDRESS:PORT "
+				 "with a numeric address, e.g. 127.0.0.1:9477 or [::1]:9477", pc->path);
+			return -1;
+		}
+	}
+	if (cfg->user[0] && !config_user_name_ok(cfg->user)) {
+		snprintf(pc->err, sizeof(pc->err), "%s: [daemon] user: not a user name (letters, "
+			 "digits, '_', '-', '.'; not starting with '-')", pc->path);
 		return -1;
 	}
 	if (!cfg->journal_key_path[0] && strlen(cfg->journal_path) + 4 >= CONFIG_PATH_MAX) {

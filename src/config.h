@@ -7,6 +7,7 @@
 #define SSC_CONFIG_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define CONFIG_PATH_MAX 512
@@ -35,6 +36,7 @@ struct config {
 	char socket_group[64];              /* default "sscard"; "" = leave the group alone */
 	unsigned socket_mode;               /* default 0660 */
 	char log_level[16];                 /* default "info" */
+	char user[64];                      /* started as root: drop to this user; "" = stay root */
 
 	/* [limits] */
 	int max_clients;                    /* all peers, default 1024 */
@@ -93,6 +95,13 @@ struct config {
 	int journal_head_ms;                /* head logged at least this often, default 60000 */
 	int journal_audit_batch_ms;         /* audit rows gather this long per commit, default 20 */
 
+	/* [metrics] (issue 19) */
+	char metrics_listen[128];           /* "ADDR:PORT" of the Prometheus endpoint; "" = off */
+
+	/* [audit] (issue 19) */
+	int audit_syslog;                   /* every journal row to syslog as RFC 5424, default 0 */
+	char audit_syslog_socket[CONFIG_PATH_MAX]; /* a datagram socket, default /dev/log */
+
 	/* What config_load() found worth a warning in a file it accepted (a deprecated key), for
 	 * the program to log; "" = nothing. Never holds a secret. */
 	char notice[256];
@@ -122,6 +131,21 @@ void config_defaults(struct config *cfg);
  * in cfg->notice for the caller to log.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Parses an address to listen on, as [metrics] listen takes it: "IPv4:PORT" or "[IPv6]:PORT" with
+ * a numeric address and a port 1..65535 (no names: nothing is looked up). Fills *ss and *len.
+ * Returns 0, or SSC_ECONFIG.
+ */
+int config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/*
+ * The keys of the configuration file, in the order of the loader's one table (which the man page
+ * sscardd.conf(5) is checked against): *section and *name of key i, or 0 past the last. [readers]
+ * role.<reader> is not in the table (its names are the operator's); it is key i with name
+ * "role.<reader>". Never blocks.
+ */
+int config_key_at(size_t i, const char **section, const char **name);
 
 /* Wipes the secrets the struct holds (the 卡识别码 MAC key). */
 void config_wipe(struct config *cfg);

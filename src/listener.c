@@ -17,6 +17,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "service.h"
 #include "sscard/error.h"
 
 /*
@@ -195,6 +196,29 @@ static void set_group(const char *path, const char *group)
 		log_warn("cannot give %s to group %s: %s", path, group, strerror(errno));
 }
 
+/*
+ * Socket activation (issue 19): the service manager made the socket, with its mode and group
+ * (sscardd.socket), and owns its file; lf stays empty, so listener_remove() leaves it alone.
+ */
+static int listener_passed(int fd, const struct config *cfg)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	char path[sizeof(sa.sun_path) + 1] = "?";
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && len > sizeof(sa.sun_family))
+		snprintf(path, sizeof(path), "%.*s", (int)(len - sizeof(sa.sun_family)),
+			 sa.sun_path);
+	log_info("listening on %s, the socket the service manager passed (socket activation)",
+		 path);
+	if (strcmp(path, cfg->socket_path) != 0)
+		log_warn("the socket passed is %s, not [daemon] socket_path %s: sscardctl and "
+			 "clients that read the configuration look for the latter", path,
+			 cfg->socket_path);
+	return fd;
+}
+
 int listener_open(const struct config *cfg, struct listener_file *lf)
 {
 	struct sockaddr_un sa;
@@ -202,6 +226,9 @@ int listener_open(const struct config *cfg, struct listener_file *lf)
 	int fd, rc;
 
 	memset(lf, 0, sizeof(*lf));
+	fd = service_listen_fd();
+	if (fd != -1)
+		return fd < 0 ? fd : listener_passed(fd, cfg);
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {

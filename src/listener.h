@@ -18,7 +18,10 @@ struct listener_file {
 };
 
 /*
- * Creates the listening socket at cfg->socket_path (non-blocking, close-on-exec) and fills lf. The
+ * When the service manager passed a listening socket (socket activation, src/service.h), returns
+ * that one and leaves lf empty: its file is the manager's, neither checked nor removed here; what
+ * was passed must be exactly one listening Unix stream socket, else SSC_ECONFIG. Otherwise:
+ * creates the listening socket at cfg->socket_path (non-blocking, close-on-exec) and fills lf. The
  * socket file gets mode cfg->socket_mode and group cfg->socket_group (a missing group is a
  * warning; "" leaves the group alone), both before listen(). A missing parent directory is
  * created (one level, mode 0755). Every directory from / to the socket's, as the path names them

@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -30,6 +31,7 @@
 #include "readers.h"
 #include "rpc.h"
 #include "server.h"
+#include "service.h"
 #include "sscard/error.h"
 
 /* Exit codes (docs/operations.md). */
@@ -72,6 +74,13 @@ struct daemon {
 	atomic_int jdirty;           /* audit rows added since the last head line */
 	uint64_t audit_dropped_seen; /* audit rows dropped, as last logged */
 	atomic_int resolve_jobs;     /* insertion resolve jobs not yet released by the core */
+
+	/* The service manager (issue 19, src/service.h). */
+	struct service_watchdog wd;
+#ifdef SSC_TEST_HOOKS
+	uv_signal_t sigfreeze;       /* the watchdog test's hook (daemon_test_hooks) */
+	int freeze_open;
+#endif
 };
 
 /* A job that resolves the pending write intents of a card just inserted (on its worker). */
@@ -212,9 +221,9 @@ static void log_config(const struct config *cfg, const char *file)
 		log_info("config: no file (no --config, no $%s, no %s): the built-in defaults",
 			 CONFIG_ENV, CONFIG_DEFAULT_PATH);
 
-	log_info("config: socket %s (mode %04o, group %s), log level %s", cfg->socket_path,
+	log_info("config: socket %s (mode %04o, group %s), log level %s, user %s", cfg->socket_path,
 		 cfg->socket_mode, cfg->socket_group[0] ? cfg->socket_group : "(unchanged)",
-		 cfg->log_level);
+		 cfg->log_level, cfg->user[0] ? cfg->user : "(as started)");
 	log_info("config: limits: %d clients (%d per uid), %zu bytes per request, JSON depth %d, "
 		 "%d in flight per client, idle %d ms", cfg->max_clients, cfg->max_clients_per_uid,
 		 cfg->max_request_bytes, cfg->max_json_depth, cfg->max_inflight_per_client,
@@ -272,6 +281,122 @@ static int be_cancel(void *ctx, const void *owner)
 {
 	return readers_cancel(ctx, owner);
 }
+
+/* ---- the service manager (issue 19) ------------------------------------------------------ */
+
+/* What `systemctl status sscardd` shows: the socket and the journal's state. */
+static void daemon_service_status(struct daemon *d, const char *journal)
+{
+	service_status("serving on %s; journal %s", d->cfg.socket_path, journal);
+}
+
+/*
+ * The watchdog's question (service_alive_fn), asked on the loop thread, so the loop is alive when
+ * it is asked at all. The journal writer is alive unless one append has been running for longer
+ * than the whole watchdog period (the service manager restarts the daemon then).
+ */
+static int daemon_alive(void *arg)
+{
+	struct daemon *d = arg;
+	int64_t busy;
+
+	if (!d->audit)
+		return 1;
+	busy = audit_busy_ms(d->audit);
+	if (busy > (int64_t)(2 * d->wd.interval_ms)) {
+		log_error("watchdog: the journal writer has been in one append for %lld ms",
+			  (long long)busy);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Started as root: with [daemon] user, prepares the journal's directory for that user and drops
+ * to it for good; without, says that the daemon runs as root. Started as another user: nothing
+ * to drop (under the unit, systemd made us User=sscard). After the socket is open (it may need
+ * root), before the journal is opened and before any reader is used. Returns 0 or SSC_ECONFIG /
+ * SSC_EPERM (logged): the daemon must stop then.
+ */
+static int daemon_user(struct daemon *d)
+{
+	const char *user = d->cfg.user;
+	char dir[CONFIG_PATH_MAX], *slash;
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+	int rc;
+
+	if (geteuid() != 0) {
+		if (user[0] && service_user(user, &uid, &gid) == 0 && uid != geteuid())
+			log_warn("[daemon] user %s: not started as root, so running as uid %ld as "
+				 "started", user, (long)geteuid());
+		return 0;
+	}
+	if (!user[0]) {
+		log_warn("running as root: set [daemon] user (sscard) to drop root once the socket "
+			 "is open; the systemd unit runs the daemon as sscard");
+		return 0;
+	}
+	rc = service_user(user, &uid, &gid);
+	if (rc != 0)
+		return rc;
+	/* The journal's directory: created for the user (it could not create it in /var/lib). */
+	snprintf(dir, sizeof(dir), "%s", d->cfg.journal_path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (stat(dir, &st) != 0 && errno == ENOENT) {
+			if (mkdir(dir, 0750) != 0 || chown(dir, uid, gid) != 0)
+				log_warn("journal: cannot create %s for user %s: %s", dir, user,
+					 strerror(errno));
+			else
+				log_info("journal: created the directory %s (mode 0750, owner %s)", dir,
+					 user);
+		} else if (stat(dir, &st) == 0 && st.st_uid != uid) {
+			log_warn("journal: the directory %s belongs to uid %ld, not to %s: the journal "
+				 "may not open (chown -R %s: %s)", dir, (long)st.st_uid, user, user,
+				 dir);
+		}
+	}
+	return service_drop(user, uid, gid);
+}
+
+#ifdef SSC_TEST_HOOKS
+/*
+ * Test builds only (cmake -DSSC_TEST_HOOKS=ON, the default for a development tree; the package
+ * is built without): with $SSCARDD_TEST_FREEZE_MS set at start, SIGUSR2 blocks the event loop
+ * for that long while every other thread runs on, as a hung loop would. The watchdog test
+ * (tests/e2e/test_service.py) checks that no WATCHDOG=1 is sent meanwhile. (A SIGSTOP cannot do
+ * this: it stops every thread of the process.) The two notices bracket the freeze in the order
+ * the test's notify socket receives them.
+ */
+static void on_sigfreeze(uv_signal_t *s, int signum)
+{
+	const char *ms = getenv("SSCARDD_TEST_FREEZE_MS");
+	long v = ms ? strtol(ms, NULL, 10) : 0;
+	struct timespec ts = { v / 1000, (v % 1000) * 1000000L };
+
+	(void)s;
+	(void)signum;
+	log_warn("test hook: the event loop is frozen for %ld ms", v);
+	service_notify("STATUS=test hook: loop frozen");
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	service_notify("STATUS=test hook: loop thawed");
+	log_warn("test hook: the event loop runs again");
+}
+
+static void daemon_test_hooks(struct daemon *d)
+{
+	if (!getenv("SSCARDD_TEST_FREEZE_MS"))
+		return;
+	uv_signal_init(&d->loop, &d->sigfreeze);
+	uv_signal_start(&d->sigfreeze, on_sigfreeze, SIGUSR2);
+	d->freeze_open = 1;
+	log_warn("test hook: SIGUSR2 freezes the event loop (a test build)");
+}
+#endif
 
 /* ---- the journal ------------------------------------------------------------------------ */
 
@@ -511,6 +636,7 @@ static void journal_up(struct daemon *d, int again)
 	audit_set_journal(d->audit, daemon_journal);
 	journal_publish(d, daemon_journal);
 	rpc_set_journal_status(d->rpc, "ok");
+	daemon_service_status(d, "ok");
 	if (again) {
 		log_info("journal %s is available again: card writes are accepted",
 			 d->cfg.journal_path);
@@ -575,6 +701,7 @@ static void journal_down(struct daemon *d, const char *why)
 
 	snprintf(status, sizeof(status), "unavailable: %s", why);
 	rpc_set_journal_status(d->rpc, status);
+	daemon_service_status(d, status);
 	if (d->journal_ok) {
 		d->journal_ok = 0;
 		journal_publish(d, NULL);
@@ -726,6 +853,14 @@ static void daemon_stop(struct daemon *d, const char *why)
 		return;
 	d->stopping = 1;
 	log_info("%s: shutting down", why);
+	service_notify("STOPPING=1");
+	service_watchdog_stop(&d->wd);
+#ifdef SSC_TEST_HOOKS
+	if (d->freeze_open) {
+		d->freeze_open = 0;
+		uv_close((uv_handle_t *)&d->sigfreeze, NULL);
+	}
+#endif
 	/*
 	 * The reader core first: it completes every job still in flight (SSC_ESHUTDOWN), and
 	 * those replies are queued before the server starts draining and closing its clients.
@@ -829,8 +964,8 @@ static int parse_args(int argc, char **argv, struct daemon *d, int *check_only)
 	if (log_parse_level(d->cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
 	if (!foreground && !*check_only)
-		fprintf(stderr, "sscardd: there is no daemon mode yet (a systemd unit comes later); "
-			"running in the foreground\n");
+		fprintf(stderr, "sscardd: sscardd does not fork: it runs in the foreground (under "
+			"systemd, sscardd.service runs it so)\n");
 	return EXIT_OK;
 }
 
@@ -900,17 +1035,22 @@ int main(int argc, char **argv)
 		log_error("cannot serve on %s: %s", d.cfg.socket_path, ssc_strerror(rc));
 		goto out_readers;
 	}
-	/* Before the first client and the first card: the audit trail and write intents. */
-	rc = journal_start(&d);
-	if (rc != 0) {
-		log_error("cannot start the audit writer: %s", ssc_strerror(rc));
-		daemon_stop(&d, "the audit writer did not start");
-	}
 	uv_signal_init(&d.loop, &d.sigint);
 	uv_signal_init(&d.loop, &d.sigterm);
 	d.sigint.data = d.sigterm.data = &d;
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	/* Root is needed for nothing after the socket: drop it (issue 19). */
+	if (daemon_user(&d) != 0) {
+		daemon_stop(&d, "the daemon could not drop root");
+	} else {
+		/* Before the first client and the first card: the audit trail and write intents. */
+		rc = journal_start(&d);
+		if (rc != 0) {
+			log_error("cannot start the audit writer: %s", ssc_strerror(rc));
+			daemon_stop(&d, "the audit writer did not start");
+		}
+	}
 	rc = d.stopping ? SSC_ESHUTDOWN : readers_start(d.rd);
 	if (rc == SSC_ESHUTDOWN) {
 		/* journal_start() failed: daemon_stop() has run. */
@@ -920,6 +1060,13 @@ int main(int argc, char **argv)
 	} else {
 		status = EXIT_OK;
 		log_info("ready");
+		/* The service manager starts clients after this (Type=notify). */
+		service_notify("READY=1");
+		daemon_service_status(&d, d.journal_ok ? "ok" : "unavailable");
+		service_watchdog_start(&d.wd, &d.loop, daemon_alive, &d);
+#ifdef SSC_TEST_HOOKS
+		daemon_test_hooks(&d);
+#endif
 	}
 
 	uv_run(&d.loop, UV_RUN_DEFAULT);

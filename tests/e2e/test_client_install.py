@@ -48,7 +48,7 @@ class Install(sscardd.DaemonTestCase):
     def test_layout(self):
         p = self.prefix
         lib = self.libdir()
-        for f in ['bin/sscardd', 'bin/sscardctl', 'bin/sscard-sim']:
+        for f in ['sbin/sscardd', 'bin/sscardctl', 'bin/sscard-sim']:
             self.assertTrue(os.access(os.path.join(p, f), os.X_OK), f)
         for f in ['include/sscard/client.h', 'include/sscard/error.h',
                   'include/sscard/SSCardDriver.h', 'share/doc/sscard/examples/sscardd.conf',

@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""sscardd as a systemd service (issue 19), without a running systemd (there is none here, nor in CI):
+
+* the shipped units (systemd/sscardd.service as cmake configures it, sscardd.socket) pass
+  `systemd-analyze verify` with their paths made to exist, and the service is rated 2.0 or lower
+  by `systemd-analyze security --offline=true --threshold=20` (a unit without the hardening is
+  refused by the same command, so the threshold does bite); the sysusers.d and tmpfiles.d files
+  make the user and the state directory in a scratch root (systemd-sysusers/-tmpfiles --root);
+* socket activation: `systemd-socket-activate` listens, execs the daemon on the first connection
+  and passes only the environment named with -E; the daemon serves on the passed socket (a card
+  read through it), leaves the socket file to the manager, and tells NOTIFY_SOCKET (a datagram
+  socket of this test) READY=1, its STATUS, WATCHDOG=1 every half WATCHDOG_USEC and STOPPING=1;
+* the watchdog: with the loop frozen by the test build's hook (SIGUSR2 with
+  $SSCARDD_TEST_FREEZE_MS), no WATCHDOG=1 comes between the hook's two notices, and the pings
+  resume after;
+* [daemon] user: started as root with user = nobody, the daemon drops to uid/gid 65534 after the
+  socket is open (all of /proc/PID/status's ids), creates the journal's directory for it and
+  works; without the key it says that it runs as root; an unknown user stops it (exit 1).
+
+Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_service.py
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import sscardd  # noqa: E402
+
+SOURCE_DIR = os.environ.get('SSC_SOURCE_DIR',
+                            os.path.dirname(os.path.dirname(os.path.dirname(
+                                os.path.abspath(__file__)))))
+UNIT_DIR = os.path.join(SOURCE_DIR, 'systemd')
+
+
+def run(argv, check=True, timeout=60):
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f'{argv}: exit {p.returncode}\n{p.stdout}\n{p.stderr}')
+    return p
+
+
+class Units(unittest.TestCase):
+    def setUp(self):
+        self.dir = harness.tempfile.mkdtemp(prefix='sscard-units.')
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        # The service as cmake configured it, with ExecStart= at the build's daemon: the paths
+        # systemd-analyze verify checks must exist.
+        with open(os.path.join(harness.BUILD_DIR, 'systemd', 'sscardd.service')) as f:
+            text = f.read()
+        m = re.search(r'^ExecStart=(\S+)', text, re.M)
+        self.assertIsNotNone(m)
+        self.assertTrue(m.group(1).endswith('/sbin/sscardd'), m.group(1))
+        self.service = text.replace(m.group(1), sscardd.daemon_binary())
+        self.write('sscardd.service', self.service)
+        shutil.copy(os.path.join(UNIT_DIR, 'sscardd.socket'), self.dir)
+
+    def write(self, name, text):
+        with open(os.path.join(self.dir, name), 'w') as f:
+            f.write(text)
+        return os.path.join(self.dir, name)
+
+    def test_verify(self):
+        p = run(['systemd-analyze', 'verify', '--man=no',
+                 os.path.join(self.dir, 'sscardd.service'),
+                 os.path.join(self.dir, 'sscardd.socket')])
+        self.assertEqual(p.stderr.strip(), '')
+
+    def test_security_rating(self):
+        p = run(['systemd-analyze', 'security', '--offline=true', '--threshold=20',
+                 os.path.join(self.dir, 'sscardd.service')])
+        m = re.search(r'Overall exposure level for sscardd.service: (\d+\.\d+)', p.stdout)
+        self.assertIsNotNone(m, p.stdout[-2000:])
+        self.assertLessEqual(float(m.group(1)), 2.0)
+        # The same unit without its hardening section is refused by that command.
+        bare = re.sub(r'\n# Hardening\..*?\n\[Install\]', '\n[Install]', self.service, flags=re.S)
+        self.assertNotIn('NoNewPrivileges', bare)
+        weak = self.write('weak.service', bare)
+        p = run(['systemd-analyze', 'security', '--offline=true', '--threshold=20', weak],
+                check=False)
+        self.assertNotEqual(p.returncode, 0, p.stdout[-1500:])
+        # With the offline drop-in (no network at all), the rating is better still.
+        with open(os.path.join(UNIT_DIR, 'sscardd-offline.conf')) as f:
+            dropin = f.read()
+        off = self.write('offline.service', self.service + '\n' + dropin)
+        p = run(['systemd-analyze', 'security', '--offline=true', '--threshold=20', off])
+        m2 = re.search(r'Overall exposure level for offline.service: (\d+\.\d+)', p.stdout)
+        self.assertLess(float(m2.group(1)), float(m.group(1)))
+
+    def test_sysusers_tmpfiles(self):
+        root = os.path.join(self.dir, 'root')
+        os.makedirs(os.path.join(root, 'etc'))
+        run(['systemd-sysusers', f'--root={root}', os.path.join(UNIT_DIR, 'sscard.sysusers')])
+        with open(os.path.join(root, 'etc', 'passwd')) as f:
+            users = {line.split(':')[0]: line.split(':') for line in f}
+        self.assertIn('sscard', users)
+        uid, gid = int(users['sscard'][2]), int(users['sscard'][3])
+        self.assertLess(uid, 1000)                       # a system user
+        self.assertEqual(users['sscard'][6].strip(), '/usr/sbin/nologin')
+        with open(os.path.join(root, 'etc', 'group')) as f:
+            groups = {line.split(':')[0]: int(line.split(':')[2]) for line in f}
+        self.assertEqual(groups['sscard'], gid)
+        run(['systemd-tmpfiles', f'--root={root}', '--create',
+             os.path.join(UNIT_DIR, 'sscard.tmpfiles')])
+        st = os.stat(os.path.join(root, 'var', 'lib', 'sscard'))
+        self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777), (uid, gid, 0o750))
+
+
+class Notify:
+    """A datagram socket for NOTIFY_SOCKET, as systemd has one: every message, in order."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.messages = []
+
+    def pump(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(4096)
+        except socket.timeout:
+            return None
+        self.messages.append(data.decode())
+        return self.messages[-1]
+
+    def wait(self, pred, timeout, what, start=0):
+        """The index of the first message from index start on that pred accepts."""
+        end = time.monotonic() + timeout
+        for i in range(start, len(self.messages)):
+            if pred(self.messages[i]):
+                return i
+        while time.monotonic() < end:
+            if self.pump(min(0.5, max(0.01, end - time.monotonic()))) is not None:
+                if pred(self.messages[-1]):
+                    return len(self.messages) - 1
+        raise AssertionError(f'no {what} within {timeout} s; got {self.messages[start:]}')
+
+    def close(self):
+        self.sock.close()
+
+
+class Activation(sscardd.DaemonTestCase):
+    readers = 2
+
+    def test_socket_activation_notify_watchdog(self):
+        self.h.start_pcscd()
+        self.h.start_card('gen2', slot=0)
+        notify = Notify(self.h.path('notify.sock'))
+        self.addCleanup(notify.close)
+        d = sscardd.Daemon(self.h, socket_name='act.sock')
+        with open(d.config_path, 'w') as f:
+            f.write(sscardd.ini_text(d.sections))
+        env = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC='400000',
+                   SSCARDD_TEST_FREEZE_MS='2500')
+        passed = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'SSCARDD_TEST_FREEZE_MS',
+                  'PCSCLITE_CSOCK_NAME']
+        passed += [v for v in ('ASAN_OPTIONS', 'LSAN_OPTIONS', 'UBSAN_OPTIONS') if v in env]
+        argv = ['systemd-socket-activate', '-l', d.socket_path]
+        for v in passed:
+            argv += ['-E', v]
+        argv += [sscardd.daemon_binary(), '--foreground', '--config', d.config_path,
+                 '--log-level', 'debug']
+        d.proc = self.h.spawn('sscardd', argv, env=env)
+        harness.wait_until(lambda: os.path.exists(d.socket_path), 10, 'the activation socket')
+        self.assertEqual(notify.messages, [])
+
+        # The first connection starts the daemon, which answers on the socket it was passed.
+        c = sscardd.Client(d.socket_path, timeout=10.0)
+        self.addCleanup(c.close)
+        info = c.call('system.info', timeout=15.0)
+        self.assertIn('version', info)
+        log = d.log_text()
+        self.assertIn('the socket the service manager passed (socket activation)', log)
+        self.assertNotIn('not [daemon] socket_path', log)
+        ready = notify.wait(lambda m: 'READY=1' in m.split('\n'), 10, 'READY=1')
+        status = [m for m in notify.messages if m.startswith('STATUS=serving on')]
+        self.assertTrue(status, notify.messages)
+        self.assertIn(f'STATUS=serving on {d.socket_path}; journal ok', status)
+        notify.wait(lambda m: m == 'WATCHDOG=1', 10, 'a first WATCHDOG=1')
+        self.assertGreater(len(notify.messages), ready)
+        self.assertIn('WATCHDOG=1 every 200 ms', d.log_text())
+
+        # Reads go through the passed socket.
+        d.wait_reader(c, self.h.reader_name(0), card=True, role='user', timeout=15)
+        basic = c.call('card.read_basic', timeout=15)
+        self.assertEqual(basic['name'], '张三')
+
+        # The watchdog: pings stop while the loop is frozen, and resume after.
+        harness.wait_until(lambda: notify.pump(0.5) is not None and
+                           notify.messages.count('WATCHDOG=1') >= 3, 10, 'three pings')
+        n_before = len(notify.messages)
+        os.kill(d.pid, signal.SIGUSR2)
+        i0 = notify.wait(lambda m: m == 'STATUS=test hook: loop frozen', 10, 'the freeze',
+                         start=n_before)
+        i1 = notify.wait(lambda m: m == 'STATUS=test hook: loop thawed', 15, 'the thaw', start=i0)
+        self.assertGreaterEqual(i0, n_before)
+        self.assertEqual([m for m in notify.messages[i0:i1] if m == 'WATCHDOG=1'], [],
+                         notify.messages[i0:i1 + 1])
+        notify.wait(lambda m: m == 'WATCHDOG=1', 10, 'WATCHDOG=1 after the thaw', start=i1)
+        self.assertIn('the event loop is frozen for 2500 ms', d.log_text())
+
+        # SIGTERM: STOPPING=1, a clean exit, and the socket file is the manager's to remove.
+        c.close()
+        os.kill(d.pid, signal.SIGTERM)
+        notify.wait(lambda m: 'STOPPING=1' in m.split('\n'), 10, 'STOPPING=1')
+        d.proc.wait(10)
+        self.assertEqual(d.proc.returncode(), 0)
+        self.assertTrue(os.path.exists(d.socket_path))
+
+    def test_without_manager(self):
+        # No NOTIFY_SOCKET, no LISTEN_FDS: the daemon makes its own socket as before.
+        self.h.start_pcscd()
+        d = self.start_daemon()
+        self.assertIn(f'listening on {d.socket_path} (mode', d.log_text())
+        self.assertNotIn('watchdog', d.log_text())
+        self.assertIn('running as root: set [daemon] user', d.log_text())
+
+
+def proc_ids(pid):
+    ids = {}
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            k, _, v = line.partition(':')
+            if k in ('Uid', 'Gid', 'Groups'):
+                ids[k] = v.split()
+    return ids
+
+
+class UserDrop(sscardd.DaemonTestCase):
+    readers = 2
+
+    def test_drops_to_user(self):
+        self.h.start_pcscd()
+        self.h.start_card('gen2', slot=0)
+        os.chmod(self.h.dir, 0o711)          # nobody must reach its journal's directory in here
+        state = self.h.path('state')
+        d = self.start_daemon(config={'daemon': {'user': 'nobody'},
+                                      'journal': {'path': os.path.join(state, 'j.db')}})
+        ids = proc_ids(d.pid)
+        self.assertEqual(ids['Uid'], ['65534'] * 4)
+        self.assertEqual(ids['Gid'], ['65534'] * 4)
+        self.assertEqual(ids['Groups'], ['65534'])
+        st = os.stat(state)
+        self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o777), (65534, 65534, 0o750))
+        c = d.client()
+        self.assertEqual(c.call('system.info')['journal'], 'ok')
+        d.wait_reader(c, self.h.reader_name(0), card=True, role='user', timeout=15)
+        self.assertEqual(c.call('card.read_basic', timeout=15)['name'], '张三')
+        self.assertEqual(os.stat(os.path.join(state, 'j.db')).st_uid, 65534)
+        log = d.log_text()
+        self.assertIn('running as user nobody (uid 65534 gid 65534)', log)
+        # The socket was made as root, before the drop.
+        self.assertLess(log.index('listening on'), log.index('running as user nobody'))
+        d.stop()
+        self.assertEqual(d.proc.returncode(), 0)
+
+    def test_unknown_user(self):
+        self.h.start_pcscd()
+        d = sscardd.Daemon(self.h, config={'daemon': {'user': 'no-such-user-here'}})
+        with self.assertRaises(harness.HarnessError):
+            d.start(timeout=10)
+        d.proc.wait(10)
+        self.assertEqual(d.proc.returncode(), 1)
+        self.assertIn('[daemon] user "no-such-user-here": no such user', d.log_text())
+
+
+if __name__ == '__main__':
+    unittest.main()
