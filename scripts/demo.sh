@@ -5,7 +5,9 @@
 # attached, or --simulate) it starts, in a private mount and network namespace, a private pcscd with
 # the virtual reader driver vpcd, attaches the simulated card and PSAM (sscard-sim) to it, starts
 # sscardd against that pcscd, and reads the card with `sscardctl read-basic`. Everything it started
-# is stopped when it ends (or on Ctrl-C); --keep leaves it running and prints how to talk to it.
+# is stopped when it ends (or on Ctrl-C); --keep leaves it running and prints what runs (each
+# process by name), the `export` lines for sscardctl, and how to remove and insert the simulated
+# card (the simulators' control sockets).
 #
 #   ./scripts/demo.sh [--simulate] [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json]
 set -euo pipefail
@@ -105,23 +107,29 @@ netns=/proc/$pcscd_pid/ns/net
 say "attaching the simulated card ($profile) and PSAM to the virtual readers"
 cp "$profile_file" "$work/profile.json"
 nsenter --net="$netns" "$sim" card --port 35963 --profile "$work/profile.json" \
-  --state "$work/card.state" >"$work/card.log" 2>&1 &
-pids=("${pids[@]}" $!)
+  --state "$work/card.state" --control "$work/card.ctl" >"$work/card.log" 2>&1 &
+card_pid=$!
+pids=("${pids[@]}" "$card_pid")
 nsenter --net="$netns" "$sim" psam --port 35964 --profile "$work/profile.json" \
-  >"$work/psam.log" 2>&1 &
-pids=("${pids[@]}" $!)
+  --control "$work/psam.ctl" >"$work/psam.log" 2>&1 &
+psam_pid=$!
+pids=("${pids[@]}" "$psam_pid")
 
 say "starting sscardd"
+# The socket is in the configuration, so that SSCARD_CONFIG alone points sscardctl at this daemon
+# (its socket and its journal), as it points sscardd at it.
 cat >"$work/sscardd.conf" <<EOF
 [daemon]
+socket_path = $work/sscardd.sock
 socket_group =
 [journal]
 path = $work/journal.db
 EOF
 export PCSCLITE_CSOCK_NAME="$work/run/pcscd.comm"
-"$daemon" --foreground --socket "$work/sscardd.sock" --config "$work/sscardd.conf" \
-  >"$work/sscardd.log" 2>&1 &
-pids=("${pids[@]}" $!)
+"$daemon" --foreground --config "$work/sscardd.conf" >"$work/sscardd.log" 2>&1 &
+daemon_pid=$!
+pids=("${pids[@]}" "$daemon_pid")
+export SSCARD_CONFIG="$work/sscardd.conf"
 export SSCARD_SOCKET="$work/sscardd.sock"
 for _ in $(seq 100); do [ -S "$SSCARD_SOCKET" ] && break; sleep 0.05; done
 [ -S "$SSCARD_SOCKET" ] || { echo "demo.sh: sscardd did not start:" >&2; cat "$work/sscardd.log" >&2; exit 1; }
@@ -139,11 +147,29 @@ say "sscardctl read-basic   (the card, read through the API, EF06 read authorise
 "$ctl" $json read-basic
 
 if [ "$keep" = 1 ]; then
+  pin=$(sed -n 's/^ *"pin": *"\([0-9]*\)".*/\1/p' "$profile_file" | head -n 1)
   cat <<EOF
 
-Left running (pids ${pids[*]}). Talk to it with:
+Left running:
+  pid $(printf '%-8s' "$daemon_pid") sscardd             socket $SSCARD_SOCKET
+  pid $(printf '%-8s' "$card_pid") simulated card      profile $profile, control socket $work/card.ctl
+  pid $(printf '%-8s' "$psam_pid") simulated PSAM      control socket $work/psam.ctl
+  pid $(printf '%-8s' "$pcscd_pid") pcscd (private)     vpcd readers, socket $PCSCLITE_CSOCK_NAME
+
+Talk to sscardd (sscardctl finds its socket and journal through these):
+  export SSCARD_CONFIG=$SSCARD_CONFIG
   export SSCARD_SOCKET=$SSCARD_SOCKET
-  $ctl readers | read-basic | events
-Logs: $work/*.log.  Stop: kill ${pids[*]}
+  $ctl readers
+  $ctl read-basic
+  echo $pin | $ctl verify-pin
+  $ctl events --for 10000
+  $ctl journal show --limit 5
+
+Remove and insert the simulated card (or the PSAM, with psam.ctl):
+  $sim ctl $work/card.ctl remove
+  $sim ctl $work/card.ctl insert
+
+Logs: $work/*.log
+Stop (sscardd, the simulators, then pcscd): kill $daemon_pid $card_pid $psam_pid; sleep 1; kill $pcscd_pid; rm -rf $work
 EOF
 fi

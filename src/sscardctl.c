@@ -21,9 +21,12 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 
 #include "config.h"
 #include "journal.h"
+#include "pinentry.h"
 
 /* Exit codes (docs/operations.md, sscardctl --help). */
 #define EXIT_OK 0
@@ -31,10 +34,13 @@
 #define EXIT_USAGE 2
 #define EXIT_CONNECT 3   /* cannot connect to the socket */
 #define EXIT_ANSWER 4    /* no answer before the deadline, connection lost, malformed answer */
+#define EXIT_PIN_WRONG 5   /* the PIN commands: a wrong PIN (the message names the tries left) */
+#define EXIT_PIN_BLOCKED 6 /* the PIN commands: the PIN is blocked */
 
 #define DEFAULT_SOCKET "/run/sscard/sscardd.sock"
 #define DEFAULT_TIMEOUT_MS 15000   /* above the daemon's default op_timeout_ms (10 s) */
 #define ANSWER_MAX (16 * 1024 * 1024)
+#define PARAMS_MAX (16 * 1024 * 1024)   /* `call METHOD -`: params read from stdin */
 #define MAX_ITEMS 64
 #define RECV_TIMEOUT (-1)          /* conn_recv(): the deadline passed (nothing printed) */
 #define SHOW_DEFAULT_LIMIT 50
@@ -92,8 +98,21 @@ static void usage(FILE *f)
 		"                                     too (and says whether it is)\n"
 		"  read-items FILE TAG... [--reader ID] [--allow-lost]\n"
 		"                                     items of one file, e.g. read-items SSSE/EF06 08 09\n"
+		"  internal-auth [--reader ID]        prove the card genuine (card.internal_auth)\n"
+		"  verify-pin [--reader ID]           check the holder's PIN\n"
+		"  change-pin [--reader ID]           the holder changes the PIN (old, then new)\n"
+		"  reload-pin [--reader ID]           set a new PIN at the counter (PSAM)\n"
+		"  unblock-pin [--reader ID]          set a new PIN and lift a block (PSAM)\n"
+		"                                     PINs are typed at the terminal (not shown; a new\n"
+		"                                     one twice) or read one a line from stdin when it\n"
+		"                                     is not a terminal; never give them as arguments\n"
+		"  write-items FILE TAG=VALUE... [--reader ID]\n"
+		"                                     write items (card.write_items), e.g.\n"
+		"                                     write-items DF04/EF05 31=21 34=1; a VALUE that\n"
+		"                                     starts with '{' is JSON (a DF04/EF08 transaction)\n"
 		"  events [--count N] [--for MS]      print reader and card events as they happen\n"
-		"  call METHOD [PARAMS-JSON]          any API method, e.g. call reader.list '{}'\n"
+		"  call METHOD [PARAMS-JSON | -]      any API method, e.g. call reader.list '{}';\n"
+		"                                     '-' reads the params from stdin (for PINs)\n"
 		"\n"
 		"Operator commands (they open the journal file, not the socket):\n"
 		"  journal verify [--head SEQ:HASH | --log FILE] [--old-key FILE]...\n"
@@ -129,7 +148,8 @@ static void usage(FILE *f)
 		"  -h, --help       this text\n"
 		"\n"
 		"Exit status: 0 ok, 1 the daemon answered with an error, 2 usage, 3 cannot connect,\n"
-		"4 no answer in time or connection lost. Journal commands: 0 ok (verify: intact),\n"
+		"4 no answer in time or connection lost; the PIN commands: 5 wrong PIN (the message\n"
+		"says how many tries are left), 6 the PIN is blocked. Journal commands: 0 ok (verify: intact),\n"
 		"1 verify found a bad row / a bad line in a list / rotate-key refused, 2 usage,\n"
 		"3 cannot open the journal, 4 cannot read the log or list file or write the output.\n",
 		SHOW_DEFAULT_LIMIT, DEFAULT_TIMEOUT_MS);
@@ -487,10 +507,14 @@ static void print_error(const json_t *err)
 
 /*
  * One request, one answer: sends method(params) (params stolen, may be NULL) and waits for the
- * answer with id 1, skipping notifications. On success *result is a new reference.
+ * answer with id 1, skipping notifications. On success *result is a new reference. When the
+ * daemon answers with an error it is printed and EXIT_API returned, with the error's name in
+ * errname (ERRNAME_MAX bytes; may be NULL). The request's text is wiped after sending: its
+ * params may hold a PIN.
  */
+#define ERRNAME_MAX 48
 static int call(struct conn *c, const char *method, json_t *params, json_t **result,
-		long long deadline)
+		long long deadline, char *errname)
 {
 	json_t *req, *ans = NULL, *err;
 	char *text;
@@ -506,6 +530,7 @@ static int call(struct conn *c, const char *method, json_t *params, json_t **res
 	rc = conn_send(c, text, strlen(text), deadline);
 	if (rc == 0)
 		rc = conn_send(c, "\n", 1, deadline);
+	OPENSSL_cleanse(text, strlen(text));
 	free(text);
 	if (rc != 0)
 		return rc;
@@ -524,6 +549,11 @@ static int call(struct conn *c, const char *method, json_t *params, json_t **res
 	}
 	err = json_object_get(ans, "error");
 	if (err) {
+		const char *name = json_string_value(json_object_get(json_object_get(err, "data"),
+								     "name"));
+
+		if (errname)
+			snprintf(errname, ERRNAME_MAX, "%s", name ? name : "");
 		print_error(err);
 		json_decref(ans);
 		return EXIT_API;
@@ -594,6 +624,12 @@ static void out_info(const json_t *r)
 		print_value(stdout, v);
 	}
 	printf("\n");
+	/* "ok", or "unavailable: why": then card writes are refused. */
+	if ((v = json_object_get(r, "journal"))) {
+		printf("journal: ");
+		print_value(stdout, v);
+		printf("\n");
+	}
 }
 
 static void out_readers(const json_t *r)
@@ -606,14 +642,18 @@ static void out_readers(const json_t *r)
 		printf("no readers (is pcscd running, and a reader attached?)\n");
 		return;
 	}
-	printf("%-28s %-8s %-5s %-8s %s\n", "ID", "DRIVER", "CARD", "ROLE", "NAME");
+	printf("%-28s %-8s %-5s %-8s %-5s %-5s %s\n", "ID", "DRIVER", "CARD", "ROLE", "ALGO",
+	       "BUSY", "NAME");
 	json_array_foreach(arr, i, e) {
-		printf("%-28s %-8s %-5s %-8s %s%s\n", json_string_value(json_object_get(e, "id")),
+		const char *algo = json_string_value(json_object_get(e, "algorithm"));
+
+		printf("%-28s %-8s %-5s %-8s %-5s %-5s %s\n",
+		       json_string_value(json_object_get(e, "id")),
 		       json_string_value(json_object_get(e, "driver")),
 		       json_is_true(json_object_get(e, "card")) ? "yes" : "no",
-		       json_string_value(json_object_get(e, "role")),
-		       json_string_value(json_object_get(e, "name")),
-		       json_is_true(json_object_get(e, "busy")) ? "  (busy)" : "");
+		       json_string_value(json_object_get(e, "role")), algo ? algo : "-",
+		       json_is_true(json_object_get(e, "busy")) ? "yes" : "no",
+		       json_string_value(json_object_get(e, "name")));
 	}
 }
 
@@ -702,6 +742,25 @@ static void out_items(const json_t *r)
 	}
 }
 
+/* write-items: the items as they now are on the card, and the journal row of the write. */
+static void out_written(const json_t *r)
+{
+	const json_t *id = json_object_get(r, "journal_id");
+
+	out_items(r);
+	if (id)
+		printf("日志 journal row: %lld\n", (long long)json_integer_value(id));
+}
+
+/* The PIN commands: their line when the result's key is true, else the result as it is. */
+static void out_done(const json_t *r, const char *key, const char *text)
+{
+	if (json_is_true(json_object_get(r, key)))
+		puts(text);
+	else
+		print_json(r);
+}
+
 static void out_event(const json_t *params)
 {
 	char stamp[32];
@@ -726,7 +785,7 @@ static int cmd_events(struct conn *c, const struct opts *o, long long deadline)
 	long seen = 0;
 	int rc;
 
-	rc = call(c, "events.subscribe", NULL, &res, deadline);
+	rc = call(c, "events.subscribe", NULL, &res, deadline, NULL);
 	if (rc != 0)
 		return rc;
 	json_decref(res);
@@ -1342,13 +1401,219 @@ static int run_journal(const struct opts *o)
 	return cmd_blacklist_change(o, o->args[2], remove);
 }
 
+/* ---- the card commands that take PINs or values ---------------------------------------- */
+
+/*
+ * The PIN commands: their method, the params read as PINs (one a line, in this order) with their
+ * prompts on a terminal, and the result member that says it worked. A new PIN is typed twice on a
+ * terminal (a typing error would lock the holder out); on a pipe it comes once.
+ */
+static const struct pin_cmd {
+	const char *cmd, *method;
+	const char *pins[2];
+	const char *prompts[2];
+	const char *done_key, *done_text;
+} pin_cmds[] = {
+	{ "verify-pin", "card.verify_pin", { "pin", NULL }, { "PIN: ", NULL }, "verified",
+	  "密码正确 PIN verified" },
+	{ "change-pin", "card.change_pin", { "old_pin", "new_pin" }, { "Old PIN: ", "New PIN: " },
+	  "changed", "密码已修改 PIN changed" },
+	{ "reload-pin", "card.reload_pin", { "new_pin", NULL }, { "New PIN: ", NULL }, "reloaded",
+	  "密码已重置 PIN reloaded" },
+	{ "unblock-pin", "card.unblock_pin", { "new_pin", NULL }, { "New PIN: ", NULL },
+	  "unblocked", "密码已解锁 PIN unblocked" },
+};
+
+static const struct pin_cmd *pin_cmd_find(const char *cmd)
+{
+	for (size_t i = 0; i < sizeof(pin_cmds) / sizeof(pin_cmds[0]); i++)
+		if (strcmp(pin_cmds[i].cmd, cmd) == 0)
+			return &pin_cmds[i];
+	return NULL;
+}
+
+/* Says why pinentry_read() failed (rc), for the PIN called what. Returns EXIT_USAGE. */
+static int pin_failed(int rc, const char *what)
+{
+	if (rc == SSC_ENOTFOUND)
+		fprintf(stderr, "sscardctl: no %s: the input ended first (give the PINs one a line "
+			"on stdin, or type them at the terminal)\n", what);
+	else if (rc == SSC_EINVAL)
+		fprintf(stderr, "sscardctl: the %s line is longer than %d characters or not text\n",
+			what, PINENTRY_MAX);
+	else
+		fprintf(stderr, "sscardctl: cannot read the %s: %s\n", what, strerror(errno));
+	return EXIT_USAGE;
+}
+
+/*
+ * Reads the PINs of pc from stdin (the terminal without echo, or one a line) into params. Never
+ * from the command line: other users see it in the process list. Returns 0 or EXIT_USAGE after
+ * saying why; the buffers are wiped either way (the copies in params are wiped when freed:
+ * main() gives jansson wiping allocators).
+ */
+static int read_pins(const struct pin_cmd *pc, json_t *params)
+{
+	char pin[PINENTRY_MAX + 1], again[PINENTRY_MAX + 1];
+	int tty = isatty(STDIN_FILENO), rc = 0;
+
+	for (int i = 0; i < 2 && pc->pins[i] && rc == 0; i++) {
+		const char *what = strcmp(pc->pins[i], "pin") == 0 ? "PIN" :
+				   strcmp(pc->pins[i], "old_pin") == 0 ? "old PIN" : "new PIN";
+
+		rc = pinentry_read(STDIN_FILENO, pc->prompts[i], pin, sizeof(pin));
+		if (rc != 0) {
+			rc = pin_failed(rc, what);
+			break;
+		}
+		if (tty && strcmp(pc->pins[i], "new_pin") == 0) {
+			rc = pinentry_read(STDIN_FILENO, "New PIN again: ", again, sizeof(again));
+			if (rc != 0) {
+				rc = pin_failed(rc, "new PIN");
+			} else if (strcmp(pin, again) != 0) {
+				fprintf(stderr, "sscardctl: the two new PINs differ: nothing was sent\n");
+				rc = EXIT_USAGE;
+			}
+			pinentry_wipe(again, sizeof(again));
+		}
+		if (rc == 0 && json_object_set_new(params, pc->pins[i], json_string(pin)) != 0) {
+			fprintf(stderr, "sscardctl: the %s is not text\n", what);
+			rc = EXIT_USAGE;
+		}
+		pinentry_wipe(pin, sizeof(pin));
+	}
+	return rc;
+}
+
+/* `call METHOD -`: the params object, read from stdin to its end (it may hold a PIN). */
+static int stdin_params(json_t **out)
+{
+	char *buf = NULL, *nb;
+	size_t len = 0, cap = 0;
+	json_error_t e;
+	int rc = 0;
+
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+
+			if (cap >= PARAMS_MAX) {
+				fprintf(stderr, "sscardctl: params on stdin longer than %d bytes\n",
+					PARAMS_MAX);
+				rc = EXIT_USAGE;
+				break;
+			}
+			nb = malloc(ncap);
+			if (!nb) {
+				fprintf(stderr, "sscardctl: out of memory\n");
+				rc = EXIT_USAGE;
+				break;
+			}
+			if (buf) {
+				memcpy(nb, buf, len);
+				OPENSSL_cleanse(buf, cap);
+				free(buf);
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		n = read(STDIN_FILENO, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "sscardctl: reading the params from stdin: %s\n",
+				strerror(errno));
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (rc == 0) {
+		*out = json_loadb(buf ? buf : "", len, 0, &e);
+		if (!json_is_object(*out)) {
+			fprintf(stderr, "sscardctl: the params on stdin must be a JSON object%s%s\n",
+				*out ? "" : ": ", *out ? "" : e.text);
+			json_decref(*out);
+			*out = NULL;
+			rc = EXIT_USAGE;
+		}
+	}
+	if (buf) {
+		OPENSSL_cleanse(buf, cap);
+		free(buf);
+	}
+	return rc;
+}
+
+/*
+ * write-items FILE TAG=VALUE...: {"file", "items": {TAG: VALUE}}. A VALUE that starts with '{' is
+ * a JSON object (a DF04/EF08 transaction); any other is a string, as card.read_items shows it.
+ * Returns 0 or EXIT_USAGE after saying why.
+ */
+static int write_items_params(const struct opts *o, json_t **out)
+{
+	json_t *items = json_object();
+	int rc = 0;
+
+	for (int i = 2; i < o->n_args && rc == 0; i++) {
+		const char *a = o->args[i], *eq = strchr(a, '=');
+		char tag[16];
+		json_t *v;
+		json_error_t e;
+
+		if (!eq || eq == a || (size_t)(eq - a) >= sizeof(tag)) {
+			fprintf(stderr, "sscardctl: write-items: expected TAG=VALUE, e.g. 31=21, not "
+				"\"%s\"\n", a);
+			rc = EXIT_USAGE;
+			break;
+		}
+		snprintf(tag, sizeof(tag), "%.*s", (int)(eq - a), a);
+		if (json_object_get(items, tag)) {
+			fprintf(stderr, "sscardctl: write-items: item %s given twice\n", tag);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (eq[1] == '{') {
+			v = json_loads(eq + 1, 0, &e);
+			if (!json_is_object(v)) {
+				fprintf(stderr, "sscardctl: write-items: the value of %s starts with '{' "
+					"but is not a JSON object%s%s\n", tag, v ? "" : ": ",
+					v ? "" : e.text);
+				json_decref(v);
+				rc = EXIT_USAGE;
+				break;
+			}
+		} else {
+			v = json_string(eq + 1);
+			if (!v) {
+				fprintf(stderr, "sscardctl: write-items: the value of %s is not UTF-8 "
+					"text\n", tag);
+				rc = EXIT_USAGE;
+				break;
+			}
+		}
+		json_object_set_new(items, tag, v);
+	}
+	if (rc != 0) {
+		json_decref(items);
+		return rc;
+	}
+	*out = json_pack("{s:s, s:o}", "file", o->args[1], "items", items);
+	return *out ? 0 : EXIT_USAGE;
+}
+
 static int run(const struct opts *o)
 {
 	const char *cmd = o->args[0];
-	long long deadline = now_ms() + o->timeout_ms;
+	const struct pin_cmd *pc = o->n_args ? pin_cmd_find(cmd) : NULL;
+	long long deadline;
 	json_t *params = NULL, *res = NULL;
 	const char *method;
-	char sock[CONFIG_PATH_MAX], sock_from[CONFIG_PATH_MAX + 64];
+	char sock[CONFIG_PATH_MAX], sock_from[CONFIG_PATH_MAX + 64], errname[ERRNAME_MAX] = "";
 	struct conn c;
 	int rc;
 
@@ -1364,8 +1629,10 @@ static int run(const struct opts *o)
 			"--lost-cards only go with the journal and blacklist commands\n");
 		return EXIT_USAGE;
 	}
-	if (o->reader && strcmp(cmd, "read-basic") != 0 && strcmp(cmd, "read-items") != 0) {
-		fprintf(stderr, "sscardctl: --reader only goes with read-basic and read-items\n");
+	if (o->reader && strcmp(cmd, "read-basic") != 0 && strcmp(cmd, "read-items") != 0 &&
+	    strcmp(cmd, "internal-auth") != 0 && strcmp(cmd, "write-items") != 0 && !pc) {
+		fprintf(stderr, "sscardctl: --reader only goes with the card commands (read-basic, "
+			"read-items, internal-auth, write-items and the PIN commands)\n");
 		return EXIT_USAGE;
 	}
 	if ((o->internal_auth || o->verify_card_id) && strcmp(cmd, "read-basic") != 0) {
@@ -1400,8 +1667,29 @@ static int run(const struct opts *o)
 		params = json_pack("{s:s, s:o}", "file", o->args[1], "items", items);
 		if (params && o->allow_lost)
 			json_object_set_new(params, "allow_lost", json_true());
+	} else if (strcmp(cmd, "internal-auth") == 0 && o->n_args == 1) {
+		method = "card.internal_auth";
+		params = json_object();
+	} else if (pc && o->n_args == 1) {
+		method = pc->method;
+		params = json_object();
+		rc = read_pins(pc, params);
+		if (rc != 0) {
+			json_decref(params);
+			return rc;
+		}
+	} else if (strcmp(cmd, "write-items") == 0 && o->n_args >= 3) {
+		method = "card.write_items";
+		rc = write_items_params(o, &params);
+		if (rc != 0)
+			return rc;
 	} else if (strcmp(cmd, "events") == 0 && o->n_args == 1) {
 		method = NULL;
+	} else if (strcmp(cmd, "call") == 0 && o->n_args == 3 && strcmp(o->args[2], "-") == 0) {
+		method = o->args[1];
+		rc = stdin_params(&params);
+		if (rc != 0)
+			return rc;
 	} else if (strcmp(cmd, "call") == 0 && (o->n_args == 2 || o->n_args == 3)) {
 		method = o->args[1];
 		if (o->n_args == 3) {
@@ -1428,6 +1716,8 @@ static int run(const struct opts *o)
 	if (o->reader)
 		json_object_set_new(params, "reader", json_string(o->reader));
 
+	/* From here, not from the start: typing the PINs takes the time it takes. */
+	deadline = now_ms() + o->timeout_ms;
 	rc = socket_path(o, sock, sock_from, sizeof(sock_from));
 	if (rc == 0)
 		rc = conn_open(&c, sock, sock_from, deadline);
@@ -1440,8 +1730,12 @@ static int run(const struct opts *o)
 		conn_close(&c);
 		return rc;
 	}
-	rc = call(&c, method, params, &res, deadline);
+	rc = call(&c, method, params, &res, deadline, errname);
 	conn_close(&c);
+	if (rc == EXIT_API && pc && strcmp(errname, "SSC_EPINWRONG") == 0)
+		return EXIT_PIN_WRONG;
+	if (rc == EXIT_API && pc && strcmp(errname, "SSC_EPINBLOCKED") == 0)
+		return EXIT_PIN_BLOCKED;
 	if (rc != 0)
 		return rc;
 	if (o->json || strcmp(cmd, "call") == 0)
@@ -1450,18 +1744,35 @@ static int run(const struct opts *o)
 		out_info(res);
 	else if (strcmp(cmd, "readers") == 0)
 		out_readers(res);
-	else if (strcmp(cmd, "read-basic") == 0)
+	else if (strcmp(cmd, "read-basic") == 0 || strcmp(cmd, "internal-auth") == 0)
 		out_basic(res);
+	else if (pc)
+		out_done(res, pc->done_key, pc->done_text);
+	else if (strcmp(cmd, "write-items") == 0)
+		out_written(res);
 	else
 		out_items(res);
 	json_decref(res);
 	return EXIT_OK;
 }
 
+/*
+ * jansson's free: wipes the block first. Params may hold PINs, and jansson copies strings into
+ * blocks of its own (the request object, its text); so every one of them is wiped when freed.
+ */
+static void wiping_free(void *p)
+{
+	if (p) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct opts o;
 
+	json_set_alloc_funcs(malloc, wiping_free);
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_opts(argc, argv, &o) != 0)
 		return EXIT_USAGE;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -214,4 +215,110 @@ void ctl_close(struct ctl *c)
 		if (c->path[0])
 			unlink(c->path);
 	}
+}
+
+static long long ctl_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on fd until deadline (monotonic ms): 0 ready, -ETIMEDOUT, -errno. */
+static int ctl_wait(int fd, short events, long long deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	for (;;) {
+		long long left = deadline - ctl_clock_ms();
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+int ctl_request(const char *path, const char *line, char *reply, size_t replylen,
+		int timeout_ms)
+{
+	long long deadline = ctl_clock_ms() + timeout_ms;
+	struct sockaddr_un sa;
+	char out[CTL_LINE_MAX + 2];
+	size_t len = strlen(line), sent = 0, have = 0;
+	int fd, r = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path) || len > CTL_LINE_MAX || replylen == 0)
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	memcpy(out, line, len);
+	out[len++] = '\n';
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A simulator's backlog is never full for long: EAGAIN is tried again until the deadline. */
+	while (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (errno != EAGAIN && errno != EINTR) {
+			r = -errno;
+			goto out_close;
+		}
+		if (ctl_clock_ms() >= deadline) {
+			r = -ETIMEDOUT;
+			goto out_close;
+		}
+		poll(NULL, 0, 10);
+	}
+	while (sent < len) {
+		ssize_t n = send(fd, out + sent, len - sent, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			sent += (size_t)n;
+		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			r = ctl_wait(fd, POLLOUT, deadline);
+			if (r < 0)
+				goto out_close;
+		} else {
+			r = -errno;
+			goto out_close;
+		}
+	}
+	for (;;) {
+		char *nl = memchr(reply, '\n', have);
+		ssize_t n;
+
+		if (nl) {
+			*nl = '\0';
+			break;
+		}
+		if (have + 1 >= replylen) {
+			r = -EMSGSIZE;
+			break;
+		}
+		n = recv(fd, reply + have, replylen - 1 - have, 0);
+		if (n > 0) {
+			have += (size_t)n;
+		} else if (n == 0) {
+			r = -ECONNRESET;
+			break;
+		} else if (errno == EAGAIN || errno == EINTR) {
+			r = ctl_wait(fd, POLLIN, deadline);
+			if (r < 0)
+				break;
+		} else {
+			r = -errno;
+			break;
+		}
+	}
+out_close:
+	close(fd);
+	if (r < 0)
+		reply[0] = '\0';
+	return r;
 }

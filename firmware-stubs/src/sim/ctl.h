@@ -58,4 +58,15 @@ int ctl_timeout_ms(const struct ctl *c, long long now_ms);
 /* Closes every client and the listening socket and unlinks the socket file. No-op when closed. */
 void ctl_close(struct ctl *c);
 
+/*
+ * The other end, for `sscard-sim ctl SOCKET COMMAND`: connects to the control socket at path,
+ * sends line (a command without its newline, at most CTL_LINE_MAX bytes) and reads the one answer
+ * line into reply (replylen bytes, NUL-terminated, without its newline). Everything within
+ * timeout_ms. Returns 0, or -errno: -ENAMETOOLONG (path or line too long), a connect error,
+ * -ETIMEDOUT (no whole answer in time), -ECONNRESET (closed before the answer), -EMSGSIZE (an
+ * answer longer than replylen).
+ */
+int ctl_request(const char *path, const char *line, char *reply, size_t replylen,
+		int timeout_ms);
+
 #endif

@@ -65,8 +65,12 @@ static long long sim_now_ms(void)
 static void sim_usage(FILE *out)
 {
 	fputs("usage: sscard-sim card|psam --port PORT --profile FILE [options]\n"
+	      "       sscard-sim ctl SOCKET remove|insert|status|drop-after N\n"
 	      "  Attaches a simulated social security card (card) or PSAM (psam) to pcscd's vpcd\n"
 	      "  reader listening on HOST:PORT (the simulator is the TCP client and reconnects).\n"
+	      "  ctl sends one command to a running simulator's control socket (--control) and\n"
+	      "  prints its answer: exit 0 for an answer, 1 for an \"error ...\" answer, 2 bad\n"
+	      "  arguments, 3 no simulator answers there (within 5 s).\n"
 	      "options:\n"
 	      "  --port PORT           vpcd slot port (vpcd's default is 35963 for slot 0)\n"
 	      "  --profile FILE        profile JSON (firmware-stubs/profiles/)\n"
@@ -135,7 +139,7 @@ static int sim_parse_args(struct sim *s, int argc, char **argv)
 		return 1;
 	}
 	if (argc < 2 || (strcmp(argv[1], "card") != 0 && strcmp(argv[1], "psam") != 0))
-		return sim_bad_arg("mode (expected 'card' or 'psam')", argc >= 2 ? argv[1] : "");
+		return sim_bad_arg("mode (expected 'card', 'psam' or 'ctl')", argc >= 2 ? argv[1] : "");
 	s->role = strcmp(argv[1], "card") == 0 ? SIM_ROLE_CARD : SIM_ROLE_PSAM;
 	s->role_name = argv[1];
 	s->host = "127.0.0.1";
@@ -583,11 +587,52 @@ static int sim_run(struct sim *s)
 	return s->quit - 1;
 }
 
+/*
+ * sscard-sim ctl SOCKET COMMAND [ARG]: the client of a simulator's control socket, so that no
+ * other tool (netcat, socat) is needed to remove or insert a simulated card.
+ */
+#define SIM_CTL_TIMEOUT_MS 5000
+enum { SIM_CTL_ERROR = 1, SIM_CTL_UNREACHABLE = 3 };
+
+static int sim_ctl_main(int argc, char **argv)
+{
+	char line[CTL_LINE_MAX + 1], reply[256];
+	size_t len = 0;
+	int r;
+
+	if (argc < 4) {
+		fputs("usage: sscard-sim ctl SOCKET remove|insert|status|drop-after N\n", stderr);
+		return SIM_EXIT_USAGE;
+	}
+	line[0] = '\0';
+	for (int i = 3; i < argc; i++) {
+		int n = snprintf(line + len, sizeof(line) - len, "%s%s", i > 3 ? " " : "", argv[i]);
+
+		if (n < 0 || (size_t)n >= sizeof(line) - len || strchr(argv[i], '\n')) {
+			fputs("sscard-sim ctl: the command is too long or has a newline\n", stderr);
+			return SIM_EXIT_USAGE;
+		}
+		len += (size_t)n;
+	}
+	r = ctl_request(argv[2], line, reply, sizeof(reply), SIM_CTL_TIMEOUT_MS);
+	if (r < 0) {
+		fprintf(stderr, "sscard-sim ctl: %s: %s%s\n", argv[2], strerror(-r),
+			r == -ENOENT || r == -ECONNREFUSED ?
+			" (is a simulator running with --control on that socket?)" : "");
+		return r == -ENAMETOOLONG ? SIM_EXIT_USAGE : SIM_CTL_UNREACHABLE;
+	}
+	puts(reply);
+	return strncmp(reply, "error", 5) == 0 ? SIM_CTL_ERROR : SIM_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct sim *s = &sim_g;
 	int status = SIM_EXIT_USAGE;
 	int r;
+
+	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
+		return sim_ctl_main(argc, argv);
 
 	s->sigfd = -1;
 	s->link.fd = -1;

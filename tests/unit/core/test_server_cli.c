@@ -162,7 +162,7 @@ static int teardown(void **state)
 struct run {
 	int status;          /* exit code */
 	char out[16384];
-	char err[4096];
+	char err[16384];
 	long ms;             /* wall time */
 };
 
