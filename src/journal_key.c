@@ -259,15 +259,37 @@ static int64_t count_sql(struct journal *j, const char *sql)
 	return n;
 }
 
-/* Keeps a copy of the current key file (its bytes, from the open fd) at path. */
+/*
+ * Gives the file open in fd (at path) the owner and group of the journal's key file: a rotation
+ * run as root must leave a key that the daemon's user can still read.
+ */
+static int key_owner(struct journal *j, int fd, const char *path, struct ssc_diag *diag)
+{
+	struct stat st;
+
+	if (fstat(j->key_fd, &st) != 0)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s: %s", j->key_path,
+				    strerror(errno));
+	if ((st.st_uid != geteuid() || st.st_gid != getegid()) && fchown(fd, st.st_uid, st.st_gid))
+		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot give %.200s the key file's "
+				    "owner (uid %ld, gid %ld): %s. Run it as root or as that user",
+				    path, (long)st.st_uid, (long)st.st_gid, strerror(errno));
+	return 0;
+}
+
+/* Keeps a copy of the current key file (its bytes, from the open fd; its owner) at path. */
 static int key_keep_old(struct journal *j, const char *path, struct ssc_diag *diag)
 {
 	uint8_t key[JOURNAL_KEY_LEN];
-	int r = key_read(j->key_fd, j->key_path, key, diag);
+	int fd = -1, r = key_read(j->key_fd, j->key_path, key, diag);
 
 	if (r == 0)
-		r = key_write_new(path, key, NULL, diag);
+		r = key_write_new(path, key, &fd, diag);
 	OPENSSL_cleanse(key, sizeof(key));
+	if (r == 0 && (r = key_owner(j, fd, path, diag)) < 0)
+		unlink(path);
+	if (fd >= 0)
+		close(fd);
 	return r;
 }
 
@@ -438,8 +460,10 @@ int journal_rotate_key(struct journal *j, FILE *lost, struct journal_rotation *o
 	if (ret < 0)
 		goto out_rollback;
 	ret = key_write_new(newpath, master, &new_fd, diag);
+	if (ret == 0)
+		ret = key_owner(j, new_fd, newpath, diag);
 	if (ret < 0)
-		goto out_rollback;
+		goto out_unlink;
 	ret = rotate_commit(j, &nk, out, diag);
 	if (ret < 0)
 		goto out_unlink;
@@ -486,8 +510,10 @@ out_unlink_keys:
 		OPENSSL_cleanse(okey, sizeof(okey));
 	}
 out_unlink:
-	close(new_fd);
-	unlink(newpath);
+	if (new_fd >= 0) {
+		close(new_fd);
+		unlink(newpath);
+	}
 	unlink(oldpath);
 out_rollback:
 	sqlite3_finalize(c.ins);

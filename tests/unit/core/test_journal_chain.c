@@ -600,11 +600,27 @@ static void test_rotate_key(void **state)
 	journal_key_id(f->j, after);
 	assert_string_equal(after, kid);
 
+	/* The daemon's user owns the key; the operator rotates as root. */
+	if (geteuid() == 0)
+		assert_int_equal(chown(f->key, 65534, 65534), 0);
 	write_file(f->list, "# every list imported\n" V1_ID "\n" V1_NUMBER "\nY00000017\n");
 	fp = fopen(f->list, "r");
 	ssc_diag_init(&d);
 	assert_int_equal(journal_rotate_key(f->j, fp, &rot, &d), 0);
 	fclose(fp);
+	if (geteuid() == 0) {
+		struct stat st;
+
+		/* Both keys stay the daemon's user's, mode 0600. */
+		assert_int_equal(stat(f->key, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		assert_int_equal(st.st_mode & 0777, 0600);
+		snprintf(oldkey, sizeof(oldkey), "%s.old-%s", f->key, kid);
+		assert_int_equal(stat(oldkey, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
 	assert_string_equal(rot.old_key_id, kid);
 	assert_string_not_equal(rot.new_key_id, kid);
 	assert_int_equal(rot.old_head_seq, 4);
