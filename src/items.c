@@ -7,12 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gbk.h"
+#include <openssl/crypto.h>
+
+#include "gb18030.h"
 #include "items.h"
 
 static const struct item_def items_ssse_ef05[] = {
 	{ 0x01, 1, 1, 16, ITEM_FMT_B, ITEM_READONLY, "卡识别码 card id" },
-	{ 0x02, 2, 2, 1, ITEM_FMT_AN, 0, "卡类别 card type" },
+	{ 0x02, 2, 2, 1, ITEM_FMT_AN, ITEM_EXACT, "卡类别 card type" },
 	{ 0x03, 3, 3, 4, ITEM_FMT_AN, ITEM_READONLY, "规范版本 spec version" },
 	{ 0x04, 4, 4, 12, ITEM_FMT_AN, 0, "初始化机构编号 initialising institution" },
 	{ 0x05, 5, 5, 4, ITEM_FMT_DATE, 0, "发卡日期 issue date" },
@@ -23,30 +25,31 @@ static const struct item_def items_ssse_ef05[] = {
 
 /* Spec 1.00 cards have no 姓名扩展 and keep 性别 in record 3 (§2.3). */
 static const struct item_def items_ssse_ef06[] = {
-	{ 0x08, 1, 1, 18, ITEM_FMT_AN, 0, "社会保障号码 social security number" },
-	{ 0x09, 2, 2, 30, ITEM_FMT_AN, 0, "姓名 name" },
-	{ 0x4E, 3, 0, 20, ITEM_FMT_AN, 0, "姓名扩展 name extension" },
-	{ 0x0A, 4, 3, 1, ITEM_FMT_AN, 0, "性别 sex" },
-	{ 0x0B, 5, 4, 1, ITEM_FMT_CN, 0, "民族 nation" },
-	{ 0x0C, 6, 5, 3, ITEM_FMT_CN, 0, "出生地 birth place" },
+	{ 0x08, 1, 1, 18, ITEM_FMT_AN, ITEM_EXACT | ITEM_CHECK_SSN,
+	  "社会保障号码 social security number" },
+	{ 0x09, 2, 2, 30, ITEM_FMT_AN, ITEM_NAME, "姓名 name" },
+	{ 0x4E, 3, 0, 20, ITEM_FMT_AN, ITEM_NAME_EXT, "姓名扩展 name extension" },
+	{ 0x0A, 4, 3, 1, ITEM_FMT_AN, ITEM_EXACT | ITEM_CHECK_SEX, "性别 sex" },
+	{ 0x0B, 5, 4, 1, ITEM_FMT_CN, ITEM_EXACT, "民族 nation" },
+	{ 0x0C, 6, 5, 3, ITEM_FMT_CN, ITEM_EXACT, "出生地 birth place" },
 	{ 0x0D, 7, 6, 4, ITEM_FMT_DATE, 0, "出生日期 birth date" },
 };
 
 static const struct item_def items_ssse_ef0d[] = {
 	{ 0xEA, 1, 0, 12, ITEM_FMT_AN, 0, "人员识别码 person id" },
-	{ 0xEB, 2, 0, 3, ITEM_FMT_CN, 0, "初次申领地 first application region" },
+	{ 0xEB, 2, 0, 3, ITEM_FMT_CN, ITEM_EXACT, "初次申领地 first application region" },
 };
 
 static const struct item_def items_df04_ef05[] = {
-	{ 0x30, 1, 1, 3, ITEM_FMT_CN, 0, "参保地区划 insured region" },
+	{ 0x30, 1, 1, 3, ITEM_FMT_CN, ITEM_EXACT, "参保地区划 insured region" },
 	{ 0x31, 2, 2, 2, ITEM_FMT_AN, 0, "人员类别 person category" },
 	{ 0x32, 3, 3, 20, ITEM_FMT_AN, 0, "医保个人编号 insurance person number" },
 	{ 0x33, 4, 4, 12, ITEM_FMT_AN, 0, "定点医疗机构编号 designated institution" },
-	{ 0x34, 5, 5, 1, ITEM_FMT_AN, 0, "异地安置标志 relocation flag" },
+	{ 0x34, 5, 5, 1, ITEM_FMT_AN, ITEM_EXACT, "异地安置标志 relocation flag" },
 };
 
 static const struct item_def items_df04_ef06[] = {
-	{ 0x41, 1, 1, 1, ITEM_FMT_B, 0, "临时脱网结算 offline settlement pending" },
+	{ 0x41, 1, 1, 1, ITEM_FMT_B, ITEM_EXACT, "临时脱网结算 offline settlement pending" },
 };
 
 static const struct item_def items_df04_ef08[] = {
@@ -183,6 +186,27 @@ static int items_date_ok(const char *s)
 	return m >= 1 && m <= 12 && d >= 1 && d <= 31;
 }
 
+/*
+ * A date to write: 8 digits naming a day of the Gregorian calendar from 1900 on (20240230 and
+ * 20230229 are no days). Reads accept what items_date_ok does, so that a card with an odd date can
+ * still be served; writes put only real dates on a card.
+ */
+static int items_date_real(const char *s)
+{
+	static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y, m, d, leap;
+
+	if (strlen(s) < 8 || strspn(s, "0123456789") < 8)
+		return 0;
+	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+	m = (s[4] - '0') * 10 + (s[5] - '0');
+	d = (s[6] - '0') * 10 + (s[7] - '0');
+	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (y < 1900 || m < 1 || m > 12 || d < 1)
+		return 0;
+	return d <= mdays[m - 1] + (m == 2 && leap);
+}
+
 int items_hex(const uint8_t *v, size_t len, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -221,6 +245,38 @@ int items_check_card_number(const char *s, size_t len)
 	return s[8] == want ? 0 : SSC_EVALUE;
 }
 
+int items_check_ssn(const char *s, size_t len)
+{
+	static const int w[17] = { 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2 };
+	static const char check[] = "10X98765432";
+	int sum = 0;
+
+	if (len != 18)
+		return SSC_EVALUE;
+	for (int i = 0; i < 17; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return SSC_EVALUE;
+		sum += (s[i] - '0') * w[i];
+	}
+	return s[17] == check[sum % 11] ? 0 : SSC_EVALUE;
+}
+
+/*
+ * The first control character of UTF-8 text (C0, DEL or C1: U+0000..U+001F, U+007F..U+009F), as
+ * a code point, or -1: no item holds one, and a control character in a name or a number is a
+ * client's encoding fault that would otherwise reach the card unseen.
+ */
+static long items_control_char(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7F)
+			return *p;
+		if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+			return p[1];
+	}
+	return -1;
+}
+
 static int items_bad(const struct item_file *f, const struct item_def *it, const char *why,
 		     struct ssc_diag *diag)
 {
@@ -231,6 +287,7 @@ static int items_bad(const struct item_file *f, const struct item_def *it, const
 int items_decode(const struct item_file *f, const struct item_def *it, const uint8_t *v,
 		 size_t len, char *text, size_t cap, struct ssc_diag *diag)
 {
+	size_t at = 0;
 	int n;
 
 	if (cap == 0)
@@ -252,12 +309,17 @@ int items_decode(const struct item_file *f, const struct item_def *it, const uin
 		}
 		return n;
 	case ITEM_FMT_AN:
-		/* Only 00 and FF are padding: an ASCII 'F' may be the second byte of a GBK character. */
+		/* Only 00 and FF are padding: an ASCII 'F' may be the second byte of a character. */
 		while (len > 0 && (v[len - 1] == 0x00 || v[len - 1] == 0xFF))
 			len--;
-		n = gbk_to_utf8(v, len, text, cap);
-		if (n == SSC_EBADCARDDATA)
-			return items_bad(f, it, "not GBK text", diag);
+		n = gb18030_to_utf8(v, len, text, cap, &at);
+		if (n == SSC_EBADCARDDATA) {
+			char why[80];
+
+			snprintf(why, sizeof(why), "not GB 18030 text (the bytes from offset %zu form no "
+				 "character)", at);
+			return items_bad(f, it, why, diag);
+		}
 		if (n >= 0 && (it->checks & ITEM_CHECK_CARDNO) &&
 		    items_check_card_number(text, (size_t)n)) {
 			text[0] = '\0';
@@ -313,26 +375,55 @@ static int items_value_err(const struct item_file *f, const struct item_def *it,
 			    why);
 }
 
+/* The value's text checks before it is converted: control characters, then it->checks. */
+static int items_text_check(const struct item_file *f, const struct item_def *it,
+			    const char *text, struct ssc_diag *diag)
+{
+	size_t tl = strlen(text);
+	long cc = items_control_char(text);
+
+	if (cc >= 0)
+		return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): contains a control "
+				    "character (U+%04lX)", f->name, it->tag, it->label, cc);
+	if ((it->checks & ITEM_CHECK_CARDNO) && items_check_card_number(text, tl))
+		return items_value_err(f, it, "not a card number with a valid check character",
+				       diag);
+	if ((it->checks & ITEM_CHECK_SSN) && items_check_ssn(text, tl))
+		return items_value_err(f, it, tl == 18 && strspn(text, "0123456789") >= 17 ?
+				       "the check character is wrong (GB 11643)" :
+				       "expected 18 characters: 17 digits and a check character "
+				       "(0-9 or X)", diag);
+	if ((it->checks & ITEM_CHECK_SEX) && (tl != 1 || !strchr("0129", text[0])))
+		return items_value_err(f, it, "expected \"0\", \"1\" (male), \"2\" (female) or "
+				       "\"9\" (GB/T 2261.1)", diag);
+	return 0;
+}
+
 int items_encode(const struct item_file *f, const struct item_def *it, const char *text,
 		 uint8_t *out, size_t cap, struct ssc_diag *diag)
 {
-	size_t tl = strlen(text), nb;
+	size_t tl = strlen(text), nb, need = 0;
 	int n;
 
 	switch (it->fmt) {
 	case ITEM_FMT_DATE:
-		if (tl != 8)
-			return items_value_err(f, it, "expected YYYYMMDD", diag);
-		__attribute__((fallthrough));   /* digits, then the calendar check below */
+		if (tl != 8 || strspn(text, "0123456789") != 8)
+			return items_value_err(f, it, "expected a date YYYYMMDD (8 digits)", diag);
+		if (!items_date_real(text))
+			return items_value_err(f, it, "not a calendar date (YYYYMMDD, from 1900)", diag);
+		__attribute__((fallthrough));   /* encoded as the digits it is */
 	case ITEM_FMT_CN:
+		if (strspn(text, "0123456789") != tl)
+			return items_value_err(f, it, "digits only", diag);
 		nb = (tl + 1) / 2;
+		if ((it->checks & ITEM_EXACT) && tl != 2 * (size_t)it->len)
+			return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): expected exactly "
+					    "%u digits, this value has %zu", f->name, it->tag,
+					    it->label, 2 * (unsigned)it->len, tl);
 		if (nb > it->len || nb > cap)
-			return items_value_err(f, it, "too many digits", diag);
-		for (size_t i = 0; i < tl; i++)
-			if (text[i] < '0' || text[i] > '9')
-				return items_value_err(f, it, "digits only", diag);
-		if (it->fmt == ITEM_FMT_DATE && !items_date_ok(text))
-			return items_value_err(f, it, "not a calendar date", diag);
+			return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): too long: at most "
+					    "%u digits, this value has %zu", f->name, it->tag,
+					    it->label, 2 * (unsigned)it->len, tl);
 		memset(out, 0xFF, nb);
 		for (size_t i = 0; i < tl; i++) {
 			uint8_t d = (uint8_t)(text[i] - '0');
@@ -342,20 +433,36 @@ int items_encode(const struct item_file *f, const struct item_def *it, const cha
 		}
 		return (int)nb;
 	case ITEM_FMT_AN:
-		if ((it->checks & ITEM_CHECK_CARDNO) && items_check_card_number(text, tl))
-			return items_value_err(f, it, "not a card number with a valid check character",
-					       diag);
-		n = gbk_from_utf8(text, out, cap < it->len ? cap : it->len);
-		if (n == SSC_ELIMIT)
-			return items_value_err(f, it, "too long for the item", diag);
+		n = items_text_check(f, it, text, diag);
 		if (n < 0)
-			return items_value_err(f, it, "not representable in GBK", diag);
-		if (memchr(out, 0, (size_t)n))
-			return items_value_err(f, it, "contains a NUL character", diag);
+			return n;
+		n = gb18030_from_utf8(text, out, cap < it->len ? cap : it->len, &need);
+		if (n == SSC_ELIMIT && (it->checks & ITEM_EXACT))
+			n = (int)need;   /* said below, with the length it must have */
+		else if (n == SSC_ELIMIT)
+			return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): too long: at most %u "
+					    "bytes in GB 18030, this value takes %zu", f->name, it->tag,
+					    it->label, (unsigned)it->len, need);
+		if (n < 0)
+			return items_value_err(f, it, "not valid UTF-8 text", diag);
+		if ((it->checks & ITEM_EXACT) && (size_t)n != it->len)
+			return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): expected exactly %u "
+					    "byte%s in GB 18030, this value takes %d", f->name, it->tag,
+					    it->label, (unsigned)it->len, it->len == 1 ? "" : "s", n);
 		return n;
 	case ITEM_FMT_B:
-		if (tl % 2 || tl / 2 > it->len || tl / 2 > cap)
-			return items_value_err(f, it, "expected an even number of hex digits", diag);
+		if (tl % 2)
+			return items_value_err(f, it, "expected hex digits in pairs (whole bytes)",
+					       diag);
+		if ((it->checks & ITEM_EXACT) && tl / 2 != it->len)
+			return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): expected exactly %u "
+					    "hex digits (%u byte%s)", f->name, it->tag, it->label,
+					    2 * (unsigned)it->len, (unsigned)it->len,
+					    it->len == 1 ? "" : "s");
+		if (tl / 2 > it->len || tl / 2 > cap)
+			return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): too long: at most %u "
+					    "hex digits (%u bytes)", f->name, it->tag, it->label,
+					    2 * (unsigned)it->len, (unsigned)it->len);
 		for (size_t i = 0; i < tl; i += 2) {
 			int hi = items_hexval(text[i]), lo = items_hexval(text[i + 1]);
 
@@ -368,6 +475,54 @@ int items_encode(const struct item_file *f, const struct item_def *it, const cha
 		return ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s item %02X is not writable as text",
 				    f->name, it->tag);
 	}
+}
+
+int items_encode_name(const struct item_file *f, const char *text, uint8_t *name, size_t *name_len,
+		      uint8_t *ext, size_t *ext_len, struct item_def *ext_def, struct ssc_diag *diag)
+{
+	struct item_def it09, it4e;
+	uint8_t all[64];
+	size_t need = 0, cut;
+	int n, rc = 0;
+
+	if (items_find(f, 0x09, &it09) || items_find(f, 0x4E, &it4e) ||
+	    !(it09.checks & ITEM_NAME) || !(it4e.checks & ITEM_NAME_EXT))
+		return SSC_EINVAL;
+	if (text[0] == '\0')
+		return items_value_err(f, &it09, "a name must not be empty", diag);
+	n = items_text_check(f, &it09, text, diag);
+	if (n < 0)
+		return n;
+	n = gb18030_from_utf8(text, all, (size_t)it09.len + it4e.len, &need);
+	if (n == SSC_ELIMIT)
+		return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): too long: a name holds at "
+				    "most %u bytes in GB 18030 (%u in 09, %u in 4E), this one takes %zu",
+				    f->name, it09.tag, it09.label, (unsigned)(it09.len + it4e.len),
+				    (unsigned)it09.len, (unsigned)it4e.len, need);
+	if (n < 0)
+		return items_value_err(f, &it09, "not valid UTF-8 text", diag);
+	if (memchr(all, 0, (size_t)n)) {
+		rc = items_value_err(f, &it09, "contains a NUL character", diag);
+		goto out;
+	}
+	/* 09 takes whole characters only, so that each record is text on its own. */
+	cut = gb18030_prefix(all, (size_t)n, it09.len);
+	if ((size_t)n - cut > it4e.len) {
+		rc = ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): too long: %u bytes in "
+				  "GB 18030, but cut between whole characters 09 takes %zu of its %u "
+				  "and the %zu left exceed 4E's %u", f->name, it09.tag, it09.label,
+				  (unsigned)n, cut, (unsigned)it09.len, (size_t)n - cut,
+				  (unsigned)it4e.len);
+		goto out;
+	}
+	memcpy(name, all, cut);
+	*name_len = cut;
+	memcpy(ext, all + cut, (size_t)n - cut);
+	*ext_len = (size_t)n - cut;
+	*ext_def = it4e;
+out:
+	OPENSSL_cleanse(all, sizeof(all));
+	return rc;
 }
 
 int items_pad(const struct item_file *f, const struct item_def *it, uint8_t *buf, size_t len,
@@ -402,7 +557,7 @@ int items_encode_txn(const struct item_txn *t, uint8_t *out, size_t cap, struct 
 
 	if (cap < ITEM_TXN_LEN)
 		return SSC_EINVAL;
-	if (strlen(tm) != 14 || strspn(tm, "0123456789") != 14 || !items_date_ok(tm) ||
+	if (strlen(tm) != 14 || strspn(tm, "0123456789") != 14 || !items_date_real(tm) ||
 	    (tm[8] - '0') * 10 + (tm[9] - '0') > 23 || (tm[10] - '0') * 10 + (tm[11] - '0') > 59 ||
 	    (tm[12] - '0') * 10 + (tm[13] - '0') > 59)
 		return items_value_err(&f, &time_def, "expected YYYYMMDDhhmmss", diag);

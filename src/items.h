@@ -16,7 +16,7 @@
 enum item_fmt {
 	ITEM_FMT_CN = 0,  /* BCD digits, right-padded with F nibbles: drop them */
 	ITEM_FMT_DATE,    /* cn 4: YYYYMMDD ("" when all F) */
-	ITEM_FMT_AN,      /* GBK text right-padded with 00: drop trailing 00 and FF bytes only */
+	ITEM_FMT_AN,      /* GB 18030 text right-padded with 00: drop trailing 00 and FF bytes only */
 	ITEM_FMT_B,       /* binary: upper-case hex */
 	ITEM_FMT_TXN,     /* a DF04/EF08 transaction record (§12.7), see struct item_txn */
 };
@@ -26,6 +26,11 @@ enum item_wkey { ITEM_WKEY_NONE = 0, ITEM_WKEY_SSSE, ITEM_WKEY_EF0D, ITEM_WKEY_S
 
 #define ITEM_CHECK_CARDNO 0x1   /* the value is a card number with a check character (§2.6) */
 #define ITEM_READONLY 0x2       /* issuer data naming the card: never written through the API */
+#define ITEM_NAME 0x4           /* 姓名 (09): a write takes the whole name, 姓名扩展 the rest */
+#define ITEM_NAME_EXT 0x8       /* 姓名扩展 (4E): written only as the rest of a name given to 09 */
+#define ITEM_EXACT 0x10         /* a write fills the item: len bytes (cn: 2 * len digits) */
+#define ITEM_CHECK_SSN 0x20     /* 17 digits and a GB 11643 check character (0-9, X) */
+#define ITEM_CHECK_SEX 0x40     /* a GB/T 2261.1 code: 0, 1, 2 or 9 */
 
 struct item_def {
 	uint8_t tag;
@@ -50,7 +55,7 @@ struct item_file {
 	size_t n_items;
 };
 
-/* Largest decoded text of one item (UTF-8 of 30 GBK bytes, hex of 255 bytes), with the NUL. */
+/* Largest decoded text of one item (UTF-8 of 50 GB 18030 bytes, hex of 255 bytes), with the NUL. */
 #define ITEM_TEXT_MAX 512
 
 /* A DF04/EF08 record, decoded. Amounts in fen. */
@@ -83,7 +88,8 @@ const struct config_key *items_write_key(const struct config *cfg, const struct 
 /*
  * Decodes the value bytes of item it (of file f) into text (cap bytes, NUL-terminated) per
  * §12.9: cn drops trailing F nibbles, dates are YYYYMMDD, an drops trailing 00/FF and converts
- * GBK to UTF-8, binary is upper-case hex; applies it->checks. Returns the text length or
+ * GB 18030 to UTF-8 (text that is not GB 18030 is SSC_EBADCARDDATA, the message says at which
+ * offset), binary is upper-case hex; applies it->checks. Returns the text length or
  * SSC_EBADCARDDATA (message names the file and item, never the value), SSC_ELIMIT (cap), or
  * SSC_EINVAL (it is a ITEM_FMT_TXN item).
  */
@@ -95,8 +101,10 @@ int items_decode_txn(const uint8_t *v, size_t len, struct item_txn *t, struct ss
 
 /*
  * Encodes the API value text of item it into the card's bytes (out, cap bytes) before any APDU is
- * sent: cn digits to BCD padded with F to whole bytes, dates checked, an UTF-8 to GBK, binary from
- * hex; checks the length against it->len and it->checks. Returns the value length (the card pads
+ * sent: cn digits to BCD padded with F to whole bytes, dates (real days from 1900 on), an UTF-8
+ * to GB 18030 (GBK's bytes wherever GBK has the character; no control characters), binary from
+ * hex; checks the length against it->len, exactly for ITEM_EXACT items and as a maximum for the
+ * others (the message says which, and the length), and it->checks. Returns the value length (the card pads
  * the rest of the record), SSC_EVALUE (message names the item) or SSC_EUNSUPPORTED (a
  * transaction record: not writable as text).
  */
@@ -109,11 +117,22 @@ int items_encode(const struct item_file *f, const struct item_def *it, const cha
 /*
  * Encodes a transaction record (§12.7) from its fields into out (cap >= ITEM_TXN_LEN): time as
  * cn7 (YYYYMMDDhhmmss, a calendar date and a clock time), institution an12 and settlement an20
- * (UTF-8 to GBK, padded with 00; the settlement number must not be empty: it names the record),
+ * (UTF-8 to GB 18030, padded with 00; the settlement number must not be empty: it names the record),
  * then the three amounts as 4-byte big-endian fen. Returns ITEM_TXN_LEN or SSC_EVALUE (the message
  * names the field, never its value).
  */
 int items_encode_txn(const struct item_txn *t, uint8_t *out, size_t cap, struct ssc_diag *diag);
+
+/*
+ * Encodes a whole name (UTF-8, not empty) for 姓名 (09) and 姓名扩展 (4E) of f (SSSE/EF06): in
+ * GB 18030, 09 takes the longest run of whole characters that fits its 30 bytes (name, *name_len)
+ * and 4E the rest (ext, *ext_len, 0 when the name fits 09), so that reading 09 ‖ 4E gives the name
+ * back and neither record ends or starts inside a character. name and ext hold at least 30 and 20
+ * bytes; *ext_def receives 4E's definition. Returns 0, SSC_EVALUE (empty, or too long: the
+ * message says the limits) or SSC_EINVAL (f has no such items).
+ */
+int items_encode_name(const struct item_file *f, const char *text, uint8_t *name, size_t *name_len,
+		      uint8_t *ext, size_t *ext_len, struct item_def *ext_def, struct ssc_diag *diag);
 
 /*
  * Pads an encoded value (len bytes in buf) to reclen bytes the way the card pads a shorter value
@@ -131,5 +150,11 @@ int items_hex(const uint8_t *v, size_t len, char *out, size_t cap);
 
 /* Checks the check character of a 9-character card number (§2.6). Returns 0 or SSC_EVALUE. */
 int items_check_card_number(const char *s, size_t len);
+
+/*
+ * Checks an 18-character 社会保障号码 (公民身份号码): 17 digits and the GB 11643 check character
+ * (0-9 or an upper-case X). Returns 0 or SSC_EVALUE.
+ */
+int items_check_ssn(const char *s, size_t len);
 
 #endif

@@ -1204,6 +1204,59 @@ static int txn_parse(json_t *o, struct item_txn *t, struct ssc_diag *diag)
 	return 0;
 }
 
+/* The value of tag in a write's items (keys are hex in either case), NULL when absent. */
+static json_t *write_item_value(json_t *items, uint8_t tag)
+{
+	const char *key;
+	json_t *v;
+	uint8_t t;
+
+	json_object_foreach(items, key, v)
+		if (items_parse_tag(key, &t) == 0 && t == tag)
+			return v;
+	return NULL;
+}
+
+/*
+ * 姓名 (09) takes the whole name, or its first part with the rest in 姓名扩展 (4E) as read_items
+ * shows them: the two are joined and cut again between whole characters. w gets 09's part and a
+ * second item 4E the rest (possibly empty), so that a name write never leaves an old extension
+ * behind.
+ */
+static int write_name(struct write_req *r, struct write_item *w, json_t *items, json_t *v,
+		      struct ssc_diag *diag)
+{
+	struct write_item *ext = w + 1;
+	json_t *v4e = write_item_value(items, 0x4E);
+	const char *rest = "";
+	char joined[256];
+	int rc;
+
+	if (r->n + 2 > OPS_MAX_ITEMS)
+		return ssc_diag_set(diag, SSC_EINVAL, "at most %d items per request", OPS_MAX_ITEMS);
+	if (v4e && !json_is_string(v4e))
+		return ssc_diag_set(diag, SSC_EINVAL, "the value of item 4E must be a string");
+	if (v4e)
+		rest = json_string_value(v4e);
+	if (strlen(json_string_value(v)) != json_string_length(v) ||
+	    (v4e && strlen(rest) != json_string_length(v4e)))
+		return ssc_diag_set(diag, SSC_EVALUE, "the name holds a NUL");
+	if ((size_t)snprintf(joined, sizeof(joined), "%s%s", json_string_value(v), rest) >=
+	    sizeof(joined)) {
+		OPENSSL_cleanse(joined, sizeof(joined));
+		return ssc_diag_set(diag, SSC_EVALUE, "%s item 09 (%s): too long: a name holds at "
+				    "most 50 bytes in GB 18030 (30 in 09, 20 in 4E)", r->f.name,
+				    w->it.label);
+	}
+	rc = items_encode_name(&r->f, joined, w->val, &w->len, ext->val, &ext->len, &ext->it,
+			       diag);
+	OPENSSL_cleanse(joined, sizeof(joined));
+	if (rc)
+		return rc;
+	r->n += 2;
+	return 0;
+}
+
 /*
  * The params of a write, every value encoded and length-checked against the item table before
  * any APDU (spec §12.5: the card pads shorter values, refuses longer ones).
@@ -1245,6 +1298,16 @@ static int write_parse(const struct op_env *env, json_t *params, struct write_re
 		if (items_parse_tag(key, &tag) || items_find(&r->f, tag, &w->it))
 			return ssc_diag_set(diag, SSC_EBADITEM, "%s has no item \"%.8s\"", r->f.name,
 					    key);
+		/* 姓名扩展 is the rest of the name: written with 09 (joined to its value there),
+		 * never alone (an extension of another name would make read_basic join a new tail
+		 * to the old name). */
+		if (w->it.checks & ITEM_NAME_EXT) {
+			if (!write_item_value(ji, 0x09))
+				return ssc_diag_set(diag, SSC_EBADITEM, "%s item %02X (%s) is written "
+						    "with item 09: give the whole name in 09",
+						    r->f.name, tag, w->it.label);
+			continue;
+		}
 		for (size_t k = 0; k < r->n; k++)
 			if (r->w[k].it.tag == tag)
 				return ssc_diag_set(diag, SSC_EINVAL, "item %02X is listed twice",
@@ -1253,6 +1316,12 @@ static int write_parse(const struct op_env *env, json_t *params, struct write_re
 		if (w->it.checks & ITEM_READONLY)
 			return ssc_diag_set(diag, SSC_EBADITEM, "%s item %02X (%s) is not writable",
 					    r->f.name, tag, w->it.label);
+		if ((w->it.checks & ITEM_NAME) && json_is_string(v)) {
+			rc = write_name(r, w, ji, v, diag);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (w->it.fmt == ITEM_FMT_TXN) {
 			struct item_txn t;
 

@@ -198,6 +198,24 @@ class Legacy(sscardd.DaemonTestCase):
         self.start('gen3')
         self.legacy_functions('gen3')
 
+    def test_gen3_gb18030(self):
+        """A name beyond GBK (issue 11): GB18030 out of iReadCardBas and iReadCard and in through
+        iWriteCard. Bytes by hand (张 D5C5, 䶮 FE9F: a two-byte code GBK lacks, 𫖯 9838F537: four
+        bytes; iconv -t GB18030 agrees), the rest from firmware-stubs/profiles/gen3-gb18030.json."""
+        self.start('gen3-gb18030')
+        r = self.call('iReadCardBas', 1)
+        self.assertEqual(r['rc'], 0, r['text'])
+        self.assertEqual(r['out'], (
+            '330200|330203198808080027|A12345703|330200D156000005001803017C54CD9D|'.encode()
+            + bytes.fromhex('D5C5FE9F9838F537')
+            + b'|0081544C92868433020000180301|3.00|20250601|20350601|'
+            + SM4_TERMINAL.encode() + b'||').hex().upper())
+        info = '330200D156000005001803017C54CD9D|A12345703|'
+        r = self.call('iWriteCard', 1, info, 'EF06|09|$', '9838F537FE9FD5C5' '7C')   # 𫖯䶮张|
+        self.assertEqual((r['rc'], r['text']), (0, ''))
+        r = self.call('iReadCard', 1, 0, info, '3F00EF06|09|4E|$')
+        self.assertEqual((r['rc'], r['out']), (0, '9838F537FE9FD5C5' '7C' '7C'))
+
     def test_daemon_gone_or_stopped(self):
         self.start('gen2')
         # Not running: −11 at once, saying so.

@@ -6,7 +6,9 @@ Every expected value below is copied by hand from firmware-stubs/profiles/*.json
 (ssc-card.md §2, §5, §12.7, §12.9): nothing is computed by the code under test or derived from its
 output. The ATR's historical bytes were cut by hand from each profile's ATR (T0 = 8E or 6E: 14
 historical bytes; 3B 8E 80 01 ... TCK, or 3B 6E 00 00 ... without TCK). The 姓名 / 姓名扩展 split
-is the 30-byte GBK limit of tag 09 (15 two-byte characters; "·" is GBK A1A4).
+is the 30-byte limit of tag 09 (15 two-byte characters; "·" is GBK A1A4). gen3-gb18030's name 张䶮𫖯
+is GB 18030 (D5C5 FE9F 9838F537, checked with iconv -t GB18030): it was unreadable while card text
+was decoded as GBK ("not GBK text").
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_read.py [-k name]
 """
@@ -51,6 +53,12 @@ BASIC = {
         '330200|330203198511110029|A12345674|330200D156000005013C5A7E0A29D26E|'
         '阿卜杜热合曼·买买提艾力·吐尔逊江|0081544C928684330200013C5A7E|3.00|20250601|20350601|'
         '{term}||'),
+    'gen3-gb18030': basic(
+        '330200', '330203198808080027', 'A12345703', '330200D156000005001803017C54CD9D', '张䶮𫖯',
+        '2', '01', '330203', '19880808', '3.00', '20250601', '20350601', False,
+        '0081544C92868433020000180301', 'sm4',
+        '330200|330203198808080027|A12345703|330200D156000005001803017C54CD9D|张䶮𫖯|'
+        '0081544C92868433020000180301|3.00|20250601|20350601|{term}||'),
     'gen3-readauth': basic(
         '330200', '330203198511110029', 'A12345674', '330200D156000005013C5A7F8E4DC9A5',
         '阿卜杜热合曼·买买提艾力·吐尔逊江', '1', '05', '650102', '19851111', '3.00', '20250601',
@@ -121,15 +129,17 @@ def terminal_for(profile, des_psam, sm4_psam):
     return SM4_TERMINAL if sm4_psam else NO_TERMINAL
 
 
-# Profiles on slots 0..9; the PSAMs go on the slots after them.
+# Profiles on slots 0..10; the PSAMs go on the two slots after them.
 PROFILES = ['gen2', 'gen3', 'gen3-readauth', 'gen1', 'gen2-tagmode', 't0-quirks', 'expired',
-            'gen2-badcardid', 'gen2-wrongkey', 'pin-blocked']
+            'gen2-badcardid', 'gen2-wrongkey', 'pin-blocked', 'gen3-gb18030']
+DES_PSAM_SLOT, SM4_PSAM_SLOT = len(PROFILES), len(PROFILES) + 1
 
 
 class ReadBasicEveryProfile(sscardd.DaemonTestCase):
-    """Ten user cards and two PSAMs on twelve vpcd readers of one pcscd (six vpcd entries)."""
+    """Eleven user cards and two PSAMs on fourteen vpcd readers of one pcscd (seven vpcd
+    entries)."""
 
-    readers = 12
+    readers = 14
 
     def test_shipped_profiles_all_covered(self):
         shipped = sorted(f[:-5] for f in os.listdir(PROFILE_DIR) if f.endswith('.json'))
@@ -140,14 +150,14 @@ class ReadBasicEveryProfile(sscardd.DaemonTestCase):
         self.h.start_pcscd()
         for slot, prof in enumerate(PROFILES):
             self.h.start_card(prof, slot=slot)
-        self.h.start_psam('gen2', slot=10)
-        self.h.start_psam('gen3-readauth', slot=11)
+        self.h.start_psam('gen2', slot=DES_PSAM_SLOT)
+        self.h.start_psam('gen3-readauth', slot=SM4_PSAM_SLOT)
         self.start_daemon(config={'card': {'card_id_mac_key': ISSUER_KEY}})
         roles = {slot: 'user' for slot in range(len(PROFILES))}
-        roles.update({10: 'psam', 11: 'psam'})
+        roles.update({DES_PSAM_SLOT: 'psam', SM4_PSAM_SLOT: 'psam'})
         seen = self.wait_roles(roles)
-        self.assertEqual(seen[self.h.reader_name(10)]['algorithm'], 'des')
-        self.assertEqual(seen[self.h.reader_name(11)]['algorithm'], 'sm4')
+        self.assertEqual(seen[self.h.reader_name(DES_PSAM_SLOT)]['algorithm'], 'des')
+        self.assertEqual(seen[self.h.reader_name(SM4_PSAM_SLOT)]['algorithm'], 'sm4')
         for slot, prof in enumerate(PROFILES):
             with self.subTest(profile=prof):
                 got = self.c.call('card.read_basic', {'reader': slot_id(slot)})
@@ -248,6 +258,8 @@ ITEMS = {
         {'time': '20250701080102', 'institution': 'H33020000009',
          'settlement_no': 'N2025070100000000042', 'total': 99999, 'personal_account': 0,
          'pooled': 99999}]},
+    ('gen3-gb18030', 'SSSE/EF06'): {'08': '330203198808080027', '09': '张䶮𫖯', '4E': '',
+                                    '0A': '2', '0B': '01', '0C': '330203', '0D': '19880808'},
     ('gen1', 'SSSE/EF06'): {'08': '33010219700101011X', '09': '吴十', '4E': None, '0A': '1',
                             '0B': '01', '0C': '330102', '0D': '19700101'},
     ('expired', 'DF04/EF08'): {'40': []},
@@ -255,7 +267,7 @@ ITEMS = {
 
 
 class ReadItems(sscardd.DaemonTestCase):
-    readers = 4
+    readers = 6
 
     def test_read_items(self):
         self.h.start_pcscd()
@@ -263,9 +275,10 @@ class ReadItems(sscardd.DaemonTestCase):
         self.h.start_card('gen3-readauth', slot=1)
         self.h.start_psam('gen3-readauth', slot=2)
         self.h.start_card('gen1', slot=3)
+        self.h.start_card('gen3-gb18030', slot=4)
         self.start_daemon()
-        self.wait_roles({0: 'user', 1: 'user', 2: 'psam', 3: 'user'})
-        slots = {'gen2': 0, 'gen3-readauth': 1, 'gen1': 3}
+        self.wait_roles({0: 'user', 1: 'user', 2: 'psam', 3: 'user', 4: 'user'})
+        slots = {'gen2': 0, 'gen3-readauth': 1, 'gen1': 3, 'gen3-gb18030': 4}
         for (prof, f), items in ITEMS.items():
             if prof not in slots:
                 continue

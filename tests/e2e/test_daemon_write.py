@@ -26,6 +26,7 @@ of docs/simulator.md ("The card": tag, length, format; an padded with 00, cn BCD
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_write.py [-k name]
 """
 
+import json
 import os
 import shutil
 import sqlite3
@@ -103,17 +104,20 @@ class WriteCase(sscardd.DaemonTestCase):
         self.assertEqual(len(found), 1, f'{file} {tag}: {recs}')
         return found[0]
 
-    def write(self, slot, file, items):
-        """Writes, checks the result, the read-back and the journal rows; returns journal_id."""
+    def write(self, slot, file, items, written=None):
+        """Writes, checks the result (written: the items the card now holds, when they differ
+        from items: a name given to 09 also writes 4E), the read-back and the journal rows;
+        returns journal_id."""
+        written = items if written is None else written
         r = self.call(slot, 'card.write_items', file=file, items=items)
         jid = r.pop('journal_id')
-        self.assertEqual(r, {'file': file, 'items': items})
-        tags = list(items)
+        self.assertEqual(r, {'file': file, 'items': written})
+        tags = list(written)
         back = self.call(slot, 'card.read_items', file=file, items=tags)
         if file == 'DF04/EF08':
             self.assertEqual(back['items']['40'][0], items['40'])
         else:
-            self.assertEqual(back, {'file': file, 'items': items})
+            self.assertEqual(back, {'file': file, 'items': written})
         rows = self.rows()
         intents, outcomes = sscardd.intents_and_outcomes(rows)
         self.assertIn(jid, intents)
@@ -127,7 +131,7 @@ class WriteCase(sscardd.DaemonTestCase):
 
     def assertNoPersonalData(self, texts):
         """None of texts (card numbers, names, ID numbers, written values) is in the journal:
-        neither in `sscardctl journal export` nor in its files (UTF-8 and GBK)."""
+        neither in `sscardctl journal export` nor in its files (UTF-8 and GB 18030)."""
         export = '\n'.join(str(r) for r in self.rows())
         raw = b''
         for suffix in ('', '-wal'):
@@ -137,7 +141,7 @@ class WriteCase(sscardd.DaemonTestCase):
         for t in texts:
             self.assertNotIn(t, export)
             self.assertNotIn(t.encode(), raw)
-            self.assertNotIn(t.encode('gbk'), raw)
+            self.assertNotIn(t.encode('gb18030'), raw)
 
     def verify_journal(self):
         self.d.stop()
@@ -156,7 +160,8 @@ class Writes(WriteCase):
                          '040C' '333330313030303030303039')
         # The items that name the card did not move (gen2.json).
         self.assertEqual(self.record(CARD_A, 'SSSE/EF05', '07'), '0709' '583030303030303139')
-        self.write(CARD_A, 'SSSE/EF06', {'09': '李四', '0B': '03', '0C': '330106'})
+        self.write(CARD_A, 'SSSE/EF06', {'09': '李四', '0B': '03', '0C': '330106'},
+                   {'09': '李四', '4E': '', '0B': '03', '0C': '330106'})
         # 李四 in GBK is C0EE CBC4, padded with 00 to the 30 bytes of tag 09.
         self.assertEqual(self.record(CARD_A, 'SSSE/EF06', '09'),
                          '091E' 'C0EECBC4' + '00' * 26)
@@ -287,7 +292,8 @@ class Refused(WriteCase):
             ('DF04/EF05', {'30': '33010A'}, 'SSC_EVALUE', 1033),          # cn: digits only
             ('DF04/EF05', {'30': '3301000'}, 'SSC_EVALUE', 1033),         # cn: 3 bytes
             ('SSSE/EF06', {'0D': '1990-03-07'}, 'SSC_EVALUE', 1033),      # a date: YYYYMMDD
-            ('SSSE/EF06', {'09': '张' * 16}, 'SSC_EVALUE', 1033),          # 32 GBK bytes > 30
+            ('SSSE/EF06', {'09': '张' * 26}, 'SSC_EVALUE', 1033),          # 52 bytes > 30 + 20
+            ('SSSE/EF06', {'4E': '江'}, 'SSC_EBADITEM', 1032),             # only with 09
             ('DF04/EF06', {'41': '0'}, 'SSC_EVALUE', 1033),               # b: hex bytes
             ('DF04/EF06', {'41': '0101'}, 'SSC_EVALUE', 1033),            # b: 1 byte
             ('DF04/EF08', {'40': long_txn}, 'SSC_EVALUE', 1033),
@@ -317,6 +323,55 @@ class Refused(WriteCase):
         self.assertEqual([r for r in self.rows() if r['kind'] in ('intent', 'outcome')], [])
         for slot in (CARD_A, CARD_B):
             self.assertIsNone(self.cards[slot].state())
+
+    def test_item_formats_and_lengths(self):
+        """Each item against its format and length (issue 12, defect 9), before any APDU, with a
+        message that says the rule (docs/api.md "Items: format and length")."""
+        self.start({CARD_A: 'gen2'})
+        cases = [
+            # Accepted before: a control character in an an item, 5 digits for a region code.
+            ('DF04/EF05', {'31': '\u0001'},
+             'DF04/EF05 item 31 (人员类别 person category): contains a control character (U+0001)'),
+            ('DF04/EF05', {'30': '12345'},
+             'DF04/EF05 item 30 (参保地区划 insured region): expected exactly 6 digits, this '
+             'value has 5'),
+            # Refused before with the wrong message ("expected an even number of hex digits").
+            ('DF04/EF06', {'41': '0102'},
+             'DF04/EF06 item 41 (临时脱网结算 offline settlement pending): expected exactly 2 hex '
+             'digits (1 byte)'),
+            # "too long for the item" now says the maximum.
+            ('DF04/EF05', {'33': 'H330100000012'},
+             'DF04/EF05 item 33 (定点医疗机构编号 designated institution): too long: at most 12 '
+             'bytes in GB 18030, this value takes 13'),
+            ('SSSE/EF06', {'09': '张' * 26},
+             'SSSE/EF06 item 09 (姓名 name): too long: a name holds at most 50 bytes in GB 18030 '
+             '(30 in 09, 20 in 4E), this one takes 52'),
+            ('SSSE/EF06', {'0D': '19900230'},
+             'SSSE/EF06 item 0D (出生日期 birth date): not a calendar date (YYYYMMDD, from 1900)'),
+            ('SSSE/EF06', {'0B': '1'},
+             'SSSE/EF06 item 0B (民族 nation): expected exactly 2 digits, this value has 1'),
+            ('SSSE/EF06', {'0A': '3'}, 'SSSE/EF06 item 0A (性别 sex): expected "0", "1" (male), '
+             '"2" (female) or "9" (GB/T 2261.1)'),
+            ('SSSE/EF06', {'08': '330102199003071231'},
+             'SSSE/EF06 item 08 (社会保障号码 social security number): the check character is '
+             'wrong (GB 11643)'),
+            ('SSSE/EF06', {'09': '李\u0085四'},
+             'SSSE/EF06 item 09 (姓名 name): contains a control character (U+0085)'),
+            ('DF04/EF05', {'34': ''},
+             'DF04/EF05 item 34 (异地安置标志 relocation flag): expected exactly 1 byte in '
+             'GB 18030, this value takes 0'),
+            ('DF04/EF08', {'40': dict(TXN, time='20260230083000')},
+             'DF04/EF08 item 40 (交易时间 time): expected YYYYMMDDhhmmss'),
+        ]
+        before = self.apdu_counts()
+        for file, items, message in cases:
+            with self.subTest(file=file, items=items):
+                e = self.error(CARD_A, 'card.write_items', file=file, items=items)
+                self.assertRpcError(e, 'SSC_EVALUE', std_code=-23, code=1033)
+                self.assertEqual(e.message, message)
+        self.assertEqual(self.apdu_counts(), before)
+        self.assertEqual([r for r in self.rows() if r['kind'] in ('intent', 'outcome')], [])
+        self.assertIsNone(self.cards[CARD_A].state())
 
     def test_tag_mode_card_never_doubles_a_settlement(self):
         # Was a bug: on a card that reads records by tag only (gen2-tagmode.json,
@@ -404,6 +459,85 @@ class Tamper(WriteCase):
             self.assertEqual(rc, 1, f'{sql}: {out}')
             self.assertIn('NOT intact', out)
             self.assertIn(message, out, sql)
+
+
+
+class Names(WriteCase):
+    """Names beyond GBK (issue 11) and name writes that keep 姓名 and 姓名扩展 consistent (issue 12,
+    defect 9), with gen3-gb18030.json (张䶮𫖯) and gen3.json (阿卜杜热合曼·买买提艾力·吐尔逊江, whose last
+    4 bytes are in 4E). GB 18030 bytes by hand, checked with iconv -t GB18030: 张 D5C5, 䶮 FE9F (a
+    two-byte code GBK lacks), 𫖯 9838F537 (four bytes), 李四 C0EE CBC4, and 阿卜杜热合曼·买买提艾力·吐
+    B0A2 B2B7 B6C5 C8C8 BACF C2FC A1A4 C2F2 C2F2 CCE1 B0AC C1A6 A1A4 CDC2 (28 bytes)."""
+
+    LONG_28 = 'B0A2B2B7B6C5C8C8BACFC2FCA1A4C2F2C2F2CCE1B0ACC1A6A1A4CDC2'
+
+    def read_name(self, slot):
+        b = self.call(slot, 'card.read_basic')
+        self.assertEqual(b['standard'].split('|')[4], b['name'])   # the legacy string's 姓名
+        return b['name']
+
+    def test_gb18030_names_round_trip(self):
+        self.start({CARD_A: 'gen3-gb18030', CARD_B: 'gen3'})
+        self.assertEqual(self.read_name(CARD_A), '张䶮𫖯')
+        # A long name whose four-byte 𫖯 would straddle 09's 30 bytes: 09 stops before it.
+        name = '阿卜杜热合曼·买买提艾力·吐𫖯䶮'
+        self.write(CARD_A, 'SSSE/EF06', {'09': name},
+                   {'09': '阿卜杜热合曼·买买提艾力·吐', '4E': '𫖯䶮'})
+        self.assertEqual(self.record(CARD_A, 'SSSE/EF06', '09'), '091E' + self.LONG_28 + '0000')
+        self.assertEqual(self.record(CARD_A, 'SSSE/EF06', '4E'),
+                         '4E14' '9838F537' 'FE9F' + '00' * 14)
+        self.assertEqual(self.read_name(CARD_A), name)
+        # The card keeps it (a simulator restarted from its state file).
+        self.cards[CARD_A].restart(kill=True)
+        self.wait_roles({CARD_A: 'user'})
+        self.assertEqual(self.read_name(CARD_A), name)
+        # 09 and 4E as card.read_items shows them: joined, and cut again the same way.
+        self.write(CARD_A, 'SSSE/EF06', {'09': '阿卜杜热合曼·买买提艾力·吐', '4E': '𫖯䶮'},
+                   {'09': '阿卜杜热合曼·买买提艾力·吐', '4E': '𫖯䶮'})
+        self.assertEqual(self.read_name(CARD_A), name)
+        # Back to a short name with the four-byte form: 4E is emptied with it.
+        self.write(CARD_A, 'SSSE/EF06', {'09': '张䶮𫖯'}, {'09': '张䶮𫖯', '4E': ''})
+        self.assertEqual(self.record(CARD_A, 'SSSE/EF06', '09'),
+                         '091E' 'D5C5FE9F9838F537' + '00' * 22)
+        self.assertEqual(self.record(CARD_A, 'SSSE/EF06', '4E'), '4E14' + '00' * 20)
+        self.assertEqual(self.read_name(CARD_A), '张䶮𫖯')
+        # Was a bug: writing 09 alone kept gen3's 姓名扩展 (逊江), and read_basic answered 李四逊江.
+        self.assertEqual(self.read_name(CARD_B), '阿卜杜热合曼·买买提艾力·吐尔逊江')
+        self.write(CARD_B, 'SSSE/EF06', {'09': '李四'}, {'09': '李四', '4E': ''})
+        self.assertEqual(self.record(CARD_B, 'SSSE/EF06', '09'), '091E' 'C0EECBC4' + '00' * 26)
+        self.assertEqual(self.record(CARD_B, 'SSSE/EF06', '4E'), '4E14' + '00' * 20)
+        self.assertEqual(self.read_name(CARD_B), '李四')
+        self.assertNoPersonalData(['张䶮𫖯', '李四', name])
+        self.verify_journal()
+
+    def test_text_that_is_not_gb18030(self):
+        """A card whose 姓名 holds bytes that are GB 18030 nowhere (张, then B4 7F: 7F is no
+        second byte) gives a clear SSC_EBADCARDDATA naming the item and the offset, never a
+        garbled name; the other items still read."""
+        self.start({CARD_A: 'gen3-gb18030'})
+        self.write(CARD_A, 'DF04/EF05', {'34': '1'})     # the simulator now keeps a state file
+        self.cards[CARD_A].stop()
+        self.h.wait_card(CARD_A, present=False)
+        with open(self.cards[CARD_A].state_path) as f:
+            st = json.load(f)
+        recs = st['files']['SSSE/EF06']
+        i = [r.upper()[:2] for r in recs].index('09')
+        recs[i] = '091E' 'D5C5B47F' + '00' * 26
+        with open(self.cards[CARD_A].state_path, 'w') as f:
+            json.dump(st, f, sort_keys=True)
+        self.cards[CARD_A].start()
+        self.wait_roles({CARD_A: 'user'})
+        for method, params in (('card.read_basic', {}),
+                               ('card.read_items', {'file': 'SSSE/EF06', 'items': ['09']})):
+            with self.subTest(method=method):
+                e = self.error(CARD_A, method, **params)
+                self.assertRpcError(e, 'SSC_EBADCARDDATA', std_code=-22, code=1017)
+                self.assertIn('item 09', e.message)
+                self.assertIn('not GB 18030 text (the bytes from offset 2 form no character)',
+                              e.message)
+        self.assertEqual(self.call(CARD_A, 'card.read_items', file='SSSE/EF06',
+                                   items=['08', '4E'])['items'],
+                         {'08': '330203198808080027', '4E': ''})
 
 
 if __name__ == '__main__':

@@ -1,12 +1,13 @@
 /*
  * This file contains the fuzz target of the card's data dictionary (src/items.c): decoding card
- * record values into API text for every item of every file (cn, dates, GBK text, binary,
+ * record values into API text for every item of every file (cn, dates, GB 18030 text, binary,
  * transaction records), the encoding of API text into card bytes that writes check, and the
  * parsers of file names, tags and card numbers. Output buffers are allocated at the exact
  * capacity the call is given, so that a write past it is caught by ASan.
  *
- * Input: byte 0 = mode (modulo 8: decode, encode, names, hex, card number, transaction record,
- * transaction encode from fields split at NULs, padding of an encoded value to a record length),
+ * Input: byte 0 = mode (modulo 9: decode, encode, names, hex, card number, transaction record,
+ * transaction encode from fields split at NULs, padding of an encoded value to a record length,
+ * a name split between 姓名 and 姓名扩展),
  * byte 1 = which (file, item) pair, byte 2 = output capacity (0 = ITEM_TEXT_MAX); the rest is the
  * value (bytes for a decode, text for an encode or a name).
  */
@@ -78,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
-	mode = data[0] % 8;
+	mode = data[0] % 9;
 	pr = &pairs[data[1] % n_pairs];
 	cap = data[2] == 0 ? ITEM_TEXT_MAX : data[2];
 	data += 3;
@@ -191,6 +192,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 		free(rec);
+		break;
+	}
+	case 8: { /* a name for 姓名 (09) and 姓名扩展 (4E), as card.write_items splits it */
+		struct item_file f;
+		struct item_def it09, it4e, ext_def;
+		uint8_t name[30], ext[20];
+		size_t name_len = 0, ext_len = 0;
+		char back[ITEM_TEXT_MAX];
+
+		if (items_file_parse("SSSE/EF06", &f) || items_find(&f, 0x09, &it09) ||
+		    items_find(&f, 0x4E, &it4e))
+			abort();
+		text = fuzz_text(data, size);
+		rc = items_encode_name(&f, text, name, &name_len, ext, &ext_len, &ext_def, &diag);
+		if (rc == 0) {
+			/* Each record holds whole characters: both decode on their own. */
+			if (name_len > sizeof(name) || ext_len > sizeof(ext) ||
+			    items_decode(&f, &it09, name, name_len, back, sizeof(back), &diag) < 0 ||
+			    items_decode(&f, &it4e, ext, ext_len, back, sizeof(back), &diag) < 0)
+				abort();
+		}
+		free(text);
 		break;
 	}
 	default: { /* padding an encoded value to the record's length, as a write does */

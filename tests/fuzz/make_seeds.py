@@ -405,7 +405,7 @@ def sim_profile_seeds():
         'ssn-check': ('card.holder.ssn', '330102199003071231'),
         'ssn-letters': ('card.holder.ssn', '33010219900307123A'),
         'name-long': ('card.holder.name', '张' * 26),
-        'name-not-gbk': ('card.holder.name', '\U0001F600'),
+        'name-split': ('card.holder.name', 'A' + '张' * 14 + '𫖯' + '张' * 8 + 'B'),
         'name-empty': ('card.holder.name', ''),
         'sex': ('card.holder.sex', '3'),
         'nation': ('card.holder.nation', '1'),
@@ -512,6 +512,11 @@ def items_seeds():
     dec('name-invalid', 'SSSE/EF06', 0x09, b'\x81\x20\xff\x80' + bytes(26))
     dec('name-small-cap', 'SSSE/EF06', 0x09, '张三李四'.encode('gbk') + bytes(22), 4)
     dec('name-ext', 'SSSE/EF06', 0x4E, '·吐尔逊江'.encode('gbk') + bytes(10))
+    # GB 18030 beyond GBK: 张䶮𫖯 = D5C5 FE9F 9838F537; then bytes that are no GB 18030.
+    dec('name-gb18030', 'SSSE/EF06', 0x09, H('D5C5FE9F9838F537') + bytes(22))
+    dec('name-gb18030-cut', 'SSSE/EF06', 0x09, H('D5C59838F5') + bytes(25))
+    dec('name-not-gb18030', 'SSSE/EF06', 0x09, H('D5C5B47F') + bytes(26))
+    dec('name-past-bmp', 'SSSE/EF06', 0x4E, H('8431A530') + bytes(16))
     dec('sex', 'SSSE/EF06', 0x0A, b'1')
     dec('nation', 'SSSE/EF06', 0x0B, H('01'))
     dec('nation-bad', 'SSSE/EF06', 0x0B, H('1A'))
@@ -536,7 +541,9 @@ def items_seeds():
     enc('card-number-bad', 'SSSE/EF05', 0x07, b'X00000010')
     enc('name', 'SSSE/EF06', 0x09, '张三'.encode())
     enc('name-long', 'SSSE/EF06', 0x09, ('张' * 16).encode())
-    enc('name-not-gbk', 'SSSE/EF06', 0x09, '\U0001F600'.encode())
+    enc('name-4byte', 'SSSE/EF06', 0x09, '\U0001F600'.encode())
+    enc('name-gb18030', 'SSSE/EF06', 0x09, '张䶮𫖯'.encode())
+    enc('control', 'DF04/EF05', 0x31, b'\x01')
     enc('name-bad-utf8', 'SSSE/EF06', 0x09, b'\xc3\x28abc')
     enc('name-small-cap', 'SSSE/EF06', 0x09, '张三李四'.encode(), 3)
     enc('nation', 'SSSE/EF06', 0x0B, b'01')
@@ -571,6 +578,11 @@ def items_seeds():
     seeds['pad-cn'] = bytes([7, item_index('SSSE/EF06', 0x0C), 3]) + H('3301')
     seeds['pad-an'] = bytes([7, item_index('SSSE/EF06', 0x09), 30]) + '张'.encode('gbk')
     seeds['pad-too-long'] = bytes([7, item_index('SSSE/EF05', 0x06), 2]) + H('20350101')
+    # mode 8: a name split between 姓名 (09) and 姓名扩展 (4E)
+    seeds['name-split'] = bytes([8, 0, 0]) + '阿卜杜热合曼·买买提艾力·吐𫖯䶮'.encode()
+    seeds['name-split-short'] = bytes([8, 0, 0]) + '张䶮𫖯'.encode()
+    seeds['name-split-over'] = bytes([8, 0, 0]) + ('A' + '张' * 14 + '𫖯' + '张' * 8 + 'B').encode()
+    seeds['name-split-empty'] = bytes([8, 0, 0])
     return seeds
 
 
@@ -696,7 +708,7 @@ def card_seeds():
     seed('read-card-id-bcd', 0, 0, 0, 'gen2', bytes([PASS, PASS, XOR, 2, 0x0F]))
     seed('read-date-bad', 0, 0, 0, 'gen2', bytes([SKIP, 3, XOR, 3, 0xFF]))
     seed('read-card-number-check', 0, 0, 0, 'gen2', bytes([SKIP, 5, XOR, 10, 0x01]))
-    seed('read-name-not-gbk', 0, 0, 0, 'gen2', bytes([SKIP, 7, XOR, 2, 0x7F]))
+    seed('read-name-not-text', 0, 0, 0, 'gen2', bytes([SKIP, 7, XOR, 2, 0x7F]))
     seed('read-ssn-61xx', 0, 0, 0, 'gen2', bytes([SKIP, 6, REPLACE]) + chunk(H('6114')))
     seed('read-6982-noauth', 0, 0, 0, 'gen2', bytes([SKIP, 6, SW, 0x69, 0x82]))
     seed('read-removed-midway', 0, 0, 0, 'gen2', bytes([SKIP, 8, REMOVED]))

@@ -398,10 +398,13 @@ static char ssn_check(const char *s)
 	return map[sum % 11];
 }
 
-/* UTF-8 to GBK with iconv; returns the GBK length or -1 (not representable, or too long). */
-static int to_gbk(const char *utf8, uint8_t *out, size_t outcap)
+/*
+ * UTF-8 to GB 18030 with iconv (GBK's bytes for GBK's characters, four bytes for the others);
+ * returns the length or -1 (not valid UTF-8, or too long).
+ */
+static int to_gb18030(const char *utf8, uint8_t *out, size_t outcap)
 {
-	iconv_t cd = iconv_open("GBK", "UTF-8");
+	iconv_t cd = iconv_open("GB18030", "UTF-8");
 	char *in = (char *)utf8, *op = (char *)out;
 	size_t inleft = strlen(utf8), outleft = outcap, r;
 
@@ -414,6 +417,28 @@ static int to_gbk(const char *utf8, uint8_t *out, size_t outcap)
 	if (r == (size_t)-1 || inleft != 0)
 		return -1;
 	return (int)(outcap - outleft);
+}
+
+/*
+ * The longest prefix of p (len bytes that iconv wrote as GB 18030) made of whole characters and
+ * at most max bytes long. GB 18030: a byte below 80 is a character; a lead byte 81..FE followed
+ * by a digit 30..39 starts a four-byte character, followed by anything else a two-byte one.
+ */
+static size_t gb18030_whole(const uint8_t *p, size_t len, size_t max)
+{
+	size_t i = 0, n;
+
+	while (i < len) {
+		n = 2;
+		if (p[i] < 0x80)
+			n = 1;
+		else if (i + 1 < len && p[i + 1] >= 0x30 && p[i + 1] <= 0x39)
+			n = 4;
+		if (i + n > max || i + n > len)
+			break;
+		i += n;
+	}
+	return i;
 }
 
 /*
@@ -497,9 +522,9 @@ static int ld_holder(struct ld *c, json_t *card, struct sim_card_profile *cp)
 					     "birth_date", NULL };
 	json_t *h;
 	const char *s;
-	uint8_t gbk[64];
+	uint8_t gb[64];
 	int n;
-	size_t maxname = cp->generation == 1 ? 30 : 50;
+	size_t maxname = cp->generation == 1 ? 30 : 50, cut;
 
 	if (ld_object(c, card, "card", "holder", true, &h) < 0 || ld_known(c, h, "card.holder", known))
 		return -1;
@@ -514,17 +539,28 @@ static int ld_holder(struct ld *c, json_t *card, struct sim_card_profile *cp)
 
 	if (ld_string(c, h, "card.holder", "name", true, &s) < 0)
 		return -1;
-	n = to_gbk(s, gbk, sizeof(gbk));
+	n = to_gb18030(s, gb, sizeof(gb));
 	if (n < 0)
-		return ld_fail(c, "card.holder.name", "not valid UTF-8 or not representable in GBK");
+		return ld_fail(c, "card.holder.name", "not valid UTF-8, or longer than %zu bytes in "
+			       "GB 18030", maxname);
 	if (n == 0 || (size_t)n > maxname)
-		return ld_fail(c, "card.holder.name", "%d GBK bytes, expected 1 to %zu", n, maxname);
-	/* 姓名 takes the first 30 bytes, 姓名扩展 the rest; the reader concatenates them (§2.3). */
+		return ld_fail(c, "card.holder.name", "%d bytes in GB 18030, expected 1 to %zu", n,
+			       maxname);
+	if (memchr(gb, 0, (size_t)n) != NULL)
+		return ld_fail(c, "card.holder.name", "contains a NUL character");
+	/*
+	 * 姓名 takes the longest run of whole characters that fits its 30 bytes, 姓名扩展 the rest;
+	 * the reader concatenates them (§2.3). No character is cut in two, so each record is text.
+	 */
+	cut = gb18030_whole(gb, (size_t)n, 30);
+	if ((size_t)n - cut > sizeof(cp->name_ext))
+		return ld_fail(c, "card.holder.name", "%d bytes in GB 18030: cut between whole "
+			       "characters, 姓名 takes %zu and the %zu left exceed 姓名扩展's 20", n, cut,
+			       (size_t)n - cut);
 	memset(cp->name, 0, sizeof(cp->name));
 	memset(cp->name_ext, 0, sizeof(cp->name_ext));
-	memcpy(cp->name, gbk, n > 30 ? 30 : (size_t)n);
-	if (n > 30)
-		memcpy(cp->name_ext, gbk + 30, (size_t)n - 30);
+	memcpy(cp->name, gb, cut);
+	memcpy(cp->name_ext, gb + cut, (size_t)n - cut);
 
 	if (ld_an(c, h, "card.holder", "sex", true, cp->sex, 1) < 0)
 		return -1;

@@ -1,7 +1,7 @@
 /*
  * This file contains the in-memory form of a simulator profile (one card + PSAM set) and the
  * names of its key slots. The loader (sim_profile.c) validates the JSON strictly and stores every
- * card item already encoded (BCD, GBK, padded to its record length), so that personalising a card
+ * card item already encoded (BCD, GB 18030, padded to its record length), so that personalising a card
  * is a copy. The structure is flat (no pointers): a token keeps its own copy.
  */
 #ifndef SIM_PROFILE_H

@@ -165,12 +165,14 @@ static void test_write_ssse_ef06(void **state)
 	     "\"0C\": \"330106\", \"0D\": \"19910101\"}}");
 	assert_string_equal(json_string_value(json_object_get(s.result, "file")), "SSSE/EF06");
 	assert_string_equal(item(&s, "09"), "李四");
+	assert_string_equal(item(&s, "4E"), "");   /* a name write sets 姓名扩展 too */
 	assert_string_equal(item(&s, "0C"), "330106");
 	assert_string_equal(item(&s, "0D"), "19910101");
 	id = journal_id(&s);
-	/* EXTERNAL AUTH with card key 04 (DES: Lc 10), then plain UPDATE RECORDs, then a reset. */
+	/* EXTERNAL AUTH with card key 04 (DES: Lc 10), then plain UPDATE RECORDs (09, 4E, 0C, 0D),
+	 * then a reset. */
 	assert_true(tu_sim_sent(&s.card, "0082000410"));
-	assert_int_equal(tu_sim_count(&s.card, "00DC"), 3);
+	assert_int_equal(tu_sim_count(&s.card, "00DC"), 4);
 	assert_int_equal(tu_sim_flags(&s.card, "00DC") & CARDIO_SECRET, CARDIO_SECRET);
 	assert_true(tu_sim_sent(&s.psam, "BFDE4812"));
 	assert_int_equal(s.reset, 1);
@@ -183,6 +185,7 @@ static void test_write_ssse_ef06(void **state)
 	assert_int_equal(strlen(li.card), JOURNAL_REF_HEX);
 	assert_non_null(strstr(li.detail, "\"op\":\"update\""));
 	assert_non_null(strstr(li.detail, "\"tag\":\"09\""));
+	assert_non_null(strstr(li.detail, "\"tag\":\"4E\""));
 	assert_null(strstr(li.detail, "李四"));
 	assert_null(strstr(li.detail, "330106"));
 	assert_null(strstr(li.detail, "X00000019"));
@@ -198,14 +201,30 @@ static void test_write_ssse_ef06(void **state)
 	assert_string_equal(json_string_value(json_object_get(s.result, "name")), "李四");
 	close_desk(&s, &tj);
 
-	/* A card that wants read authorisation of EF06 (0A) and the write key (04): both. */
+	/* A card that wants read authorisation of EF06 (0A) and the write key (04): both. Its name
+	 * (阿卜杜热合曼·买买提艾力·吐尔逊江) uses 姓名扩展: a new short name must clear it (was a bug:
+	 * read_basic answered "李四逊江", the new 09 joined to the old 4E). */
 	open_desk(&s, &tj, "gen3-readauth", 1);
-	must(&s, "card.write_items", "{\"file\": \"SSSE/EF06\", \"items\": {\"0B\": \"01\"}}");
+	must(&s, "card.write_items", "{\"file\": \"SSSE/EF06\", \"items\": {\"0B\": \"01\", "
+	     "\"4E\": \"四\", \"09\": \"李\"}}");   /* 09 and 4E as read_items shows them */
+	assert_string_equal(item(&s, "09"), "李四");
+	assert_string_equal(item(&s, "4E"), "");
 	assert_true(tu_sim_sent(&s.card, "0082000A11"));
 	assert_true(tu_sim_sent(&s.card, "0082000411"));
+	/* 09 then 4E (records 2 and 3): C0EE CBC4 (李四) padded with 00 to 30 bytes, and an
+	 * extension of 20 bytes of 00 (the log keeps a command's first 31 bytes). */
+	assert_true(tu_sim_sent(&s.card, "00DC023420" "091E" "C0EECBC4"
+				"0000000000000000000000000000000000000000"));
+	assert_true(tu_sim_sent(&s.card, "00DC033416" "4E14"
+				"0000000000000000000000000000000000000000"));
 	reinsert(&s);
-	must(&s, "card.read_items", "{\"file\": \"SSSE/EF06\", \"items\": [\"0B\"]}");
+	must(&s, "card.read_items", "{\"file\": \"SSSE/EF06\", \"items\": [\"0B\", \"09\", "
+	     "\"4E\"]}");
 	assert_string_equal(item(&s, "0B"), "01");
+	assert_string_equal(item(&s, "09"), "李四");
+	assert_string_equal(item(&s, "4E"), "");
+	must(&s, "card.read_basic", "{}");
+	assert_string_equal(json_string_value(json_object_get(s.result, "name")), "李四");
 	close_desk(&s, &tj);
 }
 
@@ -357,9 +376,14 @@ static void test_refused_before_any_apdu(void **state)
 		const char *params;
 		int rc;
 	} cases[] = {
-		/* 16 Chinese characters are 32 GBK bytes: 姓名 holds 30. */
-		{ "{\"file\": \"SSSE/EF06\", \"items\": {\"09\": \"一二三四五六七八九十一二三四五六\"}}",
-		  SSC_EVALUE },
+		/* 26 Chinese characters are 52 bytes: 姓名 and 姓名扩展 hold 30 + 20. */
+		{ "{\"file\": \"SSSE/EF06\", \"items\": {\"09\": "
+		  "\"一二三四五六七八九十一二三四五六七八九十一二三四五六\"}}", SSC_EVALUE },
+		/* 姓名扩展 is written with 姓名 (joined to it), never alone. */
+		{ "{\"file\": \"SSSE/EF06\", \"items\": {\"4E\": \"江\"}}", SSC_EBADITEM },
+		{ "{\"file\": \"SSSE/EF06\", \"items\": {\"4e\": \"四\", \"0A\": \"1\"}}",
+		  SSC_EBADITEM },
+		{ "{\"file\": \"SSSE/EF06\", \"items\": {\"09\": \"\"}}", SSC_EVALUE },
 		{ "{\"file\": \"SSSE/EF06\", \"items\": {\"0D\": \"19911301\"}}", SSC_EVALUE },
 		{ "{\"file\": \"SSSE/EF06\", \"items\": {\"0C\": \"33010X\"}}", SSC_EVALUE },
 		{ "{\"file\": \"SSSE/EF06\", \"items\": {\"0C\": \"3301067\"}}", SSC_EVALUE },

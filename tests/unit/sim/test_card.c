@@ -190,7 +190,7 @@ static void test_repo_gen3(void **state)
 
 	(void)state;
 	TX(t, SEL_SSSE, FCI_SSSE_SM4 "9000");
-	/* "阿卜杜热合曼·买买提艾力·吐尔逊江" in GBK is 34 bytes (iconv -t GBK): 30 in 09, 4 in 4E. */
+	/* "阿卜杜热合曼·买买提艾力·吐尔逊江": 34 bytes (iconv -t GB18030), 30 in 09 and 4 in 4E. */
 	TX(t, "00B2023400",
 	   "091E" "B0A2B2B7B6C5C8C8BACFC2FCA1A4C2F2C2F2CCE1B0ACC1A6A1A4CDC2B6FB" "9000");
 	TX(t, "00B2033400", "4E14" "D1B7BDAD" "00000000000000000000000000000000" "9000");
@@ -203,6 +203,19 @@ static void test_repo_gen3(void **state)
 	TX(t, "00B2014400", "4033" "20250701080102" "483333303230303030303039"
 	   "4E32303235303730313030303030303030303432" "0001869F" "00000000" "0001869F" "9000");
 	TX(t, "00B2024400", "6A83");
+	sim_token_free(t);
+}
+
+/* 张䶮𫖯 in GB 18030 (by hand, iconv -t GB18030 agrees): 张 D5C5, 䶮 FE9F, 𫖯 9838F537. */
+static void test_repo_gen3_gb18030(void **state)
+{
+	struct sim_token *t = th_repo_token("gen3-gb18030", SIM_ROLE_CARD);
+
+	(void)state;
+	TX(t, SEL_SSSE, FCI_SSSE_SM4 "9000");
+	TX(t, "00B2023400", "091E" "D5C5FE9F9838F537" "00000000000000000000000000000000000000000000"
+	   "9000");
+	TX(t, "00B2033400", "4E14" "0000000000000000000000000000000000000000" "9000");
 	sim_token_free(t);
 }
 
@@ -781,6 +794,7 @@ int main(void)
 		cmocka_unit_test(test_read_record_le),
 		cmocka_unit_test(test_gen1_layout),
 		cmocka_unit_test(test_repo_gen3),
+		cmocka_unit_test(test_repo_gen3_gb18030),
 		cmocka_unit_test(test_repo_gen2_card_id),
 		cmocka_unit_test(test_t0_quirks),
 		cmocka_unit_test(test_one_mode_only),

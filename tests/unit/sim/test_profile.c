@@ -153,10 +153,14 @@ static void test_broken_fields(void **state)
 	BROKEN("gen2", "\"relocated\": \"0\",", "\"relocated\": \"0\", \"x\": 1,",
 	       "card.medical.x: unknown field");
 	BROKEN("gen2", "\"name\": \"张三\"", "\"name\": \"张三张三张三张三张三张三张三张三张三张三张三张三张三\"",
-	       "card.holder.name: 52 GBK bytes, expected 1 to 50");
-	BROKEN("gen2", "\"name\": \"张三\"", "\"name\": \"\"", "card.holder.name: 0 GBK bytes");
-	BROKEN("gen2", "\"name\": \"张三\"", "\"name\": \"\xF0\x9F\x98\x80\"",
-	       "card.holder.name: not valid UTF-8 or not representable in GBK");
+	       "card.holder.name: 52 bytes in GB 18030, expected 1 to 50");
+	BROKEN("gen2", "\"name\": \"张三\"", "\"name\": \"\"",
+	       "card.holder.name: 0 bytes in GB 18030");
+	/* 50 bytes, but 姓名 stops before 𫖯 (4 bytes at 29..32): 21 are left for 姓名扩展's 20. */
+	BROKEN("gen2", "\"name\": \"张三\"",
+	       "\"name\": \"A张张张张张张张张张张张张张张𫖯张张张张张张张张B\"",
+	       "card.holder.name: 50 bytes in GB 18030: cut between whole characters, 姓名 takes 29 "
+	       "and the 21 left exceed 姓名扩展's 20");
 	BROKEN("gen2", "\"transaction_capacity\": 10", "\"transaction_capacity\": \"10\"",
 	       "card.medical.transaction_capacity: expected an integer");
 	BROKEN("gen2", "\"transaction_capacity\": 10", "\"transaction_capacity\": 65",
@@ -221,7 +225,7 @@ static void test_broken_fields(void **state)
 	BROKEN("gen3", "\"person_id\": \"P33020000001\"", "\"person_id\": \"P330200000012\"",
 	       "card.ef0d.person_id: longer than 12 characters");
 	BROKEN("gen1", "\"name\": \"吴十\"", "\"name\": \"张三张三张三张三张三张三张三张三\"",
-	       "card.holder.name: 32 GBK bytes, expected 1 to 30");
+	       "card.holder.name: 32 bytes in GB 18030, expected 1 to 30");
 }
 
 static void test_load_errors(void **state)
@@ -242,6 +246,34 @@ static void test_load_errors(void **state)
 	sim_profile_free(NULL);
 	sim_token_free(NULL);
 	assert_null(sim_token_new(NULL, SIM_ROLE_CARD));
+}
+
+/*
+ * Names beyond GBK: GB 18030, with 姓名 (09) cut between whole characters. The bytes were
+ * written by hand from GB 18030 (iconv -t GB18030 agrees): 阿卜杜热合曼·买买提艾力·吐 is 28 bytes of
+ * GBK characters, 𫖯 U+2B5AF is 98 38 F5 37, 䶮 U+4DAE is FE 9F.
+ */
+static void test_name_gb18030(void **state)
+{
+	char *text = repo_text("gen2"), *a, err[256];
+	struct sim_profile *p;
+	struct sim_token *t;
+
+	(void)state;
+	a = replace(text, "\"name\": \"张三\"", "\"name\": \"阿卜杜热合曼·买买提艾力·吐𫖯䶮\"");
+	p = sim_profile_parse(a, strlen(a), "rare", err, sizeof(err));
+	if (p == NULL)
+		fail_msg("%s", err);
+	t = sim_token_new(p, SIM_ROLE_CARD);
+	TX(t, SEL_SSSE, FCI_SSSE_DES "9000");
+	/* 09: the 28 bytes before 𫖯 and two bytes of padding, not 𫖯's first two bytes. */
+	TX(t, "00B2023400", "091E" "B0A2B2B7B6C5C8C8BACFC2FCA1A4C2F2C2F2CCE1B0ACC1A6A1A4CDC2" "0000"
+	   "9000");
+	TX(t, "00B2033400", "4E14" "9838F537" "FE9F" "0000000000000000000000000000" "9000");
+	sim_token_free(t);
+	sim_profile_free(p);
+	free(a);
+	free(text);
 }
 
 /* A card_id left out is built from region, RID, chip serial and the issuer MAC; the switch flips it. */
@@ -283,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_broken_fields),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_card_id_built),
+		cmocka_unit_test(test_name_gb18030),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
