@@ -590,8 +590,8 @@ static int ssc_basic_text(struct ssc_card *c, const char *fname, uint8_t tag, ch
 	return n < 0 ? n : 0;
 }
 
-/* 姓名 ‖ 姓名扩展: both stripped of their padding, joined, then converted once (a GBK
- * character may straddle the two records). */
+/* 姓名 ‖ 姓名扩展: both stripped of their padding, joined, then converted once from GB 18030 (a
+ * card written elsewhere may have cut a character between the two records; sscard never does). */
 static int ssc_basic_name(struct ssc_card *c, char *text, size_t cap, struct ssc_diag *diag)
 {
 	static const struct item_def name_def = { 0x09, 2, 2, 50, ITEM_FMT_AN, 0,
