@@ -29,6 +29,7 @@
 
 #include "jobq.h"
 #include "log.h"
+#include "metrics.h"
 #include "psam.h"
 #include "readers.h"
 
@@ -231,6 +232,7 @@ static void reader_fill_info(const struct reader *r, struct reader_info *ri)
 	ri->busy = r->running != NULL || r->overrun;
 	memcpy(ri->atr, r->atr, sizeof(ri->atr));
 	ri->atr_len = r->atr_len;
+	ri->queued = jobq_len(&r->q);
 }
 
 /*
@@ -620,6 +622,7 @@ static int reader_io_transmit(struct card_io *io, const uint8_t *cmd, size_t cmd
 		}
 	}
 
+	metrics_apdu(r->mon->ops->name);
 	n = r->mon->ops->transmit(r->slot, cmd, cmd_len, resp, resp_cap, (int)left);
 	if (n >= 0 && (n < 2 || (size_t)n > resp_cap))
 		n = SSC_EPROTO;   /* a driver must not do this; the layer above must never see it */

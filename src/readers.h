@@ -32,6 +32,7 @@ struct reader_info {
 	uint8_t atr[SSC_ATR_MAX];
 	size_t atr_len;
 	int ready_err;             /* card.ready only: why the role could not be found (SSC_E*), else 0 */
+	int queued;                /* jobs waiting for the reader (not the one running): metrics */
 };
 
 /* Per-insertion memory of a card, kept by the core and cleared when the card leaves. */

@@ -21,6 +21,7 @@
 #include "connlog.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "sscard/error.h"
 
@@ -487,6 +488,7 @@ static void refuse_fd(struct server *srv, int fd, const struct ucred *cred,
 	unsigned id = ++srv->next_id;
 	int n;
 
+	metrics_refusal(refusal);
 	if (conn_log_take(srv, cred->uid, refusal)) {
 		peer_exe(cred->pid, exe, sizeof(exe));
 		log_warn("client %u refused: uid %ld gid %ld pid %ld exe %s: %s", id,

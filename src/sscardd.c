@@ -26,6 +26,7 @@
 #include "journal.h"
 #include "keyprov.h"
 #include "log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "psam.h"
 #include "readers.h"
@@ -77,6 +78,7 @@ struct daemon {
 
 	/* The service manager (issue 19, src/service.h). */
 	struct service_watchdog wd;
+	struct metrics *metrics;     /* [metrics] listen, NULL when off */
 #ifdef SSC_TEST_HOOKS
 	uv_signal_t sigfreeze;       /* the watchdog test's hook (daemon_test_hooks) */
 	int freeze_open;
@@ -265,6 +267,9 @@ static void log_config(const struct config *cfg, const char *file)
 		 cfg->journal_key_path[0] ? "" : ".key", cfg->journal_retention_days,
 		 cfg->journal_retention_days ? "" : " (keep forever)", cfg->journal_reopen_ms,
 		 cfg->journal_head_ms, cfg->journal_audit_batch_ms);
+	log_info("config: metrics %s; audit to syslog %s%s", cfg->metrics_listen[0] ?
+		 cfg->metrics_listen : "off", cfg->audit_syslog ? "on, " : "off",
+		 cfg->audit_syslog ? cfg->audit_syslog_socket : "");
 }
 
 static int be_list(void *ctx, struct reader_info **out, size_t *n)
@@ -362,6 +367,24 @@ static int daemon_user(struct daemon *d)
 	return service_drop(user, uid, gid);
 }
 
+/* The gauges of a scrape (metrics_gauges_fn). Loop thread. */
+static void daemon_gauges(void *arg, struct metrics_gauges *g)
+{
+	struct daemon *d = arg;
+	struct audit_stats st;
+
+	g->clients = d->srv ? server_client_count(d->srv) : 0;
+	g->journal_up = d->journal_ok;
+	if (d->audit) {
+		audit_stats(d->audit, &st);
+		g->audit_dropped = st.dropped;
+	}
+	if (d->rd && readers_list(d->rd, &g->readers, &g->n_readers) != 0) {
+		g->readers = NULL;
+		g->n_readers = 0;
+	}
+}
+
 #ifdef SSC_TEST_HOOKS
 /*
  * Test builds only (cmake -DSSC_TEST_HOOKS=ON, the default for a development tree; the package
@@ -425,6 +448,10 @@ static void on_journal_note(void *arg, const struct journal_note *n)
 {
 	struct daemon *d = arg;
 
+	if (n->err)
+		metrics_journal_failure();
+	else
+		metrics_journal_row(n->kind);
 	if (n->err) {
 		pthread_mutex_lock(&d->jlock);
 		if (!d->jwhy[0])
@@ -445,6 +472,7 @@ static void on_audit(void *arg, const struct journal_audit *row)
 {
 	struct daemon *d = arg;
 
+	metrics_operation(row->method, row->result, row->duration_ms);
 	(void)audit_submit(d->audit, row);   /* dropped rows are counted and logged later */
 }
 
@@ -855,6 +883,8 @@ static void daemon_stop(struct daemon *d, const char *why)
 	log_info("%s: shutting down", why);
 	service_notify("STOPPING=1");
 	service_watchdog_stop(&d->wd);
+	metrics_stop(d->metrics);
+	d->metrics = NULL;
 #ifdef SSC_TEST_HOOKS
 	if (d->freeze_open) {
 		d->freeze_open = 0;
@@ -1019,7 +1049,8 @@ int main(int argc, char **argv)
 		goto out_readers;
 	}
 	d.env.cfg = &d.cfg;
-	d.env.kp = daemon_kp;
+	/* Counted for the metrics (the wrapper is kept, like the provider, to the end). */
+	d.env.kp = metrics_keyprov_wrap(daemon_kp);
 	/*
 	 * The journal is published in env by journal_start() below once it opens; until then, and
 	 * whenever it is down, reads go on and writes are refused (SSC_EJOURNAL).
@@ -1059,6 +1090,10 @@ int main(int argc, char **argv)
 		daemon_stop(&d, "the readers did not start");
 	} else {
 		status = EXIT_OK;
+		/* Without its metrics the daemon still serves the desk: an error, not a stop. */
+		if (d.cfg.metrics_listen[0] &&
+		    metrics_start(&d.loop, &d.cfg, daemon_gauges, &d, &d.metrics) != 0)
+			d.metrics = NULL;
 		log_info("ready");
 		/* The service manager starts clients after this (Type=notify). */
 		service_notify("READY=1");

@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""The Prometheus endpoint ([metrics] listen, issue 19), end to end: the daemon (inside the test's
+network namespace, so that its loopback and ports are the test's own) serves /metrics;
+
+* `promtool check metrics` accepts the text;
+* a real Prometheus server (Debian's prometheus), started by the test in the same namespace with a
+  1 s scrape interval and the alert rules of docs/prometheus/sscard-alerts.yml, scrapes it (target
+  up, a counter queried through its HTTP API) and loads the rules;
+* counters move by exactly one per operation: one card.read_basic moves
+  sscard_operations_total{method="card.read_basic",result="SSC_OK"} and the latency histogram's
+  count by 1, the audit rows by 1, and sscard_apdus_total{driver="pcsc"} by exactly the APDUs the
+  simulated card and PSAM received; a failed call counts under its error name, an unknown method
+  (or a number sent as a method) under method="other"; a connection over max_clients_per_uid
+  under limit="max_clients_per_uid";
+* the gauges: readers and cards by role, queue depth per reader, clients, journal up;
+* no personal data in the text: not the card number, the ID number or the name;
+* anything but GET /metrics is 404 / 405; with no [metrics] listen nothing listens.
+
+Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_metrics.py
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import sscardd  # noqa: E402
+
+SOURCE_DIR = os.environ.get('SSC_SOURCE_DIR',
+                            os.path.dirname(os.path.dirname(os.path.dirname(
+                                os.path.abspath(__file__)))))
+RULES = os.path.join(SOURCE_DIR, 'docs', 'prometheus', 'sscard-alerts.yml')
+PORT = 9477
+PROM_PORT = 9090
+
+FETCH = r'''
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], method=sys.argv[2]), timeout=10)
+    sys.stdout.write(f'{r.status}\n{r.headers.get("Content-Type")}\n' + r.read().decode())
+except urllib.error.HTTPError as e:
+    sys.stdout.write(f'{e.code}\n{e.headers.get("Content-Type")}\n' + e.read().decode())
+'''
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} of the sample lines."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith('#'):
+            continue
+        m = re.match(r'^([a-z_:]+)(?:\{(.*)\})? (\S+)$', line)
+        assert m, line
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ''))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def val(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+class Metrics(sscardd.DaemonTestCase):
+    readers = 2
+    deadline = 240.0
+
+    def fetch(self, path='/metrics', method='GET', port=PORT):
+        out = self.h.ns_run(['/usr/bin/python3', '-c', FETCH, f'http://127.0.0.1:{port}{path}',
+                             method])
+        status, ctype, body = out.split('\n', 2)
+        return int(status), ctype, body
+
+    def scrape(self):
+        status, ctype, body = self.fetch()
+        self.assertEqual(status, 200)
+        self.assertEqual(ctype, 'text/plain; version=0.0.4; charset=utf-8')
+        return body
+
+    def start(self, **config):
+        self.h.start_pcscd()
+        self.card = self.h.start_card('gen2', slot=0)
+        self.psam = self.h.start_psam('gen2', slot=1)
+        cfg = {'metrics': {'listen': f'127.0.0.1:{PORT}'}}
+        cfg.update(config)
+        d = sscardd.Daemon(self.h, config=cfg, in_mountns=True).start()
+        self.c = d.client()
+        d.wait_readers(self.c, {self.h.reader_name(0): {'card': True, 'role': 'user'},
+                                 self.h.reader_name(1): {'card': True, 'role': 'psam'}},
+                       timeout=15)
+        return d
+
+    def test_counters_and_prometheus(self):
+        d = self.start(limits={'max_clients_per_uid': 3})
+        text = self.scrape()
+        p = subprocess.run(['promtool', 'check', 'metrics'], input=text, capture_output=True,
+                           text=True)
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ''))
+        self.assertIn('sscard_build_info{version="', text)
+
+        # One read: exactly one more of everything it is, and exactly the APDUs the simulators saw.
+        sscardd.journal_settled(d)
+        before = parse(self.scrape())
+        apdus = self.card.status()['apdus'] + self.psam.status()['apdus']
+        basic = self.c.call('card.read_basic', timeout=15)
+        apdus = self.card.status()['apdus'] + self.psam.status()['apdus'] - apdus
+        self.assertGreater(apdus, 2)
+        sscardd.journal_settled(d)
+        text = self.scrape()
+        after = parse(text)
+
+        def delta(name, **labels):
+            return val(after, name, **labels) - val(before, name, **labels)
+        self.assertEqual(delta('sscard_operations_total', method='card.read_basic',
+                               result='SSC_OK'), 1)
+        self.assertEqual(delta('sscard_operation_duration_seconds_count',
+                               method='card.read_basic'), 1)
+        self.assertEqual(delta('sscard_operation_duration_seconds_bucket',
+                               method='card.read_basic', le='+Inf'), 1)
+        # journal_settled()'s barrier is a call too: an unknown method, one more audit row.
+        self.assertEqual(delta('sscard_journal_rows_total', kind='audit'), 2)
+        self.assertEqual(delta('sscard_operations_total', method='other',
+                               result='RPC_METHOD_NOT_FOUND'), 1)
+        self.assertEqual(delta('sscard_apdus_total', driver='pcsc'), apdus)
+        # The scrapes between are not API calls: system.info counted only the harness's.
+        self.assertEqual(delta('sscard_operations_total', method='system.info', result='SSC_OK'),
+                         0)
+        # No personal data anywhere in the text.
+        for secret in (basic['card_number'], basic['ssn'], basic['name']):
+            self.assertNotIn(secret, text)
+
+        # Errors under their names; unknown methods (and numbers sent as methods) as "other".
+        before = after
+        with self.assertRaises(sscardd.RpcError):
+            self.c.call('card.read_basic', {'reader': 'no-such-reader'})
+        for method in ('no.such_method', '330102199003071230'):
+            self.c.send({'jsonrpc': '2.0', 'id': 99, 'method': method})
+            self.assertIn('error', self.c.reply(99))
+        # A fourth connection of this uid (the harness's probe is gone; self.c and two more).
+        extra = [d.client(), d.client()]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(d.socket_path)
+            self.assertIn(b'SSC_ELIMIT', s.recv(4096))
+        text = self.scrape()
+        after = parse(text)
+        self.assertEqual(delta('sscard_operations_total', method='card.read_basic',
+                               result='SSC_ENOREADER'), 1)
+        self.assertEqual(delta('sscard_operations_total', method='other',
+                               result='RPC_METHOD_NOT_FOUND'), 2)
+        self.assertNotIn('330102199003071230', text)
+        self.assertNotIn('no.such_method', text)
+        self.assertEqual(delta('sscard_connections_refused_total', limit='max_clients_per_uid'),
+                         1)
+
+        # Gauges.
+        self.assertEqual(val(after, 'sscard_clients_connected'), 3)
+        self.assertEqual(val(after, 'sscard_readers_present', driver='pcsc'), 2)
+        self.assertEqual(val(after, 'sscard_cards_present', role='user'), 1)
+        self.assertEqual(val(after, 'sscard_cards_present', role='psam'), 1)
+        self.assertEqual(val(after, 'sscard_journal_up'), 1)
+        ids = {r['id'] for r in d.readers(self.c)}
+        for rid in ids:
+            self.assertIn(('sscard_reader_queue_depth', frozenset({('reader', rid)})), after)
+        for c in extra:
+            c.close()
+
+        # A real Prometheus scrapes it and loads the alert rules.
+        prom_dir = self.h.path('prometheus')
+        os.makedirs(prom_dir)
+        conf = os.path.join(prom_dir, 'prometheus.yml')
+        with open(conf, 'w') as f:
+            f.write('global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n'
+                    f'rule_files:\n  - {RULES}\n'
+                    'scrape_configs:\n  - job_name: sscard\n    static_configs:\n'
+                    f"      - targets: ['127.0.0.1:{PORT}']\n")
+        self.h.spawn('prometheus', ['prometheus', f'--config.file={conf}',
+                                    f'--storage.tsdb.path={prom_dir}/data',
+                                    f'--web.listen-address=127.0.0.1:{PROM_PORT}'],
+                     in_netns=True, pcsc=False)
+
+        def query(q):
+            try:
+                status, _, body = self.fetch('/api/v1/query?query=' + urllib.parse.quote(q),
+                                             port=PROM_PORT)
+            except harness.HarnessError:
+                return None
+            if status != 200:
+                return None
+            res = json.loads(body)['data']['result']
+            return res or None
+        up = harness.wait_until(lambda: query('up{job="sscard"} == 1'), 90,
+                                'Prometheus to scrape sscardd')
+        self.assertEqual(up[0]['value'][1], '1')
+        want = val(after, 'sscard_operations_total', method='card.read_basic', result='SSC_OK')
+        got = harness.wait_until(
+            lambda: query('sscard_operations_total{method="card.read_basic",result="SSC_OK"}'),
+            30, 'the counter in Prometheus')
+        self.assertEqual(float(got[0]['value'][1]), want)
+        status, _, body = self.fetch('/api/v1/rules', port=PROM_PORT)
+        rules = [r for g in json.loads(body)['data']['groups'] for r in g['rules']]
+        self.assertEqual(sorted(r['name'] for r in rules),
+                         ['SscardJournalDown', 'SscardReaderGone'])
+        self.assertTrue(all(r['health'] == 'ok' for r in rules), rules)
+        self.assertTrue(all(r['state'] == 'inactive' for r in rules), rules)
+
+    def test_endpoint(self):
+        self.start()
+        self.assertEqual(self.fetch('/')[0], 404)
+        self.assertEqual(self.fetch('/metrics?x=1')[0], 200)
+        self.assertEqual(self.fetch('/metrics', method='POST')[0], 405)
+        self.assertEqual(self.fetch('/metrics', method='HEAD')[0], 200)
+
+    def test_off_by_default(self):
+        self.h.start_pcscd()
+        d = sscardd.Daemon(self.h, in_mountns=True).start()
+        self.assertNotIn(PORT, self.h.ns.listening_ports())
+        self.assertIn('config: metrics off', d.log_text())
+
+
+class Rules(unittest.TestCase):
+    def test_rules_and_docs(self):
+        p = subprocess.run(['promtool', 'check', 'rules', RULES], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('SUCCESS: 2 rules found', p.stdout)
+        # docs/operations.md shows the file as it is.
+        with open(RULES) as f:
+            rules = f.read()
+        with open(os.path.join(SOURCE_DIR, 'docs', 'operations.md')) as f:
+            self.assertIn('```yaml\n' + rules + '```', f.read())
+
+
+if __name__ == '__main__':
+    unittest.main()
