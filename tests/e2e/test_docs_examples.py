@@ -27,9 +27,11 @@ id, and the notifications (lines with a "method") in order. Tag settings:
   dotted paths into the message (`result.peer`, `error.data.journal_id`); they must be present,
   and their values are not compared.
 
-Shell blocks tagged the same way run their `sscardctl` command lines against the daemon (the socket
-in $SSCARD_SOCKET) and compare the lines shown under each command with its output (as JSON when
-both parse, else as text). An untagged block with a `→` line fails the test: every example runs.
+Shell blocks tagged the same way run each line that calls `sscardctl` (pipelines included, through
+bash, with this build's sscardctl first in $PATH and the test daemon's socket in $SSCARD_SOCKET):
+it must succeed and print something, and the lines shown under a command, if any, are compared with
+its output (as JSON when both parse, else as text). An untagged block with a `→` line fails the
+test: every request shown runs.
 
 On a mismatch the failure shows the daemon's own line, ready to paste into the docs.
 
@@ -39,7 +41,6 @@ Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_docs_example
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import unittest
@@ -240,21 +241,28 @@ class DocsExamples(sscardd.DaemonTestCase):
     # -- shell blocks: sscardctl commands and what they print
     def run_shell(self, ex):
         self.desk(ex)
-        env = dict(os.environ, SSCARD_SOCKET=self.d.socket_path)
+        # "sscardctl" is the one of this build; the socket is the test daemon's.
+        bindir = self.h.path('bin')
+        os.makedirs(bindir, exist_ok=True)
+        os.symlink(sscardd.ctl_binary(), os.path.join(bindir, 'sscardctl'))
+        env = dict(os.environ, SSCARD_SOCKET=self.d.socket_path,
+                   PATH=bindir + os.pathsep + os.environ.get('PATH', ''))
         env.pop('SSCARD_CONFIG', None)
         commands = []
         for line in ex.lines:
             text = line[2:] if line.startswith('$ ') else line
-            if text.startswith('sscardctl '):
+            if not text.strip() or text.lstrip().startswith('#'):
+                continue
+            if re.search(r'(^|[|;&]\s*)sscardctl\b', text):
                 commands.append((text, []))
-            elif commands and line.strip() and not line.startswith('#'):
-                commands[-1][1].append(line)
+            elif commands:
+                commands[-1][1].append(line)       # what the command before prints
         self.assertTrue(commands, f'{ex.name}: no sscardctl command')
         for cmd, shown in commands:
-            argv = shlex.split(cmd, comments=True)
-            argv[0] = sscardd.ctl_binary()
-            p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+            p = subprocess.run(['bash', '-o', 'pipefail', '-c', cmd], env=env,
+                               capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 0, f'{ex.name}: {cmd}: {p.stderr}')
+            self.assertTrue(p.stdout.strip(), f'{ex.name}: {cmd}: printed nothing')
             if not shown:
                 continue
             want = '\n'.join(shown)
