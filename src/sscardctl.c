@@ -31,7 +31,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: sscardctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]\n"
+		"Usage: sscardctl [--config FILE] [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]\n"
 		"\n"
 		"Commands:\n"
 		"  info                               the daemon's version, API level and limits\n"
