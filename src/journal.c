@@ -459,7 +459,31 @@ void journal_notify(struct journal *j, const char *kind, int64_t seq, const char
 	n.hash = err ? "" : hash;
 	n.err = err;
 	n.why = err ? (diag && diag->msg[0] ? diag->msg : ssc_strerror(err)) : "";
+	n.row = NULL;
 	fn(arg, &n);
+}
+
+void journal_notify_row(struct journal *j, const struct jrow *r, int64_t seq, const char *hash)
+{
+	struct journal_row row = {
+		.seq = seq, .time = r->ts, .kind = r->kind ? r->kind : "", .uid = r->uid,
+		.pid = r->pid, .exe = r->exe ? r->exe : "", .method = r->method ? r->method : "",
+		.reader = r->reader ? r->reader : "", .card = r->card ? r->card : "",
+		.result = r->result ? r->result : "", .duration_ms = r->duration_ms,
+		.intent = r->intent, .file = r->file ? r->file : "",
+		.detail = r->detail ? r->detail : "", .hash = hash,
+	};
+	struct journal_note n = { .kind = row.kind, .seq = seq, .hash = hash, .err = 0, .why = "",
+				  .row = &row };
+	journal_observer_fn fn;
+	void *arg;
+
+	pthread_mutex_lock(&j->lock);
+	fn = j->observer;
+	arg = j->observer_arg;
+	pthread_mutex_unlock(&j->lock);
+	if (fn)
+		fn(arg, &n);
 }
 
 void journal_close(struct journal *j)
@@ -864,7 +888,7 @@ out_unlock:
 		if (seq_out)
 			*seq_out = done[0].seq;
 		for (i = 0; i < n; i++)
-			journal_notify(j, rows[i].kind, done[i].seq, done[i].hash, 0, diag);
+			journal_notify_row(j, &rows[i], done[i].seq, done[i].hash);
 	}
 	if (done != &one)
 		free(done);
@@ -1025,7 +1049,10 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 out:
 	exec_sql(j, "PRAGMA synchronous=NORMAL", NULL);
 	pthread_mutex_unlock(&j->lock);
-	journal_notify(j, "outcome", seq, hash, ret < 0 ? ret : 0, diag);
+	if (ret < 0)
+		journal_notify(j, "outcome", seq, hash, ret, diag);
+	else
+		journal_notify_row(j, &r, seq, hash);
 	return ret < 0 ? ret : 0;
 }
 
@@ -1376,7 +1403,7 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 		goto out_rollback;
 	}
 	pthread_mutex_unlock(&j->lock);
-	journal_notify(j, "prune", seq, hash, 0, diag);
+	journal_notify_row(j, &r, seq, hash);
 	return (int)deleted;
 
 out_rollback:

@@ -46,6 +46,8 @@ struct journal_audit {
  * (err == 0), or a failed append (err = SSC_EJOURNAL or SSC_ENOMEM, why = the reason). Strings
  * are valid during the call only.
  */
+struct journal_row;
+
 struct journal_note {
 	const char *kind;        /* "audit", "intent", "outcome", "prune", "blacklist" (also a
 				  * lookup that found the list not matching the chain) */
@@ -53,6 +55,8 @@ struct journal_note {
 	const char *hash;        /* its chain hash (JOURNAL_HASH_HEX hex digits); "" when err != 0 */
 	int err;
 	const char *why;         /* "" when err == 0 */
+	const struct journal_row *row; /* the new row whole (seq and hash included), for audit
+				  * shipping (issue 19); NULL when err != 0 */
 };
 
 typedef void (*journal_observer_fn)(void *arg, const struct journal_note *note);

@@ -124,6 +124,8 @@ void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r);
 /* Tells the observer about an append (or a failure: err, diag's message). Lock not held. */
 void journal_notify(struct journal *j, const char *kind, int64_t seq, const char *hash, int err,
 		    const struct ssc_diag *diag);
+/* Tells the observer about the row r appended as seq with hash (note.row set). Lock not held. */
+void journal_notify_row(struct journal *j, const struct jrow *r, int64_t seq, const char *hash);
 /* Checks row seq's hash against its predecessor (or the anchor) under the handle's key. */
 int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag);
 

@@ -347,7 +347,7 @@ static int list_change(struct journal *j, FILE *f, int remove, int *unchanged,
 		goto out_rollback;
 	}
 	pthread_mutex_unlock(&j->lock);
-	journal_notify(j, "blacklist", seq, hash, 0, diag);
+	journal_notify_row(j, &r, seq, hash);
 	if (unchanged)
 		*unchanged = c.unchanged;
 	ret = c.changed;

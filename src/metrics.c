@@ -400,6 +400,14 @@ char *metrics_text(const struct metrics_gauges *g)
 	head(f, "sscard_audit_rows_dropped_total", "counter",
 	     "Audit rows that could not be written (journal down, queue full).");
 	fprintf(f, "sscard_audit_rows_dropped_total %llu\n", (unsigned long long)g->audit_dropped);
+	if (g->syslog_on) {
+		head(f, "sscard_audit_syslog_rows_total", "counter",
+		     "Journal rows shipped to syslog ([audit] syslog), sent or dropped.");
+		fprintf(f, "sscard_audit_syslog_rows_total{outcome=\"sent\"} %llu\n",
+			(unsigned long long)g->syslog_sent);
+		fprintf(f, "sscard_audit_syslog_rows_total{outcome=\"dropped\"} %llu\n",
+			(unsigned long long)g->syslog_dropped);
+	}
 	head(f, "sscard_clients_connected", "gauge", "API clients connected now.");
 	fprintf(f, "sscard_clients_connected %d\n", g->clients);
 	head(f, "sscard_connections_refused_total", "counter",

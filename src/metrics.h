@@ -25,6 +25,8 @@ struct metrics_gauges {
 	int clients;                  /* connected API clients */
 	int journal_up;               /* 1 the journal works, 0 it is down */
 	uint64_t audit_dropped;       /* audit rows not written since start */
+	int syslog_on;                /* [audit] syslog = yes: the two counts below are shown */
+	uint64_t syslog_sent, syslog_dropped;
 	struct reader_info *readers;  /* may be NULL */
 	size_t n_readers;
 };

@@ -34,6 +34,7 @@
 #include "server.h"
 #include "service.h"
 #include "sscard/error.h"
+#include "syslog_audit.h"
 
 /* Exit codes (docs/operations.md). */
 #define EXIT_OK 0
@@ -79,6 +80,7 @@ struct daemon {
 	/* The service manager (issue 19, src/service.h). */
 	struct service_watchdog wd;
 	struct metrics *metrics;     /* [metrics] listen, NULL when off */
+	struct syslog_audit *syslog; /* [audit] syslog = yes; set before the journal opens */
 #ifdef SSC_TEST_HOOKS
 	uv_signal_t sigfreeze;       /* the watchdog test's hook (daemon_test_hooks) */
 	int freeze_open;
@@ -379,6 +381,10 @@ static void daemon_gauges(void *arg, struct metrics_gauges *g)
 		audit_stats(d->audit, &st);
 		g->audit_dropped = st.dropped;
 	}
+	if (d->syslog) {
+		g->syslog_on = 1;
+		syslog_audit_counts(d->syslog, &g->syslog_sent, &g->syslog_dropped);
+	}
 	if (d->rd && readers_list(d->rd, &g->readers, &g->n_readers) != 0) {
 		g->readers = NULL;
 		g->n_readers = 0;
@@ -452,6 +458,9 @@ static void on_journal_note(void *arg, const struct journal_note *n)
 		metrics_journal_failure();
 	else
 		metrics_journal_row(n->kind);
+	/* Every row to the collector, with its place in the chain (issue 19). */
+	if (d->syslog && n->row)
+		(void)syslog_audit_send(d->syslog, n->row);
 	if (n->err) {
 		pthread_mutex_lock(&d->jlock);
 		if (!d->jwhy[0])
@@ -1075,6 +1084,10 @@ int main(int argc, char **argv)
 	if (daemon_user(&d) != 0) {
 		daemon_stop(&d, "the daemon could not drop root");
 	} else {
+		/* Before the journal's first row: audit shipping (issue 19). */
+		if (d.cfg.audit_syslog && syslog_audit_new(d.cfg.audit_syslog_socket, &d.syslog) == 0)
+			log_info("audit: every journal row goes to syslog at %s (RFC 5424, "
+				 SYSLOG_AUDIT_SDID ")", d.cfg.audit_syslog_socket);
 		/* Before the first client and the first card: the audit trail and write intents. */
 		rc = journal_start(&d);
 		if (rc != 0) {
@@ -1107,6 +1120,14 @@ int main(int argc, char **argv)
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	log_info("stopped");
 	journal_finish(&d);
+	/*
+	 * Once the journal is closed nothing sends any more; while a stuck worker may still append
+	 * (the journal kept open), the sender is kept too (reachable: not a leak).
+	 */
+	if (!daemon_journal) {
+		syslog_audit_free(d.syslog);
+		d.syslog = NULL;
+	}
 	server_free(d.srv);
 	rpc_free(d.rpc);
 	if (uv_loop_close(&d.loop) != 0)
