@@ -13,6 +13,7 @@ PACKAGES=(
   iproute2 util-linux procps
   clang libclang-rt-14-dev valgrind
   libsystemd-dev systemd libmicrohttpd-dev
+  scdoc man-db groff-base prometheus
 )
 
 missing=()
