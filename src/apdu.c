@@ -1,7 +1,8 @@
 /*
  * This file contains the APDU layer: short command building, the exchange helper that follows
  * 61xx and 6Cxx answers with bounded retries and checks every length, the status-word mapping to
- * sscard errors, and a BER-TLV reader that never reads outside its buffer.
+ * sscard errors, and a BER-TLV reader that never reads outside its buffer (and the FCI's algorithm
+ * byte read with it).
  */
 #include <stdio.h>
 #include <string.h>
@@ -333,4 +334,29 @@ int apdu_tlv_find(const uint8_t *buf, size_t len, uint32_t tag, struct apdu_tlv 
 		if (out->tag == tag)
 			return 1;
 	return rc;
+}
+
+int apdu_fci_alg(const uint8_t *fci, size_t len, uint8_t *alg_id)
+{
+	struct apdu_tlv t6f, ta5, t9f, t86;
+	int rc;
+
+	rc = apdu_tlv_find(fci, len, 0x6F, &t6f);
+	if (rc <= 0)
+		return SSC_EPROTO;
+	rc = apdu_tlv_find(t6f.val, t6f.len, 0xA5, &ta5);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		rc = apdu_tlv_find(ta5.val, ta5.len, 0x9F0C, &t9f);
+	if (rc == 0)
+		rc = apdu_tlv_find(t6f.val, t6f.len, 0x9F0C, &t9f);
+	if (rc <= 0)
+		return rc;
+	/* 9F0C's value is itself a TLV: 86 01 xx. */
+	rc = apdu_tlv_find(t9f.val, t9f.len, 0x86, &t86);
+	if (rc <= 0 || t86.len != 1)
+		return SSC_EPROTO;
+	*alg_id = t86.val[0];
+	return 1;
 }

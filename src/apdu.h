@@ -1,7 +1,8 @@
 /*
  * This file contains the APDU layer over struct card_io: building short command APDUs, one robust
  * exchange helper (61xx GET RESPONSE, 6Cxx re-send, length checks), the mapping of status words to
- * sscard errors, and a BER-TLV reader for FCIs. It knows no card application.
+ * sscard errors, and a BER-TLV reader for FCIs (with the algorithm byte that the card and the PSAM
+ * both announce in theirs). It knows no card application.
  */
 #ifndef SSC_APDU_H
 #define SSC_APDU_H
@@ -83,5 +84,13 @@ int apdu_tlv_next(const uint8_t *buf, size_t len, size_t *off, struct apdu_tlv *
  * 0 (absent) or SSC_EPROTO (malformed before it was found).
  */
 int apdu_tlv_find(const uint8_t *buf, size_t len, uint32_t tag, struct apdu_tlv *out);
+
+/*
+ * Reads the algorithm identifier from an FCI, as the card and the PSAM both announce it (spec
+ * §12.4: 6F ... A5 ... 9F0C 03 86 01 xx; 9F0C also accepted directly under 6F), as BER-TLV, never
+ * by position. Returns 1 with *alg_id set, 0 when the FCI has no 9F0C, or SSC_EPROTO (no 6F
+ * template, or malformed TLV).
+ */
+int apdu_fci_alg(const uint8_t *fci, size_t len, uint8_t *alg_id);
 
 #endif

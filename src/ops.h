@@ -50,6 +50,12 @@ struct op_call {
 };
 
 /*
+ * A bit of the card's per-insertion memory (job_run_fn's *insertion_flags, beside ssc.h's
+ * CARD_FLAG_*): the journal's pending intents were checked for this insertion.
+ */
+#define CARD_FLAG_RESOLVED 0x2
+
+/*
  * An operation. Returns 0 and sets *result (a new reference), or returns SSC_E* with diag filled
  * (sw, retries_left, msg) and, when it has more to say, call->error_data. Either way
  * call->card_ref names the card when the op learned it.

@@ -11,7 +11,6 @@
 #include "apdu.h"
 #include "items.h"
 #include "psam.h"
-#include "ssc.h"
 
 static const uint8_t psam_default_aid[] = { 0xD1, 0x56, 0x00, 0x00, 0x05, 0x90 };
 
@@ -25,7 +24,7 @@ struct psam_kp {
 static int psam_fci_alg(const uint8_t *fci, size_t len, enum ssc_alg *alg)
 {
 	uint8_t id;
-	int rc = ssc_fci_alg(fci, len, &id);
+	int rc = apdu_fci_alg(fci, len, &id);
 
 	if (rc < 0)
 		return rc;

@@ -35,17 +35,13 @@ struct reader_info {
 	int queued;                /* jobs waiting for the reader (not the one running): metrics */
 };
 
-/* Per-insertion memory of a card, kept by the core and cleared when the card leaves. */
-#define CARD_FLAG_READ_AUTH 0x1    /* EF06 needed read authorisation on this insertion */
-#define CARD_FLAG_RESOLVED 0x2     /* the journal's pending intents were checked for this card */
-#define CARD_FLAG_TAG_MODE 0x4     /* the card refused READ RECORD by number (6A86): by tag */
-#define CARD_FLAG_EXACT_LE 0x8     /* the card answered Le 00 with 6Cxx: the exact length */
-
 struct job;
 
 /*
  * Runs on the reader's worker thread with the card connected (exclusive). io->deadline_ms is the
- * job's deadline. *insertion_flags is the card's per-insertion memory (CARD_FLAG_*). Sets
+ * job's deadline. *insertion_flags is the card's per-insertion memory: a word the core keeps for
+ * each insertion, zero on a new one, and never looks into (its bits are the card application's:
+ * CARD_FLAG_* in ssc.h and ops.h). Sets
  * job->result (owned by the job) and returns 0, or returns SSC_E* with job->diag filled (and
  * job->result, if the submitter wants more about a failure: the core does not look at it). Setting
  * *reset_card = 1 makes the core reset the card when it disconnects (clears security state).

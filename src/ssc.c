@@ -12,7 +12,6 @@
 #include <openssl/rand.h>
 
 #include "apdu.h"
-#include "readers.h"
 #include "ssc.h"
 
 /* "sx1.sh.社会保障" in GBK: the SSSE DF name (spec §2). */
@@ -50,31 +49,6 @@ int ssc_atr_historical(const uint8_t *atr, size_t len, const uint8_t **hist, siz
 	*hist = atr + i;
 	*hist_len = k;
 	return 0;
-}
-
-int ssc_fci_alg(const uint8_t *fci, size_t len, uint8_t *alg_id)
-{
-	struct apdu_tlv t6f, ta5, t9f, t86;
-	int rc;
-
-	rc = apdu_tlv_find(fci, len, 0x6F, &t6f);
-	if (rc <= 0)
-		return SSC_EPROTO;
-	rc = apdu_tlv_find(t6f.val, t6f.len, 0xA5, &ta5);
-	if (rc < 0)
-		return rc;
-	if (rc == 1)
-		rc = apdu_tlv_find(ta5.val, ta5.len, 0x9F0C, &t9f);
-	if (rc == 0)
-		rc = apdu_tlv_find(t6f.val, t6f.len, 0x9F0C, &t9f);
-	if (rc <= 0)
-		return rc;
-	/* 9F0C's value is itself a TLV: 86 01 xx. */
-	rc = apdu_tlv_find(t9f.val, t9f.len, 0x86, &t86);
-	if (rc <= 0 || t86.len != 1)
-		return SSC_EPROTO;
-	*alg_id = t86.val[0];
-	return 1;
 }
 
 static int ssc_set_alg(struct ssc_card *c, uint8_t id, struct ssc_diag *diag)
@@ -128,7 +102,7 @@ int ssc_open(struct ssc_card *c, struct card_io *io, const struct config *cfg, s
 	c->cur_df = 0;
 	if (n == 0)
 		return 0;   /* no FCI at all: the spec version will decide the algorithm */
-	rc = ssc_fci_alg(fci, (size_t)n, &id);
+	rc = apdu_fci_alg(fci, (size_t)n, &id);
 	if (rc < 0)
 		return ssc_diag_set(diag, SSC_EPROTO, "malformed SSSE FCI");
 	if (rc == 1)

@@ -16,6 +16,15 @@
 #include "keyprov.h"
 #include "sscard/error.h"
 
+/*
+ * The card application's memory of one insertion, bits of the word the reader core keeps per
+ * insertion (job_run_fn's *insertion_flags: zero on a new insertion; the core never looks in).
+ * 0x2 is ops.h's CARD_FLAG_RESOLVED.
+ */
+#define CARD_FLAG_READ_AUTH 0x1    /* EF06 needed read authorisation on this insertion */
+#define CARD_FLAG_TAG_MODE 0x4     /* the card refused READ RECORD by number (6A86): by tag */
+#define CARD_FLAG_EXACT_LE 0x8     /* the card answered Le 00 with 6Cxx: the exact length */
+
 /* READ RECORD addressing (spec §2.1): P2 low bits 100 (record number) or 000 (tag). */
 enum ssc_read_mode { SSC_READ_BY_NUMBER = 0, SSC_READ_BY_TAG = 1 };
 
@@ -77,13 +86,6 @@ struct ssc_basic {
  * *hist points into atr. Returns 0, or SSC_EPROTO for an ATR whose length does not add up.
  */
 int ssc_atr_historical(const uint8_t *atr, size_t len, const uint8_t **hist, size_t *hist_len);
-
-/*
- * Reads the algorithm identifier from an FCI (6F ... A5 ... 9F0C 03 86 01 xx; 9F0C also accepted
- * directly under 6F), as BER-TLV, never by position. Returns 1 with *alg_id set, 0 when the FCI
- * has no 9F0C, or SSC_EPROTO (no 6F template, or malformed TLV).
- */
-int ssc_fci_alg(const uint8_t *fci, size_t len, uint8_t *alg_id);
 
 /*
  * Starts an operation: parses io's ATR, SELECTs SSSE by name (00 A4 04 00 0F 7378312E…D5CF) and

@@ -34,6 +34,7 @@
 #include "ops.h"
 #include "psam.h"
 #include "readers.h"
+#include "ssc.h"
 #include "sim_testhook.h"
 #include "simcos.h"
 #include "sscard/error.h"

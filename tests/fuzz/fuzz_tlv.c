@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	case 2:
-		rc = ssc_fci_alg(data, size, &alg);
+		rc = apdu_fci_alg(data, size, &alg);
 		if (rc != 0 && rc != 1 && rc != SSC_EPROTO)
 			abort();
 		break;

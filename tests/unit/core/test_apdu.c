@@ -274,6 +274,28 @@ static void test_tlv_fci(void **state)
 	assert_int_equal(apdu_tlv_find(t6f.val, t6f.len, 0x88, &t86), 0);
 }
 
+static void test_fci(void **state)
+{
+	TU_HEX(des, "6F19840F7378312E73682EC9E7BBE1B1A3D5CFA5069F0C03860101");
+	TU_HEX(sm4_top, "6F17840F7378312E73682EC9E7BBE1B1A3D5CF9F0C03860103");
+	TU_HEX(none, "6F16840F7378312E73682EC9E7BBE1B1A3D5CFA503880101");
+	TU_HEX(reordered, "6F1CA50988010A9F0C03860103" "840F7378312E73682EC9E7BBE1B1A3D5CF");
+	TU_HEX(no6f, "840F7378312E73682EC9E7BBE1B1A3D5CF");
+	TU_HEX(bad86, "6F0B9F0C088602010300000000");
+	uint8_t id = 0;
+
+	(void)state;
+	assert_int_equal(apdu_fci_alg(des, des_len, &id), 1);
+	assert_int_equal(id, 0x01);
+	assert_int_equal(apdu_fci_alg(sm4_top, sm4_top_len, &id), 1);
+	assert_int_equal(id, 0x03);
+	assert_int_equal(apdu_fci_alg(none, none_len, &id), 0);
+	assert_int_equal(apdu_fci_alg(reordered, reordered_len, &id), 1);
+	assert_int_equal(id, 0x03);
+	assert_int_equal(apdu_fci_alg(no6f, no6f_len, &id), SSC_EPROTO);
+	assert_int_equal(apdu_fci_alg(bad86, bad86_len, &id), SSC_EPROTO);
+}
+
 static void test_tlv_forms(void **state)
 {
 	TU_HEX(longform, "0081039000AA" "5F2D02656E");   /* filler 00, 81-form, 2-byte tag */
@@ -322,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_sw_mapping),
 		cmocka_unit_test(test_sw_pin_messages),
 		cmocka_unit_test(test_tlv_fci),
+		cmocka_unit_test(test_fci),
 		cmocka_unit_test(test_tlv_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

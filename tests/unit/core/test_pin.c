@@ -7,7 +7,6 @@
  */
 #include "test_card_util.h"
 
-#include "readers.h"
 #include "ssc.h"
 
 /* Runs a PIN operation and expects rc; the card is reset after every PIN operation. */

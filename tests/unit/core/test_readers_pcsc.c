@@ -41,6 +41,7 @@
 #include "config.h"
 #include "log.h"
 #include "readers.h"
+#include "ssc.h"
 
 #define PCSCD_BIN "/usr/sbin/pcscd"
 #define VPCD_LIB "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"

@@ -11,7 +11,6 @@
 
 #include "config.h"
 #include "ops.h"
-#include "readers.h"
 #include "ssc.h"
 
 #define SELECT_SSSE "00A404000F7378312E73682EC9E7BBE1B1A3D5CF"
@@ -142,28 +141,6 @@ static void test_atr(void **state)
 	assert_int_equal(ssc_atr_historical(bad2, bad2_len, &h, &hl), SSC_EPROTO);
 	assert_int_equal(ssc_atr_historical(bad3, bad3_len, &h, &hl), SSC_EPROTO);
 	assert_int_equal(ssc_atr_historical(bad4, bad4_len, &h, &hl), SSC_EPROTO);
-}
-
-static void test_fci(void **state)
-{
-	TU_HEX(des, "6F19840F7378312E73682EC9E7BBE1B1A3D5CFA5069F0C03860101");
-	TU_HEX(sm4_top, "6F17840F7378312E73682EC9E7BBE1B1A3D5CF9F0C03860103");
-	TU_HEX(none, "6F16840F7378312E73682EC9E7BBE1B1A3D5CFA503880101");
-	TU_HEX(reordered, "6F1CA50988010A9F0C03860103" "840F7378312E73682EC9E7BBE1B1A3D5CF");
-	TU_HEX(no6f, "840F7378312E73682EC9E7BBE1B1A3D5CF");
-	TU_HEX(bad86, "6F0B9F0C088602010300000000");
-	uint8_t id = 0;
-
-	(void)state;
-	assert_int_equal(ssc_fci_alg(des, des_len, &id), 1);
-	assert_int_equal(id, 0x01);
-	assert_int_equal(ssc_fci_alg(sm4_top, sm4_top_len, &id), 1);
-	assert_int_equal(id, 0x03);
-	assert_int_equal(ssc_fci_alg(none, none_len, &id), 0);
-	assert_int_equal(ssc_fci_alg(reordered, reordered_len, &id), 1);
-	assert_int_equal(id, 0x03);
-	assert_int_equal(ssc_fci_alg(no6f, no6f_len, &id), SSC_EPROTO);
-	assert_int_equal(ssc_fci_alg(bad86, bad86_len, &id), SSC_EPROTO);
 }
 
 static void test_open(void **state)
@@ -925,7 +902,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_atr),
-		cmocka_unit_test(test_fci),
 		cmocka_unit_test(test_open),
 		cmocka_unit_test(test_read_basic_exact_apdus),
 		cmocka_unit_test(test_read_basic_psam_terminal),

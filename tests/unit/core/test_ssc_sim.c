@@ -9,7 +9,6 @@
 #include "test_card_util.h"
 
 #include "../../../firmware-stubs/src/cos/sim_testhook.h"
-#include "readers.h"
 #include "ssc.h"
 
 struct expect {

@@ -11,7 +11,6 @@
 
 #include <stdio.h>
 
-#include "readers.h"
 #include "ssc.h"
 
 /* A card_io that "drops" the card at a chosen command, before or after the card processes it. */
