@@ -1,0 +1,72 @@
+/*
+ * This file contains the interface of usb_io.c: the USB CCID driver's transfers on one device.
+ * Each command takes the device's io mutex for itself; callers must not hold drv->lock.
+ */
+#ifndef SSC_USB_IO_H
+#define SSC_USB_IO_H
+
+#include "usb.h"
+
+/* One command/response pair. */
+struct usb_io_cmd {
+	uint8_t type, b7, b8, b9;
+	const uint8_t *data;
+	size_t len;
+	uint8_t expect;                 /* the RDR_to_PC type that answers it */
+	int64_t deadline;
+	int guard_ms;                   /* the longest wait for one reply without a time extension */
+	int try_lock;                   /* the monitor: do not wait for a busy device */
+	uint8_t *out;                   /* the reply's data, out_cap bytes (NULL: not wanted) */
+	size_t out_cap;
+	size_t out_len;
+	uint8_t status, error, param;   /* of the reply */
+	int failed;                     /* the reader said the command failed */
+	int silent_ms;                  /* no reply at all after waiting this long (else 0) */
+};
+
+/* Maps a libusb result to the error vocabulary (the one place that knows LIBUSB_*). */
+int usb_io_map(int r);
+
+/*
+ * Sends one command to slot idx and waits for its reply, honouring time extensions until
+ * c->deadline; first reads off late replies of commands given up on (aborting one the reader
+ * still runs). May block until c->deadline. Returns 0 (c->out filled), the mapped CCID failure
+ * (c->failed set), or SSC_ETIMEDOUT, SSC_EREADER (device gone or failing), SSC_EREADERBUSY
+ * (try_lock and busy), SSC_EPROTO (malformed, oversized or out-of-sequence reply), SSC_EINVAL
+ * (the message does not fit the reader).
+ */
+int usb_io_cmd(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c);
+
+/* A command without data (GetSlotStatus, IccPowerOff, GetParameters) into *c. As usb_io_cmd(). */
+int usb_io_simple(struct usb_dev *d, unsigned idx, uint8_t type, uint8_t expect, int64_t deadline,
+		  int try_lock, struct usb_io_cmd *c);
+
+/*
+ * GetSlotStatus; its bmICCStatus goes to the slot's state (and to *icc when icc is not NULL).
+ * Two left unanswered in a row take the device out of service until it is plugged in again.
+ * Returns 0 or as usb_io_cmd().
+ */
+int usb_io_slot_status(struct usb_dev *d, unsigned idx, int64_t deadline, int try_lock,
+		       uint8_t *icc);
+
+/* IccPowerOff: the card's security state goes with its power. The slot is no longer powered. */
+void usb_io_power_off(struct usb_dev *d, unsigned idx, int64_t deadline);
+
+/*
+ * One XfrBlock: data out, the reply's data into out (out_cap). bwi extends the reader's block
+ * waiting time (T=1 WTX); level is wLevelParameter. Returns the reply length, SSC_ECARDREMOVED
+ * (the card is no longer active), or as usb_io_cmd(), with *param the reply's bChainParameter
+ * (param may be NULL) and *ccid_error its bError when the reader failed it (else -1).
+ */
+int usb_io_xfr(struct usb_dev *d, unsigned idx, const uint8_t *data, size_t len, uint8_t bwi,
+	       uint16_t level, uint8_t *out, size_t out_cap, int64_t deadline, uint8_t *param,
+	       int *ccid_error);
+
+/*
+ * The interrupt endpoint's callback (NotifySlotChange, HardwareError): runs in whichever thread
+ * handles libusb events, takes drv->lock, and submits the transfer again unless the device is
+ * closing or gone.
+ */
+void LIBUSB_CALL usb_io_intr_cb(struct libusb_transfer *x);
+
+#endif

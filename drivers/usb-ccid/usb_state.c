@@ -1,0 +1,68 @@
+/*
+ * This file contains what the USB CCID driver learns of a slot's card and of a device's health,
+ * and the transitions that follow: a status or a notification says where the card is, and a
+ * device that is unplugged or stops answering is taken out of service. Callers hold drv->lock.
+ */
+#include <pthread.h>
+
+#include "log.h"
+#include "usb_state.h"
+
+/* The card left, or was replaced or reset under us: what we knew of it no longer holds. */
+void usb_state_lost_locked(struct usb_dev *d, unsigned idx, int present_now)
+{
+	struct usb_slot_state *st = &d->slot[idx];
+
+	if (present_now && st->present)
+		st->report_out = 1;     /* it went and came back between two looks */
+	st->present = present_now;
+	st->powered = 0;
+	st->atr_len = 0;
+	st->gen++;
+	d->drv->changed = 1;
+	pthread_cond_broadcast(&d->drv->cond);
+}
+
+/* A status (GetSlotStatus, or any reply's bmICCStatus) says icc for slot idx. */
+void usb_state_icc_locked(struct usb_dev *d, unsigned idx, uint8_t icc)
+{
+	struct usb_slot_state *st = &d->slot[idx];
+
+	switch (icc) {
+	case CCID_ICC_ABSENT:
+		if (st->present)
+			usb_state_lost_locked(d, idx, 0);
+		break;
+	case CCID_ICC_INACTIVE:
+		if (!st->present) {
+			usb_state_lost_locked(d, idx, 1);
+			st->report_out = 0;
+			st->expect_notify = d->ep_intr && !d->intr_broken;
+		} else if (st->powered) {
+			usb_state_lost_locked(d, idx, 1);   /* we powered it: it was pulled or reset */
+		}
+		break;
+	case CCID_ICC_ACTIVE:
+		if (!st->present) {
+			usb_state_lost_locked(d, idx, 1);   /* activated by the reader on insertion */
+			st->report_out = 0;
+			st->expect_notify = d->ep_intr && !d->intr_broken;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* The device is gone (unplugged) or failed (quarantined until replugged). */
+void usb_state_gone_locked(struct usb_dev *d, int failed)
+{
+	if (!d->gone)
+		log_info("usb-ccid: %s %s", d->base_id, failed ? "stopped answering; closed until "
+							       "it is plugged in again"
+							     : "is gone");
+	d->gone = 1;
+	d->failed |= failed;
+	d->drv->changed = 1;
+	pthread_cond_broadcast(&d->drv->cond);
+}
