@@ -12,6 +12,12 @@
 
 #include "sscard/driver.h"
 
+/*
+ * A card's algorithm, as its FCI announces it (spec §12.1): the card application's, and the reader
+ * core's word for what a PSAM speaks.
+ */
+enum ssc_alg { SSC_ALG_NONE = 0, SSC_ALG_DES = 1, SSC_ALG_SM4 = 3 };
+
 /* Flags for card_io.transmit. */
 #define CARDIO_SECRET 0x1   /* the command body is secret (PIN, PIN block): never log it */
 #define CARDIO_PERSONAL 0x2 /* the answer may hold personal data: log only its length and SW */

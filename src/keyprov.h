@@ -10,11 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cardio.h"
 #include "config.h"
 #include "sscard/error.h"
-
-/* The card's algorithm, as its SSSE FCI announces it (spec §12.1). */
-enum ssc_alg { SSC_ALG_NONE = 0, SSC_ALG_DES = 1, SSC_ALG_SM4 = 3 };
 
 /* The two diversification factors of spec §12.2. */
 struct keyprov_div {

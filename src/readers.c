@@ -29,11 +29,8 @@
 
 #include "jobq.h"
 #include "log.h"
-#include "metrics.h"
-#include "psam.h"
 #include "readers.h"
 
-#define READERS_DRIVERS_MAX 2        /* pcsc, usb-ccid */
 #define READERS_PER_DRIVER_MAX 32    /* readers one driver snapshot may report */
 #define READERS_QUEUE_MAX 16         /* jobs one owner may have waiting on a reader ... */
 #define READERS_QUEUE_TOTAL_MAX 1024 /* ... and all owners together; one more gets SSC_ELIMIT */
@@ -138,6 +135,8 @@ struct readers {
 	struct rd_wakeup *wakeup;      /* how other threads wake the loop (rd_notify_locked) */
 	int wakeup_pending;            /* a wake-up is written and not yet taken (lock held) */
 	struct psam_source psam;
+	readers_probe_fn probe;
+	void (*apdu_sent)(const char *driver);
 	struct rd_monitor mons[READERS_DRIVERS_MAX];
 	size_t n_mons;
 	struct job_core *jobs;         /* loop thread: every job whose timer is not closed */
@@ -622,7 +621,8 @@ static int reader_io_transmit(struct card_io *io, const uint8_t *cmd, size_t cmd
 		}
 	}
 
-	metrics_apdu(r->mon->ops->name);
+	if (r->rd->apdu_sent)
+		r->rd->apdu_sent(r->mon->ops->name);
 	n = r->mon->ops->transmit(r->slot, cmd, cmd_len, resp, resp_cap, (int)left);
 	if (n >= 0 && (n < 2 || (size_t)n > resp_cap))
 		n = SSC_EPROTO;   /* a driver must not do this; the layer above must never see it */
@@ -671,13 +671,6 @@ static void reader_io_init(struct reader *r, struct card_io *io, int64_t deadlin
  * Workers.
  */
 
-/* The PSAM probe (src/psam.c): 0 = a PSAM. Kept behind one function so that the core's use of it
- * stays in one place. */
-static int reader_probe_card(struct card_io *io, enum ssc_alg *alg, char term[13])
-{
-	return psam_probe(io, alg, term);
-}
-
 /* rd->lock held. */
 static int reader_needs_probe(const struct reader *r)
 {
@@ -708,7 +701,7 @@ static void reader_probe(struct reader *r, unsigned gen)
 				memcpy(atr, r->slot_atr, atr_len);
 			}
 			reader_io_init(r, &io, deadline);
-			rc = reader_probe_card(&io, &alg, term);
+			rc = rd->probe(&io, &alg, term);
 			if (rc == 0) {
 				role = READER_ROLE_PSAM;
 			} else if (rc == SSC_EPSAMALGO) {
@@ -1434,20 +1427,27 @@ static void rd_wakeup_close(struct readers *rd)
 	rd->wakeup = NULL;
 }
 
-int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, void *ev_arg,
-		struct readers **out)
+int readers_new(uv_loop_t *loop, const struct config *cfg, const struct readers_setup *setup,
+		readers_event_fn ev, void *ev_arg, struct readers **out)
 {
 	struct readers *rd;
 	pthread_condattr_t ca;
 	int rc;
 
-	if (!loop || !cfg || !out)
+	if (!loop || !cfg || !setup || !setup->probe || !out ||
+	    setup->n_drivers > READERS_DRIVERS_MAX || (setup->n_drivers && !setup->drivers))
 		return SSC_EINVAL;
+	if (setup->n_drivers == 0) {
+		log_error("readers: no reader driver is enabled ([drivers] pcsc, usb)");
+		return SSC_ECONFIG;
+	}
 	rd = calloc(1, sizeof(*rd));
 	if (!rd)
 		return SSC_ENOMEM;
 	rd->loop = loop;
 	rd->cfg = cfg;
+	rd->probe = setup->probe;
+	rd->apdu_sent = setup->apdu_sent;
 	rd->ev = ev;
 	rd->ev_arg = ev_arg;
 	if (pthread_mutex_init(&rd->lock, NULL) != 0)
@@ -1478,24 +1478,8 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, 
 		goto out_async;
 	}
 
-	if (cfg->driver_pcsc) {
-		struct ssc_driver_config dcfg = {
-			.usb_allow = NULL,
-			.poll_interval_ms = cfg->poll_interval_ms,
-			.connect_retry_ms = cfg->connect_timeout_ms,
-		};
-		struct rd_monitor *m = &rd->mons[rd->n_mons];
-
-		rc = ssc_driver_pcsc.open(&dcfg, &m->drv);
-		if (rc != 0) {
-			log_error("readers: cannot open the pcsc driver: %s", ssc_strerror(rc));
-			goto out_async;
-		}
-		m->rd = rd;
-		m->ops = &ssc_driver_pcsc;
-		rd->n_mons++;
-	}
-	if (cfg->driver_usb) {
+	for (size_t i = 0; i < setup->n_drivers; i++) {
+		const struct ssc_driver_ops *ops = setup->drivers[i];
 		struct ssc_driver_config dcfg = {
 			.usb_allow = cfg->usb_allow[0] ? cfg->usb_allow : NULL,
 			.poll_interval_ms = cfg->poll_interval_ms,
@@ -1503,21 +1487,17 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, 
 		};
 		struct rd_monitor *m = &rd->mons[rd->n_mons];
 
-		rc = ssc_driver_usb_ccid.open(&dcfg, &m->drv);
+		rc = ops->open(&dcfg, &m->drv);
 		if (rc != 0) {
-			log_error("readers: cannot open the usb-ccid driver: %s", ssc_strerror(rc));
-			for (size_t i = 0; i < rd->n_mons; i++)
-				rd->mons[i].ops->close(rd->mons[i].drv);
+			log_error("readers: cannot open the %s driver: %s", ops->name,
+				  ssc_strerror(rc));
+			for (size_t j = 0; j < rd->n_mons; j++)
+				rd->mons[j].ops->close(rd->mons[j].drv);
 			goto out_async;
 		}
 		m->rd = rd;
-		m->ops = &ssc_driver_usb_ccid;
+		m->ops = ops;
 		rd->n_mons++;
-	}
-	if (rd->n_mons == 0) {
-		log_error("readers: no reader driver is enabled ([drivers] pcsc, usb)");
-		rc = SSC_ECONFIG;
-		goto out_async;
 	}
 	rd->psam.acquire = rd_psam_acquire;
 	rd->psam.release = rd_psam_release;

@@ -87,21 +87,46 @@ struct job {
 
 typedef void (*readers_event_fn)(void *arg, const char *type, const struct reader_info *ri);
 
+/*
+ * Tells the kind of a new card, on its reader's worker with the card connected (io; the core's
+ * choke point and the probe's deadline). Returns 0 (a PSAM: *alg its algorithm, term its terminal
+ * number in 12 hex digits), SSC_EPSAMALGO (a PSAM of an algorithm sscard does not speak),
+ * SSC_ENOTFOUND (not a PSAM: a user card), or the transport's error (the kind stays unknown and
+ * the card is probed again later, with a back-off).
+ */
+typedef int (*readers_probe_fn)(struct card_io *io, enum ssc_alg *alg, char term[13]);
+
+/*
+ * What the core is given besides its configuration: the collaborators it calls, so that a test can
+ * hand it fakes (a driver that misbehaves, a probe of its own). readers_new() copies the struct;
+ * what it points to is borrowed and must outlive the core.
+ */
+struct readers_setup {
+	const struct ssc_driver_ops *const *drivers;   /* the drivers to run, one monitor each */
+	size_t n_drivers;                              /* 1 .. READERS_DRIVERS_MAX */
+	readers_probe_fn probe;                        /* required (sscardd: psam_probe) */
+	/* Optional: told of every APDU sent, with the driver's name. Worker threads; never blocks. */
+	void (*apdu_sent)(const char *driver);
+};
+
+#define READERS_DRIVERS_MAX 4
+
 struct readers;
 
 /*
- * Creates the reader core for the drivers enabled in cfg (borrowed; must outlive the core).
+ * Creates the reader core over the drivers of setup, with cfg (borrowed; must outlive the core).
  * Events ("reader.added", "reader.removed", "card.inserted", "card.ready", "card.removed") are
  * delivered on the loop thread through ev, in the order they happened. Per insertion:
  * card.inserted, then card.ready once the card's role is known (after the probe; at once on a
  * reader configured "user"), or could not be found (ri->ready_err says why; SSC_ECARDREMOVED
  * when the card left first), then card.removed. A card.ready with an error is followed by another
  * card.ready if a later probe of the same card finds its role. reader.removed follows the
- * card.removed of a card still inside. Returns 0 and *out, or SSC_ENOMEM / SSC_ECONFIG /
- * SSC_EREADER.
+ * card.removed of a card still inside. Returns 0 and *out, or SSC_ENOMEM, SSC_ECONFIG (no driver:
+ * none is enabled), SSC_EINVAL (no probe, too many drivers), or a driver's error from open()
+ * (SSC_EREADER, ...).
  */
-int readers_new(uv_loop_t *loop, const struct config *cfg, readers_event_fn ev, void *ev_arg,
-		struct readers **out);
+int readers_new(uv_loop_t *loop, const struct config *cfg, const struct readers_setup *setup,
+		readers_event_fn ev, void *ev_arg, struct readers **out);
 
 /* Starts the monitors and workers. Loop thread. */
 int readers_start(struct readers *rd);

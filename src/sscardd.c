@@ -1008,6 +1008,22 @@ static int parse_args(int argc, char **argv, struct daemon *d, int *check_only)
 	return EXIT_OK;
 }
 
+/*
+ * The reader core over the drivers [drivers] enables, probing each new card for a PSAM, and
+ * counting every APDU for the metrics.
+ */
+static int daemon_readers_new(struct daemon *d)
+{
+	const struct ssc_driver_ops *drivers[2];
+	struct readers_setup rs = { drivers, 0, psam_probe, metrics_apdu };
+
+	if (d->cfg.driver_pcsc)
+		drivers[rs.n_drivers++] = &ssc_driver_pcsc;
+	if (d->cfg.driver_usb)
+		drivers[rs.n_drivers++] = &ssc_driver_usb_ccid;
+	return readers_new(&d->loop, &d->cfg, &rs, on_reader_event, d, &d->rd);
+}
+
 int main(int argc, char **argv)
 {
 	static struct daemon d;
@@ -1047,7 +1063,7 @@ int main(int argc, char **argv)
 	rc = rpc_new(&d.cfg, &d.rpc);
 	if (rc != 0)
 		goto out_loop;
-	rc = readers_new(&d.loop, &d.cfg, on_reader_event, &d, &d.rd);
+	rc = daemon_readers_new(&d);
 	if (rc != 0) {
 		log_error("cannot start the reader core: %s", ssc_strerror(rc));
 		goto out_rpc;

@@ -40,6 +40,7 @@
 #include "cardio.h"
 #include "config.h"
 #include "log.h"
+#include "psam.h"
 #include "readers.h"
 #include "ssc.h"
 
@@ -269,6 +270,10 @@ lost:
 }
 
 /* ---- the fixture -------------------------------------------------------------------------- */
+
+/* The core over the real pcsc driver, probing cards with the real PSAM probe (as sscardd). */
+static const struct ssc_driver_ops *const pcsc_driver[] = { &ssc_driver_pcsc };
+static const struct readers_setup pcsc_setup = { pcsc_driver, 1, psam_probe, NULL };
 
 struct tjob;
 
@@ -583,7 +588,7 @@ static int group_setup(void **state)
 	config_defaults(&T.cfg);
 	T.cfg.op_timeout_ms = 3000;
 	T.cfg.card_hold_ms = 0;   /* these tests take the cards themselves between jobs */
-	if (readers_new(&T.loop, &T.cfg, on_event, NULL, &T.rd) != 0 || readers_start(T.rd) != 0)
+	if (readers_new(&T.loop, &T.cfg, &pcsc_setup, on_event, NULL, &T.rd) != 0 || readers_start(T.rd) != 0)
 		return -1;
 	T.ok = 1;
 	return 0;
@@ -1437,7 +1442,7 @@ static void test_config_roles(void **state)
 	snprintf(cfg2.roles[1].role, sizeof(cfg2.roles[1].role), "ignore");
 	cfg2.n_roles = 2;
 	apdus = T.shm[0].apdus;
-	assert_int_equal(readers_new(&T.loop, &cfg2, on_event, &cfg2, &rd2), 0);
+	assert_int_equal(readers_new(&T.loop, &cfg2, &pcsc_setup, on_event, &cfg2, &rd2), 0);
 	assert_int_equal(readers_start(rd2), 0);
 	run_until(NULL, NULL, 1500);
 	{

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "psam.h"
 #include "readers.h"
 #include "rpc.h"
 #include "server.h"
@@ -76,6 +77,10 @@ static void on_stop(uv_async_t *a)
 	uv_close((uv_handle_t *)&d->stop, NULL);
 }
 
+/* The reader core's collaborators: the real pcsc driver and the PSAM probe, as sscardd's. */
+static const struct ssc_driver_ops *const pcsc_driver[] = { &ssc_driver_pcsc };
+static const struct readers_setup pcsc_only = { pcsc_driver, 1, psam_probe, NULL };
+
 static void *daemon_main(void *arg)
 {
 	struct daemon_thread *d = arg;
@@ -87,7 +92,7 @@ static void *daemon_main(void *arg)
 	d->stop.data = d;
 	rc = rpc_new(&d->cfg, &d->rpc);
 	if (rc == 0)
-		rc = readers_new(&d->loop, &d->cfg, rpc_event, d->rpc, &d->rd);
+		rc = readers_new(&d->loop, &d->cfg, &pcsc_only, rpc_event, d->rpc, &d->rd);
 	if (rc == 0) {
 		be.ctx = d->rd;
 		d->env.cfg = &d->cfg;
