@@ -1,7 +1,7 @@
 /*
  * This file contains the PSAM key provider (a struct keyprov that drives PSAM cards through a
- * struct psam_source, spec §12.6) and the PSAM probe with which the reader core decides whether a
- * newly inserted card is a PSAM or a user card.
+ * struct psam_source, spec §12.6) and the PSAM probe that sscardd gives the reader core to tell
+ * whether a newly inserted card is a PSAM or a user card (readers_probe_fn).
  */
 #ifndef SSC_PSAM_H
 #define SSC_PSAM_H

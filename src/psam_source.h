@@ -1,7 +1,7 @@
 /*
  * This file contains how the PSAM key provider reaches PSAM cards without knowing readers: the
- * reader core (src/readers.c) implements this table over the readers whose card answered the PSAM
- * selection, and hands out one PSAM at a time, locked, to the calling worker thread.
+ * PSAM pool (src/psam_pool.c) implements this table over the PSAMs the reader core lends out, and
+ * hands out one PSAM at a time, locked, to the calling worker thread.
  */
 #ifndef SSC_PSAM_SOURCE_H
 #define SSC_PSAM_SOURCE_H

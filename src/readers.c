@@ -2,7 +2,7 @@
  * This file contains the reader core (src/readers.h): the reader table, one monitor thread per
  * driver that turns snapshots into events, one worker thread per reader that runs jobs one at a
  * time, the APDU choke point (deadline, lengths, masked trace), job deadlines on the loop, and the
- * PSAM source over the readers whose card answered the PSAM probe.
+ * loans of PSAMs to other workers (the PSAM pool, src/psam_pool.c, is built on them).
  *
  * Locks: rd->lock guards the table, each reader's card state, role, queue and busy flags, and the
  * event and completion lists; nobody waits for a card or a driver while holding it. A reader's
@@ -122,9 +122,9 @@ struct reader {
 	size_t slot_atr_len;
 	unsigned flags_gen;            /* the card_gen insertion_flags belong to */
 	int64_t hold_until_ms;         /* a user card's connection is kept until then (0 = none) */
-	int psam_selected;             /* the PSAM's key application is selected on this slot */
+	unsigned lent_memory;          /* the borrower's word for this connection (0 when new) */
 	unsigned insertion_flags;
-	struct card_io psam_io;        /* what acquire() hands out */
+	struct card_io psam_io;        /* what readers_psam_lend() hands out */
 };
 
 struct readers {
@@ -134,7 +134,6 @@ struct readers {
 	void *ev_arg;
 	struct rd_wakeup *wakeup;      /* how other threads wake the loop (rd_notify_locked) */
 	int wakeup_pending;            /* a wake-up is written and not yet taken (lock held) */
-	struct psam_source psam;
 	readers_probe_fn probe;
 	void (*apdu_sent)(const char *driver);
 	struct rd_monitor mons[READERS_DRIVERS_MAX];
@@ -530,7 +529,7 @@ static void reader_drop_slot(struct reader *r, int reset)
 		r->mon->ops->disconnect(r->slot, reset);
 	r->slot = NULL;
 	r->slot_broken = 0;
-	r->psam_selected = 0;
+	r->lent_memory = 0;
 }
 
 /*
@@ -556,7 +555,7 @@ static int reader_connect(struct reader *r, int64_t deadline)
 		reader_drop_slot(r, 0);   /* another card since: that connection is stale */
 	if (r->slot && r->slot_broken) {
 		r->slot_atr_len = 0;
-		r->psam_selected = 0;
+		r->lent_memory = 0;
 		if (ops->reconnect(r->slot, r->slot_atr, &r->slot_atr_len) == 0) {
 			r->slot_broken = 0;
 			return 0;
@@ -1228,12 +1227,12 @@ static void *monitor_main(void *arg)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * The PSAM source.
+ * PSAMs lent to other workers (the PSAM pool, src/psam_pool.c, is built on these).
  */
 
-static int rd_psam_acquire(void *ctx, enum ssc_alg alg, int64_t deadline_ms, struct card_io **io)
+int readers_psam_lend(struct readers *rd, enum ssc_alg alg, int64_t deadline_ms,
+		      struct card_io **io)
 {
-	struct readers *rd = ctx;
 	struct reader *cand[READERS_PSAM_MAX], *got = NULL;
 	size_t n = 0, turn = 0;
 	int any = 0, rc;
@@ -1286,71 +1285,30 @@ static int rd_psam_acquire(void *ctx, enum ssc_alg alg, int64_t deadline_ms, str
 		return SSC_ETIMEDOUT;
 
 	rc = reader_connect(got, deadline_ms);
-	if (rc == 0 && got->psam_selected) {
-		/* Selected on this very connection before: every provider call starts with its own
-		 * DELIVER KEY, so nothing of the last user's work is used. */
-		reader_io_init(got, &got->psam_io, deadline_ms);
-	} else if (rc == 0) {
-		/* The key application, selected once per connection (spec §12.6). */
-		uint8_t cmd[5 + sizeof(rd->cfg->psam_aid)], resp[SSC_RESP_APDU_MAX];
-		size_t aid_len = rd->cfg->psam_aid_len <= sizeof(rd->cfg->psam_aid)
-					 ? rd->cfg->psam_aid_len
-					 : sizeof(rd->cfg->psam_aid);
-		int len;
-
-		cmd[0] = 0x00;
-		cmd[1] = 0xA4;
-		cmd[2] = 0x04;
-		cmd[3] = 0x00;
-		cmd[4] = (uint8_t)aid_len;
-		memcpy(cmd + 5, rd->cfg->psam_aid, aid_len);
-		reader_io_init(got, &got->psam_io, deadline_ms);
-		len = reader_io_transmit(&got->psam_io, cmd, 5 + aid_len, resp, sizeof(resp), 0);
-		if (len < 0) {
-			rc = len;
-		} else if (!(resp[len - 2] == 0x90 && resp[len - 1] == 0x00) && resp[len - 2] != 0x61) {
-			log_warn("reader %s: PSAM refused the SELECT of its key application (%02X%02X)",
-				 got->id, resp[len - 2], resp[len - 1]);
-			rc = SSC_EPSAM;
-		} else {
-			got->psam_selected = 1;
-		}
-	}
 	if (rc != 0) {
-		if (rc != SSC_ETIMEDOUT || got->slot_broken) {
-			reader_drop_slot(got, 1);
-			pthread_mutex_lock(&rd->lock);
-			got->reprobe = 1;
-			pthread_cond_signal(&got->cond);
-			pthread_mutex_unlock(&rd->lock);
-		}
-		pthread_mutex_unlock(&got->card_lock);
-		pthread_mutex_lock(&rd->lock);
-		if (--got->refs == 0) {
-			pthread_mutex_unlock(&rd->lock);
-			reader_destroy(got);
-		} else {
-			pthread_mutex_unlock(&rd->lock);
-		}
-		if (rc == SSC_ETIMEDOUT || rc == SSC_EPSAM)
-			return rc;
-		return SSC_ENOPSAM;
+		readers_psam_return(rd, &got->psam_io, rc != SSC_ETIMEDOUT);
+		return rc;
 	}
+	reader_io_init(got, &got->psam_io, deadline_ms);
 	*io = &got->psam_io;
 	return 0;
 }
 
-static void rd_psam_release(void *ctx, struct card_io *io, int broken)
+unsigned *readers_lent_memory(struct card_io *io)
 {
-	struct readers *rd = ctx;
+	struct reader *r = io->ctx;
+
+	return &r->lent_memory;
+}
+
+void readers_psam_return(struct readers *rd, struct card_io *io, int broken)
+{
 	struct reader *r;
 	int free_r;
 
 	if (!io)
 		return;
 	r = io->ctx;
-	if (!broken && !r->slot_broken && io->deadline_ms && rd_ms_until(io->deadline_ms) <= 0)
-		r->psam_selected = 0;   /* it may have stopped mid-exchange: select afresh next time */
 	if (broken || r->slot_broken) {
 		/* The PSAM failed at transport level: start over, and probe it before its next use. */
 		reader_drop_slot(r, 1);
@@ -1367,9 +1325,8 @@ static void rd_psam_release(void *ctx, struct card_io *io, int broken)
 		reader_destroy(r);
 }
 
-static int rd_psam_terminal(void *ctx, enum ssc_alg alg, char out[13])
+int readers_psam_terminal(struct readers *rd, enum ssc_alg alg, char out[13])
 {
-	struct readers *rd = ctx;
 	int any = 0, match = 0, rc = SSC_ENOTFOUND;
 
 	pthread_mutex_lock(&rd->lock);
@@ -1394,9 +1351,8 @@ static int rd_psam_terminal(void *ctx, enum ssc_alg alg, char out[13])
 	return rc;
 }
 
-static unsigned rd_psam_algorithms(void *ctx)
+unsigned readers_psam_algorithms(struct readers *rd)
 {
-	struct readers *rd = ctx;
 	unsigned bits = 0;
 
 	pthread_mutex_lock(&rd->lock);
@@ -1499,11 +1455,6 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, const struct readers_
 		m->ops = ops;
 		rd->n_mons++;
 	}
-	rd->psam.acquire = rd_psam_acquire;
-	rd->psam.release = rd_psam_release;
-	rd->psam.algorithms = rd_psam_algorithms;
-	rd->psam.terminal_number = rd_psam_terminal;
-	rd->psam.ctx = rd;
 	*out = rd;
 	return 0;
 
@@ -1789,9 +1740,4 @@ int readers_cancel(struct readers *rd, const void *owner)
 		job_complete(c);
 	}
 	return n;
-}
-
-struct psam_source *readers_psam_source(struct readers *rd)
-{
-	return &rd->psam;
 }

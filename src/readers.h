@@ -13,7 +13,6 @@
 
 #include "cardio.h"
 #include "config.h"
-#include "psam_source.h"
 #include "sscard/driver.h"
 #include "sscard/error.h"
 
@@ -164,8 +163,41 @@ int readers_submit(struct readers *rd, struct job *job);
  */
 int readers_cancel(struct readers *rd, const void *owner);
 
-/* The PSAM access for the PSAM key provider. Valid for the life of rd. */
-struct psam_source *readers_psam_source(struct readers *rd);
+/*
+ * Lends the card of a reader whose probe found a PSAM of algorithm alg to the calling thread (a
+ * worker of another reader, for the PSAM key provider), locked and connected, until
+ * readers_psam_return(). Takes the first such card that is free, waiting on each busy one in
+ * turn until deadline_ms at most. *io is the connection, through the choke point, with deadline_ms
+ * as its deadline. Returns 0; SSC_ENOPSAM (no PSAM at all), SSC_EPSAMALGO (PSAMs, none of alg),
+ * SSC_ETIMEDOUT (all busy until the deadline), or the driver's error opening the card (that PSAM
+ * is then reset and probed again, unless the error was SSC_ETIMEDOUT). Any worker thread; blocks.
+ */
+int readers_psam_lend(struct readers *rd, enum ssc_alg alg, int64_t deadline_ms,
+		      struct card_io **io);
+
+/*
+ * The borrower's word for the connection of a lent card (io from readers_psam_lend()): kept while
+ * the connection stays open between loans, 0 whenever it is new (the card was reset, reinserted
+ * or its connection failed). The PSAM pool notes there that the key application is selected.
+ * Valid while io is lent.
+ */
+unsigned *readers_lent_memory(struct card_io *io);
+
+/*
+ * Gives back a card from readers_psam_lend(). broken != 0 says it failed at transport level or
+ * its state is unknown: it is reset and probed again before it is lent again. NULL is a no-op.
+ */
+void readers_psam_return(struct readers *rd, struct card_io *io, int broken);
+
+/* The algorithms of the PSAMs present now: bit (1 << alg) per algorithm; 0 = no PSAM. Any thread. */
+unsigned readers_psam_algorithms(struct readers *rd);
+
+/*
+ * The terminal number (12 hex digits + NUL) that the probe read from a present PSAM of alg,
+ * without talking to it. Returns 0, SSC_ENOTFOUND (none known), SSC_ENOPSAM, SSC_EPSAMALGO. Any
+ * thread; never blocks on a card.
+ */
+int readers_psam_terminal(struct readers *rd, enum ssc_alg alg, char out[13]);
 
 /* Stable text of a role: "user", "psam", "unknown". */
 const char *reader_role_name(enum reader_role role);

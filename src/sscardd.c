@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "psam.h"
+#include "psam_pool.h"
 #include "readers.h"
 #include "rpc.h"
 #include "server.h"
@@ -100,6 +101,7 @@ struct resolve_job {
  * process is ending; a file-scope reference keeps the allocation reachable (not a leak).
  */
 static struct keyprov *daemon_kp;
+static struct psam_pool daemon_psams;   /* the PSAMs of the reader core, for daemon_kp */
 /*
  * The journal, for the same reason: a detached worker may still be using it. It is closed (keys
  * wiped) at exit only when no job and no worker can still hold it.
@@ -1068,7 +1070,8 @@ int main(int argc, char **argv)
 		log_error("cannot start the reader core: %s", ssc_strerror(rc));
 		goto out_rpc;
 	}
-	rc = psam_keyprov_new(readers_psam_source(d.rd), &d.cfg, &daemon_kp);
+	psam_pool_init(&daemon_psams, d.rd, &d.cfg);
+	rc = psam_keyprov_new(&daemon_psams.src, &d.cfg, &daemon_kp);
 	if (rc != 0) {
 		log_error("cannot create the PSAM key provider: %s", ssc_strerror(rc));
 		goto out_readers;

@@ -41,6 +41,7 @@
 #include "config.h"
 #include "log.h"
 #include "psam.h"
+#include "psam_pool.h"
 #include "readers.h"
 #include "ssc.h"
 
@@ -984,6 +985,7 @@ static void test_insertion_memory_and_reset(void **state)
 
 static void test_resolution(void **state)
 {
+	struct psam_pool pool;
 	struct psam_source *src;
 	struct card_io *io = NULL;
 	struct tjob *t;
@@ -1012,7 +1014,8 @@ static void test_resolution(void **state)
 	assert_int_equal(t->job.err, 0);
 	assert_memory_equal(t->io_atr, ATR_B, sizeof(ATR_B));
 
-	src = readers_psam_source(T.rd);
+	psam_pool_init(&pool, T.rd, &T.cfg);
+	src = &pool.src;
 	assert_int_equal(src->algorithms(src->ctx), 0);
 	assert_int_equal(src->acquire(src->ctx, SSC_ALG_DES, cardio_now_ms() + 500, &io),
 			 SSC_ENOPSAM);
@@ -1347,6 +1350,7 @@ static void *acquire_thread(void *p)
 
 static void test_psam(void **state)
 {
+	struct psam_pool pool;
 	struct psam_source *src;
 	struct card_io *io = NULL;
 	struct reader_info ri;
@@ -1366,7 +1370,8 @@ static void test_psam(void **state)
 	assert_true(reader_get(R1, &ri));
 	assert_int_equal(ri.psam_alg, SSC_ALG_DES);
 
-	src = readers_psam_source(T.rd);
+	psam_pool_init(&pool, T.rd, &T.cfg);
+	src = &pool.src;
 	assert_int_equal(src->algorithms(src->ctx), 1u << SSC_ALG_DES);
 	assert_int_equal(src->acquire(src->ctx, SSC_ALG_SM4, cardio_now_ms() + 500, &io),
 			 SSC_EPSAMALGO);
