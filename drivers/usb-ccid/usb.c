@@ -139,47 +139,98 @@ static void usb_nap_locked(struct ssc_driver *drv, int64_t until)
 			break;
 }
 
+/* Naps until ms passes or something is signalled. */
+static void usb_nap(struct ssc_driver *drv, int64_t until)
+{
+	pthread_mutex_lock(&drv->lock);
+	usb_nap_locked(drv, until);
+	pthread_mutex_unlock(&drv->lock);
+}
+
+/*
+ * Takes what wake() or a change left: returns 0 (woken), 1 (changed), or -1 when there is
+ * nothing, and the wait goes on.
+ */
+static int usb_wait_flags(struct ssc_driver *drv)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&drv->lock);
+	if (drv->woken) {
+		drv->woken = 0;
+		rc = 0;
+	} else if (drv->changed) {
+		drv->changed = 0;
+		rc = 1;
+	}
+	pthread_mutex_unlock(&drv->lock);
+	return rc;
+}
+
+/* No libusb context: naps until it is time to try again. Returns 1 when the context is made. */
+static int usb_wait_ctx(struct ssc_driver *drv, int64_t now, int64_t deadline)
+{
+	int64_t until = drv->next_init_ms < deadline ? drv->next_init_ms : deadline;
+
+	if (until <= now) {
+		if (usb_hotplug_ctx_ensure(drv))
+			return 1;
+		until = drv->next_init_ms < deadline ? drv->next_init_ms : deadline;
+	}
+	usb_nap(drv, until);
+	return 0;
+}
+
+/* When the next look at the devices and slots is due: the poll interval, or a device's retry. */
+static int64_t usb_next_look(const struct ssc_driver *drv)
+{
+	int64_t next = drv->last_poll_ms + drv->poll_ms;
+
+	for (size_t i = 0; i < drv->n_seen; i++)
+		if (drv->seen[i].retry_ms != 0 && drv->seen[i].retry_ms < next)
+			next = drv->seen[i].retry_ms;
+	return next;
+}
+
+/* Handles libusb events for chunk ms (interrupt transfers, hotplug); never spins a core. */
+static void usb_wait_events(struct ssc_driver *drv, int64_t chunk)
+{
+	int64_t t0 = usb_now_ms();
+
+	usb_hotplug_events(drv, (int)chunk);
+	if (usb_now_ms() - t0 >= 1 || chunk <= 1) {
+		drv->quick_spins = 0;
+		return;
+	}
+	/*
+	 * Back at once: under umockdev the device node always polls ready. A short nap now and
+	 * then keeps that from spinning a core; wake() and changes still end it at once.
+	 */
+	if (++drv->quick_spins >= USB_QUICK_SPINS) {
+		drv->quick_spins = 0;
+		usb_nap(drv, usb_now_ms() + USB_SPIN_NAP_MS);
+	}
+}
+
 static int usb_wait_change(struct ssc_driver *drv, int timeout_ms)
 {
 	int64_t deadline = usb_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	for (;;) {
-		int64_t now = usb_now_ms(), left = deadline - now, next_poll;
+		int64_t now = usb_now_ms(), left = deadline - now, next, chunk;
+		int rc = usb_wait_flags(drv);
 
-		pthread_mutex_lock(&drv->lock);
-		if (drv->woken) {
-			drv->woken = 0;
-			pthread_mutex_unlock(&drv->lock);
-			return 0;
-		}
-		if (drv->changed) {
-			drv->changed = 0;
-			pthread_mutex_unlock(&drv->lock);
-			return 1;
-		}
-		pthread_mutex_unlock(&drv->lock);
+		if (rc >= 0)
+			return rc;
 		if (left <= 0)
 			return 0;
-
 		if (!drv->ctx) {
-			int64_t until = drv->next_init_ms < deadline ? drv->next_init_ms : deadline;
-
-			if (until <= now) {
-				if (usb_hotplug_ctx_ensure(drv))
-					return 1;
-				until = drv->next_init_ms < deadline ? drv->next_init_ms : deadline;
-			}
-			pthread_mutex_lock(&drv->lock);
-			usb_nap_locked(drv, until);
-			pthread_mutex_unlock(&drv->lock);
+			if (usb_wait_ctx(drv, now, deadline))
+				return 1;
 			continue;
 		}
-
-		next_poll = drv->last_poll_ms + drv->poll_ms;
-		for (size_t i = 0; i < drv->n_seen; i++)
-			if (drv->seen[i].retry_ms != 0 && drv->seen[i].retry_ms < next_poll)
-				next_poll = drv->seen[i].retry_ms;
-		if (now >= next_poll) {
+		next = usb_next_look(drv);
+		if (now >= next) {
 			drv->last_poll_ms = now;
 			if (usb_hotplug_list_changed(drv) || usb_hotplug_poll_slots(drv))
 				return 1;
@@ -187,32 +238,12 @@ static int usb_wait_change(struct ssc_driver *drv, int timeout_ms)
 				return 1;   /* list() makes a fresh context to look again */
 			continue;
 		}
-		{
-			int64_t chunk = next_poll - now;
-			int64_t t0;
-
-			if (chunk > left)
-				chunk = left;
-			if (chunk > USB_EVENTS_CHUNK_MS)
-				chunk = USB_EVENTS_CHUNK_MS;
-			t0 = usb_now_ms();
-			usb_hotplug_events(drv, (int)chunk);
-			if (usb_now_ms() - t0 < 1 && chunk > 1) {
-				/*
-				 * Back at once: under umockdev the device node always polls
-				 * ready. A short nap now and then keeps that from spinning a
-				 * core; wake() and changes still end it at once.
-				 */
-				if (++drv->quick_spins >= USB_QUICK_SPINS) {
-					drv->quick_spins = 0;
-					pthread_mutex_lock(&drv->lock);
-					usb_nap_locked(drv, usb_now_ms() + USB_SPIN_NAP_MS);
-					pthread_mutex_unlock(&drv->lock);
-				}
-			} else {
-				drv->quick_spins = 0;
-			}
-		}
+		chunk = next - now;
+		if (chunk > left)
+			chunk = left;
+		if (chunk > USB_EVENTS_CHUNK_MS)
+			chunk = USB_EVENTS_CHUNK_MS;
+		usb_wait_events(drv, chunk);
 	}
 }
 
@@ -259,6 +290,33 @@ static struct usb_dev *usb_find_reader_locked(struct ssc_driver *drv, const char
 	return NULL;
 }
 
+/*
+ * Opens s on the slot of reader_id: a reference to its device, and the slot marked in use.
+ * Returns 0, SSC_ENOREADER or SSC_EREADERBUSY (another connection holds the slot).
+ */
+static int usb_slot_open(struct ssc_driver *drv, const char *reader_id, struct ssc_slot *s)
+{
+	struct usb_dev *d;
+	unsigned idx = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&drv->lock);
+	d = usb_find_reader_locked(drv, reader_id, &idx);
+	if (!d) {
+		rc = SSC_ENOREADER;
+	} else if (d->slot[idx].in_use) {
+		d->refs--;   /* never the last: the set holds one */
+		rc = SSC_EREADERBUSY;
+	} else {
+		d->slot[idx].in_use = 1;
+		s->d = d;
+		s->idx = idx;
+	}
+	pthread_mutex_unlock(&drv->lock);
+	return rc;
+}
+
+/* Closes s: the slot is free again, the device's reference dropped, s freed. */
 static void usb_slot_release(struct ssc_slot *s)
 {
 	pthread_mutex_lock(&s->d->drv->lock);
@@ -268,74 +326,62 @@ static void usb_slot_release(struct ssc_slot *s)
 	free(s);
 }
 
-static int usb_connect(struct ssc_driver *drv, const char *reader_id, int timeout_ms,
-		       struct ssc_slot **out, uint8_t *atr, size_t *atr_len)
+/*
+ * The card of s's slot for this connection: still active since we activated it, it is used as
+ * it is (PC/SC's "leave card"); else it is activated afresh (switched off first if active, so
+ * that this is a real reset). Returns 0 with its ATR, or < 0.
+ */
+static int usb_slot_card(struct ssc_slot *s, int64_t deadline, uint8_t *atr, size_t *atr_len)
 {
-	int64_t deadline = usb_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	struct ssc_slot *s;
-	struct usb_dev *d;
-	struct usb_slot_state *st;
-	unsigned idx = 0;
+	struct usb_dev *d = s->d;
+	struct usb_slot_state *st = &d->slot[s->idx];
 	uint8_t icc = CCID_ICC_ABSENT;
-	int rc, reuse = 0;
+	int rc = usb_io_slot_status(d, s->idx, deadline, 0, &icc), reuse = 0;
 
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return SSC_ENOMEM;
-	pthread_mutex_lock(&drv->lock);
-	d = usb_find_reader_locked(drv, reader_id, &idx);
-	if (d && d->slot[idx].in_use) {
-		d->refs--;   /* never the last: the set holds one */
-		pthread_mutex_unlock(&drv->lock);
-		free(s);
-		return SSC_EREADERBUSY;
-	}
-	if (d)
-		d->slot[idx].in_use = 1;
-	pthread_mutex_unlock(&drv->lock);
-	if (!d) {
-		free(s);
-		return SSC_ENOREADER;
-	}
-	s->d = d;
-	s->idx = idx;
-	st = &d->slot[idx];
-
-	/* Where is the card, and is it still the one we activated? */
-	rc = usb_io_slot_status(d, idx, deadline, 0, &icc);
 	if (rc != 0)
-		goto fail;
-	pthread_mutex_lock(&drv->lock);
+		return rc;
+	pthread_mutex_lock(&d->drv->lock);
 	if (icc == CCID_ICC_ABSENT || !st->present) {
 		rc = SSC_ENOCARD;
 	} else if (icc == CCID_ICC_ACTIVE && st->powered && st->atr_len > 0) {
-		/* Still active since we activated it: no reset (PC/SC "leave card" semantics). */
 		reuse = 1;
 		memcpy(atr, st->atr, st->atr_len);
 		*atr_len = st->atr_len;
 		s->gen = st->gen;
 	}
-	pthread_mutex_unlock(&drv->lock);
-	if (rc != 0)
-		goto fail;
-	if (!reuse) {
-		/* Active but not as we left it: switch it off first, so that this is a real reset. */
-		if (icc == CCID_ICC_ACTIVE)
-			usb_io_power_off(d, idx, deadline);
-		rc = usb_card_activate(d, idx, deadline, atr, atr_len, &s->gen);
-		if (rc != 0)
-			goto fail;
+	pthread_mutex_unlock(&d->drv->lock);
+	if (rc != 0 || reuse)
+		return rc;
+	if (icc == CCID_ICC_ACTIVE)
+		usb_io_power_off(d, s->idx, deadline);
+	return usb_card_activate(d, s->idx, deadline, atr, atr_len, &s->gen);
+}
+
+static int usb_connect(struct ssc_driver *drv, const char *reader_id, int timeout_ms,
+		       struct ssc_slot **out, uint8_t *atr, size_t *atr_len)
+{
+	int64_t deadline = usb_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct ssc_slot *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return SSC_ENOMEM;
+	rc = usb_slot_open(drv, reader_id, s);
+	if (rc != 0) {
+		free(s);
+		return rc;
+	}
+	rc = usb_slot_card(s, deadline, atr, atr_len);
+	if (rc != 0) {
+		usb_slot_release(s);
+		if (rc == SSC_ECARDREMOVED)
+			rc = SSC_ENOCARD;
+		if (rc == SSC_EPROTO || rc == SSC_EIO || rc == SSC_EINVAL)
+			rc = SSC_EREADER;
+		return rc;
 	}
 	*out = s;
 	return 0;
-
-fail:
-	usb_slot_release(s);
-	if (rc == SSC_ECARDREMOVED)
-		rc = SSC_ENOCARD;
-	if (rc == SSC_EPROTO || rc == SSC_EIO || rc == SSC_EINVAL)
-		rc = SSC_EREADER;
-	return rc;
 }
 
 /* The slot's card is still the one this connection activated (drv->lock taken). */

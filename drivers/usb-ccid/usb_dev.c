@@ -213,27 +213,14 @@ static void usb_dev_names(struct usb_dev *d, const struct libusb_device_descript
 			 dd->idVendor, dd->idProduct, d->bus, path);
 }
 
-/*
- * Opens, claims and describes one device if it is a CCID reader we serve. Monitor thread.
- * Returns 0 and *out (one reference, for the set), SSC_ENOTFOUND (not a reader of ours), or
- * another error (try again later).
- */
-int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet, struct usb_dev **out)
-{
-	struct libusb_device_descriptor dd;
-	struct usb_dev *d;
-	char mfr[64], prod[64];
-	uint16_t langid = 0x0409;
-	int alt = 0, r, rc;
-	size_t msg;
 
-	if (libusb_get_device_descriptor(dev, &dd) != 0)
-		return SSC_ENOTFOUND;
-	if (dd.bDeviceClass == LIBUSB_CLASS_HUB)
-		return SSC_ENOTFOUND;
-	d = calloc(1, sizeof(*d));
+/* A new device for dev, with one reference (the set's), counted alive. NULL when out of memory. */
+static struct usb_dev *usb_dev_new(struct ssc_driver *drv, libusb_device *dev)
+{
+	struct usb_dev *d = calloc(1, sizeof(*d));
+
 	if (!d)
-		return SSC_ENOMEM;
+		return NULL;
 	d->drv = drv;
 	d->dev = libusb_ref_device(dev);
 	d->bus = libusb_get_bus_number(dev);
@@ -241,27 +228,29 @@ int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet, struct u
 	if (pthread_mutex_init(&d->io, NULL) != 0) {
 		libusb_unref_device(d->dev);
 		free(d);
-		return SSC_ENOMEM;
+		return NULL;
 	}
 	pthread_mutex_lock(&drv->lock);
 	drv->n_alive++;
 	pthread_mutex_unlock(&drv->lock);
+	return d;
+}
 
-	rc = usb_find_interface(d, usb_allowed(drv, dd.idVendor, dd.idProduct), &alt);
-	if (rc != 0)
-		goto fail;
+/*
+ * Whether the reader whose class descriptor d holds is one we drive (not character level; at
+ * TPDU level, T=0 or T=1), with a dwMaxCCIDMessageLength made usable. Returns 0 or SSC_ENOTFOUND.
+ */
+static int usb_dev_check(struct usb_dev *d, const struct libusb_device_descriptor *dd)
+{
 	d->level = ccid_exchange_level(d->desc.features);
 	d->n_slots = (unsigned)d->desc.max_slot_index + 1;
 	if (d->level == CCID_LEVEL_CHAR) {
 		log_warn("usb-ccid: reader %04x:%04x exchanges characters only (dwFeatures %08X); "
-			 "not supported", dd.idVendor, dd.idProduct, d->desc.features);
-		rc = SSC_ENOTFOUND;
-		goto fail;
+			 "not supported", dd->idVendor, dd->idProduct, d->desc.features);
+		return SSC_ENOTFOUND;
 	}
-	if (!(d->desc.protocols & (CCID_PROTO_T0 | CCID_PROTO_T1)) && d->level == CCID_LEVEL_TPDU) {
-		rc = SSC_ENOTFOUND;
-		goto fail;
-	}
+	if (!(d->desc.protocols & (CCID_PROTO_T0 | CCID_PROTO_T1)) && d->level == CCID_LEVEL_TPDU)
+		return SSC_ENOTFOUND;
 	if (d->desc.max_msg_len < USB_MSG_TINY) {
 		/* Nonsense (some readers say 0 here): assume the CCID minimum for short APDUs. */
 		d->desc.max_msg_len = USB_MSG_MIN;
@@ -272,110 +261,138 @@ int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet, struct u
 	 */
 	if (d->desc.max_msg_len > USB_MSG_MAX)
 		d->desc.max_msg_len = USB_MSG_MAX;
+	return 0;
+}
 
-	r = libusb_open(dev, &d->h);
+/*
+ * Opens the device and claims its CCID interface (alternate setting alt). quiet logs a failure
+ * at debug level only. Returns 0 or the mapped libusb error.
+ */
+static int usb_dev_claim(struct usb_dev *d, const struct libusb_device_descriptor *dd, int alt,
+			 int quiet)
+{
+	int r = libusb_open(d->dev, &d->h);
+
 	if (r != 0) {
 		log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_WARN,
-			"usb-ccid: cannot open reader %04x:%04x on bus %u: %s", dd.idVendor,
-			 dd.idProduct, d->bus, libusb_error_name(r));
-		rc = usb_io_map(r);
-		goto fail;
+			"usb-ccid: cannot open reader %04x:%04x on bus %u: %s", dd->idVendor,
+			 dd->idProduct, d->bus, libusb_error_name(r));
+		return usb_io_map(r);
 	}
 	(void)libusb_set_auto_detach_kernel_driver(d->h, 1);
 	r = libusb_claim_interface(d->h, d->iface);
 	if (r != 0) {
 		log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_WARN,
-			"usb-ccid: cannot claim reader %04x:%04x on bus %u: %s%s", dd.idVendor,
-			 dd.idProduct, d->bus, libusb_error_name(r),
+			"usb-ccid: cannot claim reader %04x:%04x on bus %u: %s%s", dd->idVendor,
+			 dd->idProduct, d->bus, libusb_error_name(r),
 			 r == LIBUSB_ERROR_BUSY ? " (another program, pcscd?, holds it)" : "");
-		rc = usb_io_map(r);
-		goto fail;
+		return usb_io_map(r);
 	}
-	if (alt != 0 && (r = libusb_set_interface_alt_setting(d->h, d->iface, alt)) != 0) {
-		rc = usb_io_map(r);
-		goto fail;
+	if (alt != 0 && (r = libusb_set_interface_alt_setting(d->h, d->iface, alt)) != 0)
+		return usb_io_map(r);
+	return 0;
+}
+
+/* Reads the reader's strings (the language list first, each with a short timeout); names it. */
+static void usb_dev_describe(struct usb_dev *d, const struct libusb_device_descriptor *dd)
+{
+	char mfr[64] = "", prod[64] = "";
+	unsigned char lb[8];
+	int r = libusb_control_transfer(d->h, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR,
+					LIBUSB_DT_STRING << 8, 0, lb, sizeof(lb), USB_CTRL_TIMEOUT_MS);
+
+	if (r >= 4 && lb[1] == LIBUSB_DT_STRING) {
+		uint16_t langid = (uint16_t)(lb[2] | lb[3] << 8);
+
+		(void)usb_string(d->h, dd->iManufacturer, langid, mfr, sizeof(mfr));
+		(void)usb_string(d->h, dd->iProduct, langid, prod, sizeof(prod));
+		(void)usb_string(d->h, dd->iSerialNumber, langid, d->serial, sizeof(d->serial));
 	}
+	usb_dev_names(d, dd, mfr, prod);
+}
 
-	/* Names: the language list first, then the strings, each with a short timeout. */
-	{
-		unsigned char lb[8];
+/* wMaxPacketSize of the bulk-IN endpoint of d's interface; 64 when unknown. */
+static size_t usb_dev_in_packet(struct usb_dev *d)
+{
+	const struct libusb_endpoint_descriptor *ep = NULL;
+	struct libusb_config_descriptor *cfg = NULL;
+	size_t pkt = 64;
 
-		r = libusb_control_transfer(d->h, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR,
-					    LIBUSB_DT_STRING << 8, 0, lb, sizeof(lb),
-					    USB_CTRL_TIMEOUT_MS);
-		mfr[0] = prod[0] = '\0';
-		if (r >= 4 && lb[1] == LIBUSB_DT_STRING) {
-			langid = (uint16_t)(lb[2] | lb[3] << 8);
-			(void)usb_string(d->h, dd.iManufacturer, langid, mfr, sizeof(mfr));
-			(void)usb_string(d->h, dd.iProduct, langid, prod, sizeof(prod));
-			(void)usb_string(d->h, dd.iSerialNumber, langid, d->serial, sizeof(d->serial));
+	if (libusb_get_active_config_descriptor(d->dev, &cfg) != 0)
+		return pkt;
+	for (int i = 0; i < cfg->bNumInterfaces && !ep; i++)
+		for (int a = 0; a < cfg->interface[i].num_altsetting && !ep; a++) {
+			const struct libusb_interface_descriptor *id = &cfg->interface[i].altsetting[a];
+
+			if (id->bInterfaceNumber != d->iface)
+				continue;
+			for (int e = 0; e < id->bNumEndpoints; e++)
+				if (id->endpoint[e].bEndpointAddress == d->ep_in)
+					ep = &id->endpoint[e];
 		}
-	}
-	usb_dev_names(d, &dd, mfr, prod);
+	if (ep && ep->wMaxPacketSize > 0)
+		pkt = ep->wMaxPacketSize & 0x7FF;
+	libusb_free_config_descriptor(cfg);
+	return pkt;
+}
 
-	msg = d->desc.max_msg_len;
-	{
-		const struct libusb_endpoint_descriptor *ep = NULL;
-		struct libusb_config_descriptor *cfg = NULL;
-		size_t pkt = 64;
+/* d's transfer buffers: one message each way. Returns 0 or SSC_ENOMEM. */
+static int usb_dev_buffers(struct usb_dev *d)
+{
+	size_t msg = d->desc.max_msg_len, pkt = usb_dev_in_packet(d);
 
-		if (libusb_get_active_config_descriptor(dev, &cfg) == 0) {
-			for (int i = 0; i < cfg->bNumInterfaces && !ep; i++)
-				for (int a = 0; a < cfg->interface[i].num_altsetting && !ep; a++) {
-					const struct libusb_interface_descriptor *id =
-						&cfg->interface[i].altsetting[a];
-
-					if (id->bInterfaceNumber != d->iface)
-						continue;
-					for (int e = 0; e < id->bNumEndpoints; e++)
-						if (id->endpoint[e].bEndpointAddress == d->ep_in)
-							ep = &id->endpoint[e];
-				}
-			if (ep && ep->wMaxPacketSize > 0)
-				pkt = ep->wMaxPacketSize & 0x7FF;
-			libusb_free_config_descriptor(cfg);
-		}
-		/* A multiple of the packet size, so that a whole message never overflows. */
-		d->rx_cap = (msg + pkt - 1) / pkt * pkt;
-		d->tx_cap = msg;
-	}
+	/* A multiple of the packet size, so that a whole message never overflows. */
+	d->rx_cap = (msg + pkt - 1) / pkt * pkt;
+	d->tx_cap = msg;
 	d->tx = malloc(d->tx_cap);
 	d->rx = malloc(d->rx_cap);
-	if (!d->tx || !d->rx) {
-		rc = SSC_ENOMEM;
-		goto fail;
-	}
+	return d->tx && d->rx ? 0 : SSC_ENOMEM;
+}
 
-	/* Where the cards are now. */
+/* Where the cards are now: GetSlotStatus of every slot. Returns 0 or its error (logged). */
+static int usb_dev_first_status(struct usb_dev *d)
+{
 	for (unsigned s = 0; s < d->n_slots; s++) {
-		rc = usb_io_slot_status(d, s, usb_now_ms() + USB_STATUS_TIMEOUT_MS, 0, NULL);
+		int rc = usb_io_slot_status(d, s, usb_now_ms() + USB_STATUS_TIMEOUT_MS, 0, NULL);
+
 		if (rc != 0) {
 			log_warn("usb-ccid: %s: no answer to GetSlotStatus for slot %u: %s", d->base_id,
 				 s, ssc_strerror(rc));
-			goto fail;
+			return rc;
 		}
 	}
-	pthread_mutex_lock(&drv->lock);
+	pthread_mutex_lock(&d->drv->lock);
 	for (unsigned s = 0; s < d->n_slots; s++)
 		d->slot[s].report_out = 0;   /* expect_notify stays: a first notification is old news */
-	pthread_mutex_unlock(&drv->lock);
+	pthread_mutex_unlock(&d->drv->lock);
+	return 0;
+}
 
-	if (d->ep_intr) {
-		d->intr = libusb_alloc_transfer(0);
-		if (d->intr) {
-			/* No timeout: a standing request that close cancels. */
-			libusb_fill_interrupt_transfer(d->intr, d->h, d->ep_intr, d->intr_buf,
-						       (int)sizeof(d->intr_buf), usb_io_intr_cb, d, 0);
-			d->intr_active = 1;
-			r = libusb_submit_transfer(d->intr);
-			if (r != 0) {
-				d->intr_active = 0;
-				d->intr_broken = 1;
-			}
-		} else {
-			d->intr_broken = 1;
-		}
-	}
+int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet, struct usb_dev **out)
+{
+	struct libusb_device_descriptor dd;
+	struct usb_dev *d;
+	int alt = 0, rc;
+
+	if (libusb_get_device_descriptor(dev, &dd) != 0 || dd.bDeviceClass == LIBUSB_CLASS_HUB)
+		return SSC_ENOTFOUND;
+	d = usb_dev_new(drv, dev);
+	if (!d)
+		return SSC_ENOMEM;
+	rc = usb_find_interface(d, usb_allowed(drv, dd.idVendor, dd.idProduct), &alt);
+	if (rc == 0)
+		rc = usb_dev_check(d, &dd);
+	if (rc == 0)
+		rc = usb_dev_claim(d, &dd, alt, quiet);
+	if (rc != 0)
+		goto out_free;
+	usb_dev_describe(d, &dd);
+	rc = usb_dev_buffers(d);
+	if (rc == 0)
+		rc = usb_dev_first_status(d);
+	if (rc != 0)
+		goto out_free;
+	usb_io_intr_start(d);
 	log_info("usb-ccid: %s: %s, %u slot%s, %s level, dwFeatures %08X%s%s", d->base_id, d->name,
 		 d->n_slots, d->n_slots > 1 ? "s" : "",
 		 d->level == CCID_LEVEL_TPDU ? "TPDU"
@@ -384,9 +401,8 @@ int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet, struct u
 	*out = d;
 	return 0;
 
-fail:
+out_free:
 	d->refs = 0;
 	usb_dev_free(d);
 	return rc;
 }
-

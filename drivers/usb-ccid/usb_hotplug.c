@@ -179,20 +179,37 @@ static struct usb_dev *usb_set_find(struct ssc_driver *drv, libusb_device *dev)
 	return NULL;
 }
 
-/* Brings the device set in line with libusb's device list (monitor thread). */
-void usb_hotplug_rescan(struct ssc_driver *drv)
-{
-	libusb_device **list = NULL;
-	struct usb_seen keep[USB_MAX_SEEN];
-	size_t n_keep = 0;
-	ssize_t n;
+/* The devices to remember after a look, gathered while drv->seen still holds the last one's. */
+struct usb_keep {
+	struct usb_seen s[USB_MAX_SEEN];
+	size_t n;
+};
 
-	n = libusb_get_device_list(drv->ctx, &list);
-	if (n < 0) {
-		log_warn("usb-ccid: cannot list USB devices: %s", libusb_error_name((int)n));
+/* Remembers dev (taking a reference); when full, forgets it: it is looked at again next time. */
+static void usb_keep_add(struct usb_keep *k, libusb_device *dev, int64_t retry_ms, int reader,
+			 int tries)
+{
+	if (k->n == USB_MAX_SEEN)
 		return;
-	}
-	/* Devices that left, or that failed (they stay away until replugged). */
+	k->s[k->n].dev = libusb_ref_device(dev);
+	k->s[k->n].retry_ms = retry_ms;
+	k->s[k->n].reader = reader;
+	k->s[k->n].tries = tries;
+	k->n++;
+}
+
+static int usb_keep_has(const struct usb_keep *k, libusb_device *dev)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (k->s[i].dev == dev)
+			return 1;
+	return 0;
+}
+
+/* Takes out of the set the devices that left, or that failed (they stay away until replugged). */
+static void usb_rescan_left(struct ssc_driver *drv, libusb_device **list, ssize_t n,
+			    struct usb_keep *k)
+{
 	for (size_t i = 0; i < drv->n_devs;) {
 		struct usb_dev *d = drv->devs[i];
 		int present = 0, gone, failed;
@@ -207,68 +224,62 @@ void usb_hotplug_rescan(struct ssc_driver *drv)
 			i++;
 			continue;
 		}
-		if (present && failed && n_keep < USB_MAX_SEEN) {
-			keep[n_keep].dev = libusb_ref_device(d->dev);
-			keep[n_keep].retry_ms = 0;
-			keep[n_keep].reader = 1;
-			keep[n_keep].tries = 0;
-			n_keep++;
-		} else if (present && n_keep < USB_MAX_SEEN) {
-			/* Gone but still listed: an unplug libusb has not processed yet. */
-			keep[n_keep].dev = libusb_ref_device(d->dev);
-			keep[n_keep].retry_ms = usb_retry_at(0);
-			keep[n_keep].reader = 1;
-			keep[n_keep].tries = 0;
-			n_keep++;
-		}
+		/* Failed: not before a replug. Gone but still listed: an unplug not yet processed. */
+		if (present)
+			usb_keep_add(k, d->dev, failed ? 0 : usb_retry_at(0), 1, 0);
 		usb_hotplug_remove(drv, i);
 	}
-	/* Devices new to us. */
-	for (ssize_t j = 0; j < n; j++) {
-		libusb_device *dev = list[j];
-		struct usb_seen *s = usb_seen_find(drv, dev);
-		struct usb_dev *d = NULL;
-		int rc;
+}
 
-		if (usb_set_find(drv, dev))
-			continue;
-		if (s && (s->retry_ms == 0 || usb_now_ms() < s->retry_ms)) {
-			if (n_keep < USB_MAX_SEEN) {
-				keep[n_keep].dev = libusb_ref_device(dev);
-				keep[n_keep].retry_ms = s->retry_ms;
-				keep[n_keep].reader = s->reader;
-				keep[n_keep].tries = s->tries;
-				n_keep++;
-			}
-			continue;
-		}
-		for (size_t k = 0; k < n_keep; k++)
-			if (keep[k].dev == dev)
-				goto next;
-		if (drv->n_devs == USB_MAX_DEVICES) {
-			rc = SSC_ELIMIT;
-		} else {
-			/* Just plugged in, a device may not be ready: quiet retries, then one warning. */
-			rc = usb_dev_open(drv, dev, (s ? s->tries + 1 : 0) != USB_RETRY_WARN, &d);
-		}
-		if (rc == 0) {
-			pthread_mutex_lock(&drv->lock);
-			drv->devs[drv->n_devs++] = d;
-			pthread_mutex_unlock(&drv->lock);
-		} else if (n_keep < USB_MAX_SEEN) {
-			int tries = s ? s->tries + 1 : 0;
+/* Looks at dev, listed and not in the set: opens it unless it is remembered and not yet due. */
+static void usb_rescan_one(struct ssc_driver *drv, libusb_device *dev, struct usb_keep *k)
+{
+	struct usb_seen *s = usb_seen_find(drv, dev);
+	struct usb_dev *d = NULL;
+	int rc, tries;
 
-			keep[n_keep].dev = libusb_ref_device(dev);
-			keep[n_keep].retry_ms = rc == SSC_ENOTFOUND ? 0 : usb_retry_at(tries);
-			keep[n_keep].reader = rc != SSC_ENOTFOUND;
-			keep[n_keep].tries = tries;
-			n_keep++;
-		}
-next:;
+	if (s && (s->retry_ms == 0 || usb_now_ms() < s->retry_ms)) {
+		usb_keep_add(k, dev, s->retry_ms, s->reader, s->tries);
+		return;
 	}
+	if (usb_keep_has(k, dev))
+		return;
+	if (drv->n_devs == USB_MAX_DEVICES) {
+		rc = SSC_ELIMIT;
+	} else {
+		/* Just plugged in, a device may not be ready: quiet retries, then one warning. */
+		rc = usb_dev_open(drv, dev, (s ? s->tries + 1 : 0) != USB_RETRY_WARN, &d);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&drv->lock);
+		drv->devs[drv->n_devs++] = d;
+		pthread_mutex_unlock(&drv->lock);
+		return;
+	}
+	tries = s ? s->tries + 1 : 0;
+	usb_keep_add(k, dev, rc == SSC_ENOTFOUND ? 0 : usb_retry_at(tries), rc != SSC_ENOTFOUND,
+		     tries);
+}
+
+void usb_hotplug_rescan(struct ssc_driver *drv)
+{
+	libusb_device **list = NULL;
+	struct usb_keep keep;
+	ssize_t n;
+
+	n = libusb_get_device_list(drv->ctx, &list);
+	if (n < 0) {
+		log_warn("usb-ccid: cannot list USB devices: %s", libusb_error_name((int)n));
+		return;
+	}
+	keep.n = 0;
+	usb_rescan_left(drv, list, n, &keep);
+	for (ssize_t j = 0; j < n; j++)
+		if (!usb_set_find(drv, list[j]))
+			usb_rescan_one(drv, list[j], &keep);
 	usb_hotplug_seen_clear(drv);
-	memcpy(drv->seen, keep, n_keep * sizeof(keep[0]));
-	drv->n_seen = n_keep;
+	memcpy(drv->seen, keep.s, keep.n * sizeof(keep.s[0]));
+	drv->n_seen = keep.n;
 	libusb_free_device_list(list, 1);
 }
 

@@ -162,16 +162,146 @@ static int usb_io_lock(struct usb_dev *d, int64_t deadline)
 }
 
 /*
- * Sends one command to slot idx and waits for its reply, honouring time extensions until
- * c->deadline. Returns 0 (c->out filled), the mapped CCID failure (c->failed set), or
- * SSC_ETIMEDOUT, SSC_EREADER (device gone or failing), SSC_EREADERBUSY (try_lock and busy),
- * SSC_EPROTO (malformed, oversized or out-of-sequence reply).
+ * Encodes c for slot idx with sequence number seq into d->tx and sends it (io held). Returns 0
+ * or < 0; *n is what ccid_encode() returned (the bytes to wipe when > 0).
  */
+static int usb_io_send(struct usb_dev *d, unsigned idx, const struct usb_io_cmd *c, uint8_t seq,
+		       int *n)
+{
+	int64_t left;
+	int r, done = 0;
+
+	*n = ccid_encode(d->tx, d->tx_cap, c->type, (uint8_t)idx, seq, c->b7, c->b8, c->b9, c->data,
+			 c->len);
+	if (*n < 0 || (uint32_t)*n > d->desc.max_msg_len)
+		return SSC_EINVAL;
+	left = c->deadline - usb_now_ms();
+	if (left <= 0)
+		return SSC_ETIMEDOUT;
+	r = libusb_bulk_transfer(d->h, d->ep_out, d->tx, *n, &done,
+				 (unsigned)(left < USB_OUT_TIMEOUT_MS ? left : USB_OUT_TIMEOUT_MS));
+	if (r != 0 || done != *n) {
+		usb_abandon(d, idx, 0);
+		return r != 0 ? usb_transfer_failed(d, r, d->ep_out) : SSC_EREADER;
+	}
+	return 0;
+}
+
+/*
+ * Whether a reply with sequence number got, while we wait for seq, is a late reply of a command
+ * we gave up on (an earlier bSeq, within USB_STALE_WINDOW, at most USB_STALE_MAX of them per
+ * command: *stale counts them), to be skipped (io held).
+ */
+static int usb_io_late(const struct usb_dev *d, uint8_t seq, uint8_t got, int *stale)
+{
+	uint8_t behind = (uint8_t)(seq - got);
+
+	return d->has_abandoned && behind >= 1 && behind <= USB_STALE_WINDOW &&
+	       ++*stale <= USB_STALE_MAX;
+}
+
+/*
+ * What the reply rep (decoded, with our sequence number seq) says about c (io held). Returns 0
+ * (the answer: c filled), 1 (a time extension: the answer follows), or < 0 as usb_io_cmd().
+ */
+static int usb_io_reply(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c, uint8_t seq,
+			const struct ccid_reply *rep)
+{
+	int rc = ccid_check_reply(rep, c->expect, (uint8_t)idx, seq, 1);
+
+	if (rc == 1)
+		return 1;
+	c->status = rep->status;
+	c->error = rep->error;
+	c->param = rep->param;
+	if (rc == SSC_EPROTO && rep->slot != idx) {
+		log_warn("usb-ccid: %s: reply for slot %u to a command for slot %u", d->base_id,
+			 rep->slot, idx);
+		usb_abandon(d, idx, 0);
+		return rc;
+	}
+	if ((rep->status & CCID_ICC_MASK) == CCID_ICC_ABSENT) {
+		pthread_mutex_lock(&d->drv->lock);
+		usb_state_icc_locked(d, idx, CCID_ICC_ABSENT);
+		pthread_mutex_unlock(&d->drv->lock);
+	}
+	if (rc < 0) {
+		c->failed = rc != SSC_EPROTO || (rep->status & CCID_CMD_MASK) == CCID_CMD_FAILED;
+		if (c->failed)
+			log_debug("usb-ccid: %s slot %u: command %02X failed: %s (%02X), status %02X",
+				  d->base_id, idx, c->type, ccid_error_name(rep->error), rep->error,
+				  rep->status);
+		return rc;
+	}
+	if (rep->len > 0) {
+		if (!c->out || rep->len > c->out_cap)
+			return SSC_EPROTO;
+		memcpy(c->out, rep->data, rep->len);
+	}
+	c->out_len = rep->len;
+	return 0;
+}
+
+/*
+ * Waits for the reply to c (sent with seq) on the bulk-IN pipe, through time extensions and
+ * late replies, until c->deadline (io held). *rx_used grows to the bytes of d->rx to wipe.
+ * Returns as usb_io_cmd().
+ */
+static int usb_io_recv(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c, uint8_t seq,
+		       size_t *rx_used)
+{
+	int stale = 0;
+
+	for (;;) {
+		struct ccid_reply rep;
+		int64_t left = c->deadline - usb_now_ms();
+		int got = 0, wait, r, rc;
+
+		if (left <= 0) {
+			usb_abandon(d, idx, 1);   /* deadline reached in the reader's time extensions */
+			return SSC_ETIMEDOUT;
+		}
+		wait = left < c->guard_ms ? (int)left : c->guard_ms;
+		r = libusb_bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got,
+					 (unsigned)(wait > 0 ? wait : 1));
+		if (got > 0 && (size_t)got > *rx_used)
+			*rx_used = (size_t)got;
+		if (r != 0) {
+			usb_abandon(d, idx, r == LIBUSB_ERROR_TIMEOUT);
+			if (r == LIBUSB_ERROR_TIMEOUT) {
+				log_debug("usb-ccid: %s: no reply to %02X within %d ms", d->base_id,
+					  c->type, wait);
+				c->silent_ms = wait;
+			}
+			return usb_transfer_failed(d, r, d->ep_in);
+		}
+		if (ccid_decode(d->rx, (size_t)got, d->desc.max_msg_len - CCID_HDR_LEN, &rep) != 0) {
+			log_warn("usb-ccid: %s: malformed reply (%d bytes) to %02X", d->base_id, got,
+				 c->type);
+			usb_abandon(d, idx, 0);
+			return SSC_EPROTO;
+		}
+		if (rep.seq != seq) {
+			if (usb_io_late(d, seq, rep.seq, &stale)) {
+				explicit_bzero(d->rx, (size_t)got);
+				continue;
+			}
+			log_warn("usb-ccid: %s: reply with sequence number %u, expected %u", d->base_id,
+				 rep.seq, seq);
+			usb_abandon(d, idx, 0);
+			return SSC_EPROTO;
+		}
+		rc = usb_io_reply(d, idx, c, seq, &rep);
+		if (rc != 1)
+			return rc;
+	}
+}
+
 int usb_io_cmd(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c)
 {
-	uint8_t seq;
-	int n = 0, r, done = 0, stale = 0, rc;
 	size_t rx_used = 0;
+	uint8_t seq;
+	int n = 0, gone, rc;
 
 	c->out_len = 0;
 	c->failed = 0;
@@ -183,122 +313,19 @@ int usb_io_cmd(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c)
 		return SSC_ETIMEDOUT;
 	}
 	pthread_mutex_lock(&d->drv->lock);
-	r = d->gone;
+	gone = d->gone;
 	pthread_mutex_unlock(&d->drv->lock);
-	if (r) {
+	if (gone) {
 		rc = SSC_EREADER;
-		goto out;
+		goto out_unlock;
 	}
 	if (d->dirty)
 		usb_drain(d, c->deadline);
-
 	seq = d->seq++;
-	n = ccid_encode(d->tx, d->tx_cap, c->type, (uint8_t)idx, seq, c->b7, c->b8, c->b9, c->data,
-			c->len);
-	if (n < 0 || (uint32_t)n > d->desc.max_msg_len) {
-		rc = SSC_EINVAL;
-		goto out;
-	}
-	{
-		int64_t left = c->deadline - usb_now_ms();
-
-		if (left <= 0) {
-			rc = SSC_ETIMEDOUT;
-			goto out;
-		}
-		r = libusb_bulk_transfer(d->h, d->ep_out, d->tx, n, &done,
-					 (unsigned)(left < USB_OUT_TIMEOUT_MS ? left : USB_OUT_TIMEOUT_MS));
-	}
-	if (r != 0 || done != n) {
-		usb_abandon(d, idx, 0);
-		rc = r != 0 ? usb_transfer_failed(d, r, d->ep_out) : SSC_EREADER;
-		goto out;
-	}
-
-	for (;;) {
-		struct ccid_reply rep;
-		int64_t left = c->deadline - usb_now_ms();
-		int got = 0, wait;
-
-		if (left <= 0) {
-			usb_abandon(d, idx, 1);   /* deadline reached in the reader's time extensions */
-			rc = SSC_ETIMEDOUT;
-			goto out;
-		}
-		wait = left < c->guard_ms ? (int)left : c->guard_ms;
-		r = libusb_bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got,
-					 (unsigned)(wait > 0 ? wait : 1));
-		if (got > 0 && (size_t)got > rx_used)
-			rx_used = (size_t)got;
-		if (r != 0) {
-			usb_abandon(d, idx, r == LIBUSB_ERROR_TIMEOUT);
-			if (r == LIBUSB_ERROR_TIMEOUT) {
-				log_debug("usb-ccid: %s: no reply to %02X within %d ms", d->base_id,
-					  c->type, wait);
-				c->silent_ms = wait;
-			}
-			rc = usb_transfer_failed(d, r, d->ep_in);
-			goto out;
-		}
-		if (ccid_decode(d->rx, (size_t)got, d->desc.max_msg_len - CCID_HDR_LEN, &rep) != 0) {
-			log_warn("usb-ccid: %s: malformed reply (%d bytes) to %02X", d->base_id, got,
-				 c->type);
-			usb_abandon(d, idx, 0);
-			rc = SSC_EPROTO;
-			goto out;
-		}
-		if (rep.seq != seq) {
-			/* Late replies (an earlier bSeq) of a command we gave up on: skip them. */
-			uint8_t behind = (uint8_t)(seq - rep.seq);
-
-			if (d->has_abandoned && behind >= 1 && behind <= USB_STALE_WINDOW &&
-			    ++stale <= USB_STALE_MAX) {
-				explicit_bzero(d->rx, (size_t)got);
-				continue;
-			}
-			log_warn("usb-ccid: %s: reply with sequence number %u, expected %u", d->base_id,
-				 rep.seq, seq);
-			usb_abandon(d, idx, 0);
-			rc = SSC_EPROTO;
-			goto out;
-		}
-		rc = ccid_check_reply(&rep, c->expect, (uint8_t)idx, seq, 1);
-		if (rc == 1)
-			continue;   /* time extension: the reply follows; wait again, within the deadline */
-		c->status = rep.status;
-		c->error = rep.error;
-		c->param = rep.param;
-		if (rc == SSC_EPROTO && rep.slot != idx) {
-			log_warn("usb-ccid: %s: reply for slot %u to a command for slot %u", d->base_id,
-				 rep.slot, idx);
-			usb_abandon(d, idx, 0);
-			goto out;
-		}
-		if ((rep.status & CCID_ICC_MASK) == CCID_ICC_ABSENT) {
-			pthread_mutex_lock(&d->drv->lock);
-			usb_state_icc_locked(d, idx, CCID_ICC_ABSENT);
-			pthread_mutex_unlock(&d->drv->lock);
-		}
-		if (rc < 0) {
-			c->failed = rc != SSC_EPROTO || (rep.status & CCID_CMD_MASK) == CCID_CMD_FAILED;
-			if (c->failed)
-				log_debug("usb-ccid: %s slot %u: command %02X failed: %s (%02X), status %02X",
-					  d->base_id, idx, c->type, ccid_error_name(rep.error), rep.error,
-					  rep.status);
-			goto out;
-		}
-		if (rep.len > 0) {
-			if (!c->out || rep.len > c->out_cap) {
-				rc = SSC_EPROTO;
-				goto out;
-			}
-			memcpy(c->out, rep.data, rep.len);
-		}
-		c->out_len = rep.len;
-		rc = 0;
-		goto out;
-	}
-out:
+	rc = usb_io_send(d, idx, c, seq, &n);
+	if (rc == 0)
+		rc = usb_io_recv(d, idx, c, seq, &rx_used);
+out_unlock:
 	/* Commands carry PINs, replies personal data: nothing stays in the buffers. */
 	if (n > 0)
 		explicit_bzero(d->tx, (size_t)n);
@@ -358,21 +385,15 @@ void usb_io_power_off(struct usb_dev *d, unsigned idx, int64_t deadline)
 	struct usb_io_cmd c;
 
 	/* First, so that a status poll meanwhile does not take the inactive card for a new one. */
-	pthread_mutex_lock(&d->drv->lock);
-	d->slot[idx].powered = 0;
-	pthread_mutex_unlock(&d->drv->lock);
+	usb_state_unpowered(d, idx);
 	(void)usb_io_simple(d, idx, CCID_PC_ICC_POWER_OFF, CCID_RDR_SLOT_STATUS, deadline, 0, &c);
 }
 
 /*
- * One XfrBlock: data out, the reply's data into out (out_cap). bwi extends the reader's block
- * waiting time (T=1 WTX); level is wLevelParameter. Returns the reply length, or as usb_io_cmd()
- * with *param the reply's bChainParameter and *ccid_error its bError when the reader failed it
- * (else -1).
+ * One XfrBlock: b->data out, the reply's data into b->out. The wait for one reply is the card's
+ * waiting time (times the WTX in bBWI) plus a margin, at least USB_REPLY_MIN_MS.
  */
-int usb_io_xfr(struct usb_dev *d, unsigned idx, const uint8_t *data, size_t len, uint8_t bwi,
-		   uint16_t level, uint8_t *out, size_t out_cap, int64_t deadline, uint8_t *param,
-		   int *ccid_error)
+int usb_io_xfr(struct usb_dev *d, unsigned idx, struct usb_io_block *b, int64_t deadline)
 {
 	struct usb_slot_state *st = &d->slot[idx];
 	struct usb_io_cmd c;
@@ -381,21 +402,20 @@ int usb_io_xfr(struct usb_dev *d, unsigned idx, const uint8_t *data, size_t len,
 
 	memset(&c, 0, sizeof(c));
 	c.type = CCID_PC_XFR_BLOCK;
-	c.b7 = bwi;
-	c.b8 = (uint8_t)level;
-	c.b9 = (uint8_t)(level >> 8);
-	c.data = data;
-	c.len = len;
+	c.b7 = b->bwi;
+	c.b8 = (uint8_t)b->level;
+	c.b9 = (uint8_t)(b->level >> 8);
+	c.data = b->data;
+	c.len = b->len;
 	c.expect = CCID_RDR_DATA_BLOCK;
 	c.deadline = deadline;
-	guard = st->wait_ms * (bwi > 1 ? bwi : 1) + USB_REPLY_MARGIN_MS;
+	guard = st->wait_ms * (b->bwi > 1 ? b->bwi : 1) + USB_REPLY_MARGIN_MS;
 	c.guard_ms = guard < USB_REPLY_MIN_MS ? USB_REPLY_MIN_MS : (int)(guard > 600000 ? 600000 : guard);
-	c.out = out;
-	c.out_cap = out_cap;
+	c.out = b->out;
+	c.out_cap = b->out_cap;
 	rc = usb_io_cmd(d, idx, &c);
-	*ccid_error = c.failed ? c.error : -1;
-	if (param)
-		*param = c.param;
+	b->ccid_error = c.failed ? c.error : -1;
+	b->chain = c.param;
 	if (rc == 0)
 		return (int)c.out_len;
 	if (c.failed && (c.status & CCID_ICC_MASK) == CCID_ICC_INACTIVE) {
@@ -408,8 +428,24 @@ int usb_io_xfr(struct usb_dev *d, unsigned idx, const uint8_t *data, size_t len,
 	return rc;
 }
 
+/* What a completed interrupt transfer says (drv->lock held). */
+static void usb_io_intr_msg_locked(struct usb_dev *d, const struct libusb_transfer *x)
+{
+	uint32_t present = 0, changed = 0;
+	uint8_t hw_slot = 0, hw_code = 0;
+	int t = ccid_parse_interrupt(x->buffer, (size_t)x->actual_length, d->n_slots, &present,
+				     &changed, &hw_slot, &hw_code);
+
+	if (t == CCID_RDR_NOTIFY_SLOT_CHANGE)
+		usb_state_notify_locked(d, present, changed);
+	else if (t == CCID_RDR_HARDWARE_ERROR)
+		usb_state_hw_error_locked(d, hw_slot, hw_code);
+	else if (x->actual_length > 0)
+		log_debug("usb-ccid: %s: unknown interrupt message %02X", d->base_id, x->buffer[0]);
+}
+
 /* The interrupt endpoint's callback: runs in whichever thread handles libusb events. */
-void LIBUSB_CALL usb_io_intr_cb(struct libusb_transfer *x)
+static void LIBUSB_CALL usb_io_intr_cb(struct libusb_transfer *x)
 {
 	struct usb_dev *d = x->user_data;
 	struct ssc_driver *drv = d->drv;
@@ -417,44 +453,10 @@ void LIBUSB_CALL usb_io_intr_cb(struct libusb_transfer *x)
 
 	pthread_mutex_lock(&drv->lock);
 	switch (x->status) {
-	case LIBUSB_TRANSFER_COMPLETED: {
-		uint32_t present = 0, changed = 0;
-		uint8_t hw_slot = 0, hw_code = 0;
-		int t = ccid_parse_interrupt(x->buffer, (size_t)x->actual_length, d->n_slots,
-					     &present, &changed, &hw_slot, &hw_code);
-
-		if (t == CCID_RDR_NOTIFY_SLOT_CHANGE) {
-			for (unsigned s = 0; s < d->n_slots; s++) {
-				struct usb_slot_state *st = &d->slot[s];
-				int now = (present >> s) & 1;
-
-				if (((changed >> s) & 1) && now && st->present && st->expect_notify) {
-					/* The insertion a status poll has already seen. */
-					st->expect_notify = 0;
-					continue;
-				}
-				st->expect_notify = 0;
-				if ((changed >> s) & 1) {
-					usb_state_lost_locked(d, s, now);
-					if (!now)
-						st->report_out = 0;
-				} else if (now != st->present) {
-					usb_state_lost_locked(d, s, now);
-					st->report_out = 0;
-				}
-			}
-		} else if (t == CCID_RDR_HARDWARE_ERROR) {
-			log_warn("usb-ccid: %s slot %u: hardware error %02X", d->base_id, hw_slot,
-				 hw_code);
-			if (hw_slot < d->n_slots && d->slot[hw_slot].present)
-				usb_state_lost_locked(d, hw_slot, 1);
-		} else if (x->actual_length > 0) {
-			log_debug("usb-ccid: %s: unknown interrupt message %02X", d->base_id,
-				  x->buffer[0]);
-		}
+	case LIBUSB_TRANSFER_COMPLETED:
+		usb_io_intr_msg_locked(d, x);
 		resubmit = 1;
 		break;
-	}
 	case LIBUSB_TRANSFER_TIMED_OUT:
 		resubmit = 1;
 		break;
@@ -489,3 +491,22 @@ void LIBUSB_CALL usb_io_intr_cb(struct libusb_transfer *x)
 	}
 }
 
+
+void usb_io_intr_start(struct usb_dev *d)
+{
+	if (!d->ep_intr)
+		return;
+	d->intr = libusb_alloc_transfer(0);
+	if (!d->intr) {
+		d->intr_broken = 1;
+		return;
+	}
+	/* No timeout: a standing request that close cancels. */
+	libusb_fill_interrupt_transfer(d->intr, d->h, d->ep_intr, d->intr_buf,
+				       (int)sizeof(d->intr_buf), usb_io_intr_cb, d, 0);
+	d->intr_active = 1;
+	if (libusb_submit_transfer(d->intr) != 0) {
+		d->intr_active = 0;
+		d->intr_broken = 1;
+	}
+}

@@ -52,21 +52,32 @@ int usb_io_slot_status(struct usb_dev *d, unsigned idx, int64_t deadline, int tr
 /* IccPowerOff: the card's security state goes with its power. The slot is no longer powered. */
 void usb_io_power_off(struct usb_dev *d, unsigned idx, int64_t deadline);
 
-/*
- * One XfrBlock: data out, the reply's data into out (out_cap). bwi extends the reader's block
- * waiting time (T=1 WTX); level is wLevelParameter. Returns the reply length, SSC_ECARDREMOVED
- * (the card is no longer active), or as usb_io_cmd(), with *param the reply's bChainParameter
- * (param may be NULL) and *ccid_error its bError when the reader failed it (else -1).
- */
-int usb_io_xfr(struct usb_dev *d, unsigned idx, const uint8_t *data, size_t len, uint8_t bwi,
-	       uint16_t level, uint8_t *out, size_t out_cap, int64_t deadline, uint8_t *param,
-	       int *ccid_error);
+/* One XfrBlock and its answer (PC_to_RDR_XfrBlock, RDR_to_PC_DataBlock). */
+struct usb_io_block {
+	const uint8_t *data;            /* to the card: len bytes (NULL when len is 0) */
+	size_t len;
+	uint8_t bwi;                    /* bBWI: extends the reader's block waiting time (T=1 WTX) */
+	uint16_t level;                 /* wLevelParameter (chaining at the extended APDU level) */
+	uint8_t *out;                   /* the answer's data, out_cap bytes at most */
+	size_t out_cap;
+	uint8_t chain;                  /* set: the reply's bChainParameter */
+	int ccid_error;                 /* set: its bError when the reader failed it, else -1 */
+};
 
 /*
- * The interrupt endpoint's callback (NotifySlotChange, HardwareError): runs in whichever thread
- * handles libusb events, takes drv->lock, and submits the transfer again unless the device is
- * closing or gone.
+ * Sends the XfrBlock b to slot idx and receives its answer into b->out, within deadline.
+ * Returns the answer's length, SSC_ECARDREMOVED (the card is no longer active: reset or
+ * replaced under us), or as usb_io_cmd(); b->chain and b->ccid_error are set in every case.
  */
-void LIBUSB_CALL usb_io_intr_cb(struct libusb_transfer *x);
+int usb_io_xfr(struct usb_dev *d, unsigned idx, struct usb_io_block *b, int64_t deadline);
+
+/*
+ * Starts the standing transfer on d's interrupt endpoint, if it has one, while d is being opened
+ * (not yet in the device set). Its callback, run by whichever thread handles libusb events,
+ * applies NotifySlotChange and HardwareError to the slots' state and submits the transfer again
+ * until the device is closing or gone. Without it (none, or it stops) slot changes are polled:
+ * d->intr_broken.
+ */
+void usb_io_intr_start(struct usb_dev *d);
 
 #endif

@@ -4,6 +4,7 @@
  * device that is unplugged or stops answering is taken out of service. Callers hold drv->lock.
  */
 #include <pthread.h>
+#include <string.h>
 
 #include "log.h"
 #include "usb_state.h"
@@ -65,4 +66,57 @@ void usb_state_gone_locked(struct usb_dev *d, int failed)
 	d->failed |= failed;
 	d->drv->changed = 1;
 	pthread_cond_broadcast(&d->drv->cond);
+}
+
+void usb_state_notify_locked(struct usb_dev *d, uint32_t present, uint32_t changed)
+{
+	for (unsigned s = 0; s < d->n_slots; s++) {
+		struct usb_slot_state *st = &d->slot[s];
+		int now = (present >> s) & 1;
+
+		if (((changed >> s) & 1) && now && st->present && st->expect_notify) {
+			/* The insertion a status poll has already seen. */
+			st->expect_notify = 0;
+			continue;
+		}
+		st->expect_notify = 0;
+		if ((changed >> s) & 1) {
+			usb_state_lost_locked(d, s, now);
+			if (!now)
+				st->report_out = 0;
+		} else if (now != st->present) {
+			usb_state_lost_locked(d, s, now);
+			st->report_out = 0;
+		}
+	}
+}
+
+void usb_state_hw_error_locked(struct usb_dev *d, uint8_t hw_slot, uint8_t hw_code)
+{
+	log_warn("usb-ccid: %s slot %u: hardware error %02X", d->base_id, hw_slot, hw_code);
+	if (hw_slot < d->n_slots && d->slot[hw_slot].present)
+		usb_state_lost_locked(d, hw_slot, 1);
+}
+
+unsigned usb_state_active_locked(struct usb_dev *d, unsigned idx, const uint8_t *atr, size_t len)
+{
+	struct usb_slot_state *st = &d->slot[idx];
+
+	if (!st->present || st->atr_len == 0) {
+		/* A card we thought absent (no notification yet), or an ATR list() can now report. */
+		st->present = 1;
+		d->drv->changed = 1;
+		pthread_cond_broadcast(&d->drv->cond);
+	}
+	st->powered = 1;
+	memcpy(st->atr, atr, len);
+	st->atr_len = len;
+	return st->gen;
+}
+
+void usb_state_unpowered(struct usb_dev *d, unsigned idx)
+{
+	pthread_mutex_lock(&d->drv->lock);
+	d->slot[idx].powered = 0;
+	pthread_mutex_unlock(&d->drv->lock);
 }
