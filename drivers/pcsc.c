@@ -20,6 +20,7 @@
 #include <PCSC/winscard.h>
 #include <PCSC/wintypes.h>
 
+#include "hex.h"
 #include "log.h"
 #include "sscard/driver.h"
 #include "sscard/error.h"
@@ -254,7 +255,8 @@ static void pcsc_reader_id(const char *name, char *out, size_t cap)
 		out[n++] = (char)c;
 	}
 	if (truncated || n == start) {
-		static const char hex[] = "0123456789abcdef";
+		const uint8_t hb[4] = { (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8),
+					(uint8_t)h };
 
 		if (n > cap - 10)
 			n = cap - 10;
@@ -262,8 +264,7 @@ static void pcsc_reader_id(const char *name, char *out, size_t cap)
 			n--;
 		if (n > start)
 			out[n++] = '-';
-		for (int i = 7; i >= 0; i--)
-			out[n++] = hex[(h >> (i * 4)) & 0xF];
+		n += (size_t)hex_encode(hb, sizeof(hb), out + n, cap - n, HEX_LOWER);
 	}
 	out[n] = '\0';
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hex.h"
 #include "sscard/error.h"
 
 /* A config file is small; refusing a large one keeps a wrong --config path from eating memory. */
@@ -243,32 +244,12 @@ static int parse_fail(struct parse_ctx *pc, const char *section, const char *nam
 	return 0;
 }
 
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes an even-length hex string of min..max bytes. Returns the byte count or -1. */
 static int parse_hex(const char *s, uint8_t *out, size_t min, size_t max)
 {
-	size_t n = strlen(s);
+	int n = hex_decode(s, strlen(s), out, max);
 
-	if (n % 2 != 0 || n / 2 < min || n / 2 > max)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return (int)(n / 2);
+	return n < 0 || (size_t)n < min ? -1 : n;
 }
 
 /* "04/48/12": three bytes, each one or two hex digits. */
@@ -280,7 +261,7 @@ static int parse_key(const char *s, struct config_key *k)
 	for (int i = 0; i < 3; i++) {
 		int v = 0, digits = 0, d;
 
-		while ((d = hex_nibble(*p)) >= 0 && digits < 3) {
+		while ((d = hex_digit(*p)) >= 0 && digits < 3) {
 			v = v * 16 + d;
 			digits++;
 			p++;

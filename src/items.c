@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "gb18030.h"
+#include "hex.h"
 #include "items.h"
 
 static const struct item_def items_ssse_ef05[] = {
@@ -67,17 +68,6 @@ static const struct item_file items_files[] = {
 	{ "DF04/EF08", 4, 0x08, ITEM_WKEY_STK, 0, 1, 0, items_df04_ef08, ITEMS_N(items_df04_ef08) },
 };
 
-static int items_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int items_file_parse(const char *name, struct item_file *out)
 {
 	int hi, lo, sfi, df;
@@ -96,8 +86,8 @@ int items_file_parse(const char *name, struct item_file *out)
 	df = name[3] - '0';
 	if (df != 1 && df != 2 && df != 3 && df != 5)
 		return SSC_EBADITEM;
-	hi = items_hexval(name[7]);
-	lo = items_hexval(name[8]);
+	hi = hex_digit(name[7]);
+	lo = hex_digit(name[8]);
 	if (hi < 0 || lo < 0)
 		return SSC_EBADITEM;
 	sfi = hi << 4 | lo;
@@ -118,8 +108,8 @@ int items_parse_tag(const char *s, uint8_t *tag)
 
 	if (!s || strlen(s) != 2)
 		return SSC_EBADITEM;
-	hi = items_hexval(s[0]);
-	lo = items_hexval(s[1]);
+	hi = hex_digit(s[0]);
+	lo = hex_digit(s[1]);
 	if (hi < 0 || lo < 0)
 		return SSC_EBADITEM;
 	*tag = (uint8_t)(hi << 4 | lo);
@@ -205,20 +195,6 @@ static int items_date_real(const char *s)
 	if (y < 1900 || m < 1 || m > 12 || d < 1)
 		return 0;
 	return d <= mdays[m - 1] + (m == 2 && leap);
-}
-
-int items_hex(const uint8_t *v, size_t len, char *out, size_t cap)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	if (cap == 0 || len > (cap - 1) / 2)
-		return SSC_ELIMIT;
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = hex[v[i] >> 4];
-		out[2 * i + 1] = hex[v[i] & 0x0F];
-	}
-	out[2 * len] = '\0';
-	return (int)(2 * len);
 }
 
 int items_check_card_number(const char *s, size_t len)
@@ -327,7 +303,7 @@ int items_decode(const struct item_file *f, const struct item_def *it, const uin
 		}
 		return n;
 	case ITEM_FMT_B:
-		return items_hex(v, len, text, cap);
+		return hex_encode(v, len, text, cap, HEX_UPPER);
 	default:
 		return SSC_EINVAL;
 	}
@@ -463,13 +439,8 @@ int items_encode(const struct item_file *f, const struct item_def *it, const cha
 			return ssc_diag_set(diag, SSC_EVALUE, "%s item %02X (%s): too long: at most %u "
 					    "hex digits (%u bytes)", f->name, it->tag, it->label,
 					    2 * (unsigned)it->len, (unsigned)it->len);
-		for (size_t i = 0; i < tl; i += 2) {
-			int hi = items_hexval(text[i]), lo = items_hexval(text[i + 1]);
-
-			if (hi < 0 || lo < 0)
-				return items_value_err(f, it, "not hex", diag);
-			out[i / 2] = (uint8_t)(hi << 4 | lo);
-		}
+		if (hex_decode(text, tl, out, cap) < 0)
+			return items_value_err(f, it, "not hex", diag);
 		return (int)(tl / 2);
 	default:
 		return ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s item %02X is not writable as text",

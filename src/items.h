@@ -142,12 +142,6 @@ int items_encode_name(const struct item_file *f, const char *text, uint8_t *name
 int items_pad(const struct item_file *f, const struct item_def *it, uint8_t *buf, size_t len,
 	      size_t reclen, struct ssc_diag *diag);
 
-/*
- * Writes len bytes as upper-case hex into out (cap bytes, NUL-terminated): how binary items, the
- * ATR history and BCD numbers are reported. Returns 2 * len, or SSC_ELIMIT when out is too small.
- */
-int items_hex(const uint8_t *v, size_t len, char *out, size_t cap);
-
 /* Checks the check character of a 9-character card number (§2.6). Returns 0 or SSC_EVALUE. */
 int items_check_card_number(const char *s, size_t len);
 

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "journal_int.h"
 
 static const char schema_sql[] =
@@ -49,31 +50,6 @@ int journal_err(struct journal *j, struct ssc_diag *diag, const char *what)
 				    j->why[0] ? j->why : "suspended");
 	return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s: %s", what,
 			    j ? sqlite3_errmsg(j->db) : "no journal");
-}
-
-void journal_hex(const uint8_t *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 0x0f];
-	}
-	out[2 * n] = '\0';
-}
-
-int journal_unhex(const char *s, uint8_t *out, size_t n)
-{
-	if (strlen(s) != 2 * n)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (uint8_t)v;
-	}
-	return 0;
 }
 
 void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32])
@@ -580,7 +556,7 @@ void journal_keyed_ref(struct journal *j, const char *label, const uint8_t *v, s
 	OPENSSL_cleanse(buf, total);
 	if (buf != stackbuf)
 		free(buf);
-	journal_hex(mac, JOURNAL_REF_HEX / 2, out);
+	hex_encode(mac, JOURNAL_REF_HEX / 2, out, JOURNAL_REF_HEX + 1, HEX_LOWER);
 	OPENSSL_cleanse(mac, sizeof(mac));
 	if (memo)
 		memo_put(j, label, v, len, out);
@@ -669,7 +645,7 @@ int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t 
 	else
 		mac_data(j, j->chain_mac, j->chain_key, b, l, mac);
 	free(b);
-	journal_hex(mac, 32, hex);
+	hex_encode(mac, 32, hex, JOURNAL_HASH_HEX + 1, HEX_LOWER);
 	return 0;
 }
 
@@ -689,11 +665,13 @@ int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag)
 			return journal_err(j, diag, "read a row");
 		sqlite3_bind_int64(st, 1, seq - 1);
 		if (sqlite3_step(st) == SQLITE_ROW) {
-			found = journal_unhex(journal_col_text(st, 0), prev, 32) == 0;
+			const char *h = journal_col_text(st, 0);
+
+			found = hex_decode(h, strlen(h), prev, 32) == 32;
 		} else if (journal_meta_get(j, "anchor_seq", buf, sizeof(buf)) == 0 &&
 			   strtoll(buf, NULL, 10) == seq - 1 &&
 			   journal_meta_get(j, "anchor_hash", buf, sizeof(buf)) == 0) {
-			found = journal_unhex(buf, prev, 32) == 0;
+			found = hex_decode(buf, strlen(buf), prev, 32) == 32;
 		}
 		sqlite3_finalize(st);
 		if (!found)
@@ -733,8 +711,10 @@ int journal_chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
 		return SSC_EJOURNAL;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
+		const char *h = journal_col_text(st, 1);
+
 		*seq = sqlite3_column_int64(st, 0);
-		if (journal_unhex((const char *)sqlite3_column_text(st, 1), hash, 32) < 0)
+		if (hex_decode(h, strlen(h), hash, 32) != 32)
 			rc = SQLITE_CORRUPT;
 		else
 			rc = SQLITE_OK;
@@ -743,7 +723,7 @@ int journal_chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32])
 		if (journal_meta_get(j, "anchor_seq", buf, sizeof(buf)) == 0) {
 			*seq = strtoll(buf, NULL, 10);
 			if (journal_meta_get(j, "anchor_hash", buf, sizeof(buf)) != 0 ||
-			    journal_unhex(buf, hash, 32) < 0)
+			    hex_decode(buf, strlen(buf), hash, 32) != 32)
 				rc = SQLITE_CORRUPT;
 		}
 	}
@@ -1172,7 +1152,7 @@ int journal_head(struct journal *j, int64_t *seq, char *hash_hex)
 	r = j->db ? journal_chain_tail(j, seq, h) : SSC_EJOURNAL;
 	pthread_mutex_unlock(&j->lock);
 	if (r == 0)
-		journal_hex(h, 32, hash_hex);
+		hex_encode(h, 32, hash_hex, JOURNAL_HASH_HEX + 1, HEX_LOWER);
 	return r;
 }
 

@@ -99,8 +99,6 @@ struct jrow {
 
 /* SSC_EJOURNAL with "journal: what: <SQLite's message or why it is suspended>". */
 int journal_err(struct journal *j, struct ssc_diag *diag, const char *what);
-void journal_hex(const uint8_t *p, size_t n, char *out);
-int journal_unhex(const char *s, uint8_t *out, size_t n);
 void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32]);
 /* Sets the handle's chain and ref keys (and their keyed contexts) from keys. */
 int journal_use_keys(struct journal *j, const struct journal_keys *keys);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "journal_int.h"
 
 /* The keys of one master key: labels fixed for ever (they name the derivation). */
@@ -30,7 +31,7 @@ static void keys_derive(const uint8_t master[JOURNAL_KEY_LEN], struct journal_ke
 	journal_hmac(master, (const uint8_t *)chain, strlen(chain), k->chain_key);
 	journal_hmac(master, (const uint8_t *)ref, strlen(ref), k->ref_key);
 	journal_hmac(master, (const uint8_t *)id, strlen(id), mac);
-	journal_hex(mac, JOURNAL_KEY_ID_HEX / 2, k->id);
+	hex_encode(mac, JOURNAL_KEY_ID_HEX / 2, k->id, JOURNAL_KEY_ID_HEX + 1, HEX_LOWER);
 	OPENSSL_cleanse(mac, sizeof(mac));
 }
 
@@ -233,7 +234,7 @@ static int rekey_line(void *arg, const char *label, const char *value)
 	buf[ll] = 0;
 	memcpy(buf + ll + 1, value, vl);
 	journal_hmac(c->new_ref_key, buf, ll + 1 + vl, mac);
-	journal_hex(mac, JOURNAL_REF_HEX / 2, new_ref);
+	hex_encode(mac, JOURNAL_REF_HEX / 2, new_ref, JOURNAL_REF_HEX + 1, HEX_LOWER);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	OPENSSL_cleanse(mac, sizeof(mac));
 	sqlite3_reset(c->ins);
@@ -328,7 +329,7 @@ static int rotate_commit(struct journal *j, const struct journal_keys *nk,
 		return journal_err(j, diag, "re-key the lost-card list");
 	if (journal_chain_tail(j, &out->old_head_seq, prev) < 0)
 		return journal_err(j, diag, "read the chain head");
-	journal_hex(prev, 32, head);
+	hex_encode(prev, 32, head, JOURNAL_HASH_HEX + 1, HEX_LOWER);
 	memcpy(out->old_head_hash, head, sizeof(head));
 	if (journal_meta_set(j, "key_id", nk->id) < 0)
 		return journal_err(j, diag, "record the key id");

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "journal_int.h"
 
 /* The rows that carry the list's digest (the partial index rows_list covers them). */
@@ -126,7 +127,7 @@ int journal_list_digest(struct journal *j, char *digest, int64_t *entries)
 	if (ret == 0 && (EVP_DigestFinal_ex(md, out, &olen) != 1 || olen != 32))
 		ret = SSC_EJOURNAL;
 	if (ret == 0)
-		journal_hex(out, 32, digest);
+		hex_encode(out, 32, digest, JOURNAL_HASH_HEX + 1, HEX_LOWER);
 out:
 	sqlite3_finalize(st);
 	EVP_MD_CTX_free(md);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "journal_int.h"
 
 #define VERIFY_MAX_ROTATIONS 256   /* key rows kept in one journal that verify follows */
@@ -34,7 +35,7 @@ static int verify_anchor(struct journal *j, int64_t *seq, uint8_t hash[32], stru
 	if (journal_meta_get(j, "anchor_seq", aseq, sizeof(aseq)) != 0)
 		return 0;
 	if (journal_meta_get(j, "anchor_hash", ahash, sizeof(ahash)) != 0 ||
-	    journal_unhex(ahash, hash, 32))
+	    hex_decode(ahash, strlen(ahash), hash, 32) != 32)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: retention anchor is malformed");
 	*seq = strtoll(aseq, NULL, 10);
 	if (sqlite3_prepare_v2(j->db,
@@ -228,7 +229,7 @@ int journal_verify_report(struct journal *j, int64_t head_seq, const char *head_
 		goto out_end;
 	}
 	rep->anchor_seq = expect;
-	journal_hex(prev, 32, prev_hex);
+	hex_encode(prev, 32, prev_hex, JOURNAL_HASH_HEX + 1, HEX_LOWER);
 	if (head_seq > 0 && head_seq < expect)
 		head_seen = 2;   /* pruned: nothing to compare it with (said by the caller) */
 	if (head_seq > 0 && head_seq == expect && head_hex)
@@ -279,7 +280,7 @@ int journal_verify_report(struct journal *j, int64_t head_seq, const char *head_
 		if (head_seq > 0 && r.seq == head_seq)
 			head_seen = strcmp(stored, head_hex ? head_hex : "") == 0 ? 1 : -1;
 		note_list_row(&r, &list_seq, list_digest, &list_entries);
-		if (journal_unhex(stored, prev, 32) < 0) {
+		if (hex_decode(stored, strlen(stored), prev, 32) != 32) {
 			ret = ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 " has a "
 					   "malformed hash", r.seq);
 			break;

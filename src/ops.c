@@ -12,6 +12,7 @@
 
 #include "apdu.h"
 #include "crypto.h"
+#include "hex.h"
 #include "items.h"
 #include "log.h"
 #include "ops.h"
@@ -130,7 +131,7 @@ static int ops_identify(const struct op_env *env, struct op_call *call, struct s
 	if (rc)
 		return rc;
 	journal_card_ref(env->journal, c->card_number, call->card_ref);
-	items_hex(c->card_id, 16, id_hex, sizeof(id_hex));
+	hex_encode(c->card_id, 16, id_hex, sizeof(id_hex), HEX_UPPER);
 	rc = journal_blacklisted(env->journal, c->card_number, id_hex, &why);
 	if (rc >= 0)
 		call->lost = rc;

@@ -9,7 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "apdu.h"
-#include "items.h"
+#include "hex.h"
 #include "psam.h"
 
 static const uint8_t psam_default_aid[] = { 0xD1, 0x56, 0x00, 0x00, 0x05, 0x90 };
@@ -57,7 +57,7 @@ static int psam_read_terminal(struct card_io *io, char term[13], struct ssc_diag
 	if (n != 6)
 		return ssc_diag_set(diag, SSC_EPROTO, "PSAM terminal number of %d bytes", n);
 	/* BCD shown digit by digit: the hex of the bytes. */
-	return items_hex(buf, 6, term, 13) < 0 ? SSC_EINTERNAL : 0;
+	return hex_encode(buf, 6, term, 13, HEX_UPPER) < 0 ? SSC_EINTERNAL : 0;
 }
 
 int psam_probe(struct card_io *io, enum ssc_alg *alg, char term[13])

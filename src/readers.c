@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "jobq.h"
 #include "log.h"
 #include "readers.h"
@@ -173,19 +174,6 @@ static void rd_abs_monotonic(struct timespec *ts, int64_t deadline_ms)
 {
 	ts->tv_sec = (time_t)(deadline_ms / 1000);
 	ts->tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
-}
-
-/* Formats bytes as upper-case hex into out (cap bytes), cut short if needed. */
-static void rd_hex(char *out, size_t cap, const uint8_t *p, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (size_t i = 0; i < n && o + 2 < cap; i++) {
-		out[o++] = hex[p[i] >> 4];
-		out[o++] = hex[p[i] & 0xF];
-	}
-	out[o] = '\0';
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -611,11 +599,11 @@ static int reader_io_transmit(struct card_io *io, const uint8_t *cmd, size_t cmd
 
 		if (flags & CARDIO_SECRET) {
 			/* The body is a PIN or a PIN block: the header and Lc only, never the body. */
-			rd_hex(hex, sizeof(hex), cmd, cmd_len < 5 ? cmd_len : 5);
+			hex_encode(cmd, cmd_len < 5 ? cmd_len : 5, hex, sizeof(hex), HEX_UPPER);
 			log_trace("apdu %s > %s [%zu secret bytes]", r->id, hex,
 				  cmd_len > 5 ? cmd_len - 5 : 0);
 		} else {
-			rd_hex(hex, sizeof(hex), cmd, cmd_len);
+			hex_encode(cmd, cmd_len, hex, sizeof(hex), HEX_UPPER);
 			log_trace("apdu %s > %s", r->id, hex);
 		}
 	}
@@ -644,7 +632,7 @@ static int reader_io_transmit(struct card_io *io, const uint8_t *cmd, size_t cmd
 			log_trace("apdu %s < [%d bytes] %02X%02X", r->id, n - 2, resp[n - 2],
 				  resp[n - 1]);
 		} else {
-			rd_hex(hex, sizeof(hex), resp, (size_t)n);
+			hex_encode(resp, (size_t)n, hex, sizeof(hex), HEX_UPPER);
 			log_trace("apdu %s < %s", r->id, hex);
 		}
 	}

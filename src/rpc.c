@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "cardio.h"
+#include "hex.h"
 #include "log.h"
 #include "rpc.h"
 #include "sscard/error.h"
@@ -337,17 +338,6 @@ static int send_json(struct rpc_client *c, json_t *msg)
 	return rc;
 }
 
-static void hex_upper(const uint8_t *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 0xF];
-	}
-	out[2 * n] = '\0';
-}
-
 /*
  * The error object of an application error: code RPC_APP_BASE - err (or code_override),
  * message = the operation's detail or the stable message, data = name, std_code, sw,
@@ -527,7 +517,7 @@ static json_t *reader_json(const struct reader_info *ri)
 	if (ri->card_present && ri->atr_len > 0 && ri->atr_len <= SSC_ATR_MAX) {
 		char atr[2 * SSC_ATR_MAX + 1];
 
-		hex_upper(ri->atr, ri->atr_len, atr);
+		hex_encode(ri->atr, ri->atr_len, atr, sizeof(atr), HEX_UPPER);
 		json_object_set_new(o, "atr", json_string(atr));
 	}
 	if (ri->role == READER_ROLE_PSAM && ri->psam_alg != SSC_ALG_NONE)

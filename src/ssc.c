@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "apdu.h"
+#include "hex.h"
 #include "ssc.h"
 
 /* "sx1.sh.社会保障" in GBK: the SSSE DF name (spec §2). */
@@ -616,7 +617,7 @@ int ssc_read_basic(struct ssc_card *c, struct ssc_basic *b, struct ssc_diag *dia
 	rc = ssc_ensure_card_id(c, diag);
 	if (rc)
 		return rc;
-	items_hex(c->card_id, 16, b->card_id, sizeof(b->card_id));
+	hex_encode(c->card_id, 16, b->card_id, sizeof(b->card_id), HEX_UPPER);
 	memcpy(b->region_code, b->card_id, 6);
 	rc = ssc_basic_text(c, "SSSE/EF05", 0x05, b->issue_date, sizeof(b->issue_date), diag);
 	if (!rc)
@@ -644,7 +645,7 @@ int ssc_read_basic(struct ssc_card *c, struct ssc_basic *b, struct ssc_diag *dia
 		OPENSSL_cleanse(b, sizeof(*b));
 		return rc;
 	}
-	items_hex(c->hist, c->hist_len, b->atr_historical, sizeof(b->atr_historical));
+	hex_encode(c->hist, c->hist_len, b->atr_historical, sizeof(b->atr_historical), HEX_UPPER);
 	/* The card is valid through its expiry date; the daemon's clock, as a UTC date. */
 	ssc_today(today);
 	b->expired = b->expiry_date[0] != '\0' && strcmp(today, b->expiry_date) > 0;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fuzzlib.h"
+#include "hex.h"
 #include "items.h"
 
 #define PAIRS_MAX 96
@@ -140,11 +141,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(text);
 		break;
 	}
-	case 3:   /* hex of binary items */
+	case 3:   /* hex of binary items (base/hex.c) */
 		out = malloc(cap);
 		if (!out)
 			abort();
-		rc = items_hex(data, size, out, cap);
+		rc = hex_encode(data, size, out, cap, HEX_UPPER);
 		if (rc >= 0 && ((size_t)rc != 2 * size || out[rc] != '\0'))
 			abort();
 		free(out);

@@ -1,5 +1,5 @@
 /*
- * Unit tests of src/connlog.c and the log budget of src/log.c: connections logged one by one up
+ * Unit tests of src/connlog.c and the log budget of base/log.c: connections logged one by one up
  * to the budget of a window, the rest counted per uid and per reason of refusal, the summary line
  * (written out by hand here) and when it is due.
  */

@@ -1,5 +1,5 @@
 /*
- * This file contains the daemon's line logger (src/log.h): stderr, one write per line so that
+ * This file contains the line logger of base/log.h: stderr, one write per line so that
  * lines from worker threads never interleave.
  */
 #include <stdarg.h>
