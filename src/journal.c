@@ -687,7 +687,7 @@ int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 " is missing", seq);
 	}
 	journal_row_from_stmt(st, &r);
-	snprintf(stored, sizeof(stored), "%s", journal_col_text(st, 15));
+	snprintf(stored, sizeof(stored), "%s", journal_col_text(st, JCOL_HASH));
 	if (journal_row_hash(j, NULL, prev, &r, hash) < 0)
 		ret = SSC_ENOMEM;
 	else if (strcmp(hash, stored) != 0)
@@ -755,6 +755,12 @@ void journal_now_ts(struct jrow *r)
 	set_ts(r, 0);
 }
 
+/* Binds column col's parameter of an INSERT of ROW_COLUMNS to v (NULL: ""); borrowed. */
+static void bind_text(sqlite3_stmt *st, enum jcol col, const char *v)
+{
+	sqlite3_bind_text(st, (int)col + 1, v ? v : "", -1, SQLITE_STATIC);
+}
+
 /*
  * Inserts r (seq and hash assigned here) inside the caller's transaction; hash_out (may be NULL,
  * JOURNAL_HASH_HEX + 1 bytes) receives the row's chain hash.
@@ -762,9 +768,7 @@ void journal_now_ts(struct jrow *r)
 int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char *hash_out)
 {
 	static const char sql[] =
-		"INSERT INTO rows(seq, ts, ts_unix, kind, uid, pid, exe, method, reader, card,"
-		" result, duration_ms, intent, file, detail, hash)"
-		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+		"INSERT INTO rows(" ROW_COLUMNS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	sqlite3_stmt *st;
 	uint8_t prev[32];
 	char hash[JOURNAL_HASH_HEX + 1];
@@ -779,22 +783,23 @@ int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char
 	st = journal_stmt(j, JSTMT_INSERT, sql);
 	if (!st)
 		return SSC_EJOURNAL;
-	sqlite3_bind_int64(st, 1, r->seq);
-	sqlite3_bind_text(st, 2, r->ts, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, r->ts_unix);
-	sqlite3_bind_text(st, 4, r->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, r->uid);
-	sqlite3_bind_int64(st, 6, r->pid);
-	sqlite3_bind_text(st, 7, r->exe ? r->exe : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, r->method ? r->method : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, r->reader ? r->reader : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, r->card ? r->card : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, r->result ? r->result : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 12, r->duration_ms);
-	sqlite3_bind_int64(st, 13, r->intent);
-	sqlite3_bind_text(st, 14, r->file ? r->file : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 15, r->detail ? r->detail : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 16, hash, -1, SQLITE_STATIC);
+	/* Parameter i + 1 is column i (enum jcol). */
+	sqlite3_bind_int64(st, JCOL_SEQ + 1, r->seq);
+	bind_text(st, JCOL_TS, r->ts);
+	sqlite3_bind_int64(st, JCOL_TS_UNIX + 1, r->ts_unix);
+	bind_text(st, JCOL_KIND, r->kind);
+	sqlite3_bind_int64(st, JCOL_UID + 1, r->uid);
+	sqlite3_bind_int64(st, JCOL_PID + 1, r->pid);
+	bind_text(st, JCOL_EXE, r->exe);
+	bind_text(st, JCOL_METHOD, r->method);
+	bind_text(st, JCOL_READER, r->reader);
+	bind_text(st, JCOL_CARD, r->card);
+	bind_text(st, JCOL_RESULT, r->result);
+	sqlite3_bind_int64(st, JCOL_DURATION_MS + 1, r->duration_ms);
+	sqlite3_bind_int64(st, JCOL_INTENT + 1, r->intent);
+	bind_text(st, JCOL_FILE, r->file);
+	bind_text(st, JCOL_DETAIL, r->detail);
+	bind_text(st, JCOL_HASH, hash);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);   /* the bound strings are the caller's */
@@ -1165,21 +1170,21 @@ const char *journal_col_text(sqlite3_stmt *st, int i)
 
 void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r)
 {
-	r->seq = sqlite3_column_int64(st, 0);
-	snprintf(r->ts, sizeof(r->ts), "%s", journal_col_text(st, 1));
-	r->ts_unix = sqlite3_column_int64(st, 2);
-	r->kind = journal_col_text(st, 3);
-	r->uid = sqlite3_column_int64(st, 4);
-	r->pid = sqlite3_column_int64(st, 5);
-	r->exe = journal_col_text(st, 6);
-	r->method = journal_col_text(st, 7);
-	r->reader = journal_col_text(st, 8);
-	r->card = journal_col_text(st, 9);
-	r->result = journal_col_text(st, 10);
-	r->duration_ms = sqlite3_column_int64(st, 11);
-	r->intent = sqlite3_column_int64(st, 12);
-	r->file = journal_col_text(st, 13);
-	r->detail = journal_col_text(st, 14);
+	r->seq = sqlite3_column_int64(st, JCOL_SEQ);
+	snprintf(r->ts, sizeof(r->ts), "%s", journal_col_text(st, JCOL_TS));
+	r->ts_unix = sqlite3_column_int64(st, JCOL_TS_UNIX);
+	r->kind = journal_col_text(st, JCOL_KIND);
+	r->uid = sqlite3_column_int64(st, JCOL_UID);
+	r->pid = sqlite3_column_int64(st, JCOL_PID);
+	r->exe = journal_col_text(st, JCOL_EXE);
+	r->method = journal_col_text(st, JCOL_METHOD);
+	r->reader = journal_col_text(st, JCOL_READER);
+	r->card = journal_col_text(st, JCOL_CARD);
+	r->result = journal_col_text(st, JCOL_RESULT);
+	r->duration_ms = sqlite3_column_int64(st, JCOL_DURATION_MS);
+	r->intent = sqlite3_column_int64(st, JCOL_INTENT);
+	r->file = journal_col_text(st, JCOL_FILE);
+	r->detail = journal_col_text(st, JCOL_DETAIL);
 }
 
 int journal_export(struct journal *j, int64_t since_seq, FILE *out)
@@ -1205,7 +1210,7 @@ int journal_export(struct journal *j, int64_t since_seq, FILE *out)
 			      "time", r.ts, "kind", r.kind, "uid", (json_int_t)r.uid, "pid",
 			      (json_int_t)r.pid, "exe", r.exe, "method", r.method, "reader", r.reader,
 			      "card", r.card, "result", r.result, "duration_ms",
-			      (json_int_t)r.duration_ms, "file", r.file, "hash", journal_col_text(st, 15));
+			      (json_int_t)r.duration_ms, "file", r.file, "hash", journal_col_text(st, JCOL_HASH));
 		if (!o) {
 			ret = SSC_ENOMEM;
 			break;
@@ -1276,7 +1281,7 @@ int journal_rows(struct journal *j, int64_t since_seq, int64_t limit,
 		out.intent = r.intent;
 		out.file = r.file;
 		out.detail = r.detail;
-		out.hash = journal_col_text(st, 15);
+		out.hash = journal_col_text(st, JCOL_HASH);
 		ret = cb(arg, &out);
 		if (ret != 0)
 			break;

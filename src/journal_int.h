@@ -91,9 +91,26 @@ struct jrow {
 	const char *file, *detail;
 };
 
-#define ROW_COLUMNS                                                                        \
-	"seq, ts, ts_unix, kind, uid, pid, exe, method, reader, card, result, duration_ms, " \
-	"intent, file, detail, hash"
+/*
+ * The columns of the rows table, in its order: the chained fields of struct jrow, then the hash.
+ * One list gives both the column names a query selects (ROW_COLUMNS) and their indices in the
+ * result (enum jcol), so that a query selecting ROW_COLUMNS reads column JCOL_HASH by name and
+ * the two cannot drift apart. X(ID, name) for each column, SEP between two.
+ */
+#define JOURNAL_COLUMNS(X, SEP)                                                              \
+	X(SEQ, seq) SEP X(TS, ts) SEP X(TS_UNIX, ts_unix) SEP X(KIND, kind) SEP X(UID, uid) SEP \
+	X(PID, pid) SEP X(EXE, exe) SEP X(METHOD, method) SEP X(READER, reader) SEP          \
+	X(CARD, card) SEP X(RESULT, result) SEP X(DURATION_MS, duration_ms) SEP               \
+	X(INTENT, intent) SEP X(FILE, file) SEP X(DETAIL, detail) SEP X(HASH, hash)
+#define JCOL_ID_(id, name) JCOL_##id
+#define JCOL_NAME_(id, name) #name
+#define JCOL_COMMA_ ,
+
+/* A column's index in a result of SELECT ROW_COLUMNS (and, + 1, its parameter in an INSERT). */
+enum jcol { JOURNAL_COLUMNS(JCOL_ID_, JCOL_COMMA_), JCOL_COUNT };
+
+/* "seq, ts, ..., hash": every column, in the order of enum jcol. */
+#define ROW_COLUMNS JOURNAL_COLUMNS(JCOL_NAME_, ", ")
 
 /* ---- journal.c -------------------------------------------------------------------------- */
 
