@@ -1,8 +1,9 @@
 /*
  * This file contains what the journal's own files share and nobody else may use: the handle's
- * layout, the chained row, and the helpers that journal.c (the chain, appends, verify),
- * journal_key.c (the key file, its proof against the chain, rotation) and journal_list.c (the
- * lost-card list and its digest in the chain) call in one another. The API is src/journal.h.
+ * layout, the chained row and its columns, and the helpers its files call in one another:
+ * journal.c (the database's lifecycle), journal_chain.c (the HMAC chain), journal_ref.c (keyed
+ * names), journal_append.c (appends), journal_key.c (the key file), journal_list.c (the
+ * lost-card list). The API is src/journal.h.
  */
 #ifndef SSC_JOURNAL_INT_H
 #define SSC_JOURNAL_INT_H
@@ -112,20 +113,30 @@ enum jcol { JOURNAL_COLUMNS(JCOL_ID_, JCOL_COMMA_), JCOL_COUNT };
 /* "seq, ts, ..., hash": every column, in the order of enum jcol. */
 #define ROW_COLUMNS JOURNAL_COLUMNS(JCOL_NAME_, ", ")
 
-/* ---- journal.c -------------------------------------------------------------------------- */
+/* ---- journal.c: the database's lifecycle ----------------------------------------------- */
 
 /* SSC_EJOURNAL with "journal: what: <SQLite's message or why it is suspended>". */
 int journal_err(struct journal *j, struct ssc_diag *diag, const char *what);
-void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32]);
-/* Sets the handle's chain and ref keys (and their keyed contexts) from keys. */
-int journal_use_keys(struct journal *j, const struct journal_keys *keys);
+/* Runs sql (no rows); SSC_EJOURNAL naming it (diag may be NULL). Lock held. */
+int journal_exec(struct journal *j, const char *sql, struct ssc_diag *diag);
 /* The cached statement id for sql (prepared on first use, reset for reuse), or NULL. Lock held. */
 sqlite3_stmt *journal_stmt(struct journal *j, enum jstmt_id id, const char *sql);
 int journal_meta_get(struct journal *j, const char *key, char *out, size_t cap);
 int journal_meta_set(struct journal *j, const char *key, const char *value);
-/* HMAC(ref_key, label ‖ 00 ‖ value) as JOURNAL_REF_HEX hex digits; label a string literal. */
-void journal_keyed_ref(struct journal *j, const char *label, const uint8_t *v, size_t len,
-		       char *out);
+/* Tells the observer about an append (or a failure: err, diag's message). Lock not held. */
+void journal_notify(struct journal *j, const char *kind, int64_t seq, const char *hash, int err,
+		    const struct ssc_diag *diag);
+/* Tells the observer about the row r appended as seq with hash (note.row set). Lock not held. */
+void journal_notify_row(struct journal *j, const struct jrow *r, int64_t seq, const char *hash);
+
+/* ---- journal_chain.c: the HMAC chain ---------------------------------------------------- */
+
+void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32]);
+/* HMAC(key, data) through the keyed context base (set up from key), or the one-shot call. */
+void journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
+		 const uint8_t *data, size_t len, uint8_t out[32]);
+/* Sets the handle's chain and ref keys (and their keyed contexts) from keys. */
+int journal_use_keys(struct journal *j, const struct journal_keys *keys);
 /* The row's chain hash under chain_key (the handle's when NULL), as hex. */
 int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t prev[32],
 		     const struct jrow *r, char *hex);
@@ -133,16 +144,37 @@ int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t 
 int journal_chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32]);
 /* Inserts r (seq and hash assigned) inside the caller's transaction; lock held. */
 int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char *hash_out);
+/* r->ts and r->ts_unix from a CLOCK_REALTIME time in milliseconds (0: now). */
+void journal_set_ts(struct jrow *r, int64_t when_ms);
 void journal_now_ts(struct jrow *r);
+/* Column i's text ("" for NULL). */
 const char *journal_col_text(sqlite3_stmt *st, int i);
+/* The chained fields of a row selected as ROW_COLUMNS (borrowed from st until its next step). */
 void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r);
-/* Tells the observer about an append (or a failure: err, diag's message). Lock not held. */
-void journal_notify(struct journal *j, const char *kind, int64_t seq, const char *hash, int err,
-		    const struct ssc_diag *diag);
-/* Tells the observer about the row r appended as seq with hash (note.row set). Lock not held. */
-void journal_notify_row(struct journal *j, const struct jrow *r, int64_t seq, const char *hash);
 /* Checks row seq's hash against its predecessor (or the anchor) under the handle's key. */
 int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag);
+
+/* ---- journal_ref.c: keyed names and their memo ------------------------------------------ */
+
+/* HMAC(ref_key, label ‖ 00 ‖ value) as JOURNAL_REF_HEX hex digits; label a string literal. */
+void journal_keyed_ref(struct journal *j, const char *label, const uint8_t *v, size_t len,
+		       char *out);
+/* Wipes the memo of refs (mac_lock held, or the handle not shared: at a key change, at close). */
+void journal_memo_clear(struct journal *j);
+
+/* ---- journal_append.c: appends ---------------------------------------------------------- */
+
+/*
+ * Appends rows[0..n-1] (their times set), in order, in one transaction with the given durability
+ * (full != 0: the commit is fsynced before this returns): all or none. seq_out (may be NULL)
+ * receives the first row's sequence number. The observer hears of each row, or of the failure
+ * once. Lock not held.
+ */
+int journal_append_rows(struct journal *j, struct jrow *rows, size_t n, int full,
+			int64_t *seq_out, struct ssc_diag *diag);
+/* Appends one row, stamped now, in its own transaction (see journal_append_rows). */
+int journal_append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
+		   struct ssc_diag *diag);
 
 /* ---- journal_key.c ---------------------------------------------------------------------- */
 
