@@ -106,43 +106,6 @@ int ccid_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t slot, uint8_t se
 	return (int)(CCID_HDR_LEN + len);
 }
 
-int ccid_enc_power_on(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq, uint8_t power_select)
-{
-	if (power_select > 3)
-		return SSC_EINVAL;
-	return ccid_encode(out, cap, CCID_PC_ICC_POWER_ON, slot, seq, power_select, 0, 0, NULL, 0);
-}
-
-int ccid_enc_power_off(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq)
-{
-	return ccid_encode(out, cap, CCID_PC_ICC_POWER_OFF, slot, seq, 0, 0, 0, NULL, 0);
-}
-
-int ccid_enc_get_slot_status(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq)
-{
-	return ccid_encode(out, cap, CCID_PC_GET_SLOT_STATUS, slot, seq, 0, 0, 0, NULL, 0);
-}
-
-int ccid_enc_get_parameters(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq)
-{
-	return ccid_encode(out, cap, CCID_PC_GET_PARAMETERS, slot, seq, 0, 0, 0, NULL, 0);
-}
-
-int ccid_enc_set_parameters(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq, uint8_t protocol,
-			    const uint8_t *params, size_t len)
-{
-	if ((protocol == 0 && len != 5) || (protocol == 1 && len != 7) || protocol > 1)
-		return SSC_EINVAL;
-	return ccid_encode(out, cap, CCID_PC_SET_PARAMETERS, slot, seq, protocol, 0, 0, params, len);
-}
-
-int ccid_enc_xfr_block(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq, uint8_t bwi,
-		       uint16_t level_param, const uint8_t *data, size_t len)
-{
-	return ccid_encode(out, cap, CCID_PC_XFR_BLOCK, slot, seq, bwi, (uint8_t)level_param,
-			   (uint8_t)(level_param >> 8), data, len);
-}
-
 int ccid_enc_abort(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq)
 {
 	return ccid_encode(out, cap, CCID_PC_ABORT, slot, seq, 0, 0, 0, NULL, 0);

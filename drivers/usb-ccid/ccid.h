@@ -160,30 +160,7 @@ enum ccid_level ccid_exchange_level(uint32_t features);
 int ccid_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t slot, uint8_t seq, uint8_t b7,
 		uint8_t b8, uint8_t b9, const uint8_t *data, size_t len);
 
-/* PC_to_RDR_IccPowerOn; power_select 0 automatic, 1 5 V, 2 3 V, 3 1.8 V. As ccid_encode(). */
-int ccid_enc_power_on(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq, uint8_t power_select);
-
-/* PC_to_RDR_IccPowerOff. As ccid_encode(). */
-int ccid_enc_power_off(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq);
-
-/* PC_to_RDR_GetSlotStatus. As ccid_encode(). */
-int ccid_enc_get_slot_status(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq);
-
-/* PC_to_RDR_GetParameters. As ccid_encode(). */
-int ccid_enc_get_parameters(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq);
-
-/*
- * PC_to_RDR_SetParameters for protocol (0: T=0 with 5 bytes of parameters, 1: T=1 with 7).
- * Returns as ccid_encode(), or SSC_EINVAL for another protocol or a wrong parameter length.
- */
-int ccid_enc_set_parameters(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq, uint8_t protocol,
-			    const uint8_t *params, size_t len);
-
-/* PC_to_RDR_XfrBlock with bBWI and wLevelParameter (little-endian on the wire). */
-int ccid_enc_xfr_block(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq, uint8_t bwi,
-		       uint16_t level_param, const uint8_t *data, size_t len);
-
-/* PC_to_RDR_Abort. As ccid_encode(). */
+/* PC_to_RDR_Abort, the bulk half of the abort sequence (CCID §5.3.1). As ccid_encode(). */
 int ccid_enc_abort(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq);
 
 /*

@@ -4,6 +4,7 @@
  * and every error path (truncated, oversized, trailing bytes, wrong type, wrong slot, wrong
  * sequence number, failed status, time extension). Expected bytes are written from CCID Rev 1.1.
  */
+#include "test_ccid_enc.h"
 #include "test_ccid_util.h"
 
 #include "../../../drivers/usb-ccid/ccid.h"
@@ -99,35 +100,35 @@ static void test_encode(void **state)
 	CU_HEX(p1, "11100045 00FE00");
 
 	(void)state;
-	assert_int_equal(ccid_enc_power_on(out, sizeof(out), 1, 7, 1), 10);
+	assert_int_equal(cu_enc_power_on(out, sizeof(out), 1, 7, 1), 10);
 	assert_memory_equal(out, on, 10);
-	assert_int_equal(ccid_enc_power_on(out, sizeof(out), 0, 0, 0), 10);
+	assert_int_equal(cu_enc_power_on(out, sizeof(out), 0, 0, 0), 10);
 	assert_memory_equal(out, on_auto, 10);
-	assert_int_equal(ccid_enc_power_on(out, sizeof(out), 0, 0, 4), SSC_EINVAL);
-	assert_int_equal(ccid_enc_power_off(out, sizeof(out), 0, 5), 10);
+	assert_int_equal(cu_enc_power_on(out, sizeof(out), 0, 0, 4), SSC_EINVAL);
+	assert_int_equal(cu_enc_power_off(out, sizeof(out), 0, 5), 10);
 	assert_memory_equal(out, off, 10);
-	assert_int_equal(ccid_enc_get_slot_status(out, sizeof(out), 15, 0xFF), 10);
+	assert_int_equal(cu_enc_get_slot_status(out, sizeof(out), 15, 0xFF), 10);
 	assert_memory_equal(out, status, 10);
-	assert_int_equal(ccid_enc_get_parameters(out, sizeof(out), 0, 2), 10);
+	assert_int_equal(cu_enc_get_parameters(out, sizeof(out), 0, 2), 10);
 	assert_memory_equal(out, getp, 10);
-	assert_int_equal(ccid_enc_set_parameters(out, sizeof(out), 0, 9, 0, p0, p0_len), 15);
+	assert_int_equal(cu_enc_set_parameters(out, sizeof(out), 0, 9, 0, p0, p0_len), 15);
 	assert_memory_equal(out, setp0, 15);
-	assert_int_equal(ccid_enc_set_parameters(out, sizeof(out), 1, 10, 1, p1, p1_len), 17);
+	assert_int_equal(cu_enc_set_parameters(out, sizeof(out), 1, 10, 1, p1, p1_len), 17);
 	assert_memory_equal(out, setp1, 17);
-	assert_int_equal(ccid_enc_xfr_block(out, sizeof(out), 0, 3, 5, 0x0001, data, 7), 17);
+	assert_int_equal(cu_enc_xfr_block(out, sizeof(out), 0, 3, 5, 0x0001, data, 7), 17);
 	assert_memory_equal(out, xfr, 17);
-	assert_int_equal(ccid_enc_xfr_block(out, sizeof(out), 1, 4, 0, CCID_CHAIN_CONTINUE, NULL, 0),
+	assert_int_equal(cu_enc_xfr_block(out, sizeof(out), 1, 4, 0, CCID_CHAIN_CONTINUE, NULL, 0),
 			 10);
 	assert_memory_equal(out, xfr_empty, 10);
 	assert_int_equal(ccid_enc_abort(out, sizeof(out), 1, 0x33), 10);
 	assert_memory_equal(out, abort_msg, 10);
 
 	/* Wrong parameter lengths and protocols; a buffer too small; data missing. */
-	assert_int_equal(ccid_enc_set_parameters(out, sizeof(out), 0, 9, 0, p1, p1_len), SSC_EINVAL);
-	assert_int_equal(ccid_enc_set_parameters(out, sizeof(out), 0, 9, 1, p0, p0_len), SSC_EINVAL);
-	assert_int_equal(ccid_enc_set_parameters(out, sizeof(out), 0, 9, 2, p0, p0_len), SSC_EINVAL);
-	assert_int_equal(ccid_enc_xfr_block(out, 16, 0, 3, 0, 0, data, 7), SSC_EINVAL);
-	assert_int_equal(ccid_enc_power_off(out, 9, 0, 5), SSC_EINVAL);
+	assert_int_equal(cu_enc_set_parameters(out, sizeof(out), 0, 9, 0, p1, p1_len), SSC_EINVAL);
+	assert_int_equal(cu_enc_set_parameters(out, sizeof(out), 0, 9, 1, p0, p0_len), SSC_EINVAL);
+	assert_int_equal(cu_enc_set_parameters(out, sizeof(out), 0, 9, 2, p0, p0_len), SSC_EINVAL);
+	assert_int_equal(cu_enc_xfr_block(out, 16, 0, 3, 0, 0, data, 7), SSC_EINVAL);
+	assert_int_equal(cu_enc_power_off(out, 9, 0, 5), SSC_EINVAL);
 	assert_int_equal(ccid_encode(out, sizeof(out), 0x6F, 0, 0, 0, 0, 0, NULL, 3), SSC_EINVAL);
 	assert_int_equal(ccid_encode(NULL, 10, 0x6F, 0, 0, 0, 0, 0, NULL, 0), SSC_EINVAL);
 }
