@@ -412,6 +412,21 @@ static struct pcsc_known *pcsc_known_find(struct ssc_driver *drv, const char *na
 	return NULL;
 }
 
+/*
+ * A snapshot's call what failed with rv: pcscd is gone (the monitor's context is dropped;
+ * SSC_EREADER), or the snapshot is tried again (1 << 30). Logged either way.
+ */
+static int pcsc_list_failed(struct ssc_driver *drv, LONG rv, const char *what)
+{
+	if (pcsc_rv_dead(rv)) {
+		log_warn("pcsc: lost pcscd: %s", pcsc_stringify_error(rv));
+		pcsc_mon_drop(drv);
+		return SSC_EREADER;
+	}
+	log_warn("pcsc: %s: %s", what, pcsc_stringify_error(rv));
+	return 1 << 30;
+}
+
 /* One attempt at a snapshot. Returns the count, SSC_EREADER (context dead) or 1 << 30 (retry). */
 static int pcsc_list_once(struct ssc_driver *drv, struct ssc_reader_desc *out, size_t max)
 {
@@ -425,15 +440,8 @@ static int pcsc_list_once(struct ssc_driver *drv, struct ssc_reader_desc *out, s
 	pcsc_gate_enter(0);
 	rv = pcsc_list_names(drv->ctx, &names, &len);
 	pcsc_gate_leave();
-	if (rv != SCARD_S_SUCCESS) {
-		if (pcsc_rv_dead(rv)) {
-			log_warn("pcsc: lost pcscd: %s", pcsc_stringify_error(rv));
-			pcsc_mon_drop(drv);
-			return SSC_EREADER;
-		}
-		log_warn("pcsc: SCardListReaders: %s", pcsc_stringify_error(rv));
-		return 1 << 30;
-	}
+	if (rv != SCARD_S_SUCCESS)
+		return pcsc_list_failed(drv, rv, "SCardListReaders");
 	memset(st, 0, sizeof(st));
 	for (const char *p = names; p && len > 0 && *p && n < PCSC_MAX_READERS && n < max;
 	     p += strlen(p) + 1) {
@@ -455,15 +463,8 @@ static int pcsc_list_once(struct ssc_driver *drv, struct ssc_reader_desc *out, s
 		pcsc_gate_leave();
 		if (rv == SCARD_E_UNKNOWN_READER || rv == SCARD_E_TIMEOUT)
 			return 1 << 30;   /* a reader left between the two calls */
-		if (rv != SCARD_S_SUCCESS) {
-			if (pcsc_rv_dead(rv)) {
-				log_warn("pcsc: lost pcscd: %s", pcsc_stringify_error(rv));
-				pcsc_mon_drop(drv);
-				return SSC_EREADER;
-			}
-			log_warn("pcsc: SCardGetStatusChange: %s", pcsc_stringify_error(rv));
-			return 1 << 30;
-		}
+		if (rv != SCARD_S_SUCCESS)
+			return pcsc_list_failed(drv, rv, "SCardGetStatusChange");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct ssc_reader_desc *d = &out[i];
@@ -905,6 +906,14 @@ static int pcsc_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len,
 	return r;
 }
 
+/* Connects s to its card afresh (within its retry time) and reads the ATR. Returns 0 or < 0. */
+static int pcsc_connect_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
+{
+	int r = pcsc_connect_card(s, pcsc_now_ms() + s->connect_retry_ms);
+
+	return r == 0 ? pcsc_read_atr(s, atr, atr_len) : r;
+}
+
 static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 {
 	LONG rv;
@@ -920,9 +929,7 @@ static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 		(void)SCardDisconnect(s->card, SCARD_LEAVE_CARD);
 		s->have_card = 0;
 		s->card_gone = 0;
-		r = pcsc_connect_card(s, pcsc_now_ms() + s->connect_retry_ms);
-		if (r == 0)
-			r = pcsc_read_atr(s, atr, atr_len);
+		r = pcsc_connect_atr(s, atr, atr_len);
 		if (r == 0)
 			return 0;
 		if (!s->broken)
@@ -949,12 +956,8 @@ static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 	if (rv != SCARD_S_SUCCESS)
 		return SSC_EREADER;
 	s->have_ctx = 1;
-	r = pcsc_connect_card(s, pcsc_now_ms() + s->connect_retry_ms);
-	if (r == 0)
-		r = pcsc_read_atr(s, atr, atr_len);
-	if (r == 0)
-		return 0;
-	return (r == SSC_ENOCARD || r == SSC_ECARDREMOVED) ? SSC_ENOCARD : SSC_EREADER;
+	r = pcsc_connect_atr(s, atr, atr_len);
+	return r == 0 ? 0 : (r == SSC_ENOCARD || r == SSC_ECARDREMOVED) ? SSC_ENOCARD : SSC_EREADER;
 }
 
 static void pcsc_disconnect(struct ssc_slot *s, int reset)

@@ -40,15 +40,23 @@ static uint8_t t0_get_response_cla(uint8_t cla)
 	return (uint8_t)(cla & 0x03);
 }
 
-/* One TPDU whose answer may carry up to want data bytes. Returns the answer length or < 0. */
-static int t0_exchange(const uint8_t *tpdu, size_t len, size_t want, uint8_t *r, t0_xfer_fn xfer,
-		       void *ctx, int *exchanges)
+/* One APDU's run: its TPDU and answer buffers (wiped after), the transport and its count. */
+struct t0_run {
+	uint8_t tpdu[5 + 255];
+	uint8_t r[T0_RESP_MAX];
+	t0_xfer_fn xfer;
+	void *ctx;
+	int exchanges;
+};
+
+/* One TPDU (tlen bytes) whose answer may carry up to want data bytes. Returns its length or < 0. */
+static int t0_exchange(struct t0_run *t, size_t tlen, size_t want)
 {
 	int n;
 
-	if (++*exchanges > T0_MAX_EXCHANGES)
+	if (++t->exchanges > T0_MAX_EXCHANGES)
 		return SSC_EPROTO;
-	n = xfer(ctx, tpdu, len, r, T0_RESP_MAX);
+	n = t->xfer(t->ctx, t->tpdu, tlen, t->r, T0_RESP_MAX);
 	if (n < 0)
 		return n;
 	if (n < 2 || (size_t)n > want + 2 || n > T0_RESP_MAX)
@@ -56,99 +64,92 @@ static int t0_exchange(const uint8_t *tpdu, size_t len, size_t want, uint8_t *r,
 	return n;
 }
 
-/* The TPDU and one answer; they may hold a PIN or personal data, so they are wiped. */
-struct t0_bufs {
-	uint8_t tpdu[5 + 255];
-	uint8_t r[T0_RESP_MAX];
-};
-
-static int t0_run(struct t0_bufs *b, int c, const uint8_t *apdu, size_t len, uint8_t *resp,
-		  size_t cap, t0_xfer_fn xfer, void *ctx)
+/*
+ * One TPDU whose P3 is Le (case 2, GET RESPONSE; 00 for 256), sent again with P3 = xx when the
+ * card answers 6Cxx (wrong length: it says how many bytes it has). As t0_exchange().
+ */
+static int t0_exchange_le(struct t0_run *t, size_t tlen)
 {
-	uint8_t *tpdu = b->tpdu, *r = b->r;
-	size_t tlen, want, out = 0;
-	int n, exchanges = 0;
+	int n = t0_exchange(t, tlen, t->tpdu[4] ? t->tpdu[4] : 256);
 
-	memcpy(tpdu, apdu, 4);
-	switch (c) {
-	case T0_CASE1:
-		tpdu[4] = 0x00;
-		tlen = 5;
-		want = 0;
-		break;
-	case T0_CASE2:
-		tpdu[4] = apdu[4];
-		tlen = 5;
-		want = apdu[4] ? apdu[4] : 256;
-		break;
-	case T0_CASE3:
-		memcpy(tpdu + 4, apdu + 4, len - 4);
-		tlen = len;
-		want = 0;
-		break;
-	default:   /* case 4: Le is not sent; the data comes through GET RESPONSE */
-		memcpy(tpdu + 4, apdu + 4, len - 5);
-		tlen = len - 1;
-		want = 0;
-		break;
+	if (n == 2 && t->r[0] == 0x6C) {
+		t->tpdu[4] = t->r[1];
+		n = t0_exchange(t, tlen, t->r[1] ? t->r[1] : 256);
 	}
+	return n;
+}
 
-	n = t0_exchange(tpdu, tlen, want, r, xfer, ctx, &exchanges);
-	if (n < 0)
-		return n;
-	if (c == T0_CASE2 && n == 2 && r[0] == 0x6C) {
-		/* Wrong length: the card says how many bytes it has. */
-		tpdu[4] = r[1];
-		want = r[1] ? r[1] : 256;
-		n = t0_exchange(tpdu, tlen, want, r, xfer, ctx, &exchanges);
-		if (n < 0)
-			return n;
-	}
-	if (c == T0_CASE1 || c == T0_CASE3) {
-		if ((size_t)n > cap)
-			return SSC_EPROTO;
-		memcpy(resp, r, (size_t)n);
-		return n;
-	}
+/*
+ * Cases 2 and 4, after the command's answer (n bytes in t->r): collects the data while the card
+ * answers 61xx, through GET RESPONSE. Returns the whole answer's length in resp, or < 0.
+ */
+static int t0_collect(struct t0_run *t, uint8_t cla, int n, uint8_t *resp, size_t cap)
+{
+	size_t out = 0;
 
-	/* Cases 2 and 4: collect data while the card answers 61xx. */
 	for (;;) {
 		size_t data = (size_t)n - 2;
-		uint8_t sw1 = r[n - 2], sw2 = r[n - 1];
+		uint8_t sw1 = t->r[n - 2], sw2 = t->r[n - 1];
 
 		if (data > cap - 2 - out)
 			return SSC_EPROTO;   /* out <= cap - 2 holds throughout */
-		memcpy(resp + out, r, data);
+		memcpy(resp + out, t->r, data);
 		out += data;
 		if (sw1 != 0x61) {
 			resp[out++] = sw1;
 			resp[out++] = sw2;
 			return (int)out;
 		}
-		tpdu[0] = t0_get_response_cla(apdu[0]);
-		tpdu[1] = 0xC0;
-		tpdu[2] = 0x00;
-		tpdu[3] = 0x00;
-		tpdu[4] = sw2;
-		tlen = 5;
-		want = sw2 ? sw2 : 256;
-		n = t0_exchange(tpdu, tlen, want, r, xfer, ctx, &exchanges);
+		t->tpdu[0] = t0_get_response_cla(cla);
+		t->tpdu[1] = 0xC0;
+		t->tpdu[2] = 0x00;
+		t->tpdu[3] = 0x00;
+		t->tpdu[4] = sw2;
+		n = t0_exchange_le(t, 5);
 		if (n < 0)
 			return n;
-		if (n == 2 && r[0] == 0x6C) {
-			tpdu[4] = r[1];
-			want = r[1] ? r[1] : 256;
-			n = t0_exchange(tpdu, tlen, want, r, xfer, ctx, &exchanges);
-			if (n < 0)
-				return n;
-		}
 	}
+}
+
+static int t0_run(struct t0_run *t, int c, const uint8_t *apdu, size_t len, uint8_t *resp,
+		  size_t cap)
+{
+	int n;
+
+	memcpy(t->tpdu, apdu, 4);
+	switch (c) {
+	case T0_CASE1:
+		t->tpdu[4] = 0x00;
+		n = t0_exchange(t, 5, 0);
+		break;
+	case T0_CASE2:
+		t->tpdu[4] = apdu[4];
+		n = t0_exchange_le(t, 5);
+		break;
+	case T0_CASE3:
+		memcpy(t->tpdu + 4, apdu + 4, len - 4);
+		n = t0_exchange(t, len, 0);
+		break;
+	default:   /* case 4: Le is not sent; the data comes through GET RESPONSE */
+		memcpy(t->tpdu + 4, apdu + 4, len - 5);
+		n = t0_exchange(t, len - 1, 0);
+		break;
+	}
+	if (n < 0)
+		return n;
+	if (c == T0_CASE1 || c == T0_CASE3) {
+		if ((size_t)n > cap)
+			return SSC_EPROTO;
+		memcpy(resp, t->r, (size_t)n);
+		return n;
+	}
+	return t0_collect(t, apdu[0], n, resp, cap);
 }
 
 int t0_transceive(const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap, t0_xfer_fn xfer,
 		  void *ctx)
 {
-	struct t0_bufs b;
+	struct t0_run t;
 	int c, rc;
 
 	if (!apdu || !resp || !xfer || cap < 2 || len < 4 || len > 261)
@@ -156,7 +157,10 @@ int t0_transceive(const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap, t0
 	c = t0_case_of(apdu, len);
 	if (c < 0)
 		return c;
-	rc = t0_run(&b, c, apdu, len, resp, cap, xfer, ctx);
-	explicit_bzero(&b, sizeof(b));
+	t.xfer = xfer;
+	t.ctx = ctx;
+	t.exchanges = 0;
+	rc = t0_run(&t, c, apdu, len, resp, cap);
+	explicit_bzero(&t, sizeof(t));
 	return rc;
 }
