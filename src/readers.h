@@ -1,9 +1,10 @@
 /*
- * This file contains the reader core: it runs the drivers' monitors, keeps the table of readers
- * and their roles (user card or PSAM), owns one worker thread per reader that serialises card
- * access, and is the one choke point through which every APDU passes (deadline, masked log, length
- * checks). The event loop submits jobs here and gets exactly one completion per job, at the job's
- * deadline at the latest, even when the card or the driver hangs.
+ * This file contains the reader core: it runs the drivers it is given (one monitor each), keeps
+ * the table of readers and their roles (user card or PSAM, as the probe it is given tells), owns
+ * one worker thread per reader that serialises card access, and is the one choke point through
+ * which every APDU passes (deadline, masked log, length checks). The event loop submits jobs here
+ * and gets exactly one completion per job, at the job's deadline at the latest, even when the card
+ * or the driver hangs. Its files are listed in src/readers_int.h.
  */
 #ifndef SSC_READERS_H
 #define SSC_READERS_H

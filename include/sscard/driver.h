@@ -1,8 +1,9 @@
 /*
  * This file contains the reader-driver contract: a driver (pcsc, usb-ccid) is a const table of
- * function pointers, each with its contract below. Several drivers are registered at once. The core
- * (src/readers.c) is the one choke point that calls them: it applies deadlines, the per-reader lock,
- * the masked APDU log and the length checks, so a driver does none of that itself.
+ * function pointers, each with its contract below. Several drivers are registered at once: the
+ * daemon hands the reader core the table of those it runs (struct readers_setup). The core's
+ * src/reader_io.c is the one choke point that calls them for a card: it applies deadlines, the
+ * per-reader lock, the masked APDU log and the length checks, so a driver does none of that itself.
  *
  * Threads: one monitor thread per driver calls list/wait_change; one worker thread per reader calls
  * connect/transmit/reconnect/disconnect for that reader; wake may be called from any thread.

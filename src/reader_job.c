@@ -1,0 +1,192 @@
+/*
+ * This file contains a job's life in the reader core (src/reader_job.h): states, references,
+ * deadline, hand-over to the loop.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "reader_event.h"
+#include "reader_job.h"
+
+void reader_job_unref(struct job_core *core)
+{
+	if (atomic_fetch_sub(&core->refs, 1) == 1) {
+		struct job *job = core->job;
+
+		job->core = NULL;
+		free(core);
+		job->release(job);
+	}
+}
+
+static void rd_jobs_unlink(struct readers *rd, struct job_core *core)
+{
+	if (core->prev)
+		core->prev->next = core->next;
+	else
+		rd->jobs = core->next;
+	if (core->next)
+		core->next->prev = core->prev;
+	core->prev = core->next = NULL;
+}
+
+static void job_on_timer_close(uv_handle_t *h)
+{
+	struct job_core *core = h->data;
+
+	if (core->rd)
+		rd_jobs_unlink(core->rd, core);
+	core->rd = NULL;
+	reader_job_unref(core);
+}
+
+void reader_job_close_timer(struct job_core *core)
+{
+	if (!core->timer_closing) {
+		core->timer_closing = 1;
+		uv_timer_stop(&core->timer);
+		uv_close((uv_handle_t *)&core->timer, job_on_timer_close);
+	}
+}
+
+void reader_job_complete(struct job_core *core)
+{
+	if (!core->done_called) {
+		core->done_called = 1;
+		core->job->err = core->run_err;
+		core->job->done(core->job);
+	}
+	reader_job_close_timer(core);
+}
+
+/* The job's deadline passed (loop thread). */
+static void job_on_timer(uv_timer_t *t)
+{
+	struct job_core *core = t->data;
+	struct job *job = core->job;
+	struct reader *r = core->r;
+	struct readers *rd = core->rd;
+	enum job_state state;
+
+	pthread_mutex_lock(&rd->lock);
+	state = core->state;
+	if (state == JOB_QUEUED)
+		reader_job_end_locked(core, SSC_ETIMEDOUT);
+	else if (state == JOB_RUNNING)
+		r->overrun = 1;
+	pthread_mutex_unlock(&rd->lock);
+
+	switch (state) {
+	case JOB_QUEUED:
+		/* The worker never saw this job: its diag is ours to write. */
+		ssc_diag_set(&job->diag, SSC_ETIMEDOUT,
+			     "reader %s stayed busy: the operation waited %d ms without starting",
+			     job->used_reader, core->timeout_ms);
+		reader_job_unref(core);   /* the worker side: it never runs (the timer's ref remains) */
+		reader_job_complete(core);
+		break;
+	case JOB_RUNNING:
+		/*
+		 * The card or the driver did not answer in time. The client gets its answer now; the
+		 * worker keeps the job (and writes its diag and result) until the driver call returns,
+		 * and the reader refuses new jobs (SSC_EREADERBUSY) until then.
+		 */
+		log_warn("reader %s: operation overran its %d ms deadline; the reader stays busy "
+			 "until the card or driver answers", job->used_reader, core->timeout_ms);
+		core->done_called = 1;
+		job->err = SSC_ETIMEDOUT;
+		job->done(job);
+		break;
+	case JOB_FINISHED:
+		/* Its completion is queued and is delivered by the loop's wake-up in this turn. */
+		break;
+	}
+}
+
+int reader_job_post_locked(struct readers *rd, struct job_core *core)
+{
+	if (rd->loop_gone)
+		return 1;
+	atomic_fetch_sub(&core->refs, 1);   /* never the last: the timer is still open */
+	if (rd->done_tail)
+		rd->done_tail->qnext = core;
+	else
+		rd->done_head = core;
+	rd->done_tail = core;
+	reader_event_notify_locked(rd);
+	return 0;
+}
+
+struct job_core *reader_job_new(struct readers *rd, struct job *job, int timeout_ms)
+{
+	struct job_core *core = calloc(1, sizeof(*core));
+
+	if (!core)
+		return NULL;
+	core->job = job;
+	core->rd = rd;
+	core->timeout_ms = timeout_ms;
+	core->deadline_ms = cardio_now_ms() + timeout_ms;
+	atomic_init(&core->refs, 2);
+	return core;
+}
+
+void reader_job_arm(struct job_core *core)
+{
+	struct readers *rd = core->rd;
+
+	/*
+	 * The worker may run the job already, but it never touches the timer, and its completion
+	 * is only handled on this (the loop) thread, after we return.
+	 */
+	uv_timer_init(rd->loop, &core->timer);   /* cannot fail for a valid loop */
+	core->timer.data = core;
+	core->job->core = core;
+	/* The loop's clock may lag (it is read once per turn): never answer before the deadline. */
+	uv_update_time(rd->loop);
+	core->next = rd->jobs;
+	if (rd->jobs)
+		rd->jobs->prev = core;
+	rd->jobs = core;
+	uv_timer_start(&core->timer, job_on_timer, (uint64_t)core->timeout_ms, 0);
+}
+
+struct job_core *reader_job_pop_locked(struct reader *r)
+{
+	struct jobq_item *it = jobq_pop(&r->q);
+
+	return it ? JOB_CORE_OF(it) : NULL;
+}
+
+void reader_job_run_locked(struct reader *r, struct job_core *core)
+{
+	core->state = JOB_RUNNING;
+	r->running = core;
+}
+
+void reader_job_end_locked(struct job_core *core, int err)
+{
+	struct reader *r = core->r;
+
+	if (core->state == JOB_QUEUED) {
+		(void)jobq_remove(&r->q, &core->qitem);   /* SSC_ENOTFOUND: popped already */
+	} else if (core->state == JOB_RUNNING) {
+		r->running = NULL;
+		if (r->overrun) {
+			r->overrun = 0;
+			log_info("reader %s: the overrun operation returned (%s); reader free again",
+				 r->id, ssc_strerror_name(err));
+		}
+	}
+	core->state = JOB_FINISHED;
+	core->run_err = err;
+}
+
+int reader_job_wrong_role(const char *id, enum reader_role need, struct ssc_diag *diag)
+{
+	if (need == READER_ROLE_PSAM)
+		return ssc_diag_set(diag, SSC_ENOPSAM, "the card in reader %s is not a PSAM", id);
+	return ssc_diag_set(diag, SSC_ENOTSSC,
+			    "the card in reader %s is a PSAM, not a social security card", id);
+}

@@ -1,0 +1,280 @@
+/*
+ * This file contains the worker thread of one reader (src/reader_worker.h): probes, jobs, the held
+ * card.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "reader_event.h"
+#include "reader_io.h"
+#include "reader_job.h"
+#include "reader_table.h"
+#include "reader_worker.h"
+
+#define READERS_PROBE_RETRIES 6      /* probes of one card that could not tell its kind, retried ... */
+#define READERS_PROBE_BACKOFF_MS 200 /* ... after this, doubling (200 ms .. 6.4 s) */
+
+/* rd->lock held. */
+static int reader_needs_probe(const struct reader *r)
+{
+	return r->card_present && r->fixed_role != READER_ROLE_USER &&
+	       (r->probed_gen != r->card_gen || r->reprobe);
+}
+
+/* Finds out whether the card inserted as generation gen is a PSAM (worker thread). */
+static void reader_probe(struct reader *r, unsigned gen)
+{
+	struct readers *rd = r->rd;
+	int64_t deadline = cardio_now_ms() + rd->cfg->op_timeout_ms;
+	enum reader_role role = READER_ROLE_UNKNOWN;
+	enum ssc_alg alg = SSC_ALG_NONE;
+	char term[13] = "";
+	uint8_t atr[SSC_ATR_MAX];
+	size_t atr_len = 0;
+	struct card_io io;
+	int rc, ready_err = 0;
+
+	rc = reader_io_lock(r, deadline);
+	if (rc == 0) {
+		rc = reader_io_connect(r, deadline);
+		if (rc == 0) {
+			/* The connection's ATR, for a card whose ATR the monitor has not seen yet. */
+			if (r->slot_atr_len <= SSC_ATR_MAX) {
+				atr_len = r->slot_atr_len;
+				memcpy(atr, r->slot_atr, atr_len);
+			}
+			reader_io_init(r, &io, deadline);
+			rc = rd->probe(&io, &alg, term);
+			if (rc == 0) {
+				role = READER_ROLE_PSAM;
+			} else if (rc == SSC_EPSAMALGO) {
+				role = READER_ROLE_PSAM;   /* a PSAM we cannot use: matches no card */
+				alg = SSC_ALG_NONE;
+			} else if (rc == SSC_ENOTFOUND) {
+				role = READER_ROLE_USER;
+			}
+		}
+		if (role != READER_ROLE_PSAM)
+			reader_io_drop(r, 0);   /* PSAMs stay connected between uses */
+		pthread_mutex_unlock(&r->card_lock);
+	}
+	if (r->fixed_role == READER_ROLE_PSAM)
+		role = READER_ROLE_PSAM;
+
+	/*
+	 * What card.ready says of a probe that could not tell: why. A PSAM with an algorithm we do
+	 * not know (SSC_EPSAMALGO) and a card that is no PSAM (SSC_ENOTFOUND) are answers.
+	 */
+	if (rc < 0 && rc != SSC_EPSAMALGO && rc != SSC_ENOTFOUND)
+		ready_err = rc;
+	else if (role == READER_ROLE_UNKNOWN)
+		ready_err = SSC_EINTERNAL;   /* never: every other answer names a role */
+	pthread_mutex_lock(&rd->lock);
+	if (r->card_gen == gen) {
+		if (r->atr_len == 0 && atr_len > 0) {
+			memcpy(r->atr, atr, atr_len);
+			r->atr_len = atr_len;
+		}
+		r->role = role;
+		r->psam_alg = role == READER_ROLE_PSAM ? alg : SSC_ALG_NONE;
+		snprintf(r->psam_term, sizeof(r->psam_term), "%s",
+			 role == READER_ROLE_PSAM ? term : "");
+		r->probed_gen = gen;
+		/*
+		 * A probe that could not tell (the card was still settling after a quick
+		 * reinsertion, say) is tried again with a back-off: to the subsystem the card may
+		 * never have left, so no insertion would ever trigger another probe.
+		 */
+		if (role == READER_ROLE_UNKNOWN && r->probe_failures < READERS_PROBE_RETRIES) {
+			int64_t wait = (int64_t)READERS_PROBE_BACKOFF_MS << r->probe_failures;
+
+			r->probe_failures++;
+			r->probe_retry_ms = cardio_now_ms() + wait;
+		} else {
+			r->probe_retry_ms = 0;
+			if (role != READER_ROLE_UNKNOWN)
+				r->probe_failures = 0;
+		}
+		reader_event_ready_locked(r, ready_err);
+	}
+	pthread_mutex_unlock(&rd->lock);
+
+	if (role == READER_ROLE_UNKNOWN)
+		log_warn("reader %s: could not tell the card's kind: %s", r->id, ssc_strerror(rc));
+	else if (role == READER_ROLE_PSAM)
+		log_info("reader %s: PSAM (%s), terminal %s", r->id,
+			 alg == SSC_ALG_SM4 ? "sm4" : alg == SSC_ALG_DES ? "des" : "unsupported",
+			 term[0] ? term : "?");
+	else
+		log_info("reader %s: user card", r->id);
+}
+
+/* Runs one job on the card in r (worker thread). Returns the job's result. */
+static int reader_run_job(struct reader *r, struct job_core *core)
+{
+	struct readers *rd = r->rd;
+	struct job *job = core->job;
+	enum reader_role need = job->need_role == READER_ROLE_PSAM ? READER_ROLE_PSAM
+								 : READER_ROLE_USER;
+	enum reader_role role;
+	struct card_io io;
+	unsigned gen, flags;
+	int present, reset = 0, rc;
+
+	if (rd_ms_until(core->deadline_ms) <= 0)
+		return SSC_ETIMEDOUT;
+	if (reader_io_lock(r, core->deadline_ms) != 0)
+		return ssc_diag_set(&job->diag, SSC_ETIMEDOUT,
+				    "the card in reader %s stayed in use until the deadline", r->id);
+
+	pthread_mutex_lock(&rd->lock);
+	present = r->card_present;
+	role = r->role;
+	gen = r->card_gen;
+	pthread_mutex_unlock(&rd->lock);
+
+	if (!present) {
+		rc = ssc_diag_set(&job->diag, SSC_ENOCARD, "no card in reader %s", r->id);
+		goto out_unlock;
+	}
+	if ((need == READER_ROLE_USER && role == READER_ROLE_PSAM) ||
+	    (need == READER_ROLE_PSAM && role != READER_ROLE_PSAM)) {
+		rc = reader_job_wrong_role(r->id, need, &job->diag);
+		goto out_unlock;
+	}
+	rc = reader_io_connect(r, core->deadline_ms);
+	if (rc != 0) {
+		ssc_diag_set(&job->diag, rc, "cannot open the card in reader %s: %s", r->id,
+			     ssc_strerror(rc));
+		goto out_unlock;
+	}
+	if (r->flags_gen != gen) {
+		r->flags_gen = gen;
+		r->insertion_flags = 0;
+	}
+	flags = r->insertion_flags;
+	reader_io_init(r, &io, core->deadline_ms);
+	rc = job->run(job, &io, &flags, &reset);
+	if (!r->slot_broken && r->flags_gen == gen)
+		r->insertion_flags = flags;
+	/*
+	 * A PSAM stays connected. A user card is released with a reset when the job left a security
+	 * state, at once when its connection broke, and otherwise, after a job that succeeded,
+	 * kept (still exclusive) for card_hold_ms, so that the next operation on it needs no new
+	 * connection; the worker releases it when that time passes with nothing to do. After a
+	 * failure the connection is not trusted: a driver may have given up on it.
+	 */
+	r->hold_until_ms = 0;
+	if (reset || r->slot_broken)
+		reader_io_drop(r, reset);
+	else if (role != READER_ROLE_PSAM && r->slot && rc == 0 && rd->cfg->card_hold_ms > 0)
+		r->hold_until_ms = cardio_now_ms() + rd->cfg->card_hold_ms;
+	else if (role != READER_ROLE_PSAM)
+		reader_io_drop(r, 0);
+out_unlock:
+	pthread_mutex_unlock(&r->card_lock);
+	return rc;
+}
+
+void *reader_worker_main(void *arg)
+{
+	struct reader *r = arg;
+	struct readers *rd = r->rd;
+	struct job_core *drained = NULL;
+
+	pthread_mutex_lock(&rd->lock);
+	for (;;) {
+		struct job_core *core;
+		int rc;
+
+		if (r->stop || rd->stopping)
+			break;
+		if (reader_needs_probe(r)) {
+			unsigned gen = r->card_gen;
+
+			r->reprobe = 0;
+			pthread_mutex_unlock(&rd->lock);
+			reader_probe(r, gen);
+			pthread_mutex_lock(&rd->lock);
+			continue;
+		}
+		if (r->probe_retry_ms && r->card_present && cardio_now_ms() >= r->probe_retry_ms) {
+			r->probe_retry_ms = 0;
+			r->reprobe = 1;
+			continue;
+		}
+		if (jobq_len(&r->q) == 0 && r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
+			/* The held card's time is up: let other programs have it. */
+			pthread_mutex_unlock(&rd->lock);
+			pthread_mutex_lock(&r->card_lock);
+			if (r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
+				r->hold_until_ms = 0;
+				reader_io_drop(r, 0);
+			}
+			pthread_mutex_unlock(&r->card_lock);
+			pthread_mutex_lock(&rd->lock);
+			continue;
+		}
+		if (jobq_len(&r->q) == 0) {
+			int64_t wake = r->hold_until_ms;
+
+			if (r->probe_retry_ms && r->card_present &&
+			    (!wake || r->probe_retry_ms < wake))
+				wake = r->probe_retry_ms;
+			if (wake) {
+				struct timespec ts;
+
+				rd_abs_monotonic(&ts, wake);
+				pthread_cond_clockwait(&r->cond, &rd->lock, CLOCK_MONOTONIC, &ts);
+			} else {
+				pthread_cond_wait(&r->cond, &rd->lock);
+			}
+			continue;
+		}
+		/* The next in turn: one job per owner while several wait (src/jobq.h). */
+		core = reader_job_pop_locked(r);
+		reader_job_run_locked(r, core);
+		pthread_mutex_unlock(&rd->lock);
+
+		rc = reader_run_job(r, core);
+
+		pthread_mutex_lock(&rd->lock);
+		reader_job_end_locked(core, rc);
+		if (reader_job_post_locked(rd, core)) {
+			pthread_mutex_unlock(&rd->lock);
+			reader_job_unref(core);   /* the worker side, after readers_free() */
+			pthread_mutex_lock(&rd->lock);
+		}
+	}
+
+	/* Jobs still queued end here: the reader left, or the core stops. */
+	for (struct job_core *core; (core = reader_job_pop_locked(r)) != NULL;) {
+		core->qnext = NULL;
+		reader_job_end_locked(core, rd->stopping ? SSC_ESHUTDOWN : SSC_ENOREADER);
+		if (core->run_err == SSC_ENOREADER)
+			ssc_diag_set(&core->job->diag, SSC_ENOREADER,
+				     "reader %s went away before the operation started", r->id);
+		if (reader_job_post_locked(rd, core)) {
+			core->qnext = drained;
+			drained = core;
+		}
+	}
+	pthread_mutex_unlock(&rd->lock);
+	for (struct job_core *c = drained, *next; c; c = next) {
+		next = c->qnext;
+		reader_job_unref(c);
+	}
+
+	pthread_mutex_lock(&r->card_lock);
+	/* A held user card has no security state left (else it was reset at once): leave it. */
+	reader_io_drop(r, r->hold_until_ms ? 0 : 1);
+	r->hold_until_ms = 0;
+	pthread_mutex_unlock(&r->card_lock);
+
+	reader_table_unref(r);
+	reader_table_thread_exit(rd);
+	return NULL;
+}
