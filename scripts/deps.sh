@@ -14,6 +14,7 @@ PACKAGES=(
   clang libclang-rt-14-dev valgrind
   libsystemd-dev systemd libmicrohttpd-dev
   scdoc man-db groff-base prometheus
+  dpkg-dev debhelper lintian mmdebstrap
 )
 
 missing=()

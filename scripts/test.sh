@@ -7,13 +7,17 @@
 #      own build directory) and runs the whole suite again; any sanitizer report, from a test or
 #      from any process a test started, fails the run;
 #   3. builds the libFuzzer targets (clang) and runs each one for 30 s from its seed corpus
-#      (tests/fuzz/run.sh); a crash fails the run.
+#      (tests/fuzz/run.sh); a crash fails the run;
+#   4. builds the Debian package (scripts/package.sh: debhelper, lintian) and installs, upgrades,
+#      removes and purges it in an mmdebstrap chroot (the ctest label "package", which steps 1 and
+#      2 leave out: tests/package/test_package.py).
 # A failing step does not stop the later ones (a build failure does); the run ends with the time
-# of each step and the list of what failed. --quick does step 1 only (for developers). Needs root
+# of each step and the list of what failed. --quick does step 1 only (for developers); --package
+# builds (step 1's build) and runs step 4 only. Needs root
 # for the namespaces; re-runs itself under sudo otherwise. Extra arguments go to ctest
 # (e.g. -R e2e.test_daemon_read).
 #
-#   ./scripts/test.sh [--quick] [ctest args...]
+#   ./scripts/test.sh [--quick | --package] [ctest args...]
 #
 # Environment: SSC_BUILD_DIR (default build/), SSC_ASAN_BUILD_DIR (build-asan/), SSC_FUZZ_BUILD_DIR
 # (build-fuzz/), SSC_FUZZ_SECONDS (per target, default 30), CTEST_ARGS.
@@ -24,8 +28,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 as_root "SSC_BUILD_DIR,SSC_ASAN_BUILD_DIR,SSC_FUZZ_BUILD_DIR,SSC_FUZZ_SECONDS,CTEST_ARGS" "$0" "$@"
 
 quick=0
+package_only=0
 if [ "${1:-}" = "--quick" ]; then
   quick=1
+  shift
+elif [ "${1:-}" = "--package" ]; then
+  package_only=1
   shift
 fi
 
@@ -77,8 +85,17 @@ finish() {
 
 echo "== build ($build)"
 timed "build" build_tree "$build" -DSSC_SANITIZE=OFF
+# The package step (step 4) is slow and runs once, on its own.
+package_step() {
+  echo "== package (build, lintian, mmdebstrap chroot)"
+  timed "package + chroot" run_ctest "$build" -L package "$@" || failed+=("package")
+}
+if [ "$package_only" = 1 ]; then
+  package_step "$@"
+  finish
+fi
 echo "== tests"
-timed "tests" run_ctest "$build" "$@" || failed+=("tests")
+timed "tests" run_ctest "$build" -LE package "$@" || failed+=("tests")
 
 if [ "$quick" = 1 ]; then
   finish
@@ -104,7 +121,7 @@ ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=1:halt_on_error=1:fast_unwin
 LSAN_OPTIONS="suppressions=$san_logs/lsan.supp:print_suppressions=0" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 SSC_E2E_TMPDIR="$san_logs" SSC_E2E_KEEP=1 \
-  timed "tests under ASan + UBSan" run_ctest "$asan_build" "$@" || asan_rc=$?
+  timed "tests under ASan + UBSan" run_ctest "$asan_build" -LE package "$@" || asan_rc=$?
 san_pattern='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |SUMMARY: UndefinedBehaviorSanitizer'
 if grep -rlE "$san_pattern" "$san_logs" "$asan_build/Testing/Temporary" >/dev/null 2>&1; then
   echo "sanitizer reports:" >&2
@@ -119,5 +136,7 @@ fi
 echo "== fuzz targets ($fuzz_build)"
 timed "fuzz build + runs" "$root/tests/fuzz/run.sh" --build-dir "$fuzz_build" \
   --seconds "${SSC_FUZZ_SECONDS:-30}" || failed+=("fuzz")
+
+package_step "$@"
 
 finish
