@@ -15,6 +15,7 @@ PACKAGES=(
   libsystemd-dev systemd libmicrohttpd-dev
   scdoc man-db groff-base prometheus
   dpkg-dev debhelper lintian mmdebstrap
+  libcurl4-openssl-dev libgnutls28-dev openssl
 )
 
 missing=()

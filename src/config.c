@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ enum key_kind {
 	KIND_AID,       /* psam_aid: 5..16 bytes of hex */
 	KIND_PINS,      /* initial_pins: 0..CONFIG_MAX_INITIAL_PINS PINs of 4..12 digits */
 	KIND_PIN_OLD,   /* initial_pin (deprecated): one PIN, which becomes the whole list */
+	KIND_PREFER,    /* enum config_hsm_prefer from psam|hsm */
 };
 
 struct key_desc {
@@ -111,13 +113,20 @@ static const struct key_desc key_table[] = {
 	{ "audit", "syslog", KIND_BOOL, OFF(audit_syslog), 0, 0, 0 },
 	{ "audit", "syslog_socket", KIND_STRING, OFF(audit_syslog_socket),
 	  FSIZE(audit_syslog_socket), 0, 0 },
+
+	{ "hsm", "url", KIND_STRING, OFF(hsm_url), FSIZE(hsm_url), 0, 0 },
+	{ "hsm", "ca_file", KIND_STRING, OFF(hsm_ca_file), FSIZE(hsm_ca_file), 0, 0 },
+	{ "hsm", "cert_file", KIND_STRING, OFF(hsm_cert_file), FSIZE(hsm_cert_file), 0, 0 },
+	{ "hsm", "key_file", KIND_STRING, OFF(hsm_key_file), FSIZE(hsm_key_file), 0, 0 },
+	{ "hsm", "timeout_ms", KIND_INT, OFF(hsm_timeout_ms), 0, 100, 600000 },
+	{ "hsm", "prefer", KIND_PREFER, OFF(hsm_prefer), 0, 0, 0 },
 };
 
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
 
 static const char *const known_sections[] = {
 	"daemon", "limits", "timeouts", "drivers", "readers", "card", "keys", "journal", "metrics",
-	"audit",
+	"audit", "hsm",
 };
 
 /* State shared by the line reader and the inih handler during one config_load(). */
@@ -195,6 +204,13 @@ void config_defaults(struct config *cfg)
 	cfg->metrics_listen[0] = '\0';
 	cfg->audit_syslog = 0;
 	snprintf(cfg->audit_syslog_socket, sizeof(cfg->audit_syslog_socket), "%s", "/dev/log");
+
+	cfg->hsm_url[0] = '\0';
+	cfg->hsm_ca_file[0] = '\0';
+	cfg->hsm_cert_file[0] = '\0';
+	cfg->hsm_key_file[0] = '\0';
+	cfg->hsm_timeout_ms = 3000;
+	cfg->hsm_prefer = HSM_PREFER_PSAM;
 }
 
 int config_key_at(size_t i, const char **section, const char **name)
@@ -459,6 +475,14 @@ static int set_value(struct parse_ctx *pc, const struct key_desc *kd, const char
 			 "deprecated: it is read as initial_pins with that one PIN, in place of the "
 			 "default list of two; write initial_pins instead", pc->path, pc->line);
 		return 1;
+	case KIND_PREFER:
+		if (strcmp(value, "psam") == 0)
+			pc->cfg->hsm_prefer = HSM_PREFER_PSAM;
+		else if (strcmp(value, "hsm") == 0)
+			pc->cfg->hsm_prefer = HSM_PREFER_HSM;
+		else
+			return parse_fail(pc, section, kd->name, "expected psam or hsm");
+		return 1;
 	case KIND_AID: {
 		uint8_t aid[16];
 		int r = parse_hex(value, aid, 5, 16);
@@ -710,6 +734,36 @@ static int config_user_name_ok(const char *s)
 	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
+/*
+ * [hsm]: a URL needs its three files (absolute paths), and only HTTPS is spoken: the desk's
+ * certificate is its identity (spec §13.2), never sent in clear. The files themselves are checked
+ * when sscardd starts (hsm_keyprov_new), not here: sscardctl reads this file too.
+ */
+static int check_hsm(struct parse_ctx *pc)
+{
+	const struct config *cfg = pc->cfg;
+	const char *const files[] = { cfg->hsm_ca_file, cfg->hsm_cert_file, cfg->hsm_key_file };
+	const char *const names[] = { "ca_file", "cert_file", "key_file" };
+
+	if (!cfg->hsm_url[0])
+		return 0;
+	if (strncasecmp(cfg->hsm_url, "https://", 8) != 0 || !cfg->hsm_url[8] ||
+	    strpbrk(cfg->hsm_url, " \t\"<>\\^`{|}") || strchr(cfg->hsm_url, '?') ||
+	    strchr(cfg->hsm_url, '#')) {
+		snprintf(pc->err, sizeof(pc->err), "%s: [hsm] url: expected the key server's base "
+			 "URL, https://HOST[:PORT][/PATH], without query or fragment", pc->path);
+		return -1;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (files[i][0] != '/') {
+			snprintf(pc->err, sizeof(pc->err), "%s: [hsm] url needs %s, an absolute path",
+				 pc->path, names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Checks that need several keys; run on the merged result. */
 static int check_cross(struct parse_ctx *pc)
 {
@@ -763,6 +817,8 @@ static int check_cross(struct parse_ctx *pc)
 			 "digits, '_', '-', '.'; not starting with '-')", pc->path);
 		return -1;
 	}
+	if (check_hsm(pc) != 0)
+		return -1;
 	if (!cfg->journal_key_path[0] && strlen(cfg->journal_path) + 4 >= CONFIG_PATH_MAX) {
 		snprintf(pc->err, sizeof(pc->err), "%s: [journal] path too long for its key file "
 			 "(path + \".key\")", pc->path);

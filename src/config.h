@@ -24,6 +24,9 @@ struct config_key {
 
 enum config_read_auth { READ_AUTH_AUTO = 0, READ_AUTH_ALWAYS, READ_AUTH_NEVER };
 
+/* Which key provider goes first when both a PSAM in a reader and the key server could serve. */
+enum config_hsm_prefer { HSM_PREFER_PSAM = 0, HSM_PREFER_HSM };
+
 /* A reader role fixed by configuration: reader id (or name) -> "user" | "psam" | "ignore". */
 struct config_role {
 	char reader[128];
@@ -101,6 +104,15 @@ struct config {
 	/* [audit] (issue 19) */
 	int audit_syslog;                   /* every journal row to syslog as RFC 5424, default 0 */
 	char audit_syslog_socket[CONFIG_PATH_MAX]; /* a datagram socket, default /dev/log */
+
+	/* [hsm] (issue 14): the network PSAM, a key server reached over HTTPS with mutual TLS
+	 * (spec §13.2). Unset url = none. */
+	char hsm_url[CONFIG_PATH_MAX];      /* base URL, https://HOST[:PORT][/PREFIX], "" = none */
+	char hsm_ca_file[CONFIG_PATH_MAX];  /* the CA that signed the key server's certificate */
+	char hsm_cert_file[CONFIG_PATH_MAX]; /* the desk's client certificate (PEM) */
+	char hsm_key_file[CONFIG_PATH_MAX]; /* its private key (PEM; not readable by others) */
+	int hsm_timeout_ms;                 /* one request, default 3000 (inside the op's deadline) */
+	enum config_hsm_prefer hsm_prefer;  /* default psam: a PSAM in a reader first */
 
 	/* What config_load() found worth a warning in a file it accepted (a deprecated key), for
 	 * the program to log; "" = nothing. Never holds a secret. */

@@ -170,6 +170,7 @@ void metrics_refusal(enum conn_refusal why)
 
 struct kp_wrap {
 	struct keyprov kp;          /* first: the ops get &kp */
+	struct keyprov_ops ops;     /* kp_wrap_ops under the inner provider's name */
 	struct keyprov *inner;
 	size_t idx;                 /* in M.keyprov_names */
 };
@@ -261,7 +262,10 @@ struct keyprov *metrics_keyprov_wrap(struct keyprov *inner)
 		free(w);
 		return inner;
 	}
-	w->kp.ops = &kp_wrap_ops;
+	/* The wrapper goes by the provider's name, so that what names it (a log line) still can. */
+	w->ops = kp_wrap_ops;
+	w->ops.name = inner->ops->name;
+	w->kp.ops = &w->ops;
 	w->kp.ctx = w;
 	w->inner = inner;
 	w->idx = idx;

@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "hex.h"
 #include "items.h"
+#include "keysel.h"
 #include "log.h"
 #include "ops.h"
 #include "readers.h"
@@ -555,7 +556,11 @@ static json_t *basic_standard(const struct ssc_basic *b, const char *term, const
 	return j;
 }
 
-/* The PSAM's terminal number, or all zeros when no PSAM serves the card's algorithm. */
+/*
+ * The PSAM's terminal number, or all zeros when no PSAM serves the card's algorithm. A key
+ * server that cannot give one (down, refused, no PSAM of the algorithm) does not stop a read that
+ * needed no key: all zeros too, as without a PSAM, and a log line that says why.
+ */
 static int basic_terminal(const struct op_env *env, const struct ssc_card *c, char term[13],
 			  struct ssc_diag *diag)
 {
@@ -565,7 +570,11 @@ static int basic_terminal(const struct op_env *env, const struct ssc_card *c, ch
 	if (!env->kp || env->kp->ops->available(env->kp, c->alg) != 0)
 		return 0;
 	rc = env->kp->ops->terminal_number(env->kp, c->alg, term, c->io->deadline_ms, diag);
-	if (rc == SSC_ENOPSAM || rc == SSC_EPSAMALGO) {
+	if (keysel_failover(rc))
+		log_warn("keys: no terminal number from the key server for the card on %s (%s: %s); "
+			 "reported as 000000000000", c->io->reader_id, ssc_strerror_name(rc),
+			 diag->msg);
+	if (rc == SSC_ENOPSAM || rc == SSC_EPSAMALGO || keysel_failover(rc)) {
 		/* The PSAM left between the two calls: as if there had been none. */
 		memcpy(term, "000000000000", 13);
 		ssc_diag_init(diag);

@@ -24,7 +24,9 @@
 #include "audit.h"
 #include "config.h"
 #include "journal.h"
+#include "hsm_keyprov.h"
 #include "keyprov.h"
+#include "keysel.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
@@ -102,6 +104,8 @@ struct resolve_job {
  */
 static struct keyprov *daemon_kp;
 static struct psam_pool daemon_psams;   /* the PSAMs of the reader core, for daemon_kp */
+/* The network PSAM (issue 14) and the choice between the two, kept likewise. */
+static struct keyprov *daemon_hsm_kp, *daemon_keysel;
 /*
  * The journal, for the same reason: a detached worker may still be using it. It is closed (keys
  * wiped) at exit only when no job and no worker can still hold it.
@@ -1026,6 +1030,66 @@ static int daemon_readers_new(struct daemon *d)
 	return readers_new(&d->loop, &d->cfg, &rs, on_reader_event, d, &d->rd);
 }
 
+/*
+ * The key providers: the PSAM in a reader, and the network PSAM of [hsm] when a url is set (its
+ * files checked now: a key file others can read stops the start), each counted for the metrics,
+ * in the order [hsm] prefer gives. Sets d->env.kp. Returns 0 or an error (logged).
+ */
+static int daemon_keys(struct daemon *d)
+{
+	struct keyprov *psam, *hsm = NULL;
+	char err[512] = "";
+	int rc;
+
+	psam_pool_init(&daemon_psams, d->rd, &d->cfg);
+	rc = psam_keyprov_new(&daemon_psams.src, &d->cfg, &daemon_kp);
+	if (rc != 0) {
+		log_error("cannot create the PSAM key provider: %s", ssc_strerror(rc));
+		return rc;
+	}
+	/* Counted for the metrics (the wrappers are kept, like the providers, to the end). */
+	psam = metrics_keyprov_wrap(daemon_kp);
+	if (!d->cfg.hsm_url[0]) {
+		d->env.kp = psam;
+		return 0;
+	}
+	rc = hsm_keyprov_new(&d->cfg, &daemon_hsm_kp, err, sizeof(err));
+	if (rc != 0) {
+		log_error("%s: %s", d->config_file ? d->config_file : "configuration",
+			  err[0] ? err : ssc_strerror(rc));
+		return rc;
+	}
+	hsm = metrics_keyprov_wrap(daemon_hsm_kp);
+	rc = d->cfg.hsm_prefer == HSM_PREFER_HSM ? keysel_new(hsm, psam, &daemon_keysel)
+						 : keysel_new(psam, hsm, &daemon_keysel);
+	if (rc != 0) {
+		log_error("cannot set up the key providers: %s", ssc_strerror(rc));
+		return rc;
+	}
+	log_info("keys: %s first, then %s ([hsm] prefer)",
+		 d->cfg.hsm_prefer == HSM_PREFER_HSM ? "the key server" : "a PSAM in a reader",
+		 d->cfg.hsm_prefer == HSM_PREFER_HSM ? "a PSAM in a reader" : "the key server");
+	d->env.kp = daemon_keysel;
+	return 0;
+}
+
+/* --check-config: the [hsm] files too (readable, the key private), as the daemon would. */
+static int check_hsm_files(const struct daemon *d)
+{
+	struct keyprov *kp = NULL;
+	char err[512] = "";
+	int rc;
+
+	if (!d->cfg.hsm_url[0])
+		return 0;
+	rc = hsm_keyprov_new(&d->cfg, &kp, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "sscardd: %s: %s\n", d->config_file ? d->config_file : "configuration",
+			err[0] ? err : ssc_strerror(rc));
+	keyprov_free(kp);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static struct daemon d;
@@ -1039,6 +1103,10 @@ int main(int argc, char **argv)
 		return rc;
 	if (check_only) {
 		log_config(&d.cfg, d.config_file);
+		if (check_hsm_files(&d) != 0) {
+			config_wipe(&d.cfg);
+			return EXIT_USAGE;
+		}
 		config_wipe(&d.cfg);
 		printf("configuration OK\n");
 		return EXIT_OK;
@@ -1070,15 +1138,14 @@ int main(int argc, char **argv)
 		log_error("cannot start the reader core: %s", ssc_strerror(rc));
 		goto out_rpc;
 	}
-	psam_pool_init(&daemon_psams, d.rd, &d.cfg);
-	rc = psam_keyprov_new(&daemon_psams.src, &d.cfg, &daemon_kp);
+	rc = daemon_keys(&d);
 	if (rc != 0) {
-		log_error("cannot create the PSAM key provider: %s", ssc_strerror(rc));
+		/* A key file that others may read is a bad configuration: refused like one. */
+		if (rc == SSC_ECONFIG)
+			status = EXIT_USAGE;
 		goto out_readers;
 	}
 	d.env.cfg = &d.cfg;
-	/* Counted for the metrics (the wrapper is kept, like the provider, to the end). */
-	d.env.kp = metrics_keyprov_wrap(daemon_kp);
 	/*
 	 * The journal is published in env by journal_start() below once it opens; until then, and
 	 * whenever it is down, reads go on and writes are refused (SSC_EJOURNAL).

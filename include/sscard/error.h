@@ -58,7 +58,17 @@
 	X(SSC_ENOTFOUND,          -41,         0, "not found")                                         \
 	X(SSC_EEXIST,             -42,         0, "already exists")                                    \
 	X(SSC_EPINNOTCHANGED,     -43,       -35, "the initial PIN must be changed before use")       \
-	X(SSC_ECANCELED,          -44,         0, "cancelled: the client left before it started")
+	X(SSC_ECANCELED,          -44,         0, "cancelled: the client left before it started")  \
+	X(SSC_EHSMDOWN,           -45,     -2201, "the key server cannot be reached")              \
+	X(SSC_EHSMTIMEOUT,        -46,     -2201, "the key server did not answer in time")         \
+	X(SSC_EHSMTLS,            -47,     -2201, "the secure connection to the key server failed") \
+	X(SSC_EHSMCERT,           -48,     -2201, "the key server's certificate is not trusted")   \
+	X(SSC_EHSMDENIED,         -49,     -2201, "the key server refused this desk's certificate") \
+	X(SSC_EHSMNOPSAM,         -50,     -2202, "the key server has no PSAM for the card's algorithm") \
+	X(SSC_EHSMURL,            -51,     -2201, "nothing answers at the key server's URL (404)") \
+	X(SSC_EHSMSERVER,         -52,     -2201, "the key server failed or is busy")              \
+	X(SSC_EHSMPROTO,          -53,     -2201, "malformed exchange with the key server")        \
+	X(SSC_EHSMDROPPED,        -54,     -2201, "the key server closed the connection without an answer")
 
 enum ssc_error {
 	SSC_OK = 0,

@@ -923,6 +923,62 @@ def ccid_seeds():
     return seeds
 
 
+# ---------------------------------------------------------------------------------------------
+# fuzz_hsm_wire (mode, two parameter bytes, body): the key server's answers of spec §13.2, written
+# by hand from the spec: an exchange's responses, the terminal number, the error bodies.
+
+def hsm_wire_seeds():
+    seeds = {}
+
+    def exch(name, n_sent, body):
+        seeds[f'exchange-{name}'] = bytes([0, n_sent - 1, 0]) + body.encode()
+
+    def term(name, body):
+        seeds[f'terminal-{name}'] = b'\x01\x00\x00' + body.encode()
+
+    def err(name, status, body):
+        seeds[f'http-{name}'] = b'\x02' + status.to_bytes(2, 'big') + body.encode()
+
+    exch('des-cryptogram', 2, '{"responses": ["9000", "4BA5C1F9D6C57F0F9000"]}')
+    exch('sm4-cryptogram', 2, '{"responses":["9000","5E581E4BB536B207A1A2A3A4A5A6A7A89000"]}')
+    exch('mac', 2, '{"responses":["9000","F45CDC9E9000"]}')
+    exch('encrypt', 2, '{"responses":["9000","DA44BA6FAA847AB59000"]}')
+    exch('stopped', 2, '{"responses":["6A88"]}')
+    exch('second-refused', 2, '{"responses":["9000","6985"]}')
+    exch('ran-on', 2, '{"responses":["6A88","9000"]}')
+    exch('short', 2, '{"responses":["9000"]}')
+    exch('too-many', 1, '{"responses":["9000","9000"]}')
+    exch('unfollowed-61', 2, '{"responses":["9000","6108"]}')
+    exch('odd-hex', 1, '{"responses":["900"]}')
+    exch('not-hex', 1, '{"responses":["90g0"]}')
+    exch('number', 1, '{"responses":[36864]}')
+    exch('empty', 1, '{"responses":[]}')
+    exch('not-array', 1, '{"responses":"9000"}')
+    exch('duplicate', 1, '{"responses":["9000"],"responses":["9000"]}')
+    exch('extra-members', 1, '{"id":1,"responses":["9000"],"x":{"y":[null,true]}}')
+    exch('long', 1, '{"responses":["' + 'AB' * 256 + '9000"]}')
+    exch('too-long', 1, '{"responses":["' + 'AB' * 257 + '9000"]}')
+    exch('sixteen', 16, '{"responses":[' + ','.join(['"9000"'] * 16) + ']}')
+    exch('escaped', 1, '{"responses":["\\u0039000"]}')
+    exch('cut', 1, '{"responses":["9000"]')
+    term('good', '{"terminal_number": "330200000001"}')
+    term('lower', '{"terminal_number":"0a0b0c0d0e0f"}')
+    term('short', '{"terminal_number":"33020000000"}')
+    term('number', '{"terminal_number":330200000001}')
+    term('not-hex', '{"terminal_number":"33020000000Z"}')
+    term('array', '["330200000001"]')
+    err('no-psam', 404, '{"error":{"name":"no_psam","message":"no SM4 PSAM"}}')
+    err('bare-404', 404, '<html><body>Not Found</body></html>')
+    err('403', 403, '{"error":{"name":"forbidden","message":"desk suspended"}}')
+    err('401', 401, '')
+    err('503', 503, '{"error":{"name":"busy","message":"all PSAMs busy"}}')
+    err('500', 500, '{"error":{"name":"internal","message":"\\u001b[31m\\u4e2d"}}')
+    err('400', 400, '{"error":{"name":"bad_request","message":"apdus must be an array"}}')
+    err('302', 302, '')
+    err('error-not-object', 404, '{"error":"no_psam"}')
+    return seeds
+
+
 def main():
     check_vectors()
     write_corpus('fuzz_sim_apdu', sim_apdu_seeds())
@@ -932,6 +988,7 @@ def main():
     write_corpus('fuzz_card', card_seeds())
     write_corpus('fuzz_rpc', rpc_seeds())
     write_corpus('fuzz_ccid', ccid_seeds())
+    write_corpus('fuzz_hsm_wire', hsm_wire_seeds())
 
 if __name__ == '__main__':
     sys.exit(main())

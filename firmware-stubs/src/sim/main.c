@@ -4,6 +4,9 @@
  * vpcd link, the control socket and the signals that insert and remove the card.
  */
 #include "ctl.h"
+#ifdef SIM_HAVE_HSM
+#include "hsm.h"
+#endif
 #include "simcos.h"
 #include "simlog.h"
 #include "vlink.h"
@@ -66,6 +69,8 @@ static void sim_usage(FILE *out)
 {
 	fputs("usage: sscard-sim card|psam --port PORT --profile FILE [options]\n"
 	      "       sscard-sim ctl SOCKET remove|insert|status|drop-after N\n"
+	      "       sscard-sim hsm --listen ADDR:PORT --cert F --key F --client-ca F --psam P\n"
+	      "                  (a simulated key server: sscard-sim hsm --help)\n"
 	      "  Attaches a simulated social security card (card) or PSAM (psam) to pcscd's vpcd\n"
 	      "  reader listening on HOST:PORT (the simulator is the TCP client and reconnects).\n"
 	      "  ctl sends one command to a running simulator's control socket (--control) and\n"
@@ -139,7 +144,8 @@ static int sim_parse_args(struct sim *s, int argc, char **argv)
 		return 1;
 	}
 	if (argc < 2 || (strcmp(argv[1], "card") != 0 && strcmp(argv[1], "psam") != 0))
-		return sim_bad_arg("mode (expected 'card', 'psam' or 'ctl')", argc >= 2 ? argv[1] : "");
+		return sim_bad_arg("mode (expected 'card', 'psam', 'hsm' or 'ctl')",
+				   argc >= 2 ? argv[1] : "");
 	s->role = strcmp(argv[1], "card") == 0 ? SIM_ROLE_CARD : SIM_ROLE_PSAM;
 	s->role_name = argv[1];
 	s->host = "127.0.0.1";
@@ -633,6 +639,15 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
 		return sim_ctl_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "hsm") == 0) {
+#ifdef SIM_HAVE_HSM
+		return hsm_main(argc - 1, argv + 1);
+#else
+		fputs("sscard-sim: built without the key server (libmicrohttpd-dev and "
+		      "libgnutls28-dev were missing)\n", stderr);
+		return SIM_EXIT_FAILURE;
+#endif
+	}
 
 	s->sigfd = -1;
 	s->link.fd = -1;

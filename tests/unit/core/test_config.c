@@ -454,7 +454,62 @@ static const char *const all_keys[] = {
 	"pin_unblock", "psam_aid",
 	"[journal]", "path", "key_path", "retention_days", "reopen_interval_ms", "head_interval_ms",
 	"audit_batch_ms",
+	"[hsm]", "url", "ca_file", "cert_file", "key_file", "timeout_ms", "prefer",
 };
+
+/* [hsm]: the network PSAM's keys, their defaults, and what config_load refuses. */
+static void test_hsm_keys(void **state)
+{
+	static const struct {
+		const char *text, *expect;
+	} bad[] = {
+		{ "[hsm]\nurl = http://keys.example:8443\nca_file = /a\ncert_file = /b\n"
+		  "key_file = /c\n", ": [hsm] url: expected the key server's base URL" },
+		{ "[hsm]\nurl = https://\nca_file = /a\ncert_file = /b\nkey_file = /c\n",
+		  ": [hsm] url: expected" },
+		{ "[hsm]\nurl = https://k/x?y=1\nca_file = /a\ncert_file = /b\nkey_file = /c\n",
+		  ": [hsm] url: expected" },
+		{ "[hsm]\nurl = https://k\ncert_file = /b\nkey_file = /c\n",
+		  ": [hsm] url needs ca_file, an absolute path" },
+		{ "[hsm]\nurl = https://k\nca_file = /a\ncert_file = b.pem\nkey_file = /c\n",
+		  ": [hsm] url needs cert_file, an absolute path" },
+		{ "[hsm]\nurl = https://k\nca_file = /a\ncert_file = /b\n",
+		  ": [hsm] url needs key_file, an absolute path" },
+		{ "[hsm]\ntimeout_ms = 99\n", ":2: [hsm] timeout_ms: expected an integer in "
+		  "100..600000" },
+		{ "[hsm]\nprefer = network\n", ":2: [hsm] prefer: expected psam or hsm" },
+		{ "[hsm]\npassword = x\n", ":2: [hsm] password: unknown key" },
+	};
+	struct config cfg;
+	char err[256], want[256];
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_string_equal(cfg.hsm_url, "");
+	assert_int_equal(cfg.hsm_timeout_ms, 3000);
+	assert_int_equal(cfg.hsm_prefer, HSM_PREFER_PSAM);
+	assert_int_equal(load(&cfg, "[hsm]\nurl = https://keys.example:8443/psam\n"
+			      "ca_file = /etc/sscard/hsm-ca.pem\ncert_file = /etc/sscard/desk.pem\n"
+			      "key_file = /etc/sscard/desk.key\ntimeout_ms = 1500\nprefer = hsm\n",
+			      err, sizeof(err)), 0);
+	assert_string_equal(cfg.hsm_url, "https://keys.example:8443/psam");
+	assert_string_equal(cfg.hsm_ca_file, "/etc/sscard/hsm-ca.pem");
+	assert_string_equal(cfg.hsm_cert_file, "/etc/sscard/desk.pem");
+	assert_string_equal(cfg.hsm_key_file, "/etc/sscard/desk.key");
+	assert_int_equal(cfg.hsm_timeout_ms, 1500);
+	assert_int_equal(cfg.hsm_prefer, HSM_PREFER_HSM);
+	/* Files without a URL: nothing to check (no key server). */
+	assert_int_equal(load(&cfg, "[hsm]\nca_file = relative.pem\nprefer = psam\n", err,
+			      sizeof(err)), 0);
+	assert_int_equal(cfg.hsm_prefer, HSM_PREFER_PSAM);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(want, sizeof(want), "%s%s", cfgpath, bad[i].expect);
+		print_message("case %zu: want \"%s\"\n", i, want);
+		assert_int_equal(load(&cfg, bad[i].text, err, sizeof(err)), SSC_ECONFIG);
+		print_message("         got  \"%s\"\n", err);
+		assert_int_equal(strncmp(err, want, strlen(want)), 0);
+	}
+}
 
 /*
  * conf/sscardd.conf shows every key commented out at its default: loading it as it is, and with
@@ -532,6 +587,7 @@ int main(void)
 		cmocka_unit_test(test_secret_not_echoed),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_example_file_is_the_defaults),
+		cmocka_unit_test(test_hsm_keys),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
