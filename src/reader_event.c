@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "reader_event.h"
 
@@ -25,6 +26,8 @@ void reader_event_notify_locked(struct readers *rd)
 
 void reader_event_info(const struct reader *r, struct reader_info *ri)
 {
+	/* Busy is a running job, or one that overran and runs still. */
+	INVARIANT(!r->overrun || r->running != NULL);
 	memset(ri, 0, sizeof(*ri));
 	memcpy(ri->id, r->id, sizeof(ri->id));
 	memcpy(ri->name, r->name, sizeof(ri->name));

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "hex.h"
+#include "invariant.h"
 #include "log.h"
 #include "reader_io.h"
 
@@ -144,6 +145,7 @@ static int reader_io_transmit(struct card_io *io, const uint8_t *cmd, size_t cmd
 
 void reader_io_init(struct reader *r, struct card_io *io, int64_t deadline)
 {
+	INVARIANT(r->slot != NULL && !r->slot_broken);   /* over an open connection only */
 	memset(io, 0, sizeof(*io));
 	io->transmit = reader_io_transmit;
 	io->ctx = r;

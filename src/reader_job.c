@@ -5,13 +5,17 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "reader_event.h"
 #include "reader_job.h"
 
 void reader_job_unref(struct job_core *core)
 {
-	if (atomic_fetch_sub(&core->refs, 1) == 1) {
+	int had = atomic_fetch_sub(&core->refs, 1);
+
+	INVARIANT(had >= 1);
+	if (had == 1) {
 		struct job *job = core->job;
 
 		job->core = NULL;
@@ -52,6 +56,7 @@ void reader_job_close_timer(struct job_core *core)
 
 void reader_job_complete(struct job_core *core)
 {
+	INVARIANT(core->state == JOB_FINISHED);
 	if (!core->done_called) {
 		core->done_called = 1;
 		core->job->err = core->run_err;
@@ -71,10 +76,12 @@ static void job_on_timer(uv_timer_t *t)
 
 	pthread_mutex_lock(&rd->lock);
 	state = core->state;
-	if (state == JOB_QUEUED)
+	if (state == JOB_QUEUED) {
 		reader_job_end_locked(core, SSC_ETIMEDOUT);
-	else if (state == JOB_RUNNING)
+	} else if (state == JOB_RUNNING) {
+		INVARIANT(r->running == core && !r->overrun);
 		r->overrun = 1;
+	}
 	pthread_mutex_unlock(&rd->lock);
 
 	switch (state) {
@@ -106,6 +113,7 @@ static void job_on_timer(uv_timer_t *t)
 
 int reader_job_post_locked(struct readers *rd, struct job_core *core)
 {
+	INVARIANT(core->state == JOB_FINISHED && core->qnext == NULL);
 	if (rd->loop_gone)
 		return 1;
 	atomic_fetch_sub(&core->refs, 1);   /* never the last: the timer is still open */
@@ -161,6 +169,9 @@ struct job_core *reader_job_pop_locked(struct reader *r)
 
 void reader_job_run_locked(struct reader *r, struct job_core *core)
 {
+	/* One job at a time on a reader, taken out of its queue; an idle reader is not overrun. */
+	INVARIANT(core->state == JOB_QUEUED && core->r == r && core->qitem.lane == NULL);
+	INVARIANT(r->running == NULL && !r->overrun);
 	core->state = JOB_RUNNING;
 	r->running = core;
 }
@@ -169,9 +180,11 @@ void reader_job_end_locked(struct job_core *core, int err)
 {
 	struct reader *r = core->r;
 
+	INVARIANT(core->state != JOB_FINISHED);   /* a job ends once */
 	if (core->state == JOB_QUEUED) {
 		(void)jobq_remove(&r->q, &core->qitem);   /* SSC_ENOTFOUND: popped already */
 	} else if (core->state == JOB_RUNNING) {
+		INVARIANT(r->running == core);
 		r->running = NULL;
 		if (r->overrun) {
 			r->overrun = 0;
@@ -181,6 +194,7 @@ void reader_job_end_locked(struct job_core *core, int err)
 	}
 	core->state = JOB_FINISHED;
 	core->run_err = err;
+	INVARIANT(core->qitem.lane == NULL && r->running != core);
 }
 
 int reader_job_wrong_role(const char *id, enum reader_role need, struct ssc_diag *diag)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "reader_event.h"
 #include "reader_monitor.h"
@@ -41,6 +42,7 @@ static int rd_config_role(const struct readers *rd, const char *id, const char *
 /* rd->lock held. */
 static void monitor_card_in(struct reader *r, const struct ssc_reader_desc *d)
 {
+	INVARIANT(!r->card_present);
 	r->card_present = 1;
 	r->atr_len = d->atr_len <= SSC_ATR_MAX ? d->atr_len : 0;
 	memcpy(r->atr, d->atr, r->atr_len);
@@ -68,7 +70,9 @@ static void monitor_card_in(struct reader *r, const struct ssc_reader_desc *d)
 static void monitor_card_out(struct reader *r)
 {
 	/* Every card.inserted has its card.ready before its card.removed. */
+	INVARIANT(r->card_present);
 	reader_event_ready_locked(r, SSC_ECARDREMOVED);
+	INVARIANT(r->ready_gen == r->card_gen);
 	r->card_present = 0;
 	r->atr_len = 0;
 	r->card_gen++;

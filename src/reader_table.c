@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "reader_event.h"
 #include "reader_io.h"
@@ -47,6 +48,8 @@ struct reader *reader_table_reader_new(struct rd_monitor *m, const struct ssc_re
 
 void reader_table_reader_free(struct reader *r)
 {
+	/* Its worker is gone (or never ran): nothing runs on it and nothing waits for it. */
+	INVARIANT(r->running == NULL && jobq_len(&r->q) == 0);
 	if (r->slot)
 		reader_io_drop(r, 1);
 	jobq_done(&r->q);
@@ -61,6 +64,7 @@ void reader_table_unref(struct reader *r)
 	int last;
 
 	pthread_mutex_lock(&rd->lock);
+	INVARIANT(r->refs > 0);
 	last = --r->refs == 0;
 	pthread_mutex_unlock(&rd->lock);
 	if (last)
@@ -99,6 +103,7 @@ void reader_table_thread_exit(struct readers *rd)
 	int last;
 
 	pthread_mutex_lock(&rd->lock);
+	INVARIANT(rd->live_threads > 0);
 	rd->live_threads--;
 	pthread_cond_broadcast(&rd->cond);
 	last = rd->abandoned && rd->live_threads == 0;
@@ -113,6 +118,7 @@ void reader_table_destroy(struct readers *rd)
 {
 	struct reader *r = rd->table;
 
+	INVARIANT(rd->live_threads == 0 && rd->jobs == NULL && rd->done_head == NULL);
 	while (r) {
 		struct reader *next = r->next;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "reader_event.h"
 #include "reader_io.h"
@@ -70,8 +71,8 @@ static void reader_probe(struct reader *r, unsigned gen)
 	 */
 	if (rc < 0 && rc != SSC_EPSAMALGO && rc != SSC_ENOTFOUND)
 		ready_err = rc;
-	else if (role == READER_ROLE_UNKNOWN)
-		ready_err = SSC_EINTERNAL;   /* never: every other answer names a role */
+	else if (NEVER(role == READER_ROLE_UNKNOWN))
+		ready_err = SSC_EINTERNAL;   /* every other answer names a role */
 	pthread_mutex_lock(&rd->lock);
 	if (r->card_gen == gen) {
 		if (r->atr_len == 0 && atr_len > 0) {
@@ -99,6 +100,7 @@ static void reader_probe(struct reader *r, unsigned gen)
 				r->probe_failures = 0;
 		}
 		reader_event_ready_locked(r, ready_err);
+		INVARIANT(r->ready_gen == r->card_gen);
 	}
 	pthread_mutex_unlock(&rd->lock);
 
@@ -273,6 +275,8 @@ void *reader_worker_main(void *arg)
 	reader_io_drop(r, r->hold_until_ms ? 0 : 1);
 	r->hold_until_ms = 0;
 	pthread_mutex_unlock(&r->card_lock);
+	/* The worker's end: it leaves nothing running, nothing queued, no connection. */
+	INVARIANT(r->running == NULL && r->slot == NULL);
 
 	reader_table_unref(r);
 	reader_table_thread_exit(rd);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "reader_event.h"
 #include "reader_io.h"
@@ -373,6 +374,7 @@ int readers_submit(struct readers *rd, struct job *job)
 				     r->id, jobq_len(&r->q));
 	}
 	if (err == 0) {
+		INVARIANT(!r->overrun && !r->stop);
 		memcpy(job->used_reader, r->id, sizeof(job->used_reader));
 		core->r = r;
 		core->state = JOB_QUEUED;
