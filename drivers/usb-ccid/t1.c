@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "invariant.h"
 #include "sscard/error.h"
 #include "t1.h"
 
@@ -310,6 +311,8 @@ int t1_transceive(struct t1 *t, const uint8_t *apdu, size_t len, uint8_t *resp, 
 		return SSC_EINVAL;
 	if (t->broken)
 		return SSC_EPROTO;
+	/* The send-sequence numbers are bits (§11.3.2.2): only t1_init() and toggles set them. */
+	INVARIANT(t->ns <= 1 && t->nr <= 1);
 	rc = t1_run(t, &b, apdu, len, resp, cap, xfer, ctx);
 	explicit_bzero(&b, sizeof(b));
 	return rc;

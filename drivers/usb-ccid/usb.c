@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "sscard/error.h"
 #include "usb_card.h"
@@ -308,6 +309,7 @@ static int usb_slot_open(struct ssc_driver *drv, const char *reader_id, struct s
 		d->refs--;   /* never the last: the set holds one */
 		rc = SSC_EREADERBUSY;
 	} else {
+		INVARIANT(d->refs >= 2);   /* the set's and this connection's */
 		d->slot[idx].in_use = 1;
 		s->d = d;
 		s->idx = idx;
@@ -320,6 +322,7 @@ static int usb_slot_open(struct ssc_driver *drv, const char *reader_id, struct s
 static void usb_slot_release(struct ssc_slot *s)
 {
 	pthread_mutex_lock(&s->d->drv->lock);
+	INVARIANT(s->d->slot[s->idx].in_use);   /* one connection per slot, released once */
 	s->d->slot[s->idx].in_use = 0;
 	pthread_mutex_unlock(&s->d->drv->lock);
 	usb_dev_unref(s->d);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "sscard/error.h"
 #include "usb_dev.h"
@@ -62,6 +63,12 @@ static void usb_dev_free(struct usb_dev *d)
 {
 	struct ssc_driver *drv = d->drv;
 
+	pthread_mutex_lock(&drv->lock);
+	INVARIANT(d->refs == 0);
+	/* Closed only once its interrupt transfer ended: libusb must not write to a freed one. */
+	if (NEVER(d->intr_active && !d->leaked))
+		d->leaked = 1;
+	pthread_mutex_unlock(&drv->lock);
 	if (!d->leaked) {
 		if (d->intr)
 			libusb_free_transfer(d->intr);
@@ -78,6 +85,7 @@ static void usb_dev_free(struct usb_dev *d)
 	free(d);
 	pthread_mutex_lock(&drv->lock);
 	drv->n_alive--;
+	INVARIANT(drv->n_alive >= 0);
 	pthread_mutex_unlock(&drv->lock);
 }
 
@@ -86,6 +94,10 @@ void usb_dev_unref(struct usb_dev *d)
 	int last;
 
 	pthread_mutex_lock(&d->drv->lock);
+	if (NEVER(d->refs <= 0)) {
+		pthread_mutex_unlock(&d->drv->lock);
+		return;   /* release: a leak rather than a second free */
+	}
 	last = --d->refs == 0;
 	pthread_mutex_unlock(&d->drv->lock);
 	if (last)

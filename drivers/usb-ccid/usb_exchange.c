@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "sscard/error.h"
 #include "t0.h"
@@ -162,6 +163,8 @@ int usb_exchange_transmit(struct usb_dev *d, unsigned idx, const uint8_t *cmd, s
 	struct usb_xfer_ctx x = { d, idx, deadline };
 	int proto = d->slot[idx].proto, n;
 
+	/* Activation chose the protocol (usb_card.c): T=0, T=1, or the reader's APDU level. */
+	INVARIANT(proto == 0 || proto == 1 || proto == USB_PROTO_APDU);
 	if (proto == 0)
 		n = t0_transceive(cmd, cmd_len, resp, resp_cap, usb_t0_xfer, &x);
 	else if (proto == 1)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "sscard/error.h"
 #include "usb_dev.h"
@@ -60,6 +61,7 @@ void usb_hotplug_remove(struct ssc_driver *drv, size_t i)
 		pthread_mutex_unlock(&drv->lock);
 	}
 	pthread_mutex_lock(&drv->lock);
+	INVARIANT(d->gone && d->closing && (!d->intr_active || d->leaked));
 	drv->devs[i] = drv->devs[--drv->n_devs];
 	drv->devs[drv->n_devs] = NULL;
 	pthread_mutex_unlock(&drv->lock);
@@ -100,6 +102,8 @@ void usb_hotplug_ctx_drop(struct ssc_driver *drv)
 	drv->has_hotplug = 0;
 	usb_hotplug_seen_clear(drv);
 	pthread_mutex_lock(&drv->lock);
+	/* libusb_exit() with a device still open would free what its transfers use. */
+	INVARIANT(drv->n_alive == 0);
 	drv->ctx = NULL;
 	while (drv->ctx_users > 0)
 		pthread_cond_wait(&drv->cond, &drv->lock);
@@ -252,6 +256,7 @@ static void usb_rescan_one(struct ssc_driver *drv, libusb_device *dev, struct us
 	}
 	if (rc == 0) {
 		pthread_mutex_lock(&drv->lock);
+		INVARIANT(drv->n_devs < USB_MAX_DEVICES && d->refs == 1 && !d->gone);
 		drv->devs[drv->n_devs++] = d;
 		pthread_mutex_unlock(&drv->lock);
 		return;

@@ -8,10 +8,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "sscard/error.h"
 #include "usb_io.h"
 #include "usb_state.h"
+
+/* "Earlier" replies are within half of bSeq's 256 values, so that no later one passes for one. */
+_Static_assert(USB_STALE_WINDOW < 128, "USB_STALE_WINDOW must stay below half of bSeq's range");
 
 /* Maps a libusb result (the one place that knows LIBUSB_*). */
 int usb_io_map(int r)
@@ -107,6 +111,7 @@ static void usb_drain(struct usb_dev *d, int64_t deadline)
 			explicit_bzero(d->rx, (size_t)got);
 	}
 	d->dirty = 0;
+	INVARIANT(!d->abort_pending);
 }
 
 /*
@@ -175,6 +180,7 @@ static int usb_io_send(struct usb_dev *d, unsigned idx, const struct usb_io_cmd 
 			 c->len);
 	if (*n < 0 || (uint32_t)*n > d->desc.max_msg_len)
 		return SSC_EINVAL;
+	INVARIANT((size_t)*n <= d->tx_cap);
 	left = c->deadline - usb_now_ms();
 	if (left <= 0)
 		return SSC_ETIMEDOUT;
@@ -233,6 +239,9 @@ static int usb_io_reply(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c, u
 				  rep->status);
 		return rc;
 	}
+	/* The answer to this command: ours by bSlot and bSeq, and of the type it wants. */
+	INVARIANT(rep->seq == seq && rep->slot == idx);
+	INVARIANT(rep->type == c->expect);
 	if (rep->len > 0) {
 		if (!c->out || rep->len > c->out_cap)
 			return SSC_EPROTO;
@@ -319,6 +328,12 @@ int usb_io_cmd(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c)
 		rc = SSC_EREADER;
 		goto out_unlock;
 	}
+	if (NEVER(idx >= d->n_slots)) {
+		rc = SSC_EINVAL;
+		goto out_unlock;
+	}
+	/* A command the reader may still run is aborted only with its late replies read off. */
+	INVARIANT(!d->abort_pending || d->dirty);
 	if (d->dirty)
 		usb_drain(d, c->deadline);
 	seq = d->seq++;
@@ -452,6 +467,7 @@ static void LIBUSB_CALL usb_io_intr_cb(struct libusb_transfer *x)
 	int resubmit = 0;
 
 	pthread_mutex_lock(&drv->lock);
+	INVARIANT(d->intr_active);   /* the transfer was submitted: it is ours until this returns */
 	switch (x->status) {
 	case LIBUSB_TRANSFER_COMPLETED:
 		usb_io_intr_msg_locked(d, x);

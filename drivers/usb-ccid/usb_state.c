@@ -6,8 +6,26 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "log.h"
 #include "usb_state.h"
+
+/*
+ * What holds of slot idx's card and of the device after every transition (drv->lock held): a
+ * slot is powered, and has an ATR, only while a card is present; a powered card has its ATR; a
+ * device that failed is out of service.
+ */
+static void usb_state_check_locked(const struct usb_dev *d, unsigned idx)
+{
+	const struct usb_slot_state *st = &d->slot[idx];
+
+	INVARIANT(idx < d->n_slots);
+	INVARIANT(!st->powered || st->present);
+	INVARIANT(!st->powered || st->atr_len > 0);
+	INVARIANT(st->atr_len == 0 || st->present);
+	INVARIANT(st->atr_len <= SSC_ATR_MAX);
+	INVARIANT(!d->failed || d->gone);
+}
 
 /* The card left, or was replaced or reset under us: what we knew of it no longer holds. */
 void usb_state_lost_locked(struct usb_dev *d, unsigned idx, int present_now)
@@ -22,6 +40,7 @@ void usb_state_lost_locked(struct usb_dev *d, unsigned idx, int present_now)
 	st->gen++;
 	d->drv->changed = 1;
 	pthread_cond_broadcast(&d->drv->cond);
+	usb_state_check_locked(d, idx);
 }
 
 /* A status (GetSlotStatus, or any reply's bmICCStatus) says icc for slot idx. */
@@ -53,6 +72,7 @@ void usb_state_icc_locked(struct usb_dev *d, unsigned idx, uint8_t icc)
 	default:
 		break;
 	}
+	usb_state_check_locked(d, idx);
 }
 
 /* The device is gone (unplugged) or failed (quarantined until replugged). */
@@ -66,6 +86,7 @@ void usb_state_gone_locked(struct usb_dev *d, int failed)
 	d->failed |= failed;
 	d->drv->changed = 1;
 	pthread_cond_broadcast(&d->drv->cond);
+	INVARIANT(!d->failed || d->gone);
 }
 
 void usb_state_notify_locked(struct usb_dev *d, uint32_t present, uint32_t changed)
@@ -102,15 +123,19 @@ unsigned usb_state_active_locked(struct usb_dev *d, unsigned idx, const uint8_t 
 {
 	struct usb_slot_state *st = &d->slot[idx];
 
+	if (NEVER(len == 0 || len > SSC_ATR_MAX))
+		len = 0;   /* release: no ATR to report, and the card is taken for reset */
 	if (!st->present || st->atr_len == 0) {
 		/* A card we thought absent (no notification yet), or an ATR list() can now report. */
 		st->present = 1;
 		d->drv->changed = 1;
 		pthread_cond_broadcast(&d->drv->cond);
 	}
-	st->powered = 1;
-	memcpy(st->atr, atr, len);
+	st->powered = len > 0;
+	if (len > 0)
+		memcpy(st->atr, atr, len);
 	st->atr_len = len;
+	usb_state_check_locked(d, idx);
 	return st->gen;
 }
 
@@ -118,5 +143,6 @@ void usb_state_unpowered(struct usb_dev *d, unsigned idx)
 {
 	pthread_mutex_lock(&d->drv->lock);
 	d->slot[idx].powered = 0;
+	usb_state_check_locked(d, idx);
 	pthread_mutex_unlock(&d->drv->lock);
 }
