@@ -427,6 +427,15 @@ int readers_cancel(struct readers *rd, const void *owner)
  * PSAMs lent to other workers (the PSAM pool, src/psam_pool.c, is built on these).
  */
 
+/* Whether r holds a PSAM of alg (rd->lock held); sets *any when it holds a PSAM at all. */
+static int rd_psam_of(const struct reader *r, enum ssc_alg alg, int *any)
+{
+	if (!r->card_present || r->role != READER_ROLE_PSAM)
+		return 0;
+	*any = 1;
+	return r->psam_alg == alg && alg != SSC_ALG_NONE;
+}
+
 int readers_psam_lend(struct readers *rd, enum ssc_alg alg, int64_t deadline_ms,
 		      struct card_io **io)
 {
@@ -436,10 +445,7 @@ int readers_psam_lend(struct readers *rd, enum ssc_alg alg, int64_t deadline_ms,
 
 	pthread_mutex_lock(&rd->lock);
 	for (struct reader *r = rd->table; r; r = r->next) {
-		if (!r->card_present || r->role != READER_ROLE_PSAM)
-			continue;
-		any = 1;
-		if (r->psam_alg != alg || alg == SSC_ALG_NONE || n == READERS_PSAM_MAX)
+		if (!rd_psam_of(r, alg, &any) || n == READERS_PSAM_MAX)
 			continue;
 		r->refs++;
 		cand[n++] = r;
@@ -523,10 +529,7 @@ int readers_psam_terminal(struct readers *rd, enum ssc_alg alg, char out[13])
 
 	pthread_mutex_lock(&rd->lock);
 	for (struct reader *r = rd->table; r; r = r->next) {
-		if (!r->card_present || r->role != READER_ROLE_PSAM)
-			continue;
-		any = 1;
-		if (r->psam_alg != alg || alg == SSC_ALG_NONE)
+		if (!rd_psam_of(r, alg, &any))
 			continue;
 		match = 1;
 		if (r->psam_term[0]) {

@@ -1,5 +1,5 @@
 /*
- * This file contains the integration test of the reader core (src/readers.c) with the pcsc driver
+ * This file contains the integration test of the reader core (src/readers.h) with the pcsc driver
  * (drivers/pcsc.c): a private pcscd in its own mount and network namespace with one vpcd entry (two
  * readers), small fake cards in child processes that speak the vpcd protocol (with switches for
  * removal mid-APDU, empty answers and presence), and the core on a libuv loop in this process.
