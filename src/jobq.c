@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 
+#include "invariant.h"
 #include "jobq.h"
 #include "sscard/error.h"
 
@@ -61,6 +62,7 @@ int jobq_push(struct jobq *q, struct jobq_item *it, const void *owner)
 {
 	struct jobq_lane *l = lane_find(q, owner);
 
+	INVARIANT(it->lane == NULL);   /* not queued already */
 	if (q->len >= q->total_max || (l && l->n >= q->owner_max))
 		return SSC_ELIMIT;
 	if (!l) {
@@ -98,6 +100,7 @@ static void lane_take(struct jobq *q, struct jobq_lane *l, struct jobq_item *it)
 	struct jobq_item **pp = &l->head, *prev = NULL;
 
 	while (*pp != it) {
+		INVARIANT(*pp != NULL);   /* it is in this lane */
 		prev = *pp;
 		pp = &(*pp)->next;
 	}
@@ -108,6 +111,8 @@ static void lane_take(struct jobq *q, struct jobq_lane *l, struct jobq_item *it)
 	it->lane = NULL;
 	l->n--;
 	q->len--;
+	/* A lane holds items exactly while it counts them; it leaves the queue with its last one. */
+	INVARIANT(l->n >= 0 && q->len >= 0 && (l->n == 0) == (l->head == NULL));
 	if (l->n == 0)
 		lane_unlink(q, l);
 }
