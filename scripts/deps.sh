@@ -16,6 +16,7 @@ PACKAGES=(
   scdoc man-db groff-base prometheus
   dpkg-dev debhelper lintian mmdebstrap
   libcurl4-openssl-dev libgnutls28-dev openssl
+  libwebsockets-dev chromium chromium-driver python3-selenium fonts-wqy-microhei
 )
 
 missing=()

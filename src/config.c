@@ -120,13 +120,16 @@ static const struct key_desc key_table[] = {
 	{ "hsm", "key_file", KIND_STRING, OFF(hsm_key_file), FSIZE(hsm_key_file), 0, 0 },
 	{ "hsm", "timeout_ms", KIND_INT, OFF(hsm_timeout_ms), 0, 100, 600000 },
 	{ "hsm", "prefer", KIND_PREFER, OFF(hsm_prefer), 0, 0, 0 },
+	{ "web", "bridge_user", KIND_STRING, OFF(web_bridge_user), FSIZE(web_bridge_user), 0, 0 },
+	{ "web", "admin_group", KIND_STRING, OFF(web_admin_group), FSIZE(web_admin_group), 0, 0 },
+	{ "web", "pairing_code_ttl_s", KIND_INT, OFF(web_code_ttl_s), 0, 5, 3600 },
 };
 
 #define N_KEYS (sizeof(key_table) / sizeof(key_table[0]))
 
 static const char *const known_sections[] = {
 	"daemon", "limits", "timeouts", "drivers", "readers", "card", "keys", "journal", "metrics",
-	"audit", "hsm",
+	"audit", "hsm", "web",
 };
 
 /* State shared by the line reader and the inih handler during one config_load(). */
@@ -203,6 +206,7 @@ void config_defaults(struct config *cfg)
 
 	cfg->metrics_listen[0] = '\0';
 	cfg->audit_syslog = 0;
+	cfg->web_code_ttl_s = 300;
 	snprintf(cfg->audit_syslog_socket, sizeof(cfg->audit_syslog_socket), "%s", "/dev/log");
 
 	cfg->hsm_url[0] = '\0';

@@ -113,6 +113,10 @@ struct config {
 	char hsm_key_file[CONFIG_PATH_MAX]; /* its private key (PEM; not readable by others) */
 	int hsm_timeout_ms;                 /* one request, default 3000 (inside the op's deadline) */
 	enum config_hsm_prefer hsm_prefer;  /* default psam: a PSAM in a reader first */
+	/* [web] (issue 17): the browser bridge, docs/web.md */
+	char web_bridge_user[64];           /* the bridge's user; "" = no bridge accepted */
+	char web_admin_group[64];           /* may pair, revoke and list besides root; "" = root */
+	int web_code_ttl_s;                 /* a pairing code's life, default 300 */
 
 	/* What config_load() found worth a warning in a file it accepted (a deprecated key), for
 	 * the program to log; "" = nothing. Never holds a secret. */

@@ -32,6 +32,7 @@ struct rpc {
 	rpc_audit_fn audit;
 	void *audit_arg;
 	char journal_status[256];       /* system.info's "journal" */
+	struct rpc_web_cfg web;         /* the browser bridge's checks (src/rpc_web.h) */
 	atomic_int jobs_unreleased;     /* job_release() may run on a worker thread */
 };
 
@@ -48,6 +49,7 @@ struct rpc_client {
 	/* The request being handled (rpc_handle_line), for its audit row: */
 	char result[40];                /* the last reply's result name ("" = none yet) */
 	int queued;                     /* it became a job: the job's done() audits it */
+	struct rpc_web_conn web;        /* bound to a page's origin by the browser bridge */
 };
 
 /* A card.* request on its way through the reader core. */
@@ -65,6 +67,7 @@ struct rpc_job {
 	struct journal_peer peer;       /* a copy of the client's */
 	char card_ref[JOURNAL_REF_HEX + 1]; /* set from the op_call after run(); "" = unknown */
 	char audit_detail[64];          /* likewise: the op's note for the audit row ("" = none) */
+	char origin[ORIGIN_MAX];        /* the page's origin when the bridge sent it; "" = none */
 };
 
 /* Methods served here rather than by ops.c. */
@@ -94,6 +97,11 @@ void rpc_set_audit(struct rpc *r, rpc_audit_fn fn, void *arg)
 {
 	r->audit = fn;
 	r->audit_arg = arg;
+}
+
+void rpc_set_web(struct rpc *r, const struct rpc_web_cfg *web)
+{
+	r->web = *web;
 }
 
 void rpc_set_journal_status(struct rpc *r, const char *status)
@@ -138,14 +146,29 @@ void rpc_free(struct rpc *r)
 /* ---- audit ------------------------------------------------------------------------------ */
 
 /* Passes one finished call to the audit sink (never params or results). */
-static void audit_call(struct rpc *r, const struct journal_peer *peer, const char *method,
-		       const char *reader, const char *card_ref, const char *result,
-		       const char *detail, int64_t started_ms)
+static void audit_call(struct rpc *r, const struct journal_peer *peer, const char *origin,
+		       const char *method, const char *reader, const char *card_ref,
+		       const char *result, const char *detail, int64_t started_ms)
 {
 	struct journal_audit a = { 0 };   /* when_ms 0: the writer stamps the submit time */
+	char *with_origin = NULL;
 
 	if (!r->audit)
 		return;
+	if (origin && origin[0]) {
+		/* A call through the browser bridge names the page's origin in the row's detail. */
+		json_t *d = detail && detail[0] ? json_loads(detail, 0, NULL) : NULL;
+
+		if (!json_is_object(d)) {
+			json_decref(d);
+			d = json_object();
+		}
+		json_object_set_new(d, "origin", json_string(origin));
+		with_origin = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(d);
+		if (with_origin)
+			detail = with_origin;
+	}
 	a.peer = peer;
 	a.method = method;
 	a.reader = reader;
@@ -156,6 +179,7 @@ static void audit_call(struct rpc *r, const struct journal_peer *peer, const cha
 	if (a.duration_ms < 0)
 		a.duration_ms = 0;
 	r->audit(r->audit_arg, &a);
+	free(with_origin);
 }
 
 /* Whether method is a name rpc serves. */
@@ -691,7 +715,7 @@ static void job_done(struct job *job)
 	 * The audit row, after the reply is queued. At an overrun the worker may still write
 	 * card_ref (as it may diag): leave it out then.
 	 */
-	audit_call(c->rpc, &rj->peer, rj->op->method, reader,
+	audit_call(c->rpc, &rj->peer, rj->origin, rj->op->method, reader,
 		   (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) ? "" : rj->card_ref,
 		   job->err ? ssc_strerror_name(job->err) : "SSC_OK",
 		   (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) ? "" : rj->audit_detail,
@@ -762,6 +786,7 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 	rj->env = r->env;
 	rj->rpc = r;
 	rj->peer = c->jpeer;
+	memcpy(rj->origin, c->web.origin, sizeof(rj->origin));
 	if (params) {
 		rj->params = json_deep_copy(params);
 		if (!rj->params) {
@@ -810,13 +835,50 @@ static int method_known(const char *method)
 	for (size_t i = 0; i < sizeof(builtin_methods) / sizeof(builtin_methods[0]); i++)
 		if (strcmp(method, builtin_methods[i]) == 0)
 			return 1;
-	return ops_find(method) != NULL;
+	return rpc_web_method(method) || ops_find(method) != NULL;
+}
+
+/* The wall clock in ms: pairings are stored with their dates. */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The browser bridge's methods and the operator's pairing methods (src/rpc_web.c). */
+static int m_web(struct rpc_client *c, json_t *id, const char *method, json_t *params)
+{
+	struct rpc_web_peer wp = { .uid = c->peer.uid, .gid = c->peer.gid, .groups = c->peer.groups,
+				   .n_groups = c->peer.n_groups };
+	struct ssc_diag diag;
+	json_t *res = NULL;
+	int err;
+
+	ssc_diag_init(&diag);
+	err = rpc_web_call(&c->rpc->web, &c->web, &wp, method, params, wall_ms(), &res,
+			   &diag);
+	if (err == SSC_EINVAL)
+		return reply_error_obj(c, id, app_error(RPC_INVALID_PARAMS, err, &diag, NULL));
+	if (err < 0)
+		return reply_error_obj(c, id, app_error(rpc_error_code(err), err, &diag, NULL));
+	return reply_result(c, id, res);
 }
 
 static int dispatch(struct rpc_client *c, json_t *id, const char *method, json_t *params)
 {
 	const struct op_desc *op;
+	struct ssc_diag diag;
+	int err;
 
+	ssc_diag_init(&diag);
+	if (rpc_web_method(method))
+		return m_web(c, id, method, params);
+	/* A bridged connection calls nothing else before its page has shown a token. */
+	err = rpc_web_gate(&c->rpc->web, &c->web, &diag);
+	if (err < 0)
+		return reply_error_obj(c, id, app_error(rpc_error_code(err), err, &diag, NULL));
 	if (strcmp(method, "system.info") == 0)
 		return m_system_info(c, id, params);
 	if (strcmp(method, "reader.list") == 0)
@@ -930,7 +992,7 @@ static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 	rc = dispatch(c, id, json_string_value(jmethod), params);
 out:
 	if (amethod && !c->queued)
-		audit_call(c->rpc, &c->jpeer, amethod, areader, "",
+		audit_call(c->rpc, &c->jpeer, c->web.origin, amethod, areader, "",
 			   c->result[0] ? c->result : rc == SSC_ENOMEM ? "SSC_ENOMEM" : "SSC_OK", "",
 			   started_ms);
 	json_decref(null_id);

@@ -15,6 +15,7 @@
 #include "journal.h"
 #include "ops.h"
 #include "readers.h"
+#include "rpc_web.h"
 
 /* JSON-RPC 2.0's own error codes (protocol faults). */
 #define RPC_PARSE_ERROR      -32700
@@ -41,6 +42,8 @@ struct rpc_peer {
 	gid_t gid;
 	pid_t pid;
 	char exe[256];   /* the peer's executable at connect time; "" when unknown */
+	gid_t groups[RPC_PEER_GROUPS]; /* its supplementary groups (SO_PEERGROUPS), for [web] */
+	int n_groups;
 };
 
 /*
@@ -95,6 +98,13 @@ int rpc_new(const struct config *cfg, struct rpc **out);
  * detaches the core again (at shutdown, after readers_free()).
  */
 void rpc_set_backend(struct rpc *r, const struct rpc_backend *be, const struct op_env *env);
+
+/*
+ * Sets the browser bridge's checks (src/rpc_web.h; copied, its pairing store borrowed: it must
+ * outlive rpc). Until called, web.* and bridge.* answer SSC_EPERM to everyone but root, and
+ * SSC_EJOURNAL to root. Loop thread.
+ */
+void rpc_set_web(struct rpc *r, const struct rpc_web_cfg *web);
 
 /* Sets (fn non-NULL) or removes the audit sink. Loop thread. */
 void rpc_set_audit(struct rpc *r, rpc_audit_fn fn, void *arg);

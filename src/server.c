@@ -637,6 +637,13 @@ static void admit(struct server *srv, int fd)
 		log_info("client %u connected: uid %ld gid %ld pid %ld exe %s", cl->id,
 			 (long)cred.uid, (long)cred.gid, (long)cred.pid, exe);
 	peer = (struct rpc_peer){ .id = cl->id, .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
+	{
+		/* The supplementary groups, the kernel's word too: [web] admin_group (rpc_web.c). */
+		socklen_t gl = sizeof(peer.groups);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, peer.groups, &gl) == 0)
+			peer.n_groups = (int)(gl / sizeof(gid_t));
+	}
 	/* For the audit trail: the executable at connect time ("" when /proc could not say). */
 	if ((exe[0] != '?' || exe[1] != '\0') && el < sizeof(peer.exe))
 		memcpy(peer.exe, exe, el + 1);

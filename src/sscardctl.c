@@ -21,6 +21,7 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_conn.h"
 #include "ctl/ctl_journal.h"
+#include "ctl/ctl_web.h"
 #include "pinentry.h"
 #include "sscard/error.h"
 
@@ -59,6 +60,12 @@ static void usage(FILE *f)
 		"  events [--count N] [--for MS]      print reader and card events as they happen\n"
 		"  call METHOD [PARAMS-JSON | -]      any API method, e.g. call reader.list '{}';\n"
 		"                                     '-' reads the params from stdin (for PINs)\n"
+		"\n"
+		"  web pair ORIGIN                    let a browser page of ORIGIN in through\n"
+		"                                     sscard-web: prints a single-use code (5 minutes)\n"
+		"                                     on its last line (root or [web] admin_group)\n"
+		"  web revoke ORIGIN                  revoke every page of ORIGIN paired so far\n"
+		"  web list                           the paired origins and the codes waiting\n"
 		"\n"
 		"Operator commands (they open the journal file, not the socket):\n"
 		"  journal verify [--head SEQ:HASH | --log FILE] [--old-key FILE]...\n"
@@ -842,6 +849,9 @@ static int run(const struct ctl_opts *o)
 			return rc;
 	} else if (strcmp(cmd, "events") == 0 && o->n_args == 1) {
 		method = NULL;
+	} else if (strcmp(cmd, "web") == 0 &&
+		   ctl_web_request(o->args, o->n_args, &method, &params) == 0) {
+		/* The browser bridge's pairings (the operator's: root or [web] admin_group). */
 	} else if (strcmp(cmd, "call") == 0 && o->n_args == 3 && strcmp(o->args[2], "-") == 0) {
 		method = o->args[1];
 		rc = stdin_params(&params);
@@ -907,6 +917,8 @@ static int run(const struct ctl_opts *o)
 		out_done(res, pc->done_key, pc->done_text);
 	else if (strcmp(cmd, "write-items") == 0)
 		out_written(res);
+	else if (strcmp(cmd, "web") == 0)
+		ctl_web_print(o->args[1], res);
 	else
 		out_items(res);
 	json_decref(res);

@@ -34,6 +34,7 @@
 #include "psam_pool.h"
 #include "readers.h"
 #include "rpc.h"
+#include "webpair.h"
 #include "server.h"
 #include "service.h"
 #include "sscard/error.h"
@@ -53,6 +54,7 @@ struct daemon {
 	struct config cfg;
 	const char *config_file;     /* the file cfg was read from, NULL = built-in defaults */
 	struct rpc *rpc;
+	struct webpair *pairs;       /* the browser bridge's pairings (src/webpair.h) */
 	struct readers *rd;
 	struct server *srv;
 	struct op_env env;
@@ -1133,6 +1135,21 @@ int main(int argc, char **argv)
 	rc = rpc_new(&d.cfg, &d.rpc);
 	if (rc != 0)
 		goto out_loop;
+	{
+		/* The browser bridge's pairings and who may use them (docs/web.md). */
+		struct rpc_web_cfg web;
+		struct ssc_diag wd;
+
+		ssc_diag_init(&wd);
+		rc = webpair_new(d.cfg.journal_path, d.cfg.web_code_ttl_s * 1000, &d.pairs);
+		if (rc == 0)
+			rc = rpc_web_setup(&d.cfg, d.pairs, &web, &wd);
+		if (rc != 0) {
+			log_error("%s", wd.msg[0] ? wd.msg : ssc_strerror(rc));
+			goto out_rpc;
+		}
+		rpc_set_web(d.rpc, &web);
+	}
 	rc = daemon_readers_new(&d);
 	if (rc != 0) {
 		log_error("cannot start the reader core: %s", ssc_strerror(rc));
@@ -1216,6 +1233,7 @@ int main(int argc, char **argv)
 	}
 	server_free(d.srv);
 	rpc_free(d.rpc);
+	webpair_free(d.pairs);
 	if (uv_loop_close(&d.loop) != 0)
 		log_warn("the event loop still had handles at exit");
 	config_wipe(&d.cfg);
@@ -1226,6 +1244,7 @@ out_readers:
 	uv_run(&d.loop, UV_RUN_NOWAIT);
 out_rpc:
 	rpc_free(d.rpc);
+	webpair_free(d.pairs);
 out_loop:
 	uv_loop_close(&d.loop);
 out_wipe:

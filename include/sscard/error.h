@@ -68,7 +68,11 @@
 	X(SSC_EHSMURL,            -51,     -2201, "nothing answers at the key server's URL (404)") \
 	X(SSC_EHSMSERVER,         -52,     -2201, "the key server failed or is busy")              \
 	X(SSC_EHSMPROTO,          -53,     -2201, "malformed exchange with the key server")        \
-	X(SSC_EHSMDROPPED,        -54,     -2201, "the key server closed the connection without an answer")
+	X(SSC_EHSMDROPPED,        -54,     -2201, "the key server closed the connection without an answer")  \
+	X(SSC_ENOTPAIRED,         -55,         0, "this page is not paired with the card service")  \
+	X(SSC_EBADTOKEN,          -56,         0, "the page's pairing token is wrong or was revoked") \
+	X(SSC_EBADCODE,           -57,         0, "the pairing code is wrong, used or expired")     \
+	X(SSC_EPOLICY,            -58,         0, "this page's origin may not call this method")
 
 enum ssc_error {
 	SSC_OK = 0,

@@ -60,7 +60,7 @@ class ManPages(unittest.TestCase):
                              text=True).stdout
         cmds = set()
         for line in out.splitlines():
-            m = re.match(r'^  ((?:journal |blacklist )?[a-z][a-z-]+)\b', line)
+            m = re.match(r'^  ((?:journal |blacklist |web )?[a-z][a-z-]+)\b', line)
             if m:
                 cmds.add(m.group(1))
         self.assertIn('journal verify', cmds)

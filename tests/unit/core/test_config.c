@@ -455,6 +455,7 @@ static const char *const all_keys[] = {
 	"[journal]", "path", "key_path", "retention_days", "reopen_interval_ms", "head_interval_ms",
 	"audit_batch_ms",
 	"[hsm]", "url", "ca_file", "cert_file", "key_file", "timeout_ms", "prefer",
+	"[web]", "bridge_user", "admin_group", "pairing_code_ttl_s",
 };
 
 /* [hsm]: the network PSAM's keys, their defaults, and what config_load refuses. */
