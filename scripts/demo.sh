@@ -9,7 +9,9 @@
 # process by name), the `export` lines for sscardctl, and how to remove and insert the simulated
 # card (the simulators' control sockets).
 #
-#   ./scripts/demo.sh [--simulate] [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json]
+# --web also starts the browser bridge sscard-web (as nobody, on 127.0.0.1:8732), leaves everything
+# running and prints the demo page's URL and a pairing code (docs/web.md).
+#   ./scripts/demo.sh [--simulate] [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json] [--web]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,13 +22,16 @@ profile=gen3-readauth
 keep=0
 json=""
 simulate=0
+web=0
+web_port=8732
 while [ $# -gt 0 ]; do
   case "$1" in
     --simulate) simulate=1; shift ;;
     --profile) profile=${2:?--profile needs a name}; simulate=1; shift 2 ;;
     --keep) keep=1; shift ;;
     --json) json=--json; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --web) web=1; keep=1; shift ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +46,8 @@ say "installing missing packages (Debian 12)"
 say "building"
 build="${SSC_BUILD_DIR:-$root/build}"
 cmake -S "$root" -B "$build" >/dev/null
-cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target sscardd sscardctl sscard-sim >/dev/null
+cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target sscardd sscardctl sscard-sim \
+  $([ "$web" = 1 ] && echo sscard-web) >/dev/null
 
 sim="$build/firmware-stubs/sscard-sim"
 daemon="$build/src/sscardd"
@@ -118,12 +124,17 @@ pids=("${pids[@]}" "$psam_pid")
 say "starting sscardd"
 # The socket is in the configuration, so that SSCARD_CONFIG alone points sscardctl at this daemon
 # (its socket and its journal), as it points sscardd at it.
+# With --web the bridge runs as nobody, never as root. For this demo only, the socket is then open
+# to every local user (mode 0666); a desk puts the bridge's user in the socket's group instead.
+[ "$web" = 1 ] && chmod 0711 "$work"
 cat >"$work/sscardd.conf" <<EOF
 [daemon]
 socket_path = $work/sscardd.sock
 socket_group =
+$([ "$web" = 1 ] && echo "socket_mode = 0666")
 [journal]
 path = $work/journal.db
+$([ "$web" = 1 ] && printf '[web]\nbridge_user = nobody\n')
 EOF
 export PCSCLITE_CSOCK_NAME="$work/run/pcscd.comm"
 "$daemon" --foreground --config "$work/sscardd.conf" >"$work/sscardd.log" 2>&1 &
@@ -145,6 +156,18 @@ say "sscardctl readers"
 "$ctl" readers
 say "sscardctl read-basic   (the card, read through the API, EF06 read authorised by the PSAM)"
 "$ctl" $json read-basic
+
+if [ "$web" = 1 ]; then
+  say "starting the browser bridge sscard-web (as nobody, 127.0.0.1:$web_port)"
+  setpriv --reuid=nobody --regid=nogroup --clear-groups "$build/web/sscard-web" --foreground \
+    --socket "$SSCARD_SOCKET" --listen "127.0.0.1:$web_port" --static-dir "$root/web/static" \
+    >"$work/sscard-web.log" 2>&1 &
+  web_pid=$!
+  pids=("${pids[@]}" "$web_pid")
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null && break; sleep 0.05; done
+  kill -0 "$web_pid" 2>/dev/null || { echo "demo.sh: sscard-web did not start (port $web_port taken?):" >&2; cat "$work/sscard-web.log" >&2; exit 1; }
+  code=$("$ctl" web pair "http://127.0.0.1:$web_port" | tail -n 1)
+fi
 
 if [ "$keep" = 1 ]; then
   pin=$(sed -n 's/^ *"pin": *"\([0-9]*\)".*/\1/p' "$profile_file" | head -n 1)
@@ -169,7 +192,16 @@ Remove and insert the simulated card (or the PSAM, with psam.ctl):
   $sim ctl $work/card.ctl remove
   $sim ctl $work/card.ctl insert
 
+$([ "$web" = 1 ] && cat <<WEB
+The browser bridge:
+  pid $(printf '%-8s' "$web_pid") sscard-web          ws://127.0.0.1:$web_port/v1 (as nobody)
+  Open the demo page:  http://127.0.0.1:$web_port/
+  Pairing code for it (single use, 5 minutes; a new one: $ctl web pair http://127.0.0.1:$web_port):
+  $code
+
+WEB
+)
 Logs: $work/*.log
-Stop (sscardd, the simulators, then pcscd): kill $daemon_pid $card_pid $psam_pid; sleep 1; kill $pcscd_pid; rm -rf $work
+Stop (sscardd, the simulators, then pcscd): kill $daemon_pid $card_pid $psam_pid ${web_pid:-}; sleep 1; kill $pcscd_pid; rm -rf $work
 EOF
 fi

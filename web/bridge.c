@@ -28,6 +28,7 @@
 #define MAX_DAEMON_OUT (2 * 1024 * 1024) /* requests not yet taken by the daemon's socket */
 #define MAX_FAILURES 3                /* refused calls before pairing, then the page is closed */
 #define CLOSE_GRACE_S 3               /* a closing page that does not take its close frame */
+#define STALL_MS 10000                /* answers waiting this long with none taken: closed */
 #define DEFAULT_SOCKET "/run/sscard/sscardd.sock"
 
 /* A call of the page's on its way to the daemon and back. */
@@ -64,6 +65,7 @@ struct page {
 	/* Answers for the page. */
 	struct outmsg *out_head, *out_tail;
 	size_t out_bytes;
+	int64_t out_progress_ms;      /* when the queue last became non-empty or a message left */
 	/* The daemon's side. */
 	struct lws *dwsi;
 	char *dq;                     /* requests for the daemon */
@@ -128,10 +130,12 @@ static void page_send_text(struct page *p, const char *text, size_t len)
 	m->next = NULL;
 	m->len = len;
 	memcpy(m->buf + LWS_PRE, text, len);
-	if (p->out_tail)
+	if (p->out_tail) {
 		p->out_tail->next = m;
-	else
+	} else {
 		p->out_head = m;
+		p->out_progress_ms = now_ms();
+	}
 	p->out_tail = m;
 	p->out_bytes += len;
 	lws_callback_on_writable(p->wsi);
@@ -607,6 +611,7 @@ static int page_writeable(struct page *p)
 	if (!p->out_head)
 		p->out_tail = NULL;
 	p->out_bytes -= m->len;
+	p->out_progress_ms = now_ms();
 	free(m);
 	if (p->out_head || p->closing)
 		lws_callback_on_writable(p->wsi);
@@ -763,6 +768,13 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 		next = p->next;
 		if (p->closing)
 			continue;
+		if (p->out_head && now - p->out_progress_ms >= STALL_MS) {
+			/* The socket takes nothing (libwebsockets then stops reading it too). */
+			log_warn("page %u (%s): %zu bytes of answers unread for %d ms: closed", p->id,
+				 origin_name(p), p->out_bytes, STALL_MS);
+			page_close(p, LWS_CLOSE_STATUS_POLICY_VIOLATION, "answers not read");
+			continue;
+		}
 		if (!p->paired && now >= p->hello_deadline_ms) {
 			log_info("page %u (%s): no token shown within %d ms: closed", p->id,
 				 origin_name(p), b->cfg->hello_timeout_ms);
