@@ -172,8 +172,15 @@ class Activation(sscardd.DaemonTestCase):
         harness.wait_until(lambda: os.path.exists(d.socket_path), 10, 'the activation socket')
         self.assertEqual(notify.messages, [])
 
-        # The first connection starts the daemon, which answers on the socket it was passed.
-        c = sscardd.Client(d.socket_path, timeout=10.0)
+        # The first connection starts the daemon, which answers on the socket it was passed. (The
+        # socket file exists a moment before systemd-socket-activate listens: a refused connect
+        # is no connection, try again.)
+        def connect():
+            try:
+                return sscardd.Client(d.socket_path, timeout=10.0)
+            except ConnectionRefusedError:
+                return None
+        c = harness.wait_until(connect, 10, 'systemd-socket-activate to listen')
         self.addCleanup(c.close)
         info = c.call('system.info', timeout=15.0)
         self.assertIn('version', info)
