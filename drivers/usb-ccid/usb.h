@@ -117,7 +117,7 @@ struct usb_dev {
 	int closing;                    /* the interrupt transfer must not be submitted again */
 	int intr_active;                /* the interrupt transfer is submitted (or about to be) */
 	int intr_broken;                /* it stopped: slot changes are polled */
-	int leaked;                     /* a transfer would not end: keep the handle open for ever */
+	int leaked;                     /* a transfer would not end: the device is never freed */
 	struct usb_slot_state slot[CCID_MAX_SLOTS];
 
 	struct libusb_transfer *intr;

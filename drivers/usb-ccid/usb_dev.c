@@ -58,24 +58,31 @@ static int usb_allowed(const struct ssc_driver *drv, uint16_t vid, uint16_t pid)
 	return 0;
 }
 
-/* Frees d, its handle and its buffers (the last reference is gone). */
+/*
+ * Frees d, its handle and its buffers (the last reference is gone). A device whose interrupt
+ * transfer would not end is left whole instead: libusb may still complete that transfer into
+ * d->intr_buf and call back with d. It stays counted alive, so that close() does not exit libusb
+ * under it either.
+ */
 static void usb_dev_free(struct usb_dev *d)
 {
 	struct ssc_driver *drv = d->drv;
+	int leaked;
 
 	pthread_mutex_lock(&drv->lock);
 	INVARIANT(d->refs == 0);
 	/* Closed only once its interrupt transfer ended: libusb must not write to a freed one. */
 	if (NEVER(d->intr_active && !d->leaked))
 		d->leaked = 1;
+	leaked = d->leaked;
 	pthread_mutex_unlock(&drv->lock);
-	if (!d->leaked) {
-		if (d->intr)
-			libusb_free_transfer(d->intr);
-		if (d->h) {
-			(void)libusb_release_interface(d->h, d->iface);
-			libusb_close(d->h);
-		}
+	if (leaked)
+		return;
+	if (d->intr)
+		libusb_free_transfer(d->intr);
+	if (d->h) {
+		(void)libusb_release_interface(d->h, d->iface);
+		libusb_close(d->h);
 	}
 	if (d->dev)
 		libusb_unref_device(d->dev);

@@ -13,7 +13,7 @@ void usb_hotplug_events(struct ssc_driver *drv, int ms);
 /*
  * Takes drv->devs[i] out of the set and drops the set's reference: stops the interrupt transfer
  * first, waiting for its callback (at most USB_CANCEL_WAIT_MS; then the transfer is left, and the
- * device's handle with it), since the handle may close once the last slot lets go of the device.
+ * device with it: never freed), since the device is freed once the last slot lets go of it.
  */
 void usb_hotplug_remove(struct ssc_driver *drv, size_t i);
 

@@ -251,12 +251,38 @@ static void test_device_invariants(void **state)
 	assert_true(aborts_with(abort_without_drain, "!d->abort_pending || d->dirty"));
 }
 
+/*
+ * A device whose interrupt transfer would not stop (usb_hotplug_remove() gave up on it): libusb
+ * may still complete that transfer into the device, so its last reference must not free it, and
+ * it stays counted alive (so that close() leaves libusb's context open rather than exit it under
+ * a pending transfer).
+ */
+static void test_leaked_device_kept(void **state)
+{
+	struct fixture f;
+
+	(void)state;
+	fx_init(&f);
+	f.d->leaked = 1;
+	f.d->intr_active = 1;
+	f.d->gone = 1;
+	f.d->closing = 1;
+	usb_dev_unref(f.d);
+	pthread_mutex_lock(&f.drv.lock);
+	assert_int_equal(f.drv.n_alive, 1);
+	assert_int_equal(f.d->refs, 0);     /* still readable: not freed */
+	assert_true(f.d->intr_active);
+	pthread_mutex_unlock(&f.drv.lock);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slot_transitions),
 		cmocka_unit_test(test_slot_invariants),
 		cmocka_unit_test(test_device_invariants),
+		cmocka_unit_test(test_leaked_device_kept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
