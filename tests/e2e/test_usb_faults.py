@@ -145,8 +145,8 @@ class AbandonedCommand(usbharness.UsbTestCase):
     has the host ABORT the command (class request + PC_to_RDR_Abort, answered CMD_ABORTED), or the
     host can skip replies that carry an earlier command's bSeq."""
 
-    # Was a bug (fixed in drivers/usb-ccid/usb.c: a command that timed out is aborted, CCID 5.3.1,
-    # before the next one, and replies with an earlier bSeq are skipped until then).
+    # Was a bug (fixed in drivers/usb-ccid/usb_io.c: a command that timed out is aborted, CCID
+    # 5.3.1, before the next one, and replies with an earlier bSeq are skipped until then).
     def test_next_operation_after_a_deadline_in_time_extensions(self):
         op_ms = 2000
         self.start(['name=t,mode=apdu,slots=card:gen2,timeext_ms=50,serial=T1',
