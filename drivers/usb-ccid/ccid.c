@@ -83,32 +83,38 @@ enum ccid_level ccid_exchange_level(uint32_t features)
 	return CCID_LEVEL_CHAR;
 }
 
-int ccid_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t slot, uint8_t seq, uint8_t b7,
-		uint8_t b8, uint8_t b9, const uint8_t *data, size_t len)
+int ccid_encode(uint8_t *out, size_t cap, const struct ccid_msg *m)
 {
-	if (!out || (len > 0 && !data) || len > 0xFFFFFFFFu - CCID_HDR_LEN ||
-	    cap < CCID_HDR_LEN || len > cap - CCID_HDR_LEN)
+	size_t len;
+
+	if (!out || !m)
+		return SSC_EINVAL;
+	len = m->len;
+	if ((len > 0 && !m->data) || len > 0xFFFFFFFFu - CCID_HDR_LEN || cap < CCID_HDR_LEN ||
+	    len > cap - CCID_HDR_LEN)
 		return SSC_EINVAL;
 	if (len > (size_t)0x7FFFFFFF - CCID_HDR_LEN)
 		return SSC_EINVAL;   /* the length must fit the int we return */
-	out[0] = type;
+	out[0] = m->type;
 	out[1] = (uint8_t)len;
 	out[2] = (uint8_t)(len >> 8);
 	out[3] = (uint8_t)(len >> 16);
 	out[4] = (uint8_t)(len >> 24);
-	out[5] = slot;
-	out[6] = seq;
-	out[7] = b7;
-	out[8] = b8;
-	out[9] = b9;
+	out[5] = m->slot;
+	out[6] = m->seq;
+	out[7] = m->b7;
+	out[8] = m->b8;
+	out[9] = m->b9;
 	if (len > 0)
-		memcpy(out + CCID_HDR_LEN, data, len);
+		memcpy(out + CCID_HDR_LEN, m->data, len);
 	return (int)(CCID_HDR_LEN + len);
 }
 
 int ccid_enc_abort(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq)
 {
-	return ccid_encode(out, cap, CCID_PC_ABORT, slot, seq, 0, 0, 0, NULL, 0);
+	const struct ccid_msg m = { .type = CCID_PC_ABORT, .slot = slot, .seq = seq };
+
+	return ccid_encode(out, cap, &m);
 }
 
 int ccid_decode(const uint8_t *msg, size_t n, size_t max_data, struct ccid_reply *out)

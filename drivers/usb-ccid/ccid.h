@@ -151,14 +151,22 @@ int ccid_find_class_desc(const uint8_t *p, size_t len);
 /* The exchange level from dwFeatures (the highest level flagged wins). */
 enum ccid_level ccid_exchange_level(uint32_t features);
 
+/* One PC_to_RDR message, as ccid_encode() puts it on the wire. */
+struct ccid_msg {
+	uint8_t type;                  /* CCID_PC_* */
+	uint8_t slot;                  /* bSlot */
+	uint8_t seq;                   /* bSeq */
+	uint8_t b7, b8, b9;            /* the three message-specific header bytes */
+	const uint8_t *data;           /* len bytes after the header (may be NULL when len is 0) */
+	size_t len;
+};
+
 /*
- * Encodes one PC_to_RDR message: a header of type, slot, seq and the three message-specific
- * bytes b7 b8 b9, followed by data (len bytes; data may be NULL when len is 0). Writes at most
- * cap bytes into out. Returns the message length (CCID_HDR_LEN + len), or SSC_EINVAL (out too
- * small, or data NULL with len > 0).
+ * Encodes the PC_to_RDR message m: its header (dwLength from m->len) followed by its data. Writes
+ * at most cap bytes into out. Returns the message length (CCID_HDR_LEN + len), or SSC_EINVAL (out
+ * too small, m or out NULL, or data NULL with len > 0).
  */
-int ccid_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t slot, uint8_t seq, uint8_t b7,
-		uint8_t b8, uint8_t b9, const uint8_t *data, size_t len);
+int ccid_encode(uint8_t *out, size_t cap, const struct ccid_msg *m);
 
 /* PC_to_RDR_Abort, the bulk half of the abort sequence (CCID §5.3.1). As ccid_encode(). */
 int ccid_enc_abort(uint8_t *out, size_t cap, uint8_t slot, uint8_t seq);

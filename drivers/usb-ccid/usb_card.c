@@ -43,12 +43,10 @@ static int usb_power_on(struct usb_dev *d, unsigned idx, uint8_t *atr, int64_t d
 
 		if (left <= 0)
 			return SSC_ETIMEDOUT;
-		memset(&c, 0, sizeof(c));
-		c.type = CCID_PC_ICC_POWER_ON;
+		usb_io_cmd_init(&c, CCID_PC_ICC_POWER_ON, CCID_RDR_DATA_BLOCK,
+				usb_now_ms() + (left < USB_POWERON_TIMEOUT_MS ? left
+									  : USB_POWERON_TIMEOUT_MS));
 		c.b7 = volts[i];
-		c.expect = CCID_RDR_DATA_BLOCK;
-		c.deadline = usb_now_ms() + (left < USB_POWERON_TIMEOUT_MS ? left
-									   : USB_POWERON_TIMEOUT_MS);
 		c.guard_ms = USB_POWERON_TIMEOUT_MS;
 		c.out = atr;
 		c.out_cap = SSC_ATR_MAX;
@@ -99,11 +97,7 @@ static int usb_get_protocol(struct usb_dev *d, unsigned idx, int64_t deadline)
 	struct usb_io_cmd c;
 	int rc;
 
-	memset(&c, 0, sizeof(c));
-	c.type = CCID_PC_GET_PARAMETERS;
-	c.expect = CCID_RDR_PARAMETERS;
-	c.deadline = deadline;
-	c.guard_ms = USB_REPLY_MIN_MS;
+	usb_io_cmd_init(&c, CCID_PC_GET_PARAMETERS, CCID_RDR_PARAMETERS, deadline);
 	c.out = p;
 	c.out_cap = sizeof(p);
 	rc = usb_io_cmd(d, idx, &c);
@@ -122,14 +116,10 @@ static int usb_set_parameters(struct usb_dev *d, unsigned idx, const struct atr_
 
 	if (n < 0)
 		return n;
-	memset(&c, 0, sizeof(c));
-	c.type = CCID_PC_SET_PARAMETERS;
+	usb_io_cmd_init(&c, CCID_PC_SET_PARAMETERS, CCID_RDR_PARAMETERS, deadline);
 	c.b7 = proto;
 	c.data = p;
 	c.len = (size_t)n;
-	c.expect = CCID_RDR_PARAMETERS;
-	c.deadline = deadline;
-	c.guard_ms = USB_REPLY_MIN_MS;
 	c.out = back;
 	c.out_cap = sizeof(back);
 	return usb_io_cmd(d, idx, &c);

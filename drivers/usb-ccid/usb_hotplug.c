@@ -31,11 +31,6 @@ void usb_hotplug_events(struct ssc_driver *drv, int ms)
 	(void)libusb_handle_events_timeout_completed(drv->ctx, &tv, NULL);
 }
 
-/*
- * Takes d out of the set and drops the set's reference (monitor thread): stops the interrupt
- * transfer first, waiting for its callback, since the handle may close once the last slot lets
- * go of d.
- */
 void usb_hotplug_remove(struct ssc_driver *drv, size_t i)
 {
 	struct usb_dev *d = drv->devs[i];

@@ -173,11 +173,11 @@ static int usb_io_lock(struct usb_dev *d, int64_t deadline)
 static int usb_io_send(struct usb_dev *d, unsigned idx, const struct usb_io_cmd *c, uint8_t seq,
 		       int *n)
 {
+	const struct ccid_msg m = { c->type, (uint8_t)idx, seq, c->b7, c->b8, c->b9, c->data, c->len };
 	int64_t left;
 	int r, done = 0;
 
-	*n = ccid_encode(d->tx, d->tx_cap, c->type, (uint8_t)idx, seq, c->b7, c->b8, c->b9, c->data,
-			 c->len);
+	*n = ccid_encode(d->tx, d->tx_cap, &m);
 	if (*n < 0 || (uint32_t)*n > d->desc.max_msg_len)
 		return SSC_EINVAL;
 	INVARIANT((size_t)*n <= d->tx_cap);
@@ -353,17 +353,13 @@ out_unlock:
 	return rc;
 }
 
-/* A simple command without data (GetSlotStatus, IccPowerOff, GetParameters). */
-int usb_io_simple(struct usb_dev *d, unsigned idx, uint8_t type, uint8_t expect, int64_t deadline,
-		  int try_lock, struct usb_io_cmd *c)
+void usb_io_cmd_init(struct usb_io_cmd *c, uint8_t type, uint8_t expect, int64_t deadline)
 {
 	memset(c, 0, sizeof(*c));
 	c->type = type;
 	c->expect = expect;
 	c->deadline = deadline;
 	c->guard_ms = USB_REPLY_MIN_MS;
-	c->try_lock = try_lock;
-	return usb_io_cmd(d, idx, c);
 }
 
 /*
@@ -375,9 +371,11 @@ int usb_io_slot_status(struct usb_dev *d, unsigned idx, int64_t deadline, int tr
 		       uint8_t *icc)
 {
 	struct usb_io_cmd c;
-	int rc = usb_io_simple(d, idx, CCID_PC_GET_SLOT_STATUS, CCID_RDR_SLOT_STATUS, deadline,
-			       try_lock, &c);
+	int rc;
 
+	usb_io_cmd_init(&c, CCID_PC_GET_SLOT_STATUS, CCID_RDR_SLOT_STATUS, deadline);
+	c.try_lock = try_lock;
+	rc = usb_io_cmd(d, idx, &c);
 	pthread_mutex_lock(&d->drv->lock);
 	if (rc == 0 || c.failed) {
 		/* A failed GetSlotStatus still says where the card is. */
@@ -401,7 +399,8 @@ void usb_io_power_off(struct usb_dev *d, unsigned idx, int64_t deadline)
 
 	/* First, so that a status poll meanwhile does not take the inactive card for a new one. */
 	usb_state_unpowered(d, idx);
-	(void)usb_io_simple(d, idx, CCID_PC_ICC_POWER_OFF, CCID_RDR_SLOT_STATUS, deadline, 0, &c);
+	usb_io_cmd_init(&c, CCID_PC_ICC_POWER_OFF, CCID_RDR_SLOT_STATUS, deadline);
+	(void)usb_io_cmd(d, idx, &c);
 }
 
 /*
@@ -415,15 +414,12 @@ int usb_io_xfr(struct usb_dev *d, unsigned idx, struct usb_io_block *b, int64_t 
 	unsigned guard;
 	int rc;
 
-	memset(&c, 0, sizeof(c));
-	c.type = CCID_PC_XFR_BLOCK;
+	usb_io_cmd_init(&c, CCID_PC_XFR_BLOCK, CCID_RDR_DATA_BLOCK, deadline);
 	c.b7 = b->bwi;
 	c.b8 = (uint8_t)b->level;
 	c.b9 = (uint8_t)(b->level >> 8);
 	c.data = b->data;
 	c.len = b->len;
-	c.expect = CCID_RDR_DATA_BLOCK;
-	c.deadline = deadline;
 	guard = st->wait_ms * (b->bwi > 1 ? b->bwi : 1) + USB_REPLY_MARGIN_MS;
 	c.guard_ms = guard < USB_REPLY_MIN_MS ? USB_REPLY_MIN_MS : (int)(guard > 600000 ? 600000 : guard);
 	c.out = b->out;

@@ -37,9 +37,12 @@ int usb_io_map(int r);
  */
 int usb_io_cmd(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c);
 
-/* A command without data (GetSlotStatus, IccPowerOff, GetParameters) into *c. As usb_io_cmd(). */
-int usb_io_simple(struct usb_dev *d, unsigned idx, uint8_t type, uint8_t expect, int64_t deadline,
-		  int try_lock, struct usb_io_cmd *c);
+/*
+ * Sets *c up for a command of type, answered by a message of type expect, within deadline: no
+ * data, no answer wanted, the reader's own wait for a reply (USB_REPLY_MIN_MS). The caller adds
+ * what its command needs.
+ */
+void usb_io_cmd_init(struct usb_io_cmd *c, uint8_t type, uint8_t expect, int64_t deadline);
 
 /*
  * GetSlotStatus; its bmICCStatus goes to the slot's state (and to *icc when icc is not NULL).

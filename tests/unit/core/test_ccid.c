@@ -86,6 +86,7 @@ static void test_exchange_level(void **state)
 static void test_encode(void **state)
 {
 	uint8_t out[64], data[8] = { 0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00 };
+	const struct ccid_msg no_data = { .type = 0x6F, .len = 3 }, empty = { .type = 0x6F };
 	CU_HEX(on, "62 00000000 01 07 01 0000");
 	CU_HEX(on_auto, "62 00000000 00 00 00 0000");
 	CU_HEX(off, "63 00000000 00 05 000000");
@@ -129,8 +130,9 @@ static void test_encode(void **state)
 	assert_int_equal(cu_enc_set_parameters(out, sizeof(out), 0, 9, 2, p0, p0_len), SSC_EINVAL);
 	assert_int_equal(cu_enc_xfr_block(out, 16, 0, 3, 0, 0, data, 7), SSC_EINVAL);
 	assert_int_equal(cu_enc_power_off(out, 9, 0, 5), SSC_EINVAL);
-	assert_int_equal(ccid_encode(out, sizeof(out), 0x6F, 0, 0, 0, 0, 0, NULL, 3), SSC_EINVAL);
-	assert_int_equal(ccid_encode(NULL, 10, 0x6F, 0, 0, 0, 0, 0, NULL, 0), SSC_EINVAL);
+	assert_int_equal(ccid_encode(out, sizeof(out), &no_data), SSC_EINVAL);
+	assert_int_equal(ccid_encode(NULL, 10, &empty), SSC_EINVAL);
+	assert_int_equal(ccid_encode(out, sizeof(out), NULL), SSC_EINVAL);
 }
 
 static void test_decode_types(void **state)
