@@ -1,7 +1,7 @@
 /*
- * This file contains the sscard-v1 symmetric cryptography (spec §12.2–§12.5): block ciphers through
- * OpenSSL 3 EVP (default provider only), diversification, session keys, cryptograms and MACs.
- * Intermediate keys live on the stack and are wiped with OPENSSL_cleanse before returning.
+ * This file contains the symmetric cryptography the daemon itself does (spec §12): block ciphers
+ * through OpenSSL 3 EVP (default provider only), the CBC-MAC and the retail MAC of the 卡识别码
+ * check. Intermediate values live on the stack and are wiped with OPENSSL_cleanse before returning.
  */
 #include <string.h>
 
@@ -11,9 +11,8 @@
 #include "crypto.h"
 #include "sscard/error.h"
 
-/* One ECB pass of cipher over len bytes (a multiple of the block size), no padding. */
-static int crypto_ecb_raw(const EVP_CIPHER *cipher, const uint8_t *key, const uint8_t *in,
-			  size_t len, uint8_t *out)
+int crypto_ecb_cipher(const EVP_CIPHER *cipher, const uint8_t *key, const uint8_t *in, size_t len,
+		      uint8_t *out)
 {
 	EVP_CIPHER_CTX *ctx;
 	int n1 = 0, n2 = 0;
@@ -45,7 +44,7 @@ out_free:
 
 int crypto_enc3(const uint8_t key[16], const uint8_t *in, size_t len, uint8_t *out)
 {
-	return crypto_ecb_raw(EVP_des_ede_ecb(), key, in, len, out);
+	return crypto_ecb_cipher(EVP_des_ede_ecb(), key, in, len, out);
 }
 
 int crypto_enc1(const uint8_t key[8], const uint8_t *in, size_t len, uint8_t *out)
@@ -61,117 +60,16 @@ int crypto_enc1(const uint8_t key[8], const uint8_t *in, size_t len, uint8_t *ou
 	return rc;
 }
 
-int crypto_sm4(const uint8_t key[16], const uint8_t *in, size_t len, uint8_t *out)
-{
-	return crypto_ecb_raw(EVP_sm4_ecb(), key, in, len, out);
-}
-
-int crypto_ecb(enum ssc_alg alg, const uint8_t key[16], const uint8_t *in, size_t len,
-	       uint8_t *out)
-{
-	switch (alg) {
-	case SSC_ALG_DES:
-		return crypto_enc3(key, in, len, out);
-	case SSC_ALG_SM4:
-		return crypto_sm4(key, in, len, out);
-	default:
-		return SSC_EINVAL;
-	}
-}
-
-int crypto_div(enum ssc_alg alg, const uint8_t key[16], const uint8_t f[8], uint8_t out[16])
-{
-	uint8_t buf[16];
-	int rc;
-
-	for (int i = 0; i < 8; i++) {
-		buf[i] = f[i];
-		buf[8 + i] = (uint8_t)~f[i];
-	}
-	/* DES: ENC3(K,f) ‖ ENC3(K,~f) is one two-block ECB pass; SM4: one block of f ‖ ~f. */
-	rc = crypto_ecb(alg, key, buf, sizeof(buf), out);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return rc;
-}
-
-int crypto_card_key(enum ssc_alg alg, const uint8_t master[16], const struct keyprov_div *div,
-		    uint8_t k_card[16])
-{
-	uint8_t k_city[16];
-	int rc;
-
-	rc = crypto_div(alg, master, div->city_div, k_city);
-	if (rc == 0)
-		rc = crypto_div(alg, k_city, div->card_div, k_card);
-	OPENSSL_cleanse(k_city, sizeof(k_city));
-	return rc;
-}
-
-int crypto_session_key(enum ssc_alg alg, const uint8_t k_card[16], const uint8_t r[8],
-		       uint8_t ks[16])
-{
-	uint8_t buf[16] = { 0 };
-
-	memcpy(buf, r, 8);
-	memset(ks, 0, 16);
-	if (alg == SSC_ALG_DES)
-		return crypto_enc3(k_card, buf, 8, ks);
-	if (alg == SSC_ALG_SM4)
-		return crypto_sm4(k_card, buf, 16, ks);
-	return SSC_EINVAL;
-}
-
-int crypto_cryptogram(enum ssc_alg alg, const uint8_t ks[16], const uint8_t x[8], uint8_t c[8])
-{
-	uint8_t buf[16] = { 0 };
-	uint8_t c16[16];
-	int rc;
-
-	if (alg == SSC_ALG_DES)
-		return crypto_enc1(ks, x, 8, c);
-	if (alg != SSC_ALG_SM4)
-		return SSC_EINVAL;
-	memcpy(buf, x, 8);
-	rc = crypto_sm4(ks, buf, 16, c16);
-	if (rc == 0)
-		for (int i = 0; i < 8; i++)
-			c[i] = c16[i] ^ c16[8 + i];
-	OPENSSL_cleanse(buf, sizeof(buf));
-	OPENSSL_cleanse(c16, sizeof(c16));
-	return rc;
-}
-
-int crypto_cryptogram_master(enum ssc_alg alg, const uint8_t master[16],
-			     const struct keyprov_div *div, const uint8_t r[8], const uint8_t x[8],
-			     uint8_t c[8])
-{
-	uint8_t k_card[16], ks[16];
-	int rc;
-
-	rc = crypto_card_key(alg, master, div, k_card);
-	if (rc == 0)
-		rc = crypto_session_key(alg, k_card, r, ks);
-	if (rc == 0)
-		rc = crypto_cryptogram(alg, ks, x, c);
-	OPENSSL_cleanse(k_card, sizeof(k_card));
-	OPENSSL_cleanse(ks, sizeof(ks));
-	return rc;
-}
-
-/*
- * CBC over data padded 80 00.. to block bytes, with encrypt_block() applied to every block but
- * the last, and last_block() to the last one. Leaves the final chaining value in state.
- */
-static int crypto_cbc_mac(size_t block, int (*mid)(const uint8_t *key, const uint8_t *in,
-						   size_t len, uint8_t *out),
-			  int (*last)(const uint8_t *key, const uint8_t *in, size_t len, uint8_t *out),
-			  const uint8_t *key, const uint8_t *iv, const uint8_t *data, size_t len,
-			  uint8_t mac[4])
+int crypto_cbc_mac(size_t block, crypto_block_fn *mid, crypto_block_fn *last, const uint8_t *key,
+		   const uint8_t *iv, const uint8_t *data, size_t len, uint8_t mac[4])
 {
 	uint8_t state[16], blk[16];
-	size_t padded = (len / block + 1) * block;   /* always pad: 80 then 00s */
+	size_t padded;
 	int rc = 0;
 
+	if (block == 0 || block > sizeof(state))
+		return SSC_EINVAL;
+	padded = (len / block + 1) * block;   /* always pad: 80 then 00s */
 	memcpy(state, iv, block);
 	for (size_t off = 0; off < padded; off += block) {
 		for (size_t i = 0; i < block; i++) {
@@ -196,22 +94,6 @@ int crypto_retail_mac(const uint8_t key[16], const uint8_t iv[8], const uint8_t 
 {
 	/* CBC single DES with K_L (crypto_enc1 reads the first 8 key bytes), last block 3DES. */
 	return crypto_cbc_mac(CRYPTO_DES_BLOCK, crypto_enc1, crypto_enc3, key, iv, data, len, mac);
-}
-
-int crypto_sm4_mac(const uint8_t key[16], const uint8_t iv[16], const uint8_t *data, size_t len,
-		   uint8_t mac[4])
-{
-	return crypto_cbc_mac(CRYPTO_SM4_BLOCK, crypto_sm4, crypto_sm4, key, iv, data, len, mac);
-}
-
-int crypto_mac(enum ssc_alg alg, const uint8_t key[16], const uint8_t *iv, const uint8_t *data,
-	       size_t len, uint8_t mac[4])
-{
-	if (alg == SSC_ALG_DES)
-		return crypto_retail_mac(key, iv, data, len, mac);
-	if (alg == SSC_ALG_SM4)
-		return crypto_sm4_mac(key, iv, data, len, mac);
-	return SSC_EINVAL;
 }
 
 int crypto_card_id_check(const uint8_t issuer_key[16], const uint8_t card_id[16])
