@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dirs.h"
 #include "listener.h"
 #include "log.h"
 #include "service.h"
@@ -31,22 +32,13 @@
 static int ensure_parent(const char *path)
 {
 	char dir[CONFIG_PATH_MAX];
-	char *slash;
-	struct stat st;
+	int rc = dirs_make_parent(path, 0755, (uid_t)-1, (gid_t)-1, dir, sizeof(dir));
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (stat(dir, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : SSC_EIO;
-	if (errno != ENOENT || mkdir(dir, 0755) != 0) {
+	if (rc < 0)
 		log_error("socket directory %s: %s", dir, strerror(errno));
-		return errno == EACCES ? SSC_EPERM : SSC_EIO;
-	}
-	log_info("created the socket directory %s", dir);
-	return 0;
+	else if (rc == 1)
+		log_info("created the socket directory %s", dir);
+	return rc < 0 ? rc : 0;
 }
 
 /*

@@ -23,6 +23,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "dirs.h"
 #include "journal.h"
 #include "hsm_keyprov.h"
 #include "keyprov.h"
@@ -336,7 +337,7 @@ static int daemon_alive(void *arg)
 static int daemon_user(struct daemon *d)
 {
 	const char *user = d->cfg.user;
-	char dir[CONFIG_PATH_MAX], *slash;
+	char dir[CONFIG_PATH_MAX];
 	struct stat st;
 	uid_t uid;
 	gid_t gid;
@@ -357,23 +358,14 @@ static int daemon_user(struct daemon *d)
 	if (rc != 0)
 		return rc;
 	/* The journal's directory: created for the user (it could not create it in /var/lib). */
-	snprintf(dir, sizeof(dir), "%s", d->cfg.journal_path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (stat(dir, &st) != 0 && errno == ENOENT) {
-			if (mkdir(dir, 0750) != 0 || chown(dir, uid, gid) != 0)
-				log_warn("journal: cannot create %s for user %s: %s", dir, user,
-					 strerror(errno));
-			else
-				log_info("journal: created the directory %s (mode 0750, owner %s)", dir,
-					 user);
-		} else if (stat(dir, &st) == 0 && st.st_uid != uid) {
-			log_warn("journal: the directory %s belongs to uid %ld, not to %s: the journal "
-				 "may not open (chown -R %s: %s)", dir, (long)st.st_uid, user, user,
-				 dir);
-		}
-	}
+	rc = dirs_make_parent(d->cfg.journal_path, 0750, uid, gid, dir, sizeof(dir));
+	if (rc < 0)
+		log_warn("journal: cannot create %s for user %s: %s", dir, user, strerror(errno));
+	else if (rc == 1)
+		log_info("journal: created the directory %s (mode 0750, owner %s)", dir, user);
+	else if (dir[0] && stat(dir, &st) == 0 && st.st_uid != uid)
+		log_warn("journal: the directory %s belongs to uid %ld, not to %s: the journal may "
+			 "not open (chown -R %s: %s)", dir, (long)st.st_uid, user, user, dir);
 	return service_drop(user, uid, gid);
 }
 
@@ -513,21 +505,15 @@ static void journal_log_dropped(struct daemon *d, const struct audit_stats *last
 static int journal_dir(const char *path, struct ssc_diag *diag)
 {
 	char dir[CONFIG_PATH_MAX];
-	char *slash;
-	struct stat st;
+	int rc = dirs_make_parent(path, 0750, (uid_t)-1, (gid_t)-1, dir, sizeof(dir));
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (stat(dir, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : ssc_diag_set(diag, SSC_EJOURNAL, "%s is not a "
-							      "directory", dir);
-	if (errno != ENOENT || mkdir(dir, 0750) != 0)
+	if (rc < 0 && errno == ENOTDIR)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "%s is not a directory", dir);
+	if (rc < 0)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "cannot create the directory %s: %s", dir,
 				    strerror(errno));
-	log_info("journal: created the directory %s (mode 0750)", dir);
+	if (rc == 1)
+		log_info("journal: created the directory %s (mode 0750)", dir);
 	return 0;
 }
 
