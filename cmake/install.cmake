@@ -4,28 +4,15 @@
 include(GNUInstallDirs)
 
 # The daemon is a system program (section 8): sbin.
-if(TARGET sscardd)
-  install(TARGETS sscardd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
-endif()
-foreach(prog sscardctl sscard-sim)
-  if(TARGET ${prog})
-    install(TARGETS ${prog} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-  endif()
-endforeach()
-foreach(lib sscard SSCardDriver)
-  if(TARGET ${lib})
-    # The unversioned libSSCardDriver.so link goes with the runtime: legacy applications (JNA,
-    # P/Invoke, dlopen) load that name.
-    install(TARGETS ${lib} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-  endif()
-endforeach()
+install(TARGETS sscardd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
+install(TARGETS sscardctl sscard-sim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The unversioned libSSCardDriver.so link goes with the runtime: legacy applications (JNA,
+# P/Invoke, dlopen) load that name.
+install(TARGETS sscard SSCardDriver LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/sscard/error.h
               ${PROJECT_SOURCE_DIR}/include/sscard/client.h
+              ${PROJECT_SOURCE_DIR}/include/sscard/SSCardDriver.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sscard)
-if(EXISTS ${PROJECT_SOURCE_DIR}/include/sscard/SSCardDriver.h)
-  install(FILES ${PROJECT_SOURCE_DIR}/include/sscard/SSCardDriver.h
-          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sscard)
-endif()
 install(FILES ${PROJECT_BINARY_DIR}/lib/sscard.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 install(FILES ${PROJECT_SOURCE_DIR}/conf/sscardd.conf
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
