@@ -669,7 +669,7 @@ uint16_t sim_card_apdu(struct sim_token *t, const struct sim_apdu *a, uint8_t *o
 	case 0x24:
 		return a->cla == CLA_PROP_SM ? card_unblock_pin(t, a) : SW_BAD_CLA;
 	case 0xC0:
-		return a->cla == CLA_PLAIN ? sim_token_get_response(t, a, out, outlen) : SW_BAD_CLA;
+		return a->cla == CLA_PLAIN ? sim_pending_get_response(&t->pending, a, out, outlen) : SW_BAD_CLA;
 	default:
 		return SW_BAD_INS;
 	}

@@ -161,7 +161,7 @@ static uint16_t psam_crypt(struct sim_token *t, const struct sim_apdu *a, uint8_
 			return SW_TECHNICAL;
 		if (alg == SIM_ALG_DES) {
 			/* The DES PSAM answers 61 08: the cryptogram comes with GET RESPONSE. */
-			sim_token_set_pending(t, c, 8);
+			sim_pending_set(&t->pending, c, 8);
 			sim_crypto_wipe(c, sizeof(c));
 			return SW_BYTES_LEFT | 0x08;
 		}
@@ -205,7 +205,7 @@ uint16_t sim_psam_apdu(struct sim_token *t, const struct sim_apdu *a, uint8_t *o
 	case 0xFA:
 		return a->cla == 0x80 ? psam_crypt(t, a, out, outlen) : SW_BAD_CLA;
 	case 0xC0:
-		return a->cla == 0x00 ? sim_token_get_response(t, a, out, outlen) : SW_BAD_CLA;
+		return a->cla == 0x00 ? sim_pending_get_response(&t->pending, a, out, outlen) : SW_BAD_CLA;
 	default:
 		return SW_BAD_INS;
 	}

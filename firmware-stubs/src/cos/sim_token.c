@@ -55,48 +55,11 @@ void sim_token_reset(struct sim_token *t)
 {
 	if (t == NULL)
 		return;
-	t->has_pending = false;
-	t->pending_len = 0;
-	sim_crypto_wipe(t->pending, sizeof(t->pending));
+	sim_pending_clear(&t->pending);
 	if (t->role == SIM_ROLE_CARD)
 		sim_card_reset(t);
 	else
 		sim_psam_reset(t);
-}
-
-void sim_token_set_pending(struct sim_token *t, const uint8_t *data, size_t len)
-{
-	if (len > sizeof(t->pending))
-		len = sizeof(t->pending);
-	memcpy(t->pending, data, len);
-	t->pending_len = len;
-	t->has_pending = true;
-}
-
-uint16_t sim_token_get_response(struct sim_token *t, const struct sim_apdu *a, uint8_t *out,
-				size_t *outlen)
-{
-	size_t le, n;
-
-	if (a->p1 != 0 || a->p2 != 0)
-		return SW_BAD_P1P2;
-	if (a->lc != 0)
-		return SW_WRONG_LENGTH;
-	if (!t->has_pending)
-		return SW_CONDITIONS;
-	le = a->has_le ? a->le : 256;
-	n = le < t->pending_len ? le : t->pending_len;
-	memcpy(out, t->pending, n);
-	*outlen = n;
-	if (n < t->pending_len) {
-		/* Hand out the rest with the next GET RESPONSE. */
-		memmove(t->pending, t->pending + n, t->pending_len - n);
-		t->pending_len -= n;
-		return (uint16_t)(SW_BYTES_LEFT | (t->pending_len & 0xFF));
-	}
-	t->has_pending = false;
-	t->pending_len = 0;
-	return SW_OK;
 }
 
 static size_t put_sw(uint8_t *resp, size_t n, uint16_t sw)
@@ -121,11 +84,10 @@ size_t sim_token_apdu(struct sim_token *t, const uint8_t *cmd, size_t len, uint8
 	sw = sim_apdu_parse(cmd, len, &a);
 	if (sw == SW_OK && !(a.ins == 0xC0 && a.cla == 0x00)) {
 		/* Pending data survives only until the next command that is not GET RESPONSE. */
-		t->has_pending = false;
-		t->pending_len = 0;
+		sim_pending_clear(&t->pending);
 	}
 	if (sw != SW_OK) {
-		t->has_pending = false;
+		sim_pending_clear(&t->pending);
 		return put_sw(resp, 0, sw);
 	}
 	if (t->role == SIM_ROLE_CARD)
@@ -137,7 +99,7 @@ size_t sim_token_apdu(struct sim_token *t, const uint8_t *cmd, size_t len, uint8
 	if (sw == SW_OK && t0 && outlen > 0 && t->role == SIM_ROLE_CARD &&
 	    t->prof.card.q.t0_get_response) {
 		/* A T=0-style card keeps the answer for GET RESPONSE and says how long it is. */
-		sim_token_set_pending(t, out, outlen);
+		sim_pending_set(&t->pending, out, outlen);
 		sw = (uint16_t)(SW_BYTES_LEFT | (outlen & 0xFF));
 		outlen = 0;
 	}

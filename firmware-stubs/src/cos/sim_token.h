@@ -2,7 +2,8 @@
  * This file contains the inside of a simulated token (card or PSAM): its copy of the profile, its
  * persistent state (the card's files, PIN and try counters) and its volatile state (current
  * DF/EF, security state, challenge, pending GET RESPONSE data), shared by sim_token.c (dispatch),
- * sim_card.c, sim_psam.c and sim_state.c.
+ * sim_card.c, sim_psam.c and sim_state.c. The calls run one way: sim_token.c calls sim_card.c and
+ * sim_psam.c, which call sim_pending.c, sim_fs.c and sim_crypto.c; none calls back up.
  */
 #ifndef SIM_TOKEN_H
 #define SIM_TOKEN_H
@@ -15,9 +16,8 @@
 #include "sim_apdu.h"
 #include "sim_crypto.h"
 #include "sim_fs.h"
+#include "sim_pending.h"
 #include "sim_profile.h"
-
-#define SIM_DATA_MAX 256
 
 /* A card key: K_card of one slot, its key id and (for external-auth keys) its try counter. */
 struct sim_card_key {
@@ -56,22 +56,10 @@ struct sim_token {
 	enum sim_role role;
 	struct sim_profile prof;
 	uint64_t generation;
-	bool has_pending;
-	size_t pending_len;
-	uint8_t pending[SIM_DATA_MAX];
+	struct sim_pending pending;  /* the answer for GET RESPONSE (sim_pending.c) */
 	struct sim_card_state card;
 	struct sim_psam_state psam;
 };
-
-/*
- * GET RESPONSE for either role: hands out the pending data (Le bytes at most, then 61xx for the
- * rest). Returns the status word; data goes to out (*outlen bytes).
- */
-uint16_t sim_token_get_response(struct sim_token *t, const struct sim_apdu *a, uint8_t *out,
-				size_t *outlen);
-
-/* Stores data as the pending answer for GET RESPONSE. */
-void sim_token_set_pending(struct sim_token *t, const uint8_t *data, size_t len);
 
 /* Personalises the card part of t from t->prof. Returns 0 or -ENOMEM / -EIO. */
 int sim_card_init(struct sim_token *t);
