@@ -1,7 +1,9 @@
 /*
- * This file contains the daemon's logging: one line per event to stderr (foreground) with a level,
- * a timestamp and the thread's role. Libraries do not log; programs log once. Never pass a PIN, a
- * key, a session key or personal data to these functions.
+ * This file contains the daemon's logging: one line per event to stderr (foreground) with a level
+ * and a timestamp. Who logs (docs/architecture.md, "Logging"): the daemon (src/) and its drivers
+ * (drivers/, compiled into sscardd), the drivers only about what only they see (the subsystem,
+ * the device, the transport), never about card data; the client libraries (lib/) and the
+ * simulator's card OS never. Never pass a PIN, a key, a session key or personal data.
  */
 #ifndef SSC_LOG_H
 #define SSC_LOG_H
