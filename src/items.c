@@ -309,6 +309,17 @@ int items_decode(const struct item_file *f, const struct item_def *it, const uin
 	}
 }
 
+/*
+ * The fields of a DF04/EF08 transaction record (§12.4), decoded and encoded as items of their own
+ * (the record's items are whole-record; these name its parts in messages).
+ */
+static const struct item_file txn_file = { "DF04/EF08", 4, 0x08, ITEM_WKEY_STK, 0, 1, 0, NULL, 0 };
+static const struct item_def txn_time = { 0x40, 1, 1, 7, ITEM_FMT_CN, 0, "交易时间 time" };
+static const struct item_def txn_inst = { 0x40, 1, 1, 12, ITEM_FMT_AN, 0,
+					  "医疗机构编号 institution" };
+static const struct item_def txn_serial = { 0x40, 1, 1, 20, ITEM_FMT_AN, 0,
+					    "结算流水号 settlement number" };
+
 static uint32_t items_be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -316,26 +327,22 @@ static uint32_t items_be32(const uint8_t *p)
 
 int items_decode_txn(const uint8_t *v, size_t len, struct item_txn *t, struct ssc_diag *diag)
 {
-	static const struct item_file f = { "DF04/EF08", 4, 0x08, ITEM_WKEY_STK, 0, 1, 0, NULL, 0 };
-	static const struct item_def time_def = { 0x40, 1, 1, 7, ITEM_FMT_CN, 0, "交易时间 time" };
-	static const struct item_def inst_def = { 0x40, 1, 1, 12, ITEM_FMT_AN, 0,
-						  "医疗机构编号 institution" };
-	static const struct item_def ser_def = { 0x40, 1, 1, 20, ITEM_FMT_AN, 0,
-						 "结算流水号 settlement number" };
 	int n;
 
 	memset(t, 0, sizeof(*t));
 	if (len != 0x33)
-		return items_bad(&f, &items_df04_ef08[0], "record is not 51 bytes", diag);
-	n = items_decode(&f, &time_def, v, 7, t->time, sizeof(t->time), diag);
+		return items_bad(&txn_file, &items_df04_ef08[0], "record is not 51 bytes", diag);
+	n = items_decode(&txn_file, &txn_time, v, 7, t->time, sizeof(t->time), diag);
 	if (n < 0)
 		return n;
 	if (n != 14 || !items_date_ok(t->time))
-		return items_bad(&f, &time_def, "not a YYYYMMDDhhmmss time", diag);
-	n = items_decode(&f, &inst_def, v + 7, 12, t->institution, sizeof(t->institution), diag);
+		return items_bad(&txn_file, &txn_time, "not a YYYYMMDDhhmmss time", diag);
+	n = items_decode(&txn_file, &txn_inst, v + 7, 12, t->institution, sizeof(t->institution),
+			 diag);
 	if (n < 0)
 		return n;
-	n = items_decode(&f, &ser_def, v + 19, 20, t->settlement, sizeof(t->settlement), diag);
+	n = items_decode(&txn_file, &txn_serial, v + 19, 20, t->settlement, sizeof(t->settlement),
+			 diag);
 	if (n < 0)
 		return n;
 	t->total = items_be32(v + 39);
@@ -517,12 +524,6 @@ static void items_put_be32(uint8_t *p, uint32_t v)
 
 int items_encode_txn(const struct item_txn *t, uint8_t *out, size_t cap, struct ssc_diag *diag)
 {
-	static const struct item_file f = { "DF04/EF08", 4, 0x08, ITEM_WKEY_STK, 0, 1, 0, NULL, 0 };
-	static const struct item_def time_def = { 0x40, 1, 1, 7, ITEM_FMT_CN, 0, "交易时间 time" };
-	static const struct item_def inst_def = { 0x40, 1, 1, 12, ITEM_FMT_AN, 0,
-						  "医疗机构编号 institution" };
-	static const struct item_def ser_def = { 0x40, 1, 1, 20, ITEM_FMT_AN, 0,
-						 "结算流水号 settlement number" };
 	const char *tm = t->time;
 	int n;
 
@@ -531,17 +532,18 @@ int items_encode_txn(const struct item_txn *t, uint8_t *out, size_t cap, struct 
 	if (strlen(tm) != 14 || strspn(tm, "0123456789") != 14 || !items_date_real(tm) ||
 	    (tm[8] - '0') * 10 + (tm[9] - '0') > 23 || (tm[10] - '0') * 10 + (tm[11] - '0') > 59 ||
 	    (tm[12] - '0') * 10 + (tm[13] - '0') > 59)
-		return items_value_err(&f, &time_def, "expected YYYYMMDDhhmmss", diag);
-	n = items_encode(&f, &time_def, tm, out, 7, diag);
+		return items_value_err(&txn_file, &txn_time, "expected YYYYMMDDhhmmss", diag);
+	n = items_encode(&txn_file, &txn_time, tm, out, 7, diag);
 	if (n != 7)
-		return n < 0 ? n : items_value_err(&f, &time_def, "expected YYYYMMDDhhmmss", diag);
-	n = items_encode(&f, &inst_def, t->institution, out + 7, 12, diag);
+		return n < 0 ? n : items_value_err(&txn_file, &txn_time, "expected YYYYMMDDhhmmss",
+						   diag);
+	n = items_encode(&txn_file, &txn_inst, t->institution, out + 7, 12, diag);
 	if (n < 0)
 		return n;
 	memset(out + 7 + n, 0x00, (size_t)(12 - n));
 	if (t->settlement[0] == '\0')
-		return items_value_err(&f, &ser_def, "must not be empty", diag);
-	n = items_encode(&f, &ser_def, t->settlement, out + 19, 20, diag);
+		return items_value_err(&txn_file, &txn_serial, "must not be empty", diag);
+	n = items_encode(&txn_file, &txn_serial, t->settlement, out + 19, 20, diag);
 	if (n < 0)
 		return n;
 	memset(out + 19 + n, 0x00, (size_t)(20 - n));

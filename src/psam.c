@@ -179,6 +179,26 @@ static int psam_deliver_key(struct card_io *io, enum ssc_alg alg, const struct c
 	return n < 0 ? n : 0;
 }
 
+/*
+ * Takes a PSAM of alg and gives it the card's key (DELIVER KEY; with r, the session key too). On
+ * failure the PSAM is let go (psam_done says what the failure means) and *io is NULL.
+ */
+static int psam_acquire_key(struct psam_kp *p, enum ssc_alg alg, const struct config_key *key,
+			    const struct keyprov_div *div, const uint8_t *r, int64_t deadline_ms,
+			    struct card_io **io, struct ssc_diag *diag)
+{
+	int rc = psam_acquire(p, alg, deadline_ms, io, diag);
+
+	if (rc)
+		return rc;
+	rc = psam_deliver_key(*io, alg, key, div, r, diag);
+	if (rc) {
+		rc = psam_done(p, *io, rc, diag);
+		*io = NULL;
+	}
+	return rc;
+}
+
 static int psam_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct config_key *key,
 			   const struct keyprov_div *div, const uint8_t r[8], const uint8_t x[8],
 			   uint8_t c[8], int64_t deadline_ms, struct ssc_diag *diag)
@@ -189,12 +209,9 @@ static int psam_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct co
 	size_t xlen = alg == SSC_ALG_SM4 ? 16 : 8;
 	int rc, n;
 
-	rc = psam_acquire(p, alg, deadline_ms, &io, diag);
+	rc = psam_acquire_key(p, alg, key, div, r, deadline_ms, &io, diag);
 	if (rc)
 		return rc;
-	rc = psam_deliver_key(io, alg, key, div, r, diag);
-	if (rc)
-		goto out_release;
 	memcpy(data, x, 8);
 	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x00, 0x00, data, xlen, APDU_LE_NONE);
 	/* DES answers 61 08 and apdu_exchange fetches C with GET RESPONSE. */
@@ -228,12 +245,9 @@ static int psam_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_ke
 
 	if (len > sizeof(body) - ivlen)
 		return ssc_diag_set(diag, SSC_EINVAL, "MAC input of %zu bytes is too long", len);
-	rc = psam_acquire(p, alg, deadline_ms, &io, diag);
+	rc = psam_acquire_key(p, alg, key, div, NULL, deadline_ms, &io, diag);
 	if (rc)
 		return rc;
-	rc = psam_deliver_key(io, alg, key, div, NULL, diag);
-	if (rc)
-		goto out_release;
 	memcpy(body, iv, ivlen);
 	memcpy(body + ivlen, data, len);
 	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x05, 0x00, body, ivlen + len, APDU_LE_NONE);
@@ -269,12 +283,9 @@ static int psam_encrypt(struct keyprov *kp, enum ssc_alg alg, const struct confi
 
 	if (len == 0 || len > 32 || len % block)
 		return ssc_diag_set(diag, SSC_EINVAL, "block of %zu bytes to encrypt", len);
-	rc = psam_acquire(p, alg, deadline_ms, &io, diag);
+	rc = psam_acquire_key(p, alg, key, div, NULL, deadline_ms, &io, diag);
 	if (rc)
 		return rc;
-	rc = psam_deliver_key(io, alg, key, div, NULL, diag);
-	if (rc)
-		goto out_release;
 	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x01, 0x00, in, len, APDU_LE_NONE);
 	/* The body is a PIN block: CARDIO_SECRET keeps it out of the APDU log. */
 	if (n >= 0) {
