@@ -92,8 +92,6 @@ ALLOWED = set([
     "lines: src/ops.c",
     "lines: src/rpc.c",
     "cycle: src/ctl/ctl_journal.c src/sscardctl.c",
-    # rbase: the simulator's profile loader.
-    "lines: firmware-stubs/src/cos/sim_profile.c",
 ])
 
 

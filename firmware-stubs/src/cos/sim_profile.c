@@ -1,13 +1,14 @@
 /*
  * This file contains the profile loader: it reads one JSON profile (a card + PSAM set), checks
  * every field strictly (types, lengths, check characters, the ATR, the 卡识别码 and its MAC) and
- * stores the card items already encoded. Every error names the file and the field.
+ * stores the card items already encoded. Every error names the file and the field. The value
+ * checks and conversions that know no JSON are in sim_text.c.
  */
 #include "sim_profile.h"
+#include "sim_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <iconv.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,34 +195,6 @@ static int ld_int(struct ld *c, json_t *obj, const char *prefix, const char *key
 	return 1;
 }
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Decodes exactly 2*n hex digits (no separators); returns 0 or -1. */
-static int hex_decode(const char *s, uint8_t *out, size_t n)
-{
-	size_t i;
-
-	if (strlen(s) != 2 * n)
-		return -1;
-	for (i = 0; i < n; i++) {
-		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 static int ld_hex(struct ld *c, json_t *obj, const char *prefix, const char *key, bool required,
 		  uint8_t *out, size_t n)
 {
@@ -231,28 +204,11 @@ static int ld_hex(struct ld *c, json_t *obj, const char *prefix, const char *key
 
 	if (rc != 1)
 		return rc;
-	if (hex_decode(s, out, n) != 0) {
+	if (sim_text_unhex(s, out, n) != (int)n) {
 		ld_path(path, prefix, key);
 		return ld_fail(c, path, "expected %zu hex digits", 2 * n);
 	}
 	return 1;
-}
-
-/* Whether the first n characters of s are decimal digits. */
-static bool digits_prefix(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
-/* Whether s is exactly n decimal digits. */
-static bool all_digits(const char *s, size_t n)
-{
-	return strlen(s) == n && digits_prefix(s, n);
 }
 
 /* Exactly n decimal digits; the string is returned in *out. */
@@ -264,27 +220,11 @@ static int ld_digits(struct ld *c, json_t *obj, const char *prefix, const char *
 
 	if (rc != 1)
 		return rc;
-	if (!all_digits(*out, n)) {
+	if (!sim_text_all_digits(*out, n)) {
 		ld_path(path, prefix, key);
 		return ld_fail(c, path, "expected %zu decimal digits", n);
 	}
 	return 1;
-}
-
-/* Packs the digit string s into BCD over nbytes, padding with F nibbles (format cn). */
-static void bcd_pack(const char *s, uint8_t *out, size_t nbytes)
-{
-	size_t i, len = strlen(s);
-
-	memset(out, 0xFF, nbytes);
-	for (i = 0; i < len && i < 2 * nbytes; i++) {
-		uint8_t d = (uint8_t)(s[i] - '0');
-
-		if (i % 2 == 0)
-			out[i / 2] = (uint8_t)(d << 4 | 0x0F);
-		else
-			out[i / 2] = (uint8_t)((out[i / 2] & 0xF0) | d);
-	}
 }
 
 /* A cn field of exactly ndigits digits, into nbytes BCD. */
@@ -295,25 +235,8 @@ static int ld_cn(struct ld *c, json_t *obj, const char *prefix, const char *key,
 	int rc = ld_digits(c, obj, prefix, key, required, ndigits, &s);
 
 	if (rc == 1)
-		bcd_pack(s, out, nbytes);
+		sim_text_bcd(s, out, nbytes);
 	return rc;
-}
-
-static bool valid_date(const char *s)
-{
-	int y, m, d;
-	static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-	if (!all_digits(s, 8))
-		return false;
-	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-	m = (s[4] - '0') * 10 + (s[5] - '0');
-	d = (s[6] - '0') * 10 + (s[7] - '0');
-	if (y < 1900 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
-		return false;
-	if (m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
-		return false;
-	return true;
 }
 
 /* A date YYYYMMDD into 4 BCD bytes; *str gets the text. */
@@ -325,11 +248,11 @@ static int ld_date(struct ld *c, json_t *obj, const char *prefix, const char *ke
 
 	if (rc != 1)
 		return rc;
-	if (!valid_date(*str)) {
+	if (!sim_text_date_ok(*str)) {
 		ld_path(path, prefix, key);
 		return ld_fail(c, path, "expected a date YYYYMMDD");
 	}
-	bcd_pack(*str, out, 4);
+	sim_text_bcd(*str, out, 4);
 	return 1;
 }
 
@@ -356,91 +279,6 @@ static int ld_an(struct ld *c, json_t *obj, const char *prefix, const char *key,
 	return 1;
 }
 
-static int alnum_value(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* §2.6: the check character of an 8-character card number, or 0 when a character is invalid. */
-static char card_number_check(const char *s)
-{
-	static const int w[8] = { 3, 7, 9, 10, 5, 8, 4, 2 };
-	int sum = 0, i, r;
-
-	for (i = 0; i < 8; i++) {
-		int v = alnum_value((unsigned char)s[i]);
-
-		if (v < 0)
-			return 0;
-		sum += v * w[i];
-	}
-	r = 11 - sum % 11;
-	if (r == 10)
-		return 'X';
-	if (r == 11)
-		return '0';
-	return (char)('0' + r);
-}
-
-/* GB 11643: the check character of 17 digits. */
-static char ssn_check(const char *s)
-{
-	static const int w[17] = { 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2 };
-	static const char map[] = "10X98765432";
-	int sum = 0, i;
-
-	for (i = 0; i < 17; i++)
-		sum += (s[i] - '0') * w[i];
-	return map[sum % 11];
-}
-
-/*
- * UTF-8 to GB 18030 with iconv (GBK's bytes for GBK's characters, four bytes for the others);
- * returns the length or -1 (not valid UTF-8, or too long).
- */
-static int to_gb18030(const char *utf8, uint8_t *out, size_t outcap)
-{
-	iconv_t cd = iconv_open("GB18030", "UTF-8");
-	char *in = (char *)utf8, *op = (char *)out;
-	size_t inleft = strlen(utf8), outleft = outcap, r;
-
-	if (cd == (iconv_t)-1)
-		return -1;
-	r = iconv(cd, &in, &inleft, &op, &outleft);
-	if (r != (size_t)-1)
-		r = iconv(cd, NULL, NULL, &op, &outleft);
-	iconv_close(cd);
-	if (r == (size_t)-1 || inleft != 0)
-		return -1;
-	return (int)(outcap - outleft);
-}
-
-/*
- * The longest prefix of p (len bytes that iconv wrote as GB 18030) made of whole characters and
- * at most max bytes long. GB 18030: a byte below 80 is a character; a lead byte 81..FE followed
- * by a digit 30..39 starts a four-byte character, followed by anything else a two-byte one.
- */
-static size_t gb18030_whole(const uint8_t *p, size_t len, size_t max)
-{
-	size_t i = 0, n;
-
-	while (i < len) {
-		n = 2;
-		if (p[i] < 0x80)
-			n = 1;
-		else if (i + 1 < len && p[i + 1] >= 0x30 && p[i + 1] <= 0x39)
-			n = 4;
-		if (i + n > max || i + n > len)
-			break;
-		i += n;
-	}
-	return i;
-}
-
 /*
  * Parses the ATR: TS, T0, the interface bytes TA..TD, K historical bytes, and TCK when a protocol
  * other than T=0 is indicated (checked). The chip serial is the last 8 historical bytes.
@@ -459,7 +297,7 @@ static int ld_atr(struct ld *c, json_t *obj, const char *prefix, uint8_t *atr, s
 		return rc;
 	ld_path(path, prefix, "atr");
 	n = strlen(s) / 2;
-	if (strlen(s) % 2 != 0 || n < 2 || n > SIM_ATR_MAX || hex_decode(s, atr, n) != 0)
+	if (strlen(s) % 2 != 0 || n < 2 || n > SIM_ATR_MAX || sim_text_unhex(s, atr, n) != (int)n)
 		return ld_fail(c, path, "expected 4 to %d hex digits", 2 * SIM_ATR_MAX);
 	if (atr[0] != 0x3B && atr[0] != 0x3F)
 		return ld_fail(c, path, "TS must be 3B or 3F");
@@ -530,16 +368,17 @@ static int ld_holder(struct ld *c, json_t *card, struct sim_card_profile *cp)
 		return -1;
 	if (ld_string(c, h, "card.holder", "ssn", true, &s) < 0)
 		return -1;
-	if (strlen(s) != 18 || !digits_prefix(s, 17) || !(s[17] == 'X' || (s[17] >= '0' && s[17] <= '9')))
+	if (strlen(s) != 18 || !sim_text_digits(s, 17) ||
+	    !(s[17] == 'X' || (s[17] >= '0' && s[17] <= '9')))
 		return ld_fail(c, "card.holder.ssn", "expected 17 digits and a check character (0-9 or X)");
-	if (ssn_check(s) != s[17])
+	if (sim_text_ssn_check(s) != s[17])
 		return ld_fail(c, "card.holder.ssn", "check character is %c, expected %c", s[17],
-			       ssn_check(s));
+			       sim_text_ssn_check(s));
 	memcpy(cp->ssn, s, 18);
 
 	if (ld_string(c, h, "card.holder", "name", true, &s) < 0)
 		return -1;
-	n = to_gb18030(s, gb, sizeof(gb));
+	n = sim_text_gb18030(s, gb, sizeof(gb));
 	if (n < 0)
 		return ld_fail(c, "card.holder.name", "not valid UTF-8, or longer than %zu bytes in "
 			       "GB 18030", maxname);
@@ -552,7 +391,7 @@ static int ld_holder(struct ld *c, json_t *card, struct sim_card_profile *cp)
 	 * 姓名 takes the longest run of whole characters that fits its 30 bytes, 姓名扩展 the rest;
 	 * the reader concatenates them (§2.3). No character is cut in two, so each record is text.
 	 */
-	cut = gb18030_whole(gb, (size_t)n, 30);
+	cut = sim_text_gb18030_whole(gb, (size_t)n, 30);
 	if ((size_t)n - cut > sizeof(cp->name_ext))
 		return ld_fail(c, "card.holder.name", "%d bytes in GB 18030: cut between whole "
 			       "characters, 姓名 takes %zu and the %zu left exceed 姓名扩展's 20", n, cut,
@@ -594,12 +433,12 @@ static int ld_txn(struct ld *c, json_t *t, const char *prefix, uint8_t rec[SIM_T
 
 		memcpy(date, s, 8);
 		date[8] = 0;
-		if (!valid_date(date) || hh > 23 || mm > 59 || ss > 59) {
+		if (!sim_text_date_ok(date) || hh > 23 || mm > 59 || ss > 59) {
 			ld_path(path, prefix, "time");
 			return ld_fail(c, path, "expected YYYYMMDDhhmmss");
 		}
 	}
-	bcd_pack(s, rec, 7);
+	sim_text_bcd(s, rec, 7);
 	if (ld_an(c, t, prefix, "institution", true, rec + 7, 12) < 0 ||
 	    ld_an(c, t, prefix, "settlement_no", true, rec + 19, 20) < 0)
 		return -1;
@@ -734,7 +573,7 @@ static int ld_card_id(struct ld *c, json_t *card, struct sim_card_profile *cp, c
 	uint8_t body[16], mac[4];
 	int rc;
 
-	bcd_pack(region, body, 3);
+	sim_text_bcd(region, body, 3);
 	memcpy(body + 3, rid, 5);
 	memcpy(body + 8, cp->chip_serial + 4, 4);
 	if (sim_crypto_mac(SIM_ALG_DES, cp->issuer_key, (const uint8_t[8]){ 0 }, body, 12, mac) != 0)
@@ -784,7 +623,7 @@ static int ld_pin(struct ld *c, json_t *card, struct sim_card_profile *cp)
 	if (ld_string(c, card, "card", "pin", true, &pin) < 0)
 		return -1;
 	n = strlen(pin);
-	if (n < (size_t)cp->pin_min || n > (size_t)cp->pin_max || !all_digits(pin, n))
+	if (n < (size_t)cp->pin_min || n > (size_t)cp->pin_max || !sim_text_all_digits(pin, n))
 		return ld_fail(c, "card.pin", "expected %d to %d decimal digits", cp->pin_min,
 			       cp->pin_max);
 	memcpy(cp->pin, pin, n + 1);
@@ -817,7 +656,7 @@ static int ld_card(struct ld *c, json_t *root, struct sim_card_profile *cp)
 		return -1;
 	if (ld_string(c, card, "card", "spec_version", true, &s) < 0)
 		return -1;
-	if (strlen(s) != 4 || s[0] < '1' || s[0] > '3' || s[1] != '.' || !digits_prefix(s + 2, 2))
+	if (strlen(s) != 4 || s[0] < '1' || s[0] > '3' || s[1] != '.' || !sim_text_digits(s + 2, 2))
 		return ld_fail(c, "card.spec_version", "expected \"1.00\", \"2.00\" or \"3.00\"");
 	memcpy(cp->spec_version, s, 4);
 	cp->generation = s[0] - '0';
@@ -839,11 +678,12 @@ static int ld_card(struct ld *c, json_t *root, struct sim_card_profile *cp)
 		return ld_fail(c, "card.expiry_date", "not after card.issue_date");
 	if (ld_string(c, card, "card", "card_number", true, &s) < 0)
 		return -1;
-	if (strlen(s) != 9 || card_number_check(s) == 0 || !(s[8] == 'X' || (s[8] >= '0' && s[8] <= '9')))
+	if (strlen(s) != 9 || sim_text_card_number_check(s) == 0 ||
+	    !(s[8] == 'X' || (s[8] >= '0' && s[8] <= '9')))
 		return ld_fail(c, "card.card_number", "expected 8 characters 0-9/A-Z and a check character");
-	if (card_number_check(s) != s[8])
+	if (sim_text_card_number_check(s) != s[8])
 		return ld_fail(c, "card.card_number", "check character is %c, expected %c", s[8],
-			       card_number_check(s));
+			       sim_text_card_number_check(s));
 	memcpy(cp->card_number, s, 9);
 	if (ld_holder(c, card, cp) < 0 || ld_medical(c, card, cp) < 0 || ld_pin(c, card, cp) < 0)
 		return -1;

@@ -3,6 +3,7 @@
  * records, PIN and try counters as JSON, tied to the profile by name and SHA-256 and to the role,
  * written atomically (temporary file, fsync, rename, fsync of the directory).
  */
+#include "sim_text.h"
 #include "sim_token.h"
 
 #include <errno.h>
@@ -26,46 +27,6 @@ static const char *role_name(enum sim_role role)
 	return role == SIM_ROLE_CARD ? "card" : "psam";
 }
 
-static void hex_encode(const uint8_t *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789ABCDEF";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 0x0F];
-	}
-	out[2 * n] = 0;
-}
-
-static int hex_nibble(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
-/* Decodes a hex string of at most cap bytes; returns the byte count or -1. */
-static int hex_decode(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = strlen(s), i;
-
-	if (n % 2 != 0 || n / 2 > cap)
-		return -1;
-	for (i = 0; i < n / 2; i++) {
-		int hi = hex_nibble((unsigned char)s[2 * i]), lo = hex_nibble((unsigned char)s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return (int)(n / 2);
-}
-
 static void ef_path(const struct sim_df *df, const struct sim_ef *ef, char out[16])
 {
 	snprintf(out, 16, "%s/EF%02X", df->name, (unsigned)(ef->fid & 0xFF));
@@ -78,7 +39,7 @@ static json_t *state_json(const struct sim_token *t)
 	json_t *root, *tries, *files, *recs;
 	int i, j, k;
 
-	hex_encode(t->prof.digest, sizeof(t->prof.digest), hex);
+	sim_text_hex(t->prof.digest, sizeof(t->prof.digest), hex);
 	root = json_pack("{s:s, s:s, s:s, s:s}", "format", STATE_FORMAT, "profile", t->prof.name,
 			 "profile_sha256", hex, "role", role_name(t->role));
 	if (root == NULL || t->role != SIM_ROLE_CARD)
@@ -111,7 +72,7 @@ static json_t *state_json(const struct sim_token *t)
 				tlv[0] = ef->rec[k].tag;
 				tlv[1] = ef->rec[k].len;
 				memcpy(tlv + 2, ef->rec[k].val, ef->rec[k].len);
-				hex_encode(tlv, 2 + (size_t)ef->rec[k].len, hex);
+				sim_text_hex(tlv, 2 + (size_t)ef->rec[k].len, hex);
 				if (json_array_append_new(recs, json_string(hex)) != 0)
 					goto out_fail;
 			}
@@ -245,7 +206,7 @@ static int st_file(struct st *s, json_t *recs, const char *path, struct sim_ef *
 		uint8_t tag = ef->cyclic ? ef->cyc_tag : ef->rec[i].tag;
 		uint8_t len = ef->cyclic ? ef->cyc_len : ef->rec[i].len;
 
-		n = json_is_string(v) ? hex_decode(json_string_value(v), tlv, sizeof(tlv)) : -1;
+		n = json_is_string(v) ? sim_text_unhex(json_string_value(v), tlv, sizeof(tlv)) : -1;
 		if (n < 0)
 			return st_fail(s, "files.%s[%zu]: expected hex", path, i);
 		if (n != 2 + len || tlv[0] != tag || tlv[1] != len)
@@ -390,7 +351,7 @@ int sim_token_load(struct sim_token *t, const char *path, char *err, size_t errl
 		rc = st_fail(&s, "profile: the state belongs to another profile, not \"%s\"", t->prof.name);
 		goto out_free;
 	}
-	hex_encode(t->prof.digest, sizeof(t->prof.digest), hex);
+	sim_text_hex(t->prof.digest, sizeof(t->prof.digest), hex);
 	v = json_object_get(root, "profile_sha256");
 	if (!json_is_string(v) || strcasecmp(json_string_value(v), hex) != 0) {
 		rc = st_fail(&s, "profile_sha256: saved with another version of profile \"%s\"",
