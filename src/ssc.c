@@ -714,6 +714,16 @@ static size_t ssc_pin_bcd(const struct ssc_pin *p, uint8_t *out)
 	return n;
 }
 
+/* Writes a command's header CLA INS P1 P2 Lc into cmd[0..4] (its body is built in place after). */
+static void ssc_header(uint8_t *cmd, uint8_t cla, uint8_t ins, uint8_t p1, uint8_t p2, size_t lc)
+{
+	cmd[0] = cla;
+	cmd[1] = ins;
+	cmd[2] = p1;
+	cmd[3] = p2;
+	cmd[4] = (uint8_t)lc;
+}
+
 /* Sends a command whose body is secret and maps its status word in ctx. */
 static int ssc_secret_command(struct ssc_card *c, const uint8_t *cmd, size_t len,
 			      enum apdu_sw_ctx ctx, const char *what, struct ssc_diag *diag)
@@ -742,11 +752,7 @@ int ssc_verify_pin(struct ssc_card *c, const struct ssc_pin *pin, struct ssc_dia
 	if (rc)
 		return rc;
 	n = ssc_pin_bcd(pin, cmd + 5);
-	cmd[0] = 0x00;
-	cmd[1] = 0x20;
-	cmd[2] = 0x00;
-	cmd[3] = 0x00;
-	cmd[4] = (uint8_t)n;
+	ssc_header(cmd, 0x00, 0x20, 0x00, 0x00, n);
 	rc = ssc_secret_command(c, cmd, 5 + n, APDU_CTX_PIN, "VERIFY", diag);
 	OPENSSL_cleanse(cmd, sizeof(cmd));
 	return rc;
@@ -765,11 +771,7 @@ int ssc_change_pin(struct ssc_card *c, const struct ssc_pin *old_pin,
 	n = ssc_pin_bcd(old_pin, cmd + 5);
 	cmd[5 + n++] = 0xFF;   /* the separator: no BCD PIN byte is FF */
 	n += ssc_pin_bcd(new_pin, cmd + 5 + n);
-	cmd[0] = 0x80;
-	cmd[1] = 0x5E;
-	cmd[2] = 0x01;
-	cmd[3] = 0x00;
-	cmd[4] = (uint8_t)n;
+	ssc_header(cmd, 0x80, 0x5E, 0x01, 0x00, n);
 	rc = ssc_secret_command(c, cmd, 5 + n, APDU_CTX_PIN, "CHANGE PIN", diag);
 	OPENSSL_cleanse(cmd, sizeof(cmd));
 	return rc;
@@ -805,11 +807,7 @@ int ssc_reload_pin(struct ssc_card *c, const struct ssc_pin *new_pin, struct ssc
 	if (rc)
 		return rc;
 	n = ssc_pin_bcd(new_pin, cmd + 5);
-	cmd[0] = 0x80;
-	cmd[1] = 0x5E;
-	cmd[2] = 0x00;
-	cmd[3] = 0x00;
-	cmd[4] = (uint8_t)(n + 4);   /* Lc' counts the MAC (spec §12.5) */
+	ssc_header(cmd, 0x80, 0x5E, 0x00, 0x00, n + 4);   /* Lc' counts the MAC (spec §12.5) */
 	rc = ssc_sm_mac(c, &c->cfg->key_pin_reload, &div, r, cmd, 5 + n, cmd + 5 + n, diag);
 	if (!rc)
 		rc = ssc_secret_command(c, cmd, 5 + n + 4, APDU_CTX_PIN, "RELOAD PIN", diag);
@@ -841,11 +839,7 @@ int ssc_unblock_pin(struct ssc_card *c, const struct ssc_pin *new_pin, struct ss
 	if (!rc)
 		rc = ssc_get_challenge(c, r, diag);
 	if (!rc) {
-		cmd[0] = 0x84;
-		cmd[1] = 0x24;
-		cmd[2] = 0x00;
-		cmd[3] = 0x00;
-		cmd[4] = (uint8_t)(bs + 4);
+		ssc_header(cmd, 0x84, 0x24, 0x00, 0x00, bs + 4);
 		rc = ssc_sm_mac(c, &c->cfg->key_pin_unblock, &div, r, cmd, 5 + bs, cmd + 5 + bs,
 				diag);
 	}
