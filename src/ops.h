@@ -1,7 +1,9 @@
 /*
  * This file contains the card operations behind the API's card.* methods: each one checks its
  * params, runs on a reader's worker thread with the card connected, and builds its JSON result.
- * JSON in, JSON out; the transport (socket, JSON-RPC framing) is src/rpc.c's business.
+ * JSON in, JSON out; the transport (socket, JSON-RPC framing) is src/rpc.c's business. The one
+ * public header of ops.c (the table), ops_read.c, ops_pin.c, ops_write.c, ops_card.c,
+ * ops_recover.c and ops_params.c; what they share among themselves is in src/ops_int.h.
  */
 #ifndef SSC_OPS_H
 #define SSC_OPS_H
@@ -55,35 +57,52 @@ struct op_call {
  */
 #define CARD_FLAG_RESOLVED 0x2
 
+struct op_desc;
+
 /*
- * An operation. Returns 0 and sets *result (a new reference), or returns SSC_E* with diag filled
- * (sw, retries_left, msg) and, when it has more to say, call->error_data. Either way
- * call->card_ref names the card when the op learned it.
+ * An operation. op is its own table entry (for its variant). Returns 0 and sets *result (a new
+ * reference), or returns SSC_E* with diag filled (sw, retries_left, msg) and, when it has more to
+ * say, call->error_data. Either way call->card_ref names the card when the op learned it.
  * *insertion_flags and *reset_card as in readers.h job_run_fn. Worker thread.
  */
-typedef int (*op_run_fn)(const struct op_env *env, struct card_io *io, struct op_call *call,
-			 unsigned *insertion_flags, int *reset_card, json_t **result,
-			 struct ssc_diag *diag);
+typedef int (*op_run_fn)(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+			 struct op_call *call, unsigned *insertion_flags, int *reset_card,
+			 json_t **result, struct ssc_diag *diag);
 
 /*
  * Checks params before the job is queued, so that bad params are answered at once with
  * SSC_EINVAL / SSC_EBADITEM / SSC_EVALUE, the PIN format and policy errors (SSC_EPINFORMAT,
  * SSC_EPININITIAL, SSC_EPINSAME, SSC_EPINNOTCHANGED), SSC_ECONFIG, or SSC_EJOURNAL (a write while
- * the journal is out of service), with a message. Loop thread; never touches a card.
+ * the journal is out of service), with a message. op is its own table entry. Loop thread; never
+ * touches a card.
  */
-typedef int (*op_check_fn)(const struct op_env *env, json_t *params, struct ssc_diag *diag);
+typedef int (*op_check_fn)(const struct op_desc *op, const struct op_env *env, json_t *params,
+			   struct ssc_diag *diag);
 
 struct op_desc {
 	const char *method;      /* "card.read_basic" */
 	op_check_fn check;
 	op_run_fn run;
+	int variant;             /* which of its family's methods (ops_pin.c: enum ops_pin_cmd) */
 };
 
-/* The table of card operations, terminated by an entry with method NULL. */
+/*
+ * The table of card operations (src/ops.c), terminated by an entry with method NULL; rpc.c
+ * serves each as a method, in this order.
+ */
 extern const struct op_desc ops_table[];
 
 /* The operation for method, or NULL. */
 const struct op_desc *ops_find(const char *method);
+
+/*
+ * Overwrites the PIN strings ("pin", "old_pin", "new_pin") of a request's params (an object;
+ * anything else or NULL is left alone). Best effort: jansson keeps a string in a heap buffer of
+ * its own, which json_string_value() hands out as const only to prevent accidents; other copies
+ * of the request (the socket's line buffer, jansson's parser buffers) are out of its reach. The
+ * PIN operations call it on their private copy; rpc.c on the request it parsed.
+ */
+void ops_wipe_pins(json_t *params);
 
 /*
  * Resolves the write intents left pending (no outcome: the card left, the daemon died, the

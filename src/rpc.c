@@ -70,7 +70,7 @@ struct rpc_job {
 	char origin[ORIGIN_MAX];        /* the page's origin when the bridge sent it; "" = none */
 };
 
-/* Methods served here rather than by ops.c. */
+/* Methods served here rather than by the card operations (ops_table). */
 static const char *const builtin_methods[] = {
 	"system.info", "reader.list", "events.subscribe", "events.unsubscribe",
 };
@@ -643,7 +643,8 @@ static int job_run(struct job *job, struct card_io *io, unsigned *insertion_flag
 	memset(&call, 0, sizeof(call));
 	call.params = rj->params;
 	call.peer = &rj->peer;
-	err = rj->op->run(rj->env, io, &call, insertion_flags, reset_card, &result, &job->diag);
+	err = rj->op->run(rj->op, rj->env, io, &call, insertion_flags, reset_card, &result,
+			  &job->diag);
 	memcpy(rj->card_ref, call.card_ref, sizeof(rj->card_ref));
 	memcpy(rj->audit_detail, call.audit_detail, sizeof(rj->audit_detail));
 	if (err == 0 && !result)
@@ -771,7 +772,7 @@ static int m_card(struct rpc_client *c, json_t *id, const struct op_desc *op, js
 							NULL, reader));
 	ssc_diag_init(&diag);
 	if (op->check) {
-		err = op->check(r->env, params, &diag);
+		err = op->check(op, r->env, params, &diag);
 		if (err == SSC_EINVAL)
 			return reply_error_obj(c, id, app_error(RPC_INVALID_PARAMS, err, &diag,
 								NULL));
@@ -999,26 +1000,6 @@ out:
 	return rc;
 }
 
-/*
- * Overwrites the PIN strings of a parsed request once it is handled. Best effort: the job has its
- * own copy (wiped by the op), and jansson's parser buffers are out of reach (docs/security.md).
- */
-static void wipe_pins(json_t *req)
-{
-	static const char *const names[] = { "pin", "old_pin", "new_pin" };
-	json_t *params = json_object_get(req, "params");
-
-	if (!json_is_object(params))
-		return;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		json_t *v = json_object_get(params, names[i]);
-
-		if (json_is_string(v))
-			OPENSSL_cleanse((void *)(uintptr_t)json_string_value(v),
-					json_string_length(v));
-	}
-}
-
 int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 {
 	struct rpc *r = c->rpc;
@@ -1056,7 +1037,8 @@ int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 		goto out;
 	}
 	rc = handle_request(c, req, started_ms);
-	wipe_pins(req);
+	/* Best effort: the job has its own copy (wiped by the op), see docs/security.md. */
+	ops_wipe_pins(json_object_get(req, "params"));
 	json_decref(req);
 out:
 	json_decref(null_id);

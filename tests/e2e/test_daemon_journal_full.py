@@ -146,9 +146,9 @@ class JournalUnwritable(sscardd.DaemonTestCase):
         self.assertIn('it reaches the logged head', out)
 
     def test_refusal_names_the_cause(self):
-        # Was a bug (fixed in src/ops.c write_run: the journal's reason is copied before the
-        # refusal is formatted): the message formatted diag->msg into itself, and the client got
-        # "the write intent could not be recorded (l): ..." instead of the cause.
+        # Was a bug (fixed in src/ops_write.c ops_write_run: the journal's reason is copied
+        # before the refusal is formatted): the message formatted diag->msg into itself, and the
+        # client got "the write intent could not be recorded (l): ..." instead of the cause.
         e, _ = self.refused_write()
         self.assertIn('disk is full', e.message)
 

@@ -377,8 +377,9 @@ class Refused(WriteCase):
         # Was a bug: on a card that reads records by tag only (gen2-tagmode.json,
         # read_record_modes "tag": READ RECORD by number answers 6A86) the duplicate check saw the
         # newest EF08 record only, so a settlement already on the card (not the newest) was
-        # appended a second time. Fixed in src/ops.c write_prepare: when the card cannot address
-        # older records, the journal's applied appends for this card are checked too.
+        # appended a second time. Fixed in src/ops_write.c write_prepare_append: when the card
+        # cannot address older records, the journal's applied appends for this card are checked
+        # too.
         self.start({CARD_A: 'gen2-tagmode'})
         first, second = dict(TXN, settlement_no='S2026112400000000201'), \
             dict(TXN, settlement_no='S2026112400000000202')

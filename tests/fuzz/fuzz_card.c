@@ -1,6 +1,6 @@
 /*
  * This file contains the fuzz target of the card layer's APDU answer handling: one card operation
- * of src/ops.c (read_basic, read_items, internal_auth, the PIN commands, write_items; all of
+ * of src/ops*.c (read_basic, read_items, internal_auth, the PIN commands, write_items; all of
  * ssc.c, apdu.c and the PSAM provider psam.c under them) against a simulated card and PSAM
  * (simcos, one of the shipped profiles) whose answers the fuzz input mutates on the way: replaced,
  * truncated, a byte flipped, another status word, a removal, a timeout. A journal in a temporary
@@ -264,14 +264,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 	}
-	rc = op->check(&env, params, &diag);
+	rc = op->check(op, &env, params, &diag);
 	check_diag(rc, &diag);
 	if (rc == 0) {
 		memset(&call, 0, sizeof(call));
 		call.params = params;
 		call.peer = &peer;
 		ssc_diag_init(&diag);
-		rc = op->run(&env, &card.io, &call, &flags, &reset, &result, &diag);
+		rc = op->run(op, &env, &card.io, &call, &flags, &reset, &result, &diag);
 		check_diag(rc, &diag);
 		if ((rc == 0) != (result != NULL))
 			abort();

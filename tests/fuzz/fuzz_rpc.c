@@ -3,7 +3,7 @@
  * lines go in through rpc_handle_line() as the server would feed them; every message rpc sends
  * back must be one line of valid JSON. Card jobs go to a test backend that runs them, after the
  * line that queued them, on a simulated gen2 card with a simulated PSAM (the real operations of
- * src/ops.c), or lets them complete after their client has gone.
+ * src/ops*.c), or lets them complete after their client has gone.
  *
  * Input: byte 0 = switches (bit 0 jobs complete after every line rather than at the end, bit 1 the
  * client closes before its jobs complete, bit 2 the backend refuses every job, bit 3 no backend

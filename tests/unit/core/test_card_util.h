@@ -479,9 +479,9 @@ static inline int tu_sim_op(struct tu_sim *s, const char *method, const char *pa
 	memset(&s->call, 0, sizeof(s->call));
 	s->call.params = p;
 	s->call.peer = &s->peer;
-	rc = op->check(&s->env, p, &s->d);
+	rc = op->check(op, &s->env, p, &s->d);
 	if (rc == 0)
-		rc = op->run(&s->env, &s->card.io, &s->call, &s->flags, &s->reset, &s->result,
+		rc = op->run(op, &s->env, &s->card.io, &s->call, &s->flags, &s->reset, &s->result,
 			     &s->d);
 	s->call.params = NULL;
 	if (s->reset)

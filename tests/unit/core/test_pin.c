@@ -254,8 +254,8 @@ static void test_params_wiped(void **state)
 	assert_non_null(p);
 	memset(&call, 0, sizeof(call));
 	call.params = p;
-	assert_int_equal(op->run(&s.env, &s.card.io, &call, &s.flags, &s.reset, &s.result, &s.d),
-			 0);
+	assert_int_equal(op->run(op, &s.env, &s.card.io, &call, &s.flags, &s.reset, &s.result,
+				 &s.d), 0);
 	v = json_object_get(p, "old_pin");
 	assert_memory_equal(json_string_value(v), "\0\0\0\0\0\0", 6);
 	v = json_object_get(p, "new_pin");
@@ -265,8 +265,8 @@ static void test_params_wiped(void **state)
 	/* Also when the params are refused. */
 	p = json_loads("{\"old_pin\": \"271828\", \"new_pin\": \"2718x8\"}", 0, NULL);
 	call.params = p;
-	assert_int_equal(op->run(&s.env, &s.card.io, &call, &s.flags, &s.reset, &s.result, &s.d),
-			 SSC_EPINFORMAT);
+	assert_int_equal(op->run(op, &s.env, &s.card.io, &call, &s.flags, &s.reset, &s.result,
+				 &s.d), SSC_EPINFORMAT);
 	assert_memory_equal(json_string_value(json_object_get(p, "old_pin")), "\0\0\0\0\0\0", 6);
 	json_decref(p);
 	tu_sim_close(&s);

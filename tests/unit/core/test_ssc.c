@@ -1,7 +1,7 @@
 /*
- * Unit tests of src/ssc.c and src/ops.c against scripted cards: every command the card layer
- * sends is written here by hand from the spec (§2.1, §12.1, §12.5), with the answers a card
- * would give. Covers ATR and FCI parsing, the exact APDU sequence of read_basic, spec 1.00
+ * Unit tests of src/ssc.c and the card operations (src/ops*.c) against scripted cards: every
+ * command the card layer sends is written here by hand from the spec (§2.1, §12.1, §12.5), with
+ * the answers a card would give. Covers ATR and FCI parsing, the exact APDU sequence of read_basic, spec 1.00
  * layouts, the READ RECORD mode fallback, EF06 read authorisation with the §12.8 vectors, and
  * parameter checking. The simulator-backed tests are in test_ssc_sim.c.
  */
@@ -88,11 +88,11 @@ static int fx_op(struct fixture *fx, const char *method, const char *params)
 	json_decref(fx->result);
 	fx->result = NULL;
 	ssc_diag_init(&fx->d);
-	rc = op->check(&fx->env, p, &fx->d);
+	rc = op->check(op, &fx->env, p, &fx->d);
 	if (rc == 0) {
 		struct op_call call = { .params = p };
 
-		rc = op->run(&fx->env, &fx->s.io, &call, &fx->flags, &fx->reset, &fx->result,
+		rc = op->run(op, &fx->env, &fx->s.io, &call, &fx->flags, &fx->reset, &fx->result,
 			     &fx->d);
 	}
 	json_decref(p);

@@ -1,5 +1,5 @@
 /*
- * Tests of the card layer (ssc.c, psam.c, ops.c) in-process against the simulator's card OS
+ * Tests of the card layer (ssc.c, psam.c, the ops*.c) in-process against the simulator's card OS
  * (firmware-stubs, simcos): every profile in firmware-stubs/profiles is read with
  * card.read_basic and each field compared with values copied by hand from the profile file;
  * then the quirks (T=0 answers, tag-only reads, read authorisation and its memory, wrong keys,

@@ -82,9 +82,9 @@ static int op_on(struct tu_sim *s, struct card_io *io, const char *method, const
 	json_decref(s->call.error_data);
 	memset(&s->call, 0, sizeof(s->call));
 	s->call.params = p;
-	rc = op->check(&s->env, p, &s->d);
+	rc = op->check(op, &s->env, p, &s->d);
 	if (rc == 0)
-		rc = op->run(&s->env, io, &s->call, &s->flags, &s->reset, &s->result, &s->d);
+		rc = op->run(op, &s->env, io, &s->call, &s->flags, &s->reset, &s->result, &s->d);
 	s->call.params = NULL;
 	json_decref(p);
 	return rc;

@@ -1,0 +1,181 @@
+/*
+ * This file contains what the files of the card operations share among themselves (src/ops.h is
+ * the module's one public header): their limits, the parameter checks (ops_params.c), the
+ * transaction records (ops_txn.c), the card as every operation opens it (ops_card.c), the
+ * resolution of pending intents (ops_recover.c), and
+ * the check and run functions of each family that ops.c's table names (ops_read.c, ops_pin.c,
+ * ops_write.c). Calls run down only: ops.c -> ops_read.c, ops_pin.c, ops_write.c -> ops_card.c
+ * -> ops_recover.c -> ops_txn.c -> ops_params.c; a family may skip a layer (ops_write.c calls
+ * ops_recover.c, the families ops_params.c), never call up.
+ */
+#ifndef SSC_OPS_INT_H
+#define SSC_OPS_INT_H
+
+#include <stdint.h>
+
+#include "items.h"
+#include "ops.h"
+#include "ssc.h"
+
+#define OPS_MAX_ITEMS 64          /* items in one card.read_items / card.write_items request */
+
+/*
+ * The environment as one operation sees it from start to end. The daemon publishes the journal
+ * with an atomic store (NULL while it is out of service); an operation reads it once, so that it
+ * cannot vanish between an intent and its outcome. The handle stays valid meanwhile: the daemon
+ * suspends a failed journal, it never frees it while workers run.
+ */
+static inline void ops_env_snapshot(const struct op_env *env, struct op_env *out)
+{
+	out->cfg = env->cfg;
+	out->kp = env->kp;
+	out->journal = __atomic_load_n(&env->journal, __ATOMIC_ACQUIRE);
+}
+
+/* Failures after which nobody knows what the card did with the last command. */
+static inline int ops_transport(int rc)
+{
+	return rc == SSC_ETIMEDOUT || rc == SSC_ECARDREMOVED || rc == SSC_ENOCARD ||
+	       rc == SSC_EREADER || rc == SSC_EIO || rc == SSC_EPROTO || rc == SSC_ESHUTDOWN;
+}
+
+/* ---- ops_params.c: the checks of an operation's params (no card, no journal) --------------- */
+
+/*
+ * The start of every operation's params: an object or absent (SSC_EINVAL), no member outside
+ * allowed (NULL-terminated; SSC_EINVAL naming it, with its own message for "allow_lost"), and
+ * "reader", when present, a string (the core resolves it).
+ */
+int ops_params_check(json_t *params, const char *const *allowed, struct ssc_diag *diag);
+
+/*
+ * Refuses any member of the object o (NULL: none) not in allowed (NULL-terminated): SSC_EINVAL
+ * naming it.
+ */
+int ops_params_known(json_t *o, const char *const *allowed, struct ssc_diag *diag);
+
+/* An optional boolean param: *out keeps its default when absent; SSC_EINVAL when no boolean. */
+int ops_params_bool(json_t *params, const char *name, int *out, struct ssc_diag *diag);
+
+/* internal_auth: the param asks for it, [card] require_internal_auth imposes it. */
+int ops_params_internal_auth(const struct op_env *env, json_t *params, int *out,
+			     struct ssc_diag *diag);
+
+/* ---- ops_txn.c: the transaction records of DF04/EF08 ---------------------------------------- */
+
+/*
+ * A DF04/EF08 record as read_items shows it ({time, institution, settlement_no, total,
+ * personal_account, pooled}) into *t: SSC_EINVAL (shape), SSC_EVALUE (a value out of range).
+ */
+int ops_txn_parse(json_t *o, struct item_txn *t, struct ssc_diag *diag);
+
+/* A §12.7 transaction record as the API shows it (a new reference), NULL when out of memory. */
+json_t *ops_txn_json(const struct item_txn *t);
+
+/*
+ * Called with each record read (recno from 1, the newest; v holds n bytes, wiped after the
+ * call). Returns 0 to go on, OPS_TXN_STOPPED to stop, or a negative SSC_E* that stops.
+ */
+typedef int (*ops_txn_fn)(void *arg, int recno, const uint8_t *v, size_t n,
+			  struct ssc_diag *diag);
+
+#define OPS_TXN_STOPPED 1         /* fn stopped the reading */
+#define OPS_TXN_HIDDEN 2          /* at the end: the card holds older records it cannot address */
+
+/*
+ * Reads the records of the cyclic file f (its item it) from the newest, at most 255, and hands
+ * each to fn. Returns 0 at the end of the records, OPS_TXN_HIDDEN at the end when the card holds
+ * older ones it cannot address (a card that reads records by tag only shows the newest one),
+ * OPS_TXN_STOPPED, or the card's error or fn's (the reading stops). diag is cleared at the end.
+ * Blocks on the card. Worker thread.
+ */
+int ops_txn_each(struct ssc_card *c, const struct item_file *f, const struct item_def *it,
+		 ops_txn_fn fn, void *arg, struct ssc_diag *diag);
+
+/* ---- ops_recover.c: pending intents resolved by reading the card back ---------------------- */
+
+/* One pending intent as the journal listed it; detail is owned by the list it sits in. */
+struct ops_pending {
+	int64_t id;
+	char file[32];
+	char *detail;
+};
+
+/*
+ * Reads back what one intent would have changed and records its outcome (cause: the error that
+ * cut the write, when this daemon saw it; NULL after an interruption). Returns 1 (resolved), 0
+ * (left pending: a detail this code cannot read, or resolved meanwhile by someone else), or the
+ * card's error (the intent stays pending). Worker thread; env->journal not NULL.
+ */
+int ops_recover_one(const struct op_env *env, struct ssc_card *c, const struct ops_pending *p,
+		    const char *cause, struct ssc_diag *diag);
+
+/*
+ * Resolves the pending intents of the card c (card_ref, or learned from the card when NULL).
+ * Returns the number resolved, or an error (transport errors stop the pass at once). Worker
+ * thread; env->journal not NULL.
+ */
+int ops_recover_card(const struct op_env *env, struct ssc_card *c, const char *card_ref,
+		     struct ssc_diag *diag);
+
+/* ---- ops_card.c: the card as every operation opens it -------------------------------------- */
+
+/*
+ * SELECT SSSE, then, on the first operation of an insertion while the journal holds pending
+ * intents (of any card: which card this is costs APDUs to learn), resolves this card's intents
+ * and sets CARD_FLAG_RESOLVED in *flags. A clean journal costs no APDU. A failure to resolve
+ * that is not the card leaving is logged and the operation goes on; the next insertion tries
+ * again. Returns 0 or the card's errors. Worker thread.
+ */
+int ops_card_open(const struct op_env *env, struct card_io *io, unsigned *flags,
+		  struct ssc_card *c, struct ssc_diag *diag);
+
+/*
+ * The card's identity for the journal: its card number and 卡识别码 (read once, two READ RECORDs
+ * unless the op read them already), call->card_ref, and the lost-card list (call->lost). Without a
+ * journal there is nothing to check (reads go on) or a write is refused. A listed card is refused
+ * (SSC_EBLACKLISTED) unless call->allow_lost (a read that asked to see a lost card).
+ * writing: a journal error refuses the op (SSC_EJOURNAL) instead of being logged and passed over.
+ */
+int ops_card_identify(const struct op_env *env, struct op_call *call, struct ssc_card *c,
+		      int writing, struct ssc_diag *diag);
+
+/* ---- the families, named by ops.c's table (contracts: op_check_fn, op_run_fn in ops.h) ----- */
+
+/* ops_read.c: card.read_basic, card.read_items, card.internal_auth. */
+int ops_read_basic_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+			 struct ssc_diag *diag);
+int ops_read_basic_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		       struct op_call *call, unsigned *insertion_flags, int *reset_card,
+		       json_t **result, struct ssc_diag *diag);
+int ops_read_items_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+			 struct ssc_diag *diag);
+int ops_read_items_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		       struct op_call *call, unsigned *insertion_flags, int *reset_card,
+		       json_t **result, struct ssc_diag *diag);
+int ops_read_auth_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+			struct ssc_diag *diag);
+int ops_read_auth_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		      struct op_call *call, unsigned *insertion_flags, int *reset_card,
+		      json_t **result, struct ssc_diag *diag);
+
+/*
+ * ops_pin.c: card.verify_pin, card.change_pin, card.reload_pin, card.unblock_pin: one check and
+ * one run, told apart by the table entry's variant.
+ */
+enum ops_pin_cmd { OPS_PIN_VERIFY, OPS_PIN_CHANGE, OPS_PIN_RELOAD, OPS_PIN_UNBLOCK };
+
+int ops_pin_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+		  struct ssc_diag *diag);
+int ops_pin_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
+		struct ssc_diag *diag);
+
+/* ops_write.c: card.write_items. */
+int ops_write_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+		    struct ssc_diag *diag);
+int ops_write_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		  struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
+		  struct ssc_diag *diag);
+
+#endif
