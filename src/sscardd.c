@@ -109,6 +109,8 @@ static struct keyprov *daemon_kp;
 static struct psam_pool daemon_psams;   /* the PSAMs of the reader core, for daemon_kp */
 /* The network PSAM (issue 14) and the choice between the two, kept likewise. */
 static struct keyprov *daemon_hsm_kp, *daemon_keysel;
+/* Their metrics wrappers, kept likewise (also when the start stops half-way). */
+static struct keyprov *daemon_kp_counted, *daemon_hsm_counted;
 /*
  * The journal, for the same reason: a detached worker may still be using it. It is closed (keys
  * wiped) at exit only when no job and no worker can still hold it.
@@ -1025,7 +1027,6 @@ static int daemon_readers_new(struct daemon *d)
  */
 static int daemon_keys(struct daemon *d)
 {
-	struct keyprov *psam, *hsm = NULL;
 	char err[512] = "";
 	int rc;
 
@@ -1036,9 +1037,9 @@ static int daemon_keys(struct daemon *d)
 		return rc;
 	}
 	/* Counted for the metrics (the wrappers are kept, like the providers, to the end). */
-	psam = metrics_keyprov_wrap(daemon_kp);
+	daemon_kp_counted = metrics_keyprov_wrap(daemon_kp);
 	if (!d->cfg.hsm_url[0]) {
-		d->env.kp = psam;
+		d->env.kp = daemon_kp_counted;
 		return 0;
 	}
 	rc = hsm_keyprov_new(&d->cfg, &daemon_hsm_kp, err, sizeof(err));
@@ -1047,9 +1048,10 @@ static int daemon_keys(struct daemon *d)
 			  err[0] ? err : ssc_strerror(rc));
 		return rc;
 	}
-	hsm = metrics_keyprov_wrap(daemon_hsm_kp);
-	rc = d->cfg.hsm_prefer == HSM_PREFER_HSM ? keysel_new(hsm, psam, &daemon_keysel)
-						 : keysel_new(psam, hsm, &daemon_keysel);
+	daemon_hsm_counted = metrics_keyprov_wrap(daemon_hsm_kp);
+	rc = d->cfg.hsm_prefer == HSM_PREFER_HSM
+		     ? keysel_new(daemon_hsm_counted, daemon_kp_counted, &daemon_keysel)
+		     : keysel_new(daemon_kp_counted, daemon_hsm_counted, &daemon_keysel);
 	if (rc != 0) {
 		log_error("cannot set up the key providers: %s", ssc_strerror(rc));
 		return rc;
