@@ -12,7 +12,9 @@
   socket of this test) READY=1, its STATUS, WATCHDOG=1 every half WATCHDOG_USEC and STOPPING=1;
 * the watchdog: with the loop frozen by the test build's hook (SIGUSR2 with
   $SSCARDD_TEST_FREEZE_MS), no WATCHDOG=1 comes between the hook's two notices, and the pings
-  resume after;
+  resume after; and with the journal writer stuck in one append (another process holds the
+  journal's write lock), no WATCHDOG=1 comes although the loop answers, and the pings resume once
+  the append is through;
 * [daemon] user: started as root with user = nobody, the daemon drops to uid/gid 65534 after the
   socket is open (all of /proc/PID/status's ids), creates the journal's directory for it and
   works; without the key it says that it runs as root; an unknown user stops it (exit 1).
@@ -25,6 +27,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -256,6 +259,65 @@ class Activation(sscardd.DaemonTestCase):
         self.assertIn(f'listening on {d.socket_path} (mode', d.log_text())
         self.assertNotIn('watchdog', d.log_text())
         self.assertIn('running as root: set [daemon] user', d.log_text())
+
+
+class WatchdogJournal(sscardd.DaemonTestCase):
+    """WATCHDOG=1 only while the journal writer is alive too: another process holds the
+    journal's write lock (as a stuck disk or a long checkpoint would keep an append waiting),
+    the audit row of a call waits for it, and the pings stop although the loop runs on."""
+
+    def test_stuck_append_stops_the_pings(self):
+        self.h.start_pcscd()
+        notify = Notify(self.h.path('notify.sock'))
+        self.addCleanup(notify.close)
+        d = sscardd.Daemon(self.h)
+        with open(d.config_path, 'w') as f:
+            f.write(sscardd.ini_text(d.sections))
+        env = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC='400000')
+        d.proc = self.h.spawn('sscardd', d.argv(), env=env)
+        notify.wait(lambda m: 'READY=1' in m.split('\n'), 15, 'READY=1')
+        harness.wait_until(lambda: notify.pump(0.5) is not None and
+                           notify.messages.count('WATCHDOG=1') >= 3, 15, 'three pings')
+        c = d.client(timeout=10.0)
+        sscardd.journal_settled(d)
+
+        # Marks of this test in the notify socket's queue: a datagram socket keeps the order in
+        # which messages arrive, so what lies between two marks was sent between them.
+        mark = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(mark.close)
+
+        def put_mark(text):
+            mark.sendto(text.encode(), notify.path)
+            return notify.wait(lambda m: m == text, 10, text, start=len(notify.messages))
+
+        db = sqlite3.connect(d.journal_path, timeout=10, isolation_level=None)
+        self.addCleanup(db.close)
+        db.execute('BEGIN IMMEDIATE')
+        try:
+            c.call('reader.list')              # answered; its audit row waits for the lock
+            harness.wait_until(lambda: 'watchdog: the journal writer has been in one append'
+                               in d.log_text(), 4, 'the stuck append in the log')
+            # The log line is written where the ping is withheld: every ping sent before it is
+            # already queued, before the first mark.
+            i0 = put_mark('MARK=stuck')
+            # The loop still answers while the writer waits.
+            self.assertIn('version', c.call('system.info'))
+            time.sleep(0.6)                    # three watchdog periods
+            i1 = put_mark('MARK=still stuck')
+        finally:
+            db.execute('COMMIT')
+        self.assertEqual([m for m in notify.messages[i0:i1] if m == 'WATCHDOG=1'], [],
+                         notify.messages[i0:i1 + 1])
+        # The append goes through once the lock is free, and the pings resume.
+        notify.wait(lambda m: m == 'WATCHDOG=1', 10, 'WATCHDOG=1 after the lock', start=i1)
+        harness.wait_until(lambda: 'watchdog: healthy again after' in d.log_text(), 10,
+                           'the recovery line')
+        self.assertIn('watchdog: the daemon is not healthy', d.log_text())
+        rows = sscardd.journal_settled(d)
+        self.assertIn('reader.list', [r['method'] for r in rows])
+        self.assertEqual(c.call('system.info')['journal'], 'ok')
+        d.stop()
+        self.assertEqual(d.proc.returncode(), 0)
 
 
 def proc_ids(pid):
