@@ -420,6 +420,10 @@ int items_encode(const struct item_file *f, const struct item_def *it, const cha
 		if (n < 0)
 			return n;
 		n = gb18030_from_utf8(text, out, cap < it->len ? cap : it->len, &need);
+		if (n == SSC_ELIMIT && need <= it->len)   /* fits the item, not the caller's buffer */
+			return ssc_diag_set(diag, SSC_EINVAL, "%s item %02X (%s): the value takes %zu "
+					    "bytes, the buffer holds %zu", f->name, it->tag, it->label,
+					    need, cap);
 		if (n == SSC_ELIMIT && (it->checks & ITEM_EXACT))
 			n = (int)need;   /* said below, with the length it must have */
 		else if (n == SSC_ELIMIT)

@@ -233,6 +233,25 @@ static void check_encode(const char *fname, uint8_t tag, const char *text, int w
 	check_encode_msg(fname, tag, text, want_rc, want_hex, NULL);
 }
 
+/* A value that fits its item but not the caller's buffer is refused, never reported as written. */
+static void test_encode_small_buffer(void **state)
+{
+	struct item_file f = file("SSSE/EF06");
+	struct item_def it = item(&f, 0x08);
+	struct ssc_diag d;
+	uint8_t out[5];
+
+	(void)state;
+	ssc_diag_init(&d);
+	/* 18 characters with a valid check character (ISO 7064 MOD 11-2), found by the fuzzer. */
+	assert_int_equal(items_encode(&f, &it, "012404000199664227", out, sizeof(out), &d),
+			 SSC_EINVAL);
+	assert_non_null(strstr(d.msg, "the buffer holds 5"));
+	it = item(&f, 0x0A);
+	ssc_diag_init(&d);
+	assert_int_equal(items_encode(&f, &it, "1", out, 0, &d), SSC_EINVAL);
+}
+
 static void test_encode(void **state)
 {
 	(void)state;
@@ -494,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_card_number),
 		cmocka_unit_test(test_txn),
 		cmocka_unit_test(test_encode),
+		cmocka_unit_test(test_encode_small_buffer),
 		cmocka_unit_test(test_encode_checks),
 		cmocka_unit_test(test_txn_encode),
 		cmocka_unit_test(test_gb18030_limits),
