@@ -14,7 +14,10 @@ network namespace, so that its loopback and ports are the test's own) serves /me
   under limit="max_clients_per_uid";
 * the gauges: readers and cards by role, queue depth per reader, clients, journal up;
 * no personal data in the text: not the card number, the ID number or the name;
-* anything but GET /metrics is 404 / 405; with no [metrics] listen nothing listens.
+* anything but GET /metrics is 404 / 405; with no [metrics] listen nothing listens;
+* the alert rules: `promtool check rules`, the file as docs/operations.md shows it, and
+  `promtool test rules` on series of desks that lose their reader or their journal, a healthy desk
+  and one that never had a reader (each alert fires after its 5 minutes, only where it should).
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_metrics.py
 """
@@ -22,9 +25,11 @@ Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_metri
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -234,6 +239,65 @@ class Rules(unittest.TestCase):
             rules = f.read()
         with open(os.path.join(SOURCE_DIR, 'docs', 'operations.md')) as f:
             self.assertIn('```yaml\n' + rules + '```', f.read())
+
+    def test_rules_fire(self):
+        # `promtool test rules`: the two alerts fire on the series a desk would show, after their
+        # 5 minutes, and not for a healthy desk nor for one that never had a reader. Series every
+        # minute; 'AxN' is A repeated N more times.
+        d = tempfile.mkdtemp(prefix='sscard-rules.')
+        self.addCleanup(shutil.rmtree, d, True)
+        gone = {'severity': 'warning', 'instance': 'desk-1:9477'}
+        gone_ann = {'summary': 'sscardd on desk-1:9477 sees no card reader',
+                    'description': "Check the reader's cable and pcscd (systemctl status pcscd); "
+                                   "the daemon's log names the readers it lost."}
+        down = {'severity': 'critical', 'instance': 'desk-1:9477', 'job': 'sscard'}
+        down_ann = {'summary': 'sscardd on desk-1:9477: the journal is unavailable, card writes '
+                               'are refused',
+                    'description': "See 'journalctl -u sscardd' for why (disk full, "
+                                   "permissions); the daemon retries by itself."}
+
+        def series(metric, instance, values, **labels):
+            lab = ','.join(f'{k}="{v}"' for k, v in
+                           dict(instance=instance, job='sscard', **labels).items())
+            return {'series': f'{metric}{{{lab}}}', 'values': values}
+        spec = {
+            'rule_files': [RULES],
+            'evaluation_interval': '1m',
+            'tests': [{
+                'interval': '1m',
+                'input_series': [
+                    # desk-1: its pcsc reader goes at minute 31, its journal at minute 11.
+                    series('sscard_readers_present', 'desk-1:9477', '1x30 0x80', driver='pcsc'),
+                    series('sscard_readers_present', 'desk-1:9477', '0x110', driver='usb-ccid'),
+                    series('sscard_journal_up', 'desk-1:9477', '1x10 0x50'),
+                    # desk-2: healthy. desk-3: never had a reader (not set up yet).
+                    series('sscard_readers_present', 'desk-2:9477', '2x60', driver='pcsc'),
+                    series('sscard_readers_present', 'desk-2:9477', '0x60', driver='usb-ccid'),
+                    series('sscard_journal_up', 'desk-2:9477', '1x60'),
+                    series('sscard_readers_present', 'desk-3:9477', '0x60', driver='pcsc'),
+                    series('sscard_journal_up', 'desk-3:9477', '1x60'),
+                ],
+                'alert_rule_test': [
+                    {'eval_time': '30m', 'alertname': 'SscardReaderGone', 'exp_alerts': []},
+                    {'eval_time': '34m', 'alertname': 'SscardReaderGone', 'exp_alerts': []},
+                    {'eval_time': '40m', 'alertname': 'SscardReaderGone',
+                     'exp_alerts': [{'exp_labels': gone, 'exp_annotations': gone_ann}]},
+                    {'eval_time': '90m', 'alertname': 'SscardReaderGone',
+                     'exp_alerts': [{'exp_labels': gone, 'exp_annotations': gone_ann}]},
+                    # An hour after the last reader was seen, the alert's look-back is empty.
+                    {'eval_time': '95m', 'alertname': 'SscardReaderGone', 'exp_alerts': []},
+                    {'eval_time': '14m', 'alertname': 'SscardJournalDown', 'exp_alerts': []},
+                    {'eval_time': '20m', 'alertname': 'SscardJournalDown',
+                     'exp_alerts': [{'exp_labels': down, 'exp_annotations': down_ann}]},
+                ],
+            }],
+        }
+        path = os.path.join(d, 'sscard-alerts-test.yml')
+        with open(path, 'w') as f:
+            json.dump(spec, f)                 # JSON is YAML
+        p = subprocess.run(['promtool', 'test', 'rules', path], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('SUCCESS', p.stdout)
 
 
 if __name__ == '__main__':
