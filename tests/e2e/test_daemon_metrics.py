@@ -240,6 +240,22 @@ class Rules(unittest.TestCase):
         with open(os.path.join(SOURCE_DIR, 'docs', 'operations.md')) as f:
             self.assertIn('```yaml\n' + rules + '```', f.read())
 
+    def test_scrape_config_example(self):
+        # The scrape configuration docs/operations.md shows, with its rule file where the docs
+        # put it (here: the shipped file's path), passes `promtool check config`.
+        with open(os.path.join(SOURCE_DIR, 'docs', 'operations.md')) as f:
+            blocks = re.findall(r'```yaml\n(scrape_configs:.*?)```', f.read(), re.S)
+        self.assertEqual(len(blocks), 1)
+        self.assertIn('- /etc/prometheus/rules/sscard-alerts.yml\n', blocks[0])
+        d = tempfile.mkdtemp(prefix='sscard-scrape.')
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, 'prometheus.yml')
+        with open(path, 'w') as f:
+            f.write(blocks[0].replace('/etc/prometheus/rules/sscard-alerts.yml', RULES))
+        p = subprocess.run(['promtool', 'check', 'config', path], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('SUCCESS: 2 rules found', p.stdout)
+
     def test_rules_fire(self):
         # `promtool test rules`: the two alerts fire on the series a desk would show, after their
         # 5 minutes, and not for a healthy desk nor for one that never had a reader. Series every

@@ -43,6 +43,17 @@ def parse(msg):
             'procid': int(m.group(4)), 'msgid': m.group(5), 'sd': params, 'msg': m.group(7)}
 
 
+def doc_example():
+    """The message docs/operations.md shows under "Audit to syslog"."""
+    with open(os.path.join(harness.SOURCE_DIR, 'docs', 'operations.md'), encoding='utf-8') as f:
+        text = f.read()
+    sec = text[text.index('## Audit to syslog'):]
+    m = re.search(r'```\n(<\d+>1 .*?)\n```', sec)
+    assert m, 'no example message under "Audit to syslog"'
+    # The docs leave out the byte order mark RFC 5424 puts before the text (it is invisible).
+    return re.sub(r'\] journal row', '] \ufeffjournal row', m.group(1))
+
+
 class Listener:
     """A syslog daemon's socket, read by a thread of its own as a syslog daemon reads it."""
 
@@ -138,6 +149,16 @@ class Syslog(sscardd.DaemonTestCase):
                                        f"{r['method'] or '-'} {r['result'] or '-'}")
         reads = [r for r in shipped if r['method'] == 'card.read_basic']
         self.assertEqual(len(reads), 1)
+        # docs/operations.md's example is a message of this kind, as the listener gets it: the
+        # same header, the same parameters in the same order, the same text.
+        real = by_seq[str(reads[0]['seq'])]
+        example = parse(doc_example())
+        self.assertEqual(list(example['sd']), list(real['sd']))
+        self.assertEqual((example['pri'], example['msgid']), (real['pri'], real['msgid']))
+        self.assertRegex(example['time'], r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
+        self.assertRegex(real['time'], r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
+        self.assertEqual(example['msg'], f"journal row {example['sd']['seq']}: audit "
+                                         f"card.read_basic SSC_OK")
         self.assertRegex(reads[0]['card'], r'^[0-9a-f]{32}$')  # a keyed reference, not a number
         failed = [r for r in shipped if r['method'] == 'card.read_items']
         self.assertEqual(by_seq[str(failed[0]['seq'])]['pri'], 85)
