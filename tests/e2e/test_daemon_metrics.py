@@ -13,6 +13,8 @@ network namespace, so that its loopback and ports are the test's own) serves /me
   (or a number sent as a method) under method="other"; a connection over max_clients_per_uid
   under limit="max_clients_per_uid";
 * the gauges: readers and cards by role, queue depth per reader, clients, journal up;
+* key-provider failures: with the simulated key server answering 500, each failed write moves
+  sscard_key_provider_failures_total{provider="hsm"} by one; working calls move it not at all;
 * no personal data in the text: not the card number, the ID number or the name;
 * anything but GET /metrics is 404 / 405; with no [metrics] listen nothing listens;
 * the alert rules: `promtool check rules`, the file as docs/operations.md shows it, and
@@ -36,6 +38,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import hsmkit  # noqa: E402
 import sscardd  # noqa: E402
 
 SOURCE_DIR = os.environ.get('SSC_SOURCE_DIR',
@@ -72,15 +75,19 @@ def val(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def fetch(h, path='/metrics', method='GET', port=PORT):
+    """(status, content type, body) of an HTTP request inside the test's network namespace."""
+    out = h.ns_run(['/usr/bin/python3', '-c', FETCH, f'http://127.0.0.1:{port}{path}', method])
+    status, ctype, body = out.split('\n', 2)
+    return int(status), ctype, body
+
+
 class Metrics(sscardd.DaemonTestCase):
     readers = 2
     deadline = 240.0
 
     def fetch(self, path='/metrics', method='GET', port=PORT):
-        out = self.h.ns_run(['/usr/bin/python3', '-c', FETCH, f'http://127.0.0.1:{port}{path}',
-                             method])
-        status, ctype, body = out.split('\n', 2)
-        return int(status), ctype, body
+        return fetch(self.h, path, method, port)
 
     def scrape(self):
         status, ctype, body = self.fetch()
@@ -227,6 +234,42 @@ class Metrics(sscardd.DaemonTestCase):
         d = sscardd.Daemon(self.h, in_mountns=True).start()
         self.assertNotIn(PORT, self.h.ns.listening_ports())
         self.assertIn('config: metrics off', d.log_text())
+
+
+class KeyProvider(sscardd.DaemonTestCase):
+    """sscard_key_provider_failures_total{provider="hsm"}: a key-server failure is counted once per
+    failed key operation, a working one not at all (the daemon wraps its key providers)."""
+    readers = 2
+    deadline = 240.0
+
+    def test_hsm_failures_counted(self):
+        self.h.start_pcscd()
+        pki = hsmkit.make_pki(self.h)
+        self.h.start_card('gen2', slot=0)
+        ks = hsmkit.KeyServer(self.h, pki).start()
+        cfg = hsmkit.daemon_config(pki, timeout_ms=1500)
+        cfg['metrics'] = {'listen': f'127.0.0.1:{PORT}'}
+        d = sscardd.Daemon(self.h, config=cfg, in_mountns=True, op_timeout_ms=8000).start()
+        c = d.client()
+        d.wait_reader(c, self.h.reader_name(0), card=True, role='user', timeout=15)
+
+        def failures():
+            status, _, body = fetch(self.h)
+            self.assertEqual(status, 200)
+            return val(parse(body), 'sscard_key_provider_failures_total', provider='hsm')
+        write = {'file': 'SSSE/EF06', 'items': {'0B': '02'}}
+        # A working key server (the terminal number is asked for here, once) counts nothing.
+        c.call('card.write_items', write, timeout=30)
+        self.assertEqual(failures(), 0)
+        ks.switch('fail', 500)
+        for n in (1, 2):
+            with self.assertRaises(sscardd.RpcError) as e:
+                c.call('card.write_items', write, timeout=30)
+            self.assertEqual(e.exception.name, 'SSC_EHSMSERVER')
+            self.assertEqual(failures(), n)
+        ks.switch('fail', 'none')
+        c.call('card.write_items', write, timeout=30)
+        self.assertEqual(failures(), 2)
 
 
 class Rules(unittest.TestCase):
