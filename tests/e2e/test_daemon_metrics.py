@@ -16,7 +16,8 @@ network namespace, so that its loopback and ports are the test's own) serves /me
 * key-provider failures: with the simulated key server answering 500, each failed write moves
   sscard_key_provider_failures_total{provider="hsm"} by one; working calls move it not at all;
 * no personal data in the text: not the card number, the ID number or the name;
-* anything but GET /metrics is 404 / 405; with no [metrics] listen nothing listens;
+* anything but GET /metrics is 404 / 405; with no [metrics] listen nothing listens; with the port
+  taken, an error line and the desk served without metrics;
 * the alert rules: `promtool check rules`, the file as docs/operations.md shows it, and
   `promtool test rules` on series of desks that lose their reader or their journal, a healthy desk
   and one that never had a reader (each alert fires after its 5 minutes, only where it should).
@@ -228,6 +229,23 @@ class Metrics(sscardd.DaemonTestCase):
         self.assertEqual(self.fetch('/metrics?x=1')[0], 200)
         self.assertEqual(self.fetch('/metrics', method='POST')[0], 405)
         self.assertEqual(self.fetch('/metrics', method='HEAD')[0], 200)
+
+    def test_port_taken(self):
+        # Another program has the port: an error line, and the desk is served without metrics.
+        self.h.start_pcscd()
+        self.h.spawn('squatter', ['/usr/bin/python3', '-c',
+                                  'import socket, time\n'
+                                  's = socket.socket()\n'
+                                  f's.bind(("127.0.0.1", {PORT}))\n'
+                                  's.listen()\n'
+                                  'time.sleep(600)\n'], in_netns=True, pcsc=False)
+        harness.wait_until(lambda: PORT in self.h.ns.listening_ports(), 10, 'the squatter')
+        d = sscardd.Daemon(self.h, config={'metrics': {'listen': f'127.0.0.1:{PORT}'}},
+                           in_mountns=True).start()
+        self.assertIn(f'metrics: cannot listen on 127.0.0.1:{PORT}: Address already in use',
+                      d.log_text())
+        self.assertEqual(d.client().call('system.info')['journal'], 'ok')
+        self.assertTrue(d.alive())
 
     def test_off_by_default(self):
         self.h.start_pcscd()

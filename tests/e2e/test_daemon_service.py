@@ -10,6 +10,9 @@
   and passes only the environment named with -E; the daemon serves on the passed socket (a card
   read through it), leaves the socket file to the manager, and tells NOTIFY_SOCKET (a datagram
   socket of this test) READY=1, its STATUS, WATCHDOG=1 every half WATCHDOG_USEC and STOPPING=1;
+* what a service manager may pass wrongly: two sockets, or a socket that is not a listening Unix
+  stream socket, stop the daemon (exit 1, a line that says what to fix); a socket at another path
+  than [daemon] socket_path is served, with a warning;
 * the watchdog: with the loop frozen by the test build's hook (SIGUSR2 with
   $SSCARDD_TEST_FREEZE_MS), no WATCHDOG=1 comes between the hook's two notices, and the pings
   resume after; and with the journal writer stuck in one append (another process holds the
@@ -316,6 +319,83 @@ class WatchdogJournal(sscardd.DaemonTestCase):
         rows = sscardd.journal_settled(d)
         self.assertIn('reader.list', [r['method'] for r in rows])
         self.assertEqual(c.call('system.info')['journal'], 'ok')
+        d.stop()
+        self.assertEqual(d.proc.returncode(), 0)
+
+
+class ActivationRefused(sscardd.DaemonTestCase):
+    """What the service manager may pass wrongly (docs/operations.md, "Socket activation"): two
+    sockets, or one that is not a listening Unix stream socket, stop the daemon with exit 1 and a
+    line that says what to fix; a socket at another path than [daemon] socket_path is served,
+    with a warning that sscardctl will look at the configured one."""
+
+    def activate(self, listen, extra=(), config=None):
+        d = sscardd.Daemon(self.h, socket_name='conf.sock', config=config)
+        with open(d.config_path, 'w') as f:
+            f.write(sscardd.ini_text(d.sections))
+        env = dict(os.environ)
+        argv = ['systemd-socket-activate', *extra]
+        for path in listen:
+            argv += ['-l', path]
+        for v in ('PCSCLITE_CSOCK_NAME', 'ASAN_OPTIONS', 'LSAN_OPTIONS', 'UBSAN_OPTIONS'):
+            if v in env or v == 'PCSCLITE_CSOCK_NAME':
+                argv += ['-E', v]
+        argv += [sscardd.daemon_binary(), '--foreground', '--config', d.config_path]
+        d.proc = self.h.spawn('sscardd', argv, env=env)
+        for path in listen:
+            harness.wait_until(lambda: os.path.exists(path), 10, f'the socket {path}')
+        return d
+
+    def knock(self, path, kind=socket.SOCK_STREAM):
+        """Connects until systemd-socket-activate listens (the daemon starts on it)."""
+        def connect():
+            s = socket.socket(socket.AF_UNIX, kind)
+            try:
+                s.connect(path)
+                return s
+            except ConnectionRefusedError:
+                s.close()
+                return None
+        s = harness.wait_until(connect, 10, f'systemd-socket-activate to listen on {path}')
+        self.addCleanup(s.close)
+        return s
+
+    def refused(self, d, line):
+        d.proc.wait(15)
+        self.assertEqual(d.proc.returncode(), 1, d.log_text()[-2000:])
+        self.assertIn(line, d.log_text())
+        self.assertNotIn('listening on', d.log_text())
+
+    def test_two_sockets(self):
+        self.h.start_pcscd()
+        a, b = self.h.path('a.sock'), self.h.path('b.sock')
+        d = self.activate([a, b])
+        self.knock(a)
+        self.refused(d, 'socket activation: 2 sockets passed, expected one (ListenStream= once '
+                        'in sscardd.socket)')
+
+    def test_not_a_stream_socket(self):
+        self.h.start_pcscd()
+        a = self.h.path('seq.sock')
+        d = self.activate([a], extra=['--seqpacket'])
+        self.knock(a, socket.SOCK_SEQPACKET)
+        self.refused(d, 'socket activation: the socket passed is not a listening Unix stream '
+                        'socket (ListenStream=/run/sscard/sscardd.sock in sscardd.socket)')
+
+    def test_other_path_than_configured(self):
+        self.h.start_pcscd()
+        a = self.h.path('passed.sock')
+        d = self.activate([a])
+        s = self.knock(a)
+        s.close()
+        c = sscardd.Client(a, timeout=10.0)
+        self.addCleanup(c.close)
+        self.assertIn('version', c.call('system.info', timeout=15.0))
+        self.assertIn(f'the socket passed is {a}, not [daemon] socket_path {d.socket_path}: '
+                      'sscardctl and clients that read the configuration look for the latter',
+                      d.log_text())
+        self.assertFalse(os.path.exists(d.socket_path))
+        c.close()
         d.stop()
         self.assertEqual(d.proc.returncode(), 0)
 
