@@ -127,6 +127,16 @@ class Units(unittest.TestCase):
         m2 = re.search(r'Overall exposure level for sscardd.service: (\d+\.\d+)', p.stdout)
         self.assertLess(float(m2.group(1)), float(m.group(1)))
 
+    def test_udev_rule_in_docs(self):
+        # The rule docs/usb-ccid.md shows is the shipped one (there is no udevd here to run it).
+        with open(os.path.join(UNIT_DIR, '60-sscard.rules')) as f:
+            rules = [line for line in f.read().splitlines() if line and not line.startswith('#')]
+        self.assertEqual(len(rules), 1)
+        self.assertIn('ENV{ID_USB_INTERFACES}=="*:0b????:*"', rules[0])
+        self.assertIn('GROUP="sscard", MODE="0660"', rules[0])
+        with open(os.path.join(SOURCE_DIR, 'docs', 'usb-ccid.md')) as f:
+            self.assertIn('\n  ' + rules[0] + '\n', f.read())
+
     def test_sysusers_tmpfiles(self):
         root = os.path.join(self.dir, 'root')
         os.makedirs(os.path.join(root, 'etc'))
