@@ -444,12 +444,19 @@ static void out_event(const json_t *params)
 	time_t t = time(NULL);
 	struct tm tm;
 	const char *name = json_string_value(json_object_get(params, "name"));
+	/* card.ready says what the card turned out to be, or why it could not be told. */
+	const char *type = json_string_value(json_object_get(params, "type"));
+	const char *role = type && strcmp(type, "card.ready") == 0
+				   ? json_string_value(json_object_get(params, "role"))
+				   : NULL;
+	const char *error = json_string_value(json_object_get(params, "error"));
 
 	localtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%s %-14s %s%s%s%s\n", stamp, json_string_value(json_object_get(params, "type")),
+	printf("%s %-14s %s%s%s%s%s%s%s%s\n", stamp, type ? type : "?",
 	       json_string_value(json_object_get(params, "reader")), name ? " (" : "",
-	       name ? name : "", name ? ")" : "");
+	       name ? name : "", name ? ")" : "", role ? " role " : "", role ? role : "",
+	       error ? " error " : "", error ? error : "");
 	fflush(stdout);
 }
 

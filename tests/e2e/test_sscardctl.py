@@ -335,6 +335,35 @@ class ByHand(sscardd.DaemonTestCase):
         self.assertEqual(p.returncode, 2)
 
 
+    def test_events(self):
+        """sscardctl events prints each event on a line: card.ready with the role found."""
+        self.h.start_pcscd()
+        card = self.h.start_card('gen2', slot=CARD)
+        d = self.start_daemon()
+        self.wait_roles({CARD: 'user'})
+        p = subprocess.Popen([sscardd.ctl_binary(), 'events', '--count', '3', '--for', '30000'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=clean_env(SSCARD_SOCKET=d.socket_path))
+        try:
+            # Its subscription is live once it says it waits.
+            self.assertIn('waiting for events', p.stderr.readline())
+            sim = [harness.sim_binary(), 'ctl', card.control_path]
+            subprocess.run(sim + ['remove'], check=True, capture_output=True, timeout=30)
+            d.wait_reader(self.c, self.h.reader_name(CARD), card=False)
+            subprocess.run(sim + ['insert'], check=True, capture_output=True, timeout=30)
+            out, err = p.communicate(timeout=40)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        lines = [line.split(None, 2)[2] for line in out.splitlines()]
+        reader = self.h.reader_name(CARD)
+        self.assertEqual(lines, [f'card.removed   {slot_id(CARD)} ({reader})',
+                                 f'card.inserted  {slot_id(CARD)} ({reader})',
+                                 f'card.ready     {slot_id(CARD)} ({reader}) role user'])
+
+
 class BareDaemon(sscardd.Daemon):
     """sscardd started as an operator would, with neither --config nor --socket: it finds its
     configuration on its own ($SSCARD_CONFIG, else /etc/sscard/sscardd.conf)."""
