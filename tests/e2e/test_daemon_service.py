@@ -456,6 +456,18 @@ class UserDrop(sscardd.DaemonTestCase):
         d.stop()
         self.assertEqual(d.proc.returncode(), 0)
 
+    def test_root_user(self):
+        # user = root would drop nothing: refused, before any reader or journal is used.
+        self.h.start_pcscd()
+        d = sscardd.Daemon(self.h, config={'daemon': {'user': 'root'}})
+        with self.assertRaises(harness.HarnessError):
+            d.start(timeout=10)
+        d.proc.wait(10)
+        self.assertEqual(d.proc.returncode(), 1)
+        self.assertIn('[daemon] user "root" is root: set an unprivileged user (sscard)',
+                      d.log_text())
+        self.assertFalse(os.path.exists(d.journal_path))
+
     def test_unknown_user(self):
         self.h.start_pcscd()
         d = sscardd.Daemon(self.h, config={'daemon': {'user': 'no-such-user-here'}})
