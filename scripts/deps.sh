@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
-  libpcsclite-dev pcscd libccid
+  libpcsclite-dev pcscd libccid pcsc-tools
   libssl-dev libusb-1.0-0-dev libsqlite3-dev sqlite3 libuv1-dev libjansson-dev libinih-dev
   libcmocka-dev umockdev libumockdev-dev libglib2.0-dev
   vsmartcard-vpcd
