@@ -265,6 +265,31 @@ class Activation(sscardd.DaemonTestCase):
         self.assertEqual(d.proc.returncode(), 0)
         self.assertTrue(os.path.exists(d.socket_path))
 
+    def test_log_from_journalctl(self):
+        # docs/operations.md, "Upgrading": under the unit the log is in the systemd journal;
+        # `journalctl -o cat` gives the daemon's lines as written, which `journal verify --log`
+        # takes; journalctl's default output (its date, host and unit before each line) it
+        # does not.
+        self.h.start_pcscd()
+        d = self.start_daemon()
+        d.client().call('reader.list')
+        d.stop()
+        self.assertEqual(d.proc.returncode(), 0)
+        lines = [l for l in d.log_text().splitlines() if re.match(r'^\d{4}-\d\d-\d\dT', l)]
+        self.assertTrue(any(' info  journal head seq=' in l for l in lines))
+        cat = self.h.path('cat.log')
+        with open(cat, 'w') as f:
+            f.write(''.join(l + '\n' for l in lines))
+        rc, out = sscardd.journal_verify(d.journal_path, log=cat)
+        self.assertEqual(rc, 0, out)
+        self.assertIn('journal intact', out)
+        short = self.h.path('short.log')
+        with open(short, 'w') as f:
+            f.write(''.join(f'Dec 06 08:00:00 desk-0001 sscardd[{d.pid}]: {l}\n' for l in lines))
+        rc, out = sscardd.journal_verify(d.journal_path, log=short)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn('has no "journal head seq=N hash=H" line from sscardd', out)
+
     def test_without_manager(self):
         # No NOTIFY_SOCKET, no LISTEN_FDS: the daemon makes its own socket as before.
         self.h.start_pcscd()
