@@ -127,6 +127,22 @@ class Units(unittest.TestCase):
         m2 = re.search(r'Overall exposure level for sscardd.service: (\d+\.\d+)', p.stdout)
         self.assertLess(float(m2.group(1)), float(m.group(1)))
 
+    def test_units_match_the_default_configuration(self):
+        # The shipped configuration's socket is the one sscardd.socket listens on, with its mode
+        # and group (the daemon warns when they differ; sscardctl reads the configuration), and
+        # its journal lies in the service's StateDirectory=.
+        with open(os.path.join(UNIT_DIR, 'sscardd.socket')) as f:
+            sock = dict(re.findall(r'^(\w+)=(.*)$', f.read(), re.M))
+        state = re.search(r'^StateDirectory=(\S+)$', self.service, re.M).group(1)
+        env = {k: v for k, v in os.environ.items() if k != 'SSCARD_CONFIG'}
+        p = subprocess.run([sscardd.daemon_binary(), '--check-config', '--config',
+                            os.path.join(SOURCE_DIR, 'conf', 'sscardd.conf')],
+                           capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"config: socket {sock['ListenStream']} (mode {sock['SocketMode']}, "
+                      f"group {sock['SocketGroup']})", p.stderr)
+        self.assertIn(f'config: journal /var/lib/{state}/journal.db ', p.stderr)
+
     def test_udev_rule_in_docs(self):
         # The rule docs/usb-ccid.md shows is the shipped one (there is no udevd here to run it).
         with open(os.path.join(UNIT_DIR, '60-sscard.rules')) as f:
