@@ -17,16 +17,11 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "ops.h"
 #include "rpc.h"
 #include "sscard/error.h"
 
 /* ---- the counters ----------------------------------------------------------------------- */
 
-/* Methods beside ops_table's; anything else a client sends is counted as "other". */
-static const char *const plain_methods[] = {
-	"system.info", "reader.list", "events.subscribe", "events.unsubscribe",
-};
 #define METHODS_MAX 48
 #define RESULTS_MAX 96             /* distinct result names; more are counted as "other" */
 #define RESULT_LEN 40
@@ -74,16 +69,18 @@ static struct {
 	atomic_uint_fast64_t keyprov_failures[KEYPROV_MAX];
 } M = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* Fills the method list once (lock held). */
+/*
+ * Fills the method list once (lock held): the methods system.info lists (rpc.h); anything else a
+ * client sends is counted as "other".
+ */
 static void methods_init_locked(void)
 {
+	const char *name;
+
 	if (M.n_methods)
 		return;
-	for (size_t i = 0; i < sizeof(plain_methods) / sizeof(plain_methods[0]); i++)
-		M.methods[M.n_methods++] = plain_methods[i];
-	for (const struct op_desc *op = ops_table; op->method && M.n_methods < METHODS_MAX - 1;
-	     op++)
-		M.methods[M.n_methods++] = op->method;
+	for (size_t i = 0; M.n_methods < METHODS_MAX - 1 && (name = rpc_method_name(i)); i++)
+		M.methods[M.n_methods++] = name;
 	M.methods[M.n_methods++] = "other";
 }
 

@@ -179,6 +179,13 @@ int rpc_format_error(char *buf, size_t cap, int code, int err, const char *messa
 void rpc_event(void *arg, const char *type, const struct reader_info *ri);
 
 /*
+ * The i-th method (from 0) that system.info lists: the daemon's own (system.info, reader.list,
+ * events.*), then the card operations in ops_table's order; NULL past the last. The browser
+ * bridge's and the pairing methods are served but not listed. Pure.
+ */
+const char *rpc_method_name(size_t i);
+
+/*
  * The JSON-RPC code of an application error: RPC_APP_BASE - err (SSC_ENOCARD -> 1005). (Bad
  * params found before a job is queued are answered with RPC_INVALID_PARAMS instead.)
  */

@@ -13,10 +13,6 @@
 #include "config.h"
 #include "rpc_web.h"
 
-static const char *const web_methods[] = {
-	"web.pair", "web.revoke", "web.list", "bridge.bind", "bridge.pair", "bridge.hello",
-};
-
 int rpc_web_setup(const struct config *cfg, struct webpair *pairs, struct rpc_web_cfg *out,
 		  struct ssc_diag *diag)
 {
@@ -42,14 +38,6 @@ int rpc_web_setup(const struct config *cfg, struct webpair *pairs, struct rpc_we
 		out->have_admin = 1;
 		out->admin_gid = g->gr_gid;
 	}
-	return 0;
-}
-
-int rpc_web_method(const char *method)
-{
-	for (size_t i = 0; i < sizeof(web_methods) / sizeof(web_methods[0]); i++)
-		if (strcmp(method, web_methods[i]) == 0)
-			return 1;
 	return 0;
 }
 

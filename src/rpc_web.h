@@ -54,12 +54,9 @@ struct config;
 int rpc_web_setup(const struct config *cfg, struct webpair *pairs, struct rpc_web_cfg *out,
 		  struct ssc_diag *diag);
 
-/* Whether method is one of those above (served by rpc_web_call). Pure. */
-int rpc_web_method(const char *method);
-
 /*
- * Serves one of the methods above. params may be NULL. Returns 0 and *result (owned), or a
- * negative SSC_E* with diag filled: SSC_EINVAL (params; the reply is then -32602), SSC_EPERM
+ * Serves one of the methods above (src/rpc.c's method table names them). params may be NULL.
+ * Returns 0 and *result (owned), or a negative SSC_E* with diag filled: SSC_EINVAL (params; the reply is then -32602), SSC_EPERM
  * (not the operator, not the bridge, bind twice), SSC_ENOTPAIRED (bridge.pair/hello on a
  * connection that is not bound), SSC_EBADCODE, SSC_EBADTOKEN, SSC_ELIMIT, SSC_EJOURNAL,
  * SSC_ECRYPTO, SSC_ENOMEM. Blocks for at most one SQLite statement or two (webpair.h).

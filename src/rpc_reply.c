@@ -1,0 +1,240 @@
+/*
+ * This file contains what the JSON-RPC layer sends back (src/rpc_int.h): results and error objects
+ * (SSC_E* codes mapped to JSON-RPC errors), the errors the server sends outside any request, the
+ * result name each reply leaves for the request's audit row, and the audit row itself. Loop thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cardio.h"
+#include "rpc_int.h"
+#include "sscard/error.h"
+
+int rpc_error_code(int err)
+{
+	return RPC_APP_BASE - err;
+}
+
+void rpc_audit_call(struct rpc *r, const struct journal_peer *peer, const char *origin,
+		    const char *method, const char *reader, const char *card_ref,
+		    const char *result, const char *detail, int64_t started_ms)
+{
+	struct journal_audit a = { 0 };   /* when_ms 0: the writer stamps the submit time */
+	char *with_origin = NULL;
+
+	if (!r->audit)
+		return;
+	if (origin && origin[0]) {
+		/* A call through the browser bridge names the page's origin in the row's detail. */
+		json_t *d = detail && detail[0] ? json_loads(detail, 0, NULL) : NULL;
+
+		if (!json_is_object(d)) {
+			json_decref(d);
+			d = json_object();
+		}
+		json_object_set_new(d, "origin", json_string(origin));
+		with_origin = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(d);
+		if (with_origin)
+			detail = with_origin;
+	}
+	a.peer = peer;
+	a.method = method;
+	a.reader = reader;
+	a.card_ref = card_ref;
+	a.result = result;
+	a.detail = detail;
+	a.duration_ms = cardio_now_ms() - started_ms;
+	if (a.duration_ms < 0)
+		a.duration_ms = 0;
+	r->audit(r->audit_arg, &a);
+	free(with_origin);
+}
+
+/*
+ * A newline in a reader id must not start a forged log line (such as a "journal head" line an
+ * operator verifies against): control characters become '?'.
+ */
+const char *rpc_log_safe(const char *in, char *out, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; in[i] && i + 1 < cap; i++)
+		out[i] = ((unsigned char)in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+	return out;
+}
+
+/* Remembers the result name of an error object for the request's audit row. */
+static void note_error(struct rpc_client *c, const json_t *e)
+{
+	const char *name = json_string_value(json_object_get(json_object_get(e, "data"), "name"));
+
+	if (!name) {
+		switch (json_integer_value(json_object_get(e, "code"))) {
+		case RPC_PARSE_ERROR:
+			name = "RPC_PARSE_ERROR";
+			break;
+		case RPC_INVALID_REQUEST:
+			name = "RPC_INVALID_REQUEST";
+			break;
+		case RPC_METHOD_NOT_FOUND:
+			name = "RPC_METHOD_NOT_FOUND";
+			break;
+		case RPC_INVALID_PARAMS:
+			name = "RPC_INVALID_PARAMS";
+			break;
+		default:
+			name = "RPC_ERROR";
+			break;
+		}
+	}
+	snprintf(c->result, sizeof(c->result), "%s", name);
+}
+
+/* Serialises msg (stolen) and queues it to c, if c is still connected. */
+static int send_json(struct rpc_client *c, json_t *msg)
+{
+	char *text;
+	int rc;
+
+	if (!msg)
+		return SSC_ENOMEM;
+	if (!c->owner) {
+		json_decref(msg);
+		return SSC_ESHUTDOWN;
+	}
+	/* Compact output has no newline: the line framing stays intact. */
+	text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (!text)
+		return SSC_ENOMEM;
+	rc = c->ops->send(c->owner, text, strlen(text));
+	free(text);
+	return rc;
+}
+
+json_t *rpc_app_error(int code, int err, const struct ssc_diag *d, const char *reader)
+{
+	json_t *data, *e, *msg;
+	int std = ssc_std_code(err, d ? d->sw : 0);
+
+	data = json_object();
+	if (!data)
+		return NULL;
+	json_object_set_new(data, "name", json_string(ssc_strerror_name(err)));
+	if (std != 0)
+		json_object_set_new(data, "std_code", json_integer(std));
+	if (d && d->sw != 0) {
+		char sw[5];
+
+		snprintf(sw, sizeof(sw), "%04X", (unsigned)d->sw);
+		json_object_set_new(data, "sw", json_string(sw));
+	}
+	if (d && d->retries_left >= 0)
+		json_object_set_new(data, "retries_left", json_integer(d->retries_left));
+	if (reader && reader[0])
+		json_object_set_new(data, "reader", json_string(reader));
+	e = json_object();
+	if (!e) {
+		json_decref(data);
+		return NULL;
+	}
+	json_object_set_new(e, "code", json_integer(code));
+	/* diag.msg is UTF-8 by contract; json_string() refuses anything else, so fall back. */
+	msg = (d && d->msg[0]) ? json_string(d->msg) : NULL;
+	if (!msg)
+		msg = json_string(ssc_strerror(err));
+	json_object_set_new(e, "message", msg);
+	json_object_set_new(e, "data", data);
+	return e;
+}
+
+/* A protocol error object; err != 0 adds data.name (and the standard code). */
+static json_t *proto_error(int code, int err, const char *message)
+{
+	json_t *e = json_object();
+
+	if (!e)
+		return NULL;
+	json_object_set_new(e, "code", json_integer(code));
+	json_object_set_new(e, "message", json_string(message));
+	if (err != 0) {
+		json_t *data = json_object();
+		int std = ssc_std_code(err, 0);
+
+		json_object_set_new(data, "name", json_string(ssc_strerror_name(err)));
+		if (std != 0)
+			json_object_set_new(data, "std_code", json_integer(std));
+		json_object_set_new(e, "data", data);
+	}
+	return e;
+}
+
+int rpc_reply_error(struct rpc_client *c, json_t *id, json_t *e)
+{
+	json_t *msg;
+
+	if (e)
+		note_error(c, e);
+	if (!id) {
+		json_decref(e);
+		return 0;
+	}
+	if (!e)
+		return SSC_ENOMEM;
+	msg = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "error", e);
+	return send_json(c, msg);
+}
+
+int rpc_reply_proto(struct rpc_client *c, json_t *id, int code, int err, const char *message)
+{
+	return rpc_reply_error(c, id, proto_error(code, err, message));
+}
+
+int rpc_reply_app(struct rpc_client *c, json_t *id, int err, const struct ssc_diag *d,
+		  const char *reader)
+{
+	return rpc_reply_error(c, id, rpc_app_error(rpc_error_code(err), err, d, reader));
+}
+
+int rpc_reply_result(struct rpc_client *c, json_t *id, json_t *result)
+{
+	json_t *msg;
+
+	snprintf(c->result, sizeof(c->result), "%s", "SSC_OK");
+	if (!id) {
+		json_decref(result);
+		return 0;
+	}
+	if (!result)
+		return SSC_ENOMEM;
+	msg = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+	return send_json(c, msg);
+}
+
+int rpc_send_error(struct rpc_client *c, int code, int err, const char *message)
+{
+	json_t *id = json_null();
+	int rc = rpc_reply_proto(c, id, code, err, message);
+
+	json_decref(id);
+	return rc;
+}
+
+int rpc_format_error(char *buf, size_t cap, int code, int err, const char *message)
+{
+	json_t *msg = json_pack("{s:s, s:n, s:o}", "jsonrpc", "2.0", "id", "error",
+				proto_error(code, err, message));
+	size_t n;
+
+	if (!msg)
+		return SSC_ENOMEM;
+	n = json_dumpb(msg, buf, cap > 0 ? cap - 1 : 0, JSON_COMPACT);
+	json_decref(msg);
+	if (n == 0 || n >= cap)
+		return SSC_ELIMIT;
+	buf[n] = '\0';
+	return (int)n;
+}
