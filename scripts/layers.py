@@ -88,8 +88,6 @@ ALLOWED = set([
     "cycle: src/journal.c src/journal_append.c src/journal_chain.c src/journal_intent.c "
     "src/journal_key.c src/journal_list.c src/journal_ref.c src/journal_verify.c",
     "lines: src/sscardd.c",
-    # The later split of sscardctl.c.
-    "cycle: src/ctl/ctl_journal.c src/sscardctl.c",
 ])
 
 

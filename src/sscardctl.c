@@ -2,7 +2,8 @@
  * This file contains sscardctl, the command-line client of sscardd: its options and commands, the
  * params of each card command (PINs read without echo or from stdin, never from the command line),
  * and the answers printed for people (labels in Chinese and English) or as raw JSON. The connection
- * is src/ctl/ctl_conn.c, the operator's journal and blacklist commands src/ctl/ctl_journal.c.
+ * is src/ctl/ctl_conn.c, the daemon's configuration src/ctl/ctl_config.c, the operator's journal
+ * and blacklist commands src/ctl/ctl_journal.c.
  * Every wait has a deadline; exit codes say what went wrong.
  */
 #include <errno.h>
@@ -513,65 +514,6 @@ static int cmd_events(struct ctl_conn *c, const struct ctl_opts *o, long long de
 	return EXIT_OK;
 }
 
-/* ---- the daemon's configuration -------------------------------------------------------- */
-
-/*
- * Reads the daemon's configuration as sscardd does: --config, else config_default_path()
- * ($SSCARD_CONFIG, else /etc/sscard/sscardd.conf when it exists), else the built-in defaults
- * (*file = NULL). Returns 0, or EXIT_USAGE after saying why the file cannot be read.
- */
-int ctl_load_config(const struct ctl_opts *o, struct config *cfg, const char **file)
-{
-	char err[512];
-
-	config_defaults(cfg);
-	*file = o->config ? o->config : config_default_path();
-	if (*file && config_load(cfg, *file, err, sizeof(err)) != 0) {
-		fprintf(stderr, "sscardctl: %s\n", err);
-		if (!o->config)
-			fprintf(stderr, "sscardctl: (the daemon's configuration, from %s)\n",
-				getenv(CONFIG_ENV) && getenv(CONFIG_ENV)[0] ? "$" CONFIG_ENV
-									    : "its default path");
-		config_wipe(cfg);
-		return EXIT_USAGE;
-	}
-	return 0;
-}
-
-/*
- * The daemon's socket: --socket, else $SSCARD_SOCKET, else [daemon] socket_path of the daemon's
- * configuration (load_config), else the built-in default; into path (CONFIG_PATH_MAX bytes), with
- * where it came from in from. Returns 0 or an exit code.
- */
-static int socket_path(const struct ctl_opts *o, char *path, char *from, size_t from_len)
-{
-	const char *env = getenv("SSCARD_SOCKET"), *file;
-	struct config cfg;
-	int rc;
-
-	if (o->socket) {
-		snprintf(path, CONFIG_PATH_MAX, "%s", o->socket);
-		snprintf(from, from_len, "--socket");
-		return 0;
-	}
-	if (env && env[0]) {
-		snprintf(path, CONFIG_PATH_MAX, "%s", env);
-		snprintf(from, from_len, "$SSCARD_SOCKET");
-		return 0;
-	}
-	rc = ctl_load_config(o, &cfg, &file);
-	if (rc != 0)
-		return rc;
-	snprintf(path, CONFIG_PATH_MAX, "%s", cfg.socket_path);
-	if (file)
-		snprintf(from, from_len, "the socket_path of %s", file);
-	else
-		snprintf(from, from_len, "the built-in default: no --config, $%s or %s", CONFIG_ENV,
-			 CONFIG_DEFAULT_PATH);
-	config_wipe(&cfg);
-	return 0;
-}
-
 /* ---- the card commands that take PINs or values ---------------------------------------- */
 
 /*
@@ -892,7 +834,7 @@ static int run(const struct ctl_opts *o)
 
 	/* From here, not from the start: typing the PINs takes the time it takes. */
 	deadline = ctl_now_ms() + o->timeout_ms;
-	rc = socket_path(o, sock, sock_from, sizeof(sock_from));
+	rc = ctl_socket_path(o, sock, sock_from, sizeof(sock_from));
 	if (rc == 0)
 		rc = ctl_conn_open(&c, sock, sock_from, deadline);
 	if (rc != 0) {

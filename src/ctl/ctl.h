@@ -70,8 +70,15 @@ static inline int ctl_remaining(long long deadline)
  * Reads the daemon's configuration as sscardd does: --config, else config_default_path()
  * ($SSCARD_CONFIG, else /etc/sscard/sscardd.conf when it exists), else the built-in defaults
  * (*file = NULL). Returns 0, or EXIT_USAGE after saying why the file cannot be read; on success the
- * caller wipes cfg (config_wipe()). Defined in src/sscardctl.c.
+ * caller wipes cfg (config_wipe()). Defined in src/ctl/ctl_config.c, like the next.
  */
 int ctl_load_config(const struct ctl_opts *o, struct config *cfg, const char **file);
+
+/*
+ * The daemon's socket: --socket, else $SSCARD_SOCKET, else [daemon] socket_path of the daemon's
+ * configuration (ctl_load_config), else the built-in default; into path (CONFIG_PATH_MAX bytes),
+ * with where it came from in from (from_len bytes). Returns 0 or an exit code.
+ */
+int ctl_socket_path(const struct ctl_opts *o, char *path, char *from, size_t from_len);
 
 #endif
