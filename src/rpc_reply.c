@@ -25,20 +25,10 @@ void rpc_audit_call(struct rpc *r, const struct journal_peer *peer, const char *
 
 	if (!r->audit)
 		return;
-	if (origin && origin[0]) {
-		/* A call through the browser bridge names the page's origin in the row's detail. */
-		json_t *d = detail && detail[0] ? json_loads(detail, 0, NULL) : NULL;
-
-		if (!json_is_object(d)) {
-			json_decref(d);
-			d = json_object();
-		}
-		json_object_set_new(d, "origin", json_string(origin));
-		with_origin = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
-		json_decref(d);
-		if (with_origin)
-			detail = with_origin;
-	}
+	/* A call through the browser bridge names the page's origin in the row's detail. */
+	with_origin = rpc_web_detail(detail, origin);
+	if (with_origin)
+		detail = with_origin;
 	a.peer = peer;
 	a.method = method;
 	a.reader = reader;

@@ -41,6 +41,24 @@ int rpc_web_setup(const struct config *cfg, struct webpair *pairs, struct rpc_we
 	return 0;
 }
 
+char *rpc_web_detail(const char *detail, const char *origin)
+{
+	json_t *d;
+	char *out;
+
+	if (!origin || !origin[0])
+		return NULL;
+	d = detail && detail[0] ? json_loads(detail, 0, NULL) : NULL;
+	if (!json_is_object(d)) {
+		json_decref(d);
+		d = json_object();
+	}
+	json_object_set_new(d, "origin", json_string(origin));
+	out = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(d);
+	return out;
+}
+
 static int is_admin(const struct rpc_web_cfg *cfg, const struct rpc_web_peer *peer)
 {
 	if (peer->uid == 0)

@@ -72,4 +72,11 @@ int rpc_web_call(const struct rpc_web_cfg *cfg, struct rpc_web_conn *conn,
  */
 int rpc_web_gate(const struct rpc_web_cfg *cfg, struct rpc_web_conn *conn, struct ssc_diag *diag);
 
+/*
+ * The audit row's detail for a call of a page of origin: detail (a JSON object's text, or NULL or
+ * "") with "origin" added. Returns a new string (free()), or NULL when origin is NULL or "" (the
+ * detail stays as it is) or memory ran out.
+ */
+char *rpc_web_detail(const char *detail, const char *origin);
+
 #endif

@@ -248,6 +248,21 @@ static void test_who_may(void **state)
 	webpair_free(wp);
 }
 
+static void test_audit_detail(void **state)
+{
+	char *s;
+
+	(void)state;
+	assert_null(rpc_web_detail("{\"allow_lost\":true}", ""));
+	assert_null(rpc_web_detail("", NULL));
+	s = rpc_web_detail("", "https://his.test");
+	assert_string_equal(s, "{\"origin\":\"https://his.test\"}");
+	free(s);
+	s = rpc_web_detail("{\"allow_lost\":true}", "https://his.test");
+	assert_string_equal(s, "{\"allow_lost\":true,\"origin\":\"https://his.test\"}");
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +270,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_who_may, setup, teardown),
+		cmocka_unit_test(test_audit_detail),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
