@@ -13,13 +13,13 @@ driven by python3-selenium) with the real daemon, the real bridge and the simula
 * The demo page served by the bridge itself, after a read: a screenshot demo-after-read.png in the
   test's directory, copied with lna.json to BUILD_DIR/test-output/web/ (and $SSC_WEB_SHOTS when set).
 
-Skipped when chromium, chromedriver or selenium is missing, and in a sanitizer build: the browser
-part is slow there and tests the browser more than our code, which test_web_bridge covers (it
-runs under ASan)."""
+Never skipped: scripts/deps.sh installs chromium, chromium-driver and python3-selenium, so a
+missing one fails every test here with what to install (a skipped browser test would pass in no
+time and prove nothing). It runs in the sanitizer build too, where the daemon and the bridge that
+the browser drives are built with ASan."""
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -37,32 +37,23 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    HAVE_SELENIUM = True
-except ImportError:
-    HAVE_SELENIUM = False
+    SELENIUM_ERROR = None
+except ImportError as e:
+    SELENIUM_ERROR = str(e)
 
 CHROMIUM = '/usr/lib/chromium/chromium'
 DRIVER = '/usr/bin/chromedriver'
 NS_ADDR_HOST, NS_ADDR_PAGE = '10.231.77.1', '10.231.77.2'   # the test's own namespace only
 
 
-def sanitized_build():
-    """True when the build directory was configured with a sanitizer (as test_daemon_flood.py)."""
-    try:
-        with open(os.path.join(harness.BUILD_DIR, 'CMakeCache.txt')) as f:
-            return bool(re.search(r'^SSC_(SANITIZE|FUZZ):BOOL=ON$', f.read(), re.M))
-    except OSError:
-        return False
-
-
-def skip_reason():
-    if sanitized_build():
-        return 'the browser part is skipped under ASan (slow; test_web_bridge covers the bridge)'
-    if not HAVE_SELENIUM:
-        return 'python3-selenium is not installed (scripts/deps.sh)'
+def missing_browser():
+    """What is missing for the browser (None when nothing is): the test then fails, naming it."""
+    if SELENIUM_ERROR:
+        return (f'python3-selenium cannot be imported by {sys.executable} ({SELENIUM_ERROR}): '
+                'scripts/deps.sh installs it')
     for p in (CHROMIUM, DRIVER):
         if not os.access(p, os.X_OK):
-            return f'{p} is missing (scripts/deps.sh installs chromium, chromium-driver)'
+            return f'{p} is missing: scripts/deps.sh installs chromium and chromium-driver'
     return None
 
 
@@ -95,12 +86,14 @@ class PageServer:
         return subprocess.run(probe).returncode == 0 or None
 
 
-@unittest.skipIf(skip_reason(), skip_reason() or '')
 class Browser(sscardd.DaemonTestCase):
     readers = 2
     deadline = 300.0
 
     def setUp(self):
+        missing = missing_browser()
+        if missing:
+            self.fail(missing)
         super().setUp()
         self.h.start_pcscd()
         self.card = self.h.start_card('gen2', slot=0)
@@ -227,8 +220,8 @@ class Browser(sscardd.DaemonTestCase):
         self.addCleanup(subprocess.run, ['ip', 'link', 'del', host_if], capture_output=True)
         for c in cmds:
             p = subprocess.run(c, capture_output=True, text=True)
-            if p.returncode != 0:
-                self.skipTest(f'cannot make a network namespace: {c}: {p.stderr.strip()}')
+            self.assertEqual(p.returncode, 0, f'cannot make a network namespace: {c}: '
+                             f'{p.stderr.strip()}')
         self.netns = name
         return name
 
