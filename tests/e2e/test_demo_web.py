@@ -1,5 +1,5 @@
-"""scripts/demo.sh --web (issue 17): it starts the browser bridge beside its daemon and prints the demo
-page's URL and a pairing code; the page must be served at that URL, the code must pair a page of
+"""scripts/demo.sh --web (issue 17): it starts the browser bridge beside its daemon and prints the
+demo page's URL and a pairing code; the page must be served at that URL, the code must pair a page of
 that origin (which then reads the card through the bridge), the bridge must run as nobody, and the
 printed Stop line must end it all.
 

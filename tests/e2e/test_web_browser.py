@@ -260,6 +260,16 @@ class Browser(sscardd.DaemonTestCase):
             seen[name] = self.lna_try(d, url)
             seen[name + ' handshakes'] = b.log_text().count(
                 f'({remote.origin}) connected') - before
+            if name == 'public':
+                # Can the permission be given to the page (what the prompt's "Allow" does)?
+                for key, origin in (('grant to the http page', remote.origin),
+                                    ('grant to an https origin', 'https://his.example.cn')):
+                    try:
+                        d.execute_cdp_cmd('Browser.grantPermissions', {
+                            'origin': origin, 'permissions': ['localNetworkAccess']})
+                        seen[key] = 'granted'
+                    except Exception as e:  # selenium's InvalidArgumentException
+                        seen[key] = str(e).strip().splitlines()[0]
             d.quit()
         with open(self.h.path('lna.json'), 'w') as f:
             json.dump(seen, f, indent=1)
@@ -271,6 +281,9 @@ class Browser(sscardd.DaemonTestCase):
         # permission (not a secure context); without the checks it connects.
         self.assertEqual((seen['private'], seen['private handshakes']), ('connected', 1))
         self.assertEqual((seen['public'], seen['public handshakes']), ('disconnected (1006)', 0))
+        self.assertIn('feature cannot be used in insecure context',
+                      seen['grant to the http page'])
+        self.assertEqual(seen['grant to an https origin'], 'granted')
         self.assertEqual((seen['public+checks-off'], seen['public+checks-off handshakes']),
                          ('connected', 1))
 
