@@ -498,7 +498,7 @@ static void page_message(struct page *p, const char *text, size_t len)
 	const char *method;
 	struct pend *q;
 	int pairing;
-	char msg[320];
+	char msg[320], safe[49];
 
 	if (!req) {
 		json_t *null_id = json_null();
@@ -535,8 +535,8 @@ static void page_message(struct page *p, const char *text, size_t len)
 		snprintf(msg, sizeof(msg), "%.60s may not call %.48s through the bridge "
 			 "(its policy in the bridge's configuration)", o->origin, method);
 		page_error(p, jid, 1000 - SSC_EPOLICY, SSC_EPOLICY, msg);
-		log_info("page %u (%s): %.48s refused by the origin's policy", p->id, o->origin,
-			 method);
+		log_info("page %u (%s): %s refused by the origin's policy", p->id, o->origin,
+			 webcfg_log_text(method, safe, 49));
 		json_decref(req);
 		return;
 	}
@@ -668,20 +668,20 @@ static int handshake(struct bridge *b, struct lws *wsi, struct page *p)
 {
 	const struct webcfg *cfg = b->cfg;
 	const struct webcfg_origin *o;
-	char origin[ORIGIN_MAX + 1], host[128], uri[64];
+	char origin[ORIGIN_MAX + 1], host[128], uri[64], safe[101];
 
 	header(wsi, WSI_TOKEN_HOST, host, sizeof(host));
 	header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin));
 	header(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri));
 	if (!webcfg_host_ok(cfg, host)) {
-		log_info("handshake refused: Host \"%.64s\" is not this bridge (DNS rebinding?)",
-			 host);
+		log_info("handshake refused: Host \"%s\" is not this bridge (DNS rebinding?)",
+			 webcfg_log_text(host, safe, 65));
 		return refuse(wsi, HTTP_STATUS_FORBIDDEN, "Host not allowed");
 	}
 	o = webcfg_find_origin(cfg, origin);
 	if (!o) {
-		log_info("handshake refused: Origin \"%.100s\" is not allowed",
-			 origin[0] ? origin : "(none)");
+		log_info("handshake refused: Origin \"%s\" is not allowed",
+			 origin[0] ? webcfg_log_text(origin, safe, sizeof(safe)) : "(none)");
 		return refuse(wsi, HTTP_STATUS_FORBIDDEN, "Origin not allowed");
 	}
 	if (strcmp(uri, "/v1") != 0)

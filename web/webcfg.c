@@ -148,6 +148,18 @@ int webcfg_method_allowed(const struct webcfg_origin *o, const char *method)
 	return 0;
 }
 
+const char *webcfg_log_text(const char *in, char *out, size_t cap)
+{
+	size_t i;
+
+	if (cap == 0)
+		return out;
+	for (i = 0; in && in[i] && i + 1 < cap; i++)
+		out[i] = ((unsigned char)in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+	return out;
+}
+
 /* ---- the file ------------------------------------------------------------------------------ */
 
 struct load_ctx {

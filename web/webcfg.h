@@ -88,6 +88,13 @@ const struct webcfg_origin *webcfg_find_origin(const struct webcfg *cfg, const c
  */
 int webcfg_host_ok(const struct webcfg *cfg, const char *host);
 
+/*
+ * Copies text a page or a local program sent (a header, a method name) for a log line: control
+ * characters (C0 and DEL) become '?', so that no client can start a forged line or colour the
+ * terminal; at most cap - 1 bytes, always terminated. Returns out.
+ */
+const char *webcfg_log_text(const char *in, char *out, size_t cap);
+
 /* Whether a paired page of o may call method (exact names; "bridge.bind" never). 1 or 0. */
 int webcfg_method_allowed(const struct webcfg_origin *o, const char *method);
 

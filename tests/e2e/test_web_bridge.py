@@ -105,6 +105,26 @@ class WebBridge(sscardd.DaemonTestCase):
         self.assertEqual(hdr.get('x-frame-options'), 'DENY')
         self.assertIn("frame-ancestors 'none'", hdr.get('content-security-policy', ''))
 
+    def test_no_forged_log_lines(self):
+        # What a page or a local program sends is logged with its control characters replaced:
+        # neither a header nor a method name can start a line of the bridge's log of its own.
+        forged = '2026-01-01T00:00:00.000Z error FORGED'
+        for origin, host in ((f'http://evil.test\x1b[2K\r{forged}', None),
+                             (SITE, f'evil.test\x0b{forged}:{self.b.port}')):
+            with self.assertRaises(webtest.Refused) as cm:
+                self.b.connect(origin, host=host)
+            self.assertIn(cm.exception.status, (400, 403), str(cm.exception))
+        ws, _ = self.paired()
+        e = ws.call_error(f'card.x\n{forged}')
+        self.assertEqual(e.name, 'SSC_EPOLICY')
+        self.assertIn('readers', ws.call('reader.list'))
+        harness.wait_until(lambda: self.b.log_text().count('FORGED') >= 2 or None, 10,
+                           'the refusals in the log')
+        text = self.b.log_text()
+        self.assertNotRegex(text, r'[\x00-\x08\x0b-\x1f\x7f]')
+        for line in text.split('\n'):
+            self.assertFalse(line.startswith(forged), repr(line))
+
     def test_forged_origin_without_token_wrong_token_three_strikes(self):
         # A local program can forge an allowed Origin; without a token it gets nothing.
         ws = self.b.connect(SITE)

@@ -192,6 +192,22 @@ static void test_policy_and_file(void **state)
 	assert_int_equal(load(&cfg, "[web]\nmax_message_bytes = 100\n", err, sizeof(err)), -1);
 }
 
+static void test_log_text(void **state)
+{
+	char out[16];
+
+	(void)state;
+	assert_string_equal(webcfg_log_text("card.read_basic", out, sizeof(out)), "card.read_basic");
+	assert_string_equal(webcfg_log_text("a\nb\rc\td\x1b[e\x7f", out, sizeof(out)),
+			    "a?b?c?d?[e?");
+	/* Cut to cap - 1 bytes, always terminated; UTF-8 bytes stay as they are. */
+	assert_string_equal(webcfg_log_text("0123456789abcdefXYZ", out, sizeof(out)),
+			    "0123456789abcde");
+	assert_string_equal(webcfg_log_text("\xe5\xbc\xa0", out, sizeof(out)), "\xe5\xbc\xa0");
+	assert_string_equal(webcfg_log_text("", out, sizeof(out)), "");
+	assert_string_equal(webcfg_log_text(NULL, out, sizeof(out)), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +215,7 @@ int main(void)
 		cmocka_unit_test(test_listen),
 		cmocka_unit_test(test_host),
 		cmocka_unit_test(test_policy_and_file),
+		cmocka_unit_test(test_log_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
