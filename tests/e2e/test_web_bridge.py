@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import struct
 import sys
 import time
 import unittest
@@ -248,6 +249,58 @@ class WebBridge(sscardd.DaemonTestCase):
         with self.d.client() as c:
             self.assertIn('version', c.call('system.info'))
         self.assertTrue(self.b.proc.alive() and self.d.alive())
+
+    def test_calls_in_flight_and_pages_that_vanish(self):
+        ws, token = self.paired(OTHER)
+        # 40 card reads sent at once: 16 go to the daemon (max_pending), the others are answered
+        # SSC_ELIMIT by the bridge at once; every one is answered, with the page's own id.
+        burst = webtest.WebSocket(('127.0.0.1', self.b.port), OTHER, f'127.0.0.1:{self.b.port}',
+                                  '/v1', 10)
+        burst.call('bridge.hello', {'token': token})
+        frames = b''
+        for i in range(40):
+            text = json.dumps({'jsonrpc': '2.0', 'id': f'r{i}', 'method': 'card.read_basic'})
+            frames += webtest.frame(0x1, text.encode())
+        burst.sock.sendall(frames)
+        answers = {f'r{i}': burst.reply(f'r{i}', timeout=60) for i in range(40)}
+        # (The daemon has the same limit per connection, "on this connection"; the bridge's
+        # comes first.)
+        names = [a['error']['data']['name'] + (' (bridge)' if 'on this page' in
+                                               a['error']['message'] else '')
+                 if 'error' in a else 'ok' for a in answers.values()]
+        self.assertEqual(set(names) - {'ok', 'SSC_ELIMIT (bridge)'}, set(), names)
+        self.assertGreaterEqual(names.count('ok'), 16, names)
+        self.assertGreaterEqual(names.count('SSC_ELIMIT (bridge)'), 1, names)
+        burst.close()
+        # Pages that ask for a read and vanish at once (a reset, no close frame): the bridge
+        # drops their daemon connections; the daemon's answers find no page. The others go on.
+        for _ in range(20):
+            gone = webtest.WebSocket(('127.0.0.1', self.b.port), OTHER,
+                                     f'127.0.0.1:{self.b.port}', '/v1', 10)
+            gone.sock.sendall(
+                webtest.frame(0x1, json.dumps({'jsonrpc': '2.0', 'id': 1, 'method': 'bridge.hello',
+                                               'params': {'token': token}}).encode()) +
+                webtest.frame(0x1, b'{"jsonrpc":"2.0","id":2,"method":"card.read_basic"}'))
+            gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            gone.sock.close()
+        self.assertEqual(len(ws.call('card.read_basic', timeout=30)['ssn']), 18)
+        with self.d.client() as c:
+            self.assertIn('version', c.call('system.info'))
+        self.assertTrue(self.b.proc.alive() and self.d.alive())
+        # Their connections are uncounted: 8 of one origin get in again.
+        harness.wait_until(lambda: self._n_connect(OTHER, 7), 15, 'the vanished pages uncounted')
+
+    def _n_connect(self, origin, n):
+        held = []
+        try:
+            for _ in range(n):
+                held.append(self.b.connect(origin))
+            return True
+        except webtest.Refused:
+            return None
+        finally:
+            for w in held:
+                w.close()
 
     def _try_connect(self, origin):
         try:

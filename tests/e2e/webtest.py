@@ -203,18 +203,7 @@ class WebSocket:
             raise Refused(status, head.decode('latin-1'))
 
     def send_frame(self, opcode, payload, fin=True):
-        mask = os.urandom(4)
-        n = len(payload)
-        hdr = bytes([(0x80 if fin else 0) | opcode])
-        if n < 126:
-            hdr += bytes([0x80 | n])
-        elif n < 65536:
-            hdr += bytes([0x80 | 126]) + struct.pack('>H', n)
-        else:
-            hdr += bytes([0x80 | 127]) + struct.pack('>Q', n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if n < 65536 else \
-            _mask_big(payload, mask)
-        self.sock.sendall(hdr + mask + masked)
+        self.sock.sendall(frame(opcode, payload, fin))
 
     def send_text(self, text):
         self.send_frame(0x1, text.encode('utf-8'))
@@ -317,6 +306,22 @@ class WebSocket:
             self.sock.close()
         except OSError:
             pass
+
+
+def frame(opcode, payload, fin=True):
+    """One client frame (masked, as RFC 6455 wants of a client): to send several in one write."""
+    mask = os.urandom(4)
+    n = len(payload)
+    hdr = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        hdr += bytes([0x80 | n])
+    elif n < 65536:
+        hdr += bytes([0x80 | 126]) + struct.pack('>H', n)
+    else:
+        hdr += bytes([0x80 | 127]) + struct.pack('>Q', n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if n < 65536 else \
+        _mask_big(payload, mask)
+    return hdr + mask + masked
 
 
 def _mask_big(payload, mask):
