@@ -76,6 +76,7 @@ static const struct key_desc key_table[] = {
 	{ "timeouts", "connect_timeout_ms", KIND_INT, OFF(connect_timeout_ms), 0, 0, 600000 },
 	{ "timeouts", "psam_timeout_ms", KIND_INT, OFF(psam_timeout_ms), 0, 50, 600000 },
 	{ "timeouts", "card_hold_ms", KIND_INT, OFF(card_hold_ms), 0, 0, 60000 },
+	{ "timeouts", "hsm_session_ms", KIND_INT, OFF(hsm_session_ms), 0, 1000, 600000 },
 
 	{ "drivers", "pcsc", KIND_BOOL, OFF(driver_pcsc), 0, 0, 0 },
 	{ "drivers", "usb", KIND_BOOL, OFF(driver_usb), 0, 0, 0 },
@@ -168,6 +169,7 @@ void config_defaults(struct config *cfg)
 	cfg->connect_timeout_ms = 2000;
 	cfg->psam_timeout_ms = 5000;
 	cfg->card_hold_ms = 1000;
+	cfg->hsm_session_ms = 60000;
 
 	cfg->driver_pcsc = 1;
 	cfg->driver_usb = 0;

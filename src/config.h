@@ -55,6 +55,7 @@ struct config {
 	int connect_timeout_ms;             /* exclusive access retry, default 2000 */
 	int psam_timeout_ms;                /* waiting for the PSAM lock, default 5000 */
 	int card_hold_ms;                   /* keep a user card connected after an op, default 1000 */
+	int hsm_session_ms;                 /* a two-step read's lease of its reader, default 60000 */
 
 	/* [drivers] */
 	int driver_pcsc;                    /* enabled, default 1 */

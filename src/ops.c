@@ -1,6 +1,6 @@
 /*
  * This file contains the table of the card.* operations (src/ops.h): each method's check and run,
- * implemented by its family's file (ops_read.c, ops_pin.c, ops_write.c; src/ops_int.h). A new
+ * implemented by its family's file (ops_read.c, ops_pin.c, ops_write.c, ops_hsm.c; src/ops_int.h). A new
  * operation is one line here and its functions in a file of its own.
  */
 #include <string.h>
@@ -8,15 +8,17 @@
 #include "ops_int.h"
 
 const struct op_desc ops_table[] = {
-	{ "card.read_basic", ops_read_basic_check, ops_read_basic_run, 0 },
-	{ "card.read_items", ops_read_items_check, ops_read_items_run, 0 },
-	{ "card.internal_auth", ops_read_auth_check, ops_read_auth_run, 0 },
-	{ "card.verify_pin", ops_pin_check, ops_pin_run, OPS_PIN_VERIFY },
-	{ "card.change_pin", ops_pin_check, ops_pin_run, OPS_PIN_CHANGE },
-	{ "card.reload_pin", ops_pin_check, ops_pin_run, OPS_PIN_RELOAD },
-	{ "card.unblock_pin", ops_pin_check, ops_pin_run, OPS_PIN_UNBLOCK },
-	{ "card.write_items", ops_write_check, ops_write_run, 0 },
-	{ NULL, NULL, NULL, 0 },
+	{ "card.read_basic", ops_read_basic_check, ops_read_basic_run, 0, NULL },
+	{ "card.read_items", ops_read_items_check, ops_read_items_run, 0, NULL },
+	{ "card.internal_auth", ops_read_auth_check, ops_read_auth_run, 0, NULL },
+	{ "card.verify_pin", ops_pin_check, ops_pin_run, OPS_PIN_VERIFY, NULL },
+	{ "card.change_pin", ops_pin_check, ops_pin_run, OPS_PIN_CHANGE, NULL },
+	{ "card.reload_pin", ops_pin_check, ops_pin_run, OPS_PIN_RELOAD, NULL },
+	{ "card.unblock_pin", ops_pin_check, ops_pin_run, OPS_PIN_UNBLOCK, NULL },
+	{ "card.write_items", ops_write_check, ops_write_run, 0, NULL },
+	{ "card.hsm_step1", ops_hsm_step1_check, ops_hsm_step1_run, 0, NULL },
+	{ "card.hsm_step2", ops_hsm_step2_check, ops_hsm_step2_run, 0, ops_hsm_step2_lease },
+	{ NULL, NULL, NULL, 0, NULL },
 };
 
 const struct op_desc *ops_find(const char *method)

@@ -49,6 +49,13 @@ struct op_call {
 	int allow_lost;
 	int lost;
 	char audit_detail[64];                 /* the audit row's detail (a JSON object), "" = none */
+	/*
+	 * The reader's lease (readers.h, struct job): the lease the call belongs to, from the
+	 * op's lease() (card.hsm_step2); or set by run() with lease_ms to ask for one
+	 * (card.hsm_step1).
+	 */
+	uint64_t lease;
+	int lease_ms;
 };
 
 /*
@@ -79,11 +86,21 @@ typedef int (*op_run_fn)(const struct op_desc *op, const struct op_env *env, str
 typedef int (*op_check_fn)(const struct op_desc *op, const struct op_env *env, json_t *params,
 			   struct ssc_diag *diag);
 
+/*
+ * Optional, after check(): the reader and the lease a request belongs to, from its params rather
+ * than its "reader" (card.hsm_step2: its session's). Writes the reader id (reader_cap bytes) and
+ * *lease. Returns 0, or an error answered at once (SSC_EHSMSESSION, SSC_EHSMEXPIRED). Loop thread;
+ * never touches a card.
+ */
+typedef int (*op_lease_fn)(const struct op_env *env, json_t *params, char *reader,
+			   size_t reader_cap, uint64_t *lease, struct ssc_diag *diag);
+
 struct op_desc {
 	const char *method;      /* "card.read_basic" */
 	op_check_fn check;
 	op_run_fn run;
 	int variant;             /* which of its family's methods (ops_pin.c: enum ops_pin_cmd) */
+	op_lease_fn lease;       /* NULL: the reader is the "reader" param, no lease */
 };
 
 /*

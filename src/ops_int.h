@@ -2,11 +2,11 @@
  * This file contains what the files of the card operations share among themselves (src/ops.h is
  * the module's one public header): their limits, the parameter checks (ops_params.c), the
  * transaction records (ops_txn.c), the card as every operation opens it (ops_card.c), the
- * resolution of pending intents (ops_recover.c), and
+ * resolution of pending intents (ops_recover.c), card.read_basic's answer (ops_basic.c), and
  * the check and run functions of each family that ops.c's table names (ops_read.c, ops_pin.c,
- * ops_write.c). Calls run down only: ops.c -> ops_read.c, ops_pin.c, ops_write.c -> ops_card.c
- * -> ops_recover.c -> ops_txn.c -> ops_params.c; a family may skip a layer (ops_write.c calls
- * ops_recover.c, the families ops_params.c), never call up.
+ * ops_write.c, ops_hsm.c). Calls run down only: ops.c -> ops_read.c, ops_pin.c, ops_write.c,
+ * ops_hsm.c -> ops_basic.c -> ops_card.c -> ops_recover.c -> ops_txn.c -> ops_params.c; a family
+ * may skip a layer (ops_write.c calls ops_recover.c, the families ops_params.c), never call up.
  */
 #ifndef SSC_OPS_INT_H
 #define SSC_OPS_INT_H
@@ -140,6 +140,23 @@ int ops_card_open(const struct op_env *env, struct card_io *io, unsigned *flags,
 int ops_card_identify(const struct op_env *env, struct op_call *call, struct ssc_card *c,
 		      int writing, struct ssc_diag *diag);
 
+/* ---- ops_basic.c: card.read_basic's answer (card.read_basic, card.hsm_step2) ---------------- */
+
+/*
+ * The terminal number a read reports (12 hex digits and a NUL into term): the key provider's for
+ * the card's algorithm; 000000000000 without a provider of that algorithm, or when the key server
+ * cannot give one (logged). Returns 0, or a PSAM's error other than its absence. Worker thread.
+ */
+int ops_basic_terminal(const struct op_env *env, const struct ssc_card *c, char term[13],
+		       struct ssc_diag *diag);
+
+/*
+ * card.read_basic's result object for b (term: the terminal number, serial: the reader's, alg:
+ * the card's algorithm), with the iReadCardBas string; a new reference, or NULL (no memory).
+ */
+json_t *ops_basic_result(const struct ssc_basic *b, const char term[13], const char *serial,
+			 enum ssc_alg alg);
+
 /* ---- the families, named by ops.c's table (contracts: op_check_fn, op_run_fn in ops.h) ----- */
 
 /* ops_read.c: card.read_basic, card.read_items, card.internal_auth. */
@@ -177,5 +194,31 @@ int ops_write_check(const struct op_desc *op, const struct op_env *env, json_t *
 int ops_write_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
 		  struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
 		  struct ssc_diag *diag);
+
+/*
+ * ops_hsm.c: the two-step read of spec §13.1, with the table of its sessions, each holding its
+ * reader's lease (struct job in readers.h), and the runs of both steps on the card (ssc_hsm.c).
+ * card.hsm_step1 {reader?}: step 1 on the card (P and X from RAND_bytes), a new session (32 hex
+ * digits, from RAND_bytes) that holds the reader's lease for [timeouts] hsm_session_ms, and the
+ * result {session, step1, expires_in_ms}. The terminal number in the string is what
+ * card.read_basic would report. Errors: those of ssc_hsm_step1, SSC_ELIMIT (64 sessions open).
+ * card.hsm_step2 {session, key}: check() takes the two strings (SSC_EINVAL otherwise); lease()
+ * finds the session (SSC_EHSMSESSION: none, or its step 2 came already; SSC_EHSMEXPIRED) and
+ * ends it for any later step 2, giving its reader and lease; run() checks the key (SSC_EHSMKEY,
+ * SSC_EHSMMISMATCH, before any command), read-authorises with it and reads: card.read_basic's
+ * result, the lost-card check included. The job ends the reader's lease whatever its result.
+ */
+int ops_hsm_step1_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+			struct ssc_diag *diag);
+int ops_hsm_step1_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		      struct op_call *call, unsigned *insertion_flags, int *reset_card,
+		      json_t **result, struct ssc_diag *diag);
+int ops_hsm_step2_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+			struct ssc_diag *diag);
+int ops_hsm_step2_lease(const struct op_env *env, json_t *params, char *reader, size_t reader_cap,
+			uint64_t *lease, struct ssc_diag *diag);
+int ops_hsm_step2_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		      struct op_call *call, unsigned *insertion_flags, int *reset_card,
+		      json_t **result, struct ssc_diag *diag);
 
 #endif

@@ -9,8 +9,6 @@
 #include <openssl/crypto.h>
 
 #include "crypto.h"
-#include "keysel.h"
-#include "log.h"
 #include "ops_int.h"
 
 /*
@@ -68,57 +66,6 @@ int ops_read_basic_check(const struct op_desc *op, const struct op_env *env, jso
 	return basic_parse(env, params, &o, diag);
 }
 
-/* The iReadCardBas string (spec §5): 11 fields, each followed by '|'. */
-static json_t *basic_standard(const struct ssc_basic *b, const char *term, const char *dev)
-{
-	const char *f[11] = { b->region_code, b->ssn, b->card_number, b->card_id, b->name,
-			      b->atr_historical, b->spec_version, b->issue_date, b->expiry_date,
-			      term, dev };
-	char s[1024];
-	size_t n = 0;
-	json_t *j;
-
-	for (int i = 0; i < 11; i++) {
-		size_t l = strlen(f[i]);
-
-		if (n + l + 2 > sizeof(s))
-			return NULL;
-		memcpy(s + n, f[i], l);
-		n += l;
-		s[n++] = '|';
-	}
-	j = json_stringn(s, n);
-	OPENSSL_cleanse(s, sizeof(s));
-	return j;
-}
-
-/*
- * The PSAM's terminal number, or all zeros when no PSAM serves the card's algorithm. A key
- * server that cannot give one (down, refused, no PSAM of the algorithm) does not stop a read that
- * needed no key: all zeros too, as without a PSAM, and a log line that says why.
- */
-static int basic_terminal(const struct op_env *env, const struct ssc_card *c, char term[13],
-			  struct ssc_diag *diag)
-{
-	int rc;
-
-	memcpy(term, "000000000000", 13);
-	if (!env->kp || env->kp->ops->available(env->kp, c->alg) != 0)
-		return 0;
-	rc = env->kp->ops->terminal_number(env->kp, c->alg, term, c->io->deadline_ms, diag);
-	if (keysel_failover(rc))
-		log_warn("keys: no terminal number from the key server for the card on %s (%s: %s); "
-			 "reported as 000000000000", c->io->reader_id, ssc_strerror_name(rc),
-			 diag->msg);
-	if (rc == SSC_ENOPSAM || rc == SSC_EPSAMALGO || keysel_failover(rc)) {
-		/* The PSAM left between the two calls: as if there had been none. */
-		memcpy(term, "000000000000", 13);
-		ssc_diag_init(diag);
-		return 0;
-	}
-	return rc;
-}
-
 int ops_read_basic_run(const struct op_desc *op, const struct op_env *shared, struct card_io *io,
 		       struct op_call *call, unsigned *insertion_flags, int *reset_card,
 		       json_t **result, struct ssc_diag *diag)
@@ -128,7 +75,7 @@ int ops_read_basic_run(const struct op_desc *op, const struct op_env *shared, st
 	struct ssc_card c;
 	struct ssc_basic b;
 	char term[13];
-	json_t *r = NULL, *std = NULL;
+	json_t *r = NULL;
 	int rc;
 
 	(void)op;
@@ -161,21 +108,10 @@ int ops_read_basic_run(const struct op_desc *op, const struct op_env *shared, st
 		if (rc)
 			goto out;
 	}
-	rc = basic_terminal(env, &c, term, diag);
+	rc = ops_basic_terminal(env, &c, term, diag);
 	if (rc)
 		goto out;
-	std = basic_standard(&b, term, io->reader_serial);
-	r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s,"
-		      " s:s, s:s, s:o}",
-		      "region_code", b.region_code, "ssn", b.ssn, "card_number", b.card_number,
-		      "card_id", b.card_id, "name", b.name, "sex", b.sex, "nation", b.nation,
-		      "birth_place", b.birth_place, "birth_date", b.birth_date,
-		      "spec_version", b.spec_version, "issue_date", b.issue_date,
-		      "expiry_date", b.expiry_date, "expired", b.expired,
-		      "atr_historical", b.atr_historical, "terminal_number", term,
-		      "terminal_device", io->reader_serial,
-		      "algorithm", c.alg == SSC_ALG_SM4 ? "sm4" : "des", "standard", std);
-	std = NULL;   /* json_pack's "o" took it, even on failure */
+	r = ops_basic_result(&b, term, io->reader_serial, c.alg);
 	if (!r) {
 		rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
 		goto out;

@@ -204,3 +204,31 @@ int reader_job_wrong_role(const char *id, enum reader_role need, struct ssc_diag
 	return ssc_diag_set(diag, SSC_ENOTSSC,
 			    "the card in reader %s is a PSAM, not a social security card", id);
 }
+
+uint64_t reader_lease_locked(const struct reader *r)
+{
+	if (!r->lease || r->lease_gen != r->card_gen || !r->card_present ||
+	    rd_ms_until(r->lease_until_ms) <= 0)
+		return 0;
+	return r->lease;
+}
+
+int reader_job_lease_check_locked(const struct reader *r, struct job *job)
+{
+	uint64_t lease = reader_lease_locked(r);
+
+	if (lease && job->lease != lease) {
+		int64_t left = rd_ms_until(r->lease_until_ms);
+
+		job->lease_left_ms = left > 0 ? (int)left : 0;
+		return ssc_diag_set(&job->diag, SSC_EREADERLEASED, "reader %s is held by a two-step "
+				    "read for %d s more at most (until its step 2, the card's removal "
+				    "or the end of its session)", r->id,
+				    (int)((job->lease_left_ms + 999) / 1000));
+	}
+	if (job->lease && job->lease != lease)
+		return ssc_diag_set(&job->diag, SSC_ECARDREMOVED, "the two-step read's card is no "
+				    "longer held in reader %s: it was removed after step 1, and the "
+				    "session ended", r->id);
+	return 0;
+}

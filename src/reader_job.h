@@ -64,4 +64,16 @@ void reader_job_close_timer(struct job_core *core);
  */
 int reader_job_wrong_role(const char *id, enum reader_role need, struct ssc_diag *diag);
 
+/*
+ * Whether job may run on r as far as r's lease goes (rd->lock held): 0 when r is not leased and
+ * the job belongs to no lease, or it belongs to r's lease. SSC_EREADERLEASED when r is leased to
+ * another (job->lease_left_ms the time left); SSC_ECARDREMOVED when the job's lease is not r's
+ * (any more): its card left, or it ended. Sets job->diag. A lease past its time or of a card that
+ * left counts as none.
+ */
+int reader_job_lease_check_locked(const struct reader *r, struct job *job);
+
+/* The lease of r, when one is valid now (rd->lock held); else 0. */
+uint64_t reader_lease_locked(const struct reader *r);
+
 #endif

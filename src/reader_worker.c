@@ -114,6 +114,36 @@ static void reader_probe(struct reader *r, unsigned gen)
 		log_info("reader %s: user card", r->id);
 }
 
+/*
+ * After a job (card_lock held): a job of the reader's lease (leased) ends it; a job that succeeded
+ * asking for one (job->lease, job->lease_ms) on a reader that was not leased, whose connection is
+ * sound and whose card did not change, leases it: the card is held until the lease's end. Returns
+ * 1 when the reader is leased now.
+ */
+static int reader_run_lease(struct reader *r, struct job *job, int leased, int rc, unsigned gen,
+			    int reset)
+{
+	struct readers *rd = r->rd;
+	int now_leased = 0;
+
+	pthread_mutex_lock(&rd->lock);
+	if (leased || (r->lease && !reader_lease_locked(r))) {
+		r->lease = 0;   /* ended by its own job, or of a card that left, or past its time */
+	}
+	if (leased) {
+		/* The lease ended with its job: nothing more. */
+	} else if (rc == 0 && job->lease && job->lease_ms > 0 && !reset && !r->slot_broken &&
+		   r->slot && r->card_gen == gen && r->card_present && !reader_lease_locked(r)) {
+		r->lease = job->lease;
+		r->lease_gen = gen;
+		r->lease_until_ms = cardio_now_ms() + job->lease_ms;
+		r->hold_until_ms = r->lease_until_ms;
+		now_leased = 1;
+	}
+	pthread_mutex_unlock(&rd->lock);
+	return now_leased;
+}
+
 /* Runs one job on the card in r (worker thread). Returns the job's result. */
 static int reader_run_job(struct reader *r, struct job_core *core)
 {
@@ -124,7 +154,7 @@ static int reader_run_job(struct reader *r, struct job_core *core)
 	enum reader_role role;
 	struct card_io io;
 	unsigned gen, flags;
-	int present, reset = 0, rc;
+	int present, reset = 0, leased, rc;
 
 	if (rd_ms_until(core->deadline_ms) <= 0)
 		return SSC_ETIMEDOUT;
@@ -136,8 +166,13 @@ static int reader_run_job(struct reader *r, struct job_core *core)
 	present = r->card_present;
 	role = r->role;
 	gen = r->card_gen;
+	/* Leased since the job was queued (or the job's lease gone): not this job's turn. */
+	rc = present ? reader_job_lease_check_locked(r, job) : 0;
+	leased = rc == 0 && job->lease != 0;
 	pthread_mutex_unlock(&rd->lock);
 
+	if (rc != 0)
+		goto out_unlock;
 	if (!present) {
 		rc = ssc_diag_set(&job->diag, SSC_ENOCARD, "no card in reader %s", r->id);
 		goto out_unlock;
@@ -170,13 +205,24 @@ static int reader_run_job(struct reader *r, struct job_core *core)
 	 * failure the connection is not trusted: a driver may have given up on it.
 	 */
 	r->hold_until_ms = 0;
-	if (reset || r->slot_broken)
-		reader_io_drop(r, reset);
-	else if (role != READER_ROLE_PSAM && r->slot && rc == 0 && rd->cfg->card_hold_ms > 0)
+	if (reader_run_lease(r, job, leased, rc, gen, reset)) {
+		/* Leased now: held, unreset, until the lease's end (the worker drops it then). */
+	} else if (reset || r->slot_broken || leased) {
+		/* A lease that ended: its card is reset, so that nothing of the session is left. */
+		reader_io_drop(r, reset || leased);
+	} else if (role != READER_ROLE_PSAM && r->slot && rc == 0 && rd->cfg->card_hold_ms > 0) {
 		r->hold_until_ms = cardio_now_ms() + rd->cfg->card_hold_ms;
-	else if (role != READER_ROLE_PSAM)
+	} else if (role != READER_ROLE_PSAM) {
 		reader_io_drop(r, 0);
+	}
+	leased = 0;   /* disposed of above */
 out_unlock:
+	if (leased) {
+		/* A job of the lease that could not run (no connection) ends it all the same. */
+		r->hold_until_ms = 0;
+		reader_run_lease(r, job, 1, rc, gen, 1);
+		reader_io_drop(r, 1);
+	}
 	pthread_mutex_unlock(&r->card_lock);
 	return rc;
 }
@@ -209,12 +255,18 @@ void *reader_worker_main(void *arg)
 			continue;
 		}
 		if (jobq_len(&r->q) == 0 && r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
-			/* The held card's time is up: let other programs have it. */
+			/*
+			 * The held card's time is up: let other programs have it. A lease's card is
+			 * reset: its session (the challenge of step 1) ends with it.
+			 */
+			int lease = r->lease != 0;
+
+			r->lease = 0;
 			pthread_mutex_unlock(&rd->lock);
 			pthread_mutex_lock(&r->card_lock);
 			if (r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
 				r->hold_until_ms = 0;
-				reader_io_drop(r, 0);
+				reader_io_drop(r, lease);
 			}
 			pthread_mutex_unlock(&r->card_lock);
 			pthread_mutex_lock(&rd->lock);

@@ -349,6 +349,7 @@ int readers_submit(struct readers *rd, struct job *job)
 	job->err = 0;
 	job->result = NULL;
 	job->used_reader[0] = '\0';
+	job->lease_left_ms = 0;
 	ssc_diag_init(&job->diag);
 	if (rd->stopping)
 		return SSC_ESHUTDOWN;
@@ -363,6 +364,9 @@ int readers_submit(struct readers *rd, struct job *job)
 		err = ssc_diag_set(&job->diag, SSC_EREADERBUSY,
 				   "reader %s is still busy with an operation that overran its "
 				   "deadline", r->id);
+	else if (r && (err = reader_job_lease_check_locked(r, job)) != 0)
+		/* Leased to another, or the job's lease is gone: answered at once. */
+		memcpy(job->used_reader, r->id, sizeof(job->used_reader));
 	else if (r) {
 		err = jobq_push(&r->q, &core->qitem, job->owner);
 		if (err == SSC_ELIMIT && jobq_owner_len(&r->q, job->owner) >= READERS_QUEUE_MAX)

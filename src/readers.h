@@ -76,11 +76,22 @@ struct job {
 					      * owners, and readers_cancel() acts on one owner */
 	enum reader_role need_role;          /* USER for card.*, PSAM for a PSAM job */
 	int timeout_ms;                      /* from submission to completion */
+	/*
+	 * A reader's lease (the two-step read of spec §13.1): the card stays connected, unreset,
+	 * for the jobs of one lease only, until a job of the lease ends it, the card leaves, or
+	 * the time runs out (then the card is reset). lease is set by the submitter to run a job
+	 * of a lease (0 = none), or by run() to ask for one: after a run() that succeeded with
+	 * lease != 0 and lease_ms > 0 on a reader not leased, the reader is leased to lease for
+	 * lease_ms. A job of the lease ends it whatever its result (lease_ms is not looked at).
+	 */
+	uint64_t lease;
+	int lease_ms;
 	/* Set by the core before done(). */
 	int err;                             /* 0 or SSC_E* (SSC_ETIMEDOUT at the deadline) */
 	struct ssc_diag diag;
 	void *result;                        /* set by run(); released by release() */
 	char used_reader[SSC_READER_ID_MAX]; /* the reader the job ran on */
+	int lease_left_ms;                   /* SSC_EREADERLEASED: the lease's time left */
 	/* Private to the core. */
 	void *core;
 };
@@ -149,10 +160,13 @@ int readers_list(struct readers *rd, struct reader_info **out, size_t *n);
  * the needed role), SSC_ENOTSSC (the named reader holds a PSAM and a user card is needed),
  * SSC_ENOPSAM (the named reader holds a card that is not a PSAM and a PSAM is needed),
  * SSC_EREADERSELECT (several do: the candidates are listed in job->diag.msg), SSC_EREADERBUSY (the
- * reader is still held by an overrun job), SSC_ELIMIT (job->owner has 16 jobs waiting on that reader
+ * reader is still held by an overrun job), SSC_EREADERLEASED (the reader is leased, and not to
+ * job->lease: job->lease_left_ms says for how long at most), SSC_ECARDREMOVED (job->lease is not
+ * the reader's lease, or no more: its card left, or the lease ended), SSC_ELIMIT (job->owner has 16 jobs waiting on that reader
  * already, or all owners together 1024); the caller still owns the job then. Jobs wait in turns
  * across their owners: one job of each owner with jobs waiting, then the next of each (src/jobq.h). A job whose reader turns out to hold the other kind of card once it runs ends the same way
- * (SSC_ENOTSSC, SSC_ENOPSAM).
+ * (SSC_ENOTSSC, SSC_ENOPSAM), and so does one whose reader was leased meanwhile
+ * (SSC_EREADERLEASED, SSC_ECARDREMOVED).
  */
 int readers_submit(struct readers *rd, struct job *job);
 

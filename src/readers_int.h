@@ -117,6 +117,9 @@ struct reader {
 	int stop;                      /* the worker must exit */
 	struct job_core *running;
 	int overrun;                   /* the running job's deadline passed: refuse new jobs */
+	uint64_t lease;                /* the reader's lease (struct job), 0 = none; valid while */
+	int64_t lease_until_ms;        /* ... now is before this ... */
+	unsigned lease_gen;            /* ... and the card is the one it was given for */
 	struct jobq q;                 /* the jobs waiting, in turns across their owners */
 	pthread_cond_t cond;           /* the worker waits here, with rd->lock */
 

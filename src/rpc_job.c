@@ -33,6 +33,17 @@ struct rpc_job {
 	char origin[ORIGIN_MAX];        /* the page's origin when the bridge sent it; "" = none */
 };
 
+/* A job's error with what the core adds: the time a leased reader is held for (two-step read). */
+static json_t *job_error(const struct job *job, int err, const char *reader)
+{
+	json_t *e = rpc_app_error(rpc_error_code(err), err, &job->diag, reader);
+
+	if (e && err == SSC_EREADERLEASED)
+		json_object_set_new(json_object_get(e, "data"), "lease_left_ms",
+				    json_integer(job->lease_left_ms));
+	return e;
+}
+
 /* Worker thread: the operation itself. Touches only the job's own params and the env. */
 static int job_run(struct job *job, struct card_io *io, unsigned *insertion_flags, int *reset_card)
 {
@@ -44,8 +55,12 @@ static int job_run(struct job *job, struct card_io *io, unsigned *insertion_flag
 	memset(&call, 0, sizeof(call));
 	call.params = rj->params;
 	call.peer = &rj->peer;
+	call.lease = job->lease;
 	err = rj->op->run(rj->op, rj->env, io, &call, insertion_flags, reset_card, &result,
 			  &job->diag);
+	/* A lease asked for (card.hsm_step1) or ended (card.hsm_step2): the core applies it. */
+	job->lease = call.lease;
+	job->lease_ms = call.lease_ms;
 	memcpy(rj->card_ref, call.card_ref, sizeof(rj->card_ref));
 	memcpy(rj->audit_detail, call.audit_detail, sizeof(rj->audit_detail));
 	if (err == 0 && !result)
@@ -92,8 +107,7 @@ static void job_done(struct job *job)
 					     job->timeout_ms);
 			rpc_reply_app(c, rj->id, job->err, &d, reader);
 		} else {
-			json_t *e = rpc_app_error(rpc_error_code(job->err), job->err,
-						  &job->diag, reader);
+			json_t *e = job_error(job, job->err, reader);
 			json_t *more = job->result;
 
 			/* What the op added (e.g. the items a cut-off write put on the card). */
@@ -148,6 +162,8 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 	struct rpc_job *rj;
 	struct ssc_diag diag;
 	const char *reader = "";
+	char leased_reader[SSC_READER_ID_MAX];
+	uint64_t lease = 0;
 	json_t *jr;
 	int err;
 
@@ -177,6 +193,14 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 		if (err < 0)
 			return rpc_reply_app(c, id, err, &diag, NULL);
 	}
+	/* card.hsm_step2: its reader and lease are its session's, not a param. */
+	if (op->lease) {
+		err = op->lease(r->env, params, leased_reader, sizeof(leased_reader), &lease,
+				&diag);
+		if (err < 0)
+			return rpc_reply_app(c, id, err, &diag, NULL);
+		reader = leased_reader;
+	}
 	rj = calloc(1, sizeof(*rj));
 	if (!rj)
 		return SSC_ENOMEM;
@@ -200,6 +224,7 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 	rj->job.owner = c;   /* the reader's queue takes turns across clients */
 	rj->job.need_role = READER_ROLE_USER;
 	rj->job.timeout_ms = r->cfg->op_timeout_ms;
+	rj->job.lease = lease;
 	ssc_diag_init(&rj->job.diag);
 	rj->client = c;
 	rj->id = id ? json_incref(id) : NULL;
@@ -215,7 +240,7 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 			 (long)c->peer.uid, op->method,
 			 reader[0] ? rpc_log_safe(reader, lr, sizeof(lr)) : "-",
 			 ssc_strerror_name(err));
-		rpc_reply_app(c, id, err, &rj->job.diag, reader);
+		rpc_reply_error(c, id, job_error(&rj->job, err, reader));
 		json_decref(rj->id);
 		json_decref(rj->params);
 		free(rj);

@@ -44,6 +44,10 @@ static void usage(FILE *f)
 		"                                     --verify-card-id checks the 卡识别码 MAC,\n"
 		"                                     --allow-lost reads a card on the lost-card list\n"
 		"                                     too (and says whether it is)\n"
+		"  read-basic --hsm-step1 [--reader ID] | --hsm-step2 SESSION KEY\n"
+		"                                     the two-step read with the key server: step 1\n"
+		"                                     prints the session and the string for the key\n"
+		"                                     server; step 2 takes its answer 'C|DATA|'\n"
 		"  read-items FILE TAG... [--reader ID] [--allow-lost]\n"
 		"                                     items of one file, e.g. read-items SSSE/EF06 08 09\n"
 		"  internal-auth [--reader ID]        prove the card genuine (card.internal_auth)\n"
@@ -169,13 +173,17 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 			o->allow_lost = 1;
 			continue;
 		}
+		if (strcmp(name, "--hsm-step1") == 0 && !eq) {
+			o->hsm_step1 = 1;
+			continue;
+		}
 		if (strcmp(name, "--socket") != 0 && strcmp(name, "--timeout") != 0 &&
 		    strcmp(name, "--reader") != 0 && strcmp(name, "--count") != 0 &&
 		    strcmp(name, "--for") != 0 && strcmp(name, "--journal") != 0 &&
 		    strcmp(name, "--config") != 0 && strcmp(name, "--head") != 0 &&
 		    strcmp(name, "--log") != 0 && strcmp(name, "--since") != 0 &&
 		    strcmp(name, "--limit") != 0 && strcmp(name, "--old-key") != 0 &&
-		    strcmp(name, "--lost-cards") != 0) {
+		    strcmp(name, "--lost-cards") != 0 && strcmp(name, "--hsm-step2") != 0) {
 			fprintf(stderr, "sscardctl: unknown option %s (try --help)\n", a);
 			return -1;
 		}
@@ -205,6 +213,8 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 			o->old_keys[o->n_old_keys++] = val;
 		} else if (strcmp(name, "--lost-cards") == 0) {
 			o->lost_cards = val;
+		} else if (strcmp(name, "--hsm-step2") == 0) {
+			o->hsm_step2 = val;
 		} else if (strcmp(name, "--since") == 0 || strcmp(name, "--limit") == 0) {
 			char *end;
 			long long n;
@@ -758,11 +768,25 @@ static int run(const struct ctl_opts *o)
 			"lost card is never written or given a PIN operation)\n");
 		return EXIT_USAGE;
 	}
+	if ((o->hsm_step1 || o->hsm_step2) &&
+	    (strcmp(cmd, "read-basic") != 0 || (o->hsm_step1 && o->hsm_step2) ||
+	     o->internal_auth || o->verify_card_id || o->allow_lost ||
+	     (o->hsm_step2 && o->reader))) {
+		fprintf(stderr, "sscardctl: --hsm-step1 [--reader ID] and --hsm-step2 SESSION KEY go "
+			"with read-basic alone (step 2's reader is its session's)\n");
+		return EXIT_USAGE;
+	}
 	if (strcmp(cmd, "info") == 0 && o->n_args == 1) {
 		method = "system.info";
+	} else if (o->hsm_step1 && o->n_args == 1) {
+		method = "card.hsm_step1";
+		params = json_object();
+	} else if (o->hsm_step2 && o->n_args == 2) {
+		method = "card.hsm_step2";
+		params = json_pack("{s:s, s:s}", "session", o->hsm_step2, "key", o->args[1]);
 	} else if (strcmp(cmd, "readers") == 0 && o->n_args == 1) {
 		method = "reader.list";
-	} else if (strcmp(cmd, "read-basic") == 0 && o->n_args == 1) {
+	} else if (strcmp(cmd, "read-basic") == 0 && o->n_args == 1 && !o->hsm_step2) {
 		method = "card.read_basic";
 		params = json_object();
 		if (o->internal_auth)
@@ -860,6 +884,11 @@ static int run(const struct ctl_opts *o)
 		out_info(res);
 	else if (strcmp(cmd, "readers") == 0)
 		out_readers(res);
+	else if (o->hsm_step1)
+		printf("session: %s\nstep1: %s\nexpires in: %lld ms\n",
+		       json_string_value(json_object_get(res, "session")),
+		       json_string_value(json_object_get(res, "step1")),
+		       (long long)json_integer_value(json_object_get(res, "expires_in_ms")));
 	else if (strcmp(cmd, "read-basic") == 0 || strcmp(cmd, "internal-auth") == 0)
 		out_basic(res);
 	else if (pc)

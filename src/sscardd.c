@@ -243,9 +243,9 @@ static void log_config(const struct config *cfg, const char *file)
 		 "%d in flight per client, idle %d ms", cfg->max_clients, cfg->max_clients_per_uid,
 		 cfg->max_request_bytes, cfg->max_json_depth, cfg->max_inflight_per_client,
 		 cfg->idle_timeout_ms);
-	log_info("config: timeouts: operation %d ms, APDU %d ms, connect %d ms, PSAM %d ms",
-		 cfg->op_timeout_ms, cfg->apdu_timeout_ms, cfg->connect_timeout_ms,
-		 cfg->psam_timeout_ms);
+	log_info("config: timeouts: operation %d ms, APDU %d ms, connect %d ms, PSAM %d ms, "
+		 "two-step read session %d ms", cfg->op_timeout_ms, cfg->apdu_timeout_ms,
+		 cfg->connect_timeout_ms, cfg->psam_timeout_ms, cfg->hsm_session_ms);
 	log_info("config: drivers: pcsc %s, usb %s%s%s, poll %d ms; %d reader role(s) fixed",
 		 cfg->driver_pcsc ? "on" : "off", cfg->driver_usb ? "on" : "off",
 		 cfg->usb_allow[0] ? " allow " : "", cfg->usb_allow, cfg->poll_interval_ms,
@@ -283,6 +283,13 @@ static void log_config(const struct config *cfg, const char *file)
 	log_info("config: metrics %s; audit to syslog %s%s", cfg->metrics_listen[0] ?
 		 cfg->metrics_listen : "off", cfg->audit_syslog ? "on, " : "off",
 		 cfg->audit_syslog ? cfg->audit_syslog_socket : "");
+	if (cfg->hsm_url[0])
+		log_info("config: key server %s (CA %s, certificate %s, key %s), %d ms per request, "
+			 "prefer %s", cfg->hsm_url, cfg->hsm_ca_file, cfg->hsm_cert_file,
+			 cfg->hsm_key_file, cfg->hsm_timeout_ms,
+			 cfg->hsm_prefer == HSM_PREFER_HSM ? "hsm" : "psam");
+	else
+		log_info("config: no key server ([hsm] url not set)");
 }
 
 static int be_list(void *ctx, struct reader_info **out, size_t *n)

@@ -72,7 +72,12 @@
 	X(SSC_ENOTPAIRED,         -55,         0, "this page is not paired with the card service")  \
 	X(SSC_EBADTOKEN,          -56,         0, "the page's pairing token is wrong or was revoked") \
 	X(SSC_EBADCODE,           -57,         0, "the pairing code is wrong, used or expired")     \
-	X(SSC_EPOLICY,            -58,         0, "this page's origin may not call this method")
+	X(SSC_EPOLICY,            -58,         0, "this page's origin may not call this method") \
+	X(SSC_EHSMMISMATCH,       -59,       -25, "the card's internal authentication does not match the key server's") \
+	X(SSC_EHSMKEY,            -60,       -23, "the key string of the two-step read is malformed") \
+	X(SSC_EHSMSESSION,        -61,       -12, "no such two-step read session (none, or it ended)") \
+	X(SSC_EHSMEXPIRED,        -62,       -12, "the two-step read session expired")               \
+	X(SSC_EREADERLEASED,      -63,       -11, "the reader is held by a two-step read")
 
 enum ssc_error {
 	SSC_OK = 0,

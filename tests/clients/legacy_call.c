@@ -11,6 +11,8 @@
  *   legacy_call iVerifyPIN|iChangePIN ITYPE;  iReloadPIN|iUnblockPIN ITYPE CARDINFO
  *   legacy_call iGetReaderInfo;  iReadCardBas_HSM_Step1 ITYPE;  iReadCardBas_HSM_Step2 KEY
  *   legacy_call hsm_both ITYPE KEY   (Step1 then Step2 in one process)
+ *   legacy_call hsm_interactive ITYPE  (Step1, its {"rc", "out"} on one line; then one line of
+ *                                       stdin, the key server's answer, for Step2)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +85,19 @@ int main(int argc, char **argv)
 		rc = iReadCardBas_HSM_Step1(NUM(2), out);
 	} else if (strcmp(f, "iReadCardBas_HSM_Step2") == 0) {
 		rc = iReadCardBas_HSM_Step2(argv[2], out);
+	} else if (strcmp(f, "hsm_interactive") == 0) {
+		char key[SSCARD_DRIVER_OUT_MAX];
+
+		rc = iReadCardBas_HSM_Step1(NUM(2), out);
+		printf("{\"rc\": %ld, \"out\": \"", rc);
+		hex(out);
+		printf("\"}\n");
+		fflush(stdout);
+		if (rc == 0 && fgets(key, sizeof(key), stdin)) {
+			key[strcspn(key, "\r\n")] = '\0';
+			memset(out, 'Q', SSCARD_DRIVER_OUT_MAX);
+			rc = iReadCardBas_HSM_Step2(key, out);
+		}
 	} else if (strcmp(f, "hsm_both") == 0) {
 		rc = iReadCardBas_HSM_Step1(NUM(2), out);
 		if (rc == 0)

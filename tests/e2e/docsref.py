@@ -23,6 +23,8 @@ METHOD_SECTIONS = {
     'card.reload_pin': [PIN_RULES_SECTION, 'card.reload_pin, card.unblock_pin'],
     'card.unblock_pin': [PIN_RULES_SECTION, 'card.reload_pin, card.unblock_pin'],
     'card.write_items': ['card.write_items'],
+    'card.hsm_step1': ['card.hsm_step1, card.hsm_step2'],
+    'card.hsm_step2': ['card.hsm_step1, card.hsm_step2'],
 }
 
 SW_RULE = 'sw'        # errors.md's std_code column "−(SW)…": −(SW1·256+SW2) when data.sw is there

@@ -9,8 +9,8 @@ the simulated gen2 (DES) and gen3 (SM4) cards with their PSAMs.
 - iWriteCard: DF04/EF05 items, a DF04/EF08 transaction, a name in GB18030 (read back as bytes);
 - iGetReaderInfo: the reader serial and the PSAM's terminal number;
 - the PIN functions: −13 at once, with or without a daemon;
-- iReadCardBas_HSM_Step1: −13 while the daemon lacks card.hsm_step1 (issue 14); Step2 without a
-  session: −12;
+- iReadCardBas_HSM_Step1/2 (issue 14), the test playing the key server (province.py): Step2 writes
+  exactly what iReadCardBas writes; a wrong 内部认证结果 is −25; Step2 without a session: −12;
 - iType 2 / 4 without a contactless reader: −13; iType 9: −14;
 - no card (−2, 无卡), a card whose link drops mid-read (−2), a daemon that is not running (−11 at
   once), a daemon that stops answering (SIGSTOP: −4 at the SSCARD_TIMEOUT_MS deadline).
@@ -31,6 +31,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import province  # noqa: E402
 import sscardd  # noqa: E402
 from test_daemon_read import DES_TERMINAL, SM4_TERMINAL  # noqa: E402
 
@@ -90,6 +91,28 @@ class Legacy(sscardd.DaemonTestCase):
 
     def call(self, *args, env=None):
         return call(*args, env=env or self.env)
+
+    def hsm_pair(self, profile, change):
+        """iReadCardBas_HSM_Step1, then Step2 with change(the key server's answer), in one
+        legacy process: ({rc, out} of Step1, the final {rc, out, text} of Step2)."""
+        p = subprocess.Popen([CALL, 'hsm_interactive', '1'], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=self.env)
+        try:
+            r1 = json.loads(p.stdout.readline())
+            key = ''
+            if r1['rc'] == 0:
+                key = province.key_string(bytes.fromhex(r1['out']).decode('ascii'),
+                                          *province.profile_masters(profile))
+            p.stdin.write(change(key) + '\n')
+            p.stdin.close()
+            r2 = json.loads(p.stdout.readline())
+            p.wait(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        r2['text'] = bytes.fromhex(r2['out']).decode('gb18030')
+        return r1, r2
 
     def assertFails(self, r, code, wording_hex, name):
         """rc == code; the text is the wording's GB18030 bytes (hand-written hex), then the
@@ -153,12 +176,24 @@ class Legacy(sscardd.DaemonTestCase):
             self.assertFails(r, -13, 'B2BBD6A7B3D6B8C3C3FCC1EE', 'SSC_EUNSUPPORTED')   # 不支持该命令
             self.assertLess(r['ms'], 1000)
 
-        # The HSM pair against a daemon without card.hsm_step1 (issue 14).
-        self.assertFails(self.call('iReadCardBas_HSM_Step1', 1), -13, 'B2BBD6A7B3D6B8C3C3FCC1EE',
-                         'SSC_ENOTFOUND')
+        # The HSM pair (issue 14): Step2 in a process without a Step1 is −12 (未建立连接), at once.
         self.assertFails(self.call('iReadCardBas_HSM_Step2',
                                    'D2FFA2E969F241C5|4BA5C1F9D6C57F0F1122334455667788|'),
-                         -12, 'CEB4BDA8C1A2C1ACBDD3', 'SSC_ENOTFOUND')   # 未建立连接
+                         -12, 'CEB4BDA8C1A2C1ACBDD3', 'SSC_ENOTFOUND')
+        # Step1 then Step2 in one process, the test playing the key server: Step2 writes what
+        # iReadCardBas writes. A wrong 内部认证结果: −25 (内部认证与加密机不一致), nothing read.
+        basic = self.call('iReadCardBas', 1)
+        r1, r2 = self.hsm_pair(profile, lambda key: key)
+        self.assertEqual(r1['rc'], 0, r1)
+        step1 = bytes.fromhex(r1['out']).decode('ascii')
+        self.assertEqual(step1.split('|')[3], basic['text'].split('|')[3])   # 卡识别码
+        self.assertEqual((r2['rc'], r2['out']), (0, basic['out']))
+        r1, r2 = self.hsm_pair(profile, lambda key: 'F' + key[1:] if key[0] != 'F' else
+                               '0' + key[1:])
+        self.assertFails(r2, -25, 'C4DAB2BFC8CFD6A4D3EBBCD3C3DCBBFAB2BBD2BBD6C2',
+                         'SSC_EHSMMISMATCH')
+        # The session is over: the reader serves iReadCardBas again at once.
+        self.assertEqual(self.call('iReadCardBas', 1)['rc'], 0)
 
         # iType: no contactless reader configured; out of range.
         for t in (2, 4):

@@ -78,6 +78,13 @@ static const char *const params_write[] = {
 	"{\"file\":\"DF01/EF05\",\"items\":{\"30\":\"0102\"}}",
 };
 
+static const char *const params_hsm_step1[] = { NULL, "{}" };
+/* No session of this name (a step 2 needs its step 1's lease): the refusal before the card. */
+static const char *const params_hsm_step2[] = {
+	"{\"session\":\"00000000000000000000000000000000\",\"key\":\"D2FFA2E969F241C5||\"}",
+	"{\"session\":\"x\",\"key\":\"\"}",
+};
+
 struct op_params {
 	const char *method;
 	const char *const *params;
@@ -94,6 +101,8 @@ static const struct op_params op_params[] = {
 	{ "card.reload_pin", params_reload, N(params_reload) },
 	{ "card.unblock_pin", params_reload, N(params_reload) },
 	{ "card.write_items", params_write, N(params_write) },
+	{ "card.hsm_step1", params_hsm_step1, N(params_hsm_step1) },
+	{ "card.hsm_step2", params_hsm_step2, N(params_hsm_step2) },
 };
 
 /* ---- the journal ---------------------------------------------------------------------------- */

@@ -647,7 +647,8 @@ def tlv_seeds():
 # with the number of params it lists there.
 
 CARD_OPS = [('read_basic', 5), ('read_items', 8), ('internal_auth', 2), ('verify_pin', 2),
-            ('change_pin', 2), ('reload_pin', 2), ('unblock_pin', 2), ('write_items', 7)]
+            ('change_pin', 2), ('reload_pin', 2), ('unblock_pin', 2), ('write_items', 7),
+            ('hsm_step1', 2), ('hsm_step2', 2)]
 RESOLVE = len(CARD_OPS)
 
 # Mutation kinds of fuzz_card.c.
@@ -728,6 +729,11 @@ def card_seeds():
     seed('write-6988', 7, 3, 0, 'gen2', bytes([SKIP, 8, SW, 0x69, 0x88]))
     seed('append-removed', 7, 5, 0x20, 'gen2', bytes([SKIP, 7, REMOVED]))
     seed('write-ef06-6982', 7, 1, 0, 'gen2', bytes([SKIP, 8, SW, 0x69, 0x82]))
+    # The two-step read's step 1 (spec §13.1): read authorisation asked by a READ answered
+    # 6982, then the challenge; the card's INTERNAL AUTH answer cut short.
+    seed('hsm-step1-readauth', 8, 0, 0, 'gen3-readauth')
+    seed('hsm-step1-int-auth-short', 8, 0, 0, 'gen2', bytes([SKIP, 3, TRUNC, 5]))
+    seed('hsm-step1-challenge-6985', 8, 0, 0, 'gen3-readauth', bytes([SKIP, 5, SW, 0x69, 0x85]))
     seed('resolve-nothing', RESOLVE, 0, 0, 'gen2')
     return seeds
 

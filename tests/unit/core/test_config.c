@@ -445,7 +445,7 @@ static const char *const all_keys[] = {
 	"[limits]", "max_clients", "max_clients_per_uid", "max_request_bytes", "max_json_depth",
 	"max_inflight_per_client", "idle_timeout_ms",
 	"[timeouts]", "op_timeout_ms", "apdu_timeout_ms", "connect_timeout_ms", "psam_timeout_ms",
-	"card_hold_ms",
+	"card_hold_ms", "hsm_session_ms",
 	"[drivers]", "pcsc", "usb", "usb_allow", "poll_interval_ms",
 	"[readers]", "role.",
 	"[card]", "read_auth", "verify_card_id_mac", "card_id_mac_key", "pin_min_len", "pin_max_len",
