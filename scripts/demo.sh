@@ -11,7 +11,11 @@
 #
 # --web also starts the browser bridge sscard-web (as nobody, on 127.0.0.1:8732), leaves everything
 # running and prints the demo page's URL and a pairing code (docs/web.md).
+# --hsm (simulated only) gives the desk no PSAM reader: its keys come from the simulated province key
+# server (sscard-sim hsm, spec §13.2) over TLS with a client certificate, all made by this script
+# with the openssl command line; sscardd and the key server share the private network namespace.
 #   ./scripts/demo.sh [--simulate] [--profile gen2|gen3|gen3-readauth|...] [--keep] [--json] [--web]
+#                     [--hsm]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +28,8 @@ json=""
 simulate=0
 web=0
 web_port=8732
+hsm=0
+hsm_port=8443
 while [ $# -gt 0 ]; do
   case "$1" in
     --simulate) simulate=1; shift ;;
@@ -31,7 +37,8 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --json) json=--json; shift ;;
     --web) web=1; keep=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --hsm) hsm=1; simulate=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -110,16 +117,50 @@ for _ in $(seq 200); do [ -S "$work/run/pcscd.comm" ] && break; sleep 0.05; done
 [ -S "$work/run/pcscd.comm" ] || { echo "demo.sh: pcscd did not start:" >&2; cat "$work/pcscd.log" >&2; exit 1; }
 netns=/proc/$pcscd_pid/ns/net
 
-say "attaching the simulated card ($profile) and PSAM to the virtual readers"
 cp "$profile_file" "$work/profile.json"
+if [ "$hsm" = 1 ]; then
+  say "attaching the simulated card ($profile) to a virtual reader; no PSAM reader"
+else
+  say "attaching the simulated card ($profile) and PSAM to the virtual readers"
+fi
 nsenter --net="$netns" "$sim" card --port 35963 --profile "$work/profile.json" \
   --state "$work/card.state" --control "$work/card.ctl" >"$work/card.log" 2>&1 &
 card_pid=$!
 pids=("${pids[@]}" "$card_pid")
-nsenter --net="$netns" "$sim" psam --port 35964 --profile "$work/profile.json" \
-  --control "$work/psam.ctl" >"$work/psam.log" 2>&1 &
-psam_pid=$!
-pids=("${pids[@]}" "$psam_pid")
+if [ "$hsm" = 1 ]; then
+  say "making the certificates (openssl): the key server's CA and certificate, the desks' CA and this desk's"
+  pki="$work/pki"
+  mkdir -p "$pki"
+  ossl() { (cd "$pki" && openssl "$@") >>"$work/openssl.log" 2>&1 ||
+    { echo "demo.sh: openssl $* failed:" >&2; cat "$work/openssl.log" >&2; exit 1; }; }
+  ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  ossl req -x509 "${ec[@]}" -keyout server-ca.key -out server-ca.pem -days 30 \
+    -subj "/CN=sscard demo key server CA"
+  ossl req "${ec[@]}" -keyout server.key -out server.csr -subj /CN=127.0.0.1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$pki/server.ext"
+  ossl x509 -req -in server.csr -CA server-ca.pem -CAkey server-ca.key -CAcreateserial \
+    -out server.pem -days 30 -extfile server.ext
+  ossl req -x509 "${ec[@]}" -keyout desk-ca.key -out desk-ca.pem -days 30 \
+    -subj "/CN=sscard demo desk CA"
+  ossl req "${ec[@]}" -keyout desk.key -out desk.csr -subj "/CN=demo desk 1"
+  ossl x509 -req -in desk.csr -CA desk-ca.pem -CAkey desk-ca.key -CAcreateserial \
+    -out desk.pem -days 30
+  chmod 0600 "$pki"/*.key
+  say "starting the simulated province key server (sscard-sim hsm, https://127.0.0.1:$hsm_port in the namespace)"
+  nsenter --net="$netns" "$sim" hsm --listen "127.0.0.1:$hsm_port" --cert "$pki/server.pem" \
+    --key "$pki/server.key" --client-ca "$pki/desk-ca.pem" --psam "$work/profile.json" \
+    --control "$work/hsm.ctl" >"$work/hsm.log" 2>&1 &
+  keys_pid=$!
+  pids=("${pids[@]}" "$keys_pid")
+  for _ in $(seq 100); do [ -S "$work/hsm.ctl" ] && break; sleep 0.05; done
+  "$sim" ctl "$work/hsm.ctl" status >/dev/null 2>&1 ||
+    { echo "demo.sh: the key server did not start:" >&2; cat "$work/hsm.log" >&2; exit 1; }
+else
+  nsenter --net="$netns" "$sim" psam --port 35964 --profile "$work/profile.json" \
+    --control "$work/psam.ctl" >"$work/psam.log" 2>&1 &
+  keys_pid=$!
+  pids=("${pids[@]}" "$keys_pid")
+fi
 
 say "starting sscardd"
 # The socket is in the configuration, so that SSCARD_CONFIG alone points sscardctl at this daemon
@@ -135,9 +176,18 @@ $([ "$web" = 1 ] && echo "socket_mode = 0666")
 [journal]
 path = $work/journal.db
 $([ "$web" = 1 ] && printf '[web]\nbridge_user = nobody\n')
+$([ "$hsm" = 1 ] && printf '[hsm]\nurl = https://127.0.0.1:%s\nca_file = %s\ncert_file = %s\nkey_file = %s\n' \
+  "$hsm_port" "$pki/server-ca.pem" "$pki/desk.pem" "$pki/desk.key")
 EOF
 export PCSCLITE_CSOCK_NAME="$work/run/pcscd.comm"
-"$daemon" --foreground --config "$work/sscardd.conf" >"$work/sscardd.log" 2>&1 &
+# With --hsm, sscardd runs in the network namespace of pcscd and the key server (127.0.0.1 there);
+# it reaches pcscd through its socket file either way.
+if [ "$hsm" = 1 ]; then
+  nsenter --net="$netns" "$daemon" --foreground --config "$work/sscardd.conf" \
+    >"$work/sscardd.log" 2>&1 &
+else
+  "$daemon" --foreground --config "$work/sscardd.conf" >"$work/sscardd.log" 2>&1 &
+fi
 daemon_pid=$!
 pids=("${pids[@]}" "$daemon_pid")
 export SSCARD_CONFIG="$work/sscardd.conf"
@@ -146,16 +196,25 @@ for _ in $(seq 100); do [ -S "$SSCARD_SOCKET" ] && break; sleep 0.05; done
 [ -S "$SSCARD_SOCKET" ] || { echo "demo.sh: sscardd did not start:" >&2; cat "$work/sscardd.log" >&2; exit 1; }
 
 # The readers' presence poll takes up to about half a second per card.
+want=$([ "$hsm" = 1 ] && echo 1 || echo 2)
 for _ in $(seq 60); do
   n=$("$ctl" --json readers 2>/dev/null | grep -o '"card": *true' | wc -l || true)
-  [ "${n:-0}" -ge 2 ] && break
+  [ "${n:-0}" -ge "$want" ] && break
   sleep 0.1
 done
 
 say "sscardctl readers"
 "$ctl" readers
-say "sscardctl read-basic   (the card, read through the API, EF06 read authorised by the PSAM)"
+if [ "$hsm" = 1 ]; then
+  say "sscardctl read-basic   (the card, read through the API, its keys from the key server)"
+else
+  say "sscardctl read-basic   (the card, read through the API, EF06 read authorised by the PSAM)"
+fi
 "$ctl" $json read-basic
+if [ "$hsm" = 1 ]; then
+  say "the key server's counters (sscard-sim ctl $work/hsm.ctl status)"
+  "$sim" ctl "$work/hsm.ctl" status
+fi
 
 if [ "$web" = 1 ]; then
   say "starting the browser bridge sscard-web (as nobody, 127.0.0.1:$web_port)"
@@ -176,7 +235,11 @@ if [ "$keep" = 1 ]; then
 Left running:
   pid $(printf '%-8s' "$daemon_pid") sscardd             socket $SSCARD_SOCKET
   pid $(printf '%-8s' "$card_pid") simulated card      profile $profile, control socket $work/card.ctl
-  pid $(printf '%-8s' "$psam_pid") simulated PSAM      control socket $work/psam.ctl
+$(if [ "$hsm" = 1 ]; then
+  echo "  pid $(printf '%-8s' "$keys_pid") simulated key server  https://127.0.0.1:$hsm_port (in the namespace), control socket $work/hsm.ctl"
+else
+  echo "  pid $(printf '%-8s' "$keys_pid") simulated PSAM      control socket $work/psam.ctl"
+fi)
   pid $(printf '%-8s' "$pcscd_pid") pcscd (private)     vpcd readers, socket $PCSCLITE_CSOCK_NAME
 
 Talk to sscardd (sscardctl finds its socket and journal through these):
@@ -188,7 +251,7 @@ Talk to sscardd (sscardctl finds its socket and journal through these):
   $ctl events --for 10000
   $ctl journal show --limit 5
 
-Remove and insert the simulated card (or the PSAM, with psam.ctl):
+Remove and insert the simulated card$([ "$hsm" = 1 ] || echo " (or the PSAM, with psam.ctl)"):
   $sim ctl $work/card.ctl remove
   $sim ctl $work/card.ctl insert
 
@@ -202,6 +265,6 @@ The browser bridge:
 WEB
 )
 Logs: $work/*.log
-Stop (sscardd, the simulators, then pcscd): kill $daemon_pid $card_pid $psam_pid ${web_pid:-}; sleep 1; kill $pcscd_pid; rm -rf $work
+Stop (sscardd, the simulators, then pcscd): kill $daemon_pid $card_pid $keys_pid ${web_pid:-}; sleep 1; kill $pcscd_pid; rm -rf $work
 EOF
 fi

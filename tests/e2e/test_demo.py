@@ -143,6 +143,28 @@ class Demo(unittest.TestCase):
         self.assertEqual([pid for pid in self.pids if alive(pid)], [])
         self.assertFalse(os.path.exists(self.work))
 
+    def test_hsm(self):
+        """--hsm: no PSAM reader, the keys from the simulated key server over TLS with the
+        certificates the script made. gen3-readauth (the default profile) demands read
+        authorisation of EF06, so without keys its read fails with SSC_ENOPSAM: this read
+        succeeds only through the key server, whose terminal number (gen3-readauth.json's PSAM:
+        330200000001) it reports, and whose counters show the exchange."""
+        env = dict(os.environ, SSC_BUILD_DIR=harness.BUILD_DIR)
+        p = subprocess.run(['bash', DEMO, '--hsm'], capture_output=True, text=True, timeout=900,
+                           env=env)
+        out = p.stdout
+        work = re.search(r'(/tmp/sscard-demo\.[A-Za-z0-9]+)/', out)
+        self.work = work.group(1) if work else None
+        self.assertEqual(p.returncode, 0, out[-3000:] + p.stderr[-3000:])
+        self.assertIn('no PSAM reader', out)
+        self.assertIn('终端机编号 terminal number: 330200000001', out)
+        self.assertIn('姓名 name: ', out)
+        m = re.search(r'^connections=\d+ requests=\d+ exchanges=(\d+)', out, re.M)
+        self.assertIsNotNone(m, out[-3000:])
+        self.assertGreaterEqual(int(m.group(1)), 1)
+        # Without --keep everything it started is gone, its directory too.
+        self.assertFalse(os.path.exists(self.work))
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
