@@ -14,7 +14,10 @@ sscard-bench against them, and prints one line per figure:
 * the CPU time per read of the daemon (all its threads) and of the bare client;
 * throughput with N clients on one reader and M readers in parallel, with the daemon's memory;
 * a repeated read of the same card (the daemon does not cache) and what a cache could save;
-* journal rows per second with the durability the design promises.
+* journal rows per second with the durability the design promises;
+* the extra latency per read with the network PSAM (the simulated key server, sscard-sim hsm, over
+  real TLS with client certificates on loopback) against a PSAM in a reader: card.read_basic of a
+  card that demands read authorisation, and card.internal_auth (one key operation each).
 
     sudo ./scripts/bench.sh                     # builds, then runs this
     sudo SSC_BUILD_DIR=build /usr/bin/python3 bench/run.py [--quick] [--json FILE]
@@ -204,8 +207,9 @@ class Rig:
         if self.d:
             self.d.wait_reader(self.c, self.h.reader_name(slot), card=False)
 
-    def daemon(self, config=None):
-        self.d = sscardd.Daemon(self.h, config=config, log_level='info').start()
+    def daemon(self, config=None, in_mountns=False):
+        self.d = sscardd.Daemon(self.h, config=config, log_level='info',
+                                in_mountns=in_mountns).start()
         self.c = self.d.client(timeout=10.0)
         return self.d
 
@@ -667,8 +671,79 @@ def bench_journal(quick):
            median_ms=il['median_us'] / 1000, p99_ms=il['p99_us'] / 1000)
 
 
+def rpc_samples(rig, method, params, runs, warmup):
+    """Latency samples (microseconds) of runs calls of method through the daemon."""
+    tmp = tempfile.mkdtemp(prefix='sscard-bench-')
+    path = os.path.join(tmp, 'samples')
+    try:
+        run_bench(['rpc', '--socket', rig.d.socket_path, '--method', method, '-n', runs,
+                   '--warmup', warmup, '--params', json.dumps(params), '--samples', path])
+        return read_samples(path)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+        os.rmdir(tmp)
+
+
+def bench_hsm(quick):
+    """The network PSAM against a PSAM in a reader (issue 14): the same operations on the same
+    cards with each provider, in alternating blocks (so that drift hits both alike); prints the
+    median and p99 of each and the difference, the extra latency per read. The key server runs
+    on loopback in the harness's network namespace (no network delay: what remains is TLS, HTTP,
+    JSON and the hand-off), so a real desk adds its round trip to the province per key
+    operation."""
+    import hsmkit
+    runs = 40 if quick else 200
+    blocks = 4 if quick else 10
+    per = max(1, runs // blocks)
+    rig = Rig('bench-hsm', readers=4)
+    try:
+        pki = hsmkit.make_pki(rig.h)
+        rig.card(0, 'gen3-readauth', verbose=False)
+        rig.card(1, 'gen2', verbose=False)
+        ks = hsmkit.KeyServer(rig.h, pki, psams=('gen2', 'gen3'), verbose=False).start()
+        ops = [('card.read_basic gen3-readauth (read authorisation)', 'card.read_basic',
+                {'reader': sscardd.slot_id(0)}),
+               ('card.internal_auth gen2', 'card.internal_auth', {'reader': sscardd.slot_id(1)})]
+        samples = {(label, who): [] for label, _, _ in ops for who in ('psam', 'hsm')}
+        for b in range(blocks):
+            for who in (('psam', 'hsm') if b % 2 == 0 else ('hsm', 'psam')):
+                if who == 'psam':
+                    rig.psam(2, 'gen2')
+                    rig.psam(3, 'gen3')
+                    rig.daemon(in_mountns=True)
+                    rig.wait({0: 'user', 1: 'user', 2: 'psam', 3: 'psam'})
+                else:
+                    rig.daemon(config=hsmkit.daemon_config(pki), in_mountns=True)
+                    rig.wait({0: 'user', 1: 'user', 2: None, 3: None})
+                for label, method, params in ops:
+                    samples[(label, who)] += rpc_samples(rig, method, params, per, 3)
+                if who == 'psam':
+                    rig.remove(2)
+                    rig.remove(3)
+                rig.d.stop()
+        st = ks.status()
+        for label, _, _ in ops:
+            p, h = summary(samples[(label, 'psam')]), summary(samples[(label, 'hsm')])
+            extra = h['median_ms'] - p['median_ms']
+            extra99 = h['p99_ms'] - p['p99_ms']
+            say(f'hsm     {label} PSAM in a reader: median {p["median_ms"]:.3f} ms  p99 '
+                f'{p["p99_ms"]:.3f} ms  (n={p["n"]})')
+            say(f'hsm     {label} network PSAM    : median {h["median_ms"]:.3f} ms  p99 '
+                f'{h["p99_ms"]:.3f} ms  (n={h["n"]})  extra per read {extra:+.3f} ms median, '
+                f'{extra99:+.3f} ms p99')
+            figure('hsm', label, psam=p, hsm=h, extra_median_ms=extra, extra_p99_ms=extra99)
+        say(f'hsm     key server during the runs: {st["exchanges"]} exchanges (one per key operation), '
+            f'{st["requests"]} requests, {st["connections"]} TLS connections ({blocks} daemon '
+            f'starts)')
+        figure('hsm', 'key server counters', exchanges=st['exchanges'], requests=st['requests'],
+               connections=st['connections'], daemon_starts=blocks)
+    finally:
+        rig.close()
+
+
 SECTIONS = {'apdus': bench_apdus, 'latency': bench_latency, 'delay': bench_delay,
-            'throughput': bench_throughput, 'journal': bench_journal}
+            'throughput': bench_throughput, 'journal': bench_journal, 'hsm': bench_hsm}
 
 
 def main():

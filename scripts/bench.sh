@@ -5,7 +5,7 @@
 # Needs root for the namespaces, like the end-to-end tests; re-runs itself under sudo otherwise.
 #
 #   ./scripts/bench.sh [--quick] [--one-cpu] [--traces] [--json FILE] [SECTION...]
-#   sections: apdus latency delay throughput journal (default: all)
+#   sections: apdus latency delay throughput journal hsm (default: all)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
