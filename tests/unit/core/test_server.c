@@ -1,8 +1,8 @@
 /*
  * This file contains the tests of src/server.c with src/rpc.c behind it, over a real Unix socket:
- * the daemon's loop runs in a thread with the real reader core and pcsc driver, pointed at a pcscd
- * that does not exist (so: no readers), and the test
- * talks to it as a client would (blocking sockets with deadlines). Socket mode, stale-socket
+ * the daemon's loop runs in a thread with sscardd's own wiring (src/daemon.h: the real reader core
+ * and pcsc driver, pointed at a pcscd that does not exist, so: no readers; a journal in the test's
+ * directory), and the test talks to it as a client would (blocking sockets with deadlines). Socket mode, stale-socket
  * handling, framing, limits (size, clients, per uid, idle), half-close and shutdown.
  */
 #include <errno.h>
@@ -29,97 +29,17 @@
 #include <uv.h>
 
 #include "config.h"
-#include "psam.h"
 #include "readers.h"
 #include "rpc.h"
 #include "server.h"
 #include "sscard/error.h"
+#include "test_daemon_util.h"
 
 #define WAIT_MS 3000   /* every client wait in these tests is bounded */
 
-/* The daemon side: a loop thread with the reader core (no readers), rpc and the server. */
-struct daemon_thread {
-	pthread_t th;
-	uv_loop_t loop;
-	uv_async_t stop;
-	struct config cfg;
-	struct rpc *rpc;
-	struct readers *rd;
-	struct server *srv;
-	struct op_env env;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int ready;
-	int start_rc;
-};
-
 static char tmpdir[64];
 static char sockpath[96];
-
-static int be_list(void *ctx, struct reader_info **out, size_t *n)
-{
-	return readers_list(ctx, out, n);
-}
-
-static int be_submit(void *ctx, struct job *job)
-{
-	return readers_submit(ctx, job);
-}
-
-static void on_stop(uv_async_t *a)
-{
-	struct daemon_thread *d = a->data;
-
-	readers_free(d->rd);
-	d->rd = NULL;
-	rpc_set_backend(d->rpc, NULL, NULL);
-	server_stop(d->srv);
-	uv_close((uv_handle_t *)&d->stop, NULL);
-}
-
-/* The reader core's collaborators: the real pcsc driver and the PSAM probe, as sscardd's. */
-static const struct ssc_driver_ops *const pcsc_driver[] = { &ssc_driver_pcsc };
-static const struct readers_setup pcsc_only = { pcsc_driver, 1, psam_probe, NULL };
-
-static void *daemon_main(void *arg)
-{
-	struct daemon_thread *d = arg;
-	struct rpc_backend be = { be_list, be_submit, NULL, NULL };
-	int rc;
-
-	uv_loop_init(&d->loop);
-	uv_async_init(&d->loop, &d->stop, on_stop);
-	d->stop.data = d;
-	rc = rpc_new(&d->cfg, &d->rpc);
-	if (rc == 0)
-		rc = readers_new(&d->loop, &d->cfg, &pcsc_only, rpc_event, d->rpc, &d->rd);
-	if (rc == 0) {
-		be.ctx = d->rd;
-		d->env.cfg = &d->cfg;
-		rpc_set_backend(d->rpc, &be, &d->env);
-		rc = server_new(&d->loop, &d->cfg, d->rpc, &d->srv);
-	}
-	if (rc == 0)
-		rc = readers_start(d->rd);
-	pthread_mutex_lock(&d->mu);
-	d->ready = 1;
-	d->start_rc = rc;
-	pthread_cond_signal(&d->cv);
-	pthread_mutex_unlock(&d->mu);
-	if (rc != 0) {
-		readers_free(d->rd);
-		uv_close((uv_handle_t *)&d->stop, NULL);
-		uv_run(&d->loop, UV_RUN_DEFAULT);
-		rpc_free(d->rpc);
-		uv_loop_close(&d->loop);
-		return NULL;
-	}
-	uv_run(&d->loop, UV_RUN_DEFAULT);
-	server_free(d->srv);
-	rpc_free(d->rpc);
-	assert_int_equal(uv_loop_close(&d->loop), 0);   /* nothing left behind */
-	return NULL;
-}
+static char journalpath[96];
 
 /* Test defaults: the temp socket, no group change, small limits. */
 static void test_cfg(struct config *cfg)
@@ -132,31 +52,21 @@ static void test_cfg(struct config *cfg)
 	cfg->driver_usb = 0;
 	cfg->max_request_bytes = 4096;
 	cfg->max_json_depth = 8;
+	snprintf(cfg->journal_path, sizeof(cfg->journal_path), "%s", journalpath);
 }
 
-static struct daemon_thread *daemon_start(const struct config *cfg)
+/* sscardd's own wiring on a loop thread (test_daemon_util.h), started as the test asks. */
+static struct daemon_thread *run_daemon(const struct config *cfg)
 {
-	struct daemon_thread *d = calloc(1, sizeof(*d));
+	struct daemon_thread *d = daemon_thread_start(cfg);
 
-	d->cfg = *cfg;
-	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
-	assert_int_equal(pthread_create(&d->th, NULL, daemon_main, d), 0);
-	pthread_mutex_lock(&d->mu);
-	while (!d->ready)
-		pthread_cond_wait(&d->cv, &d->mu);
-	pthread_mutex_unlock(&d->mu);
 	assert_int_equal(d->start_rc, 0);
 	return d;
 }
 
-static void daemon_stop(struct daemon_thread *d)
+static void stop_daemon(struct daemon_thread *d)
 {
-	uv_async_send(&d->stop);
-	assert_int_equal(pthread_join(d->th, NULL), 0);
-	pthread_mutex_destroy(&d->mu);
-	pthread_cond_destroy(&d->cv);
-	free(d);
+	assert_int_equal(daemon_thread_stop(d), 0);   /* nothing left behind */
 }
 
 static int setup(void **state)
@@ -166,6 +76,7 @@ static int setup(void **state)
 		return -1;
 	chmod(tmpdir, 0755);   /* so that the uid-65534 clients can reach the socket */
 	snprintf(sockpath, sizeof(sockpath), "%s/run/sscardd.sock", tmpdir);
+	snprintf(journalpath, sizeof(journalpath), "%s/journal.db", tmpdir);
 	return 0;
 }
 
@@ -178,6 +89,7 @@ static int teardown(void **state)
 	rmdir(p);
 	snprintf(p, sizeof(p), "%s/file", tmpdir);
 	unlink(p);
+	daemon_thread_rm_journal(journalpath);
 	rmdir(tmpdir);
 	return 0;
 }
@@ -367,7 +279,7 @@ static void test_socket_file_and_round_trip(void **state)
 
 	test_cfg(&cfg);
 	cfg.socket_mode = 0620;
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	/* The parent directory was created; the socket has the configured mode. */
 	assert_int_equal(lstat(sockpath, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
@@ -416,13 +328,13 @@ static void test_socket_file_and_round_trip(void **state)
 		struct config cfg2;
 		struct daemon_thread *d2;
 
-		daemon_stop(d);
+		stop_daemon(d);
 		test_cfg(&cfg2);
-		d2 = daemon_start(&cfg2);
+		d2 = run_daemon(&cfg2);
 		assert_int_equal(as_nobody(nobody_is_kept_out), 0);
 		d = d2;
 	}
-	daemon_stop(d);
+	stop_daemon(d);
 	/* The socket file goes with the daemon. */
 	assert_int_equal(lstat(sockpath, &st), -1);
 	assert_int_equal(errno, ENOENT);
@@ -436,7 +348,7 @@ static void test_framing_and_bad_input(void **state)
 	int fd;
 
 	test_cfg(&cfg);
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	fd = cl_connect();
 
 	/* Garbage: a parse error, and the connection stays. */
@@ -491,7 +403,7 @@ static void test_framing_and_bad_input(void **state)
 	assert_true(json_is_true(json_object_get(json_object_get(r, "result"), "subscribed")));
 	json_decref(r);
 	close(fd);
-	daemon_stop(d);
+	stop_daemon(d);
 }
 
 static void test_oversized_line(void **state)
@@ -505,7 +417,7 @@ static void test_oversized_line(void **state)
 	int fd, fd2;
 
 	test_cfg(&cfg);
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	fd = cl_connect();
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memset(chunk, 'a', 65536);
@@ -533,7 +445,7 @@ static void test_oversized_line(void **state)
 	assert_int_equal(reply_code(r, 1), 0);
 	json_decref(r);
 	close(fd2);
-	daemon_stop(d);
+	stop_daemon(d);
 }
 
 static void test_client_limits(void **state)
@@ -547,7 +459,7 @@ static void test_client_limits(void **state)
 	cfg.max_clients = 4;
 	cfg.max_clients_per_uid = 3;
 	cfg.socket_mode = 0666;   /* let uid 65534 in for the per-uid part */
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	for (int i = 0; i < 3; i++) {
 		fds[i] = cl_connect();
 		/* A round trip each, so that the daemon has accepted them all. */
@@ -571,7 +483,7 @@ static void test_client_limits(void **state)
 	}
 	for (int i = 0; i < 3; i++)
 		close(fds[i]);
-	daemon_stop(d);
+	stop_daemon(d);
 }
 
 static void test_max_clients(void **state)
@@ -583,7 +495,7 @@ static void test_max_clients(void **state)
 
 	test_cfg(&cfg);
 	cfg.max_clients = 2;
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	for (int i = 0; i < 2; i++) {
 		fds[i] = cl_connect();
 		cl_send(fds[i], "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.info\"}\n");
@@ -607,7 +519,7 @@ static void test_max_clients(void **state)
 	json_decref(r);
 	close(fd);
 	close(fds[1]);
-	daemon_stop(d);
+	stop_daemon(d);
 }
 
 static void test_idle_timeout_and_subscribers(void **state)
@@ -620,7 +532,7 @@ static void test_idle_timeout_and_subscribers(void **state)
 
 	test_cfg(&cfg);
 	cfg.idle_timeout_ms = 300;   /* below the INI minimum, which is for humans */
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	sub = cl_connect();
 	cl_send(sub, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"events.subscribe\"}\n");
 	json_decref(cl_recv(sub));
@@ -641,7 +553,7 @@ static void test_idle_timeout_and_subscribers(void **state)
 		json_decref(r);
 	}
 	close(sub);
-	daemon_stop(d);
+	stop_daemon(d);
 }
 
 static void test_half_close_and_hang_up(void **state)
@@ -652,7 +564,7 @@ static void test_half_close_and_hang_up(void **state)
 	int fd;
 
 	test_cfg(&cfg);
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	/* Send, shut down our side: the answer still comes, then the daemon closes. */
 	fd = cl_connect();
 	cl_send(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.info\"}\n");
@@ -675,7 +587,7 @@ static void test_half_close_and_hang_up(void **state)
 	assert_int_equal(reply_code(r, 7), 0);
 	json_decref(r);
 	close(fd);
-	daemon_stop(d);
+	stop_daemon(d);
 }
 
 struct flood {
@@ -714,7 +626,7 @@ static void test_back_pressure(void **state)
 	size_t total = 0;
 
 	test_cfg(&cfg);
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	fl.fd = cl_connect();
 	assert_int_equal(pthread_create(&th, NULL, flood_main, &fl), 0);
 	usleep(500000);
@@ -734,7 +646,7 @@ static void test_back_pressure(void **state)
 	assert_int_equal(fl.sent, fl.n);
 	assert_true(total > SERVER_WQ_MAX);
 	close(fl.fd);
-	daemon_stop(d);
+	stop_daemon(d);
 }
 
 static void test_shutdown_closes_clients(void **state)
@@ -744,11 +656,11 @@ static void test_shutdown_closes_clients(void **state)
 	int fd;
 
 	test_cfg(&cfg);
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	fd = cl_connect();
 	cl_send(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"events.subscribe\"}\n");
 	json_decref(cl_recv(fd));
-	daemon_stop(d);   /* joins the loop thread: every handle is closed by now */
+	stop_daemon(d);   /* joins the loop thread: every handle is closed by now */
 	expect_eof(fd, WAIT_MS);
 	close(fd);
 }
@@ -801,10 +713,10 @@ static void test_stale_and_foreign_socket_files(void **state)
 
 	/* A socket a live daemon answers on is not touched. */
 	test_cfg(&cfg);
-	d = daemon_start(&cfg);
+	d = run_daemon(&cfg);
 	assert_int_equal(try_server(sockpath, &srv), SSC_EEXIST);
 	assert_int_equal(lstat(sockpath, &st), 0);
-	daemon_stop(d);
+	stop_daemon(d);
 
 	/* A file that is not a socket is not ours to delete. */
 	snprintf(file, sizeof(file), "%s/file", tmpdir);

@@ -1,7 +1,7 @@
 /*
  * This file contains the tests of sscardctl's contract (docs/operations.md): its outputs and exit
- * codes against the real server and rpc on a temporary socket (reader core with the pcsc driver and
- * no pcscd, so no readers), against a socket that accepts and never answers, and with no socket.
+ * codes against sscardd's own wiring (src/daemon.h) on a temporary socket (reader core with the pcsc
+ * driver and no pcscd, so no readers; a journal in the test's directory), against a socket that accepts and never answers, and with no socket.
  * The sscardctl binary is the one built beside this test (../src/sscardctl).
  */
 #include <errno.h>
@@ -28,93 +28,21 @@
 #include <uv.h>
 
 #include "config.h"
-#include "psam.h"
-#include "readers.h"
-#include "rpc.h"
-#include "server.h"
 #include "sscard/error.h"
-
-struct daemon_thread {
-	pthread_t th;
-	uv_loop_t loop;
-	uv_async_t stop;
-	struct config cfg;
-	struct rpc *rpc;
-	struct readers *rd;
-	struct server *srv;
-	struct op_env env;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int ready, start_rc;
-};
+#include "test_daemon_util.h"
 
 static char tmpdir[64];
 static char sockpath[96];
+static char journalpath[96];
 static char ctl[PATH_MAX];
 static struct daemon_thread *dmn;
-
-static int be_list(void *ctx, struct reader_info **out, size_t *n)
-{
-	return readers_list(ctx, out, n);
-}
-
-static int be_submit(void *ctx, struct job *job)
-{
-	return readers_submit(ctx, job);
-}
-
-static void on_stop(uv_async_t *a)
-{
-	struct daemon_thread *d = a->data;
-
-	readers_free(d->rd);
-	rpc_set_backend(d->rpc, NULL, NULL);
-	server_stop(d->srv);
-	uv_close((uv_handle_t *)&d->stop, NULL);
-}
-
-/* The reader core's collaborators: the real pcsc driver and the PSAM probe, as sscardd's. */
-static const struct ssc_driver_ops *const pcsc_driver[] = { &ssc_driver_pcsc };
-static const struct readers_setup pcsc_only = { pcsc_driver, 1, psam_probe, NULL };
-
-static void *daemon_main(void *arg)
-{
-	struct daemon_thread *d = arg;
-	struct rpc_backend be = { be_list, be_submit, NULL, NULL };
-	int rc;
-
-	uv_loop_init(&d->loop);
-	uv_async_init(&d->loop, &d->stop, on_stop);
-	d->stop.data = d;
-	rc = rpc_new(&d->cfg, &d->rpc);
-	if (rc == 0)
-		rc = readers_new(&d->loop, &d->cfg, &pcsc_only, rpc_event, d->rpc, &d->rd);
-	if (rc == 0) {
-		be.ctx = d->rd;
-		d->env.cfg = &d->cfg;
-		rpc_set_backend(d->rpc, &be, &d->env);
-		rc = server_new(&d->loop, &d->cfg, d->rpc, &d->srv);
-	}
-	if (rc == 0)
-		rc = readers_start(d->rd);
-	pthread_mutex_lock(&d->mu);
-	d->ready = 1;
-	d->start_rc = rc;
-	pthread_cond_signal(&d->cv);
-	pthread_mutex_unlock(&d->mu);
-	if (rc == 0)
-		uv_run(&d->loop, UV_RUN_DEFAULT);
-	server_free(d->srv);
-	rpc_free(d->rpc);
-	uv_loop_close(&d->loop);
-	return NULL;
-}
 
 static int setup(void **state)
 {
 	char self[PATH_MAX - 32], *slash;
 	ssize_t n;
 	struct daemon_thread *d;
+	struct config cfg;
 
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n < 0)
@@ -130,19 +58,18 @@ static int setup(void **state)
 	setenv("PCSCLITE_CSOCK_NAME", "/nonexistent/ssc-test-cli/pcscd.comm", 1);
 	unsetenv("SSCARD_SOCKET");
 
-	d = calloc(1, sizeof(*d));
-	config_defaults(&d->cfg);
-	snprintf(d->cfg.socket_path, sizeof(d->cfg.socket_path), "%s", sockpath);
-	d->cfg.socket_group[0] = '\0';
-	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
-	pthread_create(&d->th, NULL, daemon_main, d);
-	pthread_mutex_lock(&d->mu);
-	while (!d->ready)
-		pthread_cond_wait(&d->cv, &d->mu);
-	pthread_mutex_unlock(&d->mu);
-	if (d->start_rc != 0)
+	snprintf(journalpath, sizeof(journalpath), "%s/journal.db", tmpdir);
+	config_defaults(&cfg);
+	snprintf(cfg.socket_path, sizeof(cfg.socket_path), "%s", sockpath);
+	cfg.socket_group[0] = '\0';
+	cfg.driver_pcsc = 1;   /* the pcsc driver alone, pointed at no pcscd: no readers */
+	cfg.driver_usb = 0;
+	snprintf(cfg.journal_path, sizeof(cfg.journal_path), "%s", journalpath);
+	d = daemon_thread_start(&cfg);
+	if (d->start_rc != 0) {
+		daemon_thread_stop(d);
 		return -1;
+	}
 	dmn = d;
 	return 0;
 }
@@ -152,11 +79,10 @@ static int teardown(void **state)
 	char p[128];
 
 	if (dmn) {
-		uv_async_send(&dmn->stop);
-		pthread_join(dmn->th, NULL);
-		free(dmn);
+		daemon_thread_stop(dmn);
 		dmn = NULL;
 	}
+	daemon_thread_rm_journal(journalpath);
 	snprintf(p, sizeof(p), "%s/mute.sock", tmpdir);
 	unlink(p);
 	rmdir(tmpdir);
