@@ -46,6 +46,11 @@ SOURCE_DIR = os.environ.get('SSC_SOURCE_DIR',
 UNIT_DIR = os.path.join(SOURCE_DIR, 'systemd')
 
 
+def ops_doc():
+    with open(os.path.join(SOURCE_DIR, 'docs', 'operations.md'), encoding='utf-8') as f:
+        return f.read()
+
+
 def run(argv, check=True, timeout=60):
     p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
@@ -85,6 +90,9 @@ class Units(unittest.TestCase):
         m = re.search(r'Overall exposure level for sscardd.service: (\d+\.\d+)', p.stdout)
         self.assertIsNotNone(m, p.stdout[-2000:])
         self.assertLessEqual(float(m.group(1)), 2.0)
+        # docs/operations.md gives the rating as measured here.
+        self.assertIn(f'`systemd-analyze security sscardd.service` rates the shipped unit '
+                      f'{m.group(1)} ', ops_doc())
         # The same unit without its hardening section is refused by that command.
         bare = re.sub(r'\n# Hardening\..*?\n\[Install\]', '\n[Install]', self.service, flags=re.S)
         self.assertNotIn('NoNewPrivileges', bare)
@@ -126,6 +134,7 @@ class Units(unittest.TestCase):
         self.assertEqual(offline['RestrictAddressFamilies=~AF_NETLINK'][0], '✗')
         m2 = re.search(r'Overall exposure level for sscardd.service: (\d+\.\d+)', p.stdout)
         self.assertLess(float(m2.group(1)), float(m.group(1)))
+        self.assertIn(f'`AF_UNIX AF_NETLINK` only (rated {m2.group(1)})', ops_doc())
 
     def test_units_match_the_default_configuration(self):
         # The shipped configuration's socket is the one sscardd.socket listens on, with its mode
