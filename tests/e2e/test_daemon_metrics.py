@@ -13,6 +13,8 @@ network namespace, so that its loopback and ports are the test's own) serves /me
   (or a number sent as a method) under method="other"; a connection over max_clients_per_uid
   under limit="max_clients_per_uid";
 * the gauges: readers and cards by role, queue depth per reader, clients, journal up;
+* the journal down: sscard_journal_up 0, and every call's audit row counted in
+  sscard_audit_rows_dropped_total;
 * key-provider failures: with the simulated key server answering 500, each failed write moves
   sscard_key_provider_failures_total{provider="hsm"} by one; working calls move it not at all;
 * no personal data in the text: not the card number, the ID number or the name;
@@ -229,6 +231,27 @@ class Metrics(sscardd.DaemonTestCase):
         self.assertEqual(self.fetch('/metrics?x=1')[0], 200)
         self.assertEqual(self.fetch('/metrics', method='POST')[0], 405)
         self.assertEqual(self.fetch('/metrics', method='HEAD')[0], 200)
+
+    def test_journal_down(self):
+        # The journal cannot open (its directory's place is taken by a file): sscard_journal_up
+        # is 0 (what SscardJournalDown alerts on) and every call's audit row is counted dropped.
+        self.h.start_pcscd()
+        blocker = self.h.path('not-a-directory')
+        open(blocker, 'w').close()
+        d = sscardd.Daemon(self.h, in_mountns=True,
+                           config={'metrics': {'listen': f'127.0.0.1:{PORT}'},
+                                   'journal': {'path': os.path.join(blocker, 'j.db')}}).start()
+        c = d.client()
+        self.assertTrue(c.call('system.info')['journal'].startswith('unavailable'))
+        before = parse(self.scrape())
+        self.assertEqual(val(before, 'sscard_journal_up'), 0)
+        for _ in range(3):
+            c.call('reader.list')
+        after = parse(self.scrape())
+        self.assertEqual(val(after, 'sscard_audit_rows_dropped_total') -
+                         val(before, 'sscard_audit_rows_dropped_total'), 3)
+        self.assertEqual(val(after, 'sscard_journal_rows_total', kind='audit'), 0)
+        self.assertEqual(val(after, 'sscard_journal_up'), 0)
 
     def test_port_taken(self):
         # Another program has the port: an error line, and the desk is served without metrics.
