@@ -270,6 +270,19 @@ class Metrics(sscardd.DaemonTestCase):
         self.assertEqual(d.client().call('system.info')['journal'], 'ok')
         self.assertTrue(d.alive())
 
+    def test_port_below_1024_after_drop(self):
+        # The endpoint opens after root is dropped ([daemon] user; the unit has no capability):
+        # a port below 1024 is refused with an error line, and the desk is served without it.
+        self.h.start_pcscd()
+        os.chmod(self.h.dir, 0o711)
+        d = sscardd.Daemon(self.h, in_mountns=True,
+                           config={'daemon': {'user': 'nobody'},
+                                   'metrics': {'listen': '127.0.0.1:80'},
+                                   'journal': {'path': self.h.path('state/j.db')}}).start()
+        self.assertIn('metrics: cannot listen on 127.0.0.1:80: Permission denied', d.log_text())
+        self.assertNotIn(80, self.h.ns.listening_ports())
+        self.assertEqual(d.client().call('system.info')['journal'], 'ok')
+
     def test_off_by_default(self):
         self.h.start_pcscd()
         d = sscardd.Daemon(self.h, in_mountns=True).start()
