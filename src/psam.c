@@ -11,6 +11,7 @@
 #include "apdu.h"
 #include "hex.h"
 #include "psam.h"
+#include "psam_cmd.h"
 
 static const uint8_t psam_default_aid[] = { 0xD1, 0x56, 0x00, 0x00, 0x05, 0x90 };
 
@@ -155,27 +156,17 @@ static int psam_exchange(struct card_io *io, const uint8_t *cmd, size_t len, uin
 	return n;
 }
 
-/*
- * DELIVER KEY BF DE usage index: cardDiv ‖ cityDiv [‖ R [‖ 00⁸ for SM4]]. r NULL: K_card only.
- */
+/* DELIVER KEY (src/psam_cmd.h): K_card, and with r the session key too. */
 static int psam_deliver_key(struct card_io *io, enum ssc_alg alg, const struct config_key *key,
 			    const struct keyprov_div *div, const uint8_t *r, struct ssc_diag *diag)
 {
-	uint8_t data[32] = { 0 }, cmd[48], resp[APDU_MAX_DATA];
-	size_t lc = 16;
+	uint8_t cmd[PSAM_CMD_MAX], resp[APDU_MAX_DATA];
 	int n;
 
-	memcpy(data, div->card_div, 8);
-	memcpy(data + 8, div->city_div, 8);
-	if (r) {
-		memcpy(data + 16, r, 8);
-		lc = alg == SSC_ALG_SM4 ? 32 : 24;
-	}
-	n = apdu_build(cmd, sizeof(cmd), 0xBF, 0xDE, key->usage, key->index, data, lc,
-		       APDU_LE_NONE);
+	n = psam_cmd_deliver_key(cmd, sizeof(cmd), alg, key, div, r);
 	if (n >= 0)
 		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), 0, "DELIVER KEY", diag);
-	OPENSSL_cleanse(data, sizeof(data));
+	OPENSSL_cleanse(cmd, sizeof(cmd));
 	return n < 0 ? n : 0;
 }
 
@@ -205,15 +196,13 @@ static int psam_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct co
 {
 	struct psam_kp *p = kp->ctx;
 	struct card_io *io = NULL;
-	uint8_t data[16] = { 0 }, cmd[32], resp[APDU_MAX_DATA];
-	size_t xlen = alg == SSC_ALG_SM4 ? 16 : 8;
+	uint8_t cmd[PSAM_CMD_MAX], resp[APDU_MAX_DATA];
 	int rc, n;
 
 	rc = psam_acquire_key(p, alg, key, div, r, deadline_ms, &io, diag);
 	if (rc)
 		return rc;
-	memcpy(data, x, 8);
-	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x00, 0x00, data, xlen, APDU_LE_NONE);
+	n = psam_cmd_cipher(cmd, sizeof(cmd), alg, x);
 	/* DES answers 61 08 and apdu_exchange fetches C with GET RESPONSE. */
 	if (n >= 0)
 		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), 0, "CIPHER", diag);
@@ -221,13 +210,9 @@ static int psam_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct co
 		rc = n;
 		goto out_release;
 	}
-	if ((size_t)n != xlen) {
+	rc = psam_cmd_cryptogram(alg, resp, (size_t)n, c);
+	if (rc)
 		rc = ssc_diag_set(diag, SSC_EPROTO, "PSAM cryptogram of %d bytes", n);
-		goto out_release;
-	}
-	for (int i = 0; i < 8; i++)
-		c[i] = alg == SSC_ALG_SM4 ? (uint8_t)(resp[i] ^ resp[8 + i]) : resp[i];
-	rc = 0;
 out_release:
 	OPENSSL_cleanse(resp, sizeof(resp));
 	return psam_done(p, io, rc, diag);
@@ -240,22 +225,19 @@ static int psam_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_ke
 	struct psam_kp *p = kp->ctx;
 	struct card_io *io = NULL;
 	size_t ivlen = alg == SSC_ALG_SM4 ? 16 : 8;
-	uint8_t body[255], cmd[SSC_CMD_APDU_MAX], resp[APDU_MAX_DATA];
+	uint8_t cmd[PSAM_CMD_MAX], resp[APDU_MAX_DATA];
 	int rc, n;
 
-	if (len > sizeof(body) - ivlen)
+	if (len > 255 - ivlen)
 		return ssc_diag_set(diag, SSC_EINVAL, "MAC input of %zu bytes is too long", len);
 	rc = psam_acquire_key(p, alg, key, div, NULL, deadline_ms, &io, diag);
 	if (rc)
 		return rc;
-	memcpy(body, iv, ivlen);
-	memcpy(body + ivlen, data, len);
-	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x05, 0x00, body, ivlen + len, APDU_LE_NONE);
+	n = psam_cmd_mac(cmd, sizeof(cmd), alg, iv, data, len);
 	/* The MAC input is a RELOAD PIN command (a PIN in clear) or a record (personal data). */
 	if (n >= 0)
 		n = psam_exchange(io, cmd, (size_t)n, resp, sizeof(resp), CARDIO_SECRET, "MAC",
 				  diag);
-	OPENSSL_cleanse(body, sizeof(body));
 	OPENSSL_cleanse(cmd, sizeof(cmd));
 	if (n < 0) {
 		rc = n;
@@ -278,7 +260,7 @@ static int psam_encrypt(struct keyprov *kp, enum ssc_alg alg, const struct confi
 	struct psam_kp *p = kp->ctx;
 	struct card_io *io = NULL;
 	size_t block = alg == SSC_ALG_SM4 ? 16 : 8;
-	uint8_t cmd[48], resp[APDU_MAX_DATA];
+	uint8_t cmd[PSAM_CMD_MAX], resp[APDU_MAX_DATA];
 	int rc, n;
 
 	if (len == 0 || len > 32 || len % block)
@@ -286,7 +268,7 @@ static int psam_encrypt(struct keyprov *kp, enum ssc_alg alg, const struct confi
 	rc = psam_acquire_key(p, alg, key, div, NULL, deadline_ms, &io, diag);
 	if (rc)
 		return rc;
-	n = apdu_build(cmd, sizeof(cmd), 0x80, 0xFA, 0x01, 0x00, in, len, APDU_LE_NONE);
+	n = psam_cmd_encrypt(cmd, sizeof(cmd), alg, in, len);
 	/* The body is a PIN block: CARDIO_SECRET keeps it out of the APDU log. */
 	if (n >= 0) {
 		uint16_t sw = 0;
