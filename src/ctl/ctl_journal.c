@@ -367,21 +367,37 @@ static void list_close(FILE *f)
 		fclose(f);
 }
 
+/*
+ * Opens the list file (NULL: none; *f NULL then) and the journal for writing, in that order.
+ * Returns 0, or an exit code after saying why (nothing left open).
+ */
+static int list_and_journal_open(const struct ctl_opts *o, const char *file, FILE **f,
+				 struct journal **j)
+{
+	int rc;
+
+	*f = NULL;
+	if (file && !(*f = list_open(file)))
+		return EXIT_J_IO;
+	rc = journal_open_for(o, 1, j);
+	if (rc != 0) {
+		list_close(*f);
+		*f = NULL;
+	}
+	return rc;
+}
+
 /* blacklist import FILE, blacklist remove FILE. */
 static int cmd_blacklist_change(const struct ctl_opts *o, const char *file, int remove)
 {
 	struct journal *j;
 	struct ssc_diag d;
 	int rc, not_listed = 0;
-	FILE *f = list_open(file);
+	FILE *f;
 
-	if (!f)
-		return EXIT_J_IO;
-	rc = journal_open_for(o, 1, &j);
-	if (rc != 0) {
-		list_close(f);
+	rc = list_and_journal_open(o, file, &f, &j);
+	if (rc != 0)
 		return rc;
-	}
 	ssc_diag_init(&d);
 	rc = remove ? journal_blacklist_remove(j, f, &not_listed, &d)
 		    : journal_blacklist_import(j, f, &d);
@@ -463,16 +479,12 @@ static int cmd_journal_rotate(const struct ctl_opts *o)
 	struct journal_rotation rot;
 	struct journal *j;
 	struct ssc_diag d;
-	FILE *f = NULL;
+	FILE *f;
 	int rc;
 
-	if (o->lost_cards && !(f = list_open(o->lost_cards)))
-		return EXIT_J_IO;
-	rc = journal_open_for(o, 1, &j);
-	if (rc != 0) {
-		list_close(f);
+	rc = list_and_journal_open(o, o->lost_cards, &f, &j);
+	if (rc != 0)
 		return rc;
-	}
 	ssc_diag_init(&d);
 	rc = journal_rotate_key(j, f, &rot, &d);
 	journal_close(j);
