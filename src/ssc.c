@@ -742,24 +742,13 @@ static int ssc_secret_command(struct ssc_card *c, const uint8_t *cmd, size_t len
 	return apdu_sw_error(sw, ctx, what, diag);
 }
 
-int ssc_verify_pin(struct ssc_card *c, const struct ssc_pin *pin, struct ssc_diag *diag)
-{
-	uint8_t cmd[5 + 8];
-	size_t n;
-	int rc;
-
-	rc = ssc_select_df(c, 0, diag);
-	if (rc)
-		return rc;
-	n = ssc_pin_bcd(pin, cmd + 5);
-	ssc_header(cmd, 0x00, 0x20, 0x00, 0x00, n);
-	rc = ssc_secret_command(c, cmd, 5 + n, APDU_CTX_PIN, "VERIFY", diag);
-	OPENSSL_cleanse(cmd, sizeof(cmd));
-	return rc;
-}
-
-int ssc_change_pin(struct ssc_card *c, const struct ssc_pin *old_pin,
-		   const struct ssc_pin *new_pin, struct ssc_diag *diag)
+/*
+ * VERIFY (00 20 00 00: pin) and CHANGE PIN (80 5E 01 00: pin ‖ FF ‖ new_pin; the separator FF is
+ * no BCD PIN byte), the PIN commands in clear: SSSE selected, the command sent as a secret, wiped.
+ */
+static int ssc_clear_pin_command(struct ssc_card *c, uint8_t cla, uint8_t ins, uint8_t p1,
+				 const struct ssc_pin *pin, const struct ssc_pin *new_pin,
+				 const char *what, struct ssc_diag *diag)
 {
 	uint8_t cmd[5 + 16];
 	size_t n;
@@ -768,13 +757,26 @@ int ssc_change_pin(struct ssc_card *c, const struct ssc_pin *old_pin,
 	rc = ssc_select_df(c, 0, diag);
 	if (rc)
 		return rc;
-	n = ssc_pin_bcd(old_pin, cmd + 5);
-	cmd[5 + n++] = 0xFF;   /* the separator: no BCD PIN byte is FF */
-	n += ssc_pin_bcd(new_pin, cmd + 5 + n);
-	ssc_header(cmd, 0x80, 0x5E, 0x01, 0x00, n);
-	rc = ssc_secret_command(c, cmd, 5 + n, APDU_CTX_PIN, "CHANGE PIN", diag);
+	n = ssc_pin_bcd(pin, cmd + 5);
+	if (new_pin) {
+		cmd[5 + n++] = 0xFF;
+		n += ssc_pin_bcd(new_pin, cmd + 5 + n);
+	}
+	ssc_header(cmd, cla, ins, p1, 0x00, n);
+	rc = ssc_secret_command(c, cmd, 5 + n, APDU_CTX_PIN, what, diag);
 	OPENSSL_cleanse(cmd, sizeof(cmd));
 	return rc;
+}
+
+int ssc_verify_pin(struct ssc_card *c, const struct ssc_pin *pin, struct ssc_diag *diag)
+{
+	return ssc_clear_pin_command(c, 0x00, 0x20, 0x00, pin, NULL, "VERIFY", diag);
+}
+
+int ssc_change_pin(struct ssc_card *c, const struct ssc_pin *old_pin,
+		   const struct ssc_pin *new_pin, struct ssc_diag *diag)
+{
+	return ssc_clear_pin_command(c, 0x80, 0x5E, 0x01, old_pin, new_pin, "CHANGE PIN", diag);
 }
 
 /*
