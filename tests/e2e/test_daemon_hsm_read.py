@@ -31,11 +31,11 @@ import province  # noqa: E402
 import sscardd  # noqa: E402
 from sscardd import slot_id  # noqa: E402
 
-GEN2, READAUTH = 0, 1
+GEN2, READAUTH, DES_PSAM = 0, 1, 2
 
 
 class TwoStep(sscardd.DaemonTestCase):
-    readers = 2
+    readers = 3
 
     def setUp(self):
         super().setUp()
@@ -89,6 +89,25 @@ class TwoStep(sscardd.DaemonTestCase):
                                             'key': self.key(GEN2, s1['step1'])},
                          'SSC_EHSMSESSION', -12, code=1061)
         self.assertEqual(self.c.call('card.read_basic', {'reader': slot_id(GEN2)}), basic)
+
+    def test_terminal_number_of_a_psam(self):
+        """With a PSAM of the card's algorithm at the desk, the step-1 string carries its terminal
+        number (spec §13.1: what card.read_basic reports here), and so does step 2's answer;
+        the two-step read itself uses no key of it (gen2.json's DES PSAM: 330100000001)."""
+        psam = self.h.start_psam('gen2', slot=DES_PSAM)
+        self.start_daemon()
+        self.wait_roles({GEN2: 'user', READAUTH: 'user', DES_PSAM: 'psam'})
+        basic = self.c.call('card.read_basic', {'reader': slot_id(GEN2)})
+        self.assertEqual(basic['terminal_number'], '330100000001')
+        s1 = self.step1(GEN2)
+        self.assertEqual(s1['step1'].split('|')[8], '330100000001')
+        before = psam.status()['apdus']
+        r = self.c.call('card.hsm_step2', {'session': s1['session'],
+                                           'key': self.key(GEN2, s1['step1'])})
+        self.assertEqual(r, basic)
+        # Step 2 reports step 1's terminal number and uses no key of the desk: the PSAM got
+        # no command.
+        self.assertEqual(psam.status()['apdus'], before)
 
     def test_readauth_and_the_lease(self):
         self.start()
