@@ -325,6 +325,17 @@ class Client:
     def unblock_pin(self, new_pin, reader=None):
         return self.call('card.unblock_pin', self._params(reader, new_pin=new_pin))['unblocked']
 
+    def hsm_step1(self, reader=None):
+        """Step 1 of the two-step read with the province's key server (card.hsm_step1): a dict
+        with session, step1 (the string for the key server) and expires_in_ms. The reader stays
+        held for the session until hsm_step2(), the card's removal or the expiry."""
+        return self.call('card.hsm_step1', self._params(reader))
+
+    def hsm_step2(self, session, key):
+        """Step 2 (card.hsm_step2): key is the key server's answer ('C|DATA|'); returns what
+        read_basic() returns. Any step 2, right or wrong, ends the session."""
+        return self.call('card.hsm_step2', {'session': session, 'key': key})
+
     # -- events
     def subscribe(self):
         """Asks for event notifications on this connection (events.subscribe)."""

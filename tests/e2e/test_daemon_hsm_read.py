@@ -218,6 +218,24 @@ class TwoStep(sscardd.DaemonTestCase):
         self.assertEqual(self.c.call('card.read_basic', {'reader': slot_id(GEN2)})
                          ['card_number'], 'X00000019')
 
+    def test_python_client(self):
+        """The Python package's helpers (python/sscard): hsm_step1 and hsm_step2, a wrong key
+        as SscardError with the spec's std_code."""
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), 'python'))
+        import sscard
+        self.start()
+        with sscard.connect(self.d.socket_path, timeout=15) as c:
+            basic = c.read_basic(reader=slot_id(GEN2))
+            s1 = c.hsm_step1(reader=slot_id(GEN2))
+            self.assertEqual(sorted(s1), ['expires_in_ms', 'session', 'step1'])
+            self.assertEqual(c.hsm_step2(s1['session'], self.key(GEN2, s1['step1'])), basic)
+            s1 = c.hsm_step1(reader=slot_id(GEN2))
+            with self.assertRaises(sscard.SscardError) as cm:
+                c.hsm_step2(s1['session'], '0000000000000000||')
+            self.assertEqual((cm.exception.name, cm.exception.std_code),
+                             ('SSC_EHSMMISMATCH', -25))
+
     def test_sscardctl(self):
         self.start()
         sock = ('--socket', self.d.socket_path)
