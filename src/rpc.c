@@ -43,6 +43,7 @@ static const struct rpc_method methods[] = {
 	{ "bridge.bind", m_web, RPC_ACCESS_WEB, RPC_M_UNLISTED, 0 },
 	{ "bridge.pair", m_web, RPC_ACCESS_WEB, RPC_M_UNLISTED, 0 },
 	{ "bridge.hello", m_web, RPC_ACCESS_WEB, RPC_M_UNLISTED, 0 },
+	{ "bridge.refused", m_web, RPC_ACCESS_WEB, RPC_M_UNLISTED, 0 },
 };
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
 
@@ -255,6 +256,14 @@ static int m_web(struct rpc_client *c, json_t *id, const struct rpc_method *m, j
 
 	ssc_diag_init(&diag);
 	err = rpc_web_call(&c->rpc->web, &c->web, &wp, m->name, params, wall_ms(), &res, &diag);
+	if (err == 0 && strcmp(m->name, "bridge.refused") == 0) {
+		/* The audit row is the refused call's, as if the daemon had refused it. */
+		rpc_audit_call(c->rpc, &c->jpeer, c->web.origin,
+			       audit_method(json_string_value(json_object_get(res, "method"))), "",
+			       "", json_string_value(json_object_get(res, "error")), "",
+			       cardio_now_ms());
+		c->audited = 1;
+	}
 	if (err == SSC_EINVAL)
 		return rpc_reply_error(c, id, rpc_app_error(RPC_INVALID_PARAMS, err, &diag, NULL));
 	if (err < 0)
@@ -307,6 +316,7 @@ static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 
 	c->result[0] = '\0';
 	c->queued = 0;
+	c->audited = 0;
 	if (json_is_object(req)) {
 		json_t *jm = json_object_get(req, "method");
 		json_t *jp = json_object_get(req, "params");
@@ -385,7 +395,7 @@ static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 		params = NULL;
 	rc = dispatch(c, id, json_string_value(jmethod), params);
 out:
-	if (amethod && !c->queued)
+	if (amethod && !c->queued && !c->audited)
 		rpc_audit_call(c->rpc, &c->jpeer, c->web.origin, amethod, areader, "",
 			       c->result[0] ? c->result : rc == SSC_ENOMEM ? "SSC_ENOMEM" : "SSC_OK",
 			       "", started_ms);

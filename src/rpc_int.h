@@ -42,6 +42,7 @@ struct rpc_client {
 	/* The request being handled (rpc_handle_line), for its audit row: */
 	char result[40];                /* the last reply's result name ("" = none yet) */
 	int queued;                     /* it became a job: the job's done() audits it */
+	int audited;                    /* its handler wrote the audit row itself (bridge.refused) */
 	struct rpc_web_conn web;        /* bound to a page's origin by the browser bridge */
 };
 

@@ -132,6 +132,33 @@ static int m_admin(const struct rpc_web_cfg *cfg, const struct rpc_web_peer *pee
 	return *result ? 0 : SSC_ENOMEM;
 }
 
+/*
+ * bridge.refused {method, error}: a call of the page's that the bridge refused itself (its
+ * origin's policy, or not paired yet), for the audit. Only those two errors; the method as the
+ * page sent it, at most 64 bytes (the caller's audit row shows a name it does not know as
+ * "(invalid)").
+ */
+static int refused(json_t *params, json_t **result, struct ssc_diag *diag)
+{
+	json_t *m = json_object_get(params, "method"), *e = json_object_get(params, "error");
+	const char *key, *err;
+	json_t *x;
+
+	json_object_foreach(params, key, x)
+		if (strcmp(key, "method") != 0 && strcmp(key, "error") != 0)
+			return ssc_diag_set(diag, SSC_EINVAL, "unknown param \"%.64s\"", key);
+	if (!json_is_string(m) || json_string_length(m) > 64 ||
+	    json_string_length(m) != strlen(json_string_value(m)))
+		return ssc_diag_set(diag, SSC_EINVAL, "\"method\" must be a string of at most 64 "
+				    "bytes");
+	err = json_string_value(e);
+	if (!err || (strcmp(err, "SSC_EPOLICY") != 0 && strcmp(err, "SSC_ENOTPAIRED") != 0))
+		return ssc_diag_set(diag, SSC_EINVAL, "\"error\" must be \"SSC_EPOLICY\" or "
+				    "\"SSC_ENOTPAIRED\"");
+	*result = json_pack("{s:O, s:O}", "method", m, "error", e);
+	return *result ? 0 : SSC_ENOMEM;
+}
+
 int rpc_web_call(const struct rpc_web_cfg *cfg, struct rpc_web_conn *conn,
 		 const struct rpc_web_peer *peer, const char *method, json_t *params,
 		 int64_t now_ms, json_t **result, struct ssc_diag *diag)
@@ -163,6 +190,8 @@ int rpc_web_call(const struct rpc_web_cfg *cfg, struct rpc_web_conn *conn,
 	}
 	if (!conn->bound)
 		return ssc_diag_set(diag, SSC_ENOTPAIRED, "bridge.bind first");
+	if (strcmp(method, "bridge.refused") == 0)
+		return refused(params, result, diag);
 	if (!cfg->pairs)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "no pairing store");
 	if (strcmp(method, "bridge.pair") == 0) {

@@ -1,9 +1,10 @@
 /*
  * This file contains the daemon's side of the browser bridge (issue 17, docs/web.md): the methods
  * web.pair, web.revoke, web.list (the operator's: root or [web] admin_group) and bridge.bind,
- * bridge.pair, bridge.hello (the bridge's: peer uid [web] bridge_user only), and the gate that
- * refuses every other method on a bridged connection until its page has shown a token. src/rpc.c
- * calls it on the event loop; it answers with a result or an error and a diag, never a reply.
+ * bridge.pair, bridge.hello, bridge.refused (the bridge's: peer uid [web] bridge_user only), and
+ * the gate that refuses every other method on a bridged connection until its page has shown a
+ * token. src/rpc.c calls it on the event loop; it answers with a result or an error and a diag,
+ * never a reply.
  */
 #ifndef SSC_RPC_WEB_H
 #define SSC_RPC_WEB_H
@@ -56,9 +57,11 @@ int rpc_web_setup(const struct config *cfg, struct webpair *pairs, struct rpc_we
 
 /*
  * Serves one of the methods above (src/rpc.c's method table names them). params may be NULL.
+ * bridge.refused {method, error} (the bridge's, on a bound connection) only checks its params and
+ * gives them back as the result, {method, error}: the caller writes the refused call's audit row.
  * Returns 0 and *result (owned), or a negative SSC_E* with diag filled: SSC_EINVAL (params; the reply is then -32602), SSC_EPERM
  * (not the operator, not the bridge, bind twice), SSC_ENOTPAIRED (bridge.pair/hello on a
- * connection that is not bound), SSC_EBADCODE, SSC_EBADTOKEN, SSC_ELIMIT, SSC_EJOURNAL,
+ * connection that is not bound; bridge.refused too), SSC_EBADCODE, SSC_EBADTOKEN, SSC_ELIMIT, SSC_EJOURNAL,
  * SSC_ECRYPTO, SSC_ENOMEM. Blocks for at most one SQLite statement or two (webpair.h).
  */
 int rpc_web_call(const struct rpc_web_cfg *cfg, struct rpc_web_conn *conn,

@@ -190,6 +190,10 @@ static void out_free(struct page *p)
 
 /* ---- the daemon's side -------------------------------------------------------------------- */
 
+/*
+ * Closes the page's daemon connection. What is still queued for the daemon is dropped, wiped (a
+ * request may hold a PIN, an answer personal data).
+ */
 static void daemon_drop(struct page *p)
 {
 	if (p->dwsi) {
@@ -197,9 +201,13 @@ static void daemon_drop(struct page *p)
 		lws_set_timeout(p->dwsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 		p->dwsi = NULL;
 	}
+	if (p->dq)
+		explicit_bzero(p->dq, p->dq_len);
 	free(p->dq);
 	p->dq = NULL;
 	p->dq_len = p->dq_off = 0;
+	if (p->drx)
+		explicit_bzero(p->drx, p->drx_len);
 	free(p->drx);
 	p->drx = NULL;
 	p->drx_len = 0;
@@ -238,7 +246,7 @@ static int daemon_send(struct page *p, json_t *req)
 	p->dq[p->dq_len + n] = '\n';
 	p->dq_len += n + 1;
 	/* The request text may hold a PIN (card.verify_pin): wipe our copy. */
-	memset(s, 0, n);
+	explicit_bzero(s, n);
 	free(s);
 	if (p->dwsi)
 		lws_callback_on_writable(p->dwsi);
@@ -277,6 +285,11 @@ static void count_failure(struct page *p)
 	if (++p->failures >= MAX_FAILURES) {
 		log_info("page %u (%s): %d calls refused before pairing: closed", p->id,
 			 origin_name(p), p->failures);
+		/* An unpaired page's queue holds only the bridge's own calls: the last refusal,
+		 * for the daemon's audit, gets one try that does not wait. */
+		if (p->dwsi && p->dq_off < p->dq_len)
+			(void)!send(lws_get_socket_fd(p->dwsi), p->dq + p->dq_off,
+				    p->dq_len - p->dq_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		page_close(p, LWS_CLOSE_STATUS_POLICY_VIOLATION, "not paired");
 	}
 }
@@ -471,6 +484,20 @@ static int daemon_open(struct page *p)
 
 /* ---- a page ------------------------------------------------------------------------------- */
 
+/* Tells the daemon of a call the bridge refused itself, for its audit row (a notification). */
+static void daemon_refused(struct page *p, json_t *method, int err)
+{
+	json_t *n;
+
+	if (p->closing || !p->dwsi || json_string_length(method) > 64)
+		return;
+	n = json_pack("{s:s, s:s, s:{s:O, s:s}}", "jsonrpc", "2.0", "method", "bridge.refused",
+		      "params", "method", method, "error", ssc_strerror_name(err));
+	if (n)
+		(void)daemon_send(p, n);
+	json_decref(n);
+}
+
 static void page_close(struct page *p, int code, const char *reason)
 {
 	if (p->closing || !p->wsi)
@@ -527,6 +554,7 @@ static void page_message(struct page *p, const char *text, size_t len)
 		page_error(p, jid, 1000 - SSC_ENOTPAIRED, SSC_ENOTPAIRED,
 			   "this page is not paired: its first call must be bridge.hello with its "
 			   "token, or bridge.pair with a code from the operator");
+		daemon_refused(p, jm, SSC_ENOTPAIRED);
 		json_decref(req);
 		count_failure(p);
 		return;
@@ -537,6 +565,7 @@ static void page_message(struct page *p, const char *text, size_t len)
 		page_error(p, jid, 1000 - SSC_EPOLICY, SSC_EPOLICY, msg);
 		log_info("page %u (%s): %s refused by the origin's policy", p->id, o->origin,
 			 webcfg_log_text(method, safe, 49));
+		daemon_refused(p, jm, SSC_EPOLICY);
 		json_decref(req);
 		return;
 	}
@@ -570,6 +599,8 @@ static int page_receive(struct page *p, const void *in, size_t len)
 	     lws_remaining_packet_payload(wsi) + len > p->b->cfg->max_message_bytes)) {
 		log_info("page %u (%s): a message over %zu bytes: closed", p->id, origin_name(p),
 			 p->b->cfg->max_message_bytes);
+		if (p->rx)
+			explicit_bzero(p->rx, p->rx_len);
 		free(p->rx);
 		p->rx = NULL;
 		p->rx_len = 0;
@@ -587,7 +618,7 @@ static int page_receive(struct page *p, const void *in, size_t len)
 	page_message(p, p->rx, p->rx_len);
 	/* The message may hold a PIN. */
 	if (p->rx)
-		memset(p->rx, 0, p->rx_len);
+		explicit_bzero(p->rx, p->rx_len);
 	free(p->rx);
 	p->rx = NULL;
 	p->rx_len = 0;
@@ -630,7 +661,7 @@ static void page_gone(struct page *p)
 		if (p->pend[i].id)
 			pend_clear(p, &p->pend[i]);
 	if (p->rx)
-		memset(p->rx, 0, p->rx_len);
+		explicit_bzero(p->rx, p->rx_len);
 	free(p->rx);
 	p->rx = NULL;
 	if (p->prev)

@@ -68,13 +68,14 @@ class WebBridge(sscardd.DaemonTestCase):
         self.assertEqual(ws2.call('bridge.hello', {'token': token}), {'origin': SITE})
         self.assertIn('readers', ws2.call('reader.list'))
         ws2.close()
-        # The daemon audited every call with the origin it came from; the refused write never
-        # reached it.
+        # The daemon audited every call with the origin it came from, the write the bridge
+        # refused too (bridge.refused: never run, but in the audit as refused), once.
         rows = webtest.journal_web_rows(self.d)
         self.assertIn(('bridge.pair', 'SSC_OK', SITE), rows)
         self.assertIn(('card.read_basic', 'SSC_OK', SITE), rows)
         self.assertIn(('bridge.hello', 'SSC_OK', SITE), rows)
-        self.assertNotIn('card.write_items', [r[0] for r in rows])
+        self.assertEqual([r for r in rows if r[0] in ('card.write_items', 'bridge.refused')],
+                         [('card.write_items', 'SSC_EPOLICY', SITE)])
         # A policy that allows the write lets it through to the daemon (which checks the item
         # itself: this one is not in the file, so the daemon's own error comes back).
         wsw, _ = self.paired(WRITER)
@@ -136,6 +137,15 @@ class WebBridge(sscardd.DaemonTestCase):
         e = ws.call_error('reader.list')
         self.assertEqual(e.name, 'SSC_ENOTPAIRED')
         self.assertEqual(ws.wait_closed()[0], 1008)
+        # The daemon audited the refusals with the origin the program claimed.
+        rows = webtest.journal_web_rows(self.d)
+        self.assertIn(('card.read_basic', 'SSC_ENOTPAIRED', SITE), rows)
+        self.assertIn(('reader.list', 'SSC_ENOTPAIRED', SITE), rows)
+        self.assertIn(('bridge.hello', 'SSC_EBADTOKEN', SITE), rows)
+        # Only the bridge's user may report a refusal.
+        e = self.c.call_error('bridge.refused', {'method': 'card.write_items',
+                                                 'error': 'SSC_EPOLICY'})
+        self.assertEqual(e.name, 'SSC_EPERM')
         # A token paired for one origin is no token for another.
         ws1, token = self.paired(SITE)
         ws2 = self.b.connect(OTHER)

@@ -189,6 +189,8 @@ class Browser(sscardd.DaemonTestCase):
         self.assertIn(('bridge.pair', 'SSC_OK', self.page.origin), rows)
         self.assertIn(('bridge.hello', 'SSC_OK', self.page.origin), rows)
         self.assertIn(('card.read_basic', 'SSC_OK', self.page.origin), rows)
+        self.assertIn(('card.write_items', 'SSC_EPOLICY', self.page.origin), rows)
+        self.assertIn(('card.verify_pin', 'SSC_EPOLICY', self.page.origin), rows)
 
     def test_other_origin_gets_nothing(self):
         other = PageServer(self.h, 'other-pages', '127.0.0.1', webtest.free_port())

@@ -238,6 +238,32 @@ static void test_who_may(void **state)
 	assert_int_equal(rpc_web_call(&cfg, &conn, &bridge, "bridge.pair", p, T0, &res, &d),
 			 SSC_EINVAL);
 	json_decref(p);
+	/* bridge.refused: the bridge's, on a bound connection, one of two errors. */
+	p = json_pack("{s:s, s:s}", "method", "card.write_items", "error", "SSC_EPOLICY");
+	assert_int_equal(rpc_web_call(&cfg, &conn, &root, "bridge.refused", p, T0, &res, &d),
+			 SSC_EPERM);
+	assert_int_equal(rpc_web_call(&cfg, &plain, &bridge, "bridge.refused", p, T0, &res, &d),
+			 SSC_ENOTPAIRED);
+	assert_int_equal(rpc_web_call(&cfg, &conn, &bridge, "bridge.refused", p, T0, &res, &d), 0);
+	assert_string_equal(json_string_value(json_object_get(res, "method")), "card.write_items");
+	assert_string_equal(json_string_value(json_object_get(res, "error")), "SSC_EPOLICY");
+	json_decref(res);
+	json_decref(p);
+	p = json_pack("{s:s, s:s}", "method", "card.read_basic", "error", "SSC_OK");
+	assert_int_equal(rpc_web_call(&cfg, &conn, &bridge, "bridge.refused", p, T0, &res, &d),
+			 SSC_EINVAL);
+	json_decref(p);
+	p = json_pack("{s:s, s:s, s:i}", "method", "card.read_basic", "error", "SSC_ENOTPAIRED",
+		      "x", 1);
+	assert_int_equal(rpc_web_call(&cfg, &conn, &bridge, "bridge.refused", p, T0, &res, &d),
+			 SSC_EINVAL);
+	json_decref(p);
+	p = json_pack("{s:s, s:s}", "method",
+		      "card.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		      "error", "SSC_EPOLICY");
+	assert_int_equal(rpc_web_call(&cfg, &conn, &bridge, "bridge.refused", p, T0, &res, &d),
+			 SSC_EINVAL);
+	json_decref(p);
 	/* Without [web] bridge_user no one is the bridge. */
 	cfg.have_bridge = 0;
 	memset(&conn, 0, sizeof(conn));
