@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "dirs.h"
 #include "hsm_keyprov.h"
+#include "invariant.h"
 #include "journal_supervisor.h"
 #include "keyprov.h"
 #include "keysel.h"
@@ -206,6 +207,8 @@ static void on_journal_state(void *arg, struct journal *j, const char *status)
 {
 	struct daemon *d = arg;
 
+	/* Published exactly while it is in service. */
+	INVARIANT((j != NULL) == (strcmp(status, "ok") == 0));
 	__atomic_store_n(&d->env.journal, j, __ATOMIC_RELEASE);
 	rpc_set_journal_status(d->rpc, status);
 	daemon_service_status(d, status);
@@ -576,6 +579,7 @@ void daemon_free(struct daemon *d)
 
 	if (!d)
 		return;
+	INVARIANT(d->stopping);   /* daemon_stop() came first, and the loop ran out */
 	if (d->jsup) {
 		/* Nothing may reach the journal through the ops any more. */
 		__atomic_store_n(&d->env.journal, NULL, __ATOMIC_RELEASE);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "invariant.h"
 #include "journal_int.h"
 
 static const char schema_sql[] =
@@ -271,6 +272,7 @@ void journal_suspend(struct journal *j, const char *why)
 {
 	pthread_mutex_lock(&j->lock);
 	db_close(j);
+	INVARIANT(j->db == NULL);   /* suspended: every call that needs the database fails */
 	snprintf(j->why, sizeof(j->why), "%s", why ? why : "");
 	pthread_mutex_unlock(&j->lock);
 }
@@ -282,6 +284,7 @@ int journal_resume(struct journal *j, struct ssc_diag *diag)
 	pthread_mutex_lock(&j->lock);
 	if (!j->db)
 		r = db_open(j, diag);
+	INVARIANT((r == 0) == (j->db != NULL));   /* resumed, or still suspended */
 	pthread_mutex_unlock(&j->lock);
 	return r;
 }
@@ -348,6 +351,8 @@ void journal_notify(struct journal *j, const char *kind, int64_t seq, const char
 
 	if (err != 0 && err != SSC_EJOURNAL && err != SSC_ENOMEM)
 		return;
+	/* A new row is on the chain: it has a place and a hash. */
+	INVARIANT(err != 0 || (seq > 0 && hash && strlen(hash) == JOURNAL_HASH_HEX));
 	pthread_mutex_lock(&j->lock);
 	fn = j->observer;
 	arg = j->observer_arg;
@@ -378,6 +383,7 @@ void journal_notify_row(struct journal *j, const struct jrow *r, int64_t seq, co
 	journal_observer_fn fn;
 	void *arg;
 
+	INVARIANT(seq > 0 && strlen(hash) == JOURNAL_HASH_HEX);
 	pthread_mutex_lock(&j->lock);
 	fn = j->observer;
 	arg = j->observer_arg;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "journal_int.h"
 
 /*
@@ -59,6 +60,8 @@ int journal_append_rows(struct journal *j, struct jrow *rows, size_t n, int full
 	for (i = 0; i < n && ret == 0; i++)
 		if (journal_row_insert(j, &rows[i], &done[i].seq, done[i].hash) < 0)
 			ret = journal_err(j, diag, "append row");
+	/* The rows of one transaction follow each other in the chain. */
+	INVARIANT(ret < 0 || done[n - 1].seq == done[0].seq + (int64_t)(n - 1));
 	if (ret == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		ret = journal_err(j, diag, "commit");
 	if (ret < 0)

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "hex.h"
+#include "invariant.h"
 #include "journal_int.h"
 
 void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32])
@@ -288,8 +289,13 @@ int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char
 	int64_t last;
 	int rc;
 
+	/* Only a writable handle with its database open extends the chain (its callers check). */
+	if (NEVER(j->db == NULL) || NEVER(j->flags & JOURNAL_RDONLY))
+		return SSC_EJOURNAL;
 	if (journal_chain_tail(j, &last, prev) < 0)
 		return SSC_EJOURNAL;
+	/* The head advances one row at a time, from where the chain ends now. */
+	INVARIANT(last >= 0);
 	r->seq = last + 1;
 	if (journal_row_hash(j, NULL, prev, r, hash) < 0)
 		return SSC_ENOMEM;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "journal_int.h"
 
 int journal_intent(struct journal *j, const struct journal_peer *peer, const char *card_ref,
@@ -61,6 +62,15 @@ static int intent_state(struct journal *j, int64_t id, int *resolved, char *card
 	return 1;
 }
 
+/* Whether intent id has an outcome (inside the caller's transaction): an invariant's question. */
+static int intent_resolved(struct journal *j, int64_t id)
+{
+	char card[JOURNAL_REF_HEX + 8];
+	int resolved;
+
+	return intent_state(j, id, &resolved, card, sizeof(card)) == 1 && resolved;
+}
+
 int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, const char *result,
 		    const char *how, struct ssc_diag *diag)
 {
@@ -106,6 +116,8 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 		ret = journal_row_insert(j, &r, &seq, hash);
 		if (ret < 0)
 			ret = journal_err(j, diag, "append outcome");
+		/* Pending -> resolved, once: the outcome follows its intent and resolves it. */
+		INVARIANT(ret < 0 || (seq > intent_id && intent_resolved(j, intent_id)));
 	}
 	if (ret < 0 || sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		if (ret >= 0)

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "dirs.h"
+#include "invariant.h"
 #include "journal_supervisor.h"
 #include "log.h"
 #include "sscard/error.h"
@@ -174,6 +175,9 @@ static void journal_up(struct journal_supervisor *s, int again)
 {
 	int pending;
 
+	/* Up from not tried yet (at start) or from down (a reopen), with a working database. */
+	INVARIANT(s->state == JOURNAL_STATE_CLOSED || s->state == JOURNAL_STATE_DOWN);
+	INVARIANT(s->journal && !journal_suspended(s->journal));
 	s->state = JOURNAL_STATE_UP;
 	pthread_mutex_lock(&s->jlock);
 	s->jwhy[0] = '\0';
@@ -243,6 +247,8 @@ static void journal_down(struct journal_supervisor *s, const char *why)
 	char status[300];
 	int was_up = s->state == JOURNAL_STATE_UP;
 
+	/* Down from not tried yet (it did not open) or from up (an append failed); never twice. */
+	INVARIANT(s->state == JOURNAL_STATE_CLOSED || s->state == JOURNAL_STATE_UP);
 	snprintf(status, sizeof(status), "unavailable: %s", why);
 	s->state = JOURNAL_STATE_DOWN;
 	s->hooks.state(s->hooks.arg, NULL, status);
@@ -253,6 +259,8 @@ static void journal_down(struct journal_supervisor *s, const char *why)
 		 */
 		journal_suspend(s->journal, why);
 	}
+	/* Out of service: no handle, or one whose calls fail at once. */
+	INVARIANT(!s->journal || journal_suspended(s->journal));
 	log_error("journal %s is unavailable: %s. Card writes are refused (SSC_EJOURNAL) until it "
 		  "is back; reads go on. Retrying every %d ms", s->cfg->journal_path, why,
 		  s->cfg->journal_reopen_ms);
@@ -401,6 +409,8 @@ int journal_supervisor_free(struct journal_supervisor *s, int in_use)
 
 	if (!s)
 		return 1;
+	/* journal_supervisor_stop() came first: no handle of ours is left on the loop. */
+	INVARIANT(s->state == JOURNAL_STATE_STOPPED && !s->handles);
 	audit_free(s->audit, AUDIT_DRAIN_MS, &last);
 	s->audit = NULL;
 	log_dropped(s, &last);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hex.h"
+#include "invariant.h"
 #include "journal_int.h"
 
 #define VERIFY_MAX_ROTATIONS 256   /* key rows kept in one journal that verify follows */
@@ -418,8 +419,13 @@ int journal_verify_report(struct journal *j, int64_t head_seq, const char *head_
 	if (!v.rot)
 		return ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory");
 	pthread_mutex_lock(&j->lock);
-	while (step != VERIFY_DONE && step != VERIFY_FAILED)
-		step = verify_steps[step](&v);
+	while (step != VERIFY_DONE && step != VERIFY_FAILED) {
+		enum verify_step next = verify_steps[step](&v);
+
+		INVARIANT(next > step);   /* the steps only go forward: the walk ends */
+		INVARIANT(next != VERIFY_FAILED || v.err < 0);
+		step = next;
+	}
 	if (v.in_txn)
 		sqlite3_exec(j->db, "END", NULL, NULL, NULL);
 	pthread_mutex_unlock(&j->lock);
