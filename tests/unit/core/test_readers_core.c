@@ -540,6 +540,8 @@ struct tjob {
 	struct tstep steps[TSTEPS];
 	int n_steps;
 	unsigned set_flags;
+	uint64_t ask_lease;          /* run() asks for a lease (struct job's lease, lease_ms) */
+	int ask_lease_ms;
 	atomic_int runs, dones, releases;
 	unsigned seen_flags;
 	int64_t submitted_at, done_at;
@@ -567,6 +569,10 @@ static int tjob_run(struct job *job, struct card_io *io, unsigned *flags, int *r
 	atomic_fetch_add(&t->runs, 1);
 	t->seen_flags = *flags;
 	*flags |= t->set_flags;
+	if (t->ask_lease) {
+		job->lease = t->ask_lease;
+		job->lease_ms = t->ask_lease_ms;
+	}
 	for (int i = 0; i < t->n_steps; i++) {
 		struct tstep *s = &t->steps[i];
 
@@ -1117,6 +1123,73 @@ static void drop_to_nobody(void)
 	}
 }
 
+/*
+ * The lease of the two-step read (struct job's lease, readers.h): a job that succeeds asking for
+ * one keeps the card connected and unreset for the jobs of that lease alone; any other job is
+ * refused at once with SSC_EREADERLEASED and the time left; the lease's next job runs on the same
+ * connection and ends it, the card reset; a lease past its time counts as none, and its card is
+ * reset too.
+ */
+static void test_lease(void **state)
+{
+	/* A job asks for a lease from its run(), as card.hsm_step1 does (tjob's ask_lease). */
+	struct tjob *step1, *other, *step2, *after, *again, *late;
+	int connects, resets;
+
+	(void)state;
+	card_ready("fake-a", 0);
+	connects = fake_get(&F.connects);
+	resets = fake_get(&F.resets);
+	step1 = tjob_new("fake-a", 3000);
+	tjob_step(step1, SEL_MF, sizeof(SEL_MF), 258);
+	step1->ask_lease = 0x1234567;
+	step1->ask_lease_ms = 5000;
+	tjob_run_sync(step1);
+	assert_int_equal(step1->job.err, 0);
+	assert_int_equal(fake_get(&F.connects), connects + 1);
+	/* Held for the lease: another job is refused at once, saying for how long at most. */
+	other = tjob_new("fake-a", 3000);
+	tjob_step(other, SEL_MF, sizeof(SEL_MF), 258);
+	assert_int_equal(tjob_submit(other), SSC_EREADERLEASED);
+	assert_true(other->job.lease_left_ms > 0 && other->job.lease_left_ms <= 5000);
+	assert_int_equal(atomic_load(&other->runs), 0);
+	/* So is a job of another lease. */
+	other = tjob_new("fake-a", 3000);
+	other->job.lease = 0x7654321;
+	assert_int_equal(tjob_submit(other), SSC_EREADERLEASED);
+	/* The lease's own job runs on the same connection (no new connect) and ends the lease. */
+	step2 = tjob_new("fake-a", 3000);
+	tjob_step(step2, SEL_MF, sizeof(SEL_MF), 258);
+	step2->job.lease = 0x1234567;
+	tjob_run_sync(step2);
+	assert_int_equal(step2->job.err, 0);
+	assert_int_equal(fake_get(&F.connects), connects + 1);
+	assert_int_equal(fake_get(&F.resets), resets + 1);
+	/* Free again; the ended lease's job is refused as gone (its card no longer held). */
+	after = tjob_new("fake-a", 3000);
+	tjob_step(after, SEL_MF, sizeof(SEL_MF), 258);
+	tjob_run_sync(after);
+	assert_int_equal(after->job.err, 0);
+	again = tjob_new("fake-a", 3000);
+	again->job.lease = 0x1234567;
+	assert_int_equal(tjob_submit(again), SSC_ECARDREMOVED);
+
+	/* A lease past its time: the reader serves others, the card was reset. */
+	resets = fake_get(&F.resets);
+	step1 = tjob_new("fake-a", 3000);
+	tjob_step(step1, SEL_MF, sizeof(SEL_MF), 258);
+	step1->ask_lease = 0x55;
+	step1->ask_lease_ms = 200;
+	tjob_run_sync(step1);
+	for (int i = 0; i < 1000 && fake_get(&F.resets) == resets; i++)
+		usleep(10000);
+	assert_int_equal(fake_get(&F.resets), resets + 1);
+	late = tjob_new("fake-a", 3000);
+	tjob_step(late, SEL_MF, sizeof(SEL_MF), 258);
+	tjob_run_sync(late);
+	assert_int_equal(late->job.err, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1130,6 +1203,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_masked_trace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_stuck_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
 	};
 
 	drop_to_nobody();
