@@ -31,6 +31,8 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS rows_intent ON rows(intent) WHERE intent <> 0;"
 	"CREATE INDEX IF NOT EXISTS rows_ts ON rows(ts_unix);"
 	"CREATE INDEX IF NOT EXISTS rows_intents ON rows(card) WHERE kind = 'intent';"
+	"CREATE INDEX IF NOT EXISTS rows_request ON rows(" JOURNAL_REQUEST_EXPR ")"
+	" WHERE kind = 'intent';"
 	"CREATE INDEX IF NOT EXISTS rows_list ON rows(seq)"
 	" WHERE kind IN ('blacklist', 'prune', 'key');"
 	/* Schema 1 had (ref, added) only: journal_list_migrate() adds the other two. */

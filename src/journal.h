@@ -217,6 +217,31 @@ int journal_pending_count(struct journal *j, const char *card_ref);
  */
 int journal_append_applied(struct journal *j, const char *card_ref, const char *settlement_no);
 
+/*
+ * The file name of the intents of PIN changes (card.change_pin, reload_pin, unblock_pin with a
+ * request_id): a PIN cannot be read back without the PINs, so journal_pending() and
+ * journal_pending_count() leave these out; only a repeat of their request, which brings the
+ * PINs, resolves them (src/ops_request.c).
+ */
+#define JOURNAL_PIN_FILE "PIN"
+
+/* The newest intent that carries a request_id, and its outcome, as journal_request_find() saw it. */
+struct journal_request {
+	int64_t intent;                          /* the intent's seq */
+	char card_ref[JOURNAL_REF_HEX + 1];      /* the card it was for */
+	char file[32];                           /* its file ("DF04/EF05", JOURNAL_PIN_FILE) */
+	char fp[JOURNAL_REF_HEX + 1];            /* the fingerprint of its params ("fp" of its
+						  * detail) */
+	char outcome[16];                        /* "" while pending, else JOURNAL_APPLIED, ... */
+	char result[40];                         /* the outcome's result name ("" while pending) */
+};
+
+/*
+ * The newest intent whose detail (a JSON object) has "request_id" equal to request_id, with its
+ * outcome, into *out. One indexed lookup. Returns 1 found, 0 none, or SSC_EJOURNAL. Thread-safe.
+ */
+int journal_request_find(struct journal *j, const char *request_id, struct journal_request *out);
+
 /* The chain head: the last row's sequence number and hash (hex, JOURNAL_HASH_HEX + 1 bytes). */
 int journal_head(struct journal *j, int64_t *seq, char *hash_hex);
 

@@ -113,6 +113,14 @@ enum jcol { JOURNAL_COLUMNS(JCOL_ID_, JCOL_COMMA_), JCOL_COUNT };
 /* "seq, ts, ..., hash": every column, in the order of enum jcol. */
 #define ROW_COLUMNS JOURNAL_COLUMNS(JCOL_NAME_, ", ")
 
+/*
+ * The request_id an intent's detail carries (NULL: none), as the index rows_request and
+ * journal_request_find() both spell it: the same expression, or SQLite does not use the index.
+ * The json_valid() guard keeps a detail that is no JSON from failing the index.
+ */
+#define JOURNAL_REQUEST_EXPR \
+	"(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.request_id') END)"
+
 /* ---- journal.c: the database's lifecycle ----------------------------------------------- */
 
 /* SSC_EJOURNAL with "journal: what: <SQLite's message or why it is suspended>". */

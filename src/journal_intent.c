@@ -2,7 +2,8 @@
  * This file contains the journal's write intents (src/journal.h): an intent recorded before a card
  * is written, its outcome afterwards (once: an intent goes from pending to resolved and never
  * back), the pending intents a card operation resolves by reading its card back, and the
- * double-booking guard of appended records.
+ * double-booking guard of appended records, and the intents that carry a client's request_id
+ * (idempotent writes, src/ops_request.c).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -139,7 +140,7 @@ int journal_pending(struct journal *j, const char *card_ref,
 {
 	static const char sql[] =
 		"SELECT i.seq, i.card, i.reader, i.file, i.detail FROM rows i"
-		" WHERE i.kind='intent' AND (?1 IS NULL OR i.card=?1)"
+		" WHERE i.kind='intent' AND (?1 IS NULL OR i.card=?1) AND i.file<>'" JOURNAL_PIN_FILE "'"
 		" AND NOT EXISTS (SELECT 1 FROM rows o WHERE o.intent=i.seq AND o.intent<>0"
 		" AND o.kind='outcome')"
 		" ORDER BY i.seq";
@@ -217,7 +218,7 @@ int journal_pending_count(struct journal *j, const char *card_ref)
 	 */
 	static const char sql[] =
 		"SELECT count(*) FROM rows i"
-		" WHERE i.kind='intent' AND (?1 IS NULL OR i.card=?1)"
+		" WHERE i.kind='intent' AND (?1 IS NULL OR i.card=?1) AND i.file<>'" JOURNAL_PIN_FILE "'"
 		" AND NOT EXISTS (SELECT 1 FROM rows o"
 		" WHERE o.intent=i.seq AND o.intent<>0 AND o.kind='outcome')";
 	sqlite3_stmt *st;
@@ -234,6 +235,54 @@ int journal_pending_count(struct journal *j, const char *card_ref)
 		sqlite3_int64 n = sqlite3_column_int64(st, 0);
 
 		ret = n > INT32_MAX ? INT32_MAX : (int)n;
+	}
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+/* Copies column col of st (NULL: "") into out. */
+static void request_col(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+
+	snprintf(out, cap, "%s", v ? (const char *)v : "");
+}
+
+int journal_request_find(struct journal *j, const char *request_id, struct journal_request *out)
+{
+	/*
+	 * The expression is the one of the partial index rows_request (journal.c), word for word,
+	 * so that SQLite looks the request up instead of scanning every row.
+	 */
+	static const char sql[] =
+		"SELECT seq, card, file, json_extract(detail, '$.fp'),"
+		" (SELECT o.method FROM rows o WHERE o.intent=rows.seq AND o.intent<>0"
+		" AND o.kind='outcome'),"
+		" (SELECT o.result FROM rows o WHERE o.intent=rows.seq AND o.intent<>0"
+		" AND o.kind='outcome')"
+		" FROM rows WHERE kind='intent' AND " JOURNAL_REQUEST_EXPR "=?1"
+		" ORDER BY seq DESC LIMIT 1";
+	sqlite3_stmt *st;
+	int rc, ret = SSC_EJOURNAL;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&j->lock);
+	if (!j->db || sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out_unlock;
+	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->intent = sqlite3_column_int64(st, 0);
+		request_col(st, 1, out->card_ref, sizeof(out->card_ref));
+		request_col(st, 2, out->file, sizeof(out->file));
+		request_col(st, 3, out->fp, sizeof(out->fp));
+		request_col(st, 4, out->outcome, sizeof(out->outcome));
+		request_col(st, 5, out->result, sizeof(out->result));
+		ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
 	}
 	sqlite3_finalize(st);
 out_unlock:

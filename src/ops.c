@@ -8,17 +8,17 @@
 #include "ops_int.h"
 
 const struct op_desc ops_table[] = {
-	{ "card.read_basic", ops_read_basic_check, ops_read_basic_run, 0, NULL },
-	{ "card.read_items", ops_read_items_check, ops_read_items_run, 0, NULL },
-	{ "card.internal_auth", ops_read_auth_check, ops_read_auth_run, 0, NULL },
-	{ "card.verify_pin", ops_pin_check, ops_pin_run, OPS_PIN_VERIFY, NULL },
-	{ "card.change_pin", ops_pin_check, ops_pin_run, OPS_PIN_CHANGE, NULL },
-	{ "card.reload_pin", ops_pin_check, ops_pin_run, OPS_PIN_RELOAD, NULL },
-	{ "card.unblock_pin", ops_pin_check, ops_pin_run, OPS_PIN_UNBLOCK, NULL },
-	{ "card.write_items", ops_write_check, ops_write_run, 0, NULL },
-	{ "card.hsm_step1", ops_hsm_step1_check, ops_hsm_step1_run, 0, NULL },
-	{ "card.hsm_step2", ops_hsm_step2_check, ops_hsm_step2_run, 0, ops_hsm_step2_lease },
-	{ NULL, NULL, NULL, 0, NULL },
+	{ "card.read_basic", ops_read_basic_check, ops_read_basic_run, 0, NULL, NULL },
+	{ "card.read_items", ops_read_items_check, ops_read_items_run, 0, NULL, NULL },
+	{ "card.internal_auth", ops_read_auth_check, ops_read_auth_run, 0, NULL, NULL },
+	{ "card.verify_pin", ops_pin_check, ops_pin_run, OPS_PIN_VERIFY, NULL, NULL },
+	{ "card.change_pin", ops_pin_check, ops_pin_run, OPS_PIN_CHANGE, NULL, ops_pin_replay },
+	{ "card.reload_pin", ops_pin_check, ops_pin_run, OPS_PIN_RELOAD, NULL, ops_pin_replay },
+	{ "card.unblock_pin", ops_pin_check, ops_pin_run, OPS_PIN_UNBLOCK, NULL, ops_pin_replay },
+	{ "card.write_items", ops_write_check, ops_write_run, 0, NULL, ops_write_replay },
+	{ "card.hsm_step1", ops_hsm_step1_check, ops_hsm_step1_run, 0, NULL, NULL },
+	{ "card.hsm_step2", ops_hsm_step2_check, ops_hsm_step2_run, 0, ops_hsm_step2_lease, NULL },
+	{ NULL, NULL, NULL, 0, NULL, NULL },
 };
 
 const struct op_desc *ops_find(const char *method)

@@ -95,12 +95,26 @@ typedef int (*op_check_fn)(const struct op_desc *op, const struct op_env *env, j
 typedef int (*op_lease_fn)(const struct op_env *env, json_t *params, char *reader,
 			   size_t reader_cap, uint64_t *lease, struct ssc_diag *diag);
 
+/*
+ * Idempotent writes (a "request_id" in params): before the job is queued, whether the journal
+ * answers the call without the card. Returns 0 (queue the job: no request_id, a new one, one
+ * that failed with nothing applied, or one whose outcome the card must tell), 1 with *result (a
+ * new reference: the first call's result, rebuilt from these params; nothing is sent to the
+ * card), or SSC_E* with diag: SSC_EREQCONFLICT (the request_id came with other params), the
+ * first call's error when it was applied in part, SSC_EJOURNAL; with no_card (the job could not
+ * be queued for want of a card) also SSC_EOUTCOME for a request whose outcome is unknown. Loop
+ * thread; a journal lookup, never a card. NULL for an operation that writes nothing.
+ */
+typedef int (*op_replay_fn)(const struct op_desc *op, const struct op_env *env, json_t *params,
+			    int no_card, json_t **result, struct ssc_diag *diag);
+
 struct op_desc {
 	const char *method;      /* "card.read_basic" */
 	op_check_fn check;
 	op_run_fn run;
 	int variant;             /* which of its family's methods (ops_pin.c: enum ops_pin_cmd) */
 	op_lease_fn lease;       /* NULL: the reader is the "reader" param, no lease */
+	op_replay_fn replay;     /* NULL: the method takes no request_id */
 };
 
 /*

@@ -4,9 +4,10 @@
  * transaction records (ops_txn.c), the card as every operation opens it (ops_card.c), the
  * resolution of pending intents (ops_recover.c), card.read_basic's answer (ops_basic.c), and
  * the check and run functions of each family that ops.c's table names (ops_read.c, ops_pin.c,
- * ops_write.c, ops_hsm.c). Calls run down only: ops.c -> ops_read.c, ops_pin.c, ops_write.c,
- * ops_hsm.c -> ops_basic.c -> ops_card.c -> ops_recover.c -> ops_txn.c -> ops_params.c; a family
- * may skip a layer (ops_write.c calls ops_recover.c, the families ops_params.c), never call up.
+ * ops_write.c, ops_hsm.c) and idempotent requests (ops_request.c). Calls run down only: ops.c
+ * -> ops_read.c, ops_pin.c, ops_write.c, ops_hsm.c -> ops_basic.c -> ops_card.c -> ops_recover.c
+ * -> ops_txn.c -> ops_params.c; a family may skip a layer (ops_write.c calls ops_recover.c, the
+ * families ops_request.c and ops_params.c), never call up; ops_request.c calls only the journal.
  */
 #ifndef SSC_OPS_INT_H
 #define SSC_OPS_INT_H
@@ -60,6 +61,74 @@ int ops_params_bool(json_t *params, const char *name, int *out, struct ssc_diag 
 /* internal_auth: the param asks for it, [card] require_internal_auth imposes it. */
 int ops_params_internal_auth(const struct op_env *env, json_t *params, int *out,
 			     struct ssc_diag *diag);
+
+/* ---- ops_request.c: idempotent writes (a client's request_id) ------------------------------ */
+
+#define OPS_REQUEST_ID_MAX 64     /* characters of a request_id (printable ASCII) */
+
+/* A request_id and its params' fingerprint, and whether this thread holds it as running. */
+struct ops_request {
+	char id[OPS_REQUEST_ID_MAX + 1];   /* "" = none given: the call is not idempotent */
+	char fp[JOURNAL_REF_HEX + 1];
+	int claimed;
+};
+
+/* What ops_request_lookup() found of an earlier request with the same request_id. */
+enum ops_request_state {
+	OPS_REQ_NEW = 0,          /* none, or one that failed with nothing applied: run it */
+	OPS_REQ_APPLIED = 1,      /* applied: answer its result, send nothing */
+	OPS_REQ_PENDING = 2,      /* its intent has no outcome: read the card back, or unknown */
+};
+
+/*
+ * The optional "request_id" param into *rq (rq->id "" when absent): SSC_EINVAL when it is not a
+ * string of 1 to OPS_REQUEST_ID_MAX printable ASCII characters.
+ */
+int ops_request_param(json_t *params, struct ops_request *rq, struct ssc_diag *diag);
+
+/*
+ * rq->fp: the journal's keyed hash of method and the params without reader, request_id and the
+ * PINs (never stored, not even hashed), in canonical JSON (sorted keys). SSC_ENOMEM.
+ */
+int ops_request_fingerprint(struct journal *j, const char *method, json_t *params,
+			    struct ops_request *rq, struct ssc_diag *diag);
+
+/*
+ * Marks rq as running in this daemon; while another thread runs the same request_id with the
+ * same fingerprint, waits until it ends (until deadline_ms, cardio_now_ms: then SSC_EOUTCOME);
+ * with another fingerprint SSC_EREQCONFLICT at once; SSC_ELIMIT when too many run. Blocks.
+ */
+int ops_request_claim(struct ops_request *rq, int64_t deadline_ms, struct ssc_diag *diag);
+
+/* Ends what ops_request_claim() began (wakes the waiters). No-op when rq is not claimed. */
+void ops_request_release(struct ops_request *rq);
+
+/*
+ * The journal's word on rq: enum ops_request_state (jr filled when found), SSC_EREQCONFLICT (the
+ * request_id came with other params), the first request's error when it was applied in part
+ * (JOURNAL_PARTIAL: never run again), SSC_EJOURNAL.
+ */
+int ops_request_lookup(struct journal *j, const struct ops_request *rq,
+		       struct journal_request *jr, struct ssc_diag *diag);
+
+/*
+ * SSC_EOUTCOME for a request whose intent jr stays without an outcome, the message saying why:
+ * card_ref NULL (no card here), another card's ref, or the card's own (not read back yet).
+ */
+int ops_request_unknown(const struct journal_request *jr, const char *card_ref,
+			struct ssc_diag *diag);
+
+/* Builds the result of an applied request from its repeated params and its intent's id. */
+typedef int (*ops_request_result_fn)(const struct op_desc *op, const struct op_env *env,
+				     json_t *params, int64_t intent, json_t **result,
+				     struct ssc_diag *diag);
+
+/*
+ * An op_replay_fn's body (ops.h), with build for the op's result.
+ */
+int ops_request_replay(const struct op_desc *op, const struct op_env *env, json_t *params,
+		       int no_card, ops_request_result_fn build, json_t **result,
+		       struct ssc_diag *diag);
 
 /* ---- ops_txn.c: the transaction records of DF04/EF08 ---------------------------------------- */
 
@@ -187,6 +256,8 @@ int ops_pin_check(const struct op_desc *op, const struct op_env *env, json_t *pa
 int ops_pin_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
 		struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
 		struct ssc_diag *diag);
+int ops_pin_replay(const struct op_desc *op, const struct op_env *env, json_t *params,
+		   int no_card, json_t **result, struct ssc_diag *diag);
 
 /* ops_write.c: card.write_items. */
 int ops_write_check(const struct op_desc *op, const struct op_env *env, json_t *params,
@@ -194,6 +265,8 @@ int ops_write_check(const struct op_desc *op, const struct op_env *env, json_t *
 int ops_write_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
 		  struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
 		  struct ssc_diag *diag);
+int ops_write_replay(const struct op_desc *op, const struct op_env *env, json_t *params,
+		     int no_card, json_t **result, struct ssc_diag *diag);
 
 /*
  * ops_hsm.c: the two-step read of spec §13.1, with the table of its sessions, each holding its

@@ -2,13 +2,18 @@
  * This file contains the PIN operations (src/ops_int.h): card.verify_pin, card.change_pin,
  * card.reload_pin and card.unblock_pin, one check and one run told apart by their table entry,
  * with the middleware's PIN policies (initial PINs, the same PIN again). PINs live in struct
- * ssc_pin, wiped on every path, and are overwritten in the operation's copy of the params.
+ * ssc_pin, wiped on every path, and are overwritten in the operation's copy of the params. A
+ * change with a request_id (ops_request.c) is journaled as an intent of JOURNAL_PIN_FILE; a repeat
+ * of one cut off reads the card back with the new PIN (VERIFY), since a PIN cannot be read.
  */
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
+#include "log.h"
 #include "ops_int.h"
 
 /*
@@ -16,19 +21,29 @@
  * each takes, and the one member of its result.
  */
 static const struct pin_cmd {
-	const char *const allowed[4];
+	const char *const allowed[5];
 	const char *done_key;
+	const char *name;        /* the intent's "cmd" */
+	const char *method;      /* as ops.c's table names it (a request's fingerprint) */
 } pin_cmds[] = {
-	[OPS_PIN_VERIFY] = { { "reader", "pin", NULL, NULL }, "verified" },
-	[OPS_PIN_CHANGE] = { { "reader", "old_pin", "new_pin", NULL }, "changed" },
-	[OPS_PIN_RELOAD] = { { "reader", "new_pin", NULL, NULL }, "reloaded" },
-	[OPS_PIN_UNBLOCK] = { { "reader", "new_pin", NULL, NULL }, "unblocked" },
+	[OPS_PIN_VERIFY] = { { "reader", "pin", NULL, NULL, NULL }, "verified", "verify",
+			     "card.verify_pin" },
+	[OPS_PIN_CHANGE] = { { "reader", "old_pin", "new_pin", "request_id", NULL }, "changed",
+			     "change", "card.change_pin" },
+	[OPS_PIN_RELOAD] = { { "reader", "new_pin", "request_id", NULL, NULL }, "reloaded",
+			     "reload", "card.reload_pin" },
+	[OPS_PIN_UNBLOCK] = { { "reader", "new_pin", "request_id", NULL, NULL }, "unblocked",
+			      "unblock", "card.unblock_pin" },
 };
 
-/* The PINs of one request: pin (VERIFY) or old_pin (CHANGE) in pin; the new one in new_pin. */
+/*
+ * The PINs of one request: pin (VERIFY) or old_pin (CHANGE) in pin; the new one in new_pin; the
+ * request_id of a change (VERIFY takes none: it changes nothing).
+ */
 struct pin_req {
 	struct ssc_pin pin;
 	struct ssc_pin new_pin;
+	struct ops_request rq;
 };
 
 static void pin_req_wipe(struct pin_req *r)
@@ -90,7 +105,8 @@ static int pin_parse(const struct op_env *env, enum ops_pin_cmd cmd, json_t *par
 	int rc, initial;
 
 	memset(r, 0, sizeof(*r));
-	if ((rc = ops_params_check(params, pin_cmds[cmd].allowed, diag)))
+	if ((rc = ops_params_check(params, pin_cmds[cmd].allowed, diag)) ||
+	    (rc = ops_request_param(params, &r->rq, diag)))
 		return rc;
 	if (cmd == OPS_PIN_VERIFY)
 		rc = pin_param(env, params, "pin", &r->pin, diag);
@@ -110,6 +126,13 @@ static int pin_parse(const struct op_env *env, enum ops_pin_cmd cmd, json_t *par
 		rc = ssc_diag_set(diag, SSC_EPININITIAL, "the new PIN must not be an initial PIN");
 	else if (cmd == OPS_PIN_CHANGE && ssc_pin_equal(&r->new_pin, &r->pin))
 		rc = ssc_diag_set(diag, SSC_EPINSAME, "the new PIN must differ from the old one");
+	/* A request_id is kept in the journal: none, no idempotent change. */
+	else if (r->rq.id[0] && !env->journal)
+		rc = ssc_diag_set(diag, SSC_EJOURNAL, "the journal is not open: PIN changes with a "
+				  "request_id are refused");
+	else if (r->rq.id[0])
+		rc = ops_request_fingerprint(env->journal, pin_cmds[cmd].method, params, &r->rq,
+					     diag);
 out:
 	if (rc)
 		pin_req_wipe(r);
@@ -141,6 +164,120 @@ int ops_pin_check(const struct op_desc *op, const struct op_env *env, json_t *pa
 	return rc;
 }
 
+/* The result of a PIN command that was done: {"changed": true} and the like. */
+static int pin_result(enum ops_pin_cmd cmd, json_t **result, struct ssc_diag *diag)
+{
+	*result = json_pack("{s:b}", pin_cmds[cmd].done_key, 1);
+	return *result ? 0 : ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
+}
+
+static int pin_replayed(const struct op_desc *op, const struct op_env *env, json_t *params,
+			int64_t intent, json_t **result, struct ssc_diag *diag)
+{
+	(void)env;
+	(void)params;
+	(void)intent;
+	return pin_result((enum ops_pin_cmd)op->variant, result, diag);
+}
+
+int ops_pin_replay(const struct op_desc *op, const struct op_env *env, json_t *params,
+		   int no_card, json_t **result, struct ssc_diag *diag)
+{
+	return ops_request_replay(op, env, params, no_card, pin_replayed, result, diag);
+}
+
+/*
+ * A PIN change cut off (its intent jr has no outcome), repeated with the card present: VERIFY
+ * with the new PIN tells whether the card took it (a PIN cannot be read back). Accepted ->
+ * applied; refused (wrong or blocked) -> failed, nothing applied: the change runs again, and a
+ * change or reload resets the try counter that VERIFY cost. Another card, or no answer ->
+ * SSC_EOUTCOME or the transport's error: the intent stays pending. Returns 1 (applied), 0 (run
+ * again) or the error.
+ */
+static int pin_read_back(const struct op_env *env, struct op_call *call, struct ssc_card *c,
+			 struct pin_req *r, const struct journal_request *jr,
+			 struct ssc_diag *diag)
+{
+	struct ssc_diag vd;
+	const char *outcome;
+	int rc;
+
+	if (strcmp(jr->card_ref, call->card_ref) != 0)
+		return ops_request_unknown(jr, call->card_ref, diag);
+	ssc_diag_init(&vd);
+	rc = ssc_verify_pin(c, &r->new_pin, &vd);
+	if (rc != 0 && rc != SSC_EPINWRONG && rc != SSC_EPINBLOCKED)
+		return ssc_diag_set(diag, rc, "the first request with this request_id (journal "
+				    "intent %" PRId64 ") was cut off, and the card could not be read "
+				    "back: %.120s", jr->intent, vd.msg[0] ? vd.msg : ssc_strerror(rc));
+	outcome = rc == 0 ? JOURNAL_APPLIED : JOURNAL_FAILED;
+	rc = journal_outcome(env->journal, jr->intent, outcome, rc == 0 ? "SSC_OK" : "SSC_ENOTFOUND",
+			     "readback", diag);
+	if (rc && rc != SSC_EEXIST)
+		return rc;
+	log_info("journal: intent %" PRId64 " (PIN) resolved by verifying the new PIN: %s",
+		 jr->intent, outcome);
+	ssc_diag_init(diag);
+	return strcmp(outcome, JOURNAL_APPLIED) == 0;
+}
+
+/*
+ * A PIN change with a request_id: the earlier request's outcome, then the intent of this one.
+ * Returns 0 (go on, *id the intent), 1 with *result (answered), or an error.
+ */
+static int pin_request(const struct op_env *env, enum ops_pin_cmd cmd, struct card_io *io,
+		       struct op_call *call, struct ssc_card *c, struct pin_req *r, int64_t *id,
+		       json_t **result, struct ssc_diag *diag)
+{
+	struct journal_request jr;
+	char *detail = NULL;
+	json_t *d;
+	int rc = ops_request_lookup(env->journal, &r->rq, &jr, diag);
+
+	if (rc == OPS_REQ_PENDING)
+		rc = pin_read_back(env, call, c, r, &jr, diag);
+	if (rc == OPS_REQ_APPLIED) {
+		snprintf(call->audit_detail, sizeof(call->audit_detail), "{\"replayed\":%lld}",
+			 (long long)jr.intent);
+		rc = pin_result(cmd, result, diag);
+		return rc ? rc : 1;
+	}
+	if (rc)
+		return rc;
+	/* What the journal keeps of a PIN change: which command, never a PIN. */
+	d = json_pack("{s:s, s:s, s:s, s:s}", "op", "pin", "cmd", pin_cmds[cmd].name,
+		      "request_id", r->rq.id, "fp", r->rq.fp);
+	if (d)
+		detail = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(d);
+	if (!detail)
+		return ssc_diag_set(diag, SSC_ENOMEM, "cannot build the intent");
+	rc = journal_intent(env->journal, call->peer, call->card_ref, io->reader_id,
+			    JOURNAL_PIN_FILE, detail, id, diag);
+	free(detail);
+	if (rc)
+		return ssc_diag_set(diag, SSC_EJOURNAL, "the intent could not be recorded: nothing "
+				    "was sent to the card");
+	return 0;
+}
+
+/* The outcome of a PIN change with a request_id; a transport failure leaves it pending. */
+static void pin_outcome(const struct op_env *env, int64_t id, int rc)
+{
+	struct ssc_diag jd;
+
+	if (ops_transport(rc)) {
+		log_warn("journal: intent %" PRId64 " (PIN) left pending: %s during the command; a "
+			 "repeat of its request_id verifies the new PIN", id, ssc_strerror_name(rc));
+		return;
+	}
+	ssc_diag_init(&jd);
+	if (journal_outcome(env->journal, id, rc == 0 ? JOURNAL_APPLIED : JOURNAL_FAILED,
+			    ssc_strerror_name(rc), "card", &jd))
+		log_error("journal: intent %" PRId64 " (PIN): the outcome could not be recorded "
+			  "(%s); it stays pending", id, jd.msg);
+}
+
 int ops_pin_run(const struct op_desc *op, const struct op_env *shared, struct card_io *io,
 		struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
 		struct ssc_diag *diag)
@@ -149,6 +286,7 @@ int ops_pin_run(const struct op_desc *op, const struct op_env *shared, struct ca
 	enum ops_pin_cmd cmd = (enum ops_pin_cmd)op->variant;
 	struct ssc_card c;
 	struct pin_req r;
+	int64_t id = 0;
 	int rc;
 
 	ops_env_snapshot(shared, &snap);
@@ -157,13 +295,38 @@ int ops_pin_run(const struct op_desc *op, const struct op_env *shared, struct ca
 	ops_wipe_pins(call->params);
 	if (rc)
 		return rc;
+	/* A repeat waits for the first while it runs, then takes its result without the card. */
+	if (r.rq.id[0]) {
+		struct journal_request jr;
+
+		rc = ops_request_claim(&r.rq, io->deadline_ms, diag);
+		if (!rc)
+			rc = ops_request_lookup(env->journal, &r.rq, &jr, diag);
+		if (rc == OPS_REQ_APPLIED) {
+			snprintf(call->audit_detail, sizeof(call->audit_detail),
+				 "{\"replayed\":%lld}", (long long)jr.intent);
+			rc = pin_result(cmd, result, diag);
+			goto out;
+		}
+		if (rc == OPS_REQ_PENDING)
+			rc = 0;
+		if (rc)
+			goto out;
+	}
 	rc = ops_card_open(env, io, insertion_flags, &c, diag);
 	if (!rc)
-		rc = ops_card_identify(env, call, &c, 0, diag);
+		rc = ops_card_identify(env, call, &c, r.rq.id[0] != 0, diag);
 	if (rc)
 		goto out;
 	/* Whatever happens from here, no verified state may outlive this call. */
 	*reset_card = 1;
+	if (r.rq.id[0]) {
+		rc = pin_request(env, cmd, io, call, &c, &r, &id, result, diag);
+		if (rc == 1)
+			rc = 0;
+		if (rc || *result)
+			goto out;
+	}
 	switch (cmd) {
 	case OPS_PIN_VERIFY:
 		rc = ssc_verify_pin(&c, &r.pin, diag);
@@ -178,12 +341,12 @@ int ops_pin_run(const struct op_desc *op, const struct op_env *shared, struct ca
 		rc = ssc_unblock_pin(&c, &r.new_pin, diag);
 		break;
 	}
-	if (!rc) {
-		*result = json_pack("{s:b}", pin_cmds[cmd].done_key, 1);
-		if (!*result)
-			rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
-	}
+	if (id)
+		pin_outcome(env, id, rc);
+	if (!rc)
+		rc = pin_result(cmd, result, diag);
 out:
+	ops_request_release(&r.rq);
 	pin_req_wipe(&r);
 	OPENSSL_cleanse(&c, sizeof(c));
 	return rc;

@@ -2,7 +2,8 @@
  * This file contains card.write_items (src/ops_int.h): the values encoded and checked against the
  * item table before anything is queued; on the worker, the card's current values read, a durable
  * write intent committed to the journal, the records written after external authentication, and
- * the outcome recorded (or the intent left pending for ops_recover.c when nobody knows).
+ * the outcome recorded (or the intent left pending for ops_recover.c when nobody knows). With a
+ * request_id (ops_request.c) a repeat gets the first call's result, rebuilt from its params.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct write_req {
 	struct item_file f;
 	int append;                   /* DF04/EF08: one APPEND RECORD instead of UPDATEs */
 	char settlement[64];          /* the appended record's 结算流水号 */
+	struct ops_request rq;        /* the request_id ("" = none) and the params' fingerprint */
 	size_t n;
 	struct write_item w[OPS_MAX_ITEMS];
 };
@@ -99,13 +101,14 @@ static int write_name(struct write_req *r, struct write_item *w, json_t *items, 
 static int write_parse(const struct op_env *env, json_t *params, struct write_req *r,
 		       struct ssc_diag *diag)
 {
-	static const char *const allowed[] = { "reader", "file", "items", NULL };
+	static const char *const allowed[] = { "reader", "file", "items", "request_id", NULL };
 	json_t *jf, *ji, *v;
 	const char *key;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if ((rc = ops_params_check(params, allowed, diag)))
+	if ((rc = ops_params_check(params, allowed, diag)) ||
+	    (rc = ops_request_param(params, &r->rq, diag)))
 		return rc;
 	jf = params ? json_object_get(params, "file") : NULL;
 	ji = params ? json_object_get(params, "items") : NULL;
@@ -180,6 +183,9 @@ static int write_parse(const struct op_env *env, json_t *params, struct write_re
 	/* Never a write without a durable intent: refused before it is even queued. */
 	if (!env->journal)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "the journal is not open: writes are refused");
+	if (r->rq.id[0])
+		return ops_request_fingerprint(env->journal, "card.write_items", params, &r->rq,
+					       diag);
 	return 0;
 }
 
@@ -345,6 +351,13 @@ static char *write_detail(const struct write_req *r)
 		}
 		d = recs ? json_pack("{s:s, s:o}", "op", "update", "records", recs) : NULL;
 	}
+	/* The client's request_id and the params' keyed fingerprint: what a repeat is matched by. */
+	if (d && r->rq.id[0] &&
+	    (json_object_set_new(d, "request_id", json_string(r->rq.id)) ||
+	     json_object_set_new(d, "fp", json_string(r->rq.fp)))) {
+		json_decref(d);
+		d = NULL;
+	}
 	s = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(d);
 	return s;
@@ -472,6 +485,67 @@ static int write_outcome(const struct op_env *env, struct ssc_card *c, int64_t i
 	return 1;
 }
 
+/* The result of a write: the file, the items as the card holds them, the intent's id. */
+static int write_result(const struct write_req *r, int64_t id, json_t **result,
+			struct ssc_diag *diag)
+{
+	json_t *values = write_values(r, diag);
+
+	*result = values ? json_pack("{s:s, s:o, s:I}", "file", r->f.name, "items", values,
+				     "journal_id", (json_int_t)id)
+			 : NULL;
+	if (!*result)
+		return ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
+	return 0;
+}
+
+/*
+ * The result of an applied request, rebuilt from its repeated params (the journal keeps no value):
+ * the values as encoded, which decode as the padded ones the card holds.
+ */
+static int write_replayed(const struct op_desc *op, const struct op_env *env, json_t *params,
+			  int64_t intent, json_t **result, struct ssc_diag *diag)
+{
+	struct write_req *r = calloc(1, sizeof(*r));
+	int rc;
+
+	(void)op;
+	if (!r)
+		return SSC_ENOMEM;
+	rc = write_parse(env, params, r, diag);
+	if (!rc)
+		rc = write_result(r, intent, result, diag);
+	write_req_free(r);
+	return rc;
+}
+
+int ops_write_replay(const struct op_desc *op, const struct op_env *env, json_t *params,
+		     int no_card, json_t **result, struct ssc_diag *diag)
+{
+	return ops_request_replay(op, env, params, no_card, write_replayed, result, diag);
+}
+
+/*
+ * A write with a request_id, before the card (when = 0) and once this card's pending intents were
+ * read back (when = 1): 0 to write, 1 with *result (the first call's), or an error.
+ */
+static int write_request(const struct op_env *env, struct op_call *call, struct write_req *r,
+			 int when, json_t **result, struct ssc_diag *diag)
+{
+	struct journal_request jr;
+	int rc = ops_request_lookup(env->journal, &r->rq, &jr, diag);
+
+	if (rc == OPS_REQ_APPLIED) {
+		rc = write_result(r, jr.intent, result, diag);
+		snprintf(call->audit_detail, sizeof(call->audit_detail), "{\"replayed\":%lld}",
+			 (long long)jr.intent);
+		return rc ? rc : 1;
+	}
+	if (rc == OPS_REQ_PENDING && when == 1)
+		return ops_request_unknown(&jr, call->card_ref, diag);
+	return rc == OPS_REQ_PENDING ? 0 : rc;
+}
+
 int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct card_io *io,
 		  struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
 		  struct ssc_diag *diag)
@@ -480,7 +554,6 @@ int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct 
 	struct write_req *r = calloc(1, sizeof(*r));
 	struct keyprov_div div;
 	struct ssc_card c;
-	json_t *values;
 	char *detail = NULL;
 	int64_t id = 0;
 	size_t done = 0;
@@ -492,8 +565,14 @@ int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct 
 	if (!r)
 		return SSC_ENOMEM;
 	rc = write_parse(env, call->params, r, diag);
-	if (!rc)
-		rc = ops_card_open(env, io, insertion_flags, &c, diag);
+	/* A repeat waits for the first while it runs, then takes its result without the card. */
+	if (!rc && r->rq.id[0])
+		rc = ops_request_claim(&r->rq, io->deadline_ms, diag);
+	if (!rc && r->rq.id[0])
+		rc = write_request(env, call, r, 0, result, diag);
+	if (rc)
+		goto out;
+	rc = ops_card_open(env, io, insertion_flags, &c, diag);
 	if (!rc)
 		rc = ops_card_identify(env, call, &c, 1, diag);
 	if (!rc)
@@ -508,6 +587,9 @@ int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct 
 		rc = write_check_expiry(&c, diag);
 	if (!rc)
 		rc = write_resolve_first(env, &c, call->card_ref, diag);
+	/* An earlier request with this request_id cut off: now read back, or still unknown. */
+	if (!rc && r->rq.id[0])
+		rc = write_request(env, call, r, 1, result, diag);
 	/* No PSAM, no write: found out before the intent, not after. */
 	if (!rc)
 		rc = ssc_auth_prepare(&c, &div, diag);
@@ -539,16 +621,14 @@ int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct 
 		call->error_data = write_error_data(r, done, id);
 	if (rc)
 		goto out;
-	values = write_values(r, diag);
-	*result = values ? json_pack("{s:s, s:o, s:I}", "file", r->f.name, "items", values,
-				     "journal_id", (json_int_t)id)
-			 : NULL;
-	if (!*result)
-		rc = ssc_diag_set(diag, SSC_ENOMEM, "cannot build the result");
+	rc = write_result(r, id, result, diag);
 out:
+	if (rc == 1)
+		rc = 0;   /* answered from the journal */
 	if (c.authenticated)
 		*reset_card = 1;
 	free(detail);
+	ops_request_release(&r->rq);
 	write_req_free(r);
 	OPENSSL_cleanse(&c, sizeof(c));
 	return rc;

@@ -201,6 +201,20 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 			return rpc_reply_app(c, id, err, &diag, NULL);
 		reader = leased_reader;
 	}
+	/* A repeated request_id: answered from the journal without the card, or refused. */
+	if (op->replay) {
+		json_t *res = NULL;
+		int64_t t0 = cardio_now_ms();
+
+		err = op->replay(op, r->env, params, 0, &res, &diag);
+		if (err == 1) {
+			rpc_audit_call(r, &c->jpeer, c->web.origin, op->method, reader, "", "SSC_OK",
+				       "{\"replayed\":true}", t0);
+			return rpc_reply_result(c, id, res);
+		}
+		if (err < 0)
+			return rpc_reply_app(c, id, err, &diag, NULL);
+	}
 	rj = calloc(1, sizeof(*rj));
 	if (!rj)
 		return SSC_ENOMEM;
@@ -235,7 +249,13 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 	if (err < 0) {
 		atomic_fetch_sub(&r->jobs_unreleased, 1);
 		char lr[SSC_READER_ID_MAX];
+		json_t *none = NULL;
 
+		/* No card: a request whose outcome only the card can tell is not known. */
+		if (err == SSC_ENOCARD && op->replay &&
+		    op->replay(op, r->env, params, 1, &none, &rj->job.diag) == SSC_EOUTCOME)
+			err = SSC_EOUTCOME;
+		json_decref(none);
 		log_info("client %u uid %ld: %s on %s: %s (not queued)", c->peer.id,
 			 (long)c->peer.uid, op->method,
 			 reader[0] ? rpc_log_safe(reader, lr, sizeof(lr)) : "-",

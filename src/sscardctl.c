@@ -59,6 +59,8 @@ static void usage(FILE *f)
 		"                                     one twice) or read one a line from stdin when it\n"
 		"                                     is not a terminal; never give them as arguments\n"
 		"  write-items FILE TAG=VALUE... [--reader ID]\n"
+		"                                     (this and the PIN changes take --request-id ID:\n"
+		"                                     a repeat answers the first result, writes once)\n"
 		"                                     write items (card.write_items), e.g.\n"
 		"                                     write-items DF04/EF05 31=21 34=1; a VALUE that\n"
 		"                                     starts with '{' is JSON (a DF04/EF08 transaction)\n"
@@ -183,7 +185,8 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 		    strcmp(name, "--config") != 0 && strcmp(name, "--head") != 0 &&
 		    strcmp(name, "--log") != 0 && strcmp(name, "--since") != 0 &&
 		    strcmp(name, "--limit") != 0 && strcmp(name, "--old-key") != 0 &&
-		    strcmp(name, "--lost-cards") != 0 && strcmp(name, "--hsm-step2") != 0) {
+		    strcmp(name, "--lost-cards") != 0 && strcmp(name, "--hsm-step2") != 0 &&
+		    strcmp(name, "--request-id") != 0) {
 			fprintf(stderr, "sscardctl: unknown option %s (try --help)\n", a);
 			return -1;
 		}
@@ -233,6 +236,8 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 				o->limit = n;
 		} else if (strcmp(name, "--reader") == 0) {
 			o->reader = val;
+		} else if (strcmp(name, "--request-id") == 0) {
+			o->request_id = val;
 		} else if (strcmp(name, "--timeout") == 0) {
 			if (parse_long(val, 1, 3600000, &v) != 0) {
 				fprintf(stderr, "sscardctl: --timeout: 1..3600000 ms\n");
@@ -776,6 +781,12 @@ static int run(const struct ctl_opts *o)
 			"with read-basic alone (step 2's reader is its session's)\n");
 		return EXIT_USAGE;
 	}
+	if (o->request_id && strcmp(cmd, "write-items") != 0 &&
+	    (!pc || strcmp(pc->method, "card.verify_pin") == 0)) {
+		fprintf(stderr, "sscardctl: --request-id only goes with write-items, change-pin, "
+			"reload-pin and unblock-pin\n");
+		return EXIT_USAGE;
+	}
 	if (strcmp(cmd, "info") == 0 && o->n_args == 1) {
 		method = "system.info";
 	} else if (o->hsm_step1 && o->n_args == 1) {
@@ -855,6 +866,8 @@ static int run(const struct ctl_opts *o)
 	}
 	if (o->reader)
 		json_object_set_new(params, "reader", json_string(o->reader));
+	if (o->request_id)
+		json_object_set_new(params, "request_id", json_string(o->request_id));
 
 	/* From here, not from the start: typing the PINs takes the time it takes. */
 	deadline = ctl_now_ms() + o->timeout_ms;

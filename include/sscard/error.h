@@ -77,7 +77,9 @@
 	X(SSC_EHSMKEY,            -60,       -23, "the key string of the two-step read is malformed") \
 	X(SSC_EHSMSESSION,        -61,       -12, "no such two-step read session (none, or it ended)") \
 	X(SSC_EHSMEXPIRED,        -62,       -12, "the two-step read session expired")               \
-	X(SSC_EREADERLEASED,      -63,       -11, "the reader is held by a two-step read")
+	X(SSC_EREADERLEASED,      -63,       -11, "the reader is held by a two-step read") \
+	X(SSC_EREQCONFLICT,       -64,         0, "this request_id was used before with other parameters") \
+	X(SSC_EOUTCOME,           -65,         0, "the outcome of the first request with this request_id is not known yet")
 
 enum ssc_error {
 	SSC_OK = 0,

@@ -274,6 +274,30 @@ class CardCommands(sscardd.DaemonTestCase):
         self.assertEqual(rc, 1, err)
         self.assertIn('SSC_EBADITEM', err)
 
+    def test_request_id(self):
+        # --request-id makes a write and a PIN change idempotent (issue 15): the repeat prints
+        # the first answer, journal row included; other values under it: the daemon's error.
+        args = ('--json', 'write-items', 'DF04/EF05', '31=22', '--request-id', 'ctl-1')
+        rc, first, err = self.ctl(*args)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(first)['items'], {'31': '22'})
+        rc, again, err = self.ctl(*args)
+        self.assertEqual((rc, again, err), (0, first, ''))
+        rc, out, err = self.ctl('write-items', 'DF04/EF05', '31=23', '--request-id', 'ctl-1')
+        self.assertEqual(rc, 1, err)
+        self.assertIn('SSC_EREQCONFLICT', err)
+        rc, out, err = self.ctl('change-pin', '--request-id', 'ctl-2',
+                                stdin=GEN2_PIN + '\n' + '246810\n')
+        self.assertEqual(rc, 0, err)
+        rc, out2, err = self.ctl('change-pin', '--request-id', 'ctl-2',
+                                 stdin=GEN2_PIN + '\n' + '246810\n')
+        self.assertEqual((rc, out2), (0, out))
+        # Not for reads or VERIFY: refused before anything is asked or sent.
+        for cmd in ('verify-pin', 'read-basic', 'internal-auth'):
+            rc, out, err = self.ctl(cmd, '--request-id', 'x', stdin='')
+            self.assertEqual(rc, 2, err)
+            self.assertIn('--request-id only goes with', err)
+
 
 def doc_text(name):
     with open(os.path.join(harness.SOURCE_DIR, name), encoding='utf-8') as f:
