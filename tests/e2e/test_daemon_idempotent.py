@@ -214,7 +214,11 @@ class KilledBeforeTheCard(IdemCase):
 
 
 class KilledAfterTheCard(IdemCase):
-    card_delay_ms = 150       # the card's answer waits this long after its state is saved
+    # The card's answer waits this long after its state is saved: the time the test has to see
+    # the saved state and freeze the card (generous: the machine may be loaded), with a deadline
+    # that leaves room for every APDU's delay.
+    card_delay_ms = 600
+    daemon_kw = {'op_timeout_ms': 60000, 'log_level': 'trace'}
 
     def kill_after_the_card(self, method, params):
         known = self.peek.intents()
