@@ -45,6 +45,8 @@ LAYERS = [
     ("daemon base", 2, [r"src/config\."]),
     # An origin's canonical form: shared by the daemon's web methods and the browser bridge.
     ("origin", 2, [r"src/origin\."]),
+    # The signed receipts of claim.verify_holder: made by the operations, checked by sscardctl.
+    ("receipts", 2, [r"src/receipt\."]),
     ("reader core", 3, [r"src/readers?[._]", r"src/rd_", r"src/jobq\.", r"src/cardio\.",
                         r"src/transport", r"src/monitor", r"src/sched", r"src/worker",
                         r"src/drvtab", r"src/ifd"]),

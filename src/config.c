@@ -121,6 +121,8 @@ static const struct key_desc key_table[] = {
 	{ "hsm", "key_file", KIND_STRING, OFF(hsm_key_file), FSIZE(hsm_key_file), 0, 0 },
 	{ "hsm", "timeout_ms", KIND_INT, OFF(hsm_timeout_ms), 0, 100, 600000 },
 	{ "hsm", "prefer", KIND_PREFER, OFF(hsm_prefer), 0, 0, 0 },
+	{ "receipts", "key_file", KIND_STRING, OFF(receipts_key_file), FSIZE(receipts_key_file),
+	  0, 0 },
 	{ "web", "bridge_user", KIND_STRING, OFF(web_bridge_user), FSIZE(web_bridge_user), 0, 0 },
 	{ "web", "admin_group", KIND_STRING, OFF(web_admin_group), FSIZE(web_admin_group), 0, 0 },
 	{ "web", "pairing_code_ttl_s", KIND_INT, OFF(web_code_ttl_s), 0, 5, 3600 },
@@ -130,7 +132,7 @@ static const struct key_desc key_table[] = {
 
 static const char *const known_sections[] = {
 	"daemon", "limits", "timeouts", "drivers", "readers", "card", "keys", "journal", "metrics",
-	"audit", "hsm", "web",
+	"audit", "hsm", "web", "receipts",
 };
 
 /* State shared by the line reader and the inih handler during one config_load(). */
@@ -791,6 +793,18 @@ static int check_cross(struct parse_ctx *pc)
 		snprintf(pc->err, sizeof(pc->err), "%s: [card] verify_card_id_mac = yes needs "
 			 "card_id_mac_key", pc->path);
 		return -1;
+	}
+	if (cfg->receipts_key_file[0]) {
+		struct stat st;
+
+		/* The desk's signing key: whoever reads it signs receipts in the desk's name. */
+		if (cfg->receipts_key_file[0] != '/' || stat(cfg->receipts_key_file, &st) != 0 ||
+		    !S_ISREG(st.st_mode) || (st.st_mode & S_IRWXO)) {
+			snprintf(pc->err, sizeof(pc->err), "%s: [receipts] key_file must be an "
+				 "absolute path to a file that others cannot read (chmod 0600 or "
+				 "0640)", pc->path);
+			return -1;
+		}
 	}
 	if (cfg->socket_path[0] != '/') {
 		snprintf(pc->err, sizeof(pc->err), "%s: [daemon] socket_path must be an absolute "

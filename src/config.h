@@ -114,6 +114,9 @@ struct config {
 	char hsm_key_file[CONFIG_PATH_MAX]; /* its private key (PEM; not readable by others) */
 	int hsm_timeout_ms;                 /* one request, default 3000 (inside the op's deadline) */
 	enum config_hsm_prefer hsm_prefer;  /* default psam: a PSAM in a reader first */
+	/* [receipts] (issue 15): the desk's key that signs claim.verify_holder's receipts (PEM, SM2
+	 * or Ed25519; not readable by others); "" = no receipts, claim.verify_holder refused. */
+	char receipts_key_file[CONFIG_PATH_MAX];
 	/* [web] (issue 17): the browser bridge, docs/web.md */
 	char web_bridge_user[64];           /* the bridge's user; "" = no bridge accepted */
 	char web_admin_group[64];           /* may pair, revoke and list besides root; "" = root */

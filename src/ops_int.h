@@ -294,4 +294,17 @@ int ops_hsm_step2_run(const struct op_desc *op, const struct op_env *env, struct
 		      struct op_call *call, unsigned *insertion_flags, int *reset_card,
 		      json_t **result, struct ssc_diag *diag);
 
+/*
+ * ops_claim.c: claim.verify_holder {reader?, pin, request_id?}: the basic data, INTERNAL AUTH
+ * with P random and X = receipt_plaintext() (SSC_ENOTGENUINE: no VERIFY, no try spent), VERIFY
+ * (SSC_EPINWRONG / SSC_EPINBLOCKED with retries_left: no receipt), then the receipt signed with
+ * [receipts] key_file (SSC_ECONFIG when unset or unusable, before the card). Result: holder,
+ * genuine, pin_verified, receipt (the signed text), signature (base64), algorithm.
+ */
+int ops_claim_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+		    struct ssc_diag *diag);
+int ops_claim_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		  struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
+		  struct ssc_diag *diag);
+
 #endif

@@ -500,9 +500,23 @@ out:
 
 int ssc_internal_auth(struct ssc_card *c, struct ssc_diag *diag)
 {
+	uint8_t px[16], answer[8];
+	int rc;
+
+	/* P (process factor) ‖ X (plaintext): fresh randoms, so no answer can be replayed. */
+	if (RAND_bytes(px, sizeof(px)) != 1)
+		return ssc_diag_set(diag, SSC_ECRYPTO, "no random bytes");
+	rc = ssc_internal_auth_px(c, px, answer, diag);
+	OPENSSL_cleanse(answer, sizeof(answer));
+	return rc;
+}
+
+int ssc_internal_auth_px(struct ssc_card *c, const uint8_t px[16], uint8_t answer[8],
+			 struct ssc_diag *diag)
+{
 	const struct config_key *key = &c->cfg->key_internal;
 	struct keyprov_div div;
-	uint8_t px[16], cmd[32], resp[APDU_MAX_DATA], want[8];
+	uint8_t cmd[32], resp[APDU_MAX_DATA], want[8];
 	uint16_t sw = 0;
 	int n, rc;
 
@@ -512,10 +526,7 @@ int ssc_internal_auth(struct ssc_card *c, struct ssc_diag *diag)
 	rc = ssc_auth_prepare(c, &div, diag);
 	if (rc)
 		return rc;
-	/* P (process factor) ‖ X (plaintext): fresh randoms, so no answer can be replayed. */
-	if (RAND_bytes(px, sizeof(px)) != 1)
-		return ssc_diag_set(diag, SSC_ECRYPTO, "no random bytes");
-	n = apdu_build(cmd, sizeof(cmd), 0x00, 0x88, 0x00, key->card_kid, px, sizeof(px),
+	n = apdu_build(cmd, sizeof(cmd), 0x00, 0x88, 0x00, key->card_kid, px, 16,
 		       APDU_LE_NONE);
 	if (n < 0)
 		return n;
@@ -529,6 +540,7 @@ int ssc_internal_auth(struct ssc_card *c, struct ssc_diag *diag)
 	}
 	if (n < 8)
 		return ssc_diag_set(diag, SSC_EPROTO, "INTERNAL AUTH answered %d bytes", n);
+	memcpy(answer, resp, 8);
 	rc = c->kp->ops->cryptogram(c->kp, c->alg, key, &div, px, px + 8, want,
 				    c->io->deadline_ms, diag);
 	if (rc == 0 && CRYPTO_memcmp(want, resp, 8) != 0)

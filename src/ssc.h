@@ -159,6 +159,14 @@ int ssc_external_auth(struct ssc_card *c, const struct config_key *key, struct s
 int ssc_internal_auth(struct ssc_card *c, struct ssc_diag *diag);
 
 /*
+ * ssc_internal_auth() with the caller's P ‖ X (px: the process factor, then the plaintext), for a
+ * receipt that binds the card's answer to itself; answer gets the card's first 8 bytes (also when
+ * they do not match: SSC_ENOTGENUINE). Same returns.
+ */
+int ssc_internal_auth_px(struct ssc_card *c, const uint8_t px[16], uint8_t answer[8],
+			 struct ssc_diag *diag);
+
+/*
  * The basic read (card.read_basic / iReadCardBas): EF05 01 03 05 06 07 and EF06 08 09 [4E] 0A
  * 0B 0C 0D, one READ RECORD each after the SELECT of ssc_open (plus read authorisation where the
  * card needs it); validates the card number's check character and the 卡识别码's region and RID;

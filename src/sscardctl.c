@@ -22,6 +22,7 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_conn.h"
 #include "ctl/ctl_journal.h"
+#include "ctl/ctl_receipt.h"
 #include "ctl/ctl_web.h"
 #include "pinentry.h"
 #include "sscard/error.h"
@@ -58,6 +59,10 @@ static void usage(FILE *f)
 		"                                     PINs are typed at the terminal (not shown; a new\n"
 		"                                     one twice) or read one a line from stdin when it\n"
 		"                                     is not a terminal; never give them as arguments\n"
+		"  claim [--reader ID] [--request-id ID]  verify the holder (PIN) and the card for a\n"
+		"                                     claim: a receipt signed by the desk's key\n"
+		"  receipt pubkey | receipt verify --pubkey PEM FILE|-\n"
+		"                                     the receipt key's public half; check a claim\n"
 		"  write-items FILE TAG=VALUE... [--reader ID]\n"
 		"                                     (this and the PIN changes take --request-id ID:\n"
 		"                                     a repeat answers the first result, writes once)\n"
@@ -186,7 +191,7 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 		    strcmp(name, "--log") != 0 && strcmp(name, "--since") != 0 &&
 		    strcmp(name, "--limit") != 0 && strcmp(name, "--old-key") != 0 &&
 		    strcmp(name, "--lost-cards") != 0 && strcmp(name, "--hsm-step2") != 0 &&
-		    strcmp(name, "--request-id") != 0) {
+		    strcmp(name, "--request-id") != 0 && strcmp(name, "--pubkey") != 0) {
 			fprintf(stderr, "sscardctl: unknown option %s (try --help)\n", a);
 			return -1;
 		}
@@ -238,6 +243,8 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 			o->reader = val;
 		} else if (strcmp(name, "--request-id") == 0) {
 			o->request_id = val;
+		} else if (strcmp(name, "--pubkey") == 0) {
+			o->pubkey = val;
 		} else if (strcmp(name, "--timeout") == 0) {
 			if (parse_long(val, 1, 3600000, &v) != 0) {
 				fprintf(stderr, "sscardctl: --timeout: 1..3600000 ms\n");
@@ -550,6 +557,7 @@ static const struct pin_cmd {
 	  "密码已重置 PIN reloaded" },
 	{ "unblock-pin", "card.unblock_pin", { "new_pin", NULL }, { "New PIN: ", NULL },
 	  "unblocked", "密码已解锁 PIN unblocked" },
+	{ "claim", "claim.verify_holder", { "pin", NULL }, { "PIN: ", NULL }, NULL, NULL },
 };
 
 static const struct pin_cmd *pin_cmd_find(const char *cmd)
@@ -751,6 +759,8 @@ static int run(const struct ctl_opts *o)
 	}
 	if (strcmp(cmd, "journal") == 0 || strcmp(cmd, "blacklist") == 0)
 		return ctl_journal_run(o);
+	if (strcmp(cmd, "receipt") == 0)
+		return ctl_receipt_run(o, ctl_load_config);
 	if (o->journal || o->head || o->log || o->since >= 0 || o->limit || o->n_old_keys ||
 	    o->lost_cards) {
 		fprintf(stderr, "sscardctl: --journal, --head, --log, --old-key, --since, --limit and "
@@ -783,7 +793,7 @@ static int run(const struct ctl_opts *o)
 	}
 	if (o->request_id && strcmp(cmd, "write-items") != 0 &&
 	    (!pc || strcmp(pc->method, "card.verify_pin") == 0)) {
-		fprintf(stderr, "sscardctl: --request-id only goes with write-items, change-pin, "
+		fprintf(stderr, "sscardctl: --request-id only goes with write-items, claim, change-pin, "
 			"reload-pin and unblock-pin\n");
 		return EXIT_USAGE;
 	}
@@ -904,6 +914,8 @@ static int run(const struct ctl_opts *o)
 		       (long long)json_integer_value(json_object_get(res, "expires_in_ms")));
 	else if (strcmp(cmd, "read-basic") == 0 || strcmp(cmd, "internal-auth") == 0)
 		out_basic(res);
+	else if (pc && !pc->done_key)
+		ctl_receipt_print(res);
 	else if (pc)
 		out_done(res, pc->done_key, pc->done_text);
 	else if (strcmp(cmd, "write-items") == 0)

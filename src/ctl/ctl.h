@@ -33,6 +33,7 @@ struct ctl_opts {
 	int hsm_step1;           /* read-basic --hsm-step1: card.hsm_step1 */
 	const char *hsm_step2;   /* read-basic --hsm-step2 SESSION KEY: card.hsm_step2 */
 	const char *request_id;  /* --request-id ID: a write or PIN change made idempotent */
+	const char *pubkey;      /* --pubkey PEM: receipt verify */
 	long count;        /* events: stop after this many (0 = no limit) */
 	long for_ms;       /* events: stop after this long (0 = until Ctrl-C) */
 	/* The journal commands: */

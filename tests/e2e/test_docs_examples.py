@@ -21,6 +21,8 @@ id, and the notifications (lines with a "method") in order. Tag settings:
   until the daemon has probed it), then removed; the notifications are compared after them;
 - `drop=N`: before the block's last request, the card is armed to drop its link at its N-th APDU
   from then on (harness.Sim.arm_drop): a card pulled in the middle of an operation;
+- `receipts=SM2` (or `ED25519`): a new key of that algorithm is made with `openssl genpkey` and
+  configured as `[receipts] key_file`;
 - `lost=ENTRY,...`: once the daemon runs, these card numbers / card ids are put on the lost-card list
   with `sscardctl blacklist import` (as an operator does);
 - `vary=PATH,...`: members that legitimately differ from run to run (peer pid, journal ids), as
@@ -52,7 +54,7 @@ import sscardd  # noqa: E402
 
 DOC = 'api.md'
 TAG = re.compile(r'^<!--\s*example:(.*?)-->\s*$')
-KNOWN_SETTINGS = {'card', 'psam', 'absent', 'steps', 'drop', 'vary', 'lost'}
+KNOWN_SETTINGS = {'card', 'psam', 'absent', 'steps', 'drop', 'vary', 'lost', 'receipts'}
 CARD, PSAM = 0, 1
 READER_NAMES = ['Virtual PCD']
 
@@ -155,7 +157,15 @@ class DocsExamples(sscardd.DaemonTestCase):
         self.psam = self.h.start_psam(s['psam'], slot=PSAM) if 'psam' in s else None
         if s.get('absent'):
             self.card.remove()
-        self.d = sscardd.Daemon(self.h).start()
+        config = None
+        if 'receipts' in s:
+            key = self.h.path('receipt.key')
+            p = subprocess.run(['openssl', 'genpkey', '-algorithm', s['receipts'], '-out', key],
+                               capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            os.chmod(key, 0o600)
+            config = {'receipts': {'key_file': key}}
+        self.d = sscardd.Daemon(self.h, config=config).start()
         roles = {}
         if self.card:
             roles[CARD] = None if s.get('absent') else 'user'
