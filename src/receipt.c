@@ -108,16 +108,19 @@ int receipt_key_load(const char *path, EVP_PKEY **out, struct ssc_diag *diag)
 /*
  * A digest-sign or -verify context for key: SM2 with SM3 and the ID set explicitly (OpenSSL 3.0's
  * EVP default is the empty ID, which no other SM2 implementation uses), Ed25519 without digest.
+ * *pk gets the SM2 key context given to it (NULL for Ed25519), which stays ours to free: the digest
+ * context does not own a key context set with EVP_MD_CTX_set_pkey_ctx().
  */
-static EVP_MD_CTX *receipt_ctx(EVP_PKEY *key, int sign)
+static EVP_MD_CTX *receipt_ctx(EVP_PKEY *key, int sign, EVP_PKEY_CTX **pk)
 {
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *p = NULL;
-	int sm2 = EVP_PKEY_is_a(key, "SM2"), ok;
+	int ok;
 
+	*pk = NULL;
 	if (!m)
 		return NULL;
-	if (sm2) {
+	if (EVP_PKEY_is_a(key, "SM2")) {
 		p = EVP_PKEY_CTX_new(key, NULL);
 		ok = p && EVP_PKEY_CTX_set1_id(p, RECEIPT_SM2_ID, strlen(RECEIPT_SM2_ID)) == 1;
 		if (ok)
@@ -133,25 +136,22 @@ static EVP_MD_CTX *receipt_ctx(EVP_PKEY *key, int sign)
 		EVP_PKEY_CTX_free(p);
 		return NULL;
 	}
+	*pk = p;
 	return m;
 }
 
-/*
- * Frees a context of receipt_ctx for key, and the SM2 key context it was given (which the digest
- * context does not own; Ed25519's it does).
- */
-static void receipt_ctx_free(EVP_MD_CTX *m, EVP_PKEY *key)
+/* Frees a context of receipt_ctx and the key context it was given (pk, may be NULL). */
+static void receipt_ctx_free(EVP_MD_CTX *m, EVP_PKEY_CTX *pk)
 {
-	EVP_PKEY_CTX *p = m && EVP_PKEY_is_a(key, "SM2") ? EVP_MD_CTX_get_pkey_ctx(m) : NULL;
-
 	EVP_MD_CTX_free(m);
-	EVP_PKEY_CTX_free(p);
+	EVP_PKEY_CTX_free(pk);
 }
 
 int receipt_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, char **sig_b64,
 		 struct ssc_diag *diag)
 {
-	EVP_MD_CTX *m = receipt_ctx(key, 1);
+	EVP_PKEY_CTX *pk;
+	EVP_MD_CTX *m = receipt_ctx(key, 1, &pk);
 	uint8_t *sig = NULL;
 	size_t n = 0;
 	int rc = SSC_ECRYPTO;
@@ -169,7 +169,7 @@ int receipt_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, char **sig_b64,
 	rc = 0;
 out:
 	free(sig);
-	receipt_ctx_free(m, key);
+	receipt_ctx_free(m, pk);
 	return rc ? ssc_diag_set(diag, rc, "cannot sign the receipt") : 0;
 }
 
@@ -179,6 +179,7 @@ int receipt_verify(EVP_PKEY *pub, const char *alg, const uint8_t *msg, size_t le
 	const char *key_alg = receipt_key_algorithm(pub);
 	size_t b64 = strlen(sig_b64), n;
 	uint8_t *sig;
+	EVP_PKEY_CTX *pk;
 	EVP_MD_CTX *m;
 	int r, pad = 0, made;
 
@@ -197,10 +198,10 @@ int receipt_verify(EVP_PKEY *pub, const char *alg, const uint8_t *msg, size_t le
 	}
 	pad = (sig_b64[b64 - 1] == '=') + (b64 > 1 && sig_b64[b64 - 2] == '=');
 	n = (size_t)r - (size_t)pad;
-	m = receipt_ctx(pub, 0);
+	m = receipt_ctx(pub, 0, &pk);
 	made = m != NULL;
 	r = m ? EVP_DigestVerify(m, sig, n, msg, len) : -1;
-	receipt_ctx_free(m, pub);
+	receipt_ctx_free(m, pk);
 	free(sig);
 	if (r == 1)
 		return 0;
