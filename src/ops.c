@@ -19,6 +19,7 @@ const struct op_desc ops_table[] = {
 	{ "card.hsm_step1", ops_hsm_step1_check, ops_hsm_step1_run, 0, NULL, NULL },
 	{ "card.hsm_step2", ops_hsm_step2_check, ops_hsm_step2_run, 0, ops_hsm_step2_lease, NULL },
 	{ "claim.verify_holder", ops_claim_check, ops_claim_run, 0, NULL, NULL },
+	{ "medical.credentials", ops_medical_cred_check, ops_medical_cred_run, 0, NULL, NULL },
 	{ NULL, NULL, NULL, 0, NULL, NULL },
 };
 

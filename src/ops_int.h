@@ -307,4 +307,16 @@ int ops_claim_run(const struct op_desc *op, const struct op_env *env, struct car
 		  struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
 		  struct ssc_diag *diag);
 
+/*
+ * ops_medical.c: medical.credentials {reader?}: mdtrt_cert_type "03", mdtrt_cert_no (卡号),
+ * card_sn (卡识别码), psn_cert_type "01", certno (社会保障号码), psn_name, insuplc_admdvs (DF04/EF05
+ * 30; "" and a note without it), standard (iReadCardBas), internal_auth {time, terminal_number,
+ * algorithm, factor, plaintext, answer} (SSC_ENOTGENUINE when the card fails it).
+ */
+int ops_medical_cred_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+			   struct ssc_diag *diag);
+int ops_medical_cred_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+			 struct op_call *call, unsigned *insertion_flags, int *reset_card,
+			 json_t **result, struct ssc_diag *diag);
+
 #endif

@@ -62,6 +62,7 @@ static void usage(FILE *f)
 		"  claim [--reader ID] [--request-id ID]  verify the holder (PIN) and the card for a\n"
 		"                                     claim: a receipt signed by the desk's key\n"
 		"  receipt pubkey | receipt verify --pubkey PEM FILE|-\n"
+		"  medical credentials [--reader ID]  the insured's identification for the NHSA platform\n"
 		"                                     the receipt key's public half; check a claim\n"
 		"  write-items FILE TAG=VALUE... [--reader ID]\n"
 		"                                     (this and the PIN changes take --request-id ID:\n"
@@ -768,9 +769,11 @@ static int run(const struct ctl_opts *o)
 		return EXIT_USAGE;
 	}
 	if (o->reader && strcmp(cmd, "read-basic") != 0 && strcmp(cmd, "read-items") != 0 &&
-	    strcmp(cmd, "internal-auth") != 0 && strcmp(cmd, "write-items") != 0 && !pc) {
+	    strcmp(cmd, "internal-auth") != 0 && strcmp(cmd, "write-items") != 0 && !pc &&
+	    strcmp(cmd, "medical") != 0) {
 		fprintf(stderr, "sscardctl: --reader only goes with the card commands (read-basic, "
-			"read-items, internal-auth, write-items and the PIN commands)\n");
+			"read-items, internal-auth, write-items, claim, medical and the PIN "
+			"commands)\n");
 		return EXIT_USAGE;
 	}
 	if ((o->internal_auth || o->verify_card_id) && strcmp(cmd, "read-basic") != 0) {
@@ -827,6 +830,10 @@ static int run(const struct ctl_opts *o)
 			json_object_set_new(params, "allow_lost", json_true());
 	} else if (strcmp(cmd, "internal-auth") == 0 && o->n_args == 1) {
 		method = "card.internal_auth";
+		params = json_object();
+	} else if (strcmp(cmd, "medical") == 0 && o->n_args == 2 &&
+		   strcmp(o->args[1], "credentials") == 0) {
+		method = "medical.credentials";   /* printed as JSON: a hospital system takes it */
 		params = json_object();
 	} else if (pc && o->n_args == 1) {
 		method = pc->method;
@@ -901,7 +908,7 @@ static int run(const struct ctl_opts *o)
 		return EXIT_PIN_BLOCKED;
 	if (rc != 0)
 		return rc;
-	if (o->json || strcmp(cmd, "call") == 0)
+	if (o->json || strcmp(cmd, "call") == 0 || strcmp(cmd, "medical") == 0)
 		print_json(res);
 	else if (strcmp(cmd, "info") == 0)
 		out_info(res);

@@ -17,7 +17,9 @@ PSAM) + sscardd.
   wrong VERIFY afterwards still has 2 tries left); a wrong PIN gets SSC_EPINWRONG (std −51,
   retries_left 2) and no receipt;
 - no [receipts] key_file: SSC_ECONFIG before the card; a key file others can read: the daemon
-  refuses to start; sscardctl claim / receipt pubkey / receipt verify.
+  refuses to start; sscardctl claim / receipt pubkey / receipt verify;
+- medical.credentials (gen2, gen3): the NHSA fields against card.read_basic and DF04/EF05 30, its
+  proof recomputed the same way, SSC_ENOTGENUINE for the fake card; sscardctl medical credentials.
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_claim.py [-k name]
 """
@@ -78,7 +80,8 @@ def cryptogram(alg, master_hex, region, card_div, p, x):
     return bytes(a ^ b for a, b in zip(c16[:8], c16[8:]))
 
 
-class Claim(sscardd.DaemonTestCase):
+class Desk(sscardd.DaemonTestCase):
+    """Three user cards (gen2, gen3, gen2-wrongkey) and the DES and SM4 PSAMs; helpers only."""
     readers = 6
 
     def setUp(self):
@@ -124,6 +127,10 @@ class Claim(sscardd.DaemonTestCase):
             args += ['-digest', 'sm3', '-pkeyopt', 'distid:1234567812345678']
         rc, out, err = openssl(*args)
         return rc == 0 and b'Signature Verified Successfully' in out
+
+
+
+class Claim(Desk):
 
     def test_cryptogram_helper(self):
         # Spec §12.8: the helper's session key and cryptogram from a given K_card agree.
@@ -272,6 +279,53 @@ class Claim(sscardd.DaemonTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(pub, 'rb') as f:
             self.assertEqual(p.stdout, f.read())
+
+
+class MedicalCredentials(Desk):
+    """medical.credentials: the NHSA identification of the insured, read in one operation with an
+    internal-authentication proof (its plaintext: SM3 over "|time|terminal_number|card_id", no
+    request_id)."""
+
+    def test_credentials(self):
+        self.start()
+        for slot, region in ((GEN2, '330100'), (GEN3, None)):
+            reader = {'reader': slot_id(slot)}
+            basic = self.c.call('card.read_basic', reader)
+            ef05 = self.c.call('card.read_items', dict(reader, file='DF04/EF05', items=['30']))
+            r = self.c.call('medical.credentials', reader, timeout=20)
+            self.assertEqual(set(r), {'mdtrt_cert_type', 'mdtrt_cert_no', 'card_sn',
+                                      'psn_cert_type', 'certno', 'psn_name', 'insuplc_admdvs',
+                                      'standard', 'internal_auth'})
+            self.assertEqual((r['mdtrt_cert_type'], r['psn_cert_type']), ('03', '01'))
+            self.assertEqual((r['mdtrt_cert_no'], r['card_sn'], r['certno'], r['psn_name'],
+                              r['standard']),
+                             (basic['card_number'], basic['card_id'], basic['ssn'],
+                              basic['name'], basic['standard']))
+            self.assertEqual(r['insuplc_admdvs'], ef05['items']['30'])
+            if region:
+                self.assertEqual(r['insuplc_admdvs'], region)   # gen2.json medical.region
+            ia = r['internal_auth']
+            self.assertEqual((ia['terminal_number'], ia['algorithm']),
+                             (basic['terminal_number'], basic['algorithm']))
+            rc, out, err = openssl('dgst', '-sm3', '-binary', data='|'.join(
+                ['', ia['time'], ia['terminal_number'], basic['card_id']]).encode())
+            self.assertEqual(ia['plaintext'], out[:8].hex().upper())
+            want = cryptogram(ia['algorithm'], INTERNAL_MASTER[ia['algorithm']],
+                              basic['card_id'][:6],
+                              bytes.fromhex(basic['atr_historical'])[-8:],
+                              bytes.fromhex(ia['factor']), bytes.fromhex(ia['plaintext']))
+            self.assertEqual(ia['answer'], want.hex().upper())
+        e = self.c.call_error('medical.credentials', {'reader': slot_id(WRONG)}, timeout=20)
+        self.assertRpcError(e, 'SSC_ENOTGENUINE', std_code=-21)
+        e = self.c.call_error('medical.credentials', {'reader': slot_id(GEN2), 'pin': '1'})
+        self.assertRpcError(e, 'SSC_EINVAL', code=-32602)
+        # sscardctl medical credentials: the same fields, as JSON.
+        p = subprocess.run([sscardd.ctl_binary(), 'medical', 'credentials', '--reader',
+                            slot_id(GEN2)], capture_output=True, timeout=30,
+                           env=dict(os.environ, SSCARD_SOCKET=self.d.socket_path))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = json.loads(p.stdout)
+        self.assertEqual((out['mdtrt_cert_type'], out['insuplc_admdvs']), ('03', '330100'))
 
 
 if __name__ == '__main__':
