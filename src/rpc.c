@@ -76,12 +76,16 @@ const char *rpc_method_name(size_t i)
 	return NULL;
 }
 
+static void *json_malloc_seen(size_t n);
+
 int rpc_new(const struct config *cfg, struct rpc **out)
 {
 	struct rpc *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return SSC_ENOMEM;
+	/* jansson's allocations as malloc's, with their failures seen (parse_request()). */
+	json_set_alloc_funcs(json_malloc_seen, free);
 	r->cfg = cfg;
 	snprintf(r->journal_status, sizeof(r->journal_status), "%s", "unavailable: not opened");
 	atomic_init(&r->jobs_unreleased, 0);
@@ -157,6 +161,43 @@ static const char *audit_method(const char *m)
 	return m;
 }
 
+#define PARSE_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
+
+/*
+ * Set when one of jansson's allocations failed on this thread. jansson's lexer does not always
+ * say so: a string whose buffer could not grow may come out short ("events.subscrie"), or the
+ * failure may be reported as bad syntax. The parse looks here instead.
+ */
+static _Thread_local int json_nomem;
+
+static void *json_malloc_seen(size_t n)
+{
+	void *p = malloc(n);
+
+	if (!p)
+		json_nomem = 1;
+	return p;
+}
+
+/*
+ * Parses a request line. NULL with *oom = 0 is the client's parse error (in *jerr); NULL with
+ * *oom = 1 is an allocation failure (whatever jansson made of the text is dropped).
+ */
+static json_t *parse_request(const char *line, size_t len, json_error_t *jerr, int *oom)
+{
+	json_t *req;
+
+	json_nomem = 0;
+	req = json_loadb(line, len, PARSE_FLAGS, jerr);
+	*oom = json_nomem || (!req && json_error_code(jerr) == json_error_out_of_memory);
+	if (*oom) {
+		ops_wipe_pins(json_object_get(req, "params"));
+		json_decref(req);
+		req = NULL;
+	}
+	return req;
+}
+
 /*
  * Whether the text nests objects/arrays deeper than max. jansson has no depth option (its own
  * limit is 2048), so this scan runs before the parser; it only tracks strings and brackets.
@@ -189,8 +230,11 @@ static int depth_exceeds(const char *s, size_t len, int max)
 	return 0;
 }
 
-/* Params of a method that takes none: absent or {} (dispatch has made {} NULL). */
-static int check_no_params(struct rpc_client *c, json_t *id, json_t *params)
+/*
+ * Params of a method that takes none: absent or {} (dispatch has made {} NULL). Returns 0, or -1
+ * when refused, with the refusal sent and *rc what sending it returned.
+ */
+static int check_no_params(struct rpc_client *c, json_t *id, json_t *params, int *rc)
 {
 	const char *key;
 	json_t *v;
@@ -200,7 +244,7 @@ static int check_no_params(struct rpc_client *c, json_t *id, json_t *params)
 		return 0;
 	json_object_foreach(params, key, v) {
 		snprintf(msg, sizeof(msg), "unknown param \"%.64s\"", key);
-		rpc_reply_proto(c, id, RPC_INVALID_PARAMS, SSC_EINVAL, msg);
+		*rc = rpc_reply_proto(c, id, RPC_INVALID_PARAMS, SSC_EINVAL, msg);
 		return -1;
 	}
 	return 0;
@@ -226,8 +270,14 @@ static int m_system_info(struct rpc_client *c, json_t *id, const struct rpc_meth
 	const char *name;
 
 	list = json_array();
-	for (size_t i = 0; (name = rpc_method_name(i)) != NULL; i++)
-		json_array_append_new(list, json_string(name));
+	for (size_t i = 0; list && (name = rpc_method_name(i)) != NULL; i++) {
+		if (json_array_append_new(list, json_string(name)) != 0) {
+			json_decref(list);   /* never a list with a method missing */
+			list = NULL;
+		}
+	}
+	if (!list)
+		return rpc_reply_app(c, id, SSC_ENOMEM, NULL, NULL);
 	res = json_pack("{s:s, s:i, s:o, s:o, s:{s:I, s:I, s:I}, s:s}",
 			"version", SSC_VERSION, "api_level", RPC_API_LEVEL,
 			"methods", list, "limits", limits_json(c->rpc->cfg),
@@ -290,8 +340,8 @@ static int dispatch(struct rpc_client *c, json_t *id, const char *method, json_t
 	if (err < 0)
 		return rpc_reply_app(c, id, err, &diag, NULL);
 	if (m) {
-		if ((m->flags & RPC_M_NO_PARAMS) && check_no_params(c, id, params))
-			return 0;
+		if ((m->flags & RPC_M_NO_PARAMS) && check_no_params(c, id, params, &err))
+			return err;   /* refused: the reply's result (SSC_ENOMEM when none went) */
 		return m->fn(c, id, m, params);
 	}
 	op = ops_find(method);
@@ -410,7 +460,7 @@ int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 	json_t *req, *null_id;
 	char msg[200];
 	int64_t started_ms = cardio_now_ms();
-	int rc = 0;
+	int rc = 0, oom;
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
@@ -425,7 +475,17 @@ int rpc_handle_line(struct rpc_client *c, const char *line, size_t len)
 		rc = rpc_reply_proto(c, null_id, RPC_INVALID_REQUEST, SSC_ELIMIT, msg);
 		goto out;
 	}
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	req = parse_request(line, len, &jerr, &oom);
+	if (oom) {
+		/*
+		 * Not the client's mistake: never a parse error. Its id is unknown: the error goes
+		 * with id null, and the server closes the connection (as for any SSC_ENOMEM).
+		 */
+		log_warn("client %u: out of memory reading a request (%zu bytes)", c->peer.id, len);
+		(void)rpc_reply_app(c, null_id, SSC_ENOMEM, NULL, NULL);
+		rc = SSC_ENOMEM;
+		goto out;
+	}
 	if (!req) {
 		snprintf(msg, sizeof(msg), "parse error at column %d: %s", jerr.column, jerr.text);
 		/*

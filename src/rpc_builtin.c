@@ -15,29 +15,33 @@
 static json_t *reader_json(const struct reader_info *ri)
 {
 	json_t *o = json_object(), *name;
+	int bad = 0;   /* a member could not be added (no memory): never a partial entry */
 
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "id", json_string(ri->id));
-	name = json_string(ri->name);
-	if (!name)    /* a name that is not UTF-8: keep the entry, show the id instead */
-		name = json_string(ri->id);
-	json_object_set_new(o, "name", name);
-	json_object_set_new(o, "driver", json_string(ri->driver));
-	json_object_set_new(o, "card", json_boolean(ri->card_present));
-	json_object_set_new(o, "role", json_string(reader_role_name(ri->role)));
-	json_object_set_new(o, "busy", json_boolean(ri->busy));
+	bad |= json_object_set_new(o, "id", json_string(ri->id));
+	/* A name that is not UTF-8: keep the entry, show the id instead. */
+	name = json_string(rpc_utf8_ok(ri->name) ? ri->name : ri->id);
+	bad |= json_object_set_new(o, "name", name);
+	bad |= json_object_set_new(o, "driver", json_string(ri->driver));
+	bad |= json_object_set_new(o, "card", json_boolean(ri->card_present));
+	bad |= json_object_set_new(o, "role", json_string(reader_role_name(ri->role)));
+	bad |= json_object_set_new(o, "busy", json_boolean(ri->busy));
 	if (ri->serial[0])
-		json_object_set_new(o, "serial", json_string(ri->serial));
+		bad |= json_object_set_new(o, "serial", json_string(ri->serial));
 	if (ri->card_present && ri->atr_len > 0 && ri->atr_len <= SSC_ATR_MAX) {
 		char atr[2 * SSC_ATR_MAX + 1];
 
 		hex_encode(ri->atr, ri->atr_len, atr, sizeof(atr), HEX_UPPER);
-		json_object_set_new(o, "atr", json_string(atr));
+		bad |= json_object_set_new(o, "atr", json_string(atr));
 	}
 	if (ri->role == READER_ROLE_PSAM && ri->psam_alg != SSC_ALG_NONE)
-		json_object_set_new(o, "algorithm",
+		bad |= json_object_set_new(o, "algorithm",
 				    json_string(ri->psam_alg == SSC_ALG_SM4 ? "sm4" : "des"));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
 	return o;
 }
 
@@ -56,9 +60,15 @@ int rpc_builtin_reader_list(struct rpc_client *c, json_t *id, const struct rpc_m
 			return rpc_reply_app(c, id, rc, NULL, NULL);
 	}
 	arr = json_array();
-	for (size_t i = 0; i < n && arr; i++)
-		json_array_append_new(arr, reader_json(&list[i]));
+	for (size_t i = 0; i < n && arr; i++) {
+		if (json_array_append_new(arr, reader_json(&list[i])) != 0) {
+			json_decref(arr);   /* never a list with a reader missing */
+			arr = NULL;
+		}
+	}
 	free(list);
+	if (!arr)
+		return rpc_reply_app(c, id, SSC_ENOMEM, NULL, NULL);
 	return rpc_reply_result(c, id, json_pack("{s:o}", "readers", arr));
 }
 

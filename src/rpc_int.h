@@ -118,6 +118,12 @@ void rpc_client_subscribe(struct rpc_client *c, int on);
  */
 json_t *rpc_app_error(int code, int err, const struct ssc_diag *d, const char *reader);
 
+/*
+ * Whether s is UTF-8 as JSON takes it (RFC 3629: shortest forms, no surrogates, up to U+10FFFF),
+ * asked before json_string() so that its failing means no memory, never a fallback text. Pure.
+ */
+int rpc_utf8_ok(const char *s);
+
 /* Sends {"jsonrpc":"2.0","id":id,"error":e} (e stolen; NULL: out of memory) and notes its
  * result name for the audit row; id NULL (a notification): nothing is sent. */
 int rpc_reply_error(struct rpc_client *c, json_t *id, json_t *e);
@@ -132,6 +138,13 @@ int rpc_reply_app(struct rpc_client *c, json_t *id, int err, const struct ssc_di
 
 /* Sends a result (stolen; NULL: out of memory) and notes "SSC_OK" for the audit row. */
 int rpc_reply_result(struct rpc_client *c, json_t *id, json_t *result);
+
+/*
+ * Sends the error SSC_ENOMEM for id, made without allocating (but for the server's copy), for a
+ * reply that could not be made: the client is never left waiting. Notes "SSC_ENOMEM" for the
+ * audit row; id NULL: nothing is sent. Returns what ops->send returned, or SSC_ENOMEM.
+ */
+int rpc_reply_nomem(struct rpc_client *c, json_t *id);
 
 /*
  * Passes one finished call to the audit sink (never params or results); a call through the

@@ -38,9 +38,12 @@ static json_t *job_error(const struct job *job, int err, const char *reader)
 {
 	json_t *e = rpc_app_error(rpc_error_code(err), err, &job->diag, reader);
 
-	if (e && err == SSC_EREADERLEASED)
-		json_object_set_new(json_object_get(e, "data"), "lease_left_ms",
-				    json_integer(job->lease_left_ms));
+	if (e && err == SSC_EREADERLEASED &&
+	    json_object_set_new(json_object_get(e, "data"), "lease_left_ms",
+				json_integer(job->lease_left_ms)) != 0) {
+		json_decref(e);   /* no memory: never the error without it */
+		e = NULL;
+	}
 	return e;
 }
 
@@ -87,11 +90,13 @@ static void job_done(struct job *job)
 	char lr[SSC_READER_ID_MAX];
 
 	if (c->owner && rj->id) {
+		int rc;
+
 		if (job->err == 0) {
 			json_t *res = job->result;
 
 			job->result = NULL;   /* the reply takes it */
-			rpc_reply_result(c, rj->id, res);
+			rc = rpc_reply_result(c, rj->id, res);
 		} else if (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) {
 			/*
 			 * At an overrun or a shutdown the worker may still be writing job->diag
@@ -105,7 +110,7 @@ static void job_done(struct job *job)
 				ssc_diag_set(&d, SSC_ETIMEDOUT,
 					     "the operation did not finish within %d ms",
 					     job->timeout_ms);
-			rpc_reply_app(c, rj->id, job->err, &d, reader);
+			rc = rpc_reply_app(c, rj->id, job->err, &d, reader);
 		} else {
 			json_t *e = job_error(job, job->err, reader);
 			json_t *more = job->result;
@@ -113,8 +118,11 @@ static void job_done(struct job *job)
 			/* What the op added (e.g. the items a cut-off write put on the card). */
 			if (e && json_is_object(more))
 				json_object_update_missing(json_object_get(e, "data"), more);
-			rpc_reply_error(c, rj->id, e);
+			rc = rpc_reply_error(c, rj->id, e);
 		}
+		/* A reply that could not be made: the short one, so the client does not wait. */
+		if (rc == SSC_ENOMEM)
+			(void)rpc_reply_nomem(c, rj->id);
 	}
 	/*
 	 * An audit line: who, what, where, how it ended; never params or results (PINs, names).

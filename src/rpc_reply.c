@@ -87,6 +87,7 @@ static void note_error(struct rpc_client *c, const json_t *e)
 static int send_json(struct rpc_client *c, json_t *msg)
 {
 	char *text;
+	size_t len;
 	int rc;
 
 	if (!msg)
@@ -95,49 +96,96 @@ static int send_json(struct rpc_client *c, json_t *msg)
 		json_decref(msg);
 		return SSC_ESHUTDOWN;
 	}
-	/* Compact output has no newline: the line framing stays intact. */
-	text = json_dumps(msg, JSON_COMPACT);
+	/*
+	 * Compact output has no newline: the line framing stays intact. Measured, then written
+	 * into a buffer of that size: json_dumps() can return a truncated text when an allocation
+	 * of its own fails (it ignores a failed write of an object's key), writing into a buffer
+	 * cannot fail half-way.
+	 */
+	len = json_dumpb(msg, NULL, 0, JSON_COMPACT);
+	text = len ? malloc(len) : NULL;
+	if (text && json_dumpb(msg, text, len, JSON_COMPACT) != len) {
+		free(text);
+		text = NULL;
+	}
 	json_decref(msg);
 	if (!text)
 		return SSC_ENOMEM;
-	rc = c->ops->send(c->owner, text, strlen(text));
+	rc = c->ops->send(c->owner, text, len);
 	free(text);
 	return rc;
+}
+
+int rpc_utf8_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned c = *p, n, cp;
+
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1, cp = c & 0x1F;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2, cp = c & 0x0F;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3, cp = c & 0x07;
+		else
+			return 0;
+		for (unsigned i = 1; i <= n; i++) {
+			if ((p[i] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i] & 0x3F);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
 }
 
 json_t *rpc_app_error(int code, int err, const struct ssc_diag *d, const char *reader)
 {
 	json_t *data, *e, *msg;
-	int std = ssc_std_code(err, d ? d->sw : 0);
+	int std = ssc_std_code(err, d ? d->sw : 0), bad = 0;
 
 	data = json_object();
 	if (!data)
 		return NULL;
-	json_object_set_new(data, "name", json_string(ssc_strerror_name(err)));
+	bad |= json_object_set_new(data, "name", json_string(ssc_strerror_name(err)));
 	if (std != 0)
-		json_object_set_new(data, "std_code", json_integer(std));
+		bad |= json_object_set_new(data, "std_code", json_integer(std));
 	if (d && d->sw != 0) {
 		char sw[5];
 
 		snprintf(sw, sizeof(sw), "%04X", (unsigned)d->sw);
-		json_object_set_new(data, "sw", json_string(sw));
+		bad |= json_object_set_new(data, "sw", json_string(sw));
 	}
 	if (d && d->retries_left >= 0)
-		json_object_set_new(data, "retries_left", json_integer(d->retries_left));
+		bad |= json_object_set_new(data, "retries_left", json_integer(d->retries_left));
 	if (reader && reader[0])
-		json_object_set_new(data, "reader", json_string(reader));
+		bad |= json_object_set_new(data, "reader", json_string(reader));
 	e = json_object();
 	if (!e) {
 		json_decref(data);
 		return NULL;
 	}
-	json_object_set_new(e, "code", json_integer(code));
-	/* diag.msg is UTF-8 by contract; json_string() refuses anything else, so fall back. */
-	msg = (d && d->msg[0]) ? json_string(d->msg) : NULL;
-	if (!msg)
-		msg = json_string(ssc_strerror(err));
-	json_object_set_new(e, "message", msg);
-	json_object_set_new(e, "data", data);
+	bad |= json_object_set_new(e, "code", json_integer(code));
+	/*
+	 * diag.msg is UTF-8 by contract; json_string() refuses anything else, so fall back (told
+	 * apart first: json_string() failing is then no memory, never a generic message).
+	 */
+	msg = json_string(d && d->msg[0] && rpc_utf8_ok(d->msg) ? d->msg : ssc_strerror(err));
+	bad |= json_object_set_new(e, "message", msg);
+	bad |= json_object_set_new(e, "data", data);
+	if (bad) {
+		json_decref(e);   /* no memory: never an error without its message or name */
+		return NULL;
+	}
 	return e;
 }
 
@@ -145,19 +193,24 @@ json_t *rpc_app_error(int code, int err, const struct ssc_diag *d, const char *r
 static json_t *proto_error(int code, int err, const char *message)
 {
 	json_t *e = json_object();
+	int bad = 0;
 
 	if (!e)
 		return NULL;
-	json_object_set_new(e, "code", json_integer(code));
-	json_object_set_new(e, "message", json_string(message));
+	bad |= json_object_set_new(e, "code", json_integer(code));
+	bad |= json_object_set_new(e, "message", json_string(message));
 	if (err != 0) {
 		json_t *data = json_object();
 		int std = ssc_std_code(err, 0);
 
-		json_object_set_new(data, "name", json_string(ssc_strerror_name(err)));
+		bad |= json_object_set_new(data, "name", json_string(ssc_strerror_name(err)));
 		if (std != 0)
-			json_object_set_new(data, "std_code", json_integer(std));
-		json_object_set_new(e, "data", data);
+			bad |= json_object_set_new(data, "std_code", json_integer(std));
+		bad |= json_object_set_new(e, "data", data);
+	}
+	if (bad) {
+		json_decref(e);   /* no memory: never an error without its message or name */
+		return NULL;
 	}
 	return e;
 }
@@ -202,6 +255,29 @@ int rpc_reply_result(struct rpc_client *c, json_t *id, json_t *result)
 		return SSC_ENOMEM;
 	msg = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 	return send_json(c, msg);
+}
+
+int rpc_reply_nomem(struct rpc_client *c, json_t *id)
+{
+	char idtext[160], msg[400];
+	size_t n;
+	int len;
+
+	snprintf(c->result, sizeof(c->result), "%s", "SSC_ENOMEM");
+	if (!id || !c->owner)
+		return 0;
+	/* Into a buffer: no allocation (the id is a number, a string or null: no object). */
+	n = json_dumpb(id, idtext, sizeof(idtext) - 1, JSON_ENCODE_ANY | JSON_COMPACT);
+	if (n == 0 || n >= sizeof(idtext))
+		return SSC_ENOMEM;
+	idtext[n] = '\0';
+	len = snprintf(msg, sizeof(msg), "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,"
+		       "\"message\":\"%s\",\"data\":{\"name\":\"%s\"}}}", idtext,
+		       rpc_error_code(SSC_ENOMEM), ssc_strerror(SSC_ENOMEM),
+		       ssc_strerror_name(SSC_ENOMEM));
+	if (len < 0 || (size_t)len >= sizeof(msg))
+		return SSC_ENOMEM;
+	return c->ops->send(c->owner, msg, (size_t)len);
 }
 
 int rpc_send_error(struct rpc_client *c, int code, int err, const char *message)
