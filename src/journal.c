@@ -48,6 +48,32 @@ int journal_err(struct journal *j, struct ssc_diag *diag, const char *what)
 			    j ? sqlite3_errmsg(j->db) : "no journal");
 }
 
+char *journal_json_text(const json_t *v, size_t flags)
+{
+	size_t n = json_dumpb(v, NULL, 0, flags);
+	char *s = n ? malloc(n + 1) : NULL;
+
+	if (s && json_dumpb(v, s, n, flags) != n) {
+		free(s);
+		return NULL;
+	}
+	if (s)
+		s[n] = '\0';
+	return s;
+}
+
+void journal_rollback(struct journal *j)
+{
+	/*
+	 * ROLLBACK is a statement like any other: it needs memory to be prepared, and may fail for
+	 * want of it. A connection left inside a transaction would refuse every later BEGIN (and a
+	 * writer would hold the database's write lock): try again while one is open.
+	 */
+	for (int i = 0; i < 3 && j->db && !sqlite3_get_autocommit(j->db); i++)
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	INVARIANT(!j->db || sqlite3_get_autocommit(j->db));
+}
+
 int journal_exec(struct journal *j, const char *sql, struct ssc_diag *diag)
 {
 	if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -91,15 +117,18 @@ static void db_close(struct journal *j)
 int journal_meta_get(struct journal *j, const char *key, char *out, size_t cap)
 {
 	sqlite3_stmt *st;
-	int r = SSC_ENOTFOUND;
+	int rc, r = SSC_ENOTFOUND;
 
 	if (sqlite3_prepare_v2(j->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) !=
 	    SQLITE_OK)
 		return SSC_EJOURNAL;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(out, cap, "%s", journal_col_text(st, 0));
 		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = SSC_EJOURNAL;   /* not "no such key": it could not be read */
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -136,7 +165,7 @@ int journal_open(const char *path, const char *key_path, unsigned flags, struct 
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: %s does not exist", path);
 	j = calloc(1, sizeof(*j));
 	if (!j)
-		return SSC_ENOMEM;
+		return ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory");
 	j->flags = flags;
 	j->key_fd = -1;
 	pthread_mutex_init(&j->lock, NULL);
@@ -198,7 +227,7 @@ static int db_check(struct journal *j, int schema, struct ssc_diag *diag)
 	if (r == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		r = journal_err(j, diag, "commit");
 	if (r < 0)
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		journal_rollback(j);
 	return r;
 }
 

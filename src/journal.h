@@ -135,9 +135,13 @@ int journal_room(const char *path, struct ssc_diag *diag);
  */
 void journal_set_observer(struct journal *j, journal_observer_fn fn, void *arg);
 
+/* What journal_card_ref() and journal_value_ref() write when the hash cannot be made. */
+#define JOURNAL_REF_NONE "--------------------------------"
+
 /*
  * Writes the keyed hash naming a card (of its card number) into out (JOURNAL_REF_HEX + 1 bytes).
- * Never fails for a valid journal. Thread-safe.
+ * Out of memory (OpenSSL's, for the hash) it writes JOURNAL_REF_NONE, which names no card: a
+ * lookup refuses it (journal_blacklisted() fails), and so does journal_intent(). Thread-safe.
  */
 void journal_card_ref(struct journal *j, const char *card_number, char *out);
 
@@ -165,7 +169,8 @@ int journal_audit_batch(struct journal *j, const struct journal_audit *rows, siz
  * detail (a JSON object, written by the caller, saying what identifies the write's effect: old
  * and new value refs, or the appended record's ref and its settlement serial). Durable against
  * power loss (synchronous=FULL: the WAL is fsynced before this returns). Sets *intent_id.
- * Returns 0 or SSC_EJOURNAL.
+ * Returns 0 or SSC_EJOURNAL; SSC_ENOMEM (nothing written) when card_ref or detail holds
+ * JOURNAL_REF_NONE: a write whose effect could not be named must not go ahead.
  */
 int journal_intent(struct journal *j, const struct journal_peer *peer, const char *card_ref,
 		   const char *reader, const char *file, const char *detail, int64_t *intent_id,
@@ -390,7 +395,8 @@ int journal_blacklist_entries(struct journal *j,
  * After another process has committed to the database, the list is first checked against the
  * chain's digest; when it does not match, the handle's observer hears of it as of a failed
  * append (the daemon then takes the journal out of service) and this fails.
- * Returns 1 listed, 0 not, or SSC_EJOURNAL with the reason in diag (may be NULL).
+ * Returns 1 listed, 0 not, or SSC_EJOURNAL (SSC_ENOMEM) with the reason in diag (may be NULL):
+ * never 0 for a card it could not look up.
  */
 int journal_blacklisted(struct journal *j, const char *card_number, const char *card_id,
 			struct ssc_diag *diag);

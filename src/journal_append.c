@@ -65,7 +65,7 @@ int journal_append_rows(struct journal *j, struct jrow *rows, size_t n, int full
 	if (ret == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		ret = journal_err(j, diag, "commit");
 	if (ret < 0)
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		journal_rollback(j);
 out_sync:
 	if (full)
 		journal_exec(j, "PRAGMA synchronous=NORMAL", NULL);

@@ -19,11 +19,14 @@
 #include "invariant.h"
 #include "journal_int.h"
 
-void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32])
+int journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32])
 {
 	unsigned int olen = 32;
 
-	HMAC(EVP_sha256(), key, 32, data, len, out, &olen);
+	/* HMAC() allocates: it fails when OpenSSL has no memory, and out is then not written. */
+	if (!HMAC(EVP_sha256(), key, 32, data, len, out, &olen) || olen != 32)
+		return -1;
+	return 0;
 }
 
 /*
@@ -48,8 +51,8 @@ static EVP_MAC_CTX *mac_keyed(const uint8_t key[32])
 }
 
 /* HMAC(key, data) through the keyed context base (set up from key), or the one-shot call. */
-void journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
-		 const uint8_t *data, size_t len, uint8_t out[32])
+int journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
+		const uint8_t *data, size_t len, uint8_t out[32])
 {
 	EVP_MAC_CTX *c = NULL;
 	size_t olen = 0;
@@ -62,10 +65,10 @@ void journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
 	if (c && EVP_MAC_update(c, data, len) == 1 && EVP_MAC_final(c, out, &olen, 32) == 1 &&
 	    olen == 32) {
 		EVP_MAC_CTX_free(c);
-		return;
+		return 0;
 	}
 	EVP_MAC_CTX_free(c);
-	journal_hmac(key, data, len, out);
+	return journal_hmac(key, data, len, out);
 }
 
 int journal_use_keys(struct journal *j, const struct journal_keys *keys)
@@ -155,10 +158,12 @@ int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t 
 		return SSC_ENOMEM;
 	}
 	if (chain_key)
-		journal_hmac(chain_key, b, l, mac);
+		e = journal_hmac(chain_key, b, l, mac);
 	else
-		journal_mac(j, j->chain_mac, j->chain_key, b, l, mac);
+		e = journal_mac(j, j->chain_mac, j->chain_key, b, l, mac);
 	free(b);
+	if (e < 0)
+		return SSC_ENOMEM;   /* never a row under a hash that was not computed */
 	hex_encode(mac, 32, hex, JOURNAL_HASH_HEX + 1, HEX_LOWER);
 	return 0;
 }
@@ -169,7 +174,7 @@ int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag)
 	char hash[JOURNAL_HASH_HEX + 1], stored[JOURNAL_HASH_HEX + 1], buf[80];
 	uint8_t prev[32];
 	struct jrow r;
-	int found = 0, ret = 0;
+	int found = 0, rc, ret = 0;
 
 	memset(prev, 0, sizeof(prev));
 	if (seq > 1) {
@@ -178,35 +183,51 @@ int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag)
 				       NULL) != SQLITE_OK)
 			return journal_err(j, diag, "read a row");
 		sqlite3_bind_int64(st, 1, seq - 1);
-		if (sqlite3_step(st) == SQLITE_ROW) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
 			const char *h = journal_col_text(st, 0);
 
 			found = hex_decode(h, strlen(h), prev, 32) == 32;
-		} else if (journal_meta_get(j, "anchor_seq", buf, sizeof(buf)) == 0 &&
+		} else if (rc != SQLITE_DONE) {
+			ret = journal_err(j, diag, "read a row");
+		} else if ((ret = journal_meta_get(j, "anchor_seq", buf, sizeof(buf))) == 0 &&
 			   strtoll(buf, NULL, 10) == seq - 1 &&
-			   journal_meta_get(j, "anchor_hash", buf, sizeof(buf)) == 0) {
+			   (ret = journal_meta_get(j, "anchor_hash", buf, sizeof(buf))) == 0) {
 			found = hex_decode(buf, strlen(buf), prev, 32) == 32;
 		}
 		sqlite3_finalize(st);
-		if (!found)
-			return ssc_diag_set(diag, SSC_EJOURNAL, "journal: the row before row %" PRId64
-					    " is missing", seq);
+		if (ret == SSC_EJOURNAL)
+			return journal_err(j, diag, "read a row");
+		if (ret < 0 && ret != SSC_ENOTFOUND)
+			return ret;
+		if (!found) {
+			ssc_diag_set(diag, SSC_EJOURNAL, "journal: the row before row %" PRId64
+				     " is missing", seq);
+			return JOURNAL_ROW_BAD;
+		}
 	}
 	if (sqlite3_prepare_v2(j->db, "SELECT " ROW_COLUMNS " FROM rows WHERE seq = ?", -1, &st,
 			       NULL) != SQLITE_OK)
 		return journal_err(j, diag, "read a row");
 	sqlite3_bind_int64(st, 1, seq);
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = rc == SQLITE_DONE ? JOURNAL_ROW_BAD : journal_err(j, diag, "read a row");
 		sqlite3_finalize(st);
-		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 " is missing", seq);
+		if (ret == JOURNAL_ROW_BAD)
+			ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 " is missing", seq);
+		return ret;
 	}
 	journal_row_from_stmt(st, &r);
 	snprintf(stored, sizeof(stored), "%s", journal_col_text(st, JCOL_HASH));
-	if (journal_row_hash(j, NULL, prev, &r, hash) < 0)
-		ret = SSC_ENOMEM;
-	else if (strcmp(hash, stored) != 0)
-		ret = ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 " does not match its "
-				   "chain hash", seq);
+	if (journal_row_hash(j, NULL, prev, &r, hash) < 0) {
+		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory checking row %" PRId64,
+				   seq);
+	} else if (strcmp(hash, stored) != 0) {
+		ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 " does not match its chain "
+			     "hash", seq);
+		ret = JOURNAL_ROW_BAD;
+	}
 	sqlite3_finalize(st);
 	return ret;
 }

@@ -11,6 +11,17 @@
 
 #include "journal_int.h"
 
+/* A row's detail as JSON: the object it holds, or the text as a string when it is not JSON. */
+static json_t *detail_json(const char *detail)
+{
+	json_error_t e;
+	json_t *d = json_loads(detail, 0, &e);
+
+	if (d || json_error_code(&e) == json_error_out_of_memory)
+		return d;
+	return json_string(detail);
+}
+
 int journal_export(struct journal *j, int64_t since_seq, FILE *out)
 {
 	sqlite3_stmt *st;
@@ -39,14 +50,12 @@ int journal_export(struct journal *j, int64_t since_seq, FILE *out)
 			ret = SSC_ENOMEM;
 			break;
 		}
-		if (r.intent)
-			json_object_set_new(o, "intent", json_integer(r.intent));
-		if (r.detail[0]) {
-			json_t *d = json_loads(r.detail, 0, NULL);
-
-			json_object_set_new(o, "detail", d ? d : json_string(r.detail));
-		}
-		line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (r.intent && json_object_set_new(o, "intent", json_integer(r.intent)) != 0)
+			line = NULL;   /* no memory: never a line without a field */
+		else if (r.detail[0] && json_object_set_new(o, "detail", detail_json(r.detail)) != 0)
+			line = NULL;
+		else
+			line = journal_json_text(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		json_decref(o);
 		if (!line) {
 			ret = SSC_ENOMEM;

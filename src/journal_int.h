@@ -8,6 +8,7 @@
 #ifndef SSC_JOURNAL_INT_H
 #define SSC_JOURNAL_INT_H
 
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -123,8 +124,20 @@ enum jcol { JOURNAL_COLUMNS(JCOL_ID_, JCOL_COMMA_), JCOL_COUNT };
 
 /* ---- journal.c: the database's lifecycle ----------------------------------------------- */
 
+/*
+ * v as JSON text (malloc'd; free()), or NULL when out of memory: measured, then written into a
+ * buffer of that size, because json_dumps() may return a truncated text when an allocation of
+ * its own fails, and a row's detail must never be cut short.
+ */
+char *journal_json_text(const json_t *v, size_t flags);
 /* SSC_EJOURNAL with "journal: what: <SQLite's message or why it is suspended>". */
 int journal_err(struct journal *j, struct ssc_diag *diag, const char *what);
+/*
+ * Ends the transaction open on the connection, if any (a write's ROLLBACK, or the end of a read),
+ * tried again when ROLLBACK itself fails: never leaves the connection inside a transaction. Lock
+ * held.
+ */
+void journal_rollback(struct journal *j);
 /* Runs sql (no rows); SSC_EJOURNAL naming it (diag may be NULL). Lock held. */
 int journal_exec(struct journal *j, const char *sql, struct ssc_diag *diag);
 /* The cached statement id for sql (prepared on first use, reset for reuse), or NULL. Lock held. */
@@ -139,10 +152,14 @@ void journal_notify_row(struct journal *j, const struct jrow *r, int64_t seq, co
 
 /* ---- journal_chain.c: the HMAC chain ---------------------------------------------------- */
 
-void journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32]);
-/* HMAC(key, data) through the keyed context base (set up from key), or the one-shot call. */
-void journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
-		 const uint8_t *data, size_t len, uint8_t out[32]);
+/* HMAC-SHA-256(key, data) into out: 0, or -1 when OpenSSL cannot (no memory; out not written). */
+int journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t out[32]);
+/*
+ * HMAC(key, data) through the keyed context base (set up from key), or the one-shot call: 0, or
+ * -1 when neither works (no memory; out not written).
+ */
+int journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
+		const uint8_t *data, size_t len, uint8_t out[32]);
 /* Sets the handle's chain and ref keys (and their keyed contexts) from keys. */
 int journal_use_keys(struct journal *j, const struct journal_keys *keys);
 /* The row's chain hash under chain_key (the handle's when NULL), as hex. */
@@ -159,7 +176,13 @@ void journal_now_ts(struct jrow *r);
 const char *journal_col_text(sqlite3_stmt *st, int i);
 /* The chained fields of a row selected as ROW_COLUMNS (borrowed from st until its next step). */
 void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r);
-/* Checks row seq's hash against its predecessor (or the anchor) under the handle's key. */
+/*
+ * Checks row seq's hash against its predecessor (or the anchor) under the handle's key. Returns
+ * 0 when it matches, JOURNAL_ROW_BAD when the row or its predecessor is missing or the hash does
+ * not match (diag says which), or SSC_EJOURNAL / SSC_ENOMEM when it could not be checked (a
+ * failing database, no memory): callers must not take that for a changed journal.
+ */
+#define JOURNAL_ROW_BAD 1
 int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag);
 
 /* ---- journal_ref.c: keyed names and their memo ------------------------------------------ */
@@ -208,7 +231,8 @@ const struct journal_keys *journal_old_keys(struct journal *j, const char *id);
 int journal_list_digest(struct journal *j, char *digest, int64_t *entries);
 /*
  * Whether the list matches the digest the chain carries last (row of kind blacklist, prune or
- * key), that row's hash included. Lock held. 0, or SSC_EJOURNAL naming the reason.
+ * key), that row's hash included. Lock held. 0, or SSC_EJOURNAL naming the reason (also when it
+ * could not be checked: a failing database; SSC_ENOMEM).
  */
 int journal_list_check(struct journal *j, struct ssc_diag *diag);
 /* Schema 1 -> 2 in place: columns of the list, the key's id, a chained row. Lock held. */

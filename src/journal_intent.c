@@ -22,6 +22,11 @@ int journal_intent(struct journal *j, const struct journal_peer *peer, const cha
 {
 	struct jrow r = { 0 };
 
+	/* A ref that could not be made names nothing: the write could not be resolved later. */
+	if ((card_ref && strstr(card_ref, JOURNAL_REF_NONE)) ||
+	    (detail && strstr(detail, JOURNAL_REF_NONE)))
+		return ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory naming what the write "
+				    "changes: the write does not go ahead");
 	r.kind = "intent";
 	if (peer) {
 		r.uid = peer->uid;
@@ -35,41 +40,49 @@ int journal_intent(struct journal *j, const struct journal_peer *peer, const cha
 	return journal_append(j, &r, 1, intent_id, diag);
 }
 
-/* 1 when the intent row exists, and *resolved = 1 when it already has an outcome. */
+/*
+ * 1 when the intent row exists, and *resolved = 1 when it already has an outcome; 0 when there
+ * is no such intent; SSC_EJOURNAL when it could not be told (a query failed: never "no intent").
+ */
 static int intent_state(struct journal *j, int64_t id, int *resolved, char *card, size_t cap)
 {
 	sqlite3_stmt *st;
-	int found = 0;
+	int rc;
 
 	*resolved = 0;
 	if (sqlite3_prepare_v2(j->db, "SELECT card FROM rows WHERE seq=? AND kind='intent'", -1,
 			       &st, NULL) != SQLITE_OK)
 		return SSC_EJOURNAL;
 	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		found = 1;
-		snprintf(card, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(card, cap, "%s", journal_col_text(st, 0));
 	sqlite3_finalize(st);
-	if (!found)
+	if (rc == SQLITE_DONE)
 		return 0;
-	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM rows WHERE intent=?1 AND intent<>0 AND kind='outcome'", -1,
-			       &st, NULL) != SQLITE_OK)
+	if (rc != SQLITE_ROW)
+		return SSC_EJOURNAL;
+	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM rows WHERE intent=?1 AND intent<>0 AND "
+			       "kind='outcome'", -1, &st, NULL) != SQLITE_OK)
 		return SSC_EJOURNAL;
 	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
 		*resolved = 1;
 	sqlite3_finalize(st);
-	return 1;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : SSC_EJOURNAL;
 }
 
-/* Whether intent id has an outcome (inside the caller's transaction): an invariant's question. */
-static int intent_resolved(struct journal *j, int64_t id)
+/*
+ * An invariant's question, inside the caller's transaction: 0 when intent id is found pending,
+ * else 1 (resolved, or the query could not say: an invariant must not fail for want of memory).
+ */
+static int intent_not_pending(struct journal *j, int64_t id)
 {
 	char card[JOURNAL_REF_HEX + 8];
 	int resolved;
 
-	return intent_state(j, id, &resolved, card, sizeof(card)) == 1 && resolved;
+	return intent_state(j, id, &resolved, card, sizeof(card)) != 1 || resolved;
 }
 
 int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, const char *result,
@@ -118,12 +131,12 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 		if (ret < 0)
 			ret = journal_err(j, diag, "append outcome");
 		/* Pending -> resolved, once: the outcome follows its intent and resolves it. */
-		INVARIANT(ret < 0 || (seq > intent_id && intent_resolved(j, intent_id)));
+		INVARIANT(ret < 0 || (seq > intent_id && intent_not_pending(j, intent_id)));
 	}
 	if (ret < 0 || sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		if (ret >= 0)
 			ret = journal_err(j, diag, "commit");
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		journal_rollback(j);
 	}
 out:
 	journal_exec(j, "PRAGMA synchronous=NORMAL", NULL);

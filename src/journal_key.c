@@ -21,18 +21,28 @@
 #include "hex.h"
 #include "journal_int.h"
 
-/* The keys of one master key: labels fixed for ever (they name the derivation). */
-static void keys_derive(const uint8_t master[JOURNAL_KEY_LEN], struct journal_keys *k)
+/*
+ * The keys of one master key: labels fixed for ever (they name the derivation). Returns 0, or
+ * SSC_ENOMEM (k wiped) when OpenSSL cannot compute them.
+ */
+static int keys_derive(const uint8_t master[JOURNAL_KEY_LEN], struct journal_keys *k)
 {
 	static const char chain[] = "sscard journal chain v1", ref[] = "sscard journal ref v1",
 			  id[] = "sscard journal key id v1";
 	uint8_t mac[32];
+	int r;
 
-	journal_hmac(master, (const uint8_t *)chain, strlen(chain), k->chain_key);
-	journal_hmac(master, (const uint8_t *)ref, strlen(ref), k->ref_key);
-	journal_hmac(master, (const uint8_t *)id, strlen(id), mac);
-	hex_encode(mac, JOURNAL_KEY_ID_HEX / 2, k->id, JOURNAL_KEY_ID_HEX + 1, HEX_LOWER);
+	r = journal_hmac(master, (const uint8_t *)chain, strlen(chain), k->chain_key);
+	if (r == 0)
+		r = journal_hmac(master, (const uint8_t *)ref, strlen(ref), k->ref_key);
+	if (r == 0)
+		r = journal_hmac(master, (const uint8_t *)id, strlen(id), mac);
+	if (r == 0)
+		hex_encode(mac, JOURNAL_KEY_ID_HEX / 2, k->id, JOURNAL_KEY_ID_HEX + 1, HEX_LOWER);
+	else
+		OPENSSL_cleanse(k, sizeof(*k));
 	OPENSSL_cleanse(mac, sizeof(mac));
+	return r < 0 ? SSC_ENOMEM : 0;
 }
 
 void journal_keys_wipe(struct journal_keys *keys)
@@ -116,8 +126,12 @@ int journal_key_load(const char *path, int create, struct journal_keys *keys, in
 		OPENSSL_cleanse(master, sizeof(master));
 		return r;
 	}
-	keys_derive(master, keys);
+	r = keys_derive(master, keys);
 	OPENSSL_cleanse(master, sizeof(master));
+	if (r < 0) {
+		close(fd);
+		return ssc_diag_set(diag, r, "journal: out of memory deriving the keys of %s", path);
+	}
 	*fd_out = fd;
 	return 0;
 }
@@ -130,7 +144,10 @@ int journal_key_check(struct journal *j, struct ssc_diag *diag)
 	int64_t last = 0;
 	int have_id, rc;
 
-	have_id = journal_meta_get(j, "key_id", id, sizeof(id)) == 0;
+	rc = journal_meta_get(j, "key_id", id, sizeof(id));
+	if (rc != 0 && rc != SSC_ENOTFOUND)
+		return journal_err(j, diag, "read the key id");
+	have_id = rc == 0;
 	if (have_id && strcmp(id, j->key_id) != 0)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: the key file %.120s is not this "
 				    "journal's key (it holds key %s, the journal is under key %.16s): "
@@ -152,8 +169,11 @@ int journal_key_check(struct journal *j, struct ssc_diag *diag)
 		return 0;
 	}
 	ssc_diag_init(&why);
-	if (journal_row_check(j, last, &why) == 0)
+	rc = journal_row_check(j, last, &why);
+	if (rc == 0)
 		return 0;
+	if (rc < 0)   /* not checked (a failing database, no memory): no verdict on the key */
+		return ssc_diag_set(diag, rc, "%s", why.msg[0] ? why.msg : ssc_strerror(rc));
 	if (have_id)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: the last row (%" PRId64 ") does not "
 				    "match its chain hash: the journal was changed outside sscard "
@@ -177,8 +197,10 @@ int journal_add_old_key(struct journal *j, const char *path, struct ssc_diag *di
 	close(fd);
 	if (r < 0)
 		return r;
-	keys_derive(master, &k);
+	r = keys_derive(master, &k);
 	OPENSSL_cleanse(master, sizeof(master));
+	if (r < 0)
+		return ssc_diag_set(diag, r, "journal: out of memory deriving the keys of %s", path);
 	pthread_mutex_lock(&j->lock);
 	if (strcmp(k.id, j->key_id) == 0 || journal_old_keys(j, k.id)) {
 		r = 0;   /* known already */
@@ -225,6 +247,7 @@ static int rekey_line(void *arg, const char *label, const char *value)
 	char old_ref[JOURNAL_REF_HEX + 1], new_ref[JOURNAL_REF_HEX + 1];
 	uint8_t buf[64], mac[32];
 	size_t ll = strlen(label), vl = strlen(value);
+	int r;
 
 	if (ll + 1 + vl > sizeof(buf))
 		return SSC_EINVAL;
@@ -233,15 +256,20 @@ static int rekey_line(void *arg, const char *label, const char *value)
 	memcpy(buf, label, ll);
 	buf[ll] = 0;
 	memcpy(buf + ll + 1, value, vl);
-	journal_hmac(c->new_ref_key, buf, ll + 1 + vl, mac);
-	hex_encode(mac, JOURNAL_REF_HEX / 2, new_ref, JOURNAL_REF_HEX + 1, HEX_LOWER);
+	r = journal_hmac(c->new_ref_key, buf, ll + 1 + vl, mac);
+	if (r == 0)
+		hex_encode(mac, JOURNAL_REF_HEX / 2, new_ref, JOURNAL_REF_HEX + 1, HEX_LOWER);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	OPENSSL_cleanse(mac, sizeof(mac));
+	if (r < 0 || strcmp(old_ref, JOURNAL_REF_NONE) == 0)
+		return SSC_ENOMEM;
 	sqlite3_reset(c->ins);
-	sqlite3_bind_text(c->ins, 1, old_ref, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(c->ins, 2, new_ref, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(c->ins, 3, strcmp(label, "bl-id") == 0 ? "id" : "number", -1,
-			  SQLITE_STATIC);
+	/* A copy of each ref (SQLITE_TRANSIENT) may fail: never step with a NULL in its place. */
+	if (sqlite3_bind_text(c->ins, 1, old_ref, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_text(c->ins, 2, new_ref, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_text(c->ins, 3, strcmp(label, "bl-id") == 0 ? "id" : "number", -1,
+			      SQLITE_STATIC) != SQLITE_OK)
+		return SSC_ENOMEM;
 	if (sqlite3_step(c->ins) != SQLITE_DONE)
 		return SSC_EJOURNAL;
 	return 0;
@@ -406,7 +434,10 @@ int journal_rotate_key(struct journal *j, FILE *lost, struct journal_rotation *o
 		ret = ssc_diag_set(diag, SSC_EJOURNAL, "journal: no random bytes for a key");
 		goto out_shared;
 	}
-	keys_derive(master, &nk);
+	if (keys_derive(master, &nk) < 0) {
+		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory deriving the new keys");
+		goto out_shared;
+	}
 	snprintf(out->old_key_id, sizeof(out->old_key_id), "%s", j->key_id);
 	snprintf(out->new_key_id, sizeof(out->new_key_id), "%s", nk.id);
 
@@ -470,7 +501,7 @@ int journal_rotate_key(struct journal *j, FILE *lost, struct journal_rotation *o
 		goto out_unlink;
 	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = journal_err(j, diag, "commit");
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		journal_rollback(j);
 		goto out_unlink_keys;
 	}
 	sqlite3_finalize(c.ins);
@@ -503,8 +534,8 @@ out_unlink_keys:
 		/* The commit failed: the handle goes back to the old key (the old key's file). */
 		uint8_t okey[JOURNAL_KEY_LEN];
 
-		if (key_read(j->key_fd, j->key_path, okey, NULL) == 0) {
-			keys_derive(okey, &back);
+		if (key_read(j->key_fd, j->key_path, okey, NULL) == 0 &&
+		    keys_derive(okey, &back) == 0) {
 			journal_use_keys(j, &back);
 			journal_keys_wipe(&back);
 		}
@@ -518,7 +549,7 @@ out_unlink:
 	unlink(oldpath);
 out_rollback:
 	sqlite3_finalize(c.ins);
-	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	journal_rollback(j);
 	sqlite3_exec(j->db, "DROP TABLE IF EXISTS temp.rekey", NULL, NULL, NULL);
 out_unlock:
 	sqlite3_exec(j->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);

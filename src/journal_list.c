@@ -69,9 +69,12 @@ int journal_list_read(FILE *f, int (*cb)(void *arg, const char *label, const cha
 					    "32-hex-digit card id",
 					    lineno);
 		r = cb(arg, label, s);
+		if (r == SSC_EJOURNAL)
+			return ssc_diag_set(diag, r, "line %d: the journal refused it", lineno);
+		if (r == SSC_ENOMEM)
+			return ssc_diag_set(diag, r, "line %d: out of memory", lineno);
 		if (r < 0)
-			return r == SSC_EJOURNAL ? ssc_diag_set(diag, r, "line %d: the journal "
-								 "refused it", lineno) : r;
+			return r;
 	}
 	if (ferror(f))
 		return ssc_diag_set(diag, SSC_EIO, "read error");
@@ -145,16 +148,22 @@ int journal_list_detail(struct journal *j, char *out, size_t cap)
 	return 0;
 }
 
-/* The check itself, inside a read (or the caller's) transaction. */
-static int list_check_txn(struct journal *j, struct ssc_diag *diag)
+/*
+ * The check itself, inside a read (or the caller's) transaction. *mismatch = 1 when the list was
+ * found not to match the chain (changed outside sscard); a check that could not be made (a
+ * failing database, no memory) fails without it.
+ */
+static int list_check_txn(struct journal *j, struct ssc_diag *diag, int *mismatch)
 {
 	char now[JOURNAL_HASH_HEX + 1];
 	const char *want = NULL;
 	sqlite3_stmt *st;
+	json_error_t jerr;
 	json_t *d = NULL;
 	int64_t seq = 0, n, then = 0;
 	int rc, ret = 0;
 
+	*mismatch = 0;
 	if (journal_list_digest(j, now, &n) < 0)
 		return journal_err(j, diag, "read the lost-card list");
 	if (sqlite3_prepare_v2(j->db, "SELECT seq, detail FROM rows WHERE " LIST_ROWS
@@ -163,46 +172,66 @@ static int list_check_txn(struct journal *j, struct ssc_diag *diag)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		seq = sqlite3_column_int64(st, 0);
-		d = json_loads(journal_col_text(st, 1), 0, NULL);
+		d = json_loads(journal_col_text(st, 1), 0, &jerr);
 		want = json_string_value(json_object_get(d, "list_digest"));
 		then = json_integer_value(json_object_get(d, "entries"));
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		ret = journal_err(j, diag, "read the list's rows");
+	sqlite3_finalize(st);
+	if (ret < 0) {
+		/* failed above */
+	} else if (rc == SQLITE_ROW && !d && json_error_code(&jerr) == json_error_out_of_memory) {
+		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory reading row %" PRId64,
+				   seq);
 	} else if (seq == 0 || !want) {
-		if (n > 0)
+		if (n > 0) {
 			ret = ssc_diag_set(diag, SSC_EJOURNAL, "journal: the lost-card list holds %"
 					   PRId64 " entries that no chained row accounts for: it was "
 					   "changed outside sscard", n);
+			*mismatch = 1;
+		}
 	} else if (strcmp(want, now) != 0) {
 		ret = ssc_diag_set(diag, SSC_EJOURNAL, "journal: the lost-card list (%" PRId64
 				   " entries) does not match the digest chained in row %" PRId64
 				   " (%" PRId64 " entries): it was changed outside sscard", n, seq,
 				   then);
-	} else if (journal_row_check(j, seq, diag) < 0) {
+		*mismatch = 1;
+	} else if ((rc = journal_row_check(j, seq, diag)) < 0) {
+		ret = rc;   /* not checked: no verdict */
+	} else if (rc == JOURNAL_ROW_BAD) {
 		/* The digest itself must be the chain's, not a forged row's. */
 		ret = ssc_diag_set(diag, SSC_EJOURNAL, "journal: row %" PRId64 ", which carries the "
 				   "lost-card list's digest, does not match its chain hash: the "
 				   "journal was changed outside sscard", seq);
+		*mismatch = 1;
 	}
 	json_decref(d);
 	return ret;
 }
 
-int journal_list_check(struct journal *j, struct ssc_diag *diag)
+/* journal_list_check() with the verdict: *mismatch = 1 when the list does not match the chain. */
+static int list_check(struct journal *j, struct ssc_diag *diag, int *mismatch)
 {
 	int own = sqlite3_get_autocommit(j->db), ret;
 
+	*mismatch = 0;
 	if (j->schema == 1)
 		return 0;   /* read-only, not migrated: nothing chained to check against */
 	/* One snapshot: an import committing meanwhile changes list and digest together. */
 	if (own && sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return journal_err(j, diag, "begin");
-	ret = list_check_txn(j, diag);
+	ret = list_check_txn(j, diag, mismatch);
 	if (own)
-		sqlite3_exec(j->db, "END", NULL, NULL, NULL);
+		journal_rollback(j);
 	return ret;
+}
+
+int journal_list_check(struct journal *j, struct ssc_diag *diag)
+{
+	int mismatch;
+
+	return list_check(j, diag, &mismatch);
 }
 
 int journal_list_migrate(struct journal *j, struct ssc_diag *diag)
@@ -257,14 +286,22 @@ static int change_line(void *arg, const char *label, const char *value)
 	char ref[JOURNAL_REF_HEX + 1];
 
 	journal_keyed_ref(c->j, label, (const uint8_t *)value, strlen(value), ref);
+	/* Never list (or unlist) the name of nothing in place of the card. */
+	if (strcmp(ref, JOURNAL_REF_NONE) == 0)
+		return SSC_ENOMEM;
 	sqlite3_reset(c->st);
-	sqlite3_bind_text(c->st, 1, ref, -1, SQLITE_TRANSIENT);
-	if (!c->remove) {
-		sqlite3_bind_text(c->st, 2, c->ts, -1, SQLITE_STATIC);
-		sqlite3_bind_text(c->st, 3, strcmp(label, "bl-id") == 0 ? "id" : "number", -1,
-				  SQLITE_STATIC);
-		sqlite3_bind_int64(c->st, 4, (sqlite3_int64)getuid());
-	}
+	/*
+	 * The copy of the ref (SQLITE_TRANSIENT) may fail: never step with a NULL in its place (a
+	 * card "listed" under no name at all).
+	 */
+	if (sqlite3_bind_text(c->st, 1, ref, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+		return SSC_ENOMEM;
+	if (!c->remove &&
+	    (sqlite3_bind_text(c->st, 2, c->ts, -1, SQLITE_STATIC) != SQLITE_OK ||
+	     sqlite3_bind_text(c->st, 3, strcmp(label, "bl-id") == 0 ? "id" : "number", -1,
+			       SQLITE_STATIC) != SQLITE_OK ||
+	     sqlite3_bind_int64(c->st, 4, (sqlite3_int64)getuid()) != SQLITE_OK))
+		return SSC_ENOMEM;
 	if (sqlite3_step(c->st) != SQLITE_DONE)
 		return SSC_EJOURNAL;
 	if (sqlite3_changes(c->j->db) == 0) {
@@ -292,8 +329,11 @@ static int list_change(struct journal *j, FILE *f, int remove, int *unchanged,
 	journal_now_ts(&r);
 	c.ts = r.ts;
 	c.refs = json_array();
-	if (!c.refs)
-		return SSC_ENOMEM;
+	if (!c.refs) {
+		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory");
+		journal_notify(j, "blacklist", 0, "", ret, diag);
+		return ret;
+	}
 	pthread_mutex_lock(&j->lock);
 	if (!j->db) {
 		ret = journal_err(j, diag, remove ? "remove" : "import");
@@ -328,7 +368,7 @@ static int list_change(struct journal *j, FILE *f, int remove, int *unchanged,
 		   : json_pack("{s:i, s:i, s:O, s:I, s:s}", "added", c.changed, "lines", lines,
 			       "refs", c.refs, "entries", (json_int_t)entries, "list_digest",
 			       digest);
-	detail = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	detail = d ? journal_json_text(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	if (!detail) {
 		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory");
 		goto out_rollback;
@@ -356,9 +396,12 @@ static int list_change(struct journal *j, FILE *f, int remove, int *unchanged,
 
 out_rollback:
 	sqlite3_finalize(c.st);
-	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	journal_rollback(j);
 out_unlock:
 	pthread_mutex_unlock(&j->lock);
+	/* A failed append, as any other (journal_notify() leaves out a malformed list file). */
+	if (ret < 0)
+		journal_notify(j, "blacklist", 0, "", ret, diag);
 out_free:
 	free(detail);
 	json_decref(d);
@@ -433,6 +476,7 @@ static int list_fresh(struct journal *j, struct ssc_diag *diag)
 {
 	sqlite3_stmt *st;
 	int64_t dv = -1;
+	int r, mismatch;
 
 	if ((j->flags & JOURNAL_RDONLY) || j->schema == 1)
 		return 0;
@@ -448,9 +492,12 @@ static int list_fresh(struct journal *j, struct ssc_diag *diag)
 		return journal_err(j, diag, "lost-card list");
 	if (dv == j->list_data_version)
 		return 0;
-	if (journal_list_check(j, diag) < 0) {
-		j->list_bad = 1;
-		return SSC_EJOURNAL;
+	r = list_check(j, diag, &mismatch);
+	if (r < 0) {
+		/* Changed outside sscard: lookups fail until a reopen. Not checked: ask again. */
+		if (mismatch)
+			j->list_bad = 1;
+		return r;
 	}
 	j->list_data_version = dv;
 	return 0;
@@ -477,13 +524,20 @@ int journal_blacklisted(struct journal *j, const char *card_number, const char *
 		num[0] = '\0';
 	if (card_id && card_id[0] && blacklist_ref(j, "bl-id", card_id, id) < 0)
 		id[0] = '\0';
+	/* A name that could not be hashed (no memory) names no entry: never "not listed" then. */
+	if (num[0] == '-' || id[0] == '-')
+		return ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory naming the card for the "
+				    "lost-card list");
 	if (!num[0] && !id[0])
 		return 0;
 	pthread_mutex_lock(&j->lock);
 	if (j->db && (r = list_fresh(j, diag)) < 0) {
+		int bad = j->list_bad;
+
 		pthread_mutex_unlock(&j->lock);
 		/* The owner must hear it: the list it relies on is not the one chained. */
-		journal_notify(j, "blacklist", 0, "", r, diag);
+		if (bad)
+			journal_notify(j, "blacklist", 0, "", r, diag);
 		return r;
 	}
 	st = j->db ? journal_stmt(j, JSTMT_BLACKLIST, "SELECT EXISTS(SELECT 1 FROM blacklist WHERE"

@@ -73,31 +73,38 @@ void journal_keyed_ref(struct journal *j, const char *label, const uint8_t *v, s
 	uint8_t stackbuf[512], mac[32];
 	uint8_t *buf = stackbuf;
 	size_t ll = strlen(label), total = ll + 1 + len;
-	int memo = memo_fits(label, len);
+	int r, memo = memo_fits(label, len);
 
 	if (memo && memo_get(j, label, v, len, out))
 		return;
 
 	if (total > sizeof(stackbuf))
 		buf = malloc(total);
-	if (!buf) {
-		/* Never a valid ref: a lookup with it finds nothing, a write refuses it. */
-		memset(out, '-', JOURNAL_REF_HEX);
-		out[JOURNAL_REF_HEX] = '\0';
-		return;
-	}
+	if (!buf)
+		goto out_none;
 	memcpy(buf, label, ll);
 	buf[ll] = 0;
 	if (len)
 		memcpy(buf + ll + 1, v, len);
-	journal_mac(j, j->ref_mac, j->ref_key, buf, total, mac);
+	r = journal_mac(j, j->ref_mac, j->ref_key, buf, total, mac);
 	OPENSSL_cleanse(buf, total);
 	if (buf != stackbuf)
 		free(buf);
+	if (r < 0)
+		goto out_none;
 	hex_encode(mac, JOURNAL_REF_HEX / 2, out, JOURNAL_REF_HEX + 1, HEX_LOWER);
 	OPENSSL_cleanse(mac, sizeof(mac));
 	if (memo)
 		memo_put(j, label, v, len, out);
+	return;
+
+out_none:
+	/*
+	 * No memory for the hash: never a valid ref (JOURNAL_REF_NONE). A lookup refuses it, and so
+	 * does journal_intent(); never remembered.
+	 */
+	memset(out, '-', JOURNAL_REF_HEX);
+	out[JOURNAL_REF_HEX] = '\0';
 }
 
 void journal_card_ref(struct journal *j, const char *card_number, char *out)

@@ -32,7 +32,7 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 	char cut_hash[JOURNAL_HASH_HEX + 1] = "", seqbuf[32], detail[320], list[160];
 	char hash[JOURNAL_HASH_HEX + 1] = "";
 	struct ssc_diag local;
-	int ret = 0;
+	int rc, ret = 0;
 
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
@@ -56,13 +56,17 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 		goto out_rollback;
 	}
 	sqlite3_bind_int64(st, 1, cutoff);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
 		cut = sqlite3_column_int64(st, 0);
 		snprintf(cut_hash, sizeof(cut_hash), "%s", journal_col_text(st, 1));
+	} else if (rc != SQLITE_DONE) {
+		/* Not "nothing to prune": it could not be told. */
+		ret = journal_err(j, diag, "find rows to prune");
 	}
 	sqlite3_finalize(st);
-	if (cut == 0)
-		goto out_rollback; /* nothing to do */
+	if (ret < 0 || cut == 0)
+		goto out_rollback; /* failed, or nothing to do */
 	/*
 	 * The prune row carries the list's digest on (its last change may be among the rows
 	 * removed): never the digest of a list changed outside sscard.
@@ -110,7 +114,7 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 	return (int)deleted;
 
 out_rollback:
-	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	journal_rollback(j);
 out_unlock:
 	pthread_mutex_unlock(&j->lock);
 	if (ret < 0)

@@ -427,7 +427,7 @@ int journal_verify_report(struct journal *j, int64_t head_seq, const char *head_
 		step = next;
 	}
 	if (v.in_txn)
-		sqlite3_exec(j->db, "END", NULL, NULL, NULL);
+		journal_rollback(j);
 	pthread_mutex_unlock(&j->lock);
 	free(v.rot);
 	return step == VERIFY_DONE ? 0 : v.err;
