@@ -534,15 +534,38 @@ static const uint8_t *hsm_second(const struct hsm_wire_resp *resp, size_t want, 
 	return resp[1].b;
 }
 
+/*
+ * Sends DELIVER KEY (dk, n1 bytes) and the key operation (c2, n2 bytes) in one exchange, and takes
+ * the second answer's data, which must be want bytes, into out. The answers are wiped.
+ */
+static int hsm_key_operation(struct keyprov *kp, enum ssc_alg alg, const uint8_t *dk, int n1,
+			     const uint8_t *c2, int n2, const char *what2, size_t want,
+			     uint8_t *out, int64_t deadline_ms, struct ssc_diag *diag)
+{
+	const char *const what[] = { "DELIVER KEY", what2 };
+	struct hsm_wire_cmd cmds[2] = { { dk, (size_t)n1 }, { c2, (size_t)n2 } };
+	struct hsm_wire_resp resp[2];
+	const uint8_t *data;
+	int rc;
+
+	rc = hsm_exchange(kp->ctx, alg, cmds, 2, what, resp, deadline_ms, diag);
+	if (rc == 0) {
+		data = hsm_second(resp, want, what2, diag);
+		if (data)
+			memcpy(out, data, want);
+		else
+			rc = SSC_EHSMPROTO;
+	}
+	OPENSSL_cleanse(resp, sizeof(resp));
+	return rc;
+}
+
 static int hsm_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct config_key *key,
 			  const struct keyprov_div *div, const uint8_t r[8], const uint8_t x[8],
 			  uint8_t c[8], int64_t deadline_ms, struct ssc_diag *diag)
 {
-	static const char *const what[] = { "DELIVER KEY", "CIPHER" };
-	uint8_t dk[PSAM_CMD_MAX], ci[PSAM_CMD_MAX];
-	struct hsm_wire_resp resp[2];
-	struct hsm_wire_cmd cmds[2];
-	const uint8_t *data;
+	uint8_t dk[PSAM_CMD_MAX], ci[PSAM_CMD_MAX], c16[16];
+	size_t want = alg == SSC_ALG_SM4 ? 16 : 8;
 	int n1, n2, rc;
 
 	n1 = psam_cmd_deliver_key(dk, sizeof(dk), alg, key, div, r);
@@ -550,15 +573,11 @@ static int hsm_cryptogram(struct keyprov *kp, enum ssc_alg alg, const struct con
 	if (n1 < 0 || n2 < 0)
 		return ssc_diag_set(diag, SSC_EPSAMALGO, "no key server PSAM for algorithm %d",
 				    (int)alg);
-	cmds[0] = (struct hsm_wire_cmd){ dk, (size_t)n1 };
-	cmds[1] = (struct hsm_wire_cmd){ ci, (size_t)n2 };
-	rc = hsm_exchange(kp->ctx, alg, cmds, 2, what, resp, deadline_ms, diag);
-	if (rc == 0) {
-		data = hsm_second(resp, alg == SSC_ALG_SM4 ? 16 : 8, "CIPHER", diag);
-		rc = data ? psam_cmd_cryptogram(alg, data, resp[1].len - 2, c) : SSC_EHSMPROTO;
-	}
+	rc = hsm_key_operation(kp, alg, dk, n1, ci, n2, "CIPHER", want, c16, deadline_ms, diag);
+	if (rc == 0)
+		rc = psam_cmd_cryptogram(alg, c16, want, c);
 	OPENSSL_cleanse(dk, sizeof(dk));
-	OPENSSL_cleanse(resp, sizeof(resp));
+	OPENSSL_cleanse(c16, sizeof(c16));
 	return rc;
 }
 
@@ -566,11 +585,7 @@ static int hsm_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_key
 		   const struct keyprov_div *div, const uint8_t *iv, const uint8_t *data, size_t len,
 		   uint8_t mac[4], int64_t deadline_ms, struct ssc_diag *diag)
 {
-	static const char *const what[] = { "DELIVER KEY", "MAC" };
 	uint8_t dk[PSAM_CMD_MAX], mc[PSAM_CMD_MAX];
-	struct hsm_wire_resp resp[2];
-	struct hsm_wire_cmd cmds[2];
-	const uint8_t *m;
 	int n1, n2, rc;
 
 	n1 = psam_cmd_deliver_key(dk, sizeof(dk), alg, key, div, NULL);
@@ -579,18 +594,8 @@ static int hsm_mac(struct keyprov *kp, enum ssc_alg alg, const struct config_key
 		OPENSSL_cleanse(mc, sizeof(mc));
 		return ssc_diag_set(diag, SSC_EINVAL, "MAC input of %zu bytes cannot be sent", len);
 	}
-	cmds[0] = (struct hsm_wire_cmd){ dk, (size_t)n1 };
-	cmds[1] = (struct hsm_wire_cmd){ mc, (size_t)n2 };
-	rc = hsm_exchange(kp->ctx, alg, cmds, 2, what, resp, deadline_ms, diag);
-	if (rc == 0) {
-		m = hsm_second(resp, 4, "MAC", diag);
-		if (m)
-			memcpy(mac, m, 4);
-		else
-			rc = SSC_EHSMPROTO;
-	}
+	rc = hsm_key_operation(kp, alg, dk, n1, mc, n2, "MAC", 4, mac, deadline_ms, diag);
 	OPENSSL_cleanse(mc, sizeof(mc));
-	OPENSSL_cleanse(resp, sizeof(resp));
 	return rc;
 }
 
@@ -598,29 +603,15 @@ static int hsm_encrypt(struct keyprov *kp, enum ssc_alg alg, const struct config
 		       const struct keyprov_div *div, const uint8_t *in, size_t len, uint8_t *out,
 		       int64_t deadline_ms, struct ssc_diag *diag)
 {
-	static const char *const what[] = { "DELIVER KEY", "ENCRYPT" };
 	uint8_t dk[PSAM_CMD_MAX], en[PSAM_CMD_MAX];
-	struct hsm_wire_resp resp[2];
-	struct hsm_wire_cmd cmds[2];
-	const uint8_t *e;
 	int n1, n2, rc;
 
 	n1 = psam_cmd_deliver_key(dk, sizeof(dk), alg, key, div, NULL);
 	n2 = psam_cmd_encrypt(en, sizeof(en), alg, in, len);
 	if (n1 < 0 || n2 < 0)
 		return ssc_diag_set(diag, SSC_EINVAL, "block of %zu bytes to encrypt", len);
-	cmds[0] = (struct hsm_wire_cmd){ dk, (size_t)n1 };
-	cmds[1] = (struct hsm_wire_cmd){ en, (size_t)n2 };
-	rc = hsm_exchange(kp->ctx, alg, cmds, 2, what, resp, deadline_ms, diag);
-	if (rc == 0) {
-		e = hsm_second(resp, len, "ENCRYPT", diag);
-		if (e)
-			memcpy(out, e, len);
-		else
-			rc = SSC_EHSMPROTO;
-	}
+	rc = hsm_key_operation(kp, alg, dk, n1, en, n2, "ENCRYPT", len, out, deadline_ms, diag);
 	OPENSSL_cleanse(en, sizeof(en));
-	OPENSSL_cleanse(resp, sizeof(resp));
 	return rc;
 }
 

@@ -511,22 +511,14 @@ int ssc_internal_auth(struct ssc_card *c, struct ssc_diag *diag)
 	return rc;
 }
 
-int ssc_internal_auth_px(struct ssc_card *c, const uint8_t px[16], uint8_t answer[8],
-			 struct ssc_diag *diag)
+int ssc_internal_auth_command(struct ssc_card *c, const uint8_t px[16], uint8_t out[8],
+			      struct ssc_diag *diag)
 {
-	const struct config_key *key = &c->cfg->key_internal;
-	struct keyprov_div div;
-	uint8_t cmd[32], resp[APDU_MAX_DATA], want[8];
+	uint8_t cmd[32], resp[APDU_MAX_DATA];
 	uint16_t sw = 0;
-	int n, rc;
+	int n;
 
-	rc = ssc_select_df(c, 0, diag);
-	if (rc)
-		return rc;
-	rc = ssc_auth_prepare(c, &div, diag);
-	if (rc)
-		return rc;
-	n = apdu_build(cmd, sizeof(cmd), 0x00, 0x88, 0x00, key->card_kid, px, 16,
+	n = apdu_build(cmd, sizeof(cmd), 0x00, 0x88, 0x00, c->cfg->key_internal.card_kid, px, 16,
 		       APDU_LE_NONE);
 	if (n < 0)
 		return n;
@@ -540,14 +532,34 @@ int ssc_internal_auth_px(struct ssc_card *c, const uint8_t px[16], uint8_t answe
 	}
 	if (n < 8)
 		return ssc_diag_set(diag, SSC_EPROTO, "INTERNAL AUTH answered %d bytes", n);
-	memcpy(answer, resp, 8);
+	memcpy(out, resp, 8);
+	OPENSSL_cleanse(resp, sizeof(resp));
+	return 0;
+}
+
+int ssc_internal_auth_px(struct ssc_card *c, const uint8_t px[16], uint8_t answer[8],
+			 struct ssc_diag *diag)
+{
+	const struct config_key *key = &c->cfg->key_internal;
+	struct keyprov_div div;
+	uint8_t want[8];
+	int rc;
+
+	rc = ssc_select_df(c, 0, diag);
+	if (rc)
+		return rc;
+	rc = ssc_auth_prepare(c, &div, diag);
+	if (rc)
+		return rc;
+	rc = ssc_internal_auth_command(c, px, answer, diag);
+	if (rc)
+		return rc;
 	rc = c->kp->ops->cryptogram(c->kp, c->alg, key, &div, px, px + 8, want,
 				    c->io->deadline_ms, diag);
-	if (rc == 0 && CRYPTO_memcmp(want, resp, 8) != 0)
+	if (rc == 0 && CRYPTO_memcmp(want, answer, 8) != 0)
 		rc = ssc_diag_set(diag, SSC_ENOTGENUINE,
 				  "internal authentication failed: the card is not genuine");
 	OPENSSL_cleanse(want, sizeof(want));
-	OPENSSL_cleanse(resp, sizeof(resp));
 	return rc;
 }
 

@@ -167,6 +167,15 @@ int ssc_internal_auth_px(struct ssc_card *c, const uint8_t px[16], uint8_t answe
 			 struct ssc_diag *diag);
 
 /*
+ * The INTERNAL AUTHENTICATE command alone, for ssc_internal_auth_px and the two-step read
+ * (src/ssc_hsm.c): 00 88 00 KID(cfg->key_internal) 10 px, the card's first 8 answer bytes into
+ * out. Returns 0; SSC_ENOTGENUINE (the card refused, its status word in diag); SSC_EPROTO (fewer
+ * than 8 bytes); transport errors.
+ */
+int ssc_internal_auth_command(struct ssc_card *c, const uint8_t px[16], uint8_t out[8],
+			      struct ssc_diag *diag);
+
+/*
  * The basic read (card.read_basic / iReadCardBas): EF05 01 03 05 06 07 and EF06 08 09 [4E] 0A
  * 0B 0C 0D, one READ RECORD each after the SELECT of ssc_open (plus read authorisation where the
  * card needs it); validates the card number's check character and the 卡识别码's region and RID;

@@ -49,8 +49,7 @@ int ssc_hsm_step1(struct ssc_card *c, const uint8_t px[16], struct ssc_hsm_step1
 		  struct ssc_diag *diag)
 {
 	static const uint8_t get_challenge[] = { 0x00, 0x84, 0x00, 0x00, 0x08 };
-	uint8_t cmd[32], resp[APDU_MAX_DATA];
-	uint16_t sw = 0;
+	uint8_t resp[APDU_MAX_DATA];
 	int n, rc;
 
 	memset(st, 0, sizeof(*st));
@@ -64,21 +63,9 @@ int ssc_hsm_step1(struct ssc_card *c, const uint8_t px[16], struct ssc_hsm_step1
 				    "no internal authentication for the two-step read");
 	if (c->alg != SSC_ALG_DES && c->alg != SSC_ALG_SM4)
 		return ssc_diag_set(diag, SSC_EUNSUPPORTED, "unsupported card algorithm");
-	n = apdu_build(cmd, sizeof(cmd), 0x00, 0x88, 0x00, c->cfg->key_internal.card_kid, px, 16,
-		       APDU_LE_NONE);
-	if (n < 0)
-		return n;
-	n = apdu_exchange(c->io, cmd, (size_t)n, resp, sizeof(resp), &sw, 0, diag);
-	if (n < 0)
-		return n;
-	if (sw != APDU_SW_OK) {
-		apdu_sw_error(sw, APDU_CTX_GENERIC, "INTERNAL AUTH", diag);
-		return ssc_diag_set(diag, SSC_ENOTGENUINE, "the card refused INTERNAL AUTH: it did "
-				    "not prove that it is genuine");
-	}
-	if (n < 8)
-		return ssc_diag_set(diag, SSC_EPROTO, "INTERNAL AUTH answered %d bytes", n);
-	memcpy(st->c, resp, 8);
+	rc = ssc_internal_auth_command(c, px, st->c, diag);
+	if (rc)
+		return rc;
 	memcpy(st->p, px, 8);
 	memcpy(st->x, px + 8, 8);
 	rc = ssc_hsm_needs_read_auth(c, diag);
