@@ -3,8 +3,9 @@
  * module's one public header): the dispatcher and client structs, the method table's entry, and the
  * functions each file offers the others. Calls run down only: rpc.c (the method table, dispatch,
  * request lines) -> rpc_builtin.c (reader.list, events.*, event fan-out), rpc_job.c (card.* as
- * reader-core jobs) -> rpc_client.c (clients, references, subscribers) -> rpc_reply.c (replies,
- * error objects, audit rows). Loop thread, except where a function says otherwise.
+ * reader-core jobs) -> rpc_client.c (clients, references, subscribers) and rpc_reply.c (replies,
+ * error objects, audit rows), neither calling the other -> rpc_web.c (the browser bridge's
+ * methods and checks). Loop thread, except where a function says otherwise.
  */
 #ifndef SSC_RPC_INT_H
 #define SSC_RPC_INT_H
