@@ -42,7 +42,7 @@ LAYERS = [
     ("base", 0, [r"base/", r"include/sscard/error\.h$"]),
     ("drivers", 1, [r"drivers/", r"include/sscard/driver\.h$"]),
     # What the daemon's every layer reads: its configuration.
-    ("daemon base", 2, [r"src/config\."]),
+    ("daemon base", 2, [r"src/config\.", r"src/jsontext\."]),
     # An origin's canonical form: shared by the daemon's web methods and the browser bridge.
     ("origin", 2, [r"src/origin\."]),
     # The signed receipts of claim.verify_holder: made by the operations, checked by sscardctl.

@@ -48,20 +48,6 @@ int journal_err(struct journal *j, struct ssc_diag *diag, const char *what)
 			    j ? sqlite3_errmsg(j->db) : "no journal");
 }
 
-char *journal_json_text(const json_t *v, size_t flags)
-{
-	size_t n = json_dumpb(v, NULL, 0, flags);
-	char *s = n ? malloc(n + 1) : NULL;
-
-	if (s && json_dumpb(v, s, n, flags) != n) {
-		free(s);
-		return NULL;
-	}
-	if (s)
-		s[n] = '\0';
-	return s;
-}
-
 void journal_rollback(struct journal *j)
 {
 	/*

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "journal_int.h"
+#include "jsontext.h"
 
 /* A row's detail as JSON: the object it holds, or the text as a string when it is not JSON. */
 static json_t *detail_json(const char *detail)
@@ -55,7 +56,7 @@ int journal_export(struct journal *j, int64_t since_seq, FILE *out)
 		else if (r.detail[0] && json_object_set_new(o, "detail", detail_json(r.detail)) != 0)
 			line = NULL;
 		else
-			line = journal_json_text(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			line = jsontext_dump(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		json_decref(o);
 		if (!line) {
 			ret = SSC_ENOMEM;

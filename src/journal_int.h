@@ -124,12 +124,6 @@ enum jcol { JOURNAL_COLUMNS(JCOL_ID_, JCOL_COMMA_), JCOL_COUNT };
 
 /* ---- journal.c: the database's lifecycle ----------------------------------------------- */
 
-/*
- * v as JSON text (malloc'd; free()), or NULL when out of memory: measured, then written into a
- * buffer of that size, because json_dumps() may return a truncated text when an allocation of
- * its own fails, and a row's detail must never be cut short.
- */
-char *journal_json_text(const json_t *v, size_t flags);
 /* SSC_EJOURNAL with "journal: what: <SQLite's message or why it is suspended>". */
 int journal_err(struct journal *j, struct ssc_diag *diag, const char *what);
 /*

@@ -15,6 +15,7 @@
 
 #include "hex.h"
 #include "journal_int.h"
+#include "jsontext.h"
 
 /* The rows that carry the list's digest (the partial index rows_list covers them). */
 #define LIST_ROWS "kind IN ('blacklist', 'prune', 'key')"
@@ -368,7 +369,7 @@ static int list_change(struct journal *j, FILE *f, int remove, int *unchanged,
 		   : json_pack("{s:i, s:i, s:O, s:I, s:s}", "added", c.changed, "lines", lines,
 			       "refs", c.refs, "entries", (json_int_t)entries, "list_digest",
 			       digest);
-	detail = d ? journal_json_text(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	detail = d ? jsontext_dump(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	if (!detail) {
 		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory");
 		goto out_rollback;

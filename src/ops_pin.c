@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "jsontext.h"
 #include "ops_int.h"
 
 /*
@@ -248,7 +249,7 @@ static int pin_request(const struct op_env *env, enum ops_pin_cmd cmd, struct ca
 	d = json_pack("{s:s, s:s, s:s, s:s}", "op", "pin", "cmd", pin_cmds[cmd].name,
 		      "request_id", r->rq.id, "fp", r->rq.fp);
 	if (d)
-		detail = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		detail = jsontext_dump(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(d);
 	if (!detail)
 		return ssc_diag_set(diag, SSC_ENOMEM, "cannot build the intent");

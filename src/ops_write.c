@@ -13,6 +13,7 @@
 
 #include "apdu.h"
 #include "log.h"
+#include "jsontext.h"
 #include "ops_int.h"
 
 struct write_item {
@@ -358,7 +359,7 @@ static char *write_detail(const struct write_req *r)
 		json_decref(d);
 		d = NULL;
 	}
-	s = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	s = jsontext_dump(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(d);
 	return s;
 }

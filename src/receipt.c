@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "hex.h"
+#include "jsontext.h"
 #include "receipt.h"
 
 int receipt_plaintext(const struct receipt_in *in, uint8_t out[8])
@@ -54,7 +55,7 @@ char *receipt_text(const struct receipt_in *in)
 		      "region_code", in->region_code, "atr_historical", in->atr_historical,
 		      "algorithm", in->algorithm, "internal_auth", "factor", f, "plaintext", p,
 		      "answer", a, "pin_verified", in->pin_verified);
-	s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	s = jsontext_dump(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;
 }

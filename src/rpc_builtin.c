@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hex.h"
+#include "jsontext.h"
 #include "log.h"
 #include "rpc_int.h"
 #include "sscard/error.h"
@@ -111,7 +112,7 @@ void rpc_event(void *arg, const char *type, const struct reader_info *ri)
 	msg = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", "event", "params", params);
 	if (!msg)
 		return;
-	text = json_dumps(msg, JSON_COMPACT);
+	text = jsontext_dump(msg, JSON_COMPACT);
 	json_decref(msg);
 	if (!text)
 		return;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "jsontext.h"
 #include "rpc_web.h"
 
 int rpc_web_setup(const struct config *cfg, struct webpair *pairs, struct rpc_web_cfg *out,
@@ -54,7 +55,7 @@ char *rpc_web_detail(const char *detail, const char *origin)
 		d = json_object();
 	}
 	json_object_set_new(d, "origin", json_string(origin));
-	out = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	out = jsontext_dump(d, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(d);
 	return out;
 }
