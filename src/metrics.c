@@ -519,6 +519,8 @@ static void metrics_schedule(struct metrics *m)
 		uv_timer_stop(&m->timer);
 }
 
+/* libmicrohttpd's error logger: its messages are printf formats of its own. */
+__attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[256];
