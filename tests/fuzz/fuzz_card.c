@@ -25,7 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "config.h"
 #include "fuzzcard.h"
@@ -84,6 +88,13 @@ static const char *const params_hsm_step2[] = {
 	"{\"session\":\"00000000000000000000000000000000\",\"key\":\"D2FFA2E969F241C5||\"}",
 	"{\"session\":\"x\",\"key\":\"\"}",
 };
+/* The holder's PIN of the profiles (gen2 123456, gen3 888888) and a wrong one; with a label. */
+static const char *const params_claim[] = {
+	"{\"pin\":\"123456\"}",
+	"{\"pin\":\"888888\",\"request_id\":\"case-2026-0001\"}",
+	"{\"pin\":\"000000\"}",
+};
+static const char *const params_medical_cred[] = { NULL, "{}" };
 
 struct op_params {
 	const char *method;
@@ -103,6 +114,8 @@ static const struct op_params op_params[] = {
 	{ "card.write_items", params_write, N(params_write) },
 	{ "card.hsm_step1", params_hsm_step1, N(params_hsm_step1) },
 	{ "card.hsm_step2", params_hsm_step2, N(params_hsm_step2) },
+	{ "claim.verify_holder", params_claim, N(params_claim) },
+	{ "medical.credentials", params_medical_cred, N(params_medical_cred) },
 };
 
 /* ---- the journal ---------------------------------------------------------------------------- */
@@ -135,7 +148,8 @@ static void journal_reset(void)
 static void journal_cleanup(void)
 {
 	char path[600];
-	static const char *const files[] = { "j.db", "j.db-wal", "j.db-shm", "j.db.key" };
+	static const char *const files[] = { "j.db", "j.db-wal", "j.db-shm", "j.db.key",
+					      "receipt.key" };
 
 	journal_close(journal);
 	for (size_t i = 0; i < N(files); i++) {
@@ -147,6 +161,22 @@ static void journal_cleanup(void)
 
 static struct sim_profile *profiles[FUZZ_MAX_PROFILES];
 static size_t n_profiles;
+static char receipt_key[600];   /* claim.verify_holder's signing key (Ed25519), made at start */
+
+/* Writes a new Ed25519 key, mode 0600, to receipt_key. */
+static void make_receipt_key(void)
+{
+	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	FILE *f;
+
+	snprintf(receipt_key, sizeof(receipt_key), "%s/receipt.key", journal_dir);
+	f = fopen(receipt_key, "w");
+	if (!key || !f || fchmod(fileno(f), 0600) != 0 ||
+	    !PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL))
+		abort();
+	fclose(f);
+	EVP_PKEY_free(key);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -181,6 +211,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	}
 	atexit(journal_cleanup);
+	make_receipt_key();
 	return 0;
 }
 
@@ -230,6 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in.n = size - 4;
 
 	config_defaults(&cfg);
+	snprintf(cfg.receipts_key_file, sizeof(cfg.receipts_key_file), "%s", receipt_key);
 	cfg.read_auth = (enum config_read_auth)((sw & 3) % 3);
 	if (sw & 0x40) {
 		static const uint8_t issuer[16] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF,

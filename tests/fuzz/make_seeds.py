@@ -583,6 +583,8 @@ def items_seeds():
     seeds['name-split-short'] = bytes([8, 0, 0]) + '张䶮𫖯'.encode()
     seeds['name-split-over'] = bytes([8, 0, 0]) + ('A' + '张' * 14 + '𫖯' + '张' * 8 + 'B').encode()
     seeds['name-split-empty'] = bytes([8, 0, 0])
+    # Found by the fuzzer: an exact-length text item (社会保障号码, 18 characters) into a 5-byte buffer.
+    seeds['an-exact-small-cap'] = bytes([1, 7, 5]) + b'012404000199664227'
     return seeds
 
 
@@ -648,7 +650,7 @@ def tlv_seeds():
 
 CARD_OPS = [('read_basic', 5), ('read_items', 8), ('internal_auth', 2), ('verify_pin', 2),
             ('change_pin', 2), ('reload_pin', 2), ('unblock_pin', 2), ('write_items', 7),
-            ('hsm_step1', 2), ('hsm_step2', 2)]
+            ('hsm_step1', 2), ('hsm_step2', 2), ('claim', 3), ('medical_credentials', 2)]
 RESOLVE = len(CARD_OPS)
 
 # Mutation kinds of fuzz_card.c.
