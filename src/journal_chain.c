@@ -1,11 +1,12 @@
 /*
  * This file contains the journal's HMAC chain (src/journal_int.h): the keyed MAC contexts, the
  * serialisation of a row for its hash, a row's hash from its predecessor's, the chain's end (the
- * last row or the retention anchor), the insertion of a row at that end, and reading rows back by
- * their named columns.
+ * last row or the retention anchor), and the insertion of a row at that end. A change of keys
+ * wipes the memo of keyed names (src/journal_ref.c), made under the keys before.
  */
 #include <inttypes.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
@@ -69,6 +70,13 @@ int journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
 	}
 	EVP_MAC_CTX_free(c);
 	return journal_hmac(key, data, len, out);
+}
+
+void journal_memo_clear(struct journal *j)
+{
+	OPENSSL_cleanse(j->memo, sizeof(j->memo));
+	memset(j->memo, 0, sizeof(j->memo));
+	j->memo_next = 0;
 }
 
 int journal_use_keys(struct journal *j, const struct journal_keys *keys)
@@ -363,30 +371,4 @@ int journal_head(struct journal *j, int64_t *seq, char *hash_hex)
 	if (r == 0)
 		hex_encode(h, 32, hash_hex, JOURNAL_HASH_HEX + 1, HEX_LOWER);
 	return r;
-}
-
-const char *journal_col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t ? (const char *)t : "";
-}
-
-void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r)
-{
-	r->seq = sqlite3_column_int64(st, JCOL_SEQ);
-	snprintf(r->ts, sizeof(r->ts), "%s", journal_col_text(st, JCOL_TS));
-	r->ts_unix = sqlite3_column_int64(st, JCOL_TS_UNIX);
-	r->kind = journal_col_text(st, JCOL_KIND);
-	r->uid = sqlite3_column_int64(st, JCOL_UID);
-	r->pid = sqlite3_column_int64(st, JCOL_PID);
-	r->exe = journal_col_text(st, JCOL_EXE);
-	r->method = journal_col_text(st, JCOL_METHOD);
-	r->reader = journal_col_text(st, JCOL_READER);
-	r->card = journal_col_text(st, JCOL_CARD);
-	r->result = journal_col_text(st, JCOL_RESULT);
-	r->duration_ms = sqlite3_column_int64(st, JCOL_DURATION_MS);
-	r->intent = sqlite3_column_int64(st, JCOL_INTENT);
-	r->file = journal_col_text(st, JCOL_FILE);
-	r->detail = journal_col_text(st, JCOL_DETAIL);
 }

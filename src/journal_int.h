@@ -122,7 +122,7 @@ enum jcol { JOURNAL_COLUMNS(JCOL_ID_, JCOL_COMMA_), JCOL_COUNT };
 #define JOURNAL_REQUEST_EXPR \
 	"(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.request_id') END)"
 
-/* ---- journal.c: the database's lifecycle ----------------------------------------------- */
+/* ---- journal_db.c: what every part uses on the database -------------------------------- */
 
 /* SSC_EJOURNAL with "journal: what: <SQLite's message or why it is suspended>". */
 int journal_err(struct journal *j, struct ssc_diag *diag, const char *what);
@@ -144,6 +144,11 @@ void journal_notify(struct journal *j, const char *kind, int64_t seq, const char
 /* Tells the observer about the row r appended as seq with hash (note.row set). Lock not held. */
 void journal_notify_row(struct journal *j, const struct jrow *r, int64_t seq, const char *hash);
 
+/* Column i's text ("" for NULL). */
+const char *journal_col_text(sqlite3_stmt *st, int i);
+/* The chained fields of a row selected as ROW_COLUMNS (borrowed from st until its next step). */
+void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r);
+
 /* ---- journal_chain.c: the HMAC chain ---------------------------------------------------- */
 
 /* HMAC-SHA-256(key, data) into out: 0, or -1 when OpenSSL cannot (no memory; out not written). */
@@ -154,8 +159,13 @@ int journal_hmac(const uint8_t key[32], const uint8_t *data, size_t len, uint8_t
  */
 int journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
 		const uint8_t *data, size_t len, uint8_t out[32]);
-/* Sets the handle's chain and ref keys (and their keyed contexts) from keys. */
+/*
+ * Sets the handle's chain and ref keys (and their keyed contexts) from keys; wipes the memo of
+ * refs (journal_ref.c) made under the keys before.
+ */
 int journal_use_keys(struct journal *j, const struct journal_keys *keys);
+/* Wipes the memo of refs (mac_lock held, or the handle not shared: at a key change, at close). */
+void journal_memo_clear(struct journal *j);
 /* The row's chain hash under chain_key (the handle's when NULL), as hex. */
 int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t prev[32],
 		     const struct jrow *r, char *hex);
@@ -166,10 +176,6 @@ int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char
 /* r->ts and r->ts_unix from a CLOCK_REALTIME time in milliseconds (0: now). */
 void journal_set_ts(struct jrow *r, int64_t when_ms);
 void journal_now_ts(struct jrow *r);
-/* Column i's text ("" for NULL). */
-const char *journal_col_text(sqlite3_stmt *st, int i);
-/* The chained fields of a row selected as ROW_COLUMNS (borrowed from st until its next step). */
-void journal_row_from_stmt(sqlite3_stmt *st, struct jrow *r);
 /*
  * Checks row seq's hash against its predecessor (or the anchor) under the handle's key. Returns
  * 0 when it matches, JOURNAL_ROW_BAD when the row or its predecessor is missing or the hash does
@@ -184,8 +190,6 @@ int journal_row_check(struct journal *j, int64_t seq, struct ssc_diag *diag);
 /* HMAC(ref_key, label ‖ 00 ‖ value) as JOURNAL_REF_HEX hex digits; label a string literal. */
 void journal_keyed_ref(struct journal *j, const char *label, const uint8_t *v, size_t len,
 		       char *out);
-/* Wipes the memo of refs (mac_lock held, or the handle not shared: at a key change, at close). */
-void journal_memo_clear(struct journal *j);
 
 /* ---- journal_append.c: appends ---------------------------------------------------------- */
 
@@ -216,8 +220,6 @@ void journal_keys_wipe(struct journal_keys *keys);
  * last row's hash. Lock held (or not yet shared). 0, or SSC_EJOURNAL naming the reason.
  */
 int journal_key_check(struct journal *j, struct ssc_diag *diag);
-/* The keys journal_add_old_key() gave for key id, or NULL. */
-const struct journal_keys *journal_old_keys(struct journal *j, const char *id);
 
 /* ---- journal_list.c --------------------------------------------------------------------- */
 
@@ -245,5 +247,10 @@ int journal_list_entry(char *s, const char **label);
  */
 int journal_list_read(FILE *f, int (*cb)(void *arg, const char *label, const char *value),
 		      void *arg, int *lines, struct ssc_diag *diag);
+
+/* ---- journal_verify.c ------------------------------------------------------------------- */
+
+/* The keys journal_add_old_key() gave for key id, or NULL. */
+const struct journal_keys *journal_old_keys(struct journal *j, const char *id);
 
 #endif

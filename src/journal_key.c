@@ -216,14 +216,6 @@ int journal_add_old_key(struct journal *j, const char *path, struct ssc_diag *di
 	return r;
 }
 
-const struct journal_keys *journal_old_keys(struct journal *j, const char *id)
-{
-	for (int i = 0; i < j->n_old; i++)
-		if (strcmp(j->old[i].id, id) == 0)
-			return &j->old[i];
-	return NULL;
-}
-
 void journal_key_id(struct journal *j, char *out)
 {
 	pthread_mutex_lock(&j->lock);

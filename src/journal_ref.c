@@ -56,13 +56,6 @@ static void memo_put(struct journal *j, const char *label, const uint8_t *v, siz
 	pthread_mutex_unlock(&j->mac_lock);
 }
 
-void journal_memo_clear(struct journal *j)
-{
-	OPENSSL_cleanse(j->memo, sizeof(j->memo));
-	memset(j->memo, 0, sizeof(j->memo));
-	j->memo_next = 0;
-}
-
 /*
  * HMAC(ref_key, label ‖ 00 ‖ value), truncated to JOURNAL_REF_HEX hex digits. label must be a
  * string literal (the memo keeps the pointer).

@@ -3,7 +3,8 @@
  * of the chain from the retention anchor to its end, each row under the key of its time (key
  * rotations split the chain into segments, each linked to the head before it), the comparison
  * with a head taken from the daemon's log, and the lost-card list against the digest that the
- * chain carries last.
+ * chain carries last. The earlier keys it checks rows with are added by journal_add_old_key()
+ * (src/journal_key.c) and looked up here.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -114,6 +115,14 @@ static const char *key_of(struct journal *j, const struct rotation *rot, int n, 
 	for (int i = 0; i < n && rot[i].seq <= seq; i++)
 		id = rot[i].key_id;
 	return id;
+}
+
+const struct journal_keys *journal_old_keys(struct journal *j, const char *id)
+{
+	for (int i = 0; i < j->n_old; i++)
+		if (strcmp(j->old[i].id, id) == 0)
+			return &j->old[i];
+	return NULL;
 }
 
 /* The chain key for key id, or NULL when it was not given. */
