@@ -730,16 +730,16 @@ static int pcsc_find_name(struct ssc_slot *s, const char *reader_id)
 	return found ? 0 : SSC_ENOREADER;
 }
 
-/* Reads the ATR of the connected card. */
-static int pcsc_read_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
+/* Reads the ATR of the connected card, and the reader's state (*state) with it. */
+static int pcsc_read_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len, DWORD *state)
 {
 	unsigned char buf[MAX_ATR_SIZE];
 	char rname[SSC_READER_NAME_MAX];
-	DWORD rlen = sizeof(rname), state = 0, proto = 0, alen = sizeof(buf);
+	DWORD rlen = sizeof(rname), proto = 0, alen = sizeof(buf);
 	LONG rv;
 
 	pcsc_gate_enter(0);
-	rv = SCardStatus(s->card, rname, &rlen, &state, &proto, buf, &alen);
+	rv = SCardStatus(s->card, rname, &rlen, state, &proto, buf, &alen);
 	pcsc_gate_leave();
 	if (rv != SCARD_S_SUCCESS) {
 		if (pcsc_rv_dead(rv))
@@ -844,7 +844,7 @@ static int pcsc_connect(struct ssc_driver *drv, const char *reader_id, int timeo
 	if (r == 0)
 		r = pcsc_connect_card(s, deadline);
 	if (r == 0)
-		r = pcsc_read_atr(s, atr, atr_len);
+		r = pcsc_read_atr(s, atr, atr_len, &(DWORD){ 0 });
 	if (r != 0) {
 		pcsc_slot_release(s, SCARD_LEAVE_CARD);
 		free(s);
@@ -911,7 +911,7 @@ static int pcsc_connect_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 {
 	int r = pcsc_connect_card(s, pcsc_now_ms() + s->connect_retry_ms);
 
-	return r == 0 ? pcsc_read_atr(s, atr, atr_len) : r;
+	return r == 0 ? pcsc_read_atr(s, atr, atr_len, &(DWORD){ 0 }) : r;
 }
 
 static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
@@ -939,7 +939,7 @@ static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 		rv = SCardReconnect(s->card, SCARD_SHARE_EXCLUSIVE,
 				    SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_RESET_CARD, &s->proto);
 		if (rv == SCARD_S_SUCCESS) {
-			r = pcsc_read_atr(s, atr, atr_len);
+			r = pcsc_read_atr(s, atr, atr_len, &(DWORD){ 0 });
 			return r == 0 ? 0 : (r == SSC_ECARDREMOVED || r == SSC_ENOCARD) ? SSC_ENOCARD
 										    : SSC_EREADER;
 		}
@@ -958,6 +958,20 @@ static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
 	s->have_ctx = 1;
 	r = pcsc_connect_atr(s, atr, atr_len);
 	return r == 0 ? 0 : (r == SSC_ENOCARD || r == SSC_ECARDREMOVED) ? SSC_ENOCARD : SSC_EREADER;
+}
+
+/* SCardStatus on the handle: pcscd's mark of a removal or reset since it connected, its counter. */
+static int pcsc_status(struct ssc_slot *s, uint32_t *insertions)
+{
+	uint8_t atr[SSC_ATR_MAX];
+	size_t n;
+	DWORD state = 0;
+	int r = s->card_gone || s->broken ? SSC_ECARDREMOVED : pcsc_read_atr(s, atr, &n, &state);
+
+	if (r == SSC_ECARDREMOVED || r == SSC_ENOCARD || (r == 0 && !(state & SCARD_PRESENT)))
+		s->card_gone = 1;   /* reconnect() connects afresh, never resets a card that left */
+	*insertions = (uint32_t)(state >> 16) & 0xFFFFu;   /* pcsc-lite's event counter */
+	return s->card_gone ? SSC_ECARDREMOVED : r == 0 ? 0 : SSC_EREADER;
 }
 
 static void pcsc_disconnect(struct ssc_slot *s, int reset)
@@ -982,4 +996,5 @@ const struct ssc_driver_ops ssc_driver_pcsc = {
 	.transmit = pcsc_transmit,
 	.reconnect = pcsc_reconnect,
 	.disconnect = pcsc_disconnect,
+	.status = pcsc_status,
 };

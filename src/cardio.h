@@ -37,6 +37,12 @@ struct card_io {
 	char reader_serial[SSC_READER_SERIAL_MAX];
 	int64_t deadline_ms;               /* CLOCK_MONOTONIC milliseconds; the op ends there */
 	unsigned le_retries;               /* apdu_exchange(): commands re-sent after a 6Cxx */
+	/*
+	 * The read-ahead's data of this insertion (src/readers.h, struct readers_ahead), confirmed by
+	 * the core to belong to the card connected now; NULL: none. The card application's own
+	 * (opaque to the core); borrowed for the job.
+	 */
+	const void *ahead;
 };
 
 /* CLOCK_MONOTONIC now, in milliseconds. */

@@ -323,6 +323,7 @@ static void resolve_on_insert(struct daemon *d, const struct reader_info *ri)
 	snprintf(rj->job.reader_id, sizeof(rj->job.reader_id), "%s", ri->id);
 	rj->job.need_role = READER_ROLE_USER;
 	rj->job.timeout_ms = d->cfg->op_timeout_ms;
+	rj->job.ahead_keep = 1;   /* it reads the card back and writes to the journal only */
 	atomic_fetch_add(&d->resolve_jobs, 1);
 	rc = readers_submit(d->rd, &rj->job);
 	if (rc != 0) {
@@ -347,13 +348,14 @@ static void on_reader_event(void *arg, const char *type, const struct reader_inf
 /* ---- start and stop --------------------------------------------------------------------- */
 
 /*
- * The reader core over the drivers [drivers] enables, probing each new card for a PSAM, and
- * counting every APDU for the metrics.
+ * The reader core over the drivers [drivers] enables, probing each new card for a PSAM, counting
+ * every APDU for the metrics, and reading each user card ahead ([card] prefetch).
  */
 static int daemon_readers_new(struct daemon *d)
 {
 	const struct ssc_driver_ops *drivers[2];
-	struct readers_setup rs = { drivers, 0, psam_probe, metrics_apdu };
+	const struct readers_ahead ahead = { ops_ahead_read, ops_ahead_drop, &d->env };
+	struct readers_setup rs = { drivers, 0, psam_probe, metrics_apdu, &ahead };
 
 	if (d->cfg->driver_pcsc)
 		drivers[rs.n_drivers++] = &ssc_driver_pcsc;

@@ -30,3 +30,14 @@ const struct op_desc *ops_find(const char *method)
 			return op;
 	return NULL;
 }
+
+int ops_reads_only(const struct op_desc *op)
+{
+	static const char *const readers[] = { "card.read_basic", "card.read_items",
+					       "card.internal_auth", "medical.credentials", NULL };
+
+	for (size_t i = 0; op && readers[i]; i++)
+		if (strcmp(op->method, readers[i]) == 0)
+			return 1;
+	return 0;
+}

@@ -136,6 +136,29 @@ const struct op_desc *ops_find(const char *method);
 void ops_wipe_pins(json_t *params);
 
 /*
+ * Whether op only reads the card (card.read_basic, card.read_items, card.internal_auth,
+ * medical.credentials): the reader core keeps the read-ahead's data past such a job (readers.h,
+ * job->ahead_keep); every other operation may change the card and drops it. NULL: 0.
+ */
+int ops_reads_only(const struct op_desc *op);
+
+/*
+ * The read-ahead of a user card just inserted (src/readers.h, struct readers_ahead; arg: the
+ * daemon's struct op_env): what card.read_basic reads (SELECT SSSE, EF05 and EF06, with read
+ * authorisation through the key provider when the card needs it; the pending intents of the card
+ * are left to the job sscardd queues for them on card.inserted, which keeps the data). Returns 0 and *kept (owned by the caller, freed with
+ * ops_ahead_drop(); never logged, never written anywhere), or the read's error with nothing kept
+ * (a card that needs read authorisation with no key provider: card.read_basic then reads as
+ * without read-ahead and answers the same error). *reset_card as a job's. Worker thread; blocks on
+ * the card until io->deadline_ms.
+ */
+int ops_ahead_read(void *arg, struct card_io *io, unsigned *insertion_flags, int *reset_card,
+		   void **kept);
+
+/* Wipes (explicit_bzero) and frees the data of ops_ahead_read(). NULL is a no-op. */
+void ops_ahead_drop(void *kept);
+
+/*
  * Resolves the write intents left pending (no outcome: the card left, the daemon died, the
  * deadline passed mid-write) for the card in io, by reading it back (issue 4): SELECT SSSE, read
  * the card number, and for each pending intent of this card (oldest first):

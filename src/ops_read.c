@@ -4,6 +4,7 @@
  * card.read_items (items of a file, transaction records newest first) and card.internal_auth.
  * Params checked on the loop thread, runs on a reader's worker thread.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -66,6 +67,58 @@ int ops_read_basic_check(const struct op_desc *op, const struct op_env *env, jso
 	return basic_parse(env, params, &o, diag);
 }
 
+/* ---- the read-ahead (src/ops.h) ------------------------------------------------------------ */
+
+/* What card.read_basic read from the card on its insertion, kept by the reader core for it. */
+struct ops_ahead {
+	struct ssc_card c;            /* the card as the read left it: identity, algorithm,
+				       * generation, read mode; its borrowed pointers cleared */
+	struct ssc_basic b;
+};
+
+void ops_ahead_drop(void *kept)
+{
+	if (!kept)
+		return;
+	explicit_bzero(kept, sizeof(struct ops_ahead));
+	free(kept);
+}
+
+int ops_ahead_read(void *arg, struct card_io *io, unsigned *insertion_flags, int *reset_card,
+		   void **kept)
+{
+	struct op_env env;
+	struct ops_ahead *k;
+	struct ssc_diag diag;
+	int rc;
+
+	*kept = NULL;
+	ops_env_snapshot(arg, &env);
+	ssc_diag_init(&diag);
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return SSC_ENOMEM;
+	/* The insertion's pending intents are its resolve job's (sscardd queues one on card.inserted). */
+	rc = ssc_open(&k->c, io, env.cfg, env.kp, insertion_flags, &diag);
+	if (!rc)
+		rc = ssc_read_basic(&k->c, &k->b, &diag);
+	if (k->c.authenticated)
+		*reset_card = 1;   /* read authorisation: the core resets the card */
+	if (rc) {
+		ops_ahead_drop(k);
+		return rc;
+	}
+	k->c.io = NULL;
+	k->c.cfg = NULL;
+	k->c.kp = NULL;
+	k->c.insertion_flags = NULL;
+	k->c.authenticated = 0;
+	k->c.read_authed = 0;
+	k->c.cur_df = -1;
+	*kept = k;
+	return 0;
+}
+
 int ops_read_basic_run(const struct op_desc *op, const struct op_env *shared, struct card_io *io,
 		       struct op_call *call, unsigned *insertion_flags, int *reset_card,
 		       json_t **result, struct ssc_diag *diag)
@@ -85,12 +138,27 @@ int ops_read_basic_run(const struct op_desc *op, const struct op_env *shared, st
 	rc = basic_parse(env, call->params, &o, diag);
 	if (rc)
 		return rc;
-	rc = ops_card_open(env, io, insertion_flags, &c, diag);
-	if (rc)
-		goto out;
-	rc = ssc_read_basic(&c, &b, diag);
-	if (rc)
-		goto out;
+	if (io->ahead && !o.internal_auth) {
+		/*
+		 * Read ahead on this insertion, and confirmed by the core to be the card that is
+		 * there now: no APDU. The lost-card check and the rest go on as after a read.
+		 */
+		const struct ops_ahead *k = io->ahead;
+
+		c = k->c;
+		c.io = io;
+		c.cfg = env->cfg;
+		c.kp = env->kp;
+		c.insertion_flags = insertion_flags;
+		b = k->b;
+	} else {
+		rc = ops_card_open(env, io, insertion_flags, &c, diag);
+		if (rc)
+			goto out;
+		rc = ssc_read_basic(&c, &b, diag);
+		if (rc)
+			goto out;
+	}
 	/* The read knows the card number and id already: the lost-card check costs no APDU. */
 	call->allow_lost = o.allow_lost;
 	rc = ops_card_identify(env, call, &c, 0, diag);

@@ -23,8 +23,26 @@ int reader_io_lock(struct reader *r, int64_t deadline)
 										   : SSC_ETIMEDOUT;
 }
 
+void reader_io_forget_locked(struct reader *r)
+{
+	void *kept = r->ahead;
+
+	r->ahead = NULL;
+	if (kept)
+		r->rd->ahead.drop(kept);
+}
+
+/* The read-ahead's data lives no longer than the connection it was read over (card_lock held). */
+static void reader_io_forget(struct reader *r)
+{
+	pthread_mutex_lock(&r->rd->lock);
+	reader_io_forget_locked(r);
+	pthread_mutex_unlock(&r->rd->lock);
+}
+
 void reader_io_drop(struct reader *r, int reset)
 {
+	reader_io_forget(r);
 	if (r->slot)
 		r->mon->ops->disconnect(r->slot, reset);
 	r->slot = NULL;
@@ -49,6 +67,7 @@ int reader_io_connect(struct reader *r, int64_t deadline)
 	if (r->slot && r->slot_gen != gen)
 		reader_io_drop(r, 0);   /* another card since: that connection is stale */
 	if (r->slot && r->slot_broken) {
+		reader_io_forget(r);
 		r->slot_atr_len = 0;
 		r->lent_memory = 0;
 		if (ops->reconnect(r->slot, r->slot_atr, &r->slot_atr_len) == 0) {

@@ -21,8 +21,14 @@ int reader_io_lock(struct reader *r, int64_t deadline);
  */
 int reader_io_connect(struct reader *r, int64_t deadline);
 
-/* Closes the connection of r, resetting the card when reset != 0 (card_lock held, or r unshared). */
+/*
+ * Closes the connection of r, resetting the card when reset != 0 (card_lock held, or r unshared;
+ * never rd->lock). The read-ahead's data goes with it (it was good for that connection only).
+ */
 void reader_io_drop(struct reader *r, int reset);
+
+/* Wipes and frees the read-ahead's data of r, if any (rd->lock held). */
+void reader_io_forget_locked(struct reader *r);
 
 /*
  * Sets io up over r's connection (card_lock held): its transmit() is the choke point, its deadline

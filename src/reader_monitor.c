@@ -11,7 +11,9 @@
 
 #include "invariant.h"
 #include "log.h"
+#include "reader_ahead.h"
 #include "reader_event.h"
+#include "reader_io.h"
 #include "reader_monitor.h"
 #include "reader_table.h"
 #include "reader_worker.h"
@@ -61,9 +63,9 @@ static void monitor_card_in(struct reader *r, const struct ssc_reader_desc *d)
 	 * A reader configured "user" is not probed: its card is ready now, or as soon as the
 	 * subsystem reports its ATR (monitor_apply()). Others after the probe.
 	 */
-	if (r->fixed_role == READER_ROLE_USER && r->atr_len > 0)
+	if (r->fixed_role == READER_ROLE_USER && r->atr_len > 0 && !reader_ahead_enabled(r))
 		reader_event_ready_locked(r, 0);
-	pthread_cond_signal(&r->cond);
+	pthread_cond_signal(&r->cond);   /* the probe, or the read-ahead and card.ready */
 }
 
 /* rd->lock held. */
@@ -71,6 +73,8 @@ static void monitor_card_out(struct reader *r)
 {
 	/* Every card.inserted has its card.ready before its card.removed. */
 	INVARIANT(r->card_present);
+	reader_io_forget_locked(r);   /* the data read ahead is wiped at the removal */
+	pthread_cond_signal(&r->cond);   /* and its connection closed soon */
 	reader_event_ready_locked(r, SSC_ECARDREMOVED);
 	INVARIANT(r->ready_gen == r->card_gen);
 	r->card_present = 0;
@@ -165,8 +169,11 @@ static void monitor_apply(struct rd_monitor *m, const struct ssc_reader_desc *d,
 		} else if (r->card_present && r->atr_len == 0 && desc->atr_len <= SSC_ATR_MAX) {
 			memcpy(r->atr, desc->atr, desc->atr_len);
 			r->atr_len = desc->atr_len;
-			if (r->fixed_role == READER_ROLE_USER && r->atr_len > 0)
+			if (r->fixed_role == READER_ROLE_USER && r->atr_len > 0 &&
+			    !reader_ahead_enabled(r))
 				reader_event_ready_locked(r, 0);
+			else
+				pthread_cond_signal(&r->cond);
 		}
 		pp = &r->next;
 	}

@@ -52,6 +52,7 @@ void reader_table_reader_free(struct reader *r)
 	INVARIANT(r->running == NULL && jobq_len(&r->q) == 0);
 	if (r->slot)
 		reader_io_drop(r, 1);
+	reader_io_forget_locked(r);   /* unshared now: no lock needed */
 	jobq_done(&r->q);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->card_lock);

@@ -9,6 +9,7 @@
 
 #include "invariant.h"
 #include "log.h"
+#include "reader_ahead.h"
 #include "reader_event.h"
 #include "reader_io.h"
 #include "reader_job.h"
@@ -58,7 +59,9 @@ static void reader_probe(struct reader *r, unsigned gen)
 				role = READER_ROLE_USER;
 			}
 		}
-		if (role != READER_ROLE_PSAM)
+		if (role == READER_ROLE_USER && reader_ahead_enabled(r))
+			reader_ahead_read(r, gen);   /* before card.ready; keeps what it read */
+		else if (role != READER_ROLE_PSAM)
 			reader_io_drop(r, 0);   /* PSAMs stay connected between uses */
 		pthread_mutex_unlock(&r->card_lock);
 	}
@@ -115,6 +118,27 @@ static void reader_probe(struct reader *r, unsigned gen)
 }
 
 /*
+ * The read-ahead of a card in a reader configured "user" (not probed), then its card.ready
+ * (worker thread). A card that cannot be opened is ready all the same, as it would have been
+ * without the read-ahead: its jobs will say what is wrong.
+ */
+static void reader_ahead_user(struct reader *r, unsigned gen)
+{
+	struct readers *rd = r->rd;
+	int64_t deadline = cardio_now_ms() + rd->cfg->op_timeout_ms;
+
+	if (reader_io_lock(r, deadline) == 0) {
+		if (reader_io_connect(r, deadline) == 0)
+			reader_ahead_read(r, gen);
+		pthread_mutex_unlock(&r->card_lock);
+	}
+	pthread_mutex_lock(&rd->lock);
+	if (r->card_gen == gen)
+		reader_event_ready_locked(r, 0);
+	pthread_mutex_unlock(&rd->lock);
+}
+
+/*
  * After a job (card_lock held): a job of the reader's lease (leased) ends it; a job that succeeded
  * asking for one (job->lease, job->lease_ms) on a reader that was not leased, whose connection is
  * sound and whose card did not change, leases it: the card is held until the lease's end. Returns
@@ -154,6 +178,7 @@ static int reader_run_job(struct reader *r, struct job_core *core)
 	enum reader_role role;
 	struct card_io io;
 	unsigned gen, flags;
+	void *kept;
 	int present, reset = 0, leased, rc;
 
 	if (rd_ms_until(core->deadline_ms) <= 0)
@@ -188,12 +213,24 @@ static int reader_run_job(struct reader *r, struct job_core *core)
 			     ssc_strerror(rc));
 		goto out_unlock;
 	}
+	/* The read-ahead's data, if the card is confirmed untouched since; gone before a write. */
+	kept = reader_ahead_take(r, gen, core->deadline_ms, &rc);
+	if (rc != 0) {
+		ssc_diag_set(&job->diag, rc, "cannot open the card in reader %s: %s", r->id,
+			     ssc_strerror(rc));
+		goto out_unlock;
+	}
+	if (kept && !job->ahead_keep) {
+		reader_ahead_put(r, kept, gen, 0);
+		kept = NULL;
+	}
 	if (r->flags_gen != gen) {
 		r->flags_gen = gen;
 		r->insertion_flags = 0;
 	}
 	flags = r->insertion_flags;
 	reader_io_init(r, &io, core->deadline_ms);
+	io.ahead = kept;
 	rc = job->run(job, &io, &flags, &reset);
 	if (!r->slot_broken && r->flags_gen == gen)
 		r->insertion_flags = flags;
@@ -215,6 +252,8 @@ static int reader_run_job(struct reader *r, struct job_core *core)
 	} else if (role != READER_ROLE_PSAM) {
 		reader_io_drop(r, 0);
 	}
+	/* Kept for the next job only after a job that succeeded and only read. */
+	reader_ahead_put(r, kept, gen, rc == 0 && job->ahead_keep);
 	leased = 0;   /* disposed of above */
 out_unlock:
 	if (leased) {
@@ -246,6 +285,16 @@ void *reader_worker_main(void *arg)
 			r->reprobe = 0;
 			pthread_mutex_unlock(&rd->lock);
 			reader_probe(r, gen);
+			pthread_mutex_lock(&rd->lock);
+			continue;
+		}
+		if (r->card_present && r->fixed_role == READER_ROLE_USER && r->atr_len > 0 &&
+		    r->ahead_done_gen != r->card_gen && reader_ahead_enabled(r)) {
+			unsigned gen = r->card_gen;
+
+			r->ahead_done_gen = gen;
+			pthread_mutex_unlock(&rd->lock);
+			reader_ahead_user(r, gen);
 			pthread_mutex_lock(&rd->lock);
 			continue;
 		}

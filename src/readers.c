@@ -112,6 +112,8 @@ int readers_new(uv_loop_t *loop, const struct config *cfg, const struct readers_
 	rd->cfg = cfg;
 	rd->probe = setup->probe;
 	rd->apdu_sent = setup->apdu_sent;
+	if (setup->ahead && setup->ahead->read && setup->ahead->drop)
+		rd->ahead = *setup->ahead;
 	rd->ev = ev;
 	rd->ev_arg = ev_arg;
 	if (pthread_mutex_init(&rd->lock, NULL) != 0)

@@ -86,6 +86,12 @@ struct job {
 	 */
 	uint64_t lease;
 	int lease_ms;
+	/*
+	 * 1: the job only reads the card, so that the read-ahead's data of this insertion
+	 * (struct readers_ahead) outlives it when it succeeds; 0: it may change the card (a write, a
+	 * PIN command), and the data is dropped before it runs.
+	 */
+	int ahead_keep;
 	/* Set by the core before done(). */
 	int err;                             /* 0 or SSC_E* (SSC_ETIMEDOUT at the deadline) */
 	struct ssc_diag diag;
@@ -108,6 +114,26 @@ typedef void (*readers_event_fn)(void *arg, const char *type, const struct reade
 typedef int (*readers_probe_fn)(struct card_io *io, enum ssc_alg *alg, char term[13]);
 
 /*
+ * The read-ahead of a user card ([card] prefetch; sscardd: ops_ahead_read). read() runs on the
+ * card's worker as soon as a new card turns out to be a user card (after the probe; on a reader
+ * configured "user", at the insertion), before its card.ready, with the card connected (io, as a
+ * job's run(), with a deadline op_timeout_ms away). It returns 0 and *kept (the data, opaque to
+ * the core; NULL = nothing worth keeping), or an error (nothing kept). The core keeps the data for
+ * that insertion only while it holds the card's connection since the read (exclusive: nobody else
+ * can have touched the card) and hands it to the next job in io->ahead once the driver confirmed
+ * that the card was neither removed nor reset since (ssc_driver_ops.status, no APDU). drop() wipes
+ * and frees it: at the removal, when the connection is released (card_hold_ms passed, a reset, a
+ * broken connection), after a job that failed or may have changed the card (job->ahead_keep 0).
+ * Never runs while a lease holds the reader, on a driver without status(), or with card_hold_ms 0.
+ */
+struct readers_ahead {
+	int (*read)(void *arg, struct card_io *io, unsigned *insertion_flags, int *reset_card,
+		    void **kept);
+	void (*drop)(void *kept);
+	void *arg;
+};
+
+/*
  * What the core is given besides its configuration: the collaborators it calls, so that a test can
  * hand it fakes (a driver that misbehaves, a probe of its own). readers_new() copies the struct;
  * what it points to is borrowed and must outlive the core.
@@ -118,6 +144,8 @@ struct readers_setup {
 	readers_probe_fn probe;                        /* required (sscardd: psam_probe) */
 	/* Optional: told of every APDU sent, with the driver's name. Worker threads; never blocks. */
 	void (*apdu_sent)(const char *driver);
+	/* Optional: the read-ahead (NULL: none), copied by readers_new(). */
+	const struct readers_ahead *ahead;
 };
 
 #define READERS_DRIVERS_MAX 4

@@ -7,6 +7,7 @@
  *   reader_event.c    what is posted to the loop: events (card.ready among them) and wake-ups
  *   reader_table.c    readers' and the core's lifetimes: references, threads, the end
  *   reader_job.c      a job's life: its states, references, deadline, completion, cancelling
+ *   reader_ahead.c    the read-ahead: a user card read on insertion, its data kept while held
  *   reader_worker.c   one worker thread per reader: probes, jobs, the held card
  *   reader_monitor.c  one monitor thread per driver: snapshots turned into the table and events
  *   readers.c         the API (src/readers.h): create, submit, list, cancel, lend a PSAM, free
@@ -120,6 +121,10 @@ struct reader {
 	uint64_t lease;                /* the reader's lease (struct job), 0 = none; valid while */
 	int64_t lease_until_ms;        /* ... now is before this ... */
 	unsigned lease_gen;            /* ... and the card is the one it was given for */
+	void *ahead;                   /* the read-ahead's data of card ahead_gen (or NULL), kept
+					* only while slot (its connection) stays open and sound */
+	unsigned ahead_gen;
+	unsigned ahead_done_gen;       /* a reader configured "user": the card_gen read ahead */
 	struct jobq q;                 /* the jobs waiting, in turns across their owners */
 	pthread_cond_t cond;           /* the worker waits here, with rd->lock */
 
@@ -134,6 +139,7 @@ struct reader {
 	int64_t hold_until_ms;         /* a user card's connection is kept until then (0 = none) */
 	unsigned lent_memory;          /* the borrower's word for this connection (0 when new) */
 	unsigned insertion_flags;
+	uint32_t ahead_insertions;     /* the driver's status() when the read-ahead ended */
 	struct card_io psam_io;        /* what readers_psam_lend() hands out */
 };
 
@@ -146,6 +152,7 @@ struct readers {
 	int wakeup_pending;            /* a wake-up is written and not yet taken (lock held) */
 	readers_probe_fn probe;
 	void (*apdu_sent)(const char *driver);
+	struct readers_ahead ahead;    /* read == NULL: no read-ahead */
 	struct rd_monitor mons[READERS_DRIVERS_MAX];
 	size_t n_mons;
 	struct job_core *jobs;         /* loop thread: every job whose timer is not closed */

@@ -247,6 +247,7 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 	rj->job.need_role = READER_ROLE_USER;
 	rj->job.timeout_ms = r->cfg->op_timeout_ms;
 	rj->job.lease = lease;
+	rj->job.ahead_keep = ops_reads_only(op);
 	ssc_diag_init(&rj->job.diag);
 	rj->client = c;
 	rj->id = id ? json_incref(id) : NULL;

@@ -184,11 +184,11 @@ static void log_config(const struct config *cfg, const char *file)
 		log_warn("config: %s", cfg->notice);
 	/* The initial PINs are counted, not shown: no PIN reaches the log. */
 	log_info("config: card: read_auth %s, 卡识别码 MAC check %s (key %s), PIN %d..%d digits, "
-		 "%d initial PIN(s)%s", cfg->read_auth == READ_AUTH_ALWAYS ? "always" :
+		 "%d initial PIN(s)%s, read-ahead %s", cfg->read_auth == READ_AUTH_ALWAYS ? "always" :
 		 cfg->read_auth == READ_AUTH_NEVER ? "never" : "auto",
 		 cfg->verify_card_id_mac ? "on" : "off", cfg->card_id_mac_key_set ? "set" : "not set",
 		 cfg->pin_min_len, cfg->pin_max_len, cfg->n_initial_pins,
-		 cfg->refuse_initial_pin ? ", refused for VERIFY" : "");
+		 cfg->refuse_initial_pin ? ", refused for VERIFY" : "", cfg->prefetch ? "on" : "off");
 	key_text(&cfg->key_write_ssse, k[0]);
 	key_text(&cfg->key_write_ef0d, k[1]);
 	key_text(&cfg->key_read_auth, k[2]);

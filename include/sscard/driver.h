@@ -111,6 +111,18 @@ struct ssc_driver_ops {
 	 * second. Worker thread only. NULL is a no-op.
 	 */
 	void (*disconnect)(struct ssc_slot *slot, int reset);
+
+	/*
+	 * Optional (NULL: the driver cannot tell). Whether the card of this open connection is still
+	 * the one it was opened to, untouched by anyone else: no removal and no reset since connect()
+	 * (or the last reconnect()), as the subsystem's presence detection knows it, without an APDU.
+	 * Returns 0 and *insertions, the subsystem's count of insertions and removals in that reader
+	 * (it moves with each; pcscd's event counter; compared by the caller between two calls on
+	 * the same connection only); SSC_ECARDREMOVED (removed or reset since); SSC_EREADER (the
+	 * subsystem or the connection is gone). Fast (one round trip to the subsystem at most).
+	 * Worker thread of that reader only.
+	 */
+	int (*status)(struct ssc_slot *slot, uint32_t *insertions);
 };
 
 /* The built-in drivers. */

@@ -532,9 +532,16 @@ class DaemonTestCase(harness.TestCase):
     """A harness.TestCase with helpers to start sscardd and wait for its readers."""
 
     maxDiff = None
+    # [card] prefetch for the daemons of start_daemon(): None = the default (yes). 'no' for tests
+    # whose every card.read_basic must talk to the card (the read path itself, its APDUs).
+    prefetch = None
 
     def start_daemon(self, **kw):
         """Starts sscardd (keywords as for Daemon) and opens self.c, a subscribed client."""
+        if self.prefetch is not None:
+            config = {k: dict(v) for k, v in (kw.pop('config', None) or {}).items()}
+            config.setdefault('card', {})['prefetch'] = self.prefetch
+            kw['config'] = config
         self.d = Daemon(self.h, **kw).start()
         self.c = self.d.client()
         self.c.subscribe()

@@ -8,7 +8,9 @@ reader's role is known (after the probe, at once on a reader configured "user"),
 finds the role), then card.removed; card.ready costs no APDU of its own. The APDU counts below are
 the probe's, counted by hand from src/psam.c: a user card gets one SELECT of the PSAM application
 (answered 6A82), a PSAM that SELECT and the READ BINARY of its terminal number; a reader configured
-"user" is never probed. Expected ATRs are copied from firmware-stubs/profiles/*.json.
+"user" is never probed. Expected ATRs are copied from firmware-stubs/profiles/*.json. The daemon runs
+with [card] prefetch = no here, so that the APDUs counted are the probe's alone; with the read-ahead,
+card.ready follows one read of the card (tests/e2e/test_daemon_ahead.py).
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_events.py [-k name]
 """
@@ -48,6 +50,8 @@ def reader_events(c, reader, n, timeout=10.0):
 
 
 class CardReady(sscardd.DaemonTestCase):
+    prefetch = 'no'     # the probe's APDUs alone
+
     readers = 4
 
     def ready_checks(self, ev, slot, role, atr, apdus):

@@ -31,6 +31,7 @@ APDU_DELAY_MS = 50       # the frozen card answers slowly, so that a read lasts 
 
 
 class Freeze(sscardd.DaemonTestCase):
+    prefetch = 'no'     # a card frozen in the middle of a read: every read talks to the card
     readers = 4
 
     def test_sigstop_mid_read(self):

@@ -21,6 +21,7 @@ from test_daemon_removal import RemovalHelpers  # noqa: E402
 
 
 class Recovery(RemovalHelpers, sscardd.DaemonTestCase):
+    prefetch = 'no'     # every read talks to the card (and to its PSAM)
 
     # Was a bug (fixed in drivers/pcsc.c pcsc_connect_card: an unexpected SCardConnect failure
     # now asks the reader's state once and reports SSC_ENOCARD when the card is gone):

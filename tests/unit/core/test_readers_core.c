@@ -315,7 +315,7 @@ static void count_apdu(const char *driver)
 }
 
 static const struct ssc_driver_ops *const fake_drivers[] = { &fake_ops };
-static const struct readers_setup fake_setup = { fake_drivers, 1, fake_probe, count_apdu };
+static const struct readers_setup fake_setup = { fake_drivers, 1, fake_probe, count_apdu, NULL };
 
 /* Sets a fake reader's state (a new one when id is new) and tells the monitor. */
 static void fake_set(const char *id, int present, int psam)

@@ -274,7 +274,7 @@ lost:
 
 /* The core over the real pcsc driver, probing cards with the real PSAM probe (as sscardd). */
 static const struct ssc_driver_ops *const pcsc_driver[] = { &ssc_driver_pcsc };
-static const struct readers_setup pcsc_setup = { pcsc_driver, 1, psam_probe, NULL };
+static const struct readers_setup pcsc_setup = { pcsc_driver, 1, psam_probe, NULL, NULL };
 
 struct tjob;
 
