@@ -69,6 +69,7 @@ static const struct key_desc key_table[] = {
 	{ "limits", "max_request_bytes", KIND_SIZE, OFF(max_request_bytes), 0, 1024, 16 * 1024 * 1024 },
 	{ "limits", "max_json_depth", KIND_INT, OFF(max_json_depth), 0, 2, 512 },
 	{ "limits", "max_inflight_per_client", KIND_INT, OFF(max_inflight_per_client), 0, 1, 4096 },
+	{ "limits", "max_queued_per_reader", KIND_INT, OFF(max_queued_per_reader), 0, 0, 1048576 },
 	{ "limits", "idle_timeout_ms", KIND_INT, OFF(idle_timeout_ms), 0, 1000, 86400000 },
 
 	{ "timeouts", "op_timeout_ms", KIND_INT, OFF(op_timeout_ms), 0, 100, 600000 },
@@ -236,6 +237,17 @@ int config_key_at(size_t i, const char **section, const char **name)
 		return 1;
 	}
 	return 0;
+}
+
+int config_queued_per_reader(const struct config *cfg)
+{
+	long long n = cfg->max_queued_per_reader;
+
+	if (n <= 0)
+		n = (long long)cfg->max_clients * cfg->max_inflight_per_client;
+	if (n < 1)
+		n = 1;
+	return n > 1048576 ? 1048576 : (int)n;
 }
 
 void config_wipe(struct config *cfg)

@@ -47,6 +47,9 @@ struct config {
 	size_t max_request_bytes;           /* one JSON line, default 65536 */
 	int max_json_depth;                 /* default 16 */
 	int max_inflight_per_client;        /* default 16 */
+	int max_queued_per_reader;          /* operations waiting on one reader; 0 (default) = as
+					     * many as the clients may have in flight
+					     * (config_queued_per_reader) */
 	int idle_timeout_ms;                /* a client with nothing in flight, default 600000 */
 
 	/* [timeouts] */
@@ -167,6 +170,13 @@ int config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
  * "role.<reader>". Never blocks.
  */
 int config_key_at(size_t i, const char **section, const char **name);
+
+/*
+ * The operations that may wait on one reader at once: max_queued_per_reader, or when it is 0
+ * max_clients × max_inflight_per_client (what the clients may have in flight in all, so that a
+ * reader's queue refuses nothing the per-client limits let through), at most 1048576.
+ */
+int config_queued_per_reader(const struct config *cfg);
 
 /* Wipes the secrets the struct holds (the 卡识别码 MAC key). */
 void config_wipe(struct config *cfg);

@@ -73,10 +73,12 @@ static void job_on_timer(uv_timer_t *t)
 	struct reader *r = core->r;
 	struct readers *rd = core->rd;
 	enum job_state state;
+	uint64_t started_since = 0;
 
 	pthread_mutex_lock(&rd->lock);
 	state = core->state;
 	if (state == JOB_QUEUED) {
+		started_since = r->started - core->started_before;
 		reader_job_end_locked(core, SSC_ETIMEDOUT);
 	} else if (state == JOB_RUNNING) {
 		INVARIANT(r->running == core && !r->overrun);
@@ -87,9 +89,13 @@ static void job_on_timer(uv_timer_t *t)
 	switch (state) {
 	case JOB_QUEUED:
 		/* The worker never saw this job: its diag is ours to write. */
+		job->never_started = 1;
 		ssc_diag_set(&job->diag, SSC_ETIMEDOUT,
-			     "reader %s stayed busy: the operation waited %d ms without starting",
-			     job->used_reader, core->timeout_ms);
+			     "reader %s stayed busy with other operations: this one waited its whole "
+			     "deadline, %d ms, without starting (%d were ahead of it when it came, %llu "
+			     "started since); try again, or raise [timeouts] op_timeout_ms",
+			     job->used_reader, core->timeout_ms, core->ahead,
+			     (unsigned long long)started_since);
 		reader_job_unref(core);   /* the worker side: it never runs (the timer's ref remains) */
 		reader_job_complete(core);
 		break;
@@ -174,6 +180,7 @@ void reader_job_run_locked(struct reader *r, struct job_core *core)
 	INVARIANT(r->running == NULL && !r->overrun);
 	core->state = JOB_RUNNING;
 	r->running = core;
+	r->started++;
 }
 
 void reader_job_end_locked(struct job_core *core, int err)

@@ -34,7 +34,7 @@ struct reader *reader_table_reader_new(struct rd_monitor *m, const struct ssc_re
 	}
 	r->rd = m->rd;
 	r->mon = m;
-	jobq_init(&r->q, READERS_QUEUE_MAX, READERS_QUEUE_TOTAL_MAX);
+	jobq_init(&r->q, m->rd->cfg->max_inflight_per_client, config_queued_per_reader(m->rd->cfg));
 	memcpy(r->id, d->id, sizeof(r->id));
 	r->id[sizeof(r->id) - 1] = '\0';
 	memcpy(r->name, d->name, sizeof(r->name));

@@ -352,6 +352,7 @@ int readers_submit(struct readers *rd, struct job *job)
 	job->result = NULL;
 	job->used_reader[0] = '\0';
 	job->lease_left_ms = 0;
+	job->never_started = 0;
 	ssc_diag_init(&job->diag);
 	if (rd->stopping)
 		return SSC_ESHUTDOWN;
@@ -370,14 +371,20 @@ int readers_submit(struct readers *rd, struct job *job)
 		/* Leased to another, or the job's lease is gone: answered at once. */
 		memcpy(job->used_reader, r->id, sizeof(job->used_reader));
 	else if (r) {
+		/* What it finds before it: the ones waiting and the one on the card. */
+		core->ahead = jobq_len(&r->q) + (r->running ? 1 : 0);
+		core->started_before = r->started;
 		err = jobq_push(&r->q, &core->qitem, job->owner);
-		if (err == SSC_ELIMIT && jobq_owner_len(&r->q, job->owner) >= READERS_QUEUE_MAX)
+		if (err == SSC_ELIMIT && jobq_owner_len(&r->q, job->owner) >=
+					 rd->cfg->max_inflight_per_client)
 			ssc_diag_set(&job->diag, err, "%d operations of this connection wait on reader "
-				     "%s already (at most %d)", jobq_owner_len(&r->q, job->owner),
-				     r->id, READERS_QUEUE_MAX);
+				     "%s already (at most %d, [limits] max_inflight_per_client)",
+				     jobq_owner_len(&r->q, job->owner), r->id,
+				     rd->cfg->max_inflight_per_client);
 		else if (err == SSC_ELIMIT)
-			ssc_diag_set(&job->diag, err, "reader %s has %d operations waiting already",
-				     r->id, jobq_len(&r->q));
+			ssc_diag_set(&job->diag, err, "reader %s has %d operations waiting already, as "
+				     "many as the daemon keeps for one reader ([limits] "
+				     "max_queued_per_reader)", r->id, jobq_len(&r->q));
 	}
 	if (err == 0) {
 		INVARIANT(!r->overrun && !r->stop);

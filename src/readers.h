@@ -53,7 +53,8 @@ typedef int (*job_run_fn)(struct job *job, struct card_io *io, unsigned *inserti
  * Loop thread, exactly once per submitted job: job->err says how it ended. With SSC_ETIMEDOUT or
  * SSC_ESHUTDOWN the job may still be running on its worker (a card that does not answer): run()
  * may then still write job->diag and job->result, so done() must read neither for those two
- * errors (ssc_strerror(err) says what happened); release() follows once the worker let go.
+ * errors (ssc_strerror(err) says what happened), unless job->never_started is set (the job
+ * never reached the card: the core wrote diag); release() follows once the worker let go.
  */
 typedef void (*job_done_fn)(struct job *job);
 
@@ -98,6 +99,10 @@ struct job {
 	void *result;                        /* set by run(); released by release() */
 	char used_reader[SSC_READER_ID_MAX]; /* the reader the job ran on */
 	int lease_left_ms;                   /* SSC_EREADERLEASED: the lease's time left */
+	int never_started;                   /* SSC_ETIMEDOUT before it started on the card (it
+					      * waited for its reader): diag, written by the core,
+					      * says how long and behind how many, and done() may
+					      * read it */
 	/* Private to the core. */
 	void *core;
 };
@@ -190,8 +195,11 @@ int readers_list(struct readers *rd, struct reader_info **out, size_t *n);
  * SSC_EREADERSELECT (several do: the candidates are listed in job->diag.msg), SSC_EREADERBUSY (the
  * reader is still held by an overrun job), SSC_EREADERLEASED (the reader is leased, and not to
  * job->lease: job->lease_left_ms says for how long at most), SSC_ECARDREMOVED (job->lease is not
- * the reader's lease, or no more: its card left, or the lease ended), SSC_ELIMIT (job->owner has 16 jobs waiting on that reader
- * already, or all owners together 1024); the caller still owns the job then. Jobs wait in turns
+ * the reader's lease, or no more: its card left, or the lease ended), SSC_ELIMIT (job->owner has [limits]
+ * max_inflight_per_client jobs waiting on that reader already, or all owners together
+ * config_queued_per_reader()); the caller still owns the job then. A job waits for its reader until
+ * its deadline (timeout_ms from submission); one that has not started by then ends with
+ * SSC_ETIMEDOUT and job->never_started set. Jobs wait in turns
  * across their owners: one job of each owner with jobs waiting, then the next of each (src/jobq.h). A job whose reader turns out to hold the other kind of card once it runs ends the same way
  * (SSC_ENOTSSC, SSC_ENOPSAM), and so does one whose reader was leased meanwhile
  * (SSC_EREADERLEASED, SSC_ECARDREMOVED).

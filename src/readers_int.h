@@ -37,8 +37,11 @@
 #include "jobq.h"
 #include "readers.h"
 
-#define READERS_QUEUE_MAX 16         /* jobs one owner may have waiting on a reader ... */
-#define READERS_QUEUE_TOTAL_MAX 1024 /* ... and all owners together; one more gets SSC_ELIMIT */
+/*
+ * A reader's queue holds at most [limits] max_inflight_per_client jobs of one owner (the RPC layer
+ * refuses the one beyond before it gets here) and config_queued_per_reader() of all owners: a bound
+ * for memory, as large as what the clients may have in flight. A job waits until its deadline.
+ */
 
 /*
  * The loop's wake-up: an eventfd watched by a uv_poll handle. (uv_async_send, in libuv 1.44,
@@ -70,6 +73,8 @@ struct job_core {
 	enum job_state state;
 	int run_err;                   /* the worker's result, valid once FINISHED */
 	struct jobq_item qitem;        /* in the reader's queue while QUEUED */
+	int ahead;                     /* jobs waiting or running on r when it was queued */
+	uint64_t started_before;       /* r->started when it was queued */
 	struct job_core *qnext;        /* rd's completion list; lists of jobs taken out together */
 
 	/* loop thread */
@@ -117,6 +122,7 @@ struct reader {
 	int64_t probe_retry_ms;        /* when to try again (CLOCK_MONOTONIC ms), 0 = no retry */
 	int stop;                      /* the worker must exit */
 	struct job_core *running;
+	uint64_t started;              /* jobs started on it so far */
 	int overrun;                   /* the running job's deadline passed: refuse new jobs */
 	uint64_t lease;                /* the reader's lease (struct job), 0 = none; valid while */
 	int64_t lease_until_ms;        /* ... now is before this ... */

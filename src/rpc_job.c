@@ -97,7 +97,8 @@ static void job_done(struct job *job)
 
 			job->result = NULL;   /* the reply takes it */
 			rc = rpc_reply_result(c, rj->id, res);
-		} else if (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) {
+		} else if ((job->err == SSC_ETIMEDOUT && !job->never_started) ||
+			   job->err == SSC_ESHUTDOWN) {
 			/*
 			 * At an overrun or a shutdown the worker may still be writing job->diag
 			 * (readers.c keeps the job until the driver call returns): do not read it;

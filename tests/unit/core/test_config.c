@@ -74,6 +74,15 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.max_request_bytes, 65536);
 	assert_int_equal(cfg.max_json_depth, 16);
 	assert_int_equal(cfg.max_inflight_per_client, 16);
+	assert_int_equal(cfg.max_queued_per_reader, 0);
+	/* A reader's queue holds what all clients may have in flight: 1024 x 16. */
+	assert_int_equal(config_queued_per_reader(&cfg), 16384);
+	cfg.max_clients = 65536;
+	cfg.max_inflight_per_client = 4096;
+	assert_int_equal(config_queued_per_reader(&cfg), 1048576);
+	cfg.max_queued_per_reader = 5;
+	assert_int_equal(config_queued_per_reader(&cfg), 5);
+	config_defaults(&cfg);
 	assert_int_equal(cfg.idle_timeout_ms, 600000);
 	assert_int_equal(cfg.op_timeout_ms, 10000);
 	assert_int_equal(cfg.apdu_timeout_ms, 5000);
@@ -446,7 +455,7 @@ static void test_missing_file(void **state)
 static const char *const all_keys[] = {
 	"[daemon]", "socket_path", "socket_group", "socket_mode", "log_level",
 	"[limits]", "max_clients", "max_clients_per_uid", "max_request_bytes", "max_json_depth",
-	"max_inflight_per_client", "idle_timeout_ms",
+	"max_inflight_per_client", "max_queued_per_reader", "idle_timeout_ms",
 	"[timeouts]", "op_timeout_ms", "apdu_timeout_ms", "connect_timeout_ms", "psam_timeout_ms",
 	"card_hold_ms", "hsm_session_ms",
 	"[drivers]", "pcsc", "usb", "usb_allow", "poll_interval_ms",
