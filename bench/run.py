@@ -35,6 +35,7 @@ import platform
 import random
 import re
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -670,10 +671,112 @@ def report_load(out, label, pid):
     mem = proc_memory(pid)
     err = ', '.join(f'{n} {k}' for k, v in errors.items() for n in [v]) or 'none'
     say(f'load    {label:28s}: {load["ok_per_s"]:7.1f} reads/s, median {lat["median_us"] / 1000:.2f}'
-        f' ms p99 {lat["p99_us"] / 1000:.2f} ms; refused: {err}; VmRSS {mem["VmRSS"]} KiB '
+        f' ms p90 {lat["p90_us"] / 1000:.2f} ms p99 {lat["p99_us"] / 1000:.2f} ms max '
+        f'{lat["max_us"] / 1000:.2f} ms; refused: {err}; VmRSS {mem["VmRSS"]} KiB '
         f'VmHWM {mem["VmHWM"]} KiB')
     figure('load', label, reads_per_s=load['ok_per_s'], ok=load['ok'], errors=errors,
-           median_ms=lat['median_us'] / 1000, p99_ms=lat['p99_us'] / 1000, **mem)
+           median_ms=lat['median_us'] / 1000, p90_ms=lat['p90_us'] / 1000,
+           p99_ms=lat['p99_us'] / 1000, max_ms=lat['max_us'] / 1000, **mem)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cold start and idle memory
+
+def first_answer(d, method, params, t0, timeout=30.0):
+    """Milliseconds from t0 (time.monotonic() just before the daemon's exec) to the first answer
+    of method with a result: a connect, the request and its reply, tried again every half
+    millisecond (an error such as SSC_ENOCARD before the reader is seen counts as not yet)."""
+    line = json.dumps({'jsonrpc': '2.0', 'id': 1, 'method': method,
+                       **({'params': params} if params else {})}).encode() + b'\n'
+    end = t0 + timeout
+    while time.monotonic() < end:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(d.socket_path)
+            s.sendall(line)
+            buf = b''
+            while b'\n' not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            s.close()
+            if b'\n' in buf and 'result' in json.loads(buf.split(b'\n')[0]):
+                return (time.monotonic() - t0) * 1000
+        except OSError:
+            pass
+        time.sleep(0.0005)
+    raise RuntimeError(f'{method}: no answer within {timeout} s of the exec')
+
+
+def cold_start(rig, method, params, config=None, in_mountns=False):
+    """Starts sscardd on the rig (its configuration written first) and returns (ms from exec to
+    the first answer of method, the daemon)."""
+    d = sscardd.Daemon(rig.h, config=config, log_level='info', in_mountns=in_mountns)
+    with open(d.config_path, 'w') as f:
+        f.write(sscardd.ini_text(d.sections))
+    if os.path.exists(d.socket_path):
+        os.unlink(d.socket_path)
+    t0 = time.monotonic()
+    d.proc = rig.h.spawn(d.name, d.argv(), in_mountns=in_mountns)
+    ms = first_answer(d, method, params, t0)
+    rig.d = d
+    rig.c = d.client(timeout=10.0)
+    return ms
+
+
+def bench_start(quick):
+    """sscardd from exec to answering: system.info with no reader and with 8, card.read_basic of a
+    card already in its reader; idle memory with 8 readers, with [metrics] off and on. Each start
+    is a fresh daemon on a journal of its own (created by that start)."""
+    runs = 3 if quick else 10
+    out = {}
+    rig = Rig('bench-start0', readers=0)
+    try:
+        out['system.info, no reader'] = []
+        for i in range(runs):
+            out['system.info, no reader'].append(
+                cold_start(rig, 'system.info', None, config={'journal': {'path': rig.h.path(
+                    f'start0-{i}.db')}}))
+            rig.d.stop()
+    finally:
+        rig.close()
+    rig = Rig('bench-start8', readers=8)
+    try:
+        rig.card(0, 'gen2')
+        for slot in range(1, 8):
+            rig.card(slot, 'gen2')
+        out['system.info, 8 readers (8 cards)'] = []
+        out['card.read_basic, card in the reader'] = []
+        for i in range(runs):
+            jcfg = {'journal': {'path': rig.h.path(f'start8-{i}.db')}}
+            out['system.info, 8 readers (8 cards)'].append(
+                cold_start(rig, 'system.info', None, config=jcfg))
+            rig.d.stop()
+            jcfg = {'journal': {'path': rig.h.path(f'start8r-{i}.db')}}
+            out['card.read_basic, card in the reader'].append(
+                cold_start(rig, 'card.read_basic', {'reader': sscardd.slot_id(0)}, config=jcfg))
+            rig.d.stop()
+        for label, ms in out.items():
+            ms.sort()
+            say(f'start   exec -> {label}: median {statistics.median(ms):.1f} ms, min {ms[0]:.1f}'
+                f', max {ms[-1]:.1f} ms ({len(ms)} starts)')
+            figure('start', label, median_ms=statistics.median(ms), min_ms=ms[0], max_ms=ms[-1],
+                   n=len(ms))
+        # Idle memory: the daemon settled (every card probed) and a few seconds idle.
+        for label, config in (('metrics off', None),
+                              ('metrics on', {'metrics': {'listen': '127.0.0.1:9464'}})):
+            rig.daemon(config=config, in_mountns=True)
+            rig.wait({slot: 'user' for slot in range(8)})
+            time.sleep(3)
+            mem = proc_memory(rig.d.pid)
+            say(f'memory  sscardd idle, 8 readers with cards, {label}: VmRSS {mem["VmRSS"]} KiB, '
+                f'VmHWM {mem["VmHWM"]} KiB')
+            figure('memory', f'idle 8 readers {label}', **mem)
+            rig.d.stop()
+    finally:
+        rig.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -776,7 +879,8 @@ def bench_hsm(quick):
 
 
 SECTIONS = {'apdus': bench_apdus, 'latency': bench_latency, 'delay': bench_delay,
-            'throughput': bench_throughput, 'journal': bench_journal, 'hsm': bench_hsm}
+            'throughput': bench_throughput, 'start': bench_start, 'journal': bench_journal,
+            'hsm': bench_hsm}
 
 
 def main():

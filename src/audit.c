@@ -15,6 +15,9 @@
 #include "audit.h"
 #include "cardio.h"
 
+/* A row's detail (a JSON object) at most, with the sum's "limit" and "refused" added. */
+#define AUDIT_DETAIL_MAX 256
+
 struct arow {
 	struct arow *next;
 	struct journal_peer peer;
@@ -23,9 +26,13 @@ struct arow {
 	char reader[SSC_READER_ID_MAX];
 	char card_ref[JOURNAL_REF_HEX + 1];
 	char result[40];
-	char detail[64];               /* the op's note (journal_audit.detail), "" = none */
+	char detail[AUDIT_DETAIL_MAX]; /* the op's note (journal_audit.detail), "" = none */
 	int64_t duration_ms;
 	int64_t when_ms;               /* CLOCK_REALTIME when submitted */
+	/* A sum of refusals (journal_audit.limit), while it waits in the list of sums: */
+	char limit[40];
+	uint64_t count;                /* refusals in it */
+	int64_t due_ms;                /* cardio_now_ms() when its second is over */
 };
 
 struct audit {
@@ -33,7 +40,9 @@ struct audit {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;           /* rows queued, stop, or the busy row done */
 	struct arow *head, *tail;
-	size_t queued, max_queued;
+	struct arow *sums;             /* sums of refusals whose second is not over, oldest first */
+	size_t queued, max_queued;     /* queued counts the sums too */
+	uint64_t summed;
 	struct journal *journal;
 	int busy;                      /* the thread is appending with journal */
 	int64_t busy_since_ms;         /* cardio_now_ms() when that append began */
@@ -91,6 +100,62 @@ static void audit_gather(struct audit *a)
 		;
 }
 
+/* Moves the sums whose second is over (all of them when stopping) to the rows to write (lock). */
+static void audit_sums_due(struct audit *a)
+{
+	int64_t now = cardio_now_ms();
+
+	while (a->sums && (a->stop || a->sums->due_ms <= now)) {
+		struct arow *r = a->sums;
+		char add[80];
+		size_t dl = strlen(r->detail);
+
+		a->sums = r->next;
+		r->next = NULL;
+		/* The sum in the detail: merged into the rows' own object, or an object of its own. */
+		snprintf(add, sizeof(add), "\"limit\":\"%s\",\"refused\":%llu}", r->limit,
+			 (unsigned long long)r->count);
+		if (dl >= 2 && r->detail[0] == '{' && r->detail[dl - 1] == '}' &&
+		    dl + strlen(add) < sizeof(r->detail))
+			snprintf(r->detail + dl - 1, sizeof(r->detail) - dl + 1, "%s%s",
+				 dl > 2 ? "," : "", add);
+		else
+			snprintf(r->detail, sizeof(r->detail), "{%s", add);
+		if (a->tail)
+			a->tail->next = r;
+		else
+			a->head = r;
+		a->tail = r;
+	}
+}
+
+/* Waits (lock held) until rows are there to write, or stop; sums become rows when due. */
+static void audit_wait_rows(struct audit *a)
+{
+	for (;;) {
+		audit_sums_due(a);
+		if (a->head || a->stop)
+			return;
+		if (a->sums) {
+			struct timespec until;
+			int64_t left = a->sums->due_ms - cardio_now_ms();
+
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			if (left < 1)
+				left = 1;
+			until.tv_sec += left / 1000;
+			until.tv_nsec += (long)(left % 1000) * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			(void)pthread_cond_timedwait(&a->cond, &a->lock, &until);
+		} else {
+			pthread_cond_wait(&a->cond, &a->lock);
+		}
+	}
+}
+
 static void *audit_main(void *arg)
 {
 	struct audit *a = arg;
@@ -105,8 +170,7 @@ static void *audit_main(void *arg)
 		size_t n = 0;
 		int rc;
 
-		while (!a->head && !a->stop)
-			pthread_cond_wait(&a->cond, &a->lock);
+		audit_wait_rows(a);
 		if (!a->head)
 			break;   /* stopping, and nothing left */
 		audit_gather(a);
@@ -189,12 +253,59 @@ void audit_set_journal(struct audit *a, struct journal *j)
 	pthread_mutex_unlock(&a->lock);
 }
 
+static int same_str(const char *stored, size_t cap, const char *s)
+{
+	return strncmp(stored, s ? s : "", cap - 1) == 0;
+}
+
+/* The sum (lock held) that a refusal of row, made at when_ms, belongs to; NULL when none yet. */
+static struct arow *sum_find(struct audit *a, const struct journal_audit *row, int64_t when_ms)
+{
+	for (struct arow *r = a->sums; r; r = r->next) {
+		if (r->when_ms / 1000 != when_ms / 1000 || r->has_peer != (row->peer != NULL) ||
+		    !same_str(r->limit, sizeof(r->limit), row->limit) ||
+		    !same_str(r->result, sizeof(r->result), row->result))
+			continue;
+		if (row->peer && (r->peer.uid != row->peer->uid || r->peer.pid != row->peer->pid ||
+				  !same_str(r->peer.exe, sizeof(r->peer.exe), row->peer->exe)))
+			continue;
+		/* The detail before the sum was added: the sum is added only when it is due. */
+		if (!same_str(r->detail, sizeof(r->detail), row->detail))
+			continue;
+		return r;
+	}
+	return NULL;
+}
+
+/* Adds a refusal to its sum if there is one (lock held): 1, or 0 when there is none. */
+static int sum_add(struct audit *a, const struct journal_audit *row, int64_t when_ms)
+{
+	struct arow *r = sum_find(a, row, when_ms);
+
+	if (!r)
+		return 0;
+	r->count++;
+	a->summed++;
+	if (!same_str(r->method, sizeof(r->method), row->method))
+		snprintf(r->method, sizeof(r->method), "%s", "(several)");
+	if (!same_str(r->reader, sizeof(r->reader), row->reader))
+		r->reader[0] = '\0';
+	if (row->card_ref && !same_str(r->card_ref, sizeof(r->card_ref), row->card_ref))
+		r->card_ref[0] = '\0';
+	return 1;
+}
+
 int audit_submit(struct audit *a, const struct journal_audit *row)
 {
 	struct arow *r;
 	int rc = 0;
+	int64_t when_ms = row->when_ms > 0 ? row->when_ms : audit_realtime_ms();
 
 	pthread_mutex_lock(&a->lock);
+	if (a->journal && !a->stop && row->limit && sum_add(a, row, when_ms)) {
+		pthread_mutex_unlock(&a->lock);
+		return 0;
+	}
 	if (!a->journal)
 		rc = SSC_EJOURNAL;
 	else if (a->queued >= a->max_queued || a->stop)
@@ -225,15 +336,37 @@ int audit_submit(struct audit *a, const struct journal_audit *row)
 	copy_str(r->result, sizeof(r->result), row->result);
 	copy_str(r->detail, sizeof(r->detail), row->detail);
 	r->duration_ms = row->duration_ms;
-	r->when_ms = row->when_ms > 0 ? row->when_ms : audit_realtime_ms();
+	r->when_ms = when_ms;
 
 	pthread_mutex_lock(&a->lock);
+	if (row->limit && !a->stop && sum_add(a, row, when_ms)) {
+		/* Another thread began this sum while we copied. */
+		pthread_mutex_unlock(&a->lock);
+		free(r);
+		return 0;
+	}
 	if (a->queued >= a->max_queued || a->stop) {
 		/* Filled up (or began stopping) while we copied. */
 		a->dropped++;
 		pthread_mutex_unlock(&a->lock);
 		free(r);
 		return SSC_ELIMIT;
+	}
+	if (row->limit) {
+		struct arow **pp = &a->sums;
+
+		/* A new sum, written when its second is over; sums are due in the order they began. */
+		copy_str(r->limit, sizeof(r->limit), row->limit);
+		r->count = 1;
+		r->due_ms = cardio_now_ms() + (1000 - when_ms % 1000);
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = r;
+		a->queued++;
+		if (a->sums == r)
+			pthread_cond_broadcast(&a->cond);   /* the writer's wait now has a deadline */
+		pthread_mutex_unlock(&a->lock);
+		return 0;
 	}
 	if (a->tail)
 		a->tail->next = r;
@@ -254,6 +387,7 @@ void audit_stats(struct audit *a, struct audit_stats *out)
 	out->written = a->written;
 	out->dropped = a->dropped;
 	out->queued = a->queued;
+	out->summed = a->summed;
 	pthread_mutex_unlock(&a->lock);
 }
 

@@ -4,6 +4,14 @@
  * waits for SQLite. Rows keep their order. A row that cannot be written (no journal, a full
  * queue, a failing append) is dropped and counted, never retried and never allowed to block a
  * reply.
+ *
+ * Refusals for a limit (row->limit set) are summed up so that a flood cannot flood the journal:
+ * one row per client (the peer's uid, pid and executable, and the row's own detail, which names
+ * a browser page's origin), limit and second of the wall clock, written when that second is
+ * over, with the time of the first refusal and in its detail the limit and the count:
+ * {"limit":"max_inflight_per_client","refused":N} (merged into the rows' own detail object). Its
+ * method and reader are those of the refusals, or "(several)" and "" when they differed. Such a
+ * row follows rows of calls made after its first refusal (by at most about a second).
  */
 #ifndef SSC_AUDIT_H
 #define SSC_AUDIT_H
@@ -20,7 +28,8 @@ struct audit;
 struct audit_stats {
 	uint64_t written;        /* appended to the journal */
 	uint64_t dropped;        /* not written: no journal, queue full, or the append failed */
-	size_t queued;           /* waiting now */
+	size_t queued;           /* waiting now (sums of refusals included) */
+	uint64_t summed;         /* refusals added to a sum written (or to be written) as one row */
 };
 
 /*
@@ -41,9 +50,10 @@ int audit_new(size_t max_queued, int batch_ms, struct audit **out);
 void audit_set_journal(struct audit *a, struct journal *j);
 
 /*
- * Queues a copy of row (strings are copied, truncated to their column sizes; the peer is copied).
- * Never blocks beyond a mutex. Returns 0, or SSC_ELIMIT (queue full) / SSC_EJOURNAL (no journal) /
- * SSC_ENOMEM, and the row is dropped (and counted). Any thread.
+ * Queues a copy of row (strings are copied, truncated to their column sizes; the peer is copied),
+ * or with row->limit adds it to the sum of its client, limit and second (see above). Never blocks
+ * beyond a mutex. Returns 0, or SSC_ELIMIT (queue full: rows and sums waiting count alike) /
+ * SSC_EJOURNAL (no journal) / SSC_ENOMEM, and the row is dropped (and counted). Any thread.
  */
 int audit_submit(struct audit *a, const struct journal_audit *row);
 

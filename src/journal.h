@@ -39,6 +39,9 @@ struct journal_audit {
 				  * a read asked to see a card on the lost-card list */
 	int64_t duration_ms;
 	int64_t when_ms;         /* the row's time (CLOCK_REALTIME, milliseconds); 0 = when written */
+	const char *limit;       /* NULL, or the call was refused for this limit (a short name, e.g.
+				  * "max_inflight_per_client"): the audit writer (src/audit.h) sums
+				  * such refusals up; the journal itself does not look at it */
 };
 
 /*

@@ -311,11 +311,13 @@ static int m_web(struct rpc_client *c, json_t *id, const struct rpc_method *m, j
 		rpc_audit_call(c->rpc, &c->jpeer, c->web.origin,
 			       audit_method(json_string_value(json_object_get(res, "method"))), "",
 			       "", json_string_value(json_object_get(res, "error")), "",
-			       cardio_now_ms());
+			       cardio_now_ms(), NULL);
 		c->audited = 1;
 	}
 	if (err == SSC_EINVAL)
 		return rpc_reply_error(c, id, rpc_app_error(RPC_INVALID_PARAMS, err, &diag, NULL));
+	if (err == SSC_ELIMIT)
+		c->limit = "pairing";
 	if (err < 0)
 		return rpc_reply_app(c, id, err, &diag, NULL);
 	return rpc_reply_result(c, id, res);
@@ -367,6 +369,7 @@ static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 	c->result[0] = '\0';
 	c->queued = 0;
 	c->audited = 0;
+	c->limit = NULL;
 	if (json_is_object(req)) {
 		json_t *jm = json_object_get(req, "method");
 		json_t *jp = json_object_get(req, "params");
@@ -445,10 +448,14 @@ static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 		params = NULL;
 	rc = dispatch(c, id, json_string_value(jmethod), params);
 out:
-	if (amethod && !c->queued && !c->audited)
-		rpc_audit_call(c->rpc, &c->jpeer, c->web.origin, amethod, areader, "",
-			       c->result[0] ? c->result : rc == SSC_ENOMEM ? "SSC_ENOMEM" : "SSC_OK",
-			       "", started_ms);
+	if (amethod && !c->queued && !c->audited) {
+		const char *res = c->result[0] ? c->result : rc == SSC_ENOMEM ? "SSC_ENOMEM" : "SSC_OK";
+
+		/* A refusal for a limit, answered at once: summed up with its like (audit.h). */
+		rpc_audit_call(c->rpc, &c->jpeer, c->web.origin, amethod, areader, "", res, "",
+			       started_ms, strcmp(res, "SSC_ELIMIT") != 0 ? NULL :
+			       c->limit ? c->limit : "other");
+	}
 	json_decref(null_id);
 	return rc;
 }

@@ -44,6 +44,7 @@ struct rpc_client {
 	char result[40];                /* the last reply's result name ("" = none yet) */
 	int queued;                     /* it became a job: the job's done() audits it */
 	int audited;                    /* its handler wrote the audit row itself (bridge.refused) */
+	const char *limit;              /* its SSC_ELIMIT refusal's limit (a constant), NULL = none */
 	struct rpc_web_conn web;        /* bound to a page's origin by the browser bridge */
 };
 
@@ -149,11 +150,12 @@ int rpc_reply_nomem(struct rpc_client *c, json_t *id);
 
 /*
  * Passes one finished call to the audit sink (never params or results); a call through the
- * browser bridge names the page's origin in the row's detail.
+ * browser bridge names the page's origin in the row's detail. limit: NULL, or the name of the
+ * limit the call was refused for (journal_audit.limit: such refusals are summed up per second).
  */
 void rpc_audit_call(struct rpc *r, const struct journal_peer *peer, const char *origin,
 		    const char *method, const char *reader, const char *card_ref,
-		    const char *result, const char *detail, int64_t started_ms);
+		    const char *result, const char *detail, int64_t started_ms, const char *limit);
 
 /*
  * Copies a client's string into out (cap bytes) for a log line, control characters as '?', and

@@ -143,7 +143,7 @@ static void job_done(struct job *job)
 		       (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) ? "" : rj->card_ref,
 		       job->err ? ssc_strerror_name(job->err) : "SSC_OK",
 		       (job->err == SSC_ETIMEDOUT || job->err == SSC_ESHUTDOWN) ? "" :
-		       rj->audit_detail, rj->started_ms);
+		       rj->audit_detail, rj->started_ms, NULL);
 	json_decref(rj->id);
 	rj->id = NULL;
 	c->inflight--;
@@ -185,6 +185,7 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 		reader = json_string_value(jr);
 	}
 	if (c->inflight >= r->cfg->max_inflight_per_client) {
+		c->limit = "max_inflight_per_client";
 		ssc_diag_init(&diag);
 		ssc_diag_set(&diag, SSC_ELIMIT, "too many requests in flight on this connection "
 			     "(at most %d)", r->cfg->max_inflight_per_client);
@@ -216,9 +217,11 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 		int64_t t0 = cardio_now_ms();
 
 		err = op->replay(op, r->env, params, 0, &res, &diag);
+		if (err == SSC_ELIMIT)
+			c->limit = "request_id";
 		if (err == 1) {
 			rpc_audit_call(r, &c->jpeer, c->web.origin, op->method, reader, "", "SSC_OK",
-				       "{\"replayed\":true}", t0);
+				       "{\"replayed\":true}", t0, NULL);
 			return rpc_reply_result(c, id, res);
 		}
 		if (err < 0)
@@ -266,6 +269,8 @@ int rpc_job_submit(struct rpc_client *c, json_t *id, const struct op_desc *op, j
 		    op->replay(op, r->env, params, 1, &none, &rj->job.diag) == SSC_EOUTCOME)
 			err = SSC_EOUTCOME;
 		json_decref(none);
+		if (err == SSC_ELIMIT)
+			c->limit = "max_queued_per_reader";
 		log_info("client %u uid %ld: %s on %s: %s (not queued)", c->peer.id,
 			 (long)c->peer.uid, op->method,
 			 reader[0] ? rpc_log_safe(reader, lr, sizeof(lr)) : "-",

@@ -18,7 +18,7 @@ int rpc_error_code(int err)
 
 void rpc_audit_call(struct rpc *r, const struct journal_peer *peer, const char *origin,
 		    const char *method, const char *reader, const char *card_ref,
-		    const char *result, const char *detail, int64_t started_ms)
+		    const char *result, const char *detail, int64_t started_ms, const char *limit)
 {
 	struct journal_audit a = { 0 };   /* when_ms 0: the writer stamps the submit time */
 	char *with_origin = NULL;
@@ -35,6 +35,7 @@ void rpc_audit_call(struct rpc *r, const struct journal_peer *peer, const char *
 	a.card_ref = card_ref;
 	a.result = result;
 	a.detail = detail;
+	a.limit = limit;
 	a.duration_ms = cardio_now_ms() - started_ms;
 	if (a.duration_ms < 0)
 		a.duration_ms = 0;

@@ -13,15 +13,20 @@ real pcscd + vpcd + sscard-sim + sscardd, many clients on one reader.
 * With a deadline too short for all of them, the reads that cannot start in time are answered
   SSC_ETIMEDOUT at their deadline, saying how long they waited and how many were ahead; none is
   refused with SSC_ELIMIT.
+* Refusals for a limit are audited in aggregate: two processes each pipelining 1500 reads over a
+  limit of 1 in flight give at most one journal row per client, limit and second, whose counts
+  ("refused" in the detail) add up to the refusals they got.
 
 Timing is only used with wide margins: the deadlines that must not pass are minutes long.
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_daemon_wait.py [-k name]
 """
 
+import collections
 import json
 import os
 import re
+import subprocess
 import sys
 import unittest
 
@@ -34,6 +39,29 @@ READ = {'reader': slot_id(0)}
 READ_ITEMS = {'reader': slot_id(0), 'file': 'SSSE/EF05', 'items': ['07']}
 CARD_NUMBER = {'file': 'SSSE/EF05', 'items': {'07': 'X00000019'}}     # gen2.json card_number
 LONG_MS = 300000          # a deadline that leaves room for every read here, even on a loaded machine
+
+# One flooding client: pipelines N reads in one write, reads every answer, prints its pid and the
+# count of each answer's result name.
+FLOOD = r'''
+import collections, json, os, socket, sys
+path, n, params = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(120)
+s.connect(path)
+s.sendall(b"".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "card.read_items",
+                               "params": params}).encode() + b"\n" for i in range(n)))
+buf, got = b"", collections.Counter()
+while sum(got.values()) < n:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+    while b"\n" in buf:
+        line, buf = buf.split(b"\n", 1)
+        m = json.loads(line)
+        got[m["error"]["data"]["name"] if "error" in m else "ok"] += 1
+print(json.dumps({"pid": os.getpid(), "got": got}))
+'''
 
 
 def requests(ids, method, params):
@@ -148,6 +176,42 @@ class Wait(sscardd.DaemonTestCase):
         # The reader is served again afterwards.
         self.wait_roles({0: 'user', 1: None}, timeout=30)
         self.assertEqual(self.c.call('card.read_basic', READ, timeout=30), want)
+
+    def test_refusals_audited_in_aggregate(self):
+        # One read in flight per connection: of each client's 1500 pipelined reads, nearly all
+        # are refused SSC_ELIMIT at once. Before, each refusal was a journal row of its own
+        # (3000 rows, beyond what the audit writer's queue of 4096 takes in a longer flood).
+        self.setup_card(20, op_timeout_ms=LONG_MS,
+                        config={'limits': {'max_inflight_per_client': 1}})
+        procs = [subprocess.Popen([sys.executable, '-c', FLOOD, self.d.socket_path, '1500',
+                                   json.dumps(READ_ITEMS)], stdout=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        refused = {}
+        for p in procs:
+            out, _ = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0)
+            r = json.loads(out)
+            self.assertEqual(set(r['got']) - {'ok', 'SSC_ELIMIT'}, set(), r)
+            self.assertEqual(sum(r['got'].values()), 1500, r)
+            self.assertGreaterEqual(r['got']['SSC_ELIMIT'], 1000, r)
+            refused[r['pid']] = r['got']['SSC_ELIMIT']
+
+        def summed():
+            rows = [r for r in sscardd.journal_settled(self.d, timeout=30)
+                    if r['kind'] == 'audit' and r['result'] == 'SSC_ELIMIT']
+            counts = collections.Counter()
+            for r in rows:
+                counts[r['pid']] += r['detail']['refused']
+            return rows if counts == refused else None
+        rows = sscardd.harness.wait_until(summed, 30, f'rows summing up to {refused}')
+        per = collections.Counter((r['pid'], r['detail']['limit'], r['time'][:19]) for r in rows)
+        self.assertEqual(max(per.values()), 1, per)
+        for r in rows:
+            self.assertEqual(r['detail']['limit'], 'max_inflight_per_client', r)
+            self.assertEqual(r['method'], 'card.read_items', r)
+            self.assertEqual(r['reader'], slot_id(0), r)
+        # A few seconds of flood at most: a handful of rows, not thousands.
+        self.assertLessEqual(len(rows), 2 * 30, len(rows))
 
 
 if __name__ == '__main__':

@@ -28,7 +28,7 @@
 #define WRONG_PIN "908172"
 
 struct row_copy {
-	char method[72], reader[72], card_ref[40], result[48], exe[256];
+	char method[72], reader[72], card_ref[40], result[48], exe[256], limit[40];
 	long long uid, pid, duration_ms;
 	int has_peer;
 };
@@ -55,6 +55,7 @@ static void sink_fn(void *arg, const struct journal_audit *a)
 	snprintf(r->reader, sizeof(r->reader), "%s", a->reader ? a->reader : "");
 	snprintf(r->card_ref, sizeof(r->card_ref), "%s", a->card_ref ? a->card_ref : "");
 	snprintf(r->result, sizeof(r->result), "%s", a->result ? a->result : "");
+	snprintf(r->limit, sizeof(r->limit), "%s", a->limit ? a->limit : "");
 	r->has_peer = a->peer != NULL;
 	if (a->peer) {
 		r->uid = a->peer->uid;
@@ -326,6 +327,9 @@ static void test_card_calls(void **state)
 	send_line(f, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"card.read_basic\"}");
 	assert_int_equal(f->sink.n, 5);
 	assert_row(row(f, 4), "card.read_basic", "", "SSC_ELIMIT");
+	/* Named as a refusal for that limit: the writer sums such rows up. */
+	assert_string_equal(row(f, 4)->limit, "max_inflight_per_client");
+	assert_string_equal(row(f, 3)->limit, "");
 
 	/* The client hangs up: its jobs are still audited when they end. */
 	rpc_client_close(f->cap.rc);
@@ -361,7 +365,7 @@ static void assert_clean(const char *s)
 struct dump {
 	int n;
 	char kind[MAX_ROWS][16], method[MAX_ROWS][32], result[MAX_ROWS][32], card[MAX_ROWS][40];
-	char reader[MAX_ROWS][64], exe[MAX_ROWS][64];
+	char reader[MAX_ROWS][64], exe[MAX_ROWS][64], detail[MAX_ROWS][160];
 	long long uid[MAX_ROWS], pid[MAX_ROWS];
 };
 
@@ -383,6 +387,7 @@ static int dump_row(void *arg, const struct journal_row *r)
 	snprintf(d->card[d->n], sizeof(d->card[0]), "%s", r->card);
 	snprintf(d->reader[d->n], sizeof(d->reader[0]), "%s", r->reader);
 	snprintf(d->exe[d->n], sizeof(d->exe[0]), "%s", r->exe);
+	snprintf(d->detail[d->n], sizeof(d->detail[0]), "%s", r->detail ? r->detail : "");
 	d->uid[d->n] = r->uid;
 	d->pid[d->n] = r->pid;
 	d->n++;
@@ -733,6 +738,75 @@ static void test_writer_stop_does_not_wait_out_the_batch(void **state)
 	assert_int_equal(st.dropped, 0);
 }
 
+/*
+ * Refusals for a limit are summed up: one row per client (peer and detail), limit and second, with
+ * the count in its detail; the counts add up to the refusals; other rows are written as they come.
+ */
+static void test_writer_sums_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct journal_peer p1 = { .uid = 7, .pid = 8, .exe = "/bin/x" };
+	struct journal_peer p2 = { .uid = 7, .pid = 9, .exe = "/bin/x" };
+	struct journal_audit a = { .peer = &p1, .method = "card.read_basic", .reader = "",
+				   .card_ref = "", .result = "SSC_ELIMIT",
+				   .limit = "max_inflight_per_client" };
+	struct journal_audit ok = { .peer = &p1, .method = "system.info", .result = "SSC_OK" };
+	struct audit_stats st;
+	struct audit *w;
+	struct dump d = { 0 };
+	/* Two seconds of the wall clock, far from now: the rows carry their own time. */
+	int64_t s1 = 1700000000000, s2 = 1700000001000;
+
+	assert_int_equal(audit_new(100, 0, &w), 0);
+	audit_set_journal(w, f->j);
+	for (int i = 0; i < 1000; i++) {
+		a.when_ms = s1 + i % 1000;
+		assert_int_equal(audit_submit(w, &a), 0);
+	}
+	a.method = "card.read_items";                  /* another method: the same sum */
+	assert_int_equal(audit_submit(w, &a), 0);
+	a.when_ms = s2 + 5;                            /* the next second: a sum of its own */
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(audit_submit(w, &a), 0);
+	a.method = "card.read_basic";
+	a.when_ms = s1 + 7;
+	a.peer = &p2;                                  /* another client */
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(audit_submit(w, &a), 0);
+	a.limit = "max_queued_per_reader";             /* another limit */
+	a.reader = "r1";
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(audit_submit(w, &a), 0);
+	a.detail = "{\"origin\":\"https://desk.example\"}";   /* a page of the bridge */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(audit_submit(w, &a), 0);
+	assert_int_equal(audit_submit(w, &ok), 0);     /* not a refusal: as it comes */
+	audit_stats(w, &st);
+	assert_true(st.queued >= 5 && st.queued <= 6);   /* the ordinary row may be written */
+	audit_free(w, 5000, &st);
+	assert_int_equal(st.written, 6);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.summed, 1000 + 1 + 40 + 30 + 20 + 10 - 5);
+	assert_int_equal(journal_rows(f->j, 0, 0, dump_row, &d), 0);
+	assert_int_equal(d.n, 6);
+	/* The ordinary row first (the sums wait for their second, or the stop). */
+	assert_string_equal(d.method[0], "system.info");
+	assert_string_equal(d.method[1], "(several)");
+	assert_string_equal(d.result[1], "SSC_ELIMIT");
+	assert_int_equal(d.pid[1], 8);
+	assert_string_equal(d.detail[1], "{\"limit\":\"max_inflight_per_client\",\"refused\":1001}");
+	assert_string_equal(d.method[2], "card.read_items");
+	assert_string_equal(d.detail[2], "{\"limit\":\"max_inflight_per_client\",\"refused\":40}");
+	assert_string_equal(d.method[3], "card.read_basic");
+	assert_int_equal(d.pid[3], 9);
+	assert_string_equal(d.detail[3], "{\"limit\":\"max_inflight_per_client\",\"refused\":30}");
+	assert_string_equal(d.reader[4], "r1");
+	assert_string_equal(d.detail[4], "{\"limit\":\"max_queued_per_reader\",\"refused\":20}");
+	assert_string_equal(d.detail[5], "{\"origin\":\"https://desk.example\",\"limit\":"
+			    "\"max_queued_per_reader\",\"refused\":10}");
+	assert_int_equal(journal_verify(f->j, 0, NULL, NULL, NULL), 0);
+}
+
 /* A full batch (64 rows) is written without waiting out the batch time. */
 static void test_writer_full_batch_goes_at_once(void **state)
 {
@@ -778,6 +852,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writer_stop_does_not_wait_out_the_batch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_writer_full_batch_goes_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_sums_refusals, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
