@@ -3,7 +3,10 @@
 real pcscd + vpcd + sscard-sim + sscardd, many clients on one reader.
 
 * 50 and 200 clients each asking card.read_basic of one reader at once are all answered, with the
-  card's data, when the deadline leaves room for them all: none is refused.
+  card's data, when the deadline leaves room for them all: none is refused. These run with the
+  read-ahead off ([card] prefetch = no), so that every read is card work that waits for the reader;
+  and 200 at once at 15 ms per APDU with the read-ahead on (the default) are all answered within
+  the default deadline.
 * 100 clients with 16 card.read_items each pipelined (1600 waiting on one reader; the reader's queue
   used to refuse beyond 1024) are all answered.
 * The per-client in-flight limit stays the only limit of one connection: with
@@ -39,6 +42,7 @@ READ = {'reader': slot_id(0)}
 READ_ITEMS = {'reader': slot_id(0), 'file': 'SSSE/EF05', 'items': ['07']}
 CARD_NUMBER = {'file': 'SSSE/EF05', 'items': {'07': 'X00000019'}}     # gen2.json card_number
 LONG_MS = 300000          # a deadline that leaves room for every read here, even on a loaded machine
+NO_PREFETCH = {'card': {'prefetch': 'no'}}    # every card.read_basic reads the card
 
 # One flooding client: pipelines N reads in one write, reads every answer, prints its pid and the
 # count of each answer's result name.
@@ -109,12 +113,17 @@ class Wait(sscardd.DaemonTestCase):
     def test_50_clients_at_once_all_served(self):
         # The figure: at 15 ms per APDU (a real contact reader) a read takes about 200 ms,
         # so 50 reads take 10 s of card time; all fit the deadline, none is refused.
-        self.setup_card(15, op_timeout_ms=LONG_MS)
+        self.setup_card(15, op_timeout_ms=LONG_MS, config=NO_PREFETCH)
         self.assert_all_read(self.at_once(self.clients(50)), 50)
 
     def test_200_clients_at_once_all_served(self):
-        self.setup_card(2, op_timeout_ms=LONG_MS)
+        self.setup_card(2, op_timeout_ms=LONG_MS, config=NO_PREFETCH)
         self.assert_all_read(self.at_once(self.clients(200)), 200)
+
+    def test_200_clients_at_once_with_read_ahead_default_deadline(self):
+        # The desk: 15 ms per APDU, the defaults (read-ahead on, op_timeout_ms 10 s).
+        self.setup_card(15)
+        self.assert_all_read(self.at_once(self.clients(200), timeout=10), 200)
 
     def test_1600_waiting_on_one_reader(self):
         # 100 connections with 16 reads each pipelined: 1600 wait on one reader at once. The
@@ -149,7 +158,7 @@ class Wait(sscardd.DaemonTestCase):
         # 60 reads at once, each about 13 APDUs x 20 ms = 0.26 s of card time at least, with a
         # 2 s deadline: a few are served, the others cannot start in time and are answered
         # SSC_ETIMEDOUT at their deadline (saying so), none SSC_ELIMIT.
-        self.setup_card(20, op_timeout_ms=2000)
+        self.setup_card(20, op_timeout_ms=2000, config=NO_PREFETCH)
         replies = self.at_once(self.clients(60), timeout=60)
         want = expected('gen2', NO_TERMINAL)
         served = [m for m in replies if 'result' in m]
