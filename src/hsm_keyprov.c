@@ -1,8 +1,9 @@
 /*
  * This file contains the network PSAM key provider (spec §13.2): the PSAM commands of a key
- * operation go to the province's key server in one HTTPS request with mutual TLS, through libcurl,
- * over connections kept alive in a pool of curl handles. What the server answers is checked by
- * src/hsm_wire.c; what each failure means is decided here, once.
+ * operation go to the province's key server in one HTTPS request with mutual TLS, through libcurl
+ * (loaded when this provider is created: src/hsm_curl.h), over connections kept alive in a pool
+ * of curl handles. What the server answers is checked by src/hsm_wire.c; what each failure means
+ * is decided here, once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,12 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "cardio.h"
+#include "hsm_curl.h"
 #include "hsm_keyprov.h"
 #include "hsm_wire.h"
 #include "log.h"
@@ -45,6 +46,7 @@ struct hsm_file {
 struct hsm_kp {
 	struct keyprov kp;
 	const struct config *cfg;
+	const struct hsm_curl *cu;           /* libcurl, loaded for the provider (src/hsm_curl.h) */
 	char url_exchange[HSM_URL_MAX];
 	char url_terminal[2][HSM_URL_MAX];   /* [0] DES, [1] SM4 */
 	struct hsm_file ca, cert, key;
@@ -225,7 +227,7 @@ static int hsm_conn_setup(struct hsm_kp *p, CURL *c)
 	CURLcode e = CURLE_OK;
 
 #define HSM_SET(opt, val) \
-	do { if (e == CURLE_OK) e = curl_easy_setopt(c, opt, val); } while (0)
+	do { if (e == CURLE_OK) e = p->cu->easy_setopt(c, opt, val); } while (0)
 	/* Threads: no signals (timeouts use the poll loop, names the threaded resolver). */
 	HSM_SET(CURLOPT_NOSIGNAL, 1L);
 	HSM_SET(CURLOPT_PROTOCOLS_STR, "https");
@@ -267,9 +269,9 @@ static struct hsm_conn *hsm_conn_get(struct hsm_kp *p)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->curl = curl_easy_init();
+	c->curl = p->cu->easy_init();
 	if (!c->curl || hsm_conn_setup(p, c->curl) != 0) {
-		curl_easy_cleanup(c->curl);
+		p->cu->easy_cleanup(c->curl);
 		free(c);
 		return NULL;
 	}
@@ -288,7 +290,7 @@ static void hsm_conn_put(struct hsm_kp *p, struct hsm_conn *c, int keep)
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (c) {
-		curl_easy_cleanup(c->curl);
+		p->cu->easy_cleanup(c->curl);
 		free(c);
 	}
 }
@@ -315,13 +317,13 @@ static int hsm_cert_alert(const char *msg)
  * What a curl failure means (the transfer's own result, errbuf its detail; fresh: the request
  * opened a new connection).
  */
-static int hsm_curl_error(CURLcode e, char *errbuf, const struct hsm_body *b, int timeout_ms,
-			  int fresh, struct ssc_diag *diag)
+static int hsm_curl_error(const struct hsm_kp *p, CURLcode e, char *errbuf,
+			  const struct hsm_body *b, int timeout_ms, int fresh, struct ssc_diag *diag)
 {
 	const char *m;
 
 	if (!errbuf[0])
-		snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_easy_strerror(e));
+		snprintf(errbuf, CURL_ERROR_SIZE, "%s", p->cu->easy_strerror(e));
 	hsm_safe(errbuf);
 	m = errbuf;
 	switch (e) {
@@ -400,39 +402,39 @@ static int hsm_request(struct hsm_kp *p, const char *url, const char *body, size
 		return ssc_diag_set(diag, SSC_ENOMEM, "cannot set up a connection to the key server");
 	b->len = 0;
 	b->overflow = 0;
-	e = curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	e = p->cu->easy_setopt(c->curl, CURLOPT_URL, url);
 	if (e == CURLE_OK)
-		e = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout);
+		e = p->cu->easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout);
 	if (e == CURLE_OK)
-		e = curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+		e = p->cu->easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout);
 	if (e == CURLE_OK)
-		e = curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, b);
+		e = p->cu->easy_setopt(c->curl, CURLOPT_WRITEDATA, b);
 	if (e == CURLE_OK)
-		e = curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+		e = p->cu->easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
 	if (e == CURLE_OK && body) {
-		e = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)len);
+		e = p->cu->easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)len);
 		if (e == CURLE_OK)
-			e = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+			e = p->cu->easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
 	} else if (e == CURLE_OK) {
-		e = curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+		e = p->cu->easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 	}
 	if (e != CURLE_OK) {
 		hsm_conn_put(p, c, 0);
-		return ssc_diag_set(diag, SSC_EINTERNAL, "curl: %s", curl_easy_strerror(e));
+		return ssc_diag_set(diag, SSC_EINTERNAL, "curl: %s", p->cu->easy_strerror(e));
 	}
-	e = curl_easy_perform(c->curl);
+	e = p->cu->easy_perform(c->curl);
 	if (e == CURLE_OK) {
-		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+		p->cu->easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
 	} else {
 		long fresh = 0;
 
-		curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &fresh);
-		rc = hsm_curl_error(e, errbuf, b, (int)timeout, fresh > 0, diag);
+		p->cu->easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &fresh);
+		rc = hsm_curl_error(p, e, errbuf, b, (int)timeout, fresh > 0, diag);
 	}
 	/* The handle must not keep pointers to this stack frame or to the body. */
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, NULL);
+	p->cu->easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+	p->cu->easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+	p->cu->easy_setopt(c->curl, CURLOPT_WRITEDATA, NULL);
 	hsm_conn_put(p, c, rc == 0);
 	return rc;
 }
@@ -674,10 +676,10 @@ static void hsm_free(struct keyprov *kp)
 		struct hsm_conn *c = p->idle;
 
 		p->idle = c->next;
-		curl_easy_cleanup(c->curl);
+		p->cu->easy_cleanup(c->curl);
 		free(c);
 	}
-	curl_slist_free_all(p->headers);
+	p->cu->slist_free_all(p->headers);
 	hsm_file_wipe(&p->ca);
 	hsm_file_wipe(&p->cert);
 	hsm_file_wipe(&p->key);
@@ -698,7 +700,9 @@ static const struct keyprov_ops hsm_ops = {
 int hsm_keyprov_new(const struct config *cfg, struct keyprov **out, char *err, size_t errlen)
 {
 	static const char *const alg_names[2] = { "des", "sm4" };
+	const struct hsm_curl *cu;
 	struct curl_slist *h;
+	char why[256] = "";
 	struct hsm_kp *p;
 	size_t ul;
 	int rc;
@@ -707,14 +711,19 @@ int hsm_keyprov_new(const struct config *cfg, struct keyprov **out, char *err, s
 		snprintf(err, errlen, "[hsm] url is not set");
 		return SSC_ECONFIG;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		snprintf(err, errlen, "[hsm]: libcurl cannot be initialised");
-		return SSC_ENOMEM;
+	/* libcurl is loaded now, and only for the key server (src/hsm_curl.h). */
+	cu = hsm_curl_load(why, sizeof(why));
+	if (!cu) {
+		snprintf(err, errlen, "[hsm] url is set, but libcurl cannot be loaded (SSC_EHSMLIB: "
+			 "%s): install the package libcurl4, or remove [hsm] url to use the PSAMs "
+			 "in the readers only", why);
+		return SSC_EHSMLIB;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return SSC_ENOMEM;
 	p->cfg = cfg;
+	p->cu = cu;
 	pthread_mutex_init(&p->lock, NULL);
 	p->kp.ops = &hsm_ops;
 	p->kp.ctx = p;
@@ -727,11 +736,11 @@ int hsm_keyprov_new(const struct config *cfg, struct keyprov **out, char *err, s
 	for (int i = 0; i < 2; i++)
 		snprintf(p->url_terminal[i], sizeof(p->url_terminal[i]),
 			 "%.*s/v1/terminal?algorithm=%s", (int)ul, cfg->hsm_url, alg_names[i]);
-	h = curl_slist_append(NULL, "Content-Type: application/json");
+	h = p->cu->slist_append(NULL, "Content-Type: application/json");
 	p->headers = h;
-	h = h ? curl_slist_append(h, "Accept: application/json") : NULL;
+	h = h ? p->cu->slist_append(h, "Accept: application/json") : NULL;
 	/* No "Expect: 100-continue" round trip before a body: one round trip per operation. */
-	h = h ? curl_slist_append(h, "Expect:") : NULL;
+	h = h ? p->cu->slist_append(h, "Expect:") : NULL;
 	if (!h) {
 		rc = SSC_ENOMEM;
 		goto out_free;

@@ -79,7 +79,8 @@
 	X(SSC_EHSMEXPIRED,        -62,       -12, "the two-step read session expired")               \
 	X(SSC_EREADERLEASED,      -63,       -11, "the reader is held by a two-step read") \
 	X(SSC_EREQCONFLICT,       -64,         0, "this request_id was used before with other parameters") \
-	X(SSC_EOUTCOME,           -65,         0, "the outcome of the first request with this request_id is not known yet")
+	X(SSC_EOUTCOME,           -65,         0, "the outcome of the first request with this request_id is not known yet") \
+	X(SSC_EHSMLIB,            -66,         0, "the key server's HTTPS library (libcurl) cannot be loaded")
 
 enum ssc_error {
 	SSC_OK = 0,

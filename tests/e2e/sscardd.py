@@ -317,12 +317,14 @@ class Daemon:
     and socket_group = "" (leave the group alone), [journal] path). Convenience keywords:
     op_timeout_ms, apdu_timeout_ms, log_level ('debug' logs every PC/SC transmit error).
     wrap: a command the daemon's argv is appended to (e.g. ['prlimit', '--nofile=64:64'] or
-    setpriv as another uid); it must exec the daemon, so that pid is the daemon's."""
+    setpriv as another uid); it must exec the daemon, so that pid is the daemon's. env: its
+    environment (default: the test's)."""
 
     def __init__(self, h, config=None, op_timeout_ms=None, apdu_timeout_ms=None,
                  log_level='debug', name='sscardd', socket_name='sscardd.sock', extra_args=(),
-                 in_mountns=False, wrap=()):
+                 in_mountns=False, wrap=(), env=None):
         self.h = h
+        self.env = env                   # the daemon's environment (None: the test's own)
         self.wrap = list(wrap)
         self.in_mountns = in_mountns     # run inside the harness's mount namespace (ns_mount)
         self.name = name
@@ -356,7 +358,7 @@ class Daemon:
         """Writes the configuration, starts the daemon and waits until system.info answers."""
         with open(self.config_path, 'w') as f:
             f.write(ini_text(self.sections))
-        self.proc = self.h.spawn(self.name, self.argv(), in_mountns=self.in_mountns)
+        self.proc = self.h.spawn(self.name, self.argv(), in_mountns=self.in_mountns, env=self.env)
 
         def ready():
             if not self.proc.alive():

@@ -265,6 +265,58 @@ class Faults(sscardd.DaemonTestCase):
         self.assertEqual(stat.S_IMODE(os.stat(self.pki.desk_key).st_mode), 0o640)
 
 
+    @staticmethod
+    def mapped(pid, name):
+        """Whether a shared library whose file name starts with name is mapped into process pid
+        (the file name only: the test's directory, in the journal's mapped paths, names this
+        test)."""
+        with open(f'/proc/{pid}/maps') as f:
+            return any(os.path.basename(line.split()[-1]).startswith(name) and '.so' in line
+                       for line in f if len(line.split()) >= 6)
+
+    def test_libcurl_only_with_hsm(self):
+        # The daemon loads libcurl for the key server only (docs/operations.md, [hsm]): without
+        # [hsm] it is not in the process at all, with [hsm] url it is, from the start.
+        plain = sscardd.Daemon(self.h, name='plain', socket_name='plain.sock').start()
+        self.assertFalse(self.mapped(plain.pid, 'libcurl'), 'libcurl mapped without [hsm]')
+        self.assertFalse(self.mapped(plain.pid, 'libssh2'), 'libcurl\'s libraries mapped')
+        self.start()
+        self.assertTrue(self.mapped(self.d.pid, 'libcurl.so.4'), 'libcurl not loaded for [hsm]')
+        b = self.c.call('card.read_basic', {'reader': slot_id(CARD)})
+        self.assertEqual(b['terminal_number'], '330100000001')
+
+    def test_libcurl_missing(self):
+        # libcurl.so.4 cannot be loaded (here: LD_LIBRARY_PATH finds a file that is no library
+        # first): with [hsm] url the daemon refuses to start, naming SSC_EHSMLIB and what to do;
+        # without [hsm] it starts and serves, since it never needs libcurl.
+        libdir = self.h.path('nolib')
+        os.makedirs(libdir)
+        with open(os.path.join(libdir, 'libcurl.so.4'), 'w') as f:
+            f.write('not a shared library\n')
+        env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+        d = sscardd.Daemon(self.h, config=hsmkit.daemon_config(self.pki), name='nocurl',
+                           socket_name='nocurl.sock')
+        with open(d.config_path, 'w') as f:
+            f.write(sscardd.ini_text(d.sections))
+        p = subprocess.run([*d.argv(), '--check-config'], capture_output=True, text=True,
+                           timeout=30, env=env)
+        self.assertEqual(p.returncode, 2, p)
+        want = '[hsm] url is set, but libcurl cannot be loaded (SSC_EHSMLIB: '
+        self.assertIn(want, p.stderr)
+        self.assertIn('libcurl.so.4', p.stderr)
+        self.assertIn('install the package libcurl4, or remove [hsm] url', p.stderr)
+        proc = self.h.spawn('nocurl', d.argv(), env=env)
+        self.assertEqual(proc.wait(20), 1)
+        self.assertIn(want, proc.log_text())
+        self.assertFalse(os.path.exists(d.socket_path))
+        plain = sscardd.Daemon(self.h, name='plain', socket_name='plain.sock', env=env).start()
+        self.assertFalse(self.mapped(plain.pid, 'libcurl'))
+        self.d, self.c = plain, plain.client()
+        self.wait_roles({CARD: 'user'})
+        b = self.c.call('card.read_basic', {'reader': slot_id(CARD)})
+        self.assertEqual(b['card_number'], 'X00000019')
+
+
 def hsmkit_wait(fn, timeout):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
