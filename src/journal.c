@@ -38,7 +38,23 @@ static const char schema_sql[] =
 	" WHERE kind IN ('blacklist', 'prune', 'key');"
 	/* Schema 1 had (ref, added) only: journal_list_migrate() adds the other two. */
 	"CREATE TABLE IF NOT EXISTS blacklist(ref TEXT PRIMARY KEY, added TEXT NOT NULL,"
-	" kind TEXT NOT NULL DEFAULT '', uid INTEGER NOT NULL DEFAULT -1);";
+	" kind TEXT NOT NULL DEFAULT '', uid INTEGER NOT NULL DEFAULT -1);"
+	/*
+	 * The offline settlements queued for upload (journal_medq.c), and the cards whose DF04/EF06
+	 * flag this desk set and has not cleared: outside the chain, and the one place that holds
+	 * personal data in clear (card number, 卡识别码, the transaction) until acknowledged
+	 * (docs/security.md). AUTOINCREMENT: an id is never given twice, even after retention.
+	 */
+	"CREATE TABLE IF NOT EXISTS medq(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" intent INTEGER NOT NULL UNIQUE, request_id TEXT NOT NULL, card TEXT NOT NULL,"
+	" card_number TEXT NOT NULL, card_id TEXT NOT NULL, settlement_no TEXT NOT NULL,"
+	" txn TEXT NOT NULL, state TEXT NOT NULL, created TEXT NOT NULL,"
+	" created_unix INTEGER NOT NULL, queued TEXT NOT NULL DEFAULT '',"
+	" acked TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX IF NOT EXISTS medq_settlement ON medq(settlement_no);"
+	"CREATE INDEX IF NOT EXISTS medq_card ON medq(card);"
+	"CREATE TABLE IF NOT EXISTS medflag(card TEXT PRIMARY KEY, card_number TEXT NOT NULL,"
+	" card_id TEXT NOT NULL, since TEXT NOT NULL);";
 
 /* Finalizes the cached statements and closes the database (j->lock held or not yet shared). */
 static void db_close(struct journal *j)

@@ -250,6 +250,74 @@ struct journal_request {
  */
 int journal_request_find(struct journal *j, const char *request_id, struct journal_request *out);
 
+/*
+ * The queue of offline medical settlements (medical.settle_offline, src/journal_medq.c): its own
+ * tables beside the chained rows, holding the card number, 卡识别码 and transaction in clear until
+ * acknowledged (docs/security.md). A settlement's state follows its intent: "intent" (recorded,
+ * not yet known on the card), then with the intent's outcome (journal_outcome) "queued" (applied:
+ * it waits for upload, and its card joins those whose DF04/EF06 flag needs clearing) or "void"
+ * (not applied: its personal data wiped), and "acknowledged" (uploaded: personal data wiped; the
+ * rows then fall under retention).
+ */
+struct journal_medq_new {
+	const char *request_id, *card_number, *card_id, *settlement_no;
+	const char *txn;         /* the transaction as the API shows it (a JSON object's text) */
+	int64_t id;              /* set by journal_medq_intent(): the settlement's queue id */
+};
+
+/*
+ * journal_intent() and the settlement q in state "intent", in one transaction (fsynced): the
+ * queue row can always be completed from it. Returns as journal_intent(); q->id set.
+ */
+int journal_medq_intent(struct journal *j, const struct journal_peer *peer, const char *card_ref,
+			const char *reader, const char *file, const char *detail,
+			struct journal_medq_new *q, int64_t *intent_id, struct ssc_diag *diag);
+
+/* A settlement number in the queue in any state but "void": 1 and *id, 0 none, SSC_EJOURNAL. */
+int journal_medq_known(struct journal *j, const char *settlement_no, int64_t *id);
+
+/* The queue id of intent's settlement: 1 and *id, 0 none, SSC_EJOURNAL. */
+int journal_medq_of_intent(struct journal *j, int64_t intent, int64_t *id);
+
+/* The settlements of card_ref in state "intent" or "queued": a count >= 0 or SSC_EJOURNAL. */
+int journal_medq_card_pending(struct journal *j, const char *card_ref);
+
+/* One queued settlement as journal_medq_list() hands it out (valid during the call). */
+struct journal_medq_row {
+	int64_t id, intent;
+	const char *request_id, *card_number, *card_id, *settlement_no, *txn, *queued;
+};
+
+/*
+ * Calls cb for each settlement in state "queued" with an id above since, by id. cb returns 0 to
+ * go on, non-zero to stop (that value is returned). Do not call other journal functions from cb.
+ * Returns 0, cb's value or SSC_EJOURNAL.
+ */
+int journal_medq_list(struct journal *j, int64_t since,
+		      int (*cb)(void *arg, const struct journal_medq_row *row), void *arg);
+
+/* A card whose DF04/EF06 flag this desk set and has not cleared (valid during the call). */
+struct journal_medq_flag {
+	const char *card_number, *card_id, *since;
+	int64_t pending;         /* its settlements still in state "intent" or "queued" */
+};
+
+/* Calls cb for each such card, as journal_medq_list(). */
+int journal_medq_flags(struct journal *j,
+		       int (*cb)(void *arg, const struct journal_medq_flag *f), void *arg);
+
+/*
+ * Marks the settlements ids[0..n-1] acknowledged (uploaded) and wipes their personal data, all or
+ * none, fsynced. An id acknowledged already counts as known. Returns the number newly
+ * acknowledged; SSC_ENOTFOUND with unknown[0..*n_unknown-1] (room for n) the ids that are not in
+ * the queue (never queued, not applied, or removed by retention), nothing changed; SSC_EJOURNAL.
+ */
+int journal_medq_ack(struct journal *j, const int64_t *ids, size_t n, int64_t *unknown,
+		     size_t *n_unknown, struct ssc_diag *diag);
+
+/* Forgets card_ref among the cards whose flag needs clearing: 0 or SSC_EJOURNAL. */
+int journal_medq_flag_cleared(struct journal *j, const char *card_ref, struct ssc_diag *diag);
+
 /* The chain head: the last row's sequence number and hash (hex, JOURNAL_HASH_HEX + 1 bytes). */
 int journal_head(struct journal *j, int64_t *seq, char *hash_hex);
 

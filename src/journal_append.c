@@ -22,6 +22,13 @@
 int journal_append_rows(struct journal *j, struct jrow *rows, size_t n, int full,
 			int64_t *seq_out, struct ssc_diag *diag)
 {
+	return journal_append_rows_then(j, rows, n, full, NULL, NULL, seq_out, diag);
+}
+
+int journal_append_rows_then(struct journal *j, struct jrow *rows, size_t n, int full,
+			     journal_then_fn then, void *arg, int64_t *seq_out,
+			     struct ssc_diag *diag)
+{
 	struct done { int64_t seq; char hash[JOURNAL_HASH_HEX + 1]; } one, *done = &one;
 	struct ssc_diag local;
 	size_t i;
@@ -62,6 +69,8 @@ int journal_append_rows(struct journal *j, struct jrow *rows, size_t n, int full
 			ret = journal_err(j, diag, "append row");
 	/* The rows of one transaction follow each other in the chain. */
 	INVARIANT(ret < 0 || done[n - 1].seq == done[0].seq + (int64_t)(n - 1));
+	if (ret == 0 && then)
+		ret = then(j, arg, done[0].seq, diag);
 	if (ret == 0 && sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		ret = journal_err(j, diag, "commit");
 	if (ret < 0)

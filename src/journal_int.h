@@ -201,6 +201,17 @@ void journal_keyed_ref(struct journal *j, const char *label, const uint8_t *v, s
  */
 int journal_append_rows(struct journal *j, struct jrow *rows, size_t n, int full,
 			int64_t *seq_out, struct ssc_diag *diag);
+/*
+ * What journal_append_rows_then() runs inside the transaction once the rows are in (first_seq:
+ * the first row's sequence number): 0, or SSC_E* with diag set, which rolls everything back.
+ * Lock held; no append of its own.
+ */
+typedef int (*journal_then_fn)(struct journal *j, void *arg, int64_t first_seq,
+			       struct ssc_diag *diag);
+/* journal_append_rows() with then(arg) run in the same transaction after the rows. */
+int journal_append_rows_then(struct journal *j, struct jrow *rows, size_t n, int full,
+			     journal_then_fn then, void *arg, int64_t *seq_out,
+			     struct ssc_diag *diag);
 /* Appends one row, stamped now, in its own transaction (see journal_append_rows). */
 int journal_append(struct journal *j, struct jrow *r, int full, int64_t *seq_out,
 		   struct ssc_diag *diag);

@@ -85,6 +85,44 @@ static int intent_not_pending(struct journal *j, int64_t id)
 	return intent_state(j, id, &resolved, card, sizeof(card)) != 1 || resolved;
 }
 
+/*
+ * The queued settlement of an intent (journal_medq.c), if it has one, follows its outcome in the
+ * same transaction: applied -> queued for upload, and its card among those whose DF04/EF06 flag
+ * needs clearing; otherwise void, its personal data wiped (nothing of it is on the card). Lock
+ * held. 0 or SSC_EJOURNAL.
+ */
+static int intent_settle_queue(struct journal *j, int64_t id, const char *outcome)
+{
+	static const char applied[] =
+		"UPDATE medq SET state='queued', queued=strftime('%Y-%m-%dT%H:%M:%SZ','now')"
+		" WHERE intent=?1 AND state='intent';"
+		"INSERT OR IGNORE INTO medflag(card, card_number, card_id, since)"
+		" SELECT card, card_number, card_id, queued FROM medq WHERE intent=?1"
+		" AND state='queued'";
+	static const char other[] =
+		"UPDATE medq SET state='void', card_number='', card_id='', txn=''"
+		" WHERE intent=?1 AND state='intent'";
+	const char *sql = strcmp(outcome, JOURNAL_APPLIED) == 0 ? applied : other;
+
+	while (sql && *sql) {
+		sqlite3_stmt *st;
+		const char *tail = NULL;
+		int rc;
+
+		if (sqlite3_prepare_v2(j->db, sql, -1, &st, &tail) != SQLITE_OK)
+			return SSC_EJOURNAL;
+		if (!st)
+			break;   /* only blanks were left */
+		sqlite3_bind_int64(st, 1, id);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return SSC_EJOURNAL;
+		sql = tail;
+	}
+	return 0;
+}
+
 int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, const char *result,
 		    const char *how, struct ssc_diag *diag)
 {
@@ -128,6 +166,8 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 	} else {
 		r.card = card;
 		ret = journal_row_insert(j, &r, &seq, hash);
+		if (ret >= 0)
+			ret = intent_settle_queue(j, intent_id, outcome);
 		if (ret < 0)
 			ret = journal_err(j, diag, "append outcome");
 		/* Pending -> resolved, once: the outcome follows its intent and resolves it. */
@@ -199,7 +239,7 @@ int journal_append_applied(struct journal *j, const char *card_ref, const char *
 {
 	static const char sql[] =
 		"SELECT 1 FROM rows i WHERE i.kind='intent' AND i.card=?1"
-		" AND json_valid(i.detail) AND json_extract(i.detail, '$.op')='append'"
+		" AND json_valid(i.detail) AND json_extract(i.detail, '$.op') IN ('append', 'settle')"
 		" AND json_extract(i.detail, '$.settlement_no')=?2"
 		" AND EXISTS (SELECT 1 FROM rows o WHERE o.intent=i.seq AND o.intent<>0"
 		" AND o.kind='outcome' AND o.method='applied') LIMIT 1";

@@ -87,6 +87,22 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 	}
 	sqlite3_finalize(st);
 	deleted = sqlite3_changes(j->db);
+	/*
+	 * The offline settlements fall under retention once acknowledged or void (nothing of them
+	 * on the card), never while they wait for upload (docs/security.md).
+	 */
+	if (sqlite3_prepare_v2(j->db, "DELETE FROM medq WHERE state IN ('acknowledged', 'void')"
+			       " AND created_unix < ?", -1, &st, NULL) != SQLITE_OK) {
+		ret = journal_err(j, diag, "prune the settlement queue");
+		goto out_rollback;
+	}
+	sqlite3_bind_int64(st, 1, cutoff);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		ret = journal_err(j, diag, "prune the settlement queue");
+		goto out_rollback;
+	}
+	sqlite3_finalize(st);
 	snprintf(seqbuf, sizeof(seqbuf), "%" PRId64, cut);
 	if (journal_meta_set(j, "anchor_seq", seqbuf) < 0 || journal_meta_set(j, "anchor_hash", cut_hash) < 0) {
 		ret = journal_err(j, diag, "record anchor");

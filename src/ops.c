@@ -20,6 +20,9 @@ const struct op_desc ops_table[] = {
 	{ "card.hsm_step2", ops_hsm_step2_check, ops_hsm_step2_run, 0, ops_hsm_step2_lease, NULL },
 	{ "claim.verify_holder", ops_claim_check, ops_claim_run, 0, NULL, NULL },
 	{ "medical.credentials", ops_medical_cred_check, ops_medical_cred_run, 0, NULL, NULL },
+	{ "medical.settle_offline", ops_settle_check, ops_settle_run, 0, NULL, ops_settle_replay },
+	{ "medical.clear_flag", ops_clear_flag_check, ops_clear_flag_run, 0, NULL,
+	  ops_clear_flag_replay },
 	{ NULL, NULL, NULL, 0, NULL, NULL },
 };
 

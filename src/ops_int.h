@@ -180,6 +180,13 @@ int ops_recover_one(const struct op_env *env, struct ssc_card *c, const struct o
 		    const char *cause, struct ssc_diag *diag);
 
 /*
+ * Sets the DF04/EF06 flag (record 41) of card c to value (0x01: an offline settlement awaits
+ * upload, 0x00: none), by UPDATE RECORD with the STK MAC; with check_first, reads it first and
+ * writes only when it differs. Returns 0 or the errors of ssc_read_item / ssc_write_record.
+ */
+int ops_recover_flag(struct ssc_card *c, uint8_t value, int check_first, struct ssc_diag *diag);
+
+/*
  * Resolves the pending intents of the card c (card_ref, or learned from the card when NULL).
  * Returns the number resolved, or an error (transport errors stop the pass at once). Worker
  * thread; env->journal not NULL.
@@ -260,6 +267,15 @@ int ops_pin_replay(const struct op_desc *op, const struct op_env *env, json_t *p
 		   int no_card, json_t **result, struct ssc_diag *diag);
 
 /* ops_write.c: card.write_items. */
+/* Writes are refused on an expired card: SSC_EEXPIRED, or the read's errors. */
+int ops_write_expiry(struct ssc_card *c, struct ssc_diag *diag);
+/*
+ * Before a write intent: this card's earlier intents resolved by reading back (an intent read
+ * back against values a later write changed could no longer tell). 0, the card's errors, or
+ * SSC_EJOURNAL (intents that cannot be resolved yet: writes are refused).
+ */
+int ops_write_resolve_first(const struct op_env *env, struct ssc_card *c, const char *card_ref,
+			    struct ssc_diag *diag);
 int ops_write_check(const struct op_desc *op, const struct op_env *env, json_t *params,
 		    struct ssc_diag *diag);
 int ops_write_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
@@ -318,5 +334,30 @@ int ops_medical_cred_check(const struct op_desc *op, const struct op_env *env, j
 int ops_medical_cred_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
 			 struct op_call *call, unsigned *insertion_flags, int *reset_card,
 			 json_t **result, struct ssc_diag *diag);
+
+/*
+ * ops_settle.c: medical.settle_offline {reader?, request_id, transaction}: the transaction checked
+ * (ops_txn_parse, personal_account + pooled <= total, §12.7 lengths), refused with SSC_ESETTLED
+ * when its settlement number is in this desk's queue or on the card; the intent and the queue row
+ * in one transaction (journal_medq_intent), APPEND RECORD with MAC, the DF04/EF06 flag 01, the
+ * outcome (which queues it). Result: {id (queue), request_id, journal_id, transaction}.
+ * medical.clear_flag {reader?, request_id?}: SSC_EMEDPENDING while a settlement of the card waits
+ * in this desk's queue; else the flag 00 (an update intent of DF04/EF06 41) when it is set.
+ * Result: {cleared, was_set, journal_id (when written)}.
+ */
+int ops_settle_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+		     struct ssc_diag *diag);
+int ops_settle_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		   struct op_call *call, unsigned *insertion_flags, int *reset_card, json_t **result,
+		   struct ssc_diag *diag);
+int ops_settle_replay(const struct op_desc *op, const struct op_env *env, json_t *params,
+		      int no_card, json_t **result, struct ssc_diag *diag);
+int ops_clear_flag_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+			 struct ssc_diag *diag);
+int ops_clear_flag_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
+		       struct op_call *call, unsigned *insertion_flags, int *reset_card,
+		       json_t **result, struct ssc_diag *diag);
+int ops_clear_flag_replay(const struct op_desc *op, const struct op_env *env, json_t *params,
+			  int no_card, json_t **result, struct ssc_diag *diag);
 
 #endif

@@ -174,6 +174,52 @@ static int readback_append(const struct op_env *env, struct ssc_card *c,
 	return 0;
 }
 
+int ops_recover_flag(struct ssc_card *c, uint8_t value, int check_first, struct ssc_diag *diag)
+{
+	struct item_file f;
+	struct item_def it;
+	uint8_t v[8];
+	int n;
+
+	if (items_file_parse("DF04/EF06", &f) || items_find(&f, 0x41, &it))
+		return SSC_EINTERNAL;
+	if (check_first) {
+		n = ssc_read_item(c, &f, &it, 0, v, sizeof(v), diag);
+		if (n < 0)
+			return n;
+		if (n == 1 && v[0] == value)
+			return 0;
+	}
+	v[0] = value;
+	return ssc_write_record(c, &f, &it, 0, 1, v, 1, diag);
+}
+
+/*
+ * A settlement found on the card (medical.settle_offline): its DF04/EF06 flag set where it is
+ * not, so that the settlement completes. A transport error leaves the intent pending (returned);
+ * a refusal of the card is logged and the settlement recorded applied all the same (queued: it
+ * is on the card, and the queue must not lose it).
+ */
+static int readback_settle_flag(struct ssc_card *c, const struct ops_pending *p,
+				struct ssc_diag *diag)
+{
+	struct ssc_diag fd;
+	int rc;
+
+	ssc_diag_init(&fd);
+	rc = ops_recover_flag(c, 0x01, 1, &fd);
+	if (rc == 0)
+		return 0;
+	if (ops_transport(rc)) {
+		*diag = fd;
+		return rc;
+	}
+	log_warn("journal: intent %" PRId64 " (%s): the settlement is on the card but its DF04/EF06 "
+		 "flag could not be set (%s: %s); queued all the same", p->id, p->file,
+		 ssc_strerror_name(rc), fd.msg);
+	return 0;
+}
+
 int ops_recover_one(const struct op_env *env, struct ssc_card *c, const struct ops_pending *p,
 		    const char *cause, struct ssc_diag *diag)
 {
@@ -193,12 +239,16 @@ int ops_recover_one(const struct op_env *env, struct ssc_card *c, const struct o
 	} else if (strcmp(op, "update") == 0) {
 		rc = readback_update(env, c, &f, json_object_get(d, "records"), cause, &rb,
 				     diag);
-	} else if (strcmp(op, "append") == 0) {
+	} else if (strcmp(op, "append") == 0 || strcmp(op, "settle") == 0) {
 		const char *ser = json_string_value(json_object_get(d, "settlement_no"));
 		const char *ref = json_string_value(json_object_get(d, "record"));
 
 		rc = ser && ref ? readback_append(env, c, &f, ser, ref, &rb, diag)
 				: SSC_EINVAL;
+		/* A settlement's outcome also queues it (journal_outcome): its flag first. */
+		if (rc == 0 && strcmp(op, "settle") == 0 &&
+		    strcmp(rb.outcome, JOURNAL_APPLIED) == 0)
+			rc = readback_settle_flag(c, p, diag);
 	} else {
 		rc = SSC_EINVAL;
 	}

@@ -205,7 +205,7 @@ int ops_write_check(const struct op_desc *op, const struct op_env *env, json_t *
 }
 
 /* Writes are refused on an expired card (the daemon's UTC date after its expiry date). */
-static int write_check_expiry(struct ssc_card *c, struct ssc_diag *diag)
+int ops_write_expiry(struct ssc_card *c, struct ssc_diag *diag)
 {
 	struct item_file f;
 	struct item_def it;
@@ -228,8 +228,8 @@ static int write_check_expiry(struct ssc_card *c, struct ssc_diag *diag)
  * Before the intent: this card's earlier intents must all be resolved (an intent read back
  * against values a later write changed could no longer tell applied from not applied).
  */
-static int write_resolve_first(const struct op_env *env, struct ssc_card *c, const char *card_ref,
-			       struct ssc_diag *diag)
+int ops_write_resolve_first(const struct op_env *env, struct ssc_card *c, const char *card_ref,
+			    struct ssc_diag *diag)
 {
 	int n = journal_pending_count(env->journal, card_ref), rc;
 
@@ -585,9 +585,9 @@ int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct 
 		rc = ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s exists on spec %d.00 cards only",
 				  r->f.name, r->f.min_gen);
 	if (!rc)
-		rc = write_check_expiry(&c, diag);
+		rc = ops_write_expiry(&c, diag);
 	if (!rc)
-		rc = write_resolve_first(env, &c, call->card_ref, diag);
+		rc = ops_write_resolve_first(env, &c, call->card_ref, diag);
 	/* An earlier request with this request_id cut off: now read back, or still unknown. */
 	if (!rc && r->rq.id[0])
 		rc = write_request(env, call, r, 1, result, diag);

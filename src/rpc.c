@@ -36,6 +36,9 @@ static const struct rpc_method methods[] = {
 	{ "reader.list", rpc_builtin_reader_list, RPC_ACCESS_ANY, RPC_M_NO_PARAMS, 0 },
 	{ "events.subscribe", rpc_builtin_events, RPC_ACCESS_ANY, RPC_M_NO_PARAMS, 1 },
 	{ "events.unsubscribe", rpc_builtin_events, RPC_ACCESS_ANY, RPC_M_NO_PARAMS, 0 },
+	/* The offline settlement queue (src/rpc_medical.c): the journal's, no card. */
+	{ "medical.pending", rpc_medical_pending, RPC_ACCESS_ANY, 0, 0 },
+	{ "medical.acknowledge", rpc_medical_acknowledge, RPC_ACCESS_ANY, 0, 0 },
 	/* The operator's pairing methods and the browser bridge's (src/rpc_web.c, docs/web.md). */
 	{ "web.pair", m_web, RPC_ACCESS_WEB, RPC_M_UNLISTED, 0 },
 	{ "web.revoke", m_web, RPC_ACCESS_WEB, RPC_M_UNLISTED, 0 },
@@ -370,6 +373,7 @@ static int handle_request(struct rpc_client *c, json_t *req, int64_t started_ms)
 	c->queued = 0;
 	c->audited = 0;
 	c->limit = NULL;
+	c->audit_detail[0] = '\0';
 	if (json_is_object(req)) {
 		json_t *jm = json_object_get(req, "method");
 		json_t *jp = json_object_get(req, "params");
@@ -452,8 +456,8 @@ out:
 		const char *res = c->result[0] ? c->result : rc == SSC_ENOMEM ? "SSC_ENOMEM" : "SSC_OK";
 
 		/* A refusal for a limit, answered at once: summed up with its like (audit.h). */
-		rpc_audit_call(c->rpc, &c->jpeer, c->web.origin, amethod, areader, "", res, "",
-			       started_ms, strcmp(res, "SSC_ELIMIT") != 0 ? NULL :
+		rpc_audit_call(c->rpc, &c->jpeer, c->web.origin, amethod, areader, "", res,
+			       c->audit_detail, started_ms, strcmp(res, "SSC_ELIMIT") != 0 ? NULL :
 			       c->limit ? c->limit : "other");
 	}
 	json_decref(null_id);

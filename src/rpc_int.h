@@ -45,6 +45,8 @@ struct rpc_client {
 	int queued;                     /* it became a job: the job's done() audits it */
 	int audited;                    /* its handler wrote the audit row itself (bridge.refused) */
 	const char *limit;              /* its SSC_ELIMIT refusal's limit (a constant), NULL = none */
+	char audit_detail[512];         /* its audit row's detail (a JSON object; "" = none), set
+					 * by a handler (medical.acknowledge: the ids) */
 	struct rpc_web_conn web;        /* bound to a page's origin by the browser bridge */
 };
 
@@ -91,6 +93,16 @@ int rpc_builtin_reader_list(struct rpc_client *c, json_t *id, const struct rpc_m
 /* events.subscribe (m->variant 1) and events.unsubscribe (0). */
 int rpc_builtin_events(struct rpc_client *c, json_t *id, const struct rpc_method *m,
 		       json_t *params);
+
+/* ---- the settlement queue (rpc_medical.c) ---------------------------------------------- */
+
+/* medical.pending {since?}: the settlements waiting for upload, the cards to clear. */
+int rpc_medical_pending(struct rpc_client *c, json_t *id, const struct rpc_method *m,
+			json_t *params);
+
+/* medical.acknowledge {ids}: marks them uploaded, all or none; the audit row names them. */
+int rpc_medical_acknowledge(struct rpc_client *c, json_t *id, const struct rpc_method *m,
+			    json_t *params);
 
 /* ---- card.* jobs (rpc_job.c) -------------------------------------------------------------- */
 

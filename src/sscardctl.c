@@ -22,6 +22,7 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_conn.h"
 #include "ctl/ctl_journal.h"
+#include "ctl/ctl_medical.h"
 #include "ctl/ctl_receipt.h"
 #include "ctl/ctl_web.h"
 #include "pinentry.h"
@@ -64,6 +65,12 @@ static void usage(FILE *f)
 		"  receipt pubkey | receipt verify --pubkey PEM FILE|-\n"
 		"                                     the receipt key's public half; check a claim\n"
 		"  medical credentials [--reader ID]  the insured's identification for the NHSA platform\n"
+		"  medical settle TRANSACTION-JSON|- --request-id ID [--reader ID]\n"
+		"                                     an offline settlement: the DF04/EF08 record, the\n"
+		"                                     DF04/EF06 flag, queued for upload\n"
+		"  medical pending [SINCE] | medical ack ID... | medical clear-flag [--reader ID]\n"
+		"                                     the queue (after id SINCE); mark settlements\n"
+		"                                     uploaded; clear the card's offline flag\n"
 		"  write-items FILE TAG=VALUE... [--reader ID]\n"
 		"                                     write items (card.write_items), e.g.\n"
 		"                                     write-items DF04/EF05 31=21 34=1; a VALUE that\n"
@@ -794,10 +801,10 @@ static int run(const struct ctl_opts *o)
 			"with read-basic alone (step 2's reader is its session's)\n");
 		return EXIT_USAGE;
 	}
-	if (o->request_id && strcmp(cmd, "write-items") != 0 &&
+	if (o->request_id && strcmp(cmd, "write-items") != 0 && strcmp(cmd, "medical") != 0 &&
 	    (!pc || strcmp(pc->method, "card.verify_pin") == 0)) {
 		fprintf(stderr, "sscardctl: --request-id only goes with write-items, claim, change-pin, "
-			"reload-pin and unblock-pin\n");
+			"reload-pin, unblock-pin, medical settle and medical clear-flag\n");
 		return EXIT_USAGE;
 	}
 	if (strcmp(cmd, "info") == 0 && o->n_args == 1) {
@@ -831,10 +838,12 @@ static int run(const struct ctl_opts *o)
 	} else if (strcmp(cmd, "internal-auth") == 0 && o->n_args == 1) {
 		method = "card.internal_auth";
 		params = json_object();
-	} else if (strcmp(cmd, "medical") == 0 && o->n_args == 2 &&
-		   strcmp(o->args[1], "credentials") == 0) {
-		method = "medical.credentials";   /* printed as JSON: a hospital system takes it */
-		params = json_object();
+	} else if (strcmp(cmd, "medical") == 0) {
+		/* Printed as JSON: a hospital system takes it. */
+		rc = ctl_medical_request((const char *const *)o->args, o->n_args, !!o->request_id,
+					 !!o->reader, &method, &params);
+		if (rc != 0)
+			return rc;
 	} else if (pc && o->n_args == 1) {
 		method = pc->method;
 		params = json_object();

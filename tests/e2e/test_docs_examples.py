@@ -27,7 +27,7 @@ id, and the notifications (lines with a "method") in order. Tag settings:
   with `sscardctl blacklist import` (as an operator does);
 - `vary=PATH,...`: members that legitimately differ from run to run (peer pid, journal ids), as
   dotted paths into the message (`result.peer`, `error.data.journal_id`); they must be present,
-  and their values are not compared.
+  and their values are not compared; digits index an array (`result.settlements.0.queued`).
 
 Shell blocks tagged the same way run each line that calls `sscardctl` (pipelines included, through
 bash, with this build's sscardctl first in $PATH and the test daemon's socket in $SSCARD_SOCKET):
@@ -118,14 +118,24 @@ def examples(text):
     return found, untagged
 
 
+def step_into(node, k):
+    """node[k] for a dict's key, or a list's index (a path's digits); None when it is not there."""
+    if isinstance(node, dict):
+        return node.get(k)
+    if isinstance(node, list) and k.isdigit() and int(k) < len(node):
+        return node[int(k)]
+    return None
+
+
 def drop_path(msg, path, where):
-    """Removes a dotted path from msg (it must be there)."""
+    """Removes a dotted path from msg (it must be there); digits index an array
+    (result.settlements.0.queued)."""
     keys = path.split('.')
     node = msg
     for k in keys[:-1]:
-        if not isinstance(node, dict) or k not in node:
+        node = step_into(node, k)
+        if node is None:
             raise AssertionError(f'{where}: "{path}" is marked as varying but is not there: {msg}')
-        node = node[k]
     if not isinstance(node, dict) or keys[-1] not in node:
         raise AssertionError(f'{where}: "{path}" is marked as varying but is not there: {msg}')
     del node[keys[-1]]
@@ -203,9 +213,9 @@ class DocsExamples(sscardd.DaemonTestCase):
     def has_path(msg, path):
         node = msg
         for k in path.split('.'):
-            if not isinstance(node, dict) or k not in node:
+            node = step_into(node, k)
+            if node is None:
                 return False
-            node = node[k]
         return True
 
     # -- JSON-RPC blocks

@@ -95,6 +95,19 @@ static const char *const params_claim[] = {
 	"{\"pin\":\"000000\"}",
 };
 static const char *const params_medical_cred[] = { NULL, "{}" };
+/* An offline settlement (request_id required), one whose amounts do not add up, a repeat. */
+static const char *const params_settle[] = {
+	"{\"request_id\":\"settle-1\",\"transaction\":{\"time\":\"20240401120000\","
+	"\"institution\":\"H33010000001\",\"settlement_no\":\"S2024040100000000004\","
+	"\"total\":1000,\"personal_account\":200,\"pooled\":800}}",
+	"{\"request_id\":\"settle-2\",\"transaction\":{\"time\":\"20240401120000\","
+	"\"institution\":\"H33010000001\",\"settlement_no\":\"S2024040100000000005\","
+	"\"total\":1000,\"personal_account\":201,\"pooled\":800}}",
+	"{\"request_id\":\"settle-1\",\"transaction\":{\"time\":\"20240401120000\","
+	"\"institution\":\"H33010000001\",\"settlement_no\":\"S2024040100000000004\","
+	"\"total\":1000,\"personal_account\":200,\"pooled\":800}}",
+};
+static const char *const params_clear_flag[] = { NULL, "{\"request_id\":\"clear-1\"}" };
 
 struct op_params {
 	const char *method;
@@ -116,6 +129,8 @@ static const struct op_params op_params[] = {
 	{ "card.hsm_step2", params_hsm_step2, N(params_hsm_step2) },
 	{ "claim.verify_holder", params_claim, N(params_claim) },
 	{ "medical.credentials", params_medical_cred, N(params_medical_cred) },
+	{ "medical.settle_offline", params_settle, N(params_settle) },
+	{ "medical.clear_flag", params_clear_flag, N(params_clear_flag) },
 };
 
 /* ---- the journal ---------------------------------------------------------------------------- */

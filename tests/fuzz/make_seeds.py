@@ -650,7 +650,8 @@ def tlv_seeds():
 
 CARD_OPS = [('read_basic', 5), ('read_items', 8), ('internal_auth', 2), ('verify_pin', 2),
             ('change_pin', 2), ('reload_pin', 2), ('unblock_pin', 2), ('write_items', 7),
-            ('hsm_step1', 2), ('hsm_step2', 2), ('claim', 3), ('medical_credentials', 2)]
+            ('hsm_step1', 2), ('hsm_step2', 2), ('claim', 3), ('medical_credentials', 2),
+            ('medical_settle', 3), ('medical_clear_flag', 2)]
 RESOLVE = len(CARD_OPS)
 
 # Mutation kinds of fuzz_card.c.
