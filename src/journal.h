@@ -315,6 +315,13 @@ int journal_medq_flags(struct journal *j,
 int journal_medq_ack(struct journal *j, const int64_t *ids, size_t n, int64_t *unknown,
 		     size_t *n_unknown, struct ssc_diag *diag);
 
+/*
+ * The settlements not yet acknowledged (state "intent" or "queued") plus the flagged cards: what
+ * names cards by the journal's key and so must be gone before a key rotation. >= 0 or
+ * SSC_EJOURNAL.
+ */
+int journal_medq_open_count(struct journal *j);
+
 /* Forgets card_ref among the cards whose flag needs clearing: 0 or SSC_EJOURNAL. */
 int journal_medq_flag_cleared(struct journal *j, const char *card_ref, struct ssc_diag *diag);
 

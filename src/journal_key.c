@@ -416,6 +416,16 @@ int journal_rotate_key(struct journal *j, FILE *lost, struct journal_rotation *o
 				   "start sscardd and let their cards be read back first", pending);
 		goto out_shared;
 	}
+	/* The settlement queue names its cards by keyed refs too: empty it first. */
+	pending = journal_medq_open_count(j);
+	if (pending != 0) {
+		ret = ssc_diag_set(diag, SSC_EJOURNAL, pending < 0 ? "journal: cannot count the "
+				   "offline settlements" : "journal: %d offline settlement(s) or "
+				   "card flag(s) are still open: upload and acknowledge them "
+				   "(medical.acknowledge) and clear the flags (medical.clear_flag) "
+				   "first", pending);
+		goto out_shared;
+	}
 	snprintf(newpath, sizeof(newpath), "%s.new", j->key_path);
 	if (access(newpath, F_OK) == 0) {
 		ret = ssc_diag_set(diag, SSC_EJOURNAL, "journal: %.200s exists: an earlier rotation "

@@ -284,3 +284,18 @@ int journal_medq_flag_cleared(struct journal *j, const char *card_ref, struct ss
 	return rc == SQLITE_DONE ? 0 : ssc_diag_set(diag, SSC_EJOURNAL, "journal: cannot note "
 						      "the cleared flag");
 }
+
+int journal_medq_open_count(struct journal *j)
+{
+	sqlite3_stmt *st = medq_prepare(j, "SELECT (SELECT count(*) FROM medq WHERE state IN"
+				       " ('intent', 'queued')) + (SELECT count(*) FROM medflag)");
+	int64_t n = 0;
+	int rc;
+
+	if (!st)
+		return SSC_EJOURNAL;
+	rc = medq_one(j, st, &n);
+	if (rc < 0)
+		return rc;
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
