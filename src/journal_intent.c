@@ -88,7 +88,8 @@ static int intent_not_pending(struct journal *j, int64_t id)
 /*
  * The queued settlement of an intent (journal_medq.c), if it has one, follows its outcome in the
  * same transaction: applied -> queued for upload, and its card among those whose DF04/EF06 flag
- * needs clearing; otherwise void, its personal data wiped (nothing of it is on the card). Lock
+ * needs clearing; otherwise void, its personal data wiped (nothing of it is on the card). An
+ * applied medical.clear_flag ("clear_flag": 1 in its detail) takes its card off that list. Lock
  * held. 0 or SSC_EJOURNAL.
  */
 static int intent_settle_queue(struct journal *j, int64_t id, const char *outcome)
@@ -98,7 +99,11 @@ static int intent_settle_queue(struct journal *j, int64_t id, const char *outcom
 		" WHERE intent=?1 AND state='intent';"
 		"INSERT OR IGNORE INTO medflag(card, card_number, card_id, since)"
 		" SELECT card, card_number, card_id, queued FROM medq WHERE intent=?1"
-		" AND state='queued'";
+		" AND state='queued';"
+		/* medical.clear_flag's write, also when read back after a crash. */
+		"DELETE FROM medflag WHERE card IN (SELECT card FROM rows WHERE seq=?1 AND"
+		" kind='intent' AND json_valid(detail) AND"
+		" json_extract(detail, '$.clear_flag')=1)";
 	static const char other[] =
 		"UPDATE medq SET state='void', card_number='', card_id='', txn=''"
 		" WHERE intent=?1 AND state='intent'";

@@ -40,7 +40,7 @@ static void settle_free(struct settle_req *r)
 #ifdef SSC_TEST_HOOKS
 /*
  * Test builds only: with $SSCARDD_TEST_SETTLE_KILL naming a step ("intent", "append", "flag",
- * "outcome"), the daemon kills itself (SIGKILL) right after that step of a settlement, so that
+ * "outcome"; "clear": medical.clear_flag's write, before its outcome), the daemon kills itself (SIGKILL) right after that step of a settlement, so that
  * the crash tests (tests/e2e/test_medical_crash.py) place the crash exactly.
  */
 static void settle_crash_point(const char *step)
@@ -448,7 +448,10 @@ int ops_clear_flag_replay(const struct op_desc *op, const struct op_env *env, js
 	return ops_request_replay(op, env, params, no_card, clear_replayed, result, diag);
 }
 
-/* The intent's detail: an update of record 41 from 01 to 00 (ops_recover.c reads it back). */
+/*
+ * The intent's detail: an update of record 41 from 01 to 00 (ops_recover.c reads it back), marked
+ * "clear_flag" so that its applied outcome takes the card off the flags to clear (journal_outcome).
+ */
 static char *clear_detail(const struct op_env *env, const struct ops_request *rq)
 {
 	const uint8_t one = 0x01, zero = 0x00;
@@ -457,8 +460,8 @@ static char *clear_detail(const struct op_env *env, const struct ops_request *rq
 
 	journal_value_ref(env->journal, &one, 1, old_ref);
 	journal_value_ref(env->journal, &zero, 1, new_ref);
-	d = json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "op", "update", "records", "tag", "41", "old",
-		      old_ref, "new", new_ref);
+	d = json_pack("{s:s, s:[{s:s, s:s, s:s}], s:i}", "op", "update", "records", "tag", "41",
+		      "old", old_ref, "new", new_ref, "clear_flag", 1);
 	if (d && rq->id[0] && (json_object_set_new(d, "request_id", json_string(rq->id)) ||
 			       json_object_set_new(d, "fp", json_string(rq->fp)))) {
 		json_decref(d);
@@ -520,6 +523,8 @@ static int clear_apply(const struct op_env *env, struct card_io *io, struct op_c
 			return ssc_diag_set(diag, SSC_EJOURNAL, "the write intent could not be "
 					    "recorded: nothing was written");
 		rc = ops_recover_flag(c, 0x00, 0, diag);
+		if (rc == 0)
+			settle_crash_point("clear");
 		ssc_diag_init(&jd);
 		if (rc && ops_transport(rc)) {
 			*insertion_flags &= ~(unsigned)CARD_FLAG_RESOLVED;

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
 """sscardd end to end, an offline settlement (medical.settle_offline) cut off at each of its steps
+(gen2 DES and gen3 SM4 cards for the kills, gen2 for the rest)
 (issue 15 "Done when"): never lost, never doubled.
 
 - SIGKILL of the daemon right after each step, placed by the test builds' hook
@@ -32,7 +33,7 @@ import crashkit  # noqa: E402
 import harness  # noqa: E402
 import sscardd  # noqa: E402
 from crashkit import CARD, PSAM  # noqa: E402
-from test_medical_offline import MedCase  # noqa: E402
+from test_medical_offline import CARDS, MedCase  # noqa: E402
 
 HOOK = 'SSCARDD_TEST_SETTLE_KILL'
 
@@ -49,6 +50,10 @@ class Killed(MedCase):
             super().start_sscardd()
         finally:
             os.environ.pop(HOOK, None)
+
+    def initial(self):
+        """The profile's EF08 settlement numbers, newest first."""
+        return CARDS[self.profile]['settlements']
 
     def medq(self):
         return self.peek.query("SELECT id, state, card_number <> '' FROM medq ORDER BY id")
@@ -74,7 +79,7 @@ class Killed(MedCase):
         before = self.apdus()
         self.assertEqual(self.settle('crash-1', t), r)
         self.assertEqual(self.apdus(), before)
-        self.assertEqual(self.on_card(), [t['settlement_no']] + crashkit.GEN2_SETTLEMENTS)
+        self.assertEqual(self.on_card(), [t['settlement_no']] + self.initial())
         self.assertEqual(self.flag(), '01')
         p = self.pending()
         self.assertEqual([(s['id'], s['request_id'], s['transaction']['settlement_no'])
@@ -109,8 +114,8 @@ class KilledAfterTheAppend(Killed):
 
     def test_killed_after_the_append(self):
         t, seq = self.kill_at_step()
-        self.assertEqual(self.on_card(), [t['settlement_no']] + crashkit.GEN2_SETTLEMENTS)
-        self.assertEqual(self.flag(), '00')          # the flag not yet
+        self.assertEqual(self.on_card(), [t['settlement_no']] + self.initial())
+        self.assertEqual(self.flag(), CARDS[self.profile]['flag'])   # as it was: not set yet
         self.assertEqual(self.medq(), [(1, 'intent', 1)])
         self.restart()
         # Read back: the record is there; the flag set by the recovery; queued.
@@ -143,6 +148,49 @@ class KilledAfterTheOutcome(Killed):
         self.assertEqual(self.medq(), [(1, 'queued', 1)])
         self.restart()
         self.check_once(t, 1)
+
+
+class KilledClearingTheFlag(Killed):
+    step = 'clear'
+
+    def test_killed_after_the_clear(self):
+        """medical.clear_flag killed after the card cleared the flag, before its outcome: read
+        back at the restart (applied), the card leaves the flags to clear; the repeat answers."""
+        t = crashkit.txn(70)
+        r = self.settle('clear-s1', t)
+        self.c.call('medical.acknowledge', {'ids': [r['id']]})
+        self.assertEqual([f['clearable'] for f in self.pending()['flags']], [True])
+        known = self.peek.intents()
+        self.c.request('medical.clear_flag', {'request_id': 'clear-1'})
+        harness.wait_until(lambda: not self.d.alive(), 20.0, 'the hook to kill sscardd')
+        seq = [s for s in self.peek.intents() if s not in known][0]
+        self.assertEqual(self.peek.outcomes(seq), [])
+        self.assertEqual(self.flag(), '00')
+        self.restart()
+        self.assertEqual(self.peek.outcomes(seq), [('applied', 'SSC_OK', 'readback')])
+        self.assertEqual(self.pending(), {'settlements': [], 'flags': []})
+        before = self.apdus()
+        self.assertEqual(self.c.call('medical.clear_flag', {'request_id': 'clear-1'}),
+                         {'cleared': True, 'was_set': True, 'journal_id': seq})
+        self.assertEqual(self.apdus(), before)
+        self.assertInvariants()
+
+
+# The same on the gen3 card (SM4; its profile's flag is set already, by another desk).
+class KilledAfterTheIntentGen3(KilledAfterTheIntent):
+    profile = 'gen3'
+
+
+class KilledAfterTheAppendGen3(KilledAfterTheAppend):
+    profile = 'gen3'
+
+
+class KilledAfterTheFlagGen3(KilledAfterTheFlag):
+    profile = 'gen3'
+
+
+class KilledAfterTheOutcomeGen3(KilledAfterTheOutcome):
+    profile = 'gen3'
 
 
 class Pulled(MedCase):
