@@ -404,6 +404,17 @@ static int usb_slot_current(struct ssc_slot *s)
 	return rc;
 }
 
+/*
+ * Whether the card is still the one this connection activated, as the slot-change notifications
+ * of the interrupt endpoint (and the status polls, where it is broken) have told: no I/O. The
+ * slot's gen is the count the core compares.
+ */
+static int usb_status(struct ssc_slot *s, uint32_t *insertions)
+{
+	*insertions = s->gen;
+	return usb_slot_current(s);
+}
+
 static int usb_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len, uint8_t *resp,
 			size_t resp_cap, int timeout_ms)
 {
@@ -471,4 +482,5 @@ const struct ssc_driver_ops ssc_driver_usb_ccid = {
 	.transmit = usb_transmit,
 	.reconnect = usb_reconnect,
 	.disconnect = usb_disconnect,
+	.status = usb_status,
 };

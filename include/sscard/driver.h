@@ -118,7 +118,8 @@ struct ssc_driver_ops {
 	 * (or the last reconnect()), as the subsystem's presence detection knows it, without an APDU.
 	 * Returns 0 and *insertions, the subsystem's count of insertions and removals in that reader
 	 * (it moves with each; pcscd's event counter; compared by the caller between two calls on
-	 * the same connection only); SSC_ECARDREMOVED (removed or reset since); SSC_EREADER (the
+	 * the same connection only; usb-ccid: the slot's count of changes, which its slot-change
+	 * notifications move); SSC_ECARDREMOVED (removed or reset since); SSC_EREADER (the
 	 * subsystem or the connection is gone). Fast (one round trip to the subsystem at most).
 	 * Worker thread of that reader only.
 	 */

@@ -29,6 +29,7 @@ GEN3_NAME = '阿卜杜热合曼·买买提艾力·吐尔逊江'
 
 
 class T1LineFaults(usbharness.UsbTestCase):
+    prefetch = 'no'     # faults armed for the next read: every read talks to the card
 
     def test_each_fault_is_recovered(self):
         self.start(['name=t,mode=t1,slots=card:gen3+psam:gen3,serial=T1'], op_timeout_ms=8000)
@@ -61,6 +62,7 @@ class T1LineFaults(usbharness.UsbTestCase):
 
 
 class CcidFaults(usbharness.UsbTestCase):
+    prefetch = 'no'     # faults armed for the next read: every read talks to the card
 
     def start_three(self):
         self.start(['name=a,mode=apdu,slots=card:gen2,serial=A1',
@@ -116,6 +118,7 @@ class CcidFaults(usbharness.UsbTestCase):
 
 
 class TwoSlotsAtOnce(usbharness.UsbTestCase):
+    prefetch = 'no'     # faults armed for the next read: every read talks to the card
 
     def test_slow_slot_and_the_other_slot(self):
         # Two user cards in one reader (bMaxCCIDBusySlots 1); the first slot's command is slowed
@@ -139,6 +142,7 @@ class TwoSlotsAtOnce(usbharness.UsbTestCase):
 
 
 class AbandonedCommand(usbharness.UsbTestCase):
+    prefetch = 'no'     # faults armed for the next read: every read talks to the card
     """A command the daemon gave up on (its reader kept asking for more time past the deadline)
     leaves replies in the reader: the rest of its time extensions and its late answer, all with
     the abandoned command's bSeq. The next operation must not trip over them: CCID Rev 1.1 §5.3.1

@@ -28,6 +28,7 @@ READER_ERRORS = ('SSC_ETIMEDOUT', 'SSC_EREADER', 'SSC_ENOREADER', 'SSC_ECARDREMO
 
 
 class Hotplug(usbharness.UsbTestCase):
+    prefetch = 'no'     # cards pulled in the middle of a read: every read talks to the card
 
     def test_unplug_replug_and_card_removal(self):
         self.start(['name=h,mode=t1,slots=card:gen2+psam:gen2,serial=H1',

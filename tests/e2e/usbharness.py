@@ -188,6 +188,10 @@ class UsbTestCase(sscardd.DaemonTestCase):
         super().setUp()
 
     def start(self, devices, **kw):
+        if self.prefetch is not None:     # sscardd.DaemonTestCase.prefetch
+            config = {k: dict(v) for k, v in (kw.pop('config', None) or {}).items()}
+            config.setdefault('card', {})['prefetch'] = self.prefetch
+            kw['config'] = config
         self.d = UsbDaemon(self.h, devices, **kw).start()
         self.usb = self.d.usb
         self.specs = {}
