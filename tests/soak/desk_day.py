@@ -1082,7 +1082,7 @@ class Soak:
     def warm_up(self):
         """Seconds of a daemon's life before its RSS and fds are expected flat (its journal's
         page cache, the key server's TLS library, the readers' threads settle first)."""
-        return min(90.0, max(30.0, self.seconds / 4))
+        return min(90.0, max(45.0, self.seconds / 4))
 
     def check_flat(self):
         """RSS and fds of each daemon lifetime long enough to judge: < 10 % growth."""
