@@ -52,6 +52,8 @@ struct fake_reader {
 	int error;                   /* FAKE_ERROR's answer */
 	int transmits;               /* transmit() calls that reached the driver */
 	size_t last_cmd_len;
+	int status_err;              /* status() answers this (0: the card untouched) */
+	uint32_t insertions;         /* ... with this count */
 };
 
 struct fake_slot {
@@ -266,6 +268,17 @@ static void fake_disconnect(struct ssc_slot *slot, int reset)
 	pthread_mutex_unlock(&F.mu);
 }
 
+static int fake_status(struct ssc_slot *slot, uint32_t *insertions)
+{
+	int i = ((struct fake_slot *)(void *)slot)->idx, rc;
+
+	pthread_mutex_lock(&F.mu);
+	rc = F.r[i].status_err;
+	*insertions = F.r[i].insertions;
+	pthread_mutex_unlock(&F.mu);
+	return rc;
+}
+
 static const struct ssc_driver_ops fake_ops = {
 	.name = "fake",
 	.open = fake_open,
@@ -277,6 +290,7 @@ static const struct ssc_driver_ops fake_ops = {
 	.transmit = fake_transmit,
 	.reconnect = fake_reconnect,
 	.disconnect = fake_disconnect,
+	.status = fake_status,
 };
 
 /*
@@ -316,6 +330,37 @@ static void count_apdu(const char *driver)
 
 static const struct ssc_driver_ops *const fake_drivers[] = { &fake_ops };
 static const struct readers_setup fake_setup = { fake_drivers, 1, fake_probe, count_apdu, NULL };
+
+/* The fake read-ahead: one APDU through the choke point, then 16 bytes kept. */
+static atomic_int ahead_reads, ahead_drops;
+
+static int fake_ahead_read(void *arg, struct card_io *io, unsigned *flags, int *reset,
+			   void **kept)
+{
+	static const uint8_t cmd[] = { 0x00, 0xB2, 0x01, 0x2C, 0x00 };
+	uint8_t resp[SSC_RESP_APDU_MAX];
+	int n;
+
+	(void)arg;
+	(void)flags;
+	(void)reset;
+	atomic_fetch_add(&ahead_reads, 1);
+	n = io->transmit(io, cmd, sizeof(cmd), resp, sizeof(resp), CARDIO_PERSONAL);
+	if (n < 0)
+		return n;
+	*kept = calloc(1, 16);
+	return *kept ? 0 : SSC_ENOMEM;
+}
+
+static void fake_ahead_drop(void *kept)
+{
+	atomic_fetch_add(&ahead_drops, 1);
+	free(kept);
+}
+
+static const struct readers_ahead fake_ahead = { fake_ahead_read, fake_ahead_drop, NULL };
+static const struct readers_setup ahead_setup = { fake_drivers, 1, fake_probe, count_apdu,
+						  &fake_ahead };
 
 /* Sets a fake reader's state (a new one when id is new) and tells the monitor. */
 static void fake_set(const char *id, int present, int psam)
@@ -471,9 +516,9 @@ static int reader_get(const char *id, struct reader_info *out)
 	return found;
 }
 
-static int setup(void **state)
+/* A fresh fake driver and a reader core over it (setup: rs, cards held hold_ms between jobs). */
+static int setup_with(const struct readers_setup *rs, int hold_ms)
 {
-	(void)state;
 	pthread_mutex_lock(&F.mu);
 	memset(F.r, 0, sizeof(F.r));
 	F.n = 0;
@@ -486,10 +531,26 @@ static int setup(void **state)
 	assert_int_equal(uv_loop_init(&T.loop), 0);
 	config_defaults(&T.cfg);
 	T.cfg.op_timeout_ms = 3000;
-	T.cfg.card_hold_ms = 0;   /* the connection ends with each job: each test counts them */
-	assert_int_equal(readers_new(&T.loop, &T.cfg, &fake_setup, on_event, NULL, &T.rd), 0);
+	T.cfg.card_hold_ms = hold_ms;
+	atomic_store(&ahead_reads, 0);
+	atomic_store(&ahead_drops, 0);
+	assert_int_equal(readers_new(&T.loop, &T.cfg, rs, on_event, NULL, &T.rd), 0);
 	assert_int_equal(readers_start(T.rd), 0);
 	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	/* card_hold_ms 0: the connection ends with each job, and each test counts them. */
+	return setup_with(&fake_setup, 0);
+}
+
+/* With the read-ahead, and cards held between jobs (card_hold_ms 30 s) as it needs. */
+static int setup_ahead(void **state)
+{
+	(void)state;
+	return setup_with(&ahead_setup, 30000);
 }
 
 static void tjobs_free(void);
@@ -544,6 +605,7 @@ struct tjob {
 	int ask_lease_ms;
 	atomic_int runs, dones, releases;
 	unsigned seen_flags;
+	const void *seen_ahead;      /* io->ahead, as run() got it */
 	int64_t submitted_at, done_at;
 };
 
@@ -568,6 +630,7 @@ static int tjob_run(struct job *job, struct card_io *io, unsigned *flags, int *r
 	(void)reset;
 	atomic_fetch_add(&t->runs, 1);
 	t->seen_flags = *flags;
+	t->seen_ahead = io->ahead;
 	*flags |= t->set_flags;
 	if (t->ask_lease) {
 		job->lease = t->ask_lease;
@@ -1190,6 +1253,90 @@ static void test_lease(void **state)
 	assert_int_equal(late->job.err, 0);
 }
 
+/*
+ * The read-ahead: a user card is read before its card.ready; a reading job gets the data with no
+ * APDU while the driver's status() confirms the card; status() saying removed (or the count
+ * moved) wipes it and opens the card afresh; a job that may write gets none and wipes it; the
+ * removal wipes it.
+ */
+static void test_read_ahead(void **state)
+{
+	struct tjob *t;
+	int i, transmits, reconnects;
+
+	(void)state;
+	card_ready("fake-a", 0);
+	i = wait_event("card.ready", "fake-a", 5000);
+	assert_true(i >= 0);
+	assert_int_equal(T.ev[i].ready_err, 0);
+	assert_int_equal(atomic_load(&ahead_reads), 1);
+	assert_int_equal(fake_get(&F.r[0].transmits), 2);   /* the probe's, the read-ahead's */
+
+	/* A reading job: the data, no APDU, no new connection; kept for the next one. */
+	for (int k = 0; k < 2; k++) {
+		t = tjob_new("fake-a", 3000);
+		t->job.ahead_keep = 1;
+		tjob_run_sync(t);
+		assert_int_equal(t->job.err, 0);
+		assert_non_null(t->seen_ahead);
+	}
+	assert_int_equal(fake_get(&F.r[0].transmits), 2);
+	assert_int_equal(fake_get(&F.connects), 1);
+	assert_int_equal(atomic_load(&ahead_drops), 0);
+
+	/* The driver's count moved (removed and put back unseen by the monitor): wiped, read afresh
+	 * over a new connection. */
+	pthread_mutex_lock(&F.mu);
+	F.r[0].insertions += 2;
+	pthread_mutex_unlock(&F.mu);
+	reconnects = fake_get(&F.reconnects);
+	t = tjob_new("fake-a", 3000);
+	t->job.ahead_keep = 1;
+	tjob_run_sync(t);
+	assert_int_equal(t->job.err, 0);
+	assert_null(t->seen_ahead);
+	assert_int_equal(atomic_load(&ahead_drops), 1);
+	assert_int_equal(fake_get(&F.reconnects), reconnects + 1);
+
+	/* A new insertion is read ahead again; status() saying removed or reset wipes it too. */
+	fake_set("fake-a", 0, 0);
+	assert_true(wait_event("card.removed", "fake-a", 5000) >= 0);
+	card_ready("fake-a", 0);
+	assert_int_equal(atomic_load(&ahead_reads), 2);
+	pthread_mutex_lock(&F.mu);
+	F.r[0].status_err = SSC_ECARDREMOVED;
+	pthread_mutex_unlock(&F.mu);
+	t = tjob_new("fake-a", 3000);
+	t->job.ahead_keep = 1;
+	tjob_run_sync(t);
+	assert_null(t->seen_ahead);
+	assert_int_equal(atomic_load(&ahead_drops), 2);
+	pthread_mutex_lock(&F.mu);
+	F.r[0].status_err = 0;
+	pthread_mutex_unlock(&F.mu);
+
+	/* A job that may write gets nothing and wipes it. */
+	fake_set("fake-a", 0, 0);
+	assert_true(wait_event("card.removed", "fake-a", 5000) >= 0);
+	card_ready("fake-a", 0);
+	assert_int_equal(atomic_load(&ahead_reads), 3);
+	t = tjob_new("fake-a", 3000);
+	tjob_run_sync(t);
+	assert_null(t->seen_ahead);
+	assert_int_equal(atomic_load(&ahead_drops), 3);
+
+	/* And the removal wipes what was read. */
+	fake_set("fake-a", 0, 0);
+	assert_true(wait_event("card.removed", "fake-a", 5000) >= 0);
+	card_ready("fake-a", 0);
+	assert_int_equal(atomic_load(&ahead_reads), 4);
+	transmits = fake_get(&F.r[0].transmits);
+	fake_set("fake-a", 0, 0);
+	assert_true(wait_event("card.removed", "fake-a", 5000) >= 0);
+	assert_int_equal(atomic_load(&ahead_drops), 4);
+	assert_int_equal(fake_get(&F.r[0].transmits), transmits);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1204,6 +1351,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_masked_trace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_stuck_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_ahead, setup_ahead, teardown),
 	};
 
 	drop_to_nobody();
