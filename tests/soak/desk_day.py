@@ -972,7 +972,8 @@ class Soak:
     def pending_of(self, refs):
         rows = self.peek.query(
             "SELECT seq, card, file, detail FROM rows AS i WHERE kind = 'intent' AND NOT EXISTS "
-            "(SELECT 1 FROM rows AS o WHERE o.kind = 'outcome' AND o.intent = i.seq)")
+            "(SELECT 1 FROM rows AS o WHERE o.intent <> 0 AND o.intent = i.seq AND "
+            "o.kind = 'outcome')")      # intent <> 0: SQLite then uses the index rows_intent
         return [r for r in rows if r[1] in refs]
 
     def resolve(self, group, t0, t1):
