@@ -38,10 +38,7 @@ int journal_append_rows_then(struct journal *j, struct jrow *rows, size_t n, int
 		return 0;
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
-	if (!diag) {
-		ssc_diag_init(&local);
-		diag = &local;
-	}
+	diag = journal_diag(diag, &local);
 	if (n > 1 && !(done = calloc(n, sizeof(*done)))) {
 		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory for %zu rows", n);
 		journal_notify(j, rows[0].kind, 0, "", ret, diag);

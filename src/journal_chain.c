@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hex.h"
 #include "invariant.h"
@@ -97,13 +98,18 @@ int journal_use_keys(struct journal *j, const struct journal_keys *keys)
 	return 0;
 }
 
+void journal_field_len(uint8_t hdr[8], size_t n)
+{
+	for (int i = 0; i < 8; i++)
+		hdr[i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+}
+
 /* Serialises one field for the chain: 8-byte big-endian length, then the bytes. */
 static int ser_put(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n)
 {
 	uint8_t hdr[8];
 
-	for (int i = 0; i < 8; i++)
-		hdr[i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+	journal_field_len(hdr, n);
 	if (*len + 8 + n > *cap) {
 		size_t ncap = (*cap ? *cap * 2 : 512);
 		uint8_t *nb;
@@ -357,6 +363,26 @@ int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char
 		*seq_out = r->seq;
 	if (hash_out)
 		memcpy(hash_out, hash, sizeof(hash));
+	return 0;
+}
+
+void journal_own_row(struct jrow *r, const char *kind, const char *method, const char *detail)
+{
+	r->kind = kind;
+	r->method = method;
+	r->uid = getuid();
+	r->pid = getpid();
+	r->result = "SSC_OK";
+	r->detail = detail;
+}
+
+int journal_row_commit(struct journal *j, struct jrow *r, const char *what, int64_t *seq_out,
+		       char *hash_out, struct ssc_diag *diag)
+{
+	if (journal_row_insert(j, r, seq_out, hash_out) < 0)
+		return journal_err(j, diag, what);
+	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return journal_err(j, diag, "commit");
 	return 0;
 }
 

@@ -33,6 +33,23 @@ void journal_rollback(struct journal *j)
 	INVARIANT(!j->db || sqlite3_get_autocommit(j->db));
 }
 
+struct ssc_diag *journal_diag(struct ssc_diag *diag, struct ssc_diag *local)
+{
+	if (diag)
+		return diag;
+	ssc_diag_init(local);
+	return local;
+}
+
+int journal_read_end(struct journal *j, sqlite3_stmt *st, int rc, int ret)
+{
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = SSC_EJOURNAL;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
 int journal_exec(struct journal *j, const char *sql, struct ssc_diag *diag)
 {
 	if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)

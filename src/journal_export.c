@@ -69,10 +69,7 @@ int journal_export(struct journal *j, int64_t since_seq, FILE *out)
 			break;
 		n++;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = SSC_EJOURNAL;
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->lock);
+	ret = journal_read_end(j, st, rc, ret);
 	return ret < 0 ? ret : n;
 }
 
@@ -120,9 +117,5 @@ int journal_rows(struct journal *j, int64_t since_seq, int64_t limit,
 		if (ret != 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = SSC_EJOURNAL;
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->lock);
-	return ret;
+	return journal_read_end(j, st, rc, ret);
 }

@@ -132,6 +132,17 @@ int journal_err(struct journal *j, struct ssc_diag *diag, const char *what);
  * held.
  */
 void journal_rollback(struct journal *j);
+/*
+ * diag, or local (reset) when the caller gave none: a write's failure always has a message, since
+ * the observer hears of it.
+ */
+struct ssc_diag *journal_diag(struct ssc_diag *diag, struct ssc_diag *local);
+/*
+ * Ends a read of rows under the lock, stepped until rc (ret: the caller's own result so far, 0 or
+ * an error that cut the walk short): finalizes st, releases the lock, and returns ret, or
+ * SSC_EJOURNAL when the walk ended on anything but SQLITE_DONE.
+ */
+int journal_read_end(struct journal *j, sqlite3_stmt *st, int rc, int ret);
 /* Runs sql (no rows); SSC_EJOURNAL naming it (diag may be NULL). Lock held. */
 int journal_exec(struct journal *j, const char *sql, struct ssc_diag *diag);
 /* The cached statement id for sql (prepared on first use, reset for reuse), or NULL. Lock held. */
@@ -166,6 +177,8 @@ int journal_mac(struct journal *j, EVP_MAC_CTX *base, const uint8_t key[32],
 int journal_use_keys(struct journal *j, const struct journal_keys *keys);
 /* Wipes the memo of refs (mac_lock held, or the handle not shared: at a key change, at close). */
 void journal_memo_clear(struct journal *j);
+/* The 8-byte big-endian length n before each field the chain (and the list's digest) hashes. */
+void journal_field_len(uint8_t hdr[8], size_t n);
 /* The row's chain hash under chain_key (the handle's when NULL), as hex. */
 int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t prev[32],
 		     const struct jrow *r, char *hex);
@@ -173,6 +186,18 @@ int journal_row_hash(struct journal *j, const uint8_t *chain_key, const uint8_t 
 int journal_chain_tail(struct journal *j, int64_t *seq, uint8_t hash[32]);
 /* Inserts r (seq and hash assigned) inside the caller's transaction; lock held. */
 int journal_row_insert(struct journal *j, struct jrow *r, int64_t *seq_out, char *hash_out);
+/*
+ * A row the journal writes about itself (a change of the lost-card list, a migration, a key
+ * rotation): kind, method and detail as given, this process's uid and pid, result SSC_OK. Its
+ * time is the caller's to set.
+ */
+void journal_own_row(struct jrow *r, const char *kind, const char *method, const char *detail);
+/*
+ * Inserts r as the last row of the caller's transaction and commits it (lock held): 0, or
+ * SSC_EJOURNAL with what (or "commit") in diag, the transaction left to the caller to roll back.
+ */
+int journal_row_commit(struct journal *j, struct jrow *r, const char *what, int64_t *seq_out,
+		       char *hash_out, struct ssc_diag *diag);
 /* r->ts and r->ts_unix from a CLOCK_REALTIME time in milliseconds (0: now). */
 void journal_set_ts(struct jrow *r, int64_t when_ms);
 void journal_now_ts(struct jrow *r);

@@ -139,10 +139,7 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
-	if (!diag) {
-		ssc_diag_init(&local);
-		diag = &local;
-	}
+	diag = journal_diag(diag, &local);
 	journal_now_ts(&r);
 	r.kind = "outcome";
 	r.intent = intent_id;
@@ -233,11 +230,7 @@ int journal_pending(struct journal *j, const char *card_ref,
 		if (ret != 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = SSC_EJOURNAL;
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->lock);
-	return ret;
+	return journal_read_end(j, st, rc, ret);
 }
 
 int journal_append_applied(struct journal *j, const char *card_ref, const char *settlement_no)

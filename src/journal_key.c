@@ -366,12 +366,7 @@ static int rotate_commit(struct journal *j, const struct journal_keys *nk,
 		 ",\"old_head_hash\":\"%s\"%s}",
 		 old.id, nk->id, out->old_head_seq, head, list);
 	journal_now_ts(&r);
-	r.kind = "key";
-	r.method = "journal.rotate_key";
-	r.uid = getuid();
-	r.pid = getpid();
-	r.result = "SSC_OK";
-	r.detail = detail;
+	journal_own_row(&r, "key", "journal.rotate_key", detail);
 	if (journal_row_insert(j, &r, &seq, NULL) < 0) {
 		ret = journal_err(j, diag, "append the key row");
 		goto out_undo;

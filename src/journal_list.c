@@ -89,8 +89,7 @@ static int digest_field(EVP_MD_CTX *md, const void *p, size_t n)
 {
 	uint8_t hdr[8];
 
-	for (int i = 0; i < 8; i++)
-		hdr[i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+	journal_field_len(hdr, n);
 	return EVP_DigestUpdate(md, hdr, 8) == 1 && EVP_DigestUpdate(md, p, n) == 1 ? 0 : -1;
 }
 
@@ -259,12 +258,7 @@ int journal_list_migrate(struct journal *j, struct ssc_diag *diag)
 		return journal_err(j, diag, "migrate the lost-card list");
 	snprintf(detail, sizeof(detail), "{\"schema\":2%s}", list);
 	journal_now_ts(&r);
-	r.kind = "blacklist";
-	r.method = "blacklist.migrate";
-	r.uid = getuid();
-	r.pid = getpid();
-	r.result = "SSC_OK";
-	r.detail = detail;
+	journal_own_row(&r, "blacklist", "blacklist.migrate", detail);
 	if (journal_row_insert(j, &r, NULL, NULL) < 0)
 		return journal_err(j, diag, "append the migration row");
 	return 0;
@@ -374,20 +368,10 @@ static int list_change(struct journal *j, FILE *f, int remove, int *unchanged,
 		ret = ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory");
 		goto out_rollback;
 	}
-	r.kind = "blacklist";
-	r.method = remove ? "blacklist.remove" : "blacklist.import";
-	r.uid = getuid();
-	r.pid = getpid();
-	r.result = "SSC_OK";
-	r.detail = detail;
-	if (journal_row_insert(j, &r, &seq, hash) < 0) {
-		ret = journal_err(j, diag, "append row");
+	journal_own_row(&r, "blacklist", remove ? "blacklist.remove" : "blacklist.import", detail);
+	ret = journal_row_commit(j, &r, "append row", &seq, hash, diag);
+	if (ret < 0)
 		goto out_rollback;
-	}
-	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = journal_err(j, diag, "commit");
-		goto out_rollback;
-	}
 	pthread_mutex_unlock(&j->lock);
 	journal_notify_row(j, &r, seq, hash);
 	if (unchanged)
@@ -447,11 +431,7 @@ int journal_blacklist_entries(struct journal *j,
 		if (ret != 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = SSC_EJOURNAL;
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->lock);
-	return ret;
+	return journal_read_end(j, st, rc, ret);
 }
 
 /* ---- the lookup ---------------------------------------------------------------------------- */
@@ -512,10 +492,7 @@ int journal_blacklisted(struct journal *j, const char *card_number, const char *
 	sqlite3_stmt *st;
 	int rc, r;
 
-	if (!diag) {
-		ssc_diag_init(&local);
-		diag = &local;
-	}
+	diag = journal_diag(diag, &local);
 	/*
 	 * Both names of the card in one statement: one read transaction per check. Two EXISTS
 	 * lookups on the primary key rather than "ref IN (?1, ?2)", for which SQLite builds a

@@ -36,10 +36,7 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
-	if (!diag) {
-		ssc_diag_init(&local);
-		diag = &local;
-	}
+	diag = journal_diag(diag, &local);
 	journal_now_ts(&r);
 	pthread_mutex_lock(&j->lock);
 	if (!j->db) {
@@ -117,14 +114,9 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 	r.kind = "prune";
 	r.detail = detail;
 	r.duration_ms = deleted;
-	if (journal_row_insert(j, &r, &seq, hash) < 0) {
-		ret = journal_err(j, diag, "append prune row");
+	ret = journal_row_commit(j, &r, "append prune row", &seq, hash, diag);
+	if (ret < 0)
 		goto out_rollback;
-	}
-	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = journal_err(j, diag, "commit");
-		goto out_rollback;
-	}
 	pthread_mutex_unlock(&j->lock);
 	journal_notify_row(j, &r, seq, hash);
 	return (int)deleted;
