@@ -10,7 +10,7 @@
 const struct op_desc ops_table[] = {
 	{ "card.read_basic", ops_read_basic_check, ops_read_basic_run, 0, NULL, NULL },
 	{ "card.read_items", ops_read_items_check, ops_read_items_run, 0, NULL, NULL },
-	{ "card.internal_auth", ops_read_auth_check, ops_read_auth_run, 0, NULL, NULL },
+	{ "card.internal_auth", ops_params_reader_only, ops_read_auth_run, 0, NULL, NULL },
 	{ "card.verify_pin", ops_pin_check, ops_pin_run, OPS_PIN_VERIFY, NULL, NULL },
 	{ "card.change_pin", ops_pin_check, ops_pin_run, OPS_PIN_CHANGE, NULL, ops_pin_replay },
 	{ "card.reload_pin", ops_pin_check, ops_pin_run, OPS_PIN_RELOAD, NULL, ops_pin_replay },
@@ -19,7 +19,7 @@ const struct op_desc ops_table[] = {
 	{ "card.hsm_step1", ops_hsm_step1_check, ops_hsm_step1_run, 0, NULL, NULL },
 	{ "card.hsm_step2", ops_hsm_step2_check, ops_hsm_step2_run, 0, ops_hsm_step2_lease, NULL },
 	{ "claim.verify_holder", ops_claim_check, ops_claim_run, 0, NULL, NULL },
-	{ "medical.credentials", ops_medical_cred_check, ops_medical_cred_run, 0, NULL, NULL },
+	{ "medical.credentials", ops_params_reader_only, ops_medical_cred_run, 0, NULL, NULL },
 	{ "medical.settle_offline", ops_settle_check, ops_settle_run, 0, NULL, ops_settle_replay },
 	{ "medical.clear_flag", ops_clear_flag_check, ops_clear_flag_run, 0, NULL,
 	  ops_clear_flag_replay },

@@ -74,3 +74,18 @@ int ops_basic_terminal(const struct op_env *env, const struct ssc_card *c, char 
 	}
 	return rc;
 }
+
+int ops_basic_open(const struct op_env *env, struct card_io *io, struct op_call *call,
+		   unsigned *insertion_flags, struct ssc_card *c, struct ssc_basic *b,
+		   char term[13], struct ssc_diag *diag)
+{
+	int rc = ops_card_open(env, io, insertion_flags, c, diag);
+
+	if (!rc)
+		rc = ssc_read_basic(c, b, diag);
+	if (!rc)
+		rc = ops_card_identify(env, call, c, 0, diag);
+	if (!rc)
+		rc = ops_basic_terminal(env, c, term, diag);
+	return rc;
+}

@@ -30,8 +30,8 @@ static int claim_parse(const struct op_env *env, json_t *params, struct claim_re
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if ((rc = ops_params_check(params, allowed, diag)) ||
-	    (rc = ops_request_param(params, &r->rq, diag)))
+	rc = ops_request_params(params, allowed, &r->rq, diag);
+	if (rc)
 		return rc;
 	if (!v || !json_is_string(v))
 		return ssc_diag_set(diag, SSC_EINVAL, "\"pin\" must be a string of digits");
@@ -128,13 +128,7 @@ int ops_claim_run(const struct op_desc *op, const struct op_env *shared, struct 
 	if (!rc)
 		rc = receipt_key_load(env->cfg->receipts_key_file, &key, diag);
 	if (!rc)
-		rc = ops_card_open(env, io, insertion_flags, &c, diag);
-	if (!rc)
-		rc = ssc_read_basic(&c, &b, diag);
-	if (!rc)
-		rc = ops_card_identify(env, call, &c, 0, diag);
-	if (!rc)
-		rc = ops_basic_terminal(env, &c, term, diag);
+		rc = ops_basic_open(env, io, call, insertion_flags, &c, &b, term, diag);
 	if (!rc && RAND_bytes(rnd, sizeof(rnd)) != 1)
 		rc = ssc_diag_set(diag, SSC_ECRYPTO, "no random bytes");
 	if (rc)

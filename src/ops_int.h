@@ -48,6 +48,9 @@ static inline int ops_transport(int rc)
  * "reader", when present, a string (the core resolves it).
  */
 int ops_params_check(json_t *params, const char *const *allowed, struct ssc_diag *diag);
+/* The check (op_check_fn) of an operation whose only param is "reader" (optional). */
+int ops_params_reader_only(const struct op_desc *op, const struct op_env *env, json_t *params,
+			   struct ssc_diag *diag);
 
 /*
  * Refuses any member of the object o (NULL: none) not in allowed (NULL-terminated): SSC_EINVAL
@@ -85,6 +88,9 @@ enum ops_request_state {
  * string of 1 to OPS_REQUEST_ID_MAX printable ASCII characters.
  */
 int ops_request_param(json_t *params, struct ops_request *rq, struct ssc_diag *diag);
+/* The start of params that may carry a request_id: ops_params_check, then the id into rq. */
+int ops_request_params(json_t *params, const char *const *allowed, struct ops_request *rq,
+		       struct ssc_diag *diag);
 
 /*
  * rq->fp: the journal's keyed hash of method and the params without reader, request_id and the
@@ -225,6 +231,15 @@ int ops_card_identify(const struct op_env *env, struct op_call *call, struct ssc
  */
 int ops_basic_terminal(const struct op_env *env, const struct ssc_card *c, char term[13],
 		       struct ssc_diag *diag);
+/*
+ * The opening of the operations that answer with the holder's basic data and a terminal number
+ * (claim.verify_holder, medical.credentials): the card opened (ops_card_open), its basic data
+ * read into b, the card identified for the journal and the lost-card check, the terminal number
+ * into term (ops_basic_terminal). Returns 0 or the first error. Worker thread.
+ */
+int ops_basic_open(const struct op_env *env, struct card_io *io, struct op_call *call,
+		   unsigned *insertion_flags, struct ssc_card *c, struct ssc_basic *b,
+		   char term[13], struct ssc_diag *diag);
 
 /*
  * card.read_basic's result object for b (term: the terminal number, serial: the reader's, alg:
@@ -246,8 +261,6 @@ int ops_read_items_check(const struct op_desc *op, const struct op_env *env, jso
 int ops_read_items_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
 		       struct op_call *call, unsigned *insertion_flags, int *reset_card,
 		       json_t **result, struct ssc_diag *diag);
-int ops_read_auth_check(const struct op_desc *op, const struct op_env *env, json_t *params,
-			struct ssc_diag *diag);
 int ops_read_auth_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
 		      struct op_call *call, unsigned *insertion_flags, int *reset_card,
 		      json_t **result, struct ssc_diag *diag);
@@ -329,8 +342,6 @@ int ops_claim_run(const struct op_desc *op, const struct op_env *env, struct car
  * 30; "" and a note without it), standard (iReadCardBas), internal_auth {time, terminal_number,
  * algorithm, factor, plaintext, answer} (SSC_ENOTGENUINE when the card fails it).
  */
-int ops_medical_cred_check(const struct op_desc *op, const struct op_env *env, json_t *params,
-			   struct ssc_diag *diag);
 int ops_medical_cred_run(const struct op_desc *op, const struct op_env *env, struct card_io *io,
 			 struct op_call *call, unsigned *insertion_flags, int *reset_card,
 			 json_t **result, struct ssc_diag *diag);

@@ -14,16 +14,6 @@
 #include "ops_int.h"
 #include "receipt.h"
 
-int ops_medical_cred_check(const struct op_desc *op, const struct op_env *env, json_t *params,
-			   struct ssc_diag *diag)
-{
-	static const char *const allowed[] = { "reader", NULL };
-
-	(void)op;
-	(void)env;
-	return ops_params_check(params, allowed, diag);
-}
-
 /*
  * DF04/EF05 参保地区划 (6 digits) into out (7 bytes): "" when the card has no such record or no
  * DF04 (a note says so), else the card's errors.
@@ -106,15 +96,9 @@ int ops_medical_cred_run(const struct op_desc *op, const struct op_env *shared,
 	ops_env_snapshot(shared, &snap);
 	memset(&c, 0, sizeof(c));
 	memset(&b, 0, sizeof(b));
-	rc = ops_medical_cred_check(op, env, call->params, diag);
+	rc = ops_params_reader_only(op, env, call->params, diag);
 	if (!rc)
-		rc = ops_card_open(env, io, insertion_flags, &c, diag);
-	if (!rc)
-		rc = ssc_read_basic(&c, &b, diag);
-	if (!rc)
-		rc = ops_card_identify(env, call, &c, 0, diag);
-	if (!rc)
-		rc = ops_basic_terminal(env, &c, term, diag);
+		rc = ops_basic_open(env, io, call, insertion_flags, &c, &b, term, diag);
 	if (!rc)
 		rc = medical_region(&c, region, &note, diag);
 	if (!rc)

@@ -69,6 +69,16 @@ int ops_params_check(json_t *params, const char *const *allowed, struct ssc_diag
 	return params_reader(params, diag);
 }
 
+int ops_params_reader_only(const struct op_desc *op, const struct op_env *env, json_t *params,
+			   struct ssc_diag *diag)
+{
+	static const char *const allowed[] = { "reader", NULL };
+
+	(void)op;
+	(void)env;
+	return ops_params_check(params, allowed, diag);
+}
+
 int ops_params_internal_auth(const struct op_env *env, json_t *params, int *out,
 			     struct ssc_diag *diag)
 {

@@ -106,8 +106,8 @@ static int pin_parse(const struct op_env *env, enum ops_pin_cmd cmd, json_t *par
 	int rc, initial;
 
 	memset(r, 0, sizeof(*r));
-	if ((rc = ops_params_check(params, pin_cmds[cmd].allowed, diag)) ||
-	    (rc = ops_request_param(params, &r->rq, diag)))
+	rc = ops_request_params(params, pin_cmds[cmd].allowed, &r->rq, diag);
+	if (rc)
 		return rc;
 	if (cmd == OPS_PIN_VERIFY)
 		rc = pin_param(env, params, "pin", &r->pin, diag);

@@ -393,16 +393,6 @@ out:
 
 /* ---- card.internal_auth ------------------------------------------------------------------- */
 
-int ops_read_auth_check(const struct op_desc *op, const struct op_env *env, json_t *params,
-			struct ssc_diag *diag)
-{
-	static const char *const allowed[] = { "reader", NULL };
-
-	(void)op;
-	(void)env;
-	return ops_params_check(params, allowed, diag);
-}
-
 int ops_read_auth_run(const struct op_desc *op, const struct op_env *shared, struct card_io *io,
 		      struct op_call *call, unsigned *insertion_flags, int *reset_card,
 		      json_t **result, struct ssc_diag *diag)
@@ -414,7 +404,7 @@ int ops_read_auth_run(const struct op_desc *op, const struct op_env *shared, str
 	ops_env_snapshot(shared, &snap);
 	(void)reset_card;   /* INTERNAL AUTH leaves no security state */
 	memset(&c, 0, sizeof(c));
-	rc = ops_read_auth_check(op, env, call->params, diag);
+	rc = ops_params_reader_only(op, env, call->params, diag);
 	if (!rc)
 		rc = ops_card_open(env, io, insertion_flags, &c, diag);
 	if (!rc)

@@ -63,6 +63,14 @@ int ops_request_param(json_t *params, struct ops_request *rq, struct ssc_diag *d
 	return 0;
 }
 
+int ops_request_params(json_t *params, const char *const *allowed, struct ops_request *rq,
+		       struct ssc_diag *diag)
+{
+	int rc = ops_params_check(params, allowed, diag);
+
+	return rc ? rc : ops_request_param(params, rq, diag);
+}
+
 /* Members of the params that do not make a request another one: where it runs, and secrets. */
 static int fp_skipped(const char *key)
 {

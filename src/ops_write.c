@@ -108,8 +108,8 @@ static int write_parse(const struct op_env *env, json_t *params, struct write_re
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if ((rc = ops_params_check(params, allowed, diag)) ||
-	    (rc = ops_request_param(params, &r->rq, diag)))
+	rc = ops_request_params(params, allowed, &r->rq, diag);
+	if (rc)
 		return rc;
 	jf = params ? json_object_get(params, "file") : NULL;
 	ji = params ? json_object_get(params, "items") : NULL;
@@ -188,20 +188,6 @@ static int write_parse(const struct op_env *env, json_t *params, struct write_re
 		return ops_request_fingerprint(env->journal, "card.write_items", params, &r->rq,
 					       diag);
 	return 0;
-}
-
-int ops_write_check(const struct op_desc *op, const struct op_env *env, json_t *params,
-		    struct ssc_diag *diag)
-{
-	struct write_req *r = calloc(1, sizeof(*r));
-	int rc;
-
-	(void)op;
-	if (!r)
-		return SSC_ENOMEM;
-	rc = write_parse(env, params, r, diag);
-	write_req_free(r);
-	return rc;
 }
 
 /* Writes are refused on an expired card (the daemon's UTC date after its expiry date). */
@@ -501,23 +487,38 @@ static int write_result(const struct write_req *r, int64_t id, json_t **result,
 }
 
 /*
- * The result of an applied request, rebuilt from its repeated params (the journal keeps no value):
- * the values as encoded, which decode as the padded ones the card holds.
+ * Parses params into a request of its own (freed here): the check of a write's params on the
+ * loop thread (result NULL), or, with result, the result of an applied request rebuilt from its
+ * repeated params (the journal keeps no value): the values as encoded, which decode as the padded
+ * ones the card holds.
  */
-static int write_replayed(const struct op_desc *op, const struct op_env *env, json_t *params,
-			  int64_t intent, json_t **result, struct ssc_diag *diag)
+static int write_parse_alone(const struct op_env *env, json_t *params, int64_t intent,
+			     json_t **result, struct ssc_diag *diag)
 {
 	struct write_req *r = calloc(1, sizeof(*r));
 	int rc;
 
-	(void)op;
 	if (!r)
 		return SSC_ENOMEM;
 	rc = write_parse(env, params, r, diag);
-	if (!rc)
+	if (!rc && result)
 		rc = write_result(r, intent, result, diag);
 	write_req_free(r);
 	return rc;
+}
+
+int ops_write_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+		    struct ssc_diag *diag)
+{
+	(void)op;
+	return write_parse_alone(env, params, 0, NULL, diag);
+}
+
+static int write_replayed(const struct op_desc *op, const struct op_env *env, json_t *params,
+			  int64_t intent, json_t **result, struct ssc_diag *diag)
+{
+	(void)op;
+	return write_parse_alone(env, params, intent, result, diag);
 }
 
 int ops_write_replay(const struct op_desc *op, const struct op_env *env, json_t *params,

@@ -437,8 +437,7 @@ int ssc_auth_prepare(struct ssc_card *c, struct keyprov_div *div, struct ssc_dia
 	return rc;
 }
 
-/* GET CHALLENGE 00 84 00 00 08: the card's single-use random R (spec §12.5). */
-static int ssc_get_challenge(struct ssc_card *c, uint8_t r[8], struct ssc_diag *diag)
+int ssc_get_challenge(struct ssc_card *c, uint8_t r[8], struct ssc_diag *diag)
 {
 	static const uint8_t get_challenge[] = { 0x00, 0x84, 0x00, 0x00, 0x08 };
 	uint8_t resp[APDU_MAX_DATA];

@@ -174,6 +174,11 @@ int ssc_internal_auth_px(struct ssc_card *c, const uint8_t px[16], uint8_t answe
  */
 int ssc_internal_auth_command(struct ssc_card *c, const uint8_t px[16], uint8_t out[8],
 			      struct ssc_diag *diag);
+/*
+ * GET CHALLENGE 00 84 00 00 08: the card's single-use random R (spec §12.5) into r. Returns 0, or
+ * the card's error (SSC_EPROTO when the answer is not 8 bytes).
+ */
+int ssc_get_challenge(struct ssc_card *c, uint8_t r[8], struct ssc_diag *diag);
 
 /*
  * The basic read (card.read_basic / iReadCardBas): EF05 01 03 05 06 07 and EF06 08 09 [4E] 0A

@@ -48,9 +48,7 @@ static int ssc_hsm_needs_read_auth(struct ssc_card *c, struct ssc_diag *diag)
 int ssc_hsm_step1(struct ssc_card *c, const uint8_t px[16], struct ssc_hsm_step1 *st,
 		  struct ssc_diag *diag)
 {
-	static const uint8_t get_challenge[] = { 0x00, 0x84, 0x00, 0x00, 0x08 };
-	uint8_t resp[APDU_MAX_DATA];
-	int n, rc;
+	int rc;
 
 	memset(st, 0, sizeof(*st));
 	rc = ssc_ensure_card_id(c, diag);
@@ -73,13 +71,9 @@ int ssc_hsm_step1(struct ssc_card *c, const uint8_t px[16], struct ssc_hsm_step1
 		return rc;
 	if (rc == 1) {
 		/* The last command: nothing after it may consume the challenge before step 2. */
-		n = apdu_exchange_ok(c->io, get_challenge, sizeof(get_challenge), resp, sizeof(resp),
-				     0, "GET CHALLENGE", diag);
-		if (n < 0)
-			return n;
-		if (n != 8)
-			return ssc_diag_set(diag, SSC_EPROTO, "GET CHALLENGE answered %d bytes", n);
-		memcpy(st->r, resp, 8);
+		rc = ssc_get_challenge(c, st->r, diag);
+		if (rc)
+			return rc;
 		st->has_r = 1;
 	}
 	st->alg = c->alg;
