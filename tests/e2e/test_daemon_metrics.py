@@ -102,7 +102,8 @@ class Metrics(sscardd.DaemonTestCase):
         self.h.start_pcscd()
         self.card = self.h.start_card('gen2', slot=0)
         self.psam = self.h.start_psam('gen2', slot=1)
-        cfg = {'metrics': {'listen': f'127.0.0.1:{PORT}'}}
+        # prefetch = no: the APDUs counted are those of the read below, which must talk to the card.
+        cfg = {'metrics': {'listen': f'127.0.0.1:{PORT}'}, 'card': {'prefetch': 'no'}}
         cfg.update(config)
         d = sscardd.Daemon(self.h, config=cfg, in_mountns=True).start()
         self.c = d.client()
