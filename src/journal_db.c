@@ -41,6 +41,26 @@ struct ssc_diag *journal_diag(struct ssc_diag *diag, struct ssc_diag *local)
 	return local;
 }
 
+int journal_begin_full(struct journal *j, struct ssc_diag *diag)
+{
+	journal_exec(j, "PRAGMA synchronous=FULL", NULL);
+	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return journal_err(j, diag, "begin");
+	return 0;
+}
+
+int journal_lock_open(struct journal *j, const char *what, struct ssc_diag *diag)
+{
+	int ret;
+
+	pthread_mutex_lock(&j->lock);
+	if (j->db)
+		return 0;
+	ret = journal_err(j, diag, what);
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
 int journal_read_end(struct journal *j, sqlite3_stmt *st, int rc, int ret)
 {
 	if (ret == 0 && rc != SQLITE_DONE)

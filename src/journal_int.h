@@ -143,6 +143,16 @@ struct ssc_diag *journal_diag(struct ssc_diag *diag, struct ssc_diag *local);
  * SSC_EJOURNAL when the walk ended on anything but SQLITE_DONE.
  */
 int journal_read_end(struct journal *j, sqlite3_stmt *st, int rc, int ret);
+/*
+ * Takes the lock when the database is open: 0 with the lock held, or SSC_EJOURNAL naming what
+ * ("journal: what: out of service (...)") with the lock released.
+ */
+int journal_lock_open(struct journal *j, const char *what, struct ssc_diag *diag);
+/*
+ * Begins a write whose commit is fsynced before it returns: synchronous=FULL (the caller sets it
+ * back to NORMAL whatever happens), then BEGIN IMMEDIATE. 0, or SSC_EJOURNAL ("begin"). Lock held.
+ */
+int journal_begin_full(struct journal *j, struct ssc_diag *diag);
 /* Runs sql (no rows); SSC_EJOURNAL naming it (diag may be NULL). Lock held. */
 int journal_exec(struct journal *j, const char *sql, struct ssc_diag *diag);
 /* The cached statement id for sql (prepared on first use, reset for reuse), or NULL. Lock held. */
@@ -283,6 +293,17 @@ int journal_list_entry(char *s, const char **label);
  */
 int journal_list_read(FILE *f, int (*cb)(void *arg, const char *label, const char *value),
 		      void *arg, int *lines, struct ssc_diag *diag);
+
+/* ---- journal_intent.c ------------------------------------------------------------------- */
+
+/*
+ * A write intent's row in r (kind intent, the peer's uid, pid and program, card_ref, reader, file,
+ * detail; its time not set), or SSC_ENOMEM when card_ref or detail holds JOURNAL_REF_NONE (a ref
+ * that could not be made names nothing: the write could not be resolved later).
+ */
+int journal_intent_row(struct jrow *r, const struct journal_peer *peer, const char *card_ref,
+		       const char *reader, const char *file, const char *detail,
+		       struct ssc_diag *diag);
 
 /* ---- journal_verify.c ------------------------------------------------------------------- */
 

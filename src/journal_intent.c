@@ -16,28 +16,36 @@
 #include "invariant.h"
 #include "journal_int.h"
 
-int journal_intent(struct journal *j, const struct journal_peer *peer, const char *card_ref,
-		   const char *reader, const char *file, const char *detail, int64_t *intent_id,
-		   struct ssc_diag *diag)
+int journal_intent_row(struct jrow *r, const struct journal_peer *peer, const char *card_ref,
+		       const char *reader, const char *file, const char *detail,
+		       struct ssc_diag *diag)
 {
-	struct jrow r = { 0 };
-
 	/* A ref that could not be made names nothing: the write could not be resolved later. */
 	if ((card_ref && strstr(card_ref, JOURNAL_REF_NONE)) ||
 	    (detail && strstr(detail, JOURNAL_REF_NONE)))
 		return ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory naming what the write "
 				    "changes: the write does not go ahead");
-	r.kind = "intent";
+	r->kind = "intent";
 	if (peer) {
-		r.uid = peer->uid;
-		r.pid = peer->pid;
-		r.exe = peer->exe;
+		r->uid = peer->uid;
+		r->pid = peer->pid;
+		r->exe = peer->exe;
 	}
-	r.card = card_ref;
-	r.reader = reader;
-	r.file = file;
-	r.detail = detail;
-	return journal_append(j, &r, 1, intent_id, diag);
+	r->card = card_ref;
+	r->reader = reader;
+	r->file = file;
+	r->detail = detail;
+	return 0;
+}
+
+int journal_intent(struct journal *j, const struct journal_peer *peer, const char *card_ref,
+		   const char *reader, const char *file, const char *detail, int64_t *intent_id,
+		   struct ssc_diag *diag)
+{
+	struct jrow r = { 0 };
+	int rc = journal_intent_row(&r, peer, card_ref, reader, file, detail, diag);
+
+	return rc ? rc : journal_append(j, &r, 1, intent_id, diag);
 }
 
 /*
@@ -146,17 +154,12 @@ int journal_outcome(struct journal *j, int64_t intent_id, const char *outcome, c
 	r.result = result;
 	r.method = outcome;     /* "applied" / "failed" / "partial" */
 	r.detail = how;
-	pthread_mutex_lock(&j->lock);
-	if (!j->db) {
-		ret = journal_err(j, diag, "append outcome");
-		pthread_mutex_unlock(&j->lock);
+	ret = journal_lock_open(j, "append outcome", diag);
+	if (ret < 0)
 		return ret;
-	}
-	journal_exec(j, "PRAGMA synchronous=FULL", NULL);
-	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = journal_err(j, diag, "begin");
+	ret = journal_begin_full(j, diag);
+	if (ret < 0)
 		goto out;
-	}
 	ret = intent_state(j, intent_id, &resolved, card, sizeof(card));
 	if (ret < 0) {
 		ret = journal_err(j, diag, "look up intent");

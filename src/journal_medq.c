@@ -56,21 +56,10 @@ int journal_medq_intent(struct journal *j, const struct journal_peer *peer, cons
 {
 	struct medq_ins in = { card_ref, q };
 	struct jrow r = { 0 };
+	int rc = journal_intent_row(&r, peer, card_ref, reader, file, detail, diag);
 
-	if ((card_ref && strstr(card_ref, JOURNAL_REF_NONE)) ||
-	    (detail && strstr(detail, JOURNAL_REF_NONE)))
-		return ssc_diag_set(diag, SSC_ENOMEM, "journal: out of memory naming what the write "
-				    "changes: the write does not go ahead");
-	r.kind = "intent";
-	if (peer) {
-		r.uid = peer->uid;
-		r.pid = peer->pid;
-		r.exe = peer->exe;
-	}
-	r.card = card_ref;
-	r.reader = reader;
-	r.file = file;
-	r.detail = detail;
+	if (rc)
+		return rc;
 	journal_now_ts(&r);
 	return journal_append_rows_then(j, &r, 1, 1, medq_insert, &in, intent_id, diag);
 }
@@ -232,17 +221,12 @@ int journal_medq_ack(struct journal *j, const int64_t *ids, size_t n, int64_t *u
 	*n_unknown = 0;
 	if (j->flags & JOURNAL_RDONLY)
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
-	pthread_mutex_lock(&j->lock);
-	if (!j->db) {
-		ret = journal_err(j, diag, "acknowledge");
-		pthread_mutex_unlock(&j->lock);
+	ret = journal_lock_open(j, "acknowledge", diag);
+	if (ret < 0)
 		return ret;
-	}
-	journal_exec(j, "PRAGMA synchronous=FULL", NULL);
-	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		ret = journal_err(j, diag, "begin");
+	ret = journal_begin_full(j, diag);
+	if (ret < 0)
 		goto out;
-	}
 	/* All or none: every id is checked before any is marked. */
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		int64_t state;

@@ -38,12 +38,9 @@ int journal_prune_before(struct journal *j, int64_t cutoff, struct ssc_diag *dia
 		return ssc_diag_set(diag, SSC_EJOURNAL, "journal: opened read-only");
 	diag = journal_diag(diag, &local);
 	journal_now_ts(&r);
-	pthread_mutex_lock(&j->lock);
-	if (!j->db) {
-		ret = journal_err(j, diag, "prune");
-		pthread_mutex_unlock(&j->lock);
+	ret = journal_lock_open(j, "prune", diag);
+	if (ret < 0)
 		return ret;
-	}
 	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = journal_err(j, diag, "begin");
 		goto out_unlock;

@@ -123,6 +123,18 @@ int ops_request_lookup(struct journal *j, const struct ops_request *rq,
  */
 int ops_request_unknown(const struct journal_request *jr, const char *card_ref,
 			struct ssc_diag *diag);
+/* The result of an applied earlier request (its intent), rebuilt from this one's params req. */
+typedef int (*ops_rebuild_fn)(const struct op_env *env, const void *req, int64_t intent,
+			      json_t **result, struct ssc_diag *diag);
+/*
+ * A write with a request_id rq, before the card (when = 0) and once this card's pending intents
+ * were read back (when = 1): 0 to write, 1 with *result (the first call's, from rebuild(env, req,
+ * ...); the audit row says it was replayed), or an error (SSC_EOUTCOME when still unknown after
+ * the card).
+ */
+int ops_request_repeat(const struct op_env *env, struct op_call *call, const struct ops_request *rq,
+		       int when, ops_rebuild_fn rebuild, const void *req, json_t **result,
+		       struct ssc_diag *diag);
 
 /* Builds the result of an applied request from its repeated params and its intent's id. */
 typedef int (*ops_request_result_fn)(const struct op_desc *op, const struct op_env *env,
@@ -166,6 +178,12 @@ typedef int (*ops_txn_fn)(void *arg, int recno, const uint8_t *v, size_t n,
  */
 int ops_txn_each(struct ssc_card *c, const struct item_file *f, const struct item_def *it,
 		 ops_txn_fn fn, void *arg, struct ssc_diag *diag);
+/*
+ * Whether the transaction record v (n bytes) carries the settlement number settlement: 1, 0, or
+ * the decoder's error. The decoded record is wiped.
+ */
+int ops_txn_same_settlement(const uint8_t *v, size_t n, const char *settlement,
+			    struct ssc_diag *diag);
 
 /* ---- ops_recover.c: pending intents resolved by reading the card back ---------------------- */
 
@@ -282,6 +300,12 @@ int ops_pin_replay(const struct op_desc *op, const struct op_env *env, json_t *p
 /* ops_write.c: card.write_items. */
 /* Writes are refused on an expired card: SSC_EEXPIRED, or the read's errors. */
 int ops_write_expiry(struct ssc_card *c, struct ssc_diag *diag);
+/*
+ * The card as every write opens it: opened (ops_card_open), identified for writing (the journal,
+ * the lost-card check), its generation known, a spec 1.00 card refused (SSC_EUNSUPPORTED).
+ */
+int ops_write_card_open(const struct op_env *env, struct card_io *io, struct op_call *call,
+			unsigned *insertion_flags, struct ssc_card *c, struct ssc_diag *diag);
 /*
  * Before a write intent: this card's earlier intents resolved by reading back (an intent read
  * back against values a later write changed could no longer tell). 0, the card's errors, or

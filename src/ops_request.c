@@ -279,3 +279,21 @@ int ops_request_unknown(const struct journal_request *jr, const char *card_ref,
 			    "intent %lld) was cut off and its card is not here: insert the card and "
 			    "ask again; it is never sent twice", (long long)jr->intent);
 }
+
+int ops_request_repeat(const struct op_env *env, struct op_call *call, const struct ops_request *rq,
+		       int when, ops_rebuild_fn rebuild, const void *req, json_t **result,
+		       struct ssc_diag *diag)
+{
+	struct journal_request jr;
+	int rc = ops_request_lookup(env->journal, rq, &jr, diag);
+
+	if (rc == OPS_REQ_APPLIED) {
+		rc = rebuild(env, req, jr.intent, result, diag);
+		snprintf(call->audit_detail, sizeof(call->audit_detail), "{\"replayed\":%lld}",
+			 (long long)jr.intent);
+		return rc ? rc : 1;
+	}
+	if (rc == OPS_REQ_PENDING && when == 1)
+		return ops_request_unknown(&jr, call->card_ref, diag);
+	return rc == OPS_REQ_PENDING ? 0 : rc;
+}

@@ -96,19 +96,6 @@ static int settle_parse(const struct op_env *env, json_t *params, struct settle_
 				       diag);
 }
 
-int ops_settle_check(const struct op_desc *op, const struct op_env *env, json_t *params,
-		     struct ssc_diag *diag)
-{
-	struct settle_req *r = calloc(1, sizeof(*r));
-	int rc;
-
-	(void)op;
-	if (!r)
-		return SSC_ENOMEM;
-	rc = settle_parse(env, params, r, diag);
-	settle_free(r);
-	return rc;
-}
 
 /* The result: the queue id, the journal's intent, the transaction as the card holds it. */
 static int settle_result(const struct settle_req *r, int64_t queue_id, int64_t intent,
@@ -145,20 +132,37 @@ static int settle_result_of(const struct op_env *env, const struct settle_req *r
 	return settle_result(r, qid, intent, result, diag);
 }
 
-static int settle_replayed(const struct op_desc *op, const struct op_env *env, json_t *params,
-			   int64_t intent, json_t **result, struct ssc_diag *diag)
+/*
+ * Parses params into a request of its own (freed here): the check on the loop thread (result
+ * NULL), or, with result, the result of an applied request rebuilt from its repeated params.
+ */
+static int settle_parse_alone(const struct op_env *env, json_t *params, int64_t intent,
+			      json_t **result, struct ssc_diag *diag)
 {
 	struct settle_req *r = calloc(1, sizeof(*r));
 	int rc;
 
-	(void)op;
 	if (!r)
 		return SSC_ENOMEM;
 	rc = settle_parse(env, params, r, diag);
-	if (!rc)
+	if (!rc && result)
 		rc = settle_result_of(env, r, intent, result, diag);
 	settle_free(r);
 	return rc;
+}
+
+int ops_settle_check(const struct op_desc *op, const struct op_env *env, json_t *params,
+		     struct ssc_diag *diag)
+{
+	(void)op;
+	return settle_parse_alone(env, params, 0, NULL, diag);
+}
+
+static int settle_replayed(const struct op_desc *op, const struct op_env *env, json_t *params,
+			   int64_t intent, json_t **result, struct ssc_diag *diag)
+{
+	(void)op;
+	return settle_parse_alone(env, params, intent, result, diag);
 }
 
 int ops_settle_replay(const struct op_desc *op, const struct op_env *env, json_t *params,
@@ -167,35 +171,22 @@ int ops_settle_replay(const struct op_desc *op, const struct op_env *env, json_t
 	return ops_request_replay(op, env, params, no_card, settle_replayed, result, diag);
 }
 
-/* As ops_write.c's write_request: 0 to settle, 1 with *result (the first call's), or an error. */
-static int settle_request(const struct op_env *env, struct op_call *call, struct settle_req *r,
-			  int when, json_t **result, struct ssc_diag *diag)
+/* settle_result_of as ops_request_repeat() rebuilds it (req: the settle_req). */
+static int settle_rebuilt(const struct op_env *env, const void *req, int64_t intent,
+			  json_t **result, struct ssc_diag *diag)
 {
-	struct journal_request jr;
-	int rc = ops_request_lookup(env->journal, &r->rq, &jr, diag);
-
-	if (rc == OPS_REQ_APPLIED) {
-		rc = settle_result_of(env, r, jr.intent, result, diag);
-		snprintf(call->audit_detail, sizeof(call->audit_detail), "{\"replayed\":%lld}",
-			 (long long)jr.intent);
-		return rc ? rc : 1;
-	}
-	if (rc == OPS_REQ_PENDING && when == 1)
-		return ops_request_unknown(&jr, call->card_ref, diag);
-	return rc == OPS_REQ_PENDING ? 0 : rc;
+	return settle_result_of(env, req, intent, result, diag);
 }
 
 /* A record already on the card with the settlement number arg: SSC_ESETTLED. */
 static int settle_seen(void *arg, int recno, const uint8_t *v, size_t n, struct ssc_diag *diag)
 {
 	const char *settlement = arg;
-	struct item_txn t;
-	int rc = items_decode_txn(v, n, &t, diag);
+	int rc = ops_txn_same_settlement(v, n, settlement, diag);
 
-	if (rc == 0 && strcmp(t.settlement, settlement) == 0)
+	if (rc == 1)
 		rc = ssc_diag_set(diag, SSC_ESETTLED, "settlement number %.20s is already on the "
 				  "card (DF04/EF08 record %d)", settlement, recno);
-	OPENSSL_cleanse(&t, sizeof(t));
 	return rc;
 }
 
@@ -323,23 +314,16 @@ int ops_settle_run(const struct op_desc *op, const struct op_env *shared, struct
 	if (!rc)
 		rc = ops_request_claim(&r->rq, io->deadline_ms, diag);
 	if (!rc)
-		rc = settle_request(env, call, r, 0, result, diag);
+		rc = ops_request_repeat(env, call, &r->rq, 0, settle_rebuilt, r, result, diag);
 	if (rc)
 		goto out;
-	rc = ops_card_open(env, io, insertion_flags, &c, diag);
-	if (!rc)
-		rc = ops_card_identify(env, call, &c, 1, diag);
-	if (!rc)
-		rc = ssc_ensure_gen(&c, diag);
-	if (!rc && c.gen == 1)
-		rc = ssc_diag_set(diag, SSC_EUNSUPPORTED,
-				  "unsupported card: spec 1.00 cards cannot be written");
+	rc = ops_write_card_open(env, io, call, insertion_flags, &c, diag);
 	if (!rc)
 		rc = ops_write_expiry(&c, diag);
 	if (!rc)
 		rc = ops_write_resolve_first(env, &c, call->card_ref, diag);
 	if (!rc)
-		rc = settle_request(env, call, r, 1, result, diag);
+		rc = ops_request_repeat(env, call, &r->rq, 1, settle_rebuilt, r, result, diag);
 	if (!rc)
 		rc = ssc_auth_prepare(&c, &div, diag);
 	if (!rc)
@@ -560,14 +544,7 @@ int ops_clear_flag_run(const struct op_desc *op, const struct op_env *shared, st
 	if (!rc && rq.id[0])
 		rc = ops_request_claim(&rq, io->deadline_ms, diag);
 	if (!rc)
-		rc = ops_card_open(env, io, insertion_flags, &c, diag);
-	if (!rc)
-		rc = ops_card_identify(env, call, &c, 1, diag);
-	if (!rc)
-		rc = ssc_ensure_gen(&c, diag);
-	if (!rc && c.gen == 1)
-		rc = ssc_diag_set(diag, SSC_EUNSUPPORTED,
-				  "unsupported card: spec 1.00 cards cannot be written");
+		rc = ops_write_card_open(env, io, call, insertion_flags, &c, diag);
 	if (!rc)
 		rc = ops_write_resolve_first(env, &c, call->card_ref, diag);
 	if (!rc && rq.id[0]) {

@@ -92,3 +92,15 @@ int ops_txn_each(struct ssc_card *c, const struct item_file *f, const struct ite
 	OPENSSL_cleanse(v, sizeof(v));
 	return rc;
 }
+
+int ops_txn_same_settlement(const uint8_t *v, size_t n, const char *settlement,
+			    struct ssc_diag *diag)
+{
+	struct item_txn t;
+	int rc = items_decode_txn(v, n, &t, diag);
+
+	if (rc == 0)
+		rc = strcmp(t.settlement, settlement) == 0;
+	OPENSSL_cleanse(&t, sizeof(t));
+	return rc;
+}

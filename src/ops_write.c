@@ -238,14 +238,11 @@ int ops_write_resolve_first(const struct op_env *env, struct ssc_card *c, const 
 /* A record already on the card with the settlement number arg: SSC_EEXIST. */
 static int append_seen(void *arg, int recno, const uint8_t *v, size_t n, struct ssc_diag *diag)
 {
-	const char *settlement = arg;
-	struct item_txn t;
-	int rc = items_decode_txn(v, n, &t, diag);
+	int rc = ops_txn_same_settlement(v, n, arg, diag);
 
-	if (rc == 0 && strcmp(t.settlement, settlement) == 0)
+	if (rc == 1)
 		rc = ssc_diag_set(diag, SSC_EEXIST, "a record with this settlement number is "
 				  "already on the card (record %d)", recno);
-	OPENSSL_cleanse(&t, sizeof(t));
 	return rc;
 }
 
@@ -527,25 +524,27 @@ int ops_write_replay(const struct op_desc *op, const struct op_env *env, json_t 
 	return ops_request_replay(op, env, params, no_card, write_replayed, result, diag);
 }
 
-/*
- * A write with a request_id, before the card (when = 0) and once this card's pending intents were
- * read back (when = 1): 0 to write, 1 with *result (the first call's), or an error.
- */
-static int write_request(const struct op_env *env, struct op_call *call, struct write_req *r,
-			 int when, json_t **result, struct ssc_diag *diag)
+/* write_result as ops_request_repeat() rebuilds it (req: the write_req). */
+static int write_rebuilt(const struct op_env *env, const void *req, int64_t intent,
+			 json_t **result, struct ssc_diag *diag)
 {
-	struct journal_request jr;
-	int rc = ops_request_lookup(env->journal, &r->rq, &jr, diag);
+	(void)env;
+	return write_result(req, intent, result, diag);
+}
 
-	if (rc == OPS_REQ_APPLIED) {
-		rc = write_result(r, jr.intent, result, diag);
-		snprintf(call->audit_detail, sizeof(call->audit_detail), "{\"replayed\":%lld}",
-			 (long long)jr.intent);
-		return rc ? rc : 1;
-	}
-	if (rc == OPS_REQ_PENDING && when == 1)
-		return ops_request_unknown(&jr, call->card_ref, diag);
-	return rc == OPS_REQ_PENDING ? 0 : rc;
+int ops_write_card_open(const struct op_env *env, struct card_io *io, struct op_call *call,
+			unsigned *insertion_flags, struct ssc_card *c, struct ssc_diag *diag)
+{
+	int rc = ops_card_open(env, io, insertion_flags, c, diag);
+
+	if (!rc)
+		rc = ops_card_identify(env, call, c, 1, diag);
+	if (!rc)
+		rc = ssc_ensure_gen(c, diag);
+	if (!rc && c->gen == 1)
+		rc = ssc_diag_set(diag, SSC_EUNSUPPORTED,
+				  "unsupported card: spec 1.00 cards cannot be written");
+	return rc;
 }
 
 int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct card_io *io,
@@ -571,17 +570,10 @@ int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct 
 	if (!rc && r->rq.id[0])
 		rc = ops_request_claim(&r->rq, io->deadline_ms, diag);
 	if (!rc && r->rq.id[0])
-		rc = write_request(env, call, r, 0, result, diag);
+		rc = ops_request_repeat(env, call, &r->rq, 0, write_rebuilt, r, result, diag);
 	if (rc)
 		goto out;
-	rc = ops_card_open(env, io, insertion_flags, &c, diag);
-	if (!rc)
-		rc = ops_card_identify(env, call, &c, 1, diag);
-	if (!rc)
-		rc = ssc_ensure_gen(&c, diag);
-	if (!rc && c.gen == 1)
-		rc = ssc_diag_set(diag, SSC_EUNSUPPORTED,
-				  "unsupported card: spec 1.00 cards cannot be written");
+	rc = ops_write_card_open(env, io, call, insertion_flags, &c, diag);
 	if (!rc && r->f.min_gen && c.gen < r->f.min_gen)
 		rc = ssc_diag_set(diag, SSC_EUNSUPPORTED, "%s exists on spec %d.00 cards only",
 				  r->f.name, r->f.min_gen);
@@ -591,7 +583,7 @@ int ops_write_run(const struct op_desc *op, const struct op_env *shared, struct 
 		rc = ops_write_resolve_first(env, &c, call->card_ref, diag);
 	/* An earlier request with this request_id cut off: now read back, or still unknown. */
 	if (!rc && r->rq.id[0])
-		rc = write_request(env, call, r, 1, result, diag);
+		rc = ops_request_repeat(env, call, &r->rq, 1, write_rebuilt, r, result, diag);
 	/* No PSAM, no write: found out before the intent, not after. */
 	if (!rc)
 		rc = ssc_auth_prepare(&c, &div, diag);
