@@ -155,11 +155,7 @@ int journal_medq_list(struct journal *j, int64_t since,
 		if (ret != 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = SSC_EJOURNAL;
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->lock);
-	return ret;
+	return journal_read_end(j, st, rc, ret);
 }
 
 int journal_medq_flags(struct journal *j,
@@ -183,11 +179,7 @@ int journal_medq_flags(struct journal *j,
 		if (ret != 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = SSC_EJOURNAL;
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->lock);
-	return ret;
+	return journal_read_end(j, st, rc, ret);
 }
 
 /* Runs sql with id bound as ?1 (no rows). Lock held. 0, or -1. */

@@ -209,6 +209,8 @@ int ops_recover_one(const struct op_env *env, struct ssc_card *c, const struct o
  * writes only when it differs. Returns 0 or the errors of ssc_read_item / ssc_write_record.
  */
 int ops_recover_flag(struct ssc_card *c, uint8_t value, int check_first, struct ssc_diag *diag);
+/* 1 when the card's DF04/EF06 flag reads value, 0 when anything else, or the card's error. */
+int ops_recover_flag_is(struct ssc_card *c, uint8_t value, struct ssc_diag *diag);
 
 /*
  * Resolves the pending intents of the card c (card_ref, or learned from the card when NULL).

@@ -174,7 +174,7 @@ static int readback_append(const struct op_env *env, struct ssc_card *c,
 	return 0;
 }
 
-int ops_recover_flag(struct ssc_card *c, uint8_t value, int check_first, struct ssc_diag *diag)
+int ops_recover_flag_is(struct ssc_card *c, uint8_t value, struct ssc_diag *diag)
 {
 	struct item_file f;
 	struct item_def it;
@@ -183,15 +183,26 @@ int ops_recover_flag(struct ssc_card *c, uint8_t value, int check_first, struct 
 
 	if (items_file_parse("DF04/EF06", &f) || items_find(&f, 0x41, &it))
 		return SSC_EINTERNAL;
+	n = ssc_read_item(c, &f, &it, 0, v, sizeof(v), diag);
+	if (n < 0)
+		return n;
+	return n == 1 && v[0] == value;
+}
+
+int ops_recover_flag(struct ssc_card *c, uint8_t value, int check_first, struct ssc_diag *diag)
+{
+	struct item_file f;
+	struct item_def it;
+	int n;
+
 	if (check_first) {
-		n = ssc_read_item(c, &f, &it, 0, v, sizeof(v), diag);
-		if (n < 0)
-			return n;
-		if (n == 1 && v[0] == value)
-			return 0;
+		n = ops_recover_flag_is(c, value, diag);
+		if (n != 0)
+			return n < 0 ? n : 0;
 	}
-	v[0] = value;
-	return ssc_write_record(c, &f, &it, 0, 1, v, 1, diag);
+	if (items_file_parse("DF04/EF06", &f) || items_find(&f, 0x41, &it))
+		return SSC_EINTERNAL;
+	return ssc_write_record(c, &f, &it, 0, 1, &value, 1, diag);
 }
 
 /*

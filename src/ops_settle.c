@@ -456,22 +456,6 @@ static char *clear_detail(const struct op_env *env, const struct ops_request *rq
 	return s;
 }
 
-/* 1 when the card's DF04/EF06 flag reads 01 (set), 0 when anything else, or the card's error. */
-static int clear_flag_is_set(struct ssc_card *c, struct ssc_diag *diag)
-{
-	struct item_file f;
-	struct item_def it;
-	uint8_t v[8];
-	int n;
-
-	if (items_file_parse("DF04/EF06", &f) || items_find(&f, 0x41, &it))
-		return SSC_EINTERNAL;
-	n = ssc_read_item(c, &f, &it, 0, v, sizeof(v), diag);
-	if (n < 0)
-		return n;
-	return n == 1 && v[0] == 0x01;
-}
-
 /* The card's and the journal's part, once the card is identified and resolved. */
 static int clear_apply(const struct op_env *env, struct card_io *io, struct op_call *call,
 		       struct ssc_card *c, const struct ops_request *rq, unsigned *insertion_flags,
@@ -490,7 +474,7 @@ static int clear_apply(const struct op_env *env, struct card_io *io, struct op_c
 		return ssc_diag_set(diag, SSC_EMEDPENDING, "%d settlement(s) of this card still wait "
 				    "for upload in this desk's queue: upload and acknowledge them "
 				    "(medical.acknowledge) first", n);
-	set = clear_flag_is_set(c, diag);
+	set = ops_recover_flag_is(c, 0x01, diag);
 	if (set < 0)
 		return set;
 	if (set) {
