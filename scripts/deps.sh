@@ -12,7 +12,7 @@ PACKAGES=(
   python3 python3-pyscard python3-venv
   iproute2 util-linux procps
   clang libclang-rt-14-dev valgrind
-  libsystemd-dev systemd libmicrohttpd-dev
+  systemd libmicrohttpd-dev
   scdoc man-db groff-base prometheus
   dpkg-dev debhelper lintian mmdebstrap
   libcurl4-openssl-dev libgnutls28-dev openssl

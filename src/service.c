@@ -1,7 +1,7 @@
 /*
  * This file contains sscardd's side of the service manager (src/service.h): socket activation and
- * sd_notify through libsystemd (when it was found at build time: SSC_HAVE_SYSTEMD), the watchdog
- * timer on the event loop, and dropping root to [daemon] user.
+ * the notices to the service manager (through src/svc.c: the protocol itself, no libsystemd), the
+ * watchdog timer on the event loop, and dropping root to [daemon] user.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,18 +14,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#ifdef SSC_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 #include "log.h"
 #include "service.h"
+#include "svc.h"
 #include "sscard/error.h"
 
 int service_listen_fd(void)
 {
-#ifdef SSC_HAVE_SYSTEMD
-	int n = sd_listen_fds(1), fd = SD_LISTEN_FDS_START, fl;
+	int n = svc_listen_fds(1), fd = SVC_LISTEN_FDS_START, fl;
 
 	if (n < 0) {
 		log_error("socket activation: %s", strerror(-n));
@@ -38,7 +34,7 @@ int service_listen_fd(void)
 			  "sscardd.socket)", n);
 		return SSC_ECONFIG;
 	}
-	if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+	if (svc_is_unix_stream(fd, 1) <= 0) {
 		log_error("socket activation: the socket passed is not a listening Unix stream socket "
 			  "(ListenStream=/run/sscard/sscardd.sock in sscardd.socket)");
 		return SSC_ECONFIG;
@@ -51,18 +47,11 @@ int service_listen_fd(void)
 	if (fl >= 0)
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	return fd;
-#else
-	return -1;
-#endif
 }
 
 void service_notify(const char *state)
 {
-#ifdef SSC_HAVE_SYSTEMD
-	(void)sd_notify(0, state);
-#else
-	(void)state;
-#endif
+	(void)svc_notify(state);
 }
 
 void service_status(const char *fmt, ...)
@@ -101,11 +90,10 @@ static void on_watchdog(uv_timer_t *t)
 int service_watchdog_start(struct service_watchdog *wd, uv_loop_t *loop, service_alive_fn alive,
 			   void *arg)
 {
-#ifdef SSC_HAVE_SYSTEMD
 	uint64_t usec = 0;
 
 	memset(wd, 0, sizeof(*wd));
-	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+	if (svc_watchdog_usec(&usec) <= 0 || usec == 0)
 		return 0;
 	wd->alive = alive;
 	wd->arg = arg;
@@ -117,13 +105,6 @@ int service_watchdog_start(struct service_watchdog *wd, uv_loop_t *loop, service
 	log_info("watchdog: WATCHDOG=1 every %llu ms while the event loop and the journal writer "
 		 "are alive", (unsigned long long)wd->interval_ms);
 	return 1;
-#else
-	(void)loop;
-	(void)alive;
-	(void)arg;
-	memset(wd, 0, sizeof(*wd));
-	return 0;
-#endif
 }
 
 void service_watchdog_stop(struct service_watchdog *wd)

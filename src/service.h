@@ -1,8 +1,8 @@
 /*
- * This file contains what sscardd needs of a service manager (systemd, through libsystemd): the
- * listening socket it passes (socket activation), the readiness, status and stopping notices, the
- * watchdog, and dropping root for [daemon] user. Without libsystemd at build time, or without a
- * service manager at run time, each call is a no-op and the daemon runs as it does in a shell.
+ * This file contains what sscardd needs of a service manager (systemd; the protocol is spoken by
+ * src/svc.c, without libsystemd): the listening socket it passes (socket activation), the
+ * readiness, status and stopping notices, the watchdog, and dropping root for [daemon] user.
+ * Without a service manager at run time, each call is a no-op and the daemon runs as in a shell.
  */
 #ifndef SSC_SERVICE_H
 #define SSC_SERVICE_H
@@ -12,7 +12,7 @@
 #include <uv.h>
 
 /*
- * The listening socket the service manager passed (LISTEN_FDS/LISTEN_PID, sd_listen_fds): its
+ * The listening socket the service manager passed (LISTEN_FDS/LISTEN_PID, svc_listen_fds): its
  * descriptor, once; the variables are removed from the environment so that no child inherits
  * them. Returns the descriptor (>= 3, owned by the caller, made close-on-exec and non-blocking),
  * -1 when none was passed (the daemon creates its own), or SSC_ECONFIG when what was passed is
@@ -48,7 +48,7 @@ struct service_watchdog {
 
 /*
  * Starts sending WATCHDOG=1 from loop's thread every half of WATCHDOG_USEC while alive(arg)
- * says so (sd_watchdog_enabled: only when the manager asked for it, for this pid). The pings come
+ * says so (svc_watchdog_usec: only when the manager asked for it, for this pid). The pings come
  * from a timer of the loop: a loop that is stuck sends none. Returns 1 started, 0 no watchdog
  * asked for. wd must stay valid until service_watchdog_stop() and the loop's close callbacks.
  */
