@@ -322,6 +322,11 @@ class Activation(sscardd.DaemonTestCase):
         self.assertIn(f'listening on {d.socket_path} (mode', d.log_text())
         self.assertNotIn('watchdog', d.log_text())
         self.assertIn('running as root: set [daemon] user', d.log_text())
+        # The protocol is ours (src/svc.c): libsystemd and its libraries are not mapped (issue 18).
+        with open(f'/proc/{d.pid}/maps') as f:
+            maps = f.read()
+        for lib in ('libsystemd', 'libgcrypt', 'liblz4', 'libzstd'):
+            self.assertFalse(lib in maps, f'{lib} mapped')
 
 
 class WatchdogJournal(sscardd.DaemonTestCase):
