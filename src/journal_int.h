@@ -22,7 +22,13 @@
 #define JOURNAL_OLD_KEYS 8       /* earlier keys journal_add_old_key() holds */
 
 /* Statements on every call's path, prepared once per open database (lock held to use them). */
-enum jstmt_id { JSTMT_TAIL, JSTMT_INSERT, JSTMT_BLACKLIST, JSTMT_DATA_VERSION, JSTMT_COUNT };
+enum jstmt_id {
+	JSTMT_TAIL, JSTMT_INSERT, JSTMT_BLACKLIST, JSTMT_DATA_VERSION,
+	/* journal_intent.c: an intent's card and whether it is resolved; its settlement's queue. */
+	JSTMT_INTENT_CARD, JSTMT_INTENT_RESOLVED,
+	JSTMT_MEDQ_QUEUED, JSTMT_MEDFLAG_ADD, JSTMT_MEDFLAG_CLEARED, JSTMT_MEDQ_VOID,
+	JSTMT_COUNT
+};
 
 #define JOURNAL_MEMO 4           /* refs remembered (ref_memo) */
 #define JOURNAL_MEMO_VALUE 64    /* longest value remembered (card numbers and ids are shorter) */

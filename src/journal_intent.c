@@ -58,26 +58,27 @@ static int intent_state(struct journal *j, int64_t id, int *resolved, char *card
 	int rc;
 
 	*resolved = 0;
-	if (sqlite3_prepare_v2(j->db, "SELECT card FROM rows WHERE seq=? AND kind='intent'", -1,
-			       &st, NULL) != SQLITE_OK)
+	st = journal_stmt(j, JSTMT_INTENT_CARD, "SELECT card FROM rows WHERE seq=? AND kind='intent'");
+	if (!st)
 		return SSC_EJOURNAL;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		snprintf(card, cap, "%s", journal_col_text(st, 0));
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (rc != SQLITE_ROW)
 		return SSC_EJOURNAL;
-	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM rows WHERE intent=?1 AND intent<>0 AND "
-			       "kind='outcome'", -1, &st, NULL) != SQLITE_OK)
+	st = journal_stmt(j, JSTMT_INTENT_RESOLVED, "SELECT 1 FROM rows WHERE intent=?1 AND "
+			  "intent<>0 AND kind='outcome'");
+	if (!st)
 		return SSC_EJOURNAL;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*resolved = 1;
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : SSC_EJOURNAL;
 }
 
@@ -102,36 +103,40 @@ static int intent_not_pending(struct journal *j, int64_t id)
  */
 static int intent_settle_queue(struct journal *j, int64_t id, const char *outcome)
 {
-	static const char applied[] =
-		"UPDATE medq SET state='queued', queued=strftime('%Y-%m-%dT%H:%M:%SZ','now')"
-		" WHERE intent=?1 AND state='intent';"
-		"INSERT OR IGNORE INTO medflag(card, card_number, card_id, since)"
-		" SELECT card, card_number, card_id, queued FROM medq WHERE intent=?1"
-		" AND state='queued';"
+	static const struct { enum jstmt_id id; const char *sql; } applied[] = {
+		{ JSTMT_MEDQ_QUEUED,
+		  "UPDATE medq SET state='queued', queued=strftime('%Y-%m-%dT%H:%M:%SZ','now')"
+		  " WHERE intent=?1 AND state='intent'" },
+		{ JSTMT_MEDFLAG_ADD,
+		  "INSERT OR IGNORE INTO medflag(card, card_number, card_id, since)"
+		  " SELECT card, card_number, card_id, queued FROM medq WHERE intent=?1"
+		  " AND state='queued'" },
 		/* medical.clear_flag's write, also when read back after a crash. */
-		"DELETE FROM medflag WHERE card IN (SELECT card FROM rows WHERE seq=?1 AND"
-		" kind='intent' AND json_valid(detail) AND"
-		" json_extract(detail, '$.clear_flag')=1)";
-	static const char other[] =
-		"UPDATE medq SET state='void', card_number='', card_id='', txn=''"
-		" WHERE intent=?1 AND state='intent'";
-	const char *sql = strcmp(outcome, JOURNAL_APPLIED) == 0 ? applied : other;
+		{ JSTMT_MEDFLAG_CLEARED,
+		  "DELETE FROM medflag WHERE card IN (SELECT card FROM rows WHERE seq=?1 AND"
+		  " kind='intent' AND json_valid(detail) AND"
+		  " json_extract(detail, '$.clear_flag')=1)" },
+	}, other[] = {
+		{ JSTMT_MEDQ_VOID,
+		  "UPDATE medq SET state='void', card_number='', card_id='', txn=''"
+		  " WHERE intent=?1 AND state='intent'" },
+	};
+	int is_applied = strcmp(outcome, JOURNAL_APPLIED) == 0;
+	size_t n = is_applied ? sizeof(applied) / sizeof(applied[0]) : 1;
 
-	while (sql && *sql) {
-		sqlite3_stmt *st;
-		const char *tail = NULL;
+	/* Prepared once per open journal (journal_stmt): an outcome is on every write's path. */
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st = is_applied ? journal_stmt(j, applied[i].id, applied[i].sql)
+					      : journal_stmt(j, other[i].id, other[i].sql);
 		int rc;
 
-		if (sqlite3_prepare_v2(j->db, sql, -1, &st, &tail) != SQLITE_OK)
-			return SSC_EJOURNAL;
 		if (!st)
-			break;   /* only blanks were left */
+			return SSC_EJOURNAL;
 		sqlite3_bind_int64(st, 1, id);
 		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
 			return SSC_EJOURNAL;
-		sql = tail;
 	}
 	return 0;
 }
