@@ -409,10 +409,26 @@ static int usb_slot_current(struct ssc_slot *s)
  * of the interrupt endpoint (and the status polls, where it is broken) have told: no I/O. The
  * slot's gen is the count the core compares.
  */
+/*
+ * Confirms, with no APDU, that the card of this connection is still the one powered on: the
+ * reader is asked (GetSlotStatus) rather than trusting the slot-change notifications, which may
+ * not have arrived yet. A card pulled and put back is present but not powered; it, or one gone,
+ * is SSC_ECARDREMOVED. *insertions is the slot's count after the answer.
+ */
 static int usb_status(struct ssc_slot *s, uint32_t *insertions)
 {
+	uint8_t icc = CCID_ICC_ABSENT;
+	int rc = usb_slot_current(s);
+
+	if (rc == 0 && usb_io_slot_status(s->d, s->idx, usb_now_ms() + USB_STATUS_TIMEOUT_MS, 0,
+					  &icc) != 0)
+		rc = SSC_EREADER;
+	if (rc == 0 && icc != CCID_ICC_ACTIVE)
+		rc = SSC_ECARDREMOVED;
+	if (rc == 0)
+		rc = usb_slot_current(s);
 	*insertions = s->gen;
-	return usb_slot_current(s);
+	return rc;
 }
 
 static int usb_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len, uint8_t *resp,
