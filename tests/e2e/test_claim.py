@@ -33,6 +33,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import hsmkit  # noqa: E402
 import sscardd  # noqa: E402
 from sscardd import slot_id  # noqa: E402
 
@@ -326,6 +327,51 @@ class MedicalCredentials(Desk):
         self.assertEqual(p.returncode, 0, p.stderr)
         out = json.loads(p.stdout)
         self.assertEqual((out['mdtrt_cert_type'], out['insuplc_admdvs']), ('03', '330100'))
+
+
+class NetworkPsam(Desk):
+    """The same desk with no PSAM in a reader: the keys come from the simulated province key
+    server (issue 14's network PSAM). The claim's receipt, medical.credentials' proof and an
+    offline settlement's MAC'd write all go through it, on gen2 (DES) and gen3 (SM4)."""
+
+    def setUp(self):
+        sscardd.DaemonTestCase.setUp(self)
+        self.h.start_pcscd()
+        self.cards = {GEN2: self.h.start_card('gen2', slot=GEN2),
+                      GEN3: self.h.start_card('gen3', slot=GEN3)}
+        self.pki = hsmkit.make_pki(self.h)
+        self.ks = hsmkit.KeyServer(self.h, self.pki).start()
+
+    def test_claim_credentials_settle(self):
+        key_file, pub = self.key()
+        config = hsmkit.daemon_config(self.pki)
+        config['receipts'] = {'key_file': key_file}
+        self.start_daemon(config=config, in_mountns=True)
+        self.wait_roles({GEN2: 'user', GEN3: 'user'})
+        for slot, alg, number in ((GEN2, 'des', 'X00000019'), (GEN3, 'sm4', 'A12345674')):
+            r = Claim.check_claim(self, slot, pub, f'net-claim-{slot}')
+            rec = json.loads(r['receipt'])
+            self.assertEqual((rec['algorithm'], rec['card_number']), (alg, number))
+            cred = self.c.call('medical.credentials', {'reader': slot_id(slot)}, timeout=20)
+            self.assertEqual((cred['mdtrt_cert_type'], cred['mdtrt_cert_no']), ('03', number))
+            txn = {'time': '20261206120000', 'institution': 'H33010000001',
+                   'settlement_no': f'S20261206000000000{slot}9', 'total': 1000,
+                   'personal_account': 400, 'pooled': 600}
+            s = self.c.call('medical.settle_offline', {'reader': slot_id(slot),
+                                                       'request_id': f'net-settle-{slot}',
+                                                       'transaction': txn}, timeout=20)
+            self.assertEqual(s['transaction'], txn)
+            back = self.c.call('card.read_items', {'reader': slot_id(slot), 'file': 'DF04/EF08',
+                                                   'items': ['40']})
+            self.assertIn(txn, back['items']['40'])          # the cyclic file's records
+        pending = self.c.call('medical.pending')
+        self.assertEqual(sorted(p['request_id'] for p in pending['settlements']),
+                         ['net-settle-0', 'net-settle-1'])
+        # No PSAM is in a reader: the key server did the work (internal authentication for two
+        # claims and two credentials, a MAC for each settlement's record and flag).
+        self.assertEqual([r for r in self.c.call('reader.list')['readers']
+                          if r.get('role') == 'psam'], [])
+        self.assertGreaterEqual(self.ks.status()['exchanges'], 8)
 
 
 if __name__ == '__main__':
