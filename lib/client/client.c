@@ -475,7 +475,14 @@ static int send_all(struct sscard_client *c, const char *data, size_t len, long 
 			char msg[160];
 
 			snprintf(msg, sizeof(msg), "sending to the daemon: %s", strerror(errno));
-			return conn_break(c, SSC_EIO, e, msg);
+			/*
+			 * The daemon may have answered before it closed ("id": null: too many
+			 * clients): read what it sent, so that the caller gets its error, not EIO.
+			 */
+			while (!c->broken && pump(c, deadline, 0, NULL) > 0)
+				;
+			conn_break(c, SSC_EIO, NULL, msg);
+			return conn_broken_error(c, e);
 		}
 		if (left_ms(deadline) == 0 || poll(&pfd, 1, left_ms(deadline)) == 0) {
 			if (off == 0)

@@ -242,6 +242,28 @@ static void test_garbage_and_close(void **state)
 	server_stop(&s);
 }
 
+/*
+ * The refusal was sent and the connection closed before the client sent anything: its send
+ * fails (EPIPE), and the refusal it has not read yet is still the answer.
+ */
+static void test_refused_before_the_request(void **state)
+{
+	static const char *const too_many[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":1036,\"message\":\"too many "
+		"clients\",\"data\":{\"name\":\"SSC_ELIMIT\"}}}\n", NULL };
+	struct server s = { 0 };
+	struct sscard_client *c;
+	struct sscard_error e;
+
+	(void)state;
+	server_start(&s, too_many, 0);
+	assert_int_equal(sscard_connect(s.path, 2000, &c, &e), 0);
+	server_stop(&s);                   /* the server answered and closed: it is gone */
+	assert_int_equal(sscard_call(c, "system.info", NULL, 2000, NULL, &e), SSC_ELIMIT);
+	assert_string_equal(e.message, "too many clients");
+	sscard_close(c);
+}
+
 static void test_no_daemon(void **state)
 {
 	struct sscard_client *c = (struct sscard_client *)1;
@@ -270,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_events_beside_replies),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_garbage_and_close),
+		cmocka_unit_test(test_refused_before_the_request),
 		cmocka_unit_test(test_no_daemon),
 	};
 
