@@ -169,9 +169,15 @@ class Wait(sscardd.DaemonTestCase):
         self.assertEqual(set(names) - {'SSC_ETIMEDOUT'}, set(), names)
         self.assertGreaterEqual(len(served), 1, replies)
         self.assertGreaterEqual(len(errors), 30, f'{len(served)} served')
-        # Those that never started say how long they waited and behind how many.
+        # Those that never started say how long they waited and behind how many. Some may
+        # instead have been taken by the worker as their deadline ran out (the loop's timer late
+        # on a loaded or sanitizer build): they say the operation did not finish in time. How many
+        # of each depends on timing; that every one is SSC_ETIMEDOUT does not.
         waited = [e['message'] for e in errors if 'without starting' in e['message']]
-        self.assertGreaterEqual(len(waited), 30, [e['message'] for e in errors][:3])
+        late = [e['message'] for e in errors if 'without starting' not in e['message']]
+        self.assertGreaterEqual(len(waited), 1, [e['message'] for e in errors][:3])
+        for text in late:
+            self.assertEqual(text, 'the operation did not finish within 2000 ms', text)
         for text in waited:
             m = re.fullmatch(r'reader pcsc-virtual-pcd-a-00-00 stayed busy with other operations: '
                              r'this one waited its whole deadline, 2000 ms, without starting '
