@@ -215,12 +215,14 @@ static void test_deadline(void **state)
 	server_stop(&s);
 }
 
+/* The daemon's refusal of a connection beyond max_clients, sent before it closes. */
+static const char *const too_many[] = {
+	"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":1036,\"message\":\"too many "
+	"clients\",\"data\":{\"name\":\"SSC_ELIMIT\"}}}\n", NULL };
+
 static void test_garbage_and_close(void **state)
 {
 	static const char *const garbage[] = { "this is not json\n", NULL };
-	static const char *const too_many[] = {
-		"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":1036,\"message\":\"too many "
-		"clients\",\"data\":{\"name\":\"SSC_ELIMIT\"}}}\n", NULL };
 	struct server s = { 0 };
 	struct sscard_client *c;
 	struct sscard_error e;
@@ -248,9 +250,6 @@ static void test_garbage_and_close(void **state)
  */
 static void test_refused_before_the_request(void **state)
 {
-	static const char *const too_many[] = {
-		"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":1036,\"message\":\"too many "
-		"clients\",\"data\":{\"name\":\"SSC_ELIMIT\"}}}\n", NULL };
 	struct server s = { 0 };
 	struct sscard_client *c;
 	struct sscard_error e;
