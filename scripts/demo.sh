@@ -218,8 +218,10 @@ fi
 
 if [ "$web" = 1 ]; then
   say "starting the browser bridge sscard-web (as nobody, 127.0.0.1:$web_port)"
+  # A copy of the page nobody can read wherever this tree is (a clone under a 0700 directory).
+  cp -r "$root/web/static" "$work/static" && chmod -R u=rwX,go=rX "$work/static"
   setpriv --reuid=nobody --regid=nogroup --clear-groups "$build/web/sscard-web" --foreground \
-    --socket "$SSCARD_SOCKET" --listen "127.0.0.1:$web_port" --static-dir "$root/web/static" \
+    --socket "$SSCARD_SOCKET" --listen "127.0.0.1:$web_port" --static-dir "$work/static" \
     >"$work/sscard-web.log" 2>&1 &
   web_pid=$!
   pids=("${pids[@]}" "$web_pid")

@@ -3,6 +3,7 @@
  * configuration, signals, and the bridge's loop. It runs in the foreground as the user [web]
  * bridge_user of sscardd names (under systemd, or by hand); it opens no reader and no journal.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,25 @@ static void on_signal(int sig)
 	(void)sig;
 	if (the_bridge)
 		bridge_stop(the_bridge);
+}
+
+/*
+ * The demo page must be readable by this program's user (it runs unprivileged): a directory it
+ * cannot reach would be served as 404 to every page, which looks like a broken page rather than a
+ * permission. Says so at the start instead. Returns 0 when DIR/index.html can be read.
+ */
+static int demo_readable(const char *dir)
+{
+	char path[WEBCFG_PATH_MAX + 16];
+	int n = snprintf(path, sizeof(path), "%s/index.html", dir);
+
+	if (n < 0 || (size_t)n >= sizeof(path) || access(path, R_OK) == 0)
+		return 0;
+	fprintf(stderr, "sscard-web: cannot read the demo page %s as user id %u: %s. Give this "
+		"user read access to it and search (x) access to every directory above it, point "
+		"[web] static_dir (or --static-dir) at a copy it can read, or set [web] demo = no\n",
+		path, (unsigned)geteuid(), strerror(errno));
+	return -1;
 }
 
 static void usage(FILE *f)
@@ -120,6 +140,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sscard-web: %s\n", err);
 		return 2;
 	}
+
+	if (cfg.demo && demo_readable(cfg.static_dir) != 0)
+		return 1;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;

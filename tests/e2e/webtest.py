@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -36,8 +37,21 @@ def bridge_binary():
     return os.path.join(harness.BUILD_DIR, 'web', 'sscard-web')
 
 
-def static_dir():
-    return os.path.join(harness.SOURCE_DIR, 'web', 'static')
+def static_dir(h=None):
+    """The demo page's files. With h: a copy in h's directory, which the bridge (nobody) can read
+    wherever the source tree is (a clone under a 0700 directory is out of its reach)."""
+    src = os.path.join(harness.SOURCE_DIR, 'web', 'static')
+    if h is None:
+        return src
+    dst = h.path('static')
+    if not os.path.isdir(dst):
+        shutil.copytree(src, dst)
+        os.chmod(h.dir, os.stat(h.dir).st_mode | 0o111)
+        for root, dirs, files in os.walk(dst):
+            os.chmod(root, 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o644)
+    return dst
 
 
 def free_port():
@@ -77,7 +91,7 @@ class Bridge:
         self.name = name
         self.config_path = h.path(f'{name}.conf')
         self.web = {'listen': f'127.0.0.1:{self.port}', 'origins': ', '.join(origins),
-                    'static_dir': static_dir(), 'log_level': 'debug'}
+                    'static_dir': static_dir(h), 'log_level': 'debug'}
         self.web.update(web or {})
         self.policies = policies or {}
         self.proc = None
