@@ -1,7 +1,7 @@
 /*
  * This file contains the PC/SC reader driver (ssc_driver_pcsc, include/sscard/driver.h) on
- * pcsc-lite: the reader list and change notification on one monitor context, and exclusive card
- * connections, each on a context of its own. SCARD_* codes become sscard errors here and nowhere
+ * pcsc-lite: the reader list and change notification on one monitor context (the card
+ * connections, each on a context of its own, are in drivers/pcsc_card.c). SCARD_* codes become sscard errors here and nowhere
  * else. The client library honours PCSCLITE_CSOCK_NAME, so tests can point it at a private pcscd.
  *
  * Threads: pcsc-lite contexts must not be used by two threads at once. The monitor context belongs
@@ -24,14 +24,13 @@
 #include "log.h"
 #include "sscard/driver.h"
 #include "sscard/error.h"
+#include "pcsc.h"
 
 #define PCSC_MAX_READERS 32          /* readers one snapshot reports (pcsc-lite's own limit is 16) */
 #define PCSC_WAIT_CHUNK_MS 500       /* one SCardGetStatusChange; wake() is seen at least this often */
-#define PCSC_SHARING_RETRY_MS 50     /* pause between two exclusive connects refused as shared */
 #define PCSC_BACKOFF_MIN_MS 100      /* first pause while pcscd is unreachable */
 #define PCSC_BACKOFF_MAX_MS 2000     /* longest pause while pcscd is unreachable */
 #define PCSC_SERIAL_TRIES 3          /* attempts to read a reader's serial (it may be held) */
-#define PCSC_RECV_MAX 264            /* pcsc-lite's MAX_BUFFER_SIZE: a short answer always fits */
 #define PCSC_PNP_NAME "\\\\?PnP?\\Notification"
 
 /* What the monitor remembers about one reader between list() and wait_change(). */
@@ -61,18 +60,6 @@ struct ssc_driver {
 	size_t n_known;
 };
 
-struct ssc_slot {
-	SCARDCONTEXT ctx;
-	SCARDHANDLE card;
-	DWORD proto;
-	int have_ctx;
-	int have_card;
-	int broken;                          /* context or handle died: reconnect from scratch */
-	int card_gone;                       /* a transmit said the card left (or was reset) */
-	int connect_retry_ms;
-	char name[SSC_READER_NAME_MAX];
-};
-
 /*
  * pcsc-lite before 2.0.1 keeps one process-wide copy of the reader states, which SCardListReaders,
  * SCardStatus and SCardGetStatusChange rewrite without a lock whatever the context (fixed upstream
@@ -99,7 +86,7 @@ static struct {
  * goes last (after everyone waiting) and is cancelled by whoever comes next. Otherwise for one
  * quick call, which cancels such a blocking wait to get through.
  */
-static void pcsc_gate_enter(SCARDCONTEXT blocking_ctx)
+void pcsc_gate_enter(SCARDCONTEXT blocking_ctx)
 {
 	pthread_mutex_lock(&pcsc_gate.lock);
 	if (blocking_ctx) {
@@ -155,7 +142,7 @@ static void pcsc_gate_enter(SCARDCONTEXT blocking_ctx)
 	pthread_mutex_unlock(&pcsc_gate.lock);
 }
 
-static void pcsc_gate_leave(void)
+void pcsc_gate_leave(void)
 {
 	pthread_mutex_lock(&pcsc_gate.lock);
 	pcsc_gate.busy = 0;
@@ -165,7 +152,7 @@ static void pcsc_gate_leave(void)
 	pthread_mutex_unlock(&pcsc_gate.lock);
 }
 
-static int64_t pcsc_now_ms(void)
+int64_t pcsc_now_ms(void)
 {
 	struct timespec ts;
 
@@ -173,7 +160,7 @@ static int64_t pcsc_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void pcsc_sleep_ms(int ms)
+void pcsc_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -182,7 +169,7 @@ static void pcsc_sleep_ms(int ms)
 }
 
 /* True for the codes that say the context (pcscd, its socket or the handle) is gone. */
-static int pcsc_rv_dead(LONG rv)
+int pcsc_rv_dead(LONG rv)
 {
 	return rv == SCARD_E_NO_SERVICE || rv == SCARD_E_SERVICE_STOPPED ||
 	       rv == SCARD_E_INVALID_HANDLE || rv == SCARD_F_COMM_ERROR ||
@@ -190,7 +177,7 @@ static int pcsc_rv_dead(LONG rv)
 }
 
 /* Maps a pcsc-lite result to the error vocabulary (the one place that knows SCARD_*). */
-static int pcsc_map(LONG rv)
+int pcsc_map(LONG rv)
 {
 	switch (rv) {
 	case SCARD_S_SUCCESS:
@@ -227,7 +214,7 @@ static int pcsc_map(LONG rv)
  * [a-z0-9] turned into one '-', none at either end. A name too long for the id keeps its start
  * and gets an FNV-1a hash of the whole name, so that two long names still differ.
  */
-static void pcsc_reader_id(const char *name, char *out, size_t cap)
+void pcsc_reader_id(const char *name, char *out, size_t cap)
 {
 	static const char prefix[] = "pcsc-";
 	size_t n = sizeof(prefix) - 1, start = n;
@@ -269,7 +256,7 @@ static void pcsc_reader_id(const char *name, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-static int pcsc_open(const struct ssc_driver_config *cfg, struct ssc_driver **out)
+int pcsc_open(const struct ssc_driver_config *cfg, struct ssc_driver **out)
 {
 	struct ssc_driver *drv;
 
@@ -332,7 +319,7 @@ static int pcsc_mon_ensure(struct ssc_driver *drv)
 	return 0;
 }
 
-static void pcsc_close(struct ssc_driver *drv)
+void pcsc_close(struct ssc_driver *drv)
 {
 	if (!drv)
 		return;
@@ -347,7 +334,7 @@ static void pcsc_close(struct ssc_driver *drv)
  * SCardFreeMemory). Returns the pcsc-lite result; SCARD_E_NO_READERS_AVAILABLE is success with
  * *names NULL.
  */
-static LONG pcsc_list_names(SCARDCONTEXT ctx, char **names, DWORD *len)
+LONG pcsc_list_names(SCARDCONTEXT ctx, char **names, DWORD *len)
 {
 	LONG rv;
 
@@ -495,7 +482,7 @@ static int pcsc_list_once(struct ssc_driver *drv, struct ssc_reader_desc *out, s
 	return (int)n;
 }
 
-static int pcsc_list(struct ssc_driver *drv, struct ssc_reader_desc *out, size_t max)
+int pcsc_list(struct ssc_driver *drv, struct ssc_reader_desc *out, size_t max)
 {
 	int r = 1 << 30;
 
@@ -560,7 +547,7 @@ static int pcsc_names_changed(struct ssc_driver *drv, LONG *rv)
 	return changed || n != drv->n_known;
 }
 
-static int pcsc_wait_change(struct ssc_driver *drv, int timeout_ms)
+int pcsc_wait_change(struct ssc_driver *drv, int timeout_ms)
 {
 	SCARD_READERSTATE st[PCSC_MAX_READERS + 1];
 	int64_t deadline = pcsc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
@@ -680,7 +667,7 @@ static int pcsc_wait_change(struct ssc_driver *drv, int timeout_ms)
 	}
 }
 
-static void pcsc_wake(struct ssc_driver *drv)
+void pcsc_wake(struct ssc_driver *drv)
 {
 	SCARDCONTEXT ctx = 0;
 	int cancel;
@@ -701,300 +688,7 @@ static void pcsc_wake(struct ssc_driver *drv)
 		(void)SCardCancel(ctx);
 }
 
-/* Finds the name of the reader whose id is reader_id, on the slot's context. */
-static int pcsc_find_name(struct ssc_slot *s, const char *reader_id)
+int pcsc_connect_retry_ms(const struct ssc_driver *drv)
 {
-	char *names = NULL;
-	char id[SSC_READER_ID_MAX];
-	DWORD len = 0;
-	LONG rv;
-	int found = 0;
-
-	pcsc_gate_enter(0);
-	rv = pcsc_list_names(s->ctx, &names, &len);
-	pcsc_gate_leave();
-	if (rv != SCARD_S_SUCCESS)
-		return pcsc_rv_dead(rv) ? SSC_EREADER : pcsc_map(rv);
-	for (const char *p = names; p && len > 0 && *p; p += strlen(p) + 1) {
-		if (strlen(p) >= SSC_READER_NAME_MAX)
-			continue;
-		pcsc_reader_id(p, id, sizeof(id));
-		if (strcmp(id, reader_id) == 0) {
-			memcpy(s->name, p, strlen(p) + 1);
-			found = 1;
-			break;
-		}
-	}
-	if (names)
-		(void)SCardFreeMemory(s->ctx, names);
-	return found ? 0 : SSC_ENOREADER;
+	return drv->connect_retry_ms;
 }
-
-/* Reads the ATR of the connected card, and the reader's state (*state) with it. */
-static int pcsc_read_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len, DWORD *state)
-{
-	unsigned char buf[MAX_ATR_SIZE];
-	char rname[SSC_READER_NAME_MAX];
-	DWORD rlen = sizeof(rname), proto = 0, alen = sizeof(buf);
-	LONG rv;
-
-	pcsc_gate_enter(0);
-	rv = SCardStatus(s->card, rname, &rlen, state, &proto, buf, &alen);
-	pcsc_gate_leave();
-	if (rv != SCARD_S_SUCCESS) {
-		if (pcsc_rv_dead(rv))
-			s->broken = 1;
-		return pcsc_map(rv);
-	}
-	if (alen > SSC_ATR_MAX)
-		return SSC_EPROTO;
-	memcpy(atr, buf, alen);
-	*atr_len = alen;
-	return 0;
-}
-
-/* SCardConnect (exclusive, T=0 or T=1), retrying a sharing violation until deadline. */
-/* Whether the reader of s reports a card right now (1), or is empty or unreadable (0). */
-static int pcsc_card_in_reader(struct ssc_slot *s)
-{
-	SCARD_READERSTATE st;
-	LONG rv;
-
-	memset(&st, 0, sizeof(st));
-	st.szReader = s->name;
-	st.dwCurrentState = SCARD_STATE_UNAWARE;
-	pcsc_gate_enter(0);
-	rv = SCardGetStatusChange(s->ctx, 0, &st, 1);
-	pcsc_gate_leave();
-	if (rv != SCARD_S_SUCCESS)
-		return 0;
-	return (st.dwEventState & SCARD_STATE_PRESENT) != 0;
-}
-
-static int pcsc_connect_card(struct ssc_slot *s, int64_t deadline)
-{
-	LONG rv;
-
-	for (;;) {
-		rv = SCardConnect(s->ctx, s->name, SCARD_SHARE_EXCLUSIVE,
-				  SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &s->card, &s->proto);
-		if (rv == SCARD_S_SUCCESS) {
-			s->have_card = 1;
-			return 0;
-		}
-		if (rv == SCARD_E_SHARING_VIOLATION) {
-			int64_t left = deadline - pcsc_now_ms();
-
-			if (left <= 0)
-				return SSC_EREADERBUSY;
-			pcsc_sleep_ms(left < PCSC_SHARING_RETRY_MS ? (int)left : PCSC_SHARING_RETRY_MS);
-			continue;
-		}
-		if (pcsc_rv_dead(rv)) {
-			s->broken = 1;
-			return SSC_EREADER;
-		}
-		/* No card, or a card that left: for a new connection both mean "no card". */
-		if (rv == SCARD_W_REMOVED_CARD || rv == SCARD_E_NO_SMARTCARD)
-			return SSC_ENOCARD;
-		/*
-		 * A card pulled while pcscd powers it up makes SCardConnect fail with what looks
-		 * like a card fault (SCARD_E_PROTO_MISMATCH, SCARD_W_UNRESPONSIVE_CARD...). Ask
-		 * once whether a card is still there, so that the client hears "no card" (std
-		 * code -2), not "malformed answer".
-		 */
-		if (!pcsc_card_in_reader(s)) {
-			log_debug("pcsc: %s: connect failed (%s) and the reader is now empty", s->name,
-				  pcsc_stringify_error(rv));
-			return SSC_ENOCARD;
-		}
-		return pcsc_map(rv);
-	}
-}
-
-static void pcsc_slot_release(struct ssc_slot *s, DWORD disposition)
-{
-	if (s->have_card)
-		(void)SCardDisconnect(s->card, disposition);
-	s->have_card = 0;
-	if (s->have_ctx)
-		(void)SCardReleaseContext(s->ctx);
-	s->have_ctx = 0;
-}
-
-static int pcsc_connect(struct ssc_driver *drv, const char *reader_id, int timeout_ms,
-			struct ssc_slot **out, uint8_t *atr, size_t *atr_len)
-{
-	struct ssc_slot *s;
-	int64_t deadline = pcsc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	LONG rv;
-	int r;
-
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return SSC_ENOMEM;
-	s->connect_retry_ms = drv->connect_retry_ms;
-	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &s->ctx);
-	if (rv != SCARD_S_SUCCESS) {
-		free(s);
-		return SSC_EREADER;
-	}
-	s->have_ctx = 1;
-	r = pcsc_find_name(s, reader_id);
-	if (r == 0)
-		r = pcsc_connect_card(s, deadline);
-	if (r == 0)
-		r = pcsc_read_atr(s, atr, atr_len, &(DWORD){ 0 });
-	if (r != 0) {
-		pcsc_slot_release(s, SCARD_LEAVE_CARD);
-		free(s);
-		return r == SSC_ECARDREMOVED ? SSC_ENOCARD : r;
-	}
-	*out = s;
-	return 0;
-}
-
-static int pcsc_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len, uint8_t *resp,
-			 size_t resp_cap, int timeout_ms)
-{
-	const SCARD_IO_REQUEST *pci;
-	uint8_t buf[PCSC_RECV_MAX];
-	DWORD len = sizeof(buf);
-	LONG rv;
-	int r;
-
-	(void)timeout_ms;   /* PC/SC has no transmit timeout: the core bounds the wait outside */
-	if (!s->have_card || s->broken)
-		return SSC_ECARDREMOVED;
-	if (cmd_len > SSC_CMD_APDU_MAX)
-		return SSC_EINVAL;
-	if (s->proto == SCARD_PROTOCOL_T0)
-		pci = SCARD_PCI_T0;
-	else if (s->proto == SCARD_PROTOCOL_T1)
-		pci = SCARD_PCI_T1;
-	else
-		pci = SCARD_PCI_RAW;
-	rv = SCardTransmit(s->card, pci, cmd, (DWORD)cmd_len, NULL, buf, &len);
-	if (rv != SCARD_S_SUCCESS) {
-		log_debug("pcsc: SCardTransmit %s: %s (0x%08lX)", s->name, pcsc_stringify_error(rv),
-			  (unsigned long)rv);
-		if (pcsc_rv_dead(rv) || rv == SCARD_E_UNKNOWN_READER ||
-		    rv == SCARD_E_READER_UNAVAILABLE) {
-			s->broken = 1;
-			return SSC_EREADER;
-		}
-		r = pcsc_map(rv);
-		if (r == SSC_ECARDREMOVED || r == SSC_ENOCARD)
-			s->card_gone = 1;
-		return r;
-	}
-	if (len == 0) {
-		log_debug("pcsc: SCardTransmit %s: success with an empty answer", s->name);
-		/*
-		 * vpcd 3.3 answers success with no bytes when the card vanished after it was sent the
-		 * APDU (test-harness.md §2 case 4): a removal, not a protocol fault.
-		 */
-		r = SSC_ECARDREMOVED;
-		s->card_gone = 1;
-	} else if (len < 2 || len > resp_cap || len > sizeof(buf)) {
-		r = SSC_EPROTO;
-	} else {
-		memcpy(resp, buf, len);
-		r = (int)len;
-	}
-	explicit_bzero(buf, sizeof(buf));   /* the answer may hold personal data */
-	return r;
-}
-
-/* Connects s to its card afresh (within its retry time) and reads the ATR. Returns 0 or < 0. */
-static int pcsc_connect_atr(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
-{
-	int r = pcsc_connect_card(s, pcsc_now_ms() + s->connect_retry_ms);
-
-	return r == 0 ? pcsc_read_atr(s, atr, atr_len, &(DWORD){ 0 }) : r;
-}
-
-static int pcsc_reconnect(struct ssc_slot *s, uint8_t *atr, size_t *atr_len)
-{
-	LONG rv;
-	int r;
-
-	if (s->have_card && !s->broken && s->card_gone) {
-		/*
-		 * Never reset a card that left: pcsc-lite 1.9.9 then fails the reset, marks the reader
-		 * empty in its shared state and, if the card came back before its presence poll saw it
-		 * go, never corrects that (the reader looks empty until the card is pulled again). A
-		 * card that was pulled and put back has been powered up afresh anyway.
-		 */
-		(void)SCardDisconnect(s->card, SCARD_LEAVE_CARD);
-		s->have_card = 0;
-		s->card_gone = 0;
-		r = pcsc_connect_atr(s, atr, atr_len);
-		if (r == 0)
-			return 0;
-		if (!s->broken)
-			return (r == SSC_ENOCARD || r == SSC_ECARDREMOVED) ? SSC_ENOCARD : SSC_EREADER;
-	}
-	if (s->have_card && !s->broken) {
-		rv = SCardReconnect(s->card, SCARD_SHARE_EXCLUSIVE,
-				    SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_RESET_CARD, &s->proto);
-		if (rv == SCARD_S_SUCCESS) {
-			r = pcsc_read_atr(s, atr, atr_len, &(DWORD){ 0 });
-			return r == 0 ? 0 : (r == SSC_ECARDREMOVED || r == SSC_ENOCARD) ? SSC_ENOCARD
-										    : SSC_EREADER;
-		}
-		if (rv == SCARD_E_NO_SMARTCARD || rv == SCARD_W_REMOVED_CARD)
-			return SSC_ENOCARD;
-		if (!pcsc_rv_dead(rv))
-			return SSC_EREADER;
-	}
-	/* The context or handle died (pcscd restarted): start over on a new context. */
-	pcsc_slot_release(s, SCARD_LEAVE_CARD);
-	s->broken = 0;
-	s->card_gone = 0;
-	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &s->ctx);
-	if (rv != SCARD_S_SUCCESS)
-		return SSC_EREADER;
-	s->have_ctx = 1;
-	r = pcsc_connect_atr(s, atr, atr_len);
-	return r == 0 ? 0 : (r == SSC_ENOCARD || r == SSC_ECARDREMOVED) ? SSC_ENOCARD : SSC_EREADER;
-}
-
-/* SCardStatus on the handle: pcscd's mark of a removal or reset since it connected, its counter. */
-static int pcsc_status(struct ssc_slot *s, uint32_t *insertions)
-{
-	uint8_t atr[SSC_ATR_MAX];
-	size_t n;
-	DWORD state = 0;
-	int r = s->card_gone || s->broken ? SSC_ECARDREMOVED : pcsc_read_atr(s, atr, &n, &state);
-
-	if (r == SSC_ECARDREMOVED || r == SSC_ENOCARD || (r == 0 && !(state & SCARD_PRESENT)))
-		s->card_gone = 1;   /* reconnect() connects afresh, never resets a card that left */
-	*insertions = (uint32_t)(state >> 16) & 0xFFFFu;   /* pcsc-lite's event counter */
-	return s->card_gone ? SSC_ECARDREMOVED : r == 0 ? 0 : SSC_EREADER;
-}
-
-static void pcsc_disconnect(struct ssc_slot *s, int reset)
-{
-	if (!s)
-		return;
-	/* A card that left has no security state left to clear; resetting it would do harm (see
-	 * pcsc_reconnect). */
-	pcsc_slot_release(s, reset && !s->card_gone && !s->broken ? SCARD_RESET_CARD
-								   : SCARD_LEAVE_CARD);
-	free(s);
-}
-
-const struct ssc_driver_ops ssc_driver_pcsc = {
-	.name = "pcsc",
-	.open = pcsc_open,
-	.close = pcsc_close,
-	.list = pcsc_list,
-	.wait_change = pcsc_wait_change,
-	.wake = pcsc_wake,
-	.connect = pcsc_connect,
-	.transmit = pcsc_transmit,
-	.reconnect = pcsc_reconnect,
-	.disconnect = pcsc_disconnect,
-	.status = pcsc_status,
-};
