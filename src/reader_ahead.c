@@ -88,6 +88,30 @@ void reader_ahead_read(struct reader *r, unsigned gen)
 	reader_io_drop(r, reset);
 }
 
+int reader_ahead_watch(struct reader *r)
+{
+	struct readers *rd = r->rd;
+	const struct ssc_driver_ops *ops = r->mon->ops;
+	uint32_t insertions = 0;
+	int keep;
+
+	if (!ops->share || !ops->claim || !r->slot || r->slot_broken || r->slot_shared)
+		return 0;
+	pthread_mutex_lock(&rd->lock);
+	keep = r->ahead != NULL && r->ahead_gen == r->card_gen && r->slot_gen == r->card_gen &&
+	       reader_lease_locked(r) == 0;
+	pthread_mutex_unlock(&rd->lock);
+	if (!keep || ops->status(r->slot, &insertions) != 0 || insertions != r->ahead_insertions ||
+	    ops->share(r->slot) != 0)
+		return 0;
+	/* The same insertion after share() too (PC/SC opens a new handle for it). */
+	if (ops->status(r->slot, &insertions) != 0 || insertions != r->ahead_insertions)
+		return 0;
+	r->slot_shared = 1;
+	log_debug("reader %s: card let go to other programs, watched for the data read ahead", r->id);
+	return 1;
+}
+
 void *reader_ahead_take(struct reader *r, unsigned gen, int64_t deadline, int *err)
 {
 	struct readers *rd = r->rd;

@@ -31,6 +31,16 @@ int reader_ahead_enabled(const struct reader *r);
 void reader_ahead_read(struct reader *r, unsigned gen);
 
 /*
+ * When the hold of r's user card ends (card_lock held, no job running): keeps the connection open
+ * but shared with other programs (the driver's share()), so that the read-ahead's data outlives
+ * the hold for the whole insertion, while the handle still sees a removal or a reset by anyone
+ * (reader_io_connect() checks it with status() before it claims the card back). Returns 1 when
+ * it did; 0 when there is no data of this card to keep, the driver cannot share, or the card is
+ * not confirmed untouched (then the caller closes the connection, and the data goes with it).
+ */
+int reader_ahead_watch(struct reader *r);
+
+/*
  * For a job about to run on the card of generation gen (card_lock held, connected): takes the
  * read-ahead's data if there is one and the driver confirms the card untouched since; returns it
  * (the caller gives it back with reader_ahead_put()) or NULL. Data that cannot be confirmed is

@@ -47,7 +47,39 @@ void reader_io_drop(struct reader *r, int reset)
 		r->mon->ops->disconnect(r->slot, reset);
 	r->slot = NULL;
 	r->slot_broken = 0;
+	r->slot_shared = 0;
 	r->lent_memory = 0;
+}
+
+/*
+ * A connection that was shared past its hold (reader_ahead_watch()) is made exclusive again, if
+ * the card was neither removed nor reset since (the driver's status() on that very handle sees what
+ * other programs did) and still counts the insertions the read-ahead saw. Otherwise it is closed,
+ * the data with it, and the caller connects afresh. Returns 0 (slot open, or closed), or
+ * SSC_EREADERBUSY when another program still holds the card at the deadline.
+ */
+static int reader_io_reclaim(struct reader *r, int64_t deadline)
+{
+	const struct ssc_driver_ops *ops = r->mon->ops;
+	uint32_t insertions = 0;
+	int64_t left;
+	int rc;
+
+	r->slot_shared = 0;
+	if (ops->status(r->slot, &insertions) != 0 || insertions != r->ahead_insertions) {
+		log_info("reader %s: the card was removed or reset since the daemon let other programs "
+			 "use it: reading it again", r->id);
+		reader_io_drop(r, 0);
+		return 0;
+	}
+	left = rd_ms_until(deadline);
+	if (left > r->rd->cfg->connect_timeout_ms)
+		left = r->rd->cfg->connect_timeout_ms;
+	rc = ops->claim(r->slot, left > 0 ? (int)left : 0);
+	if (rc == 0)
+		return 0;
+	reader_io_drop(r, 0);
+	return rc == SSC_EREADERBUSY ? rc : 0;
 }
 
 int reader_io_connect(struct reader *r, int64_t deadline)
@@ -66,6 +98,11 @@ int reader_io_connect(struct reader *r, int64_t deadline)
 
 	if (r->slot && r->slot_gen != gen)
 		reader_io_drop(r, 0);   /* another card since: that connection is stale */
+	if (r->slot && r->slot_shared) {
+		rc = reader_io_reclaim(r, deadline);
+		if (rc != 0)
+			return rc;
+	}
 	if (r->slot && r->slot_broken) {
 		reader_io_forget(r);
 		r->slot_atr_len = 0;

@@ -315,8 +315,20 @@ void *reader_worker_main(void *arg)
 			pthread_mutex_lock(&r->card_lock);
 			if (r->hold_until_ms && cardio_now_ms() >= r->hold_until_ms) {
 				r->hold_until_ms = 0;
-				reader_io_drop(r, lease);
+				/* The read-ahead's card stays watched, shared, for its insertion. */
+				if (lease || !reader_ahead_watch(r))
+					reader_io_drop(r, lease);
 			}
+			pthread_mutex_unlock(&r->card_lock);
+			pthread_mutex_lock(&rd->lock);
+			continue;
+		}
+		if (jobq_len(&r->q) == 0 && r->slot_shared && !r->ahead) {
+			/* The watched card's data is gone (a removal): nothing left to watch for. */
+			pthread_mutex_unlock(&rd->lock);
+			pthread_mutex_lock(&r->card_lock);
+			if (r->slot_shared)
+				reader_io_drop(r, 0);
 			pthread_mutex_unlock(&r->card_lock);
 			pthread_mutex_lock(&rd->lock);
 			continue;
@@ -373,7 +385,7 @@ void *reader_worker_main(void *arg)
 
 	pthread_mutex_lock(&r->card_lock);
 	/* A held user card has no security state left (else it was reset at once): leave it. */
-	reader_io_drop(r, r->hold_until_ms ? 0 : 1);
+	reader_io_drop(r, r->hold_until_ms || r->slot_shared ? 0 : 1);
 	r->hold_until_ms = 0;
 	pthread_mutex_unlock(&r->card_lock);
 	/* The worker's end: it leaves nothing running, nothing queued, no connection. */

@@ -128,7 +128,8 @@ struct reader {
 	int64_t lease_until_ms;        /* ... now is before this ... */
 	unsigned lease_gen;            /* ... and the card is the one it was given for */
 	void *ahead;                   /* the read-ahead's data of card ahead_gen (or NULL), kept
-					* only while slot (its connection) stays open and sound */
+					* only while slot (its connection) stays open and sound:
+					* held, or shared to watch the card (slot_shared) */
 	unsigned ahead_gen;
 	unsigned ahead_done_gen;       /* a reader configured "user": the card_gen read ahead */
 	struct jobq q;                 /* the jobs waiting, in turns across their owners */
@@ -143,6 +144,8 @@ struct reader {
 	size_t slot_atr_len;
 	unsigned flags_gen;            /* the card_gen insertion_flags belong to */
 	int64_t hold_until_ms;         /* a user card's connection is kept until then (0 = none) */
+	int slot_shared;               /* past the hold, slot stays open to other programs (the
+					* driver's share()) to watch the card whose data is kept */
 	unsigned lent_memory;          /* the borrower's word for this connection (0 when new) */
 	unsigned insertion_flags;
 	uint32_t ahead_insertions;     /* the driver's status() when the read-ahead ended */

@@ -405,11 +405,6 @@ static int usb_slot_current(struct ssc_slot *s)
 }
 
 /*
- * Whether the card is still the one this connection activated, as the slot-change notifications
- * of the interrupt endpoint (and the status polls, where it is broken) have told: no I/O. The
- * slot's gen is the count the core compares.
- */
-/*
  * Confirms, with no APDU, that the card of this connection is still the one powered on: the
  * reader is asked (GetSlotStatus) rather than trusting the slot-change notifications, which may
  * not have arrived yet. A card pulled and put back is present but not powered; it, or one gone,
@@ -429,6 +424,21 @@ static int usb_status(struct ssc_slot *s, uint32_t *insertions)
 		rc = usb_slot_current(s);
 	*insertions = s->gen;
 	return rc;
+}
+
+/*
+ * Nothing to open to others: this process has claimed the reader's interface, no other program can
+ * reach its cards. The card stays powered; the slot's count and status() still tell a removal.
+ */
+static int usb_share(struct ssc_slot *s)
+{
+	return usb_slot_current(s);
+}
+
+static int usb_claim(struct ssc_slot *s, int timeout_ms)
+{
+	(void)timeout_ms;
+	return usb_slot_current(s);
 }
 
 static int usb_transmit(struct ssc_slot *s, const uint8_t *cmd, size_t cmd_len, uint8_t *resp,
@@ -499,4 +509,6 @@ const struct ssc_driver_ops ssc_driver_usb_ccid = {
 	.reconnect = usb_reconnect,
 	.disconnect = usb_disconnect,
 	.status = usb_status,
+	.share = usb_share,
+	.claim = usb_claim,
 };

@@ -124,6 +124,23 @@ struct ssc_driver_ops {
 	 * Worker thread of that reader only.
 	 */
 	int (*status)(struct ssc_slot *slot, uint32_t *insertions);
+
+	/*
+	 * Optional, with claim() (NULL: the core closes the connection when it lets the card go).
+	 * Lets other programs use the card while this connection stays open to watch it, without a
+	 * reset: a removal, and a reset by anyone, show on status() from then on. PC/SC: the handle
+	 * becomes shared (another program can connect shared, not exclusive); usb-ccid: nothing to
+	 * do (the reader is this process's alone). Returns 0, or an error (the caller disconnects).
+	 * Worker thread of that reader only.
+	 */
+	int (*share)(struct ssc_slot *slot);
+
+	/*
+	 * Makes a connection that share() opened to others exclusive again, without a reset,
+	 * retrying a sharing violation for at most timeout_ms. Returns 0, SSC_EREADERBUSY (still
+	 * shared at the deadline), SSC_ECARDREMOVED, SSC_EREADER. Worker thread of that reader only.
+	 */
+	int (*claim)(struct ssc_slot *slot, int timeout_ms);
 };
 
 /* The built-in drivers. */

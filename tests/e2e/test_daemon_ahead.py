@@ -2,7 +2,8 @@
 """sscardd end to end, the read-ahead on insertion (issue 18, [card] prefetch).
 
 When a user card goes in, the reader's worker reads what card.read_basic answers before it posts
-card.ready, and keeps it while it holds the card (card_hold_ms). A card.read_basic after card.ready
+card.ready, and keeps it for the insertion: while it holds the card (card_hold_ms), and after that
+over a shared connection that sees a removal or a reset by another program. A card.read_basic after card.ready
 is answered from it with no APDU (the simulator's APDU count proves it); one sent during the
 read-ahead waits for it instead of reading the card a second time. The data never outlives the
 insertion it was read on: a removal before the request, two cards swapped while the daemon did not
@@ -216,7 +217,8 @@ class Ahead(sscardd.DaemonTestCase):
 
     def test_reset_by_another_program(self):
         # Another program can reach the card only once the daemon let go of it (card_hold_ms);
-        # the data goes with the daemon's connection, so the next read asks the card again.
+        # the daemon's shared handle sees the other program's reset, so the next read asks the
+        # card again.
         self.start(absent=True, config={'timeouts': {'card_hold_ms': '800'}})
         self.insert_and_wait_ready()
         card = harness.wait_until(self.try_connect, 10, 'the card released by the daemon')
@@ -226,6 +228,50 @@ class Ahead(sscardd.DaemonTestCase):
         n0 = self.apdus()
         self.assertGen2(self.c.call('card.read_basic'))
         self.assertGreater(self.apdus(), n0)
+
+    # ---- past the hold: the card watched over a shared connection ----------------------------
+
+    def released(self):
+        """Another program's shared connection, once the daemon let go of the card (its hold
+        over): the proof that the hold ended; None while the daemon still holds the card."""
+        return self.try_connect()
+
+    def test_kept_past_the_hold(self):
+        # The daemon holds the card exclusively for card_hold_ms, then lets other programs use it
+        # while it keeps the data: a clerk who asks a minute later gets it with no APDU.
+        self.start(absent=True, config={'timeouts': {'card_hold_ms': '300'}})
+        at_ready = self.insert_and_wait_ready()
+        other = harness.wait_until(self.released, 10, 'the card let go by the daemon')
+        other.transmit('00A4040006D15600000590')   # another program's read: no reset
+        from smartcard import scard
+        other.disconnect(scard.SCARD_LEAVE_CARD)
+        # The daemon's handle is shared: a program that wants the card exclusively is refused at
+        # once (never left waiting in pcscd, as a handle reconnected to shared would leave it
+        # with pcsc-lite 1.9.9).
+        hr, _, _ = scard.SCardConnect(self.pcsc.ctx, self.reader, scard.SCARD_SHARE_EXCLUSIVE,
+                                      scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
+        self.assertEqual(hr & 0xFFFFFFFF, scard.SCARD_E_SHARING_VIOLATION & 0xFFFFFFFF)
+        n0 = self.apdus()
+        self.assertEqual(n0, at_ready + 1)                 # the other program's one APDU
+        self.assertGen2(self.c.call('card.read_basic'))
+        self.assertEqual(self.apdus(), n0)                 # no APDU: the read-ahead's data
+        # Past the next hold, again.
+        harness.wait_until(self.released, 10, 'the card let go again').disconnect(
+            scard.SCARD_LEAVE_CARD)
+        self.assertGen2(self.c.call('card.read_basic'))
+        self.assertEqual(self.apdus(), n0)
+
+    def test_past_the_hold_removal_and_return(self):
+        # Pulled and put back after the hold: a new insertion, read afresh (a new read-ahead).
+        self.start(absent=True, config={'timeouts': {'card_hold_ms': '300'}})
+        self.insert_and_wait_ready()
+        harness.wait_until(self.released, 10, 'the card let go by the daemon').disconnect()
+        self.c.events.clear()
+        self.sim.remove()
+        self.c.next_event(timeout=10, type='card.removed', reader=self.rid)
+        at_ready = self.insert_and_wait_ready()
+        self.assertGen2(self.c.call('card.read_basic'))
+        self.assertEqual(self.apdus(), at_ready)
 
     def try_connect(self):
         try:

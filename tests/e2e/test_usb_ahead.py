@@ -4,6 +4,7 @@ reader (usbtest, tests/usb/) the card is read before its card.ready, card.read_b
 with no APDU (the emulated slot's APDU counter proves it), and a card pulled and put back at once,
 or pulled before the request, is never answered from what was read before: the slot-change
 notifications of the reader's interrupt endpoint move the slot's count, which the daemon checks.
+Past the daemon's hold (card_hold_ms) the data is kept for the insertion, with the same checks.
 
 Expected values are copied by hand from firmware-stubs/profiles/gen2.json.
 
@@ -17,6 +18,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sscardd  # noqa: E402
 import usbharness  # noqa: E402
+from sscardd import harness  # noqa: E402
 
 GEN2_SSN = '330102199003071230'
 GEN2_NAME = '张三'
@@ -68,6 +70,45 @@ class UsbAhead(usbharness.UsbTestCase):
                 self.wait_user('a')
         self.assertEqual(basic['ssn'], GEN2_SSN)
         self.assertGreater(self.apdus(), at_ready)            # the card was read again
+
+    # ---- past the hold: the card stays watched for its insertion ------------------------------
+
+    WATCHED = 'watched for the data read ahead'
+
+    def start_watched(self):
+        """The card inserted and read ahead, and the daemon's hold (200 ms) over: the data is kept
+        past it (the daemon says so in its debug log). Returns (reader id, APDUs at card.ready)."""
+        self.start(['name=a,mode=t1,slots=card:gen2,serial=A1'],
+                   config={'timeouts': {'card_hold_ms': '200'}})
+        card = self.wait_user('a')
+        self.usb.remove('a')
+        self.events_until({('card.removed', card)})
+        n = self.d.log_count(self.WATCHED)
+        at_ready = self.insert_and_wait_ready(card)
+        harness.wait_until(lambda: self.d.log_count(self.WATCHED) > n or None, 10,
+                           'the hold to end with the card watched')
+        return card, at_ready
+
+    def test_kept_past_the_hold(self):
+        card, at_ready = self.start_watched()
+        basic = self.c.call('card.read_basic', {'reader': card})
+        self.assertEqual((basic['ssn'], basic['name']), (GEN2_SSN, GEN2_NAME))
+        self.assertEqual(self.apdus(), at_ready)              # no APDU past the hold either
+
+    def test_pulled_and_put_back_past_the_hold(self):
+        card, at_ready = self.start_watched()
+        self.usb.remove('a')
+        self.usb.insert('a')
+        basic = None
+        for _ in range(3):
+            try:
+                basic = self.c.call('card.read_basic', {'reader': card})
+                break
+            except sscardd.RpcError as e:
+                self.assertIn(e.name, ('SSC_ENOCARD', 'SSC_ECARDREMOVED'), str(e))
+                self.wait_user('a')
+        self.assertEqual(basic['ssn'], GEN2_SSN)
+        self.assertGreater(self.apdus(), at_ready)            # read again, never the old data
 
     def test_pulled_before_the_request(self):
         card = self.start_pulled('t1')
