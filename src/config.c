@@ -91,6 +91,7 @@ static const struct key_desc key_table[] = {
 	{ "card", "pin_max_len", KIND_INT, OFF(pin_max_len), 0, 4, 12 },
 	{ "card", "require_internal_auth", KIND_BOOL, OFF(require_internal_auth), 0, 0, 0 },
 	{ "card", "prefetch", KIND_BOOL, OFF(prefetch), 0, 0, 0 },
+	{ "card", "prefetch_shared", KIND_BOOL, OFF(prefetch_shared), 0, 0, 0 },
 	{ "card", "initial_pins", KIND_PINS, OFF(initial_pins), 0, 0, 0 },
 	{ "card", "initial_pin", KIND_PIN_OLD, OFF(initial_pins), 0, 0, 0 },
 	{ "card", "refuse_initial_pin", KIND_BOOL, OFF(refuse_initial_pin), 0, 0, 0 },
@@ -189,6 +190,7 @@ void config_defaults(struct config *cfg)
 	cfg->pin_max_len = 12;
 	cfg->require_internal_auth = 0;
 	cfg->prefetch = 1;
+	cfg->prefetch_shared = 1;
 	snprintf(cfg->initial_pins[0], sizeof(cfg->initial_pins[0]), "%s", "123456");
 	snprintf(cfg->initial_pins[1], sizeof(cfg->initial_pins[1]), "%s", "888888");
 	cfg->n_initial_pins = 2;

@@ -78,6 +78,9 @@ struct config {
 	int pin_min_len, pin_max_len;       /* default 4, 12 */
 	int require_internal_auth;          /* reads prove the card genuine first, default 0 */
 	int prefetch;                       /* read a user card ahead on insertion, default 1 */
+	int prefetch_shared;                /* past card_hold_ms, watch the card over a shared
+					     * connection for its insertion, keeping the read-ahead's
+					     * data; 0: let go of it (and the data), default 1 */
 	/* The issuers' initial PINs (4..12 digits each), default "123456" and "888888" (both are
 	 * in use, spec §12.4); a new PIN may be none of them. 0 of them = no such policy. */
 	char initial_pins[CONFIG_MAX_INITIAL_PINS][CONFIG_PIN_TEXT];

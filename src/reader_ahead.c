@@ -95,7 +95,8 @@ int reader_ahead_watch(struct reader *r)
 	uint32_t insertions = 0;
 	int keep;
 
-	if (!ops->share || !ops->claim || !r->slot || r->slot_broken || r->slot_shared)
+	if (!rd->cfg->prefetch_shared || !ops->share || !ops->claim || !r->slot || r->slot_broken ||
+	    r->slot_shared)
 		return 0;
 	pthread_mutex_lock(&rd->lock);
 	keep = r->ahead != NULL && r->ahead_gen == r->card_gen && r->slot_gen == r->card_gen &&

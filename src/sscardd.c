@@ -188,7 +188,9 @@ static void log_config(const struct config *cfg, const char *file)
 		 cfg->read_auth == READ_AUTH_NEVER ? "never" : "auto",
 		 cfg->verify_card_id_mac ? "on" : "off", cfg->card_id_mac_key_set ? "set" : "not set",
 		 cfg->pin_min_len, cfg->pin_max_len, cfg->n_initial_pins,
-		 cfg->refuse_initial_pin ? ", refused for VERIFY" : "", cfg->prefetch ? "on" : "off");
+		 cfg->refuse_initial_pin ? ", refused for VERIFY" : "",
+		 !cfg->prefetch ? "off" : cfg->prefetch_shared ? "on (kept for the insertion)"
+							      : "on (kept while held)");
 	key_text(&cfg->key_write_ssse, k[0]);
 	key_text(&cfg->key_write_ef0d, k[1]);
 	key_text(&cfg->key_read_auth, k[2]);

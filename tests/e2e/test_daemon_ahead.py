@@ -261,6 +261,24 @@ class Ahead(sscardd.DaemonTestCase):
         self.assertGen2(self.c.call('card.read_basic'))
         self.assertEqual(self.apdus(), n0)
 
+    def test_prefetch_shared_off(self):
+        # prefetch_shared = no: past the hold the daemon lets go of the card entirely (another
+        # program gets it exclusively) and of the data with it: the next read asks the card.
+        from smartcard import scard
+        self.start(absent=True, config={'timeouts': {'card_hold_ms': '300'},
+                                        'card': {'prefetch_shared': 'no'}})
+        at_ready = self.insert_and_wait_ready()
+
+        def exclusive():
+            hr, handle, _ = scard.SCardConnect(self.pcsc.ctx, self.reader,
+                                               scard.SCARD_SHARE_EXCLUSIVE,
+                                               scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
+            return handle if hr == scard.SCARD_S_SUCCESS else None
+        handle = harness.wait_until(exclusive, 10, 'the card let go entirely')
+        scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
+        self.assertGen2(self.c.call('card.read_basic'))
+        self.assertGreater(self.apdus(), at_ready)
+
     def test_past_the_hold_removal_and_return(self):
         # Pulled and put back after the hold: a new insertion, read afresh (a new read-ahead).
         self.start(absent=True, config={'timeouts': {'card_hold_ms': '300'}})

@@ -110,6 +110,7 @@ static void test_defaults(void **state)
 	assert_memory_equal(cfg.psam_aid, "\xD1\x56\x00\x00\x05\x90", 6);
 	assert_int_equal(cfg.require_internal_auth, 0);
 	assert_int_equal(cfg.prefetch, 1);
+	assert_int_equal(cfg.prefetch_shared, 1);
 	/* Both initial PINs in use (spec §12.4: 123456, and 888888 in the gen3 profiles). */
 	assert_int_equal(cfg.n_initial_pins, 2);
 	assert_string_equal(cfg.initial_pins[0], "123456");
@@ -161,6 +162,7 @@ static const char good_file[] =
 	"pin_max_len = 8\n"
 	"require_internal_auth = yes\n"
 	"prefetch = no\n"
+	"prefetch_shared = no\n"
 	"initial_pins = 000000, 13572468 ,9999\n"
 	"refuse_initial_pin = on\n"
 	"[keys]\n"
@@ -231,6 +233,7 @@ static void test_good_file(void **state)
 	assert_memory_equal(cfg.psam_aid, "\xD1\x56\x00\x00\x05\xA0", 6);
 	assert_int_equal(cfg.require_internal_auth, 1);
 	assert_int_equal(cfg.prefetch, 0);
+	assert_int_equal(cfg.prefetch_shared, 0);
 	assert_int_equal(cfg.n_initial_pins, 3);
 	assert_string_equal(cfg.initial_pins[0], "000000");
 	assert_string_equal(cfg.initial_pins[1], "13572468");
@@ -462,6 +465,7 @@ static const char *const all_keys[] = {
 	"[readers]", "role.",
 	"[card]", "read_auth", "verify_card_id_mac", "card_id_mac_key", "pin_min_len", "pin_max_len",
 	"require_internal_auth", "initial_pins", "refuse_initial_pin", "prefetch",
+	"prefetch_shared",
 	"[keys]", "write_ssse", "write_ef0d", "read_auth", "internal", "stk", "pin_reload",
 	"pin_unblock", "psam_aid",
 	"[journal]", "path", "key_path", "retention_days", "reopen_interval_ms", "head_interval_ms",
