@@ -65,6 +65,30 @@ void reader_job_complete(struct job_core *core)
 	reader_job_close_timer(core);
 }
 
+/* The answer of a job that never started on the card: its whole deadline went by in the queue. */
+static void job_never_started(struct job_core *core, uint64_t started_since)
+{
+	struct job *job = core->job;
+
+	job->never_started = 1;
+	ssc_diag_set(&job->diag, SSC_ETIMEDOUT,
+		     "reader %s stayed busy with other operations: this one waited its whole "
+		     "deadline, %d ms, without starting (%d were ahead of it when it came, %llu "
+		     "started since); try again, or raise [timeouts] op_timeout_ms",
+		     job->used_reader, core->timeout_ms, core->ahead,
+		     (unsigned long long)started_since);
+}
+
+int reader_job_decline_locked(struct reader *r, struct job_core *core)
+{
+	INVARIANT(core->state == JOB_QUEUED && core->r == r && core->qitem.lane == NULL);
+	if (rd_ms_until(core->deadline_ms) >= READERS_START_MIN_MS)
+		return 0;
+	job_never_started(core, r->started - core->started_before);
+	reader_job_end_locked(core, SSC_ETIMEDOUT);
+	return 1;
+}
+
 /* The job's deadline passed (loop thread). */
 static void job_on_timer(uv_timer_t *t)
 {
@@ -89,13 +113,7 @@ static void job_on_timer(uv_timer_t *t)
 	switch (state) {
 	case JOB_QUEUED:
 		/* The worker never saw this job: its diag is ours to write. */
-		job->never_started = 1;
-		ssc_diag_set(&job->diag, SSC_ETIMEDOUT,
-			     "reader %s stayed busy with other operations: this one waited its whole "
-			     "deadline, %d ms, without starting (%d were ahead of it when it came, %llu "
-			     "started since); try again, or raise [timeouts] op_timeout_ms",
-			     job->used_reader, core->timeout_ms, core->ahead,
-			     (unsigned long long)started_since);
+		job_never_started(core, started_since);
 		reader_job_unref(core);   /* the worker side: it never runs (the timer's ref remains) */
 		reader_job_complete(core);
 		break;

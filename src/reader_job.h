@@ -33,6 +33,16 @@ void reader_job_unref(struct job_core *core);
 /* Takes the next job in turn out of r's queue (rd->lock held); still QUEUED. NULL: none waits. */
 struct job_core *reader_job_pop_locked(struct reader *r);
 
+/*
+ * A job that the worker took out of r's queue (rd->lock held) with less than READERS_START_MIN_MS
+ * of its deadline left (the loop's timer, which ends a job that waits too long, can be late under
+ * load) is not started: it ends as SSC_ETIMEDOUT with job->never_started and the "waited its whole
+ * deadline without starting" message, as the timer would have ended it, instead of running on the
+ * card past its deadline. Returns 1 when it did (post the job), 0 when the job may run.
+ */
+#define READERS_START_MIN_MS 5
+int reader_job_decline_locked(struct reader *r, struct job_core *core);
+
 /* QUEUED -> RUNNING on r's worker, which is idle (rd->lock held): r is busy. */
 void reader_job_run_locked(struct reader *r, struct job_core *core);
 

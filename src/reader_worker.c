@@ -351,6 +351,15 @@ void *reader_worker_main(void *arg)
 		}
 		/* The next in turn: one job per owner while several wait (src/jobq.h). */
 		core = reader_job_pop_locked(r);
+		if (reader_job_decline_locked(r, core)) {
+			/* Its deadline (nearly) went by in the queue; the loop's timer was late. */
+			if (reader_job_post_locked(rd, core)) {
+				pthread_mutex_unlock(&rd->lock);
+				reader_job_unref(core);
+				pthread_mutex_lock(&rd->lock);
+			}
+			continue;
+		}
 		reader_job_run_locked(r, core);
 		pthread_mutex_unlock(&rd->lock);
 

@@ -1087,6 +1087,38 @@ static void test_cancel_owner(void **state)
 		assert_int_equal(atomic_load(&a[i]->runs), 0);
 }
 
+/*
+ * A job whose deadline went by while it waited, and whose timer the loop did not get to run (a
+ * loop late under load): the worker does not start it on the card past its deadline, it answers it
+ * as the timer would have, "waited its whole deadline ... without starting".
+ */
+static void test_late_timer_declined(void **state)
+{
+	struct tjob *run, *late;
+
+	(void)state;
+	card_ready("fake-a", 0);
+	fake_mode("fake-a", FAKE_BLOCK, 0);
+	run = tjob_new("fake-a", 5000);
+	tjob_step(run, SEL_MF, sizeof(SEL_MF), 258);
+	assert_int_equal(tjob_submit(run), 0);
+	assert_true(run_until(runs_pred, run, 3000));
+	late = tjob_new("fake-a", 100);
+	tjob_step(late, SEL_MF, sizeof(SEL_MF), 258);
+	assert_int_equal(tjob_submit(late), 0);
+	nap_ms(300);   /* the loop does not run: late's timer cannot fire */
+	fake_mode("fake-a", FAKE_ECHO, 0);
+	fake_unblock();
+	nap_ms(200);   /* the worker ends run and takes late, the loop still idle */
+	assert_true(run_until(released_pred, run, 5000));
+	assert_int_equal(run->job.err, 0);
+	assert_true(run_until(released_pred, late, 5000));
+	assert_int_equal(late->job.err, SSC_ETIMEDOUT);
+	assert_int_equal(atomic_load(&late->runs), 0);
+	assert_int_equal(late->job.never_started, 1);
+	assert_non_null(strstr(late->job.diag.msg, "without starting"));
+}
+
 static int file_contains(const char *path, const char *needle)
 {
 	char buf[65536];
@@ -1348,6 +1380,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_events_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_psam_lend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_timer_declined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_masked_trace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_stuck_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
