@@ -1,11 +1,12 @@
 /*
  * This file contains the reader core's read-ahead (src/readers.h, struct readers_ahead): a user
  * card read as soon as it is known to be one, before its card.ready, and the data kept for the
- * jobs of that insertion while the worker holds the card's connection. Before a job gets the data
- * the driver confirms, without an APDU, that the card was neither removed nor reset since
- * (ssc_driver_ops.status: pcscd's mark on the connection's own handle and its event counter). A
- * connection released, broken or reset by another program, a removal, a job that failed or may
- * have changed the card: the data is wiped (reader_io_drop() and reader_io_forget_locked() do it
+ * jobs of that insertion while the worker holds the card's connection, and past the hold over the
+ * same connection shared with other programs (reader_ahead_watch(), [card] prefetch_shared).
+ * Before a job gets the data the driver confirms, without an APDU, that the card was neither
+ * removed nor reset since (ssc_driver_ops.status: pcscd's mark on the connection's own handle and
+ * its event counter). A connection closed, broken or reset by another program, a removal, a job
+ * that failed or may have changed the card: the data is wiped (reader_io_drop() and reader_io_forget_locked() do it
  * where the connection or the card goes). Private to the core (src/readers_int.h).
  */
 #ifndef SSC_READER_AHEAD_H
@@ -15,8 +16,8 @@
 
 /*
  * Whether r reads its user cards ahead: a read-ahead was given, [card] prefetch is on, cards are
- * held between operations (card_hold_ms > 0: the data is kept no longer than that) and r's driver
- * can confirm a card untouched (status()). Any thread; reads the configuration only.
+ * held between operations (card_hold_ms > 0) and r's driver can confirm a card untouched
+ * (status()). Any thread; reads the configuration only.
  */
 int reader_ahead_enabled(const struct reader *r);
 

@@ -124,11 +124,12 @@ typedef int (*readers_probe_fn)(struct card_io *io, enum ssc_alg *alg, char term
  * configured "user", at the insertion), before its card.ready, with the card connected (io, as a
  * job's run(), with a deadline op_timeout_ms away). It returns 0 and *kept (the data, opaque to
  * the core; NULL = nothing worth keeping), or an error (nothing kept). The core keeps the data for
- * that insertion only while it holds the card's connection since the read (exclusive: nobody else
- * can have touched the card) and hands it to the next job in io->ahead once the driver confirmed
- * that the card was neither removed nor reset since (ssc_driver_ops.status, no APDU). drop() wipes
- * and frees it: at the removal, when the connection is released (card_hold_ms passed, a reset, a
- * broken connection), after a job that failed or may have changed the card (job->ahead_keep 0).
+ * that insertion only while the connection it was read over stays open (held exclusively, then
+ * shared past card_hold_ms where the driver can share: ssc_driver_ops.share) and hands it to the
+ * next job in io->ahead once the driver confirmed that the card was neither removed nor reset
+ * since (ssc_driver_ops.status, no APDU). drop() wipes and frees it: at the removal, when the
+ * connection is closed (a reset, a broken connection, card_hold_ms passed with prefetch_shared
+ * off), after a job that failed or may have changed the card (job->ahead_keep 0).
  * Never runs while a lease holds the reader, on a driver without status(), or with card_hold_ms 0.
  */
 struct readers_ahead {
