@@ -280,6 +280,9 @@ class Faults(sscardd.DaemonTestCase):
         plain = sscardd.Daemon(self.h, name='plain', socket_name='plain.sock').start()
         self.assertFalse(self.mapped(plain.pid, 'libcurl'), 'libcurl mapped without [hsm]')
         self.assertFalse(self.mapped(plain.pid, 'libssh2'), 'libcurl\'s libraries mapped')
+        # It lets go of the card, which it keeps watching otherwise ([card] prefetch_shared):
+        # the next daemon needs the card exclusively.
+        plain.stop()
         self.start()
         self.assertTrue(self.mapped(self.d.pid, 'libcurl.so.4'), 'libcurl not loaded for [hsm]')
         b = self.c.call('card.read_basic', {'reader': slot_id(CARD)})
