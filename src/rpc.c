@@ -4,6 +4,7 @@
  * both dispatch and the method list come, request lines parsed with the depth limit and their
  * envelope checked, and system.info. The files it calls are listed in src/rpc_int.h. Loop thread.
  */
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +81,7 @@ const char *rpc_method_name(size_t i)
 }
 
 static void *json_malloc_seen(size_t n);
+static void json_free_wiped(void *p);
 
 int rpc_new(const struct config *cfg, struct rpc **out)
 {
@@ -87,8 +89,12 @@ int rpc_new(const struct config *cfg, struct rpc **out)
 
 	if (!r)
 		return SSC_ENOMEM;
-	/* jansson's allocations as malloc's, with their failures seen (parse_request()). */
-	json_set_alloc_funcs(json_malloc_seen, free);
+	/*
+	 * jansson's allocations as malloc's, with their failures seen (parse_request()); every block
+	 * wiped when freed, so that the parser's buffers and strings of a request (a PIN among
+	 * them) do not outlive it in freed memory.
+	 */
+	json_set_alloc_funcs(json_malloc_seen, json_free_wiped);
 	r->cfg = cfg;
 	snprintf(r->journal_status, sizeof(r->journal_status), "%s", "unavailable: not opened");
 	atomic_init(&r->jobs_unreleased, 0);
@@ -180,6 +186,14 @@ static void *json_malloc_seen(size_t n)
 	if (!p)
 		json_nomem = 1;
 	return p;
+}
+
+static void json_free_wiped(void *p)
+{
+	if (p) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
 }
 
 /*
