@@ -68,6 +68,7 @@ static struct {
 	int n;
 	int changed, woken, unblock, blocked;
 	int opens, closes, connects, reconnects, disconnects, resets, probes;
+	int shares, claims;          /* the sharing driver's (fake_share_ops) */
 	int dup_id;                  /* list() reports reader 0 twice */
 } F = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
@@ -293,6 +294,42 @@ static const struct ssc_driver_ops fake_ops = {
 	.status = fake_status,
 };
 
+/* share() and claim() of a driver that can keep watching a card it let other programs use. */
+static int fake_share(struct ssc_slot *slot)
+{
+	(void)slot;
+	pthread_mutex_lock(&F.mu);
+	F.shares++;
+	pthread_mutex_unlock(&F.mu);
+	return 0;
+}
+
+static int fake_claim(struct ssc_slot *slot, int timeout_ms)
+{
+	(void)slot;
+	(void)timeout_ms;
+	pthread_mutex_lock(&F.mu);
+	F.claims++;
+	pthread_mutex_unlock(&F.mu);
+	return 0;
+}
+
+static const struct ssc_driver_ops fake_share_ops = {
+	.name = "fake",
+	.open = fake_open,
+	.close = fake_close,
+	.list = fake_list,
+	.wait_change = fake_wait_change,
+	.wake = fake_wake,
+	.connect = fake_connect,
+	.transmit = fake_transmit,
+	.reconnect = fake_reconnect,
+	.disconnect = fake_disconnect,
+	.status = fake_status,
+	.share = fake_share,
+	.claim = fake_claim,
+};
+
 /*
  * The fake probe: one APDU through the core's choke point (so that the driver's faults reach it),
  * then the fake reader's word: a DES PSAM with terminal 123456789012, or a user card.
@@ -361,6 +398,9 @@ static void fake_ahead_drop(void *kept)
 static const struct readers_ahead fake_ahead = { fake_ahead_read, fake_ahead_drop, NULL };
 static const struct readers_setup ahead_setup = { fake_drivers, 1, fake_probe, count_apdu,
 						  &fake_ahead };
+static const struct ssc_driver_ops *const fake_share_drivers[] = { &fake_share_ops };
+static const struct readers_setup ahead_share_setup = { fake_share_drivers, 1, fake_probe,
+							count_apdu, &fake_ahead };
 
 /* Sets a fake reader's state (a new one when id is new) and tells the monitor. */
 static void fake_set(const char *id, int present, int psam)
@@ -524,6 +564,7 @@ static int setup_with(const struct readers_setup *rs, int hold_ms)
 	F.n = 0;
 	F.changed = F.woken = F.unblock = F.blocked = F.dup_id = 0;
 	F.opens = F.closes = F.connects = F.reconnects = F.disconnects = F.resets = F.probes = 0;
+	F.shares = F.claims = 0;
 	pthread_mutex_unlock(&F.mu);
 	atomic_store(&apdus_counted, 0);
 	memset(&T, 0, sizeof(T));
@@ -551,6 +592,13 @@ static int setup_ahead(void **state)
 {
 	(void)state;
 	return setup_with(&ahead_setup, 30000);
+}
+
+/* With the read-ahead over a driver that can share, and a short hold (100 ms). */
+static int setup_ahead_share(void **state)
+{
+	(void)state;
+	return setup_with(&ahead_share_setup, 100);
 }
 
 static void tjobs_free(void);
@@ -1119,6 +1167,70 @@ static void test_late_timer_declined(void **state)
 	assert_non_null(strstr(late->job.diag.msg, "without starting"));
 }
 
+static int shares_pred(void *arg)
+{
+	return fake_get(&F.shares) >= *(int *)arg;
+}
+
+/*
+ * Past the hold, a driver that can share keeps the connection open to watch the card: the data
+ * read ahead answers a later job without an APDU and without a new connection (claim() takes the
+ * card back). A removal and return the driver's count shows (status()) drops the data and the
+ * connection; so does a removal the monitor sees.
+ */
+static void test_read_ahead_watched(void **state)
+{
+	struct tjob *t;
+	int want = 1, disconnects;
+
+	(void)state;
+	card_ready("fake-a", 0);
+	assert_true(wait_event("card.ready", "fake-a", 5000) >= 0);
+	assert_int_equal(atomic_load(&ahead_reads), 1);
+	assert_true(run_until(shares_pred, &want, 5000));   /* the hold ended: shared */
+	assert_int_equal(fake_get(&F.disconnects), 0);      /* the probe's connection, kept */
+
+	t = tjob_new("fake-a", 3000);
+	t->job.ahead_keep = 1;
+	tjob_run_sync(t);
+	assert_int_equal(t->job.err, 0);
+	assert_non_null(t->seen_ahead);                     /* the data, past the hold */
+	assert_int_equal(fake_get(&F.claims), 1);
+	assert_int_equal(fake_get(&F.r[0].transmits), 2);   /* the probe's, the read-ahead's */
+	assert_int_equal(fake_get(&F.connects), 1);
+
+	/* Out and in while watched (the count moved): the data and the connection go. */
+	want = 2;
+	assert_true(run_until(shares_pred, &want, 5000));
+	pthread_mutex_lock(&F.mu);
+	F.r[0].insertions += 2;
+	pthread_mutex_unlock(&F.mu);
+	disconnects = fake_get(&F.disconnects);
+	t = tjob_new("fake-a", 3000);
+	t->job.ahead_keep = 1;
+	tjob_run_sync(t);
+	assert_int_equal(t->job.err, 0);
+	assert_null(t->seen_ahead);
+	assert_int_equal(fake_get(&F.claims), 1);           /* not taken back: closed */
+	assert_int_equal(fake_get(&F.disconnects), disconnects + 1);
+	assert_int_equal(fake_get(&F.connects), 2);
+	assert_int_equal(atomic_load(&ahead_drops), 1);
+
+	/* A new insertion, watched again; the monitor's removal closes the watched connection. */
+	fake_set("fake-a", 0, 0);
+	assert_true(wait_event("card.removed", "fake-a", 5000) >= 0);
+	card_ready("fake-a", 0);
+	want = fake_get(&F.shares) + 1;
+	assert_true(run_until(shares_pred, &want, 5000));
+	disconnects = fake_get(&F.disconnects);
+	fake_set("fake-a", 0, 0);
+	assert_true(wait_event("card.removed", "fake-a", 5000) >= 0);
+	for (int k = 0; k < 100 && fake_get(&F.disconnects) == disconnects; k++)
+		nap_ms(10);
+	assert_int_equal(fake_get(&F.disconnects), disconnects + 1);
+	assert_int_equal(atomic_load(&ahead_drops), 2);
+}
+
 static int file_contains(const char *path, const char *needle)
 {
 	char buf[65536];
@@ -1385,6 +1497,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_free_with_stuck_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_ahead, setup_ahead, teardown),
+		cmocka_unit_test_setup_teardown(test_read_ahead_watched, setup_ahead_share, teardown),
 	};
 
 	drop_to_nobody();
