@@ -61,7 +61,7 @@ LAYERS = [
     # The metrics observe the operations, the readers and the server (the reader core reports its
     # APDUs through readers_setup's counter, a function pointer: no dependency).
     ("RPC/server", 6, [r"src/rpc[._]", r"src/server[._]", r"src/listener\.", r"src/connlog\.",
-                       r"src/service\.", r"src/svc\.", r"src/metrics\."]),
+                       r"src/service\.", r"src/svc\.", r"src/metrics[._]"]),
     ("sscardd main", 7, [r"src/sscardd[._]", r"src/daemon"]),
     ("sscardctl", 8, [r"src/sscardctl\.", r"src/ctl/", r"src/pinentry\."]),
     ("client libraries", 9, [r"lib/", r"include/sscard/client\.h$",

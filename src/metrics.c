@@ -1,8 +1,9 @@
 /*
  * This file contains the Prometheus metrics (src/metrics.h): process-wide counters (atomics, and
  * a mutex for the operation table), their text exposition (format 0.0.4), and the /metrics
- * endpoint: libmicrohttpd without a thread of its own, its epoll descriptor watched by the event
- * loop, so that a scrape reads the gauges on the loop thread like any other loop callback.
+ * endpoint: libmicrohttpd (loaded at start: src/metrics_mhd.h) without a thread of its own, its
+ * epoll descriptor watched by the event loop, so that a scrape reads the gauges on the loop
+ * thread like any other loop callback.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,7 +13,7 @@
 #include <string.h>
 
 #ifdef SSC_HAVE_MHD
-#include <microhttpd.h>
+#include "metrics_mhd.h"
 #endif
 
 #include "log.h"
@@ -427,6 +428,7 @@ char *metrics_text(const struct metrics_gauges *g)
 
 #ifdef SSC_HAVE_MHD
 struct metrics {
+	const struct metrics_mhd *lib;      /* libmicrohttpd's functions */
 	struct MHD_Daemon *mhd;
 	uv_poll_t poll;
 	uv_timer_t timer;
@@ -437,17 +439,18 @@ struct metrics {
 
 static const char content_type[] = "text/plain; version=0.0.4; charset=utf-8";
 
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, const char *text)
+static enum MHD_Result answer(const struct metrics_mhd *lib, struct MHD_Connection *conn,
+			      unsigned status, const char *text)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
-								 MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r = lib->create_response_from_buffer(strlen(text), (void *)text,
+								  MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
 
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
-	ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
+	lib->add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	ret = lib->queue_response(conn, status, r);
+	lib->destroy_response(r);
 	return ret;
 }
 
@@ -456,6 +459,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				  const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct metrics *m = cls;
+	const struct metrics_mhd *lib = m->lib;
 	struct metrics_gauges g;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -465,25 +469,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)upload_data;
 	(void)con_cls;
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /metrics only\n");
+		return answer(lib, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /metrics only\n");
 	if (*upload_data_size != 0)
 		return MHD_NO;
 	if (strcmp(url, "/metrics") != 0)
-		return answer(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n");
+		return answer(lib, conn, MHD_HTTP_NOT_FOUND,
+			      "not found: the metrics are at /metrics\n");
 	memset(&g, 0, sizeof(g));
 	m->gauges(m->arg, &g);
 	text = metrics_text(&g);
 	free(g.readers);
 	if (!text)
-		return answer(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+		return answer(lib, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	r = lib->create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(text);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "Content-Type", content_type);
-	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
+	lib->add_response_header(r, "Content-Type", content_type);
+	ret = lib->queue_response(conn, MHD_HTTP_OK, r);
+	lib->destroy_response(r);
 	return ret;
 }
 
@@ -492,7 +497,7 @@ static void metrics_schedule(struct metrics *m);
 /* libmicrohttpd's work, on the loop thread: never blocks (its sockets are non-blocking). */
 static void metrics_run(struct metrics *m)
 {
-	MHD_run(m->mhd);
+	m->lib->run(m->mhd);
 	metrics_schedule(m);
 }
 
@@ -513,7 +518,7 @@ static void metrics_schedule(struct metrics *m)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
 
-	if (MHD_get_timeout(m->mhd, &ms) == MHD_YES)
+	if (m->lib->get_timeout(m->mhd, &ms) == MHD_YES)
 		uv_timer_start(&m->timer, on_timer, ms, 0);
 	else
 		uv_timer_stop(&m->timer);
@@ -531,42 +536,70 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("metrics: %s", buf);
 }
 
+/* libmicrohttpd's table, or NULL with the whole reason (what to do included) in err. */
+static const struct metrics_mhd *metrics_lib(char *err, size_t errlen)
+{
+	const struct metrics_mhd *lib;
+	char why[256] = "";
+
+	lib = metrics_mhd_load(METRICS_MHD_SONAME, why, sizeof(why));
+	if (!lib)
+		snprintf(err, errlen, "[metrics] listen is set, but libmicrohttpd cannot be loaded "
+			 "(SSC_EMETRICSLIB: %s): install the package libmicrohttpd12 (apt-get "
+			 "install libmicrohttpd12), or remove [metrics] listen", why);
+	return lib;
+}
+
+int metrics_load(char *err, size_t errlen)
+{
+	return metrics_lib(err, errlen) ? 0 : SSC_EMETRICSLIB;
+}
+
 int metrics_start(uv_loop_t *loop, const struct config *cfg, metrics_gauges_fn gauges, void *arg,
 		  struct metrics **out)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	const union MHD_DaemonInfo *info;
+	const struct metrics_mhd *lib;
 	struct metrics *m;
 	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	char err[512];
 
 	if (config_parse_listen(cfg->metrics_listen, &ss, &sl) != 0) {
 		log_error("metrics: [metrics] listen = %s: expected ADDRESS:PORT", cfg->metrics_listen);
 		return SSC_ECONFIG;
+	}
+	/* Loaded already by sscardd's main() (metrics_load()), which stops at start without it. */
+	lib = metrics_lib(err, sizeof(err));
+	if (!lib) {
+		log_error("metrics: %s", err);
+		return SSC_EMETRICSLIB;
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return SSC_ENOMEM;
+	m->lib = lib;
 	m->gauges = gauges;
 	m->arg = arg;
-	m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, m,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)8,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				  MHD_OPTION_END);
+	m->mhd = lib->start_daemon(flags, 0, NULL, NULL, on_request, m,
+				   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				   MHD_OPTION_CONNECTION_LIMIT, (unsigned)8,
+				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+				   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				   MHD_OPTION_END);
 	if (!m->mhd) {
 		log_error("metrics: cannot listen on %s: %s", cfg->metrics_listen, strerror(errno));
 		free(m);
 		return SSC_EIO;
 	}
-	info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	info = lib->get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info || uv_poll_init(loop, &m->poll, info->epoll_fd) != 0) {
 		log_error("metrics: cannot watch libmicrohttpd's descriptor");
-		MHD_stop_daemon(m->mhd);
+		lib->stop_daemon(m->mhd);
 		free(m);
 		return SSC_EIO;
 	}
@@ -595,7 +628,7 @@ void metrics_stop(struct metrics *m)
 	uv_poll_stop(&m->poll);
 	uv_timer_stop(&m->timer);
 	/* Closes the listening socket and every connection (no thread of its own to join). */
-	MHD_stop_daemon(m->mhd);
+	m->lib->stop_daemon(m->mhd);
 	m->mhd = NULL;
 	uv_close((uv_handle_t *)&m->poll, on_closed);
 	uv_close((uv_handle_t *)&m->timer, on_closed);
@@ -604,6 +637,13 @@ void metrics_stop(struct metrics *m)
 struct metrics {
 	int unused;
 };
+
+int metrics_load(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "[metrics] listen is set, but this sscardd was built without "
+		 "libmicrohttpd");
+	return SSC_ECONFIG;
+}
 
 int metrics_start(uv_loop_t *loop, const struct config *cfg, metrics_gauges_fn gauges, void *arg,
 		  struct metrics **out)

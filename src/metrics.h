@@ -2,7 +2,8 @@
  * This file contains the daemon's Prometheus metrics (issue 19): the counters that the rest of the
  * daemon moves (operations, APDUs, key-provider failures, journal rows, refused connections), and
  * the endpoint that serves them with the gauges of the moment as text exposition at /metrics
- * through libmicrohttpd, on the event loop's thread ([metrics] listen; off by default). No label
+ * through libmicrohttpd (loaded only for it), on the event loop's thread ([metrics] listen; off
+ * by default). No label
  * ever holds personal data: methods, result names, drivers, roles, reader ids and kinds of row.
  */
 #ifndef SSC_METRICS_H
@@ -36,10 +37,20 @@ typedef void (*metrics_gauges_fn)(void *arg, struct metrics_gauges *g);
 struct metrics;
 
 /*
+ * Loads libmicrohttpd (src/metrics_mhd.h), which the endpoint needs and a daemon with the metrics
+ * off never maps: sscardd's main() calls this at start when [metrics] listen is set, and stops
+ * there when it fails. Returns 0, or SSC_EMETRICSLIB (the library cannot be loaded) or
+ * SSC_ECONFIG (built without libmicrohttpd's headers) with the message to log or print in err
+ * (the reason, and what to install). Logs nothing. Any thread; may block while the library loads.
+ */
+int metrics_load(char *err, size_t errlen);
+
+/*
  * Starts the endpoint on cfg->metrics_listen (config_parse_listen() form) on loop's thread: GET
  * /metrics answers the exposition text; anything else 404 or 405. At most 8 connections at once,
  * each closed after 10 s idle. gauges(arg) is called for each scrape. Returns 0 and *out, or
- * SSC_ECONFIG (a bad address, or built without libmicrohttpd), SSC_EIO (cannot listen: the
+ * SSC_ECONFIG (a bad address, or built without libmicrohttpd), SSC_EMETRICSLIB (libmicrohttpd
+ * cannot be loaded: metrics_load() was not called first, or failed), SSC_EIO (cannot listen: the
  * address is in use or not on this machine), SSC_ENOMEM. Errors are logged.
  */
 int metrics_start(uv_loop_t *loop, const struct config *cfg, metrics_gauges_fn gauges, void *arg,

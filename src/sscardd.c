@@ -22,6 +22,7 @@
 #include "hsm_keyprov.h"
 #include "keyprov.h"
 #include "log.h"
+#include "metrics.h"
 #include "rpc.h"
 #include "service.h"
 #include "sscard/error.h"
@@ -389,10 +390,23 @@ static int check_hsm_files(const struct sscardd *m)
 	return rc;
 }
 
+/*
+ * [metrics] listen: libmicrohttpd loaded now (src/metrics_mhd.h), at start, so that a desk whose
+ * package lost it learns so when the daemon starts, not at the first scrape. Without [metrics]
+ * nothing is loaded. Returns 0, or the error with its message in err.
+ */
+static int metrics_lib_check(const struct sscardd *m, char *err, size_t errlen)
+{
+	if (!m->cfg.metrics_listen[0])
+		return 0;
+	return metrics_load(err, errlen);
+}
+
 int main(int argc, char **argv)
 {
 	static struct sscardd m;
 	int check_only, rc, status = EXIT_RUNTIME, harden_errno = 0, refused = 0;
+	char err[512] = "";
 
 	if (process_harden() != 0)
 		harden_errno = errno;
@@ -401,6 +415,12 @@ int main(int argc, char **argv)
 		return rc;
 	if (check_only) {
 		log_config(&m.cfg, m.config_file);
+		if (metrics_lib_check(&m, err, sizeof(err)) != 0) {
+			fprintf(stderr, "sscardd: %s: %s\n", m.config_file ? m.config_file :
+				"configuration", err);
+			config_wipe(&m.cfg);
+			return EXIT_USAGE;
+		}
 		if (check_hsm_files(&m) != 0) {
 			config_wipe(&m.cfg);
 			return EXIT_USAGE;
@@ -423,6 +443,10 @@ int main(int argc, char **argv)
 	/* Best effort: a locked page is never written to swap (RLIMIT_MEMLOCK may forbid it). */
 	(void)mlock(m.cfg.card_id_mac_key, sizeof(m.cfg.card_id_mac_key));
 	nofile_fit(&m.cfg);
+	if (metrics_lib_check(&m, err, sizeof(err)) != 0) {
+		log_error("%s: %s", m.config_file ? m.config_file : "configuration", err);
+		goto out_wipe;
+	}
 
 	if (uv_loop_init(&m.loop) != 0) {
 		log_error("cannot create the event loop");

@@ -123,6 +123,14 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
 
+def library_mapped(pid, name):
+    """Whether a shared library whose file name starts with name is mapped into process pid (the
+    file name only: a test's directory, in the journal's mapped paths, may name the library)."""
+    with open(f'/proc/{pid}/maps') as f:
+        return any(os.path.basename(line.split()[-1]).startswith(name) and '.so' in line
+                   for line in f if len(line.split()) >= 6)
+
+
 def _die_with_parent():
     """preexec_fn: the child gets SIGKILL when the test process dies, so nothing outlives it."""
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

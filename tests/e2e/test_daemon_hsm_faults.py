@@ -33,6 +33,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 import docsref  # noqa: E402
 import hsmkit  # noqa: E402
 import sscardd  # noqa: E402
@@ -264,27 +265,20 @@ class Faults(sscardd.DaemonTestCase):
         self.assertEqual(p.returncode, 0, p)
         self.assertEqual(stat.S_IMODE(os.stat(self.pki.desk_key).st_mode), 0o640)
 
-
-    @staticmethod
-    def mapped(pid, name):
-        """Whether a shared library whose file name starts with name is mapped into process pid
-        (the file name only: the test's directory, in the journal's mapped paths, names this
-        test)."""
-        with open(f'/proc/{pid}/maps') as f:
-            return any(os.path.basename(line.split()[-1]).startswith(name) and '.so' in line
-                       for line in f if len(line.split()) >= 6)
-
     def test_libcurl_only_with_hsm(self):
         # The daemon loads libcurl for the key server only (docs/operations.md, [hsm]): without
         # [hsm] it is not in the process at all, with [hsm] url it is, from the start.
         plain = sscardd.Daemon(self.h, name='plain', socket_name='plain.sock').start()
-        self.assertFalse(self.mapped(plain.pid, 'libcurl'), 'libcurl mapped without [hsm]')
-        self.assertFalse(self.mapped(plain.pid, 'libssh2'), 'libcurl\'s libraries mapped')
+        self.assertFalse(harness.library_mapped(plain.pid, 'libcurl'),
+                         'libcurl mapped without [hsm]')
+        self.assertFalse(harness.library_mapped(plain.pid, 'libssh2'),
+                         'libcurl\'s libraries mapped')
         # It lets go of the card, which it keeps watching otherwise ([card] prefetch_shared):
         # the next daemon needs the card exclusively.
         plain.stop()
         self.start()
-        self.assertTrue(self.mapped(self.d.pid, 'libcurl.so.4'), 'libcurl not loaded for [hsm]')
+        self.assertTrue(harness.library_mapped(self.d.pid, 'libcurl.so.4'),
+                        'libcurl not loaded for [hsm]')
         b = self.c.call('card.read_basic', {'reader': slot_id(CARD)})
         self.assertEqual(b['terminal_number'], '330100000001')
 
@@ -313,7 +307,7 @@ class Faults(sscardd.DaemonTestCase):
         self.assertIn(want, proc.log_text())
         self.assertFalse(os.path.exists(d.socket_path))
         plain = sscardd.Daemon(self.h, name='plain', socket_name='plain.sock', env=env).start()
-        self.assertFalse(self.mapped(plain.pid, 'libcurl'))
+        self.assertFalse(harness.library_mapped(plain.pid, 'libcurl'))
         self.d, self.c = plain, plain.client()
         self.wait_roles({CARD: 'user'})
         b = self.c.call('card.read_basic', {'reader': slot_id(CARD)})

@@ -20,6 +20,9 @@ network namespace, so that its loopback and ports are the test's own) serves /me
 * no personal data in the text: not the card number, the ID number or the name;
 * anything but GET /metrics is 404 / 405; with no [metrics] listen nothing listens; with the port
   taken, an error line and the desk served without metrics;
+* libmicrohttpd (and GnuTLS with it) is mapped only with [metrics] listen; when it cannot be loaded
+  the daemon stops at start with SSC_EMETRICSLIB and the package to install (exit 1;
+  --check-config exits 2), and without [metrics] it starts regardless;
 * the alert rules: `promtool check rules`, the file as docs/operations.md shows it, and
   `promtool test rules` on series of desks that lose their reader or their journal, a healthy desk
   and one that never had a reader (each alert fires after its 5 minutes, only where it should).
@@ -289,6 +292,60 @@ class Metrics(sscardd.DaemonTestCase):
         d = sscardd.Daemon(self.h, in_mountns=True).start()
         self.assertNotIn(PORT, self.h.ns.listening_ports())
         self.assertIn('config: metrics off', d.log_text())
+
+    def test_library_only_when_on(self):
+        # The daemon loads libmicrohttpd for the endpoint only (docs/operations.md, [metrics]):
+        # with the metrics off neither it nor GnuTLS and GnuTLS's libraries are in the process;
+        # with [metrics] listen they are, from the start, and the endpoint answers.
+        self.h.start_pcscd()
+        off = sscardd.Daemon(self.h, name='off', socket_name='off.sock', in_mountns=True).start()
+        for lib in ('libmicrohttpd', 'libgnutls', 'libp11-kit', 'libnettle', 'libhogweed'):
+            self.assertFalse(harness.library_mapped(off.pid, lib),
+                             f'{lib} mapped with the metrics off')
+        off.stop()
+        d = sscardd.Daemon(self.h, config={'metrics': {'listen': f'127.0.0.1:{PORT}'}},
+                           in_mountns=True).start()
+        self.assertTrue(harness.library_mapped(d.pid, 'libmicrohttpd.so.12'),
+                        'libmicrohttpd not loaded')
+        self.assertTrue(harness.library_mapped(d.pid, 'libgnutls'),
+                        'libmicrohttpd\'s GnuTLS not loaded')
+        self.assertIn('sscard_build_info{', self.scrape())
+
+    def test_library_missing(self):
+        # libmicrohttpd.so.12 cannot be loaded (here: LD_LIBRARY_PATH finds a file that is no
+        # library first): with [metrics] listen the daemon refuses to start, naming
+        # SSC_EMETRICSLIB and the package to install, instead of serving without its metrics;
+        # with the metrics off it starts and serves, since it never needs libmicrohttpd.
+        self.h.start_pcscd()
+        libdir = self.h.path('nolib')
+        os.makedirs(libdir)
+        with open(os.path.join(libdir, 'libmicrohttpd.so.12'), 'w') as f:
+            f.write('not a shared library\n')
+        env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+        d = sscardd.Daemon(self.h, config={'metrics': {'listen': f'127.0.0.1:{PORT}'}},
+                           name='nomhd', socket_name='nomhd.sock', in_mountns=True, env=env)
+        with open(d.config_path, 'w') as f:
+            f.write(sscardd.ini_text(d.sections))
+        want = ('[metrics] listen is set, but libmicrohttpd cannot be loaded (SSC_EMETRICSLIB: '
+                f'{libdir}/libmicrohttpd.so.12: ')
+        todo = ('install the package libmicrohttpd12 (apt-get install libmicrohttpd12), or '
+                'remove [metrics] listen')
+        p = subprocess.run([*d.argv(), '--check-config'], capture_output=True, text=True,
+                           timeout=30, env=env)
+        self.assertEqual(p.returncode, 2, p)
+        self.assertIn(f'sscardd: {d.config_path}: {want}', p.stderr)
+        self.assertIn(todo, p.stderr)
+        self.assertNotIn('configuration OK', p.stdout)
+        proc = self.h.spawn('nomhd', d.argv(), env=env, in_mountns=True)
+        self.assertEqual(proc.wait(20), 1)
+        self.assertIn(want, proc.log_text())
+        self.assertIn(todo, proc.log_text())
+        self.assertFalse(os.path.exists(d.socket_path))
+        self.assertNotIn(PORT, self.h.ns.listening_ports())
+        plain = sscardd.Daemon(self.h, name='plain', socket_name='plain.sock', in_mountns=True,
+                               env=env).start()
+        self.assertFalse(harness.library_mapped(plain.pid, 'libmicrohttpd'))
+        self.assertEqual(plain.client().call('system.info')['journal'], 'ok')
 
 
 class KeyProvider(sscardd.DaemonTestCase):

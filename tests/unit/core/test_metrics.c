@@ -2,8 +2,9 @@
  * This file contains the unit tests of src/metrics.c and of the configuration keys of issue 19:
  * operation counters by method and result (unknown methods and implausible results as "other"),
  * the histogram's buckets, the key-provider wrapper (failures counted, "no key store" answers
- * not), label escaping, and [metrics] listen / [daemon] user / [audit] syslog_socket parsing.
- * Expected texts are written by hand.
+ * not), label escaping, [metrics] listen / [daemon] user / [audit] syslog_socket parsing, and the
+ * loading of libmicrohttpd (src/metrics_mhd.c): a file that is not there, a library without its
+ * functions, the real one. Expected texts are written by hand.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -20,6 +21,9 @@
 #include "config.h"
 #include "metrics.h"
 #include "sscard/error.h"
+#ifdef SSC_HAVE_MHD
+#include "metrics_mhd.h"
+#endif
 
 static char *text_now(struct reader_info *ri, size_t n)
 {
@@ -249,6 +253,45 @@ static void test_config_keys(void **state)
 	assert_non_null(strstr(err, "[audit] syslog_socket must be an absolute path"));
 }
 
+#ifdef SSC_HAVE_MHD
+/*
+ * The loader says why it failed, in words that name the file: a missing file with dlopen()'s
+ * reason, a library that is not libmicrohttpd with the first function it lacks; then the real
+ * library gives a whole table, which every later call returns, and metrics_load() succeeds. One
+ * test, in this order: after a success the loader keeps its table.
+ */
+static void test_library_loader(void **state)
+{
+	const struct metrics_mhd *t;
+	char err[512] = "";
+
+	(void)state;
+	t = metrics_mhd_load("libsscard-test-no-such-mhd.so.12", err, sizeof(err));
+	assert_null(t);
+	assert_non_null(strstr(err, "libsscard-test-no-such-mhd.so.12: cannot open shared object "
+				    "file"));
+	err[0] = '\0';
+	t = metrics_mhd_load("libc.so.6", err, sizeof(err));
+	assert_null(t);
+	assert_string_equal(err, "libc.so.6 has no MHD_start_daemon");
+	err[0] = '\0';
+	t = metrics_mhd_load(METRICS_MHD_SONAME, err, sizeof(err));
+	assert_non_null(t);
+	assert_string_equal(err, "");
+	assert_non_null(t->start_daemon);
+	assert_non_null(t->stop_daemon);
+	assert_non_null(t->run);
+	assert_non_null(t->get_timeout);
+	assert_non_null(t->get_daemon_info);
+	assert_non_null(t->create_response_from_buffer);
+	assert_non_null(t->add_response_header);
+	assert_non_null(t->queue_response);
+	assert_non_null(t->destroy_response);
+	assert_ptr_equal(metrics_mhd_load("libsscard-test-no-such-mhd.so.12", err, sizeof(err)), t);
+	assert_int_equal(metrics_load(err, sizeof(err)), 0);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +301,9 @@ int main(void)
 		cmocka_unit_test(test_keyprov_wrap),
 		cmocka_unit_test(test_listen_and_keys),
 		cmocka_unit_test(test_config_keys),
+#ifdef SSC_HAVE_MHD
+		cmocka_unit_test(test_library_loader),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
