@@ -71,6 +71,8 @@ void reader_ahead_read(struct reader *r, unsigned gen)
 	} else if (rc == 0) {
 		rc = SSC_ECARDREMOVED;   /* the card left meanwhile */
 	}
+	r->ahead_err = rc;
+	r->ahead_err_gen = gen;
 	pthread_mutex_unlock(&rd->lock);
 
 	if (rc == 0) {
@@ -86,6 +88,17 @@ void reader_ahead_read(struct reader *r, unsigned gen)
 	log_debug("reader %s: nothing kept from the read-ahead: %s", r->id, ssc_strerror_name(rc));
 	r->hold_until_ms = 0;
 	reader_io_drop(r, reset);
+}
+
+void reader_ahead_again_locked(struct readers *rd)
+{
+	for (struct reader *r = rd->table; r; r = r->next) {
+		if (r->card_present && !r->ahead && r->ahead_err == SSC_ENOPSAM &&
+		    r->ahead_err_gen == r->card_gen) {
+			r->ahead_again = 1;
+			pthread_cond_signal(&r->cond);
+		}
+	}
 }
 
 int reader_ahead_watch(struct reader *r)

@@ -32,6 +32,14 @@ int reader_ahead_enabled(const struct reader *r);
 void reader_ahead_read(struct reader *r, unsigned gen);
 
 /*
+ * A PSAM became ready (rd->lock held): every user card whose read-ahead kept nothing for want of
+ * one (SSC_ENOPSAM: read authorisation with no PSAM yet, as when the daemon starts with both cards
+ * in their readers and the user card's probe ends first) is read ahead again by its worker
+ * (r->ahead_again), without another card.ready.
+ */
+void reader_ahead_again_locked(struct readers *rd);
+
+/*
  * When the hold of r's user card ends (card_lock held, no job running): keeps the connection open
  * but shared with other programs (the driver's share()), so that the read-ahead's data outlives
  * the hold for the whole insertion, while the handle still sees a removal or a reset by anyone

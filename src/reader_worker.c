@@ -104,6 +104,8 @@ static void reader_probe(struct reader *r, unsigned gen)
 		}
 		reader_event_ready_locked(r, ready_err);
 		INVARIANT(r->ready_gen == r->card_gen);
+		if (role == READER_ROLE_PSAM && alg != SSC_ALG_NONE)
+			reader_ahead_again_locked(rd);
 	}
 	pthread_mutex_unlock(&rd->lock);
 
@@ -122,16 +124,23 @@ static void reader_probe(struct reader *r, unsigned gen)
  * (worker thread). A card that cannot be opened is ready all the same, as it would have been
  * without the read-ahead: its jobs will say what is wrong.
  */
-static void reader_ahead_user(struct reader *r, unsigned gen)
+/* Connects to the card of generation gen and reads it ahead (worker thread). */
+static void reader_ahead_connect_read(struct reader *r, unsigned gen)
 {
-	struct readers *rd = r->rd;
-	int64_t deadline = cardio_now_ms() + rd->cfg->op_timeout_ms;
+	int64_t deadline = cardio_now_ms() + r->rd->cfg->op_timeout_ms;
 
 	if (reader_io_lock(r, deadline) == 0) {
 		if (reader_io_connect(r, deadline) == 0)
 			reader_ahead_read(r, gen);
 		pthread_mutex_unlock(&r->card_lock);
 	}
+}
+
+static void reader_ahead_user(struct reader *r, unsigned gen)
+{
+	struct readers *rd = r->rd;
+
+	reader_ahead_connect_read(r, gen);
 	pthread_mutex_lock(&rd->lock);
 	if (r->card_gen == gen)
 		reader_event_ready_locked(r, 0);
@@ -296,6 +305,19 @@ void *reader_worker_main(void *arg)
 			pthread_mutex_unlock(&rd->lock);
 			reader_ahead_user(r, gen);
 			pthread_mutex_lock(&rd->lock);
+			continue;
+		}
+		if (r->ahead_again) {
+			unsigned gen = r->card_gen;
+
+			r->ahead_again = 0;
+			if (r->card_present && !r->ahead && r->ahead_err_gen == gen &&
+			    reader_ahead_enabled(r)) {
+				/* A PSAM came since the read-ahead found none: read it again. */
+				pthread_mutex_unlock(&rd->lock);
+				reader_ahead_connect_read(r, gen);
+				pthread_mutex_lock(&rd->lock);
+			}
 			continue;
 		}
 		if (r->probe_retry_ms && r->card_present && cardio_now_ms() >= r->probe_retry_ms) {

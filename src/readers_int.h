@@ -132,6 +132,9 @@ struct reader {
 					* held, or shared to watch the card (slot_shared) */
 	unsigned ahead_gen;
 	unsigned ahead_done_gen;       /* a reader configured "user": the card_gen read ahead */
+	int ahead_err;                 /* the last read-ahead's error (0: kept) ... */
+	unsigned ahead_err_gen;        /* ... of this card_gen */
+	int ahead_again;               /* a PSAM came: read ahead again (reader_ahead_again_locked) */
 	struct jobq q;                 /* the jobs waiting, in turns across their owners */
 	pthread_cond_t cond;           /* the worker waits here, with rd->lock */
 

@@ -38,6 +38,7 @@ GEN2 = {
 # The gen3-readauth profile's card: its EF06 is read only after read authorisation (PSAM).
 READAUTH_SSN = '330203198511110029'
 HOLD_MS = 30000          # long enough that every test below runs within one hold
+WATCHED = 'watched for the data read ahead'   # the daemon's debug line when its hold ends
 
 
 class Ahead(sscardd.DaemonTestCase):
@@ -278,6 +279,37 @@ class Ahead(sscardd.DaemonTestCase):
         scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
         self.assertGen2(self.c.call('card.read_basic'))
         self.assertGreater(self.apdus(), at_ready)
+
+    def test_kept_past_the_hold_read_authorised(self):
+        # A card whose EF06 needs read authorisation (the read-ahead resets it after the read):
+        # kept past the hold as well.
+        self.start('gen3-readauth', psam='gen3-readauth', absent=True,
+                   config={'timeouts': {'card_hold_ms': '300'}})
+        n = self.d.log_count(WATCHED)
+        at_ready = self.insert_and_wait_ready()
+        harness.wait_until(lambda: self.d.log_count(WATCHED) > n or None, 10,
+                           'the hold to end with the card watched')
+        self.assertEqual(self.c.call('card.read_basic')['ssn'], READAUTH_SSN)
+        self.assertEqual(self.apdus(), at_ready)
+
+    def test_psam_after_the_card(self):
+        # The card is read ahead before any PSAM is ready (as at a daemon start with both in their
+        # readers, when the card's probe ends first): its read authorisation has no PSAM, and
+        # nothing is kept. When the PSAM comes, the card is read ahead again.
+        self.h.start_pcscd()
+        self.sim = self.h.start_card('gen3-readauth', slot=0)
+        psam = self.h.sim('psam', 'gen3-readauth', 1, absent=True).start()
+        self.start_daemon()
+        self.rid = sscardd.slot_id(0)
+        self.wait_roles({0: 'user'})
+        self.c.events.clear()
+        psam.insert()
+        self.c.next_event(timeout=10, type='card.ready', reader=sscardd.slot_id(1))
+        harness.wait_until(lambda: self.d.log_count('card read ahead') >= 1 or None, 10,
+                           'the card read ahead again')
+        n0 = self.apdus()
+        self.assertEqual(self.c.call('card.read_basic')['ssn'], READAUTH_SSN)
+        self.assertEqual(self.apdus(), n0)                 # from the second read-ahead
 
     def test_past_the_hold_removal_and_return(self):
         # Pulled and put back after the hold: a new insertion, read afresh (a new read-ahead).
