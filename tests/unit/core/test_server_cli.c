@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+extern char **environ;
 #include <uv.h>
 
 #include "config.h"
@@ -120,7 +122,9 @@ static void slurp(int fd, char *buf, size_t cap)
 static void run_ctl(struct run *r, const char *env_socket, ...)
 {
 	const char *argv[32];
-	int n = 0, o[2], e[2], status;
+	static char *envp[256];
+	static char sockvar[PATH_MAX + 16];
+	int n = 0, ne = 0, o[2], e[2], status;
 	struct timespec t0, t1;
 	va_list ap;
 	pid_t pid;
@@ -134,6 +138,19 @@ static void run_ctl(struct run *r, const char *env_socket, ...)
 	while ((argv[n] = va_arg(ap, const char *)) != NULL)
 		n++;
 	va_end(ap);
+	/*
+	 * The child's environment is made here, before fork(): the daemon's threads run in this
+	 * process, and a child of a threaded process that allocates (setenv) may wait forever on a
+	 * lock one of them held at the fork (the ASan suite once saw sscardctl never start).
+	 */
+	for (char **ev = environ; *ev && ne < 254; ev++)
+		if (strncmp(*ev, "SSCARD_SOCKET=", 14) != 0)
+			envp[ne++] = *ev;
+	if (env_socket) {
+		snprintf(sockvar, sizeof(sockvar), "SSCARD_SOCKET=%s", env_socket);
+		envp[ne++] = sockvar;
+	}
+	envp[ne] = NULL;
 	assert_int_equal(pipe(o), 0);
 	assert_int_equal(pipe(e), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -144,9 +161,7 @@ static void run_ctl(struct run *r, const char *env_socket, ...)
 		dup2(e[1], 2);
 		close(o[0]);
 		close(e[0]);
-		if (env_socket)
-			setenv("SSCARD_SOCKET", env_socket, 1);
-		execv(ctl, (char *const *)argv);
+		execve(ctl, (char *const *)argv, envp);
 		_exit(127);
 	}
 	close(o[1]);
