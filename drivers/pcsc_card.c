@@ -102,6 +102,20 @@ static int pcsc_card_in_reader(struct ssc_slot *s)
 	return (st.dwEventState & SCARD_STATE_PRESENT) != 0;
 }
 
+/*
+ * Another program holds the card (a sharing violation): waits a moment before the next try, or
+ * returns SSC_EREADERBUSY at the deadline.
+ */
+static int pcsc_sharing_wait(int64_t deadline)
+{
+	int64_t left = deadline - pcsc_now_ms();
+
+	if (left <= 0)
+		return SSC_EREADERBUSY;
+	pcsc_sleep_ms(left < PCSC_SHARING_RETRY_MS ? (int)left : PCSC_SHARING_RETRY_MS);
+	return 0;
+}
+
 static int pcsc_connect_card(struct ssc_slot *s, int64_t deadline)
 {
 	LONG rv;
@@ -114,11 +128,8 @@ static int pcsc_connect_card(struct ssc_slot *s, int64_t deadline)
 			return 0;
 		}
 		if (rv == SCARD_E_SHARING_VIOLATION) {
-			int64_t left = deadline - pcsc_now_ms();
-
-			if (left <= 0)
+			if (pcsc_sharing_wait(deadline) != 0)
 				return SSC_EREADERBUSY;
-			pcsc_sleep_ms(left < PCSC_SHARING_RETRY_MS ? (int)left : PCSC_SHARING_RETRY_MS);
 			continue;
 		}
 		if (pcsc_rv_dead(rv)) {
@@ -330,7 +341,7 @@ static int pcsc_share(struct ssc_slot *s)
 	if (pcsc_rv_dead(rv))
 		s->broken = 1;
 	s->card_gone = 1;   /* nothing to reset: the caller closes the slot */
-	return pcsc_map(rv) ? pcsc_map(rv) : SSC_EREADER;
+	return pcsc_map(rv);   /* never 0: rv is no success */
 }
 
 /*
@@ -348,11 +359,8 @@ static int pcsc_claim(struct ssc_slot *s, int timeout_ms)
 		rv = SCardReconnect(s->card, SCARD_SHARE_EXCLUSIVE,
 				    SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD, &s->proto);
 		if (rv == SCARD_E_SHARING_VIOLATION) {
-			int64_t left = deadline - pcsc_now_ms();
-
-			if (left <= 0)
+			if (pcsc_sharing_wait(deadline) != 0)
 				return SSC_EREADERBUSY;
-			pcsc_sleep_ms(left < PCSC_SHARING_RETRY_MS ? (int)left : PCSC_SHARING_RETRY_MS);
 			continue;
 		}
 		if (rv != SCARD_S_SUCCESS && pcsc_rv_dead(rv))

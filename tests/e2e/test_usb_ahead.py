@@ -54,21 +54,24 @@ class UsbAhead(usbharness.UsbTestCase):
         self.assertEqual(self.c.call('card.read_basic', {'reader': card}), basic)
         self.assertEqual(self.apdus(), at_ready)
 
+    def out_in_and_read(self, card):
+        """Pulls the card and puts it back at once, then card.read_basic (asked again while the
+        request meets the card on its way out)."""
+        self.usb.remove('a')
+        self.usb.insert('a')
+        for _ in range(3):
+            try:
+                return self.c.call('card.read_basic', {'reader': card})
+            except sscardd.RpcError as e:
+                self.assertIn(e.name, ('SSC_ENOCARD', 'SSC_ECARDREMOVED'), str(e))
+                self.wait_user('a')
+        self.fail('card.read_basic failed three times after the card came back')
+
     def test_pulled_and_put_back_is_read_again(self):
         card = self.start_pulled('t1')
         at_ready = self.insert_and_wait_ready(card)
         # Out and in at once: whether the monitor reports it or not, the slot's count moved.
-        self.usb.remove('a')
-        self.usb.insert('a')
-        basic = None
-        for _ in range(3):
-            try:
-                basic = self.c.call('card.read_basic', {'reader': card})
-                break
-            except sscardd.RpcError as e:      # the request met the card on its way out
-                self.assertIn(e.name, ('SSC_ENOCARD', 'SSC_ECARDREMOVED'), str(e))
-                self.wait_user('a')
-        self.assertEqual(basic['ssn'], GEN2_SSN)
+        self.assertEqual(self.out_in_and_read(card)['ssn'], GEN2_SSN)
         self.assertGreater(self.apdus(), at_ready)            # the card was read again
 
     # ---- past the hold: the card stays watched for its insertion ------------------------------
@@ -97,17 +100,7 @@ class UsbAhead(usbharness.UsbTestCase):
 
     def test_pulled_and_put_back_past_the_hold(self):
         card, at_ready = self.start_watched()
-        self.usb.remove('a')
-        self.usb.insert('a')
-        basic = None
-        for _ in range(3):
-            try:
-                basic = self.c.call('card.read_basic', {'reader': card})
-                break
-            except sscardd.RpcError as e:
-                self.assertIn(e.name, ('SSC_ENOCARD', 'SSC_ECARDREMOVED'), str(e))
-                self.wait_user('a')
-        self.assertEqual(basic['ssn'], GEN2_SSN)
+        self.assertEqual(self.out_in_and_read(card)['ssn'], GEN2_SSN)
         self.assertGreater(self.apdus(), at_ready)            # read again, never the old data
 
     def test_pulled_before_the_request(self):
