@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
+#include <openssl/crypto.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -73,11 +74,20 @@ static int process_harden(void)
  * (each thread's small-allocation cache still spares it the lock) holds what eleven did. SQLite
  * sets aside, at each connection's open, twenty pages of cache at once; with none set aside it
  * allocates a page when the connection uses one, as it does beyond the twenty anyway.
+ *
+ * OpenSSL, before its first use: its first algorithm fetch would otherwise fill the legacy
+ * name tables with every cipher and digest it knows, calling a function in each of their
+ * source files, so that pages from all over libcrypto's code (about 450 KiB) stay resident for
+ * the daemon's life. The algorithms are found by their providers' names without them. Nor are
+ * its error strings loaded: the daemon logs its own error names, never OpenSSL's strings.
  */
 static void process_memory_setup(void)
 {
 	(void)mallopt(M_ARENA_MAX, 1);
 	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS |
+					  OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
+				  NULL);
 }
 
 /*
