@@ -74,20 +74,25 @@ static int process_harden(void)
  * (each thread's small-allocation cache still spares it the lock) holds what eleven did. SQLite
  * sets aside, at each connection's open, twenty pages of cache at once; with none set aside it
  * allocates a page when the connection uses one, as it does beyond the twenty anyway.
- *
- * OpenSSL, before its first use: its first algorithm fetch would otherwise fill the legacy
- * name tables with every cipher and digest it knows, calling a function in each of their
- * source files, so that pages from all over libcrypto's code (about 450 KiB) stay resident for
- * the daemon's life. The algorithms are found by their providers' names without them. Nor are
- * its error strings loaded: the daemon logs its own error names, never OpenSSL's strings.
  */
 static void process_memory_setup(void)
 {
 	(void)mallopt(M_ARENA_MAX, 1);
 	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
-	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS |
-					  OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
-				  NULL);
+}
+
+/*
+ * OpenSSL's error strings, before its first use: without [hsm] url they are not loaded. Loading
+ * them calls a function in each part of libcrypto (ASN.1, EVP, X.509, ...), so that pages from
+ * all over its code, about 450 KiB, stay resident for the daemon's life (docs/performance.md),
+ * and the daemon itself logs its own error names, never OpenSSL's strings. Only libcurl, for the
+ * key server, puts OpenSSL's text into a message (SSC_EHSMTLS: "… PEM routines::no start
+ * line"): with [hsm] url they are loaded as before (the configuration is read once, at start).
+ */
+static void process_crypto_setup(const struct config *cfg)
+{
+	if (!cfg->hsm_url[0])
+		(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
 }
 
 /*
@@ -440,6 +445,7 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &m, &check_only);
 	if (rc != EXIT_OK)
 		return rc;
+	process_crypto_setup(&m.cfg);
 	if (check_only) {
 		log_config(&m.cfg, m.config_file);
 		if (metrics_lib_check(&m, err, sizeof(err)) != 0) {
