@@ -25,7 +25,12 @@
 #include "server.h"
 #include "sscard/error.h"
 
-#define READ_CHUNK (64 * 1024)
+/*
+ * The loop's one read buffer, shared by every client and locked in memory (a PIN passes through
+ * it). A request longer than one chunk is put together across reads (line_append), so 16 KiB
+ * serve every request of the API in one or a few reads, and hold 48 KiB less than 64 did.
+ */
+#define READ_CHUNK (16 * 1024)
 #define LINE_KEEP (16 * 1024)   /* a line buffer larger than this is freed when empty */
 /*
  * Connections accepted per turn of the loop: then the clients' reads and replies have their turn
