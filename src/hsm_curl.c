@@ -7,18 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dl.h"
 #include "hsm_curl.h"
 
 static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hsm_curl curl_fns;      /* set once, under curl_lock */
 static const struct hsm_curl *curl_loaded;
 
-/* One function of the table: its slot and its name in libcurl. */
-#define HSM_CURL_FN(field, name) { offsetof(struct hsm_curl, field), name }
-static const struct {
-	size_t off;
-	const char *name;
-} curl_syms[] = {
+/* The functions of the table: their slots and their names in libcurl. */
+#define HSM_CURL_FN(field, name) DL_FN(struct hsm_curl, field, name)
+static const struct dl_fn curl_syms[] = {
 	HSM_CURL_FN(easy_init, "curl_easy_init"),
 	HSM_CURL_FN(easy_cleanup, "curl_easy_cleanup"),
 	HSM_CURL_FN(easy_setopt, "curl_easy_setopt"),
@@ -30,27 +28,6 @@ static const struct {
 };
 #undef HSM_CURL_FN
 
-/*
- * Resolves every function of the table into t from the library lib. Returns 0, or -1 with the
- * missing one named in err. (A function pointer is copied from dlsym's void * by its bytes, as
- * POSIX allows: C itself does not convert between the two.)
- */
-static int curl_resolve(void *lib, struct hsm_curl *t, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < sizeof(curl_syms) / sizeof(curl_syms[0]); i++) {
-		void *sym = dlsym(lib, curl_syms[i].name);
-		void (*fn)(void);
-
-		if (!sym) {
-			snprintf(err, errlen, "%s has no %s", HSM_CURL_SONAME, curl_syms[i].name);
-			return -1;
-		}
-		memcpy(&fn, &sym, sizeof(fn));
-		memcpy((char *)t + curl_syms[i].off, &fn, sizeof(fn));
-	}
-	return 0;
-}
-
 const struct hsm_curl *hsm_curl_load(char *err, size_t errlen)
 {
 	CURLcode (*global_init)(long flags) = NULL;
@@ -61,13 +38,10 @@ const struct hsm_curl *hsm_curl_load(char *err, size_t errlen)
 	out = curl_loaded;
 	if (out)
 		goto done;
-	lib = dlopen(HSM_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		const char *why = dlerror();
-
-		snprintf(err, errlen, "%s", why ? why : HSM_CURL_SONAME ": cannot be loaded");
+	lib = dl_table_open(HSM_CURL_SONAME, curl_syms, sizeof(curl_syms) / sizeof(curl_syms[0]),
+			    &curl_fns, sizeof(curl_fns), err, errlen);
+	if (!lib)
 		goto done;
-	}
 	sym = dlsym(lib, "curl_global_init");
 	if (sym)
 		memcpy(&global_init, &sym, sizeof(global_init));
@@ -75,8 +49,6 @@ const struct hsm_curl *hsm_curl_load(char *err, size_t errlen)
 		snprintf(err, errlen, "%s has no curl_global_init", HSM_CURL_SONAME);
 		goto fail;
 	}
-	if (curl_resolve(lib, &curl_fns, err, errlen) != 0)
-		goto fail;
 	if (global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(err, errlen, "%s cannot be initialised", HSM_CURL_SONAME);
 		goto fail;

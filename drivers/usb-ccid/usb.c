@@ -27,6 +27,9 @@ static int usb_open(const struct ssc_driver_config *cfg, struct ssc_driver **out
 	pthread_condattr_t ca;
 	int rc;
 
+	rc = usb_lib_load();
+	if (rc != 0)
+		return rc;
 	drv = calloc(1, sizeof(*drv));
 	if (!drv)
 		return SSC_ENOMEM;
@@ -260,7 +263,7 @@ static void usb_wake(struct ssc_driver *drv)
 		drv->ctx_users++;
 	pthread_mutex_unlock(&drv->lock);
 	if (ctx) {
-		libusb_interrupt_event_handler(ctx);
+		usbl->interrupt_event_handler(ctx);
 		pthread_mutex_lock(&drv->lock);
 		drv->ctx_users--;
 		pthread_cond_broadcast(&drv->cond);

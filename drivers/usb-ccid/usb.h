@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include <libusb.h>
+#include "usb_lib.h"
 
 #include "atr.h"
 #include "ccid.h"

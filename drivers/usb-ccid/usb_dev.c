@@ -79,13 +79,13 @@ static void usb_dev_free(struct usb_dev *d)
 	if (leaked)
 		return;
 	if (d->intr)
-		libusb_free_transfer(d->intr);
+		usbl->free_transfer(d->intr);
 	if (d->h) {
-		(void)libusb_release_interface(d->h, d->iface);
-		libusb_close(d->h);
+		(void)usbl->release_interface(d->h, d->iface);
+		usbl->close(d->h);
 	}
 	if (d->dev)
-		libusb_unref_device(d->dev);
+		usbl->unref_device(d->dev);
 	pthread_mutex_destroy(&d->io);
 	free(d->tx);
 	free(d->rx);
@@ -121,7 +121,7 @@ static int usb_string(libusb_device_handle *h, uint8_t idx, uint16_t langid, cha
 	out[0] = '\0';
 	if (idx == 0 || cap == 0)
 		return SSC_ENOTFOUND;
-	r = libusb_control_transfer(h, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR,
+	r = usbl->control_transfer(h, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR,
 				    (uint16_t)(LIBUSB_DT_STRING << 8 | idx), langid, buf, sizeof(buf),
 				    USB_CTRL_TIMEOUT_MS);
 	if (r < 2 || buf[1] != LIBUSB_DT_STRING || buf[0] > r)
@@ -148,8 +148,8 @@ static int usb_find_interface(struct usb_dev *d, int allowed, int *alt)
 	struct libusb_config_descriptor *cfg = NULL;
 	int rc = SSC_ENOTFOUND;
 
-	if (libusb_get_active_config_descriptor(d->dev, &cfg) != 0 &&
-	    libusb_get_config_descriptor(d->dev, 0, &cfg) != 0)
+	if (usbl->get_active_config_descriptor(d->dev, &cfg) != 0 &&
+	    usbl->get_config_descriptor(d->dev, 0, &cfg) != 0)
 		return SSC_ENOTFOUND;
 	for (int i = 0; i < cfg->bNumInterfaces && rc != 0; i++) {
 		const struct libusb_interface *itf = &cfg->interface[i];
@@ -198,7 +198,7 @@ static int usb_find_interface(struct usb_dev *d, int allowed, int *alt)
 			rc = 0;
 		}
 	}
-	libusb_free_config_descriptor(cfg);
+	usbl->free_config_descriptor(cfg);
 	return rc;
 }
 
@@ -208,7 +208,7 @@ static void usb_dev_names(struct usb_dev *d, const struct libusb_device_descript
 {
 	uint8_t ports[USB_PORTS_MAX];
 	char path[3 * USB_PORTS_MAX + 8];
-	int np = libusb_get_port_numbers(d->dev, ports, USB_PORTS_MAX);
+	int np = usbl->get_port_numbers(d->dev, ports, USB_PORTS_MAX);
 	size_t o = 0;
 
 	if (np > 0) {
@@ -217,7 +217,7 @@ static void usb_dev_names(struct usb_dev *d, const struct libusb_device_descript
 					      ports[i]);
 	} else {
 		/* No port path (a root hub?): the address, which a replug changes. */
-		snprintf(path, sizeof(path), "d%u", libusb_get_device_address(d->dev));
+		snprintf(path, sizeof(path), "d%u", usbl->get_device_address(d->dev));
 	}
 	if (d->iface)
 		snprintf(d->base_id, sizeof(d->base_id), "usb-ccid-%u-%s-i%d", d->bus, path, d->iface);
@@ -241,11 +241,11 @@ static struct usb_dev *usb_dev_new(struct ssc_driver *drv, libusb_device *dev)
 	if (!d)
 		return NULL;
 	d->drv = drv;
-	d->dev = libusb_ref_device(dev);
-	d->bus = libusb_get_bus_number(dev);
+	d->dev = usbl->ref_device(dev);
+	d->bus = usbl->get_bus_number(dev);
 	d->refs = 1;
 	if (pthread_mutex_init(&d->io, NULL) != 0) {
-		libusb_unref_device(d->dev);
+		usbl->unref_device(d->dev);
 		free(d);
 		return NULL;
 	}
@@ -290,24 +290,24 @@ static int usb_dev_check(struct usb_dev *d, const struct libusb_device_descripto
 static int usb_dev_claim(struct usb_dev *d, const struct libusb_device_descriptor *dd, int alt,
 			 int quiet)
 {
-	int r = libusb_open(d->dev, &d->h);
+	int r = usbl->open(d->dev, &d->h);
 
 	if (r != 0) {
 		log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_WARN,
 			"usb-ccid: cannot open reader %04x:%04x on bus %u: %s", dd->idVendor,
-			 dd->idProduct, d->bus, libusb_error_name(r));
+			 dd->idProduct, d->bus, usbl->error_name(r));
 		return usb_io_map(r);
 	}
-	(void)libusb_set_auto_detach_kernel_driver(d->h, 1);
-	r = libusb_claim_interface(d->h, d->iface);
+	(void)usbl->set_auto_detach_kernel_driver(d->h, 1);
+	r = usbl->claim_interface(d->h, d->iface);
 	if (r != 0) {
 		log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_WARN,
 			"usb-ccid: cannot claim reader %04x:%04x on bus %u: %s%s", dd->idVendor,
-			 dd->idProduct, d->bus, libusb_error_name(r),
+			 dd->idProduct, d->bus, usbl->error_name(r),
 			 r == LIBUSB_ERROR_BUSY ? " (another program, pcscd?, holds it)" : "");
 		return usb_io_map(r);
 	}
-	if (alt != 0 && (r = libusb_set_interface_alt_setting(d->h, d->iface, alt)) != 0)
+	if (alt != 0 && (r = usbl->set_interface_alt_setting(d->h, d->iface, alt)) != 0)
 		return usb_io_map(r);
 	return 0;
 }
@@ -317,7 +317,7 @@ static void usb_dev_describe(struct usb_dev *d, const struct libusb_device_descr
 {
 	char mfr[64] = "", prod[64] = "";
 	unsigned char lb[8];
-	int r = libusb_control_transfer(d->h, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR,
+	int r = usbl->control_transfer(d->h, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR,
 					LIBUSB_DT_STRING << 8, 0, lb, sizeof(lb), USB_CTRL_TIMEOUT_MS);
 
 	if (r >= 4 && lb[1] == LIBUSB_DT_STRING) {
@@ -337,7 +337,7 @@ static size_t usb_dev_in_packet(struct usb_dev *d)
 	struct libusb_config_descriptor *cfg = NULL;
 	size_t pkt = 64;
 
-	if (libusb_get_active_config_descriptor(d->dev, &cfg) != 0)
+	if (usbl->get_active_config_descriptor(d->dev, &cfg) != 0)
 		return pkt;
 	for (int i = 0; i < cfg->bNumInterfaces && !ep; i++)
 		for (int a = 0; a < cfg->interface[i].num_altsetting && !ep; a++) {
@@ -351,7 +351,7 @@ static size_t usb_dev_in_packet(struct usb_dev *d)
 		}
 	if (ep && ep->wMaxPacketSize > 0)
 		pkt = ep->wMaxPacketSize & 0x7FF;
-	libusb_free_config_descriptor(cfg);
+	usbl->free_config_descriptor(cfg);
 	return pkt;
 }
 
@@ -393,7 +393,7 @@ int usb_dev_open(struct ssc_driver *drv, libusb_device *dev, int quiet, struct u
 	struct usb_dev *d;
 	int alt = 0, rc;
 
-	if (libusb_get_device_descriptor(dev, &dd) != 0 || dd.bDeviceClass == LIBUSB_CLASS_HUB)
+	if (usbl->get_device_descriptor(dev, &dd) != 0 || dd.bDeviceClass == LIBUSB_CLASS_HUB)
 		return SSC_ENOTFOUND;
 	d = usb_dev_new(drv, dev);
 	if (!d)

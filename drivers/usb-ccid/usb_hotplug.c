@@ -28,7 +28,7 @@ void usb_hotplug_events(struct ssc_driver *drv, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
-	(void)libusb_handle_events_timeout_completed(drv->ctx, &tv, NULL);
+	(void)usbl->handle_events_timeout_completed(drv->ctx, &tv, NULL);
 }
 
 void usb_hotplug_remove(struct ssc_driver *drv, size_t i)
@@ -43,7 +43,7 @@ void usb_hotplug_remove(struct ssc_driver *drv, size_t i)
 	active = d->intr_active;
 	pthread_mutex_unlock(&drv->lock);
 	while (active) {
-		(void)libusb_cancel_transfer(d->intr);
+		(void)usbl->cancel_transfer(d->intr);
 		usb_hotplug_events(drv, 50);
 		pthread_mutex_lock(&drv->lock);
 		active = d->intr_active;
@@ -81,7 +81,7 @@ static int LIBUSB_CALL usb_hotplug_cb(libusb_context *ctx, libusb_device *dev,
 void usb_hotplug_seen_clear(struct ssc_driver *drv)
 {
 	for (size_t i = 0; i < drv->n_seen; i++)
-		libusb_unref_device(drv->seen[i].dev);
+		usbl->unref_device(drv->seen[i].dev);
 	drv->n_seen = 0;
 }
 
@@ -93,7 +93,7 @@ void usb_hotplug_ctx_drop(struct ssc_driver *drv)
 	if (!ctx)
 		return;
 	if (drv->has_hotplug)
-		libusb_hotplug_deregister_callback(ctx, drv->hotplug);
+		usbl->hotplug_deregister_callback(ctx, drv->hotplug);
 	drv->has_hotplug = 0;
 	usb_hotplug_seen_clear(drv);
 	pthread_mutex_lock(&drv->lock);
@@ -103,7 +103,7 @@ void usb_hotplug_ctx_drop(struct ssc_driver *drv)
 	while (drv->ctx_users > 0)
 		pthread_cond_wait(&drv->cond, &drv->lock);
 	pthread_mutex_unlock(&drv->lock);
-	libusb_exit(ctx);
+	usbl->exit(ctx);
 }
 
 /* Makes the context if there is none and it is time to try. Returns 1 when one exists. */
@@ -116,11 +116,11 @@ int usb_hotplug_ctx_ensure(struct ssc_driver *drv)
 		return 1;
 	if (usb_now_ms() < drv->next_init_ms)
 		return 0;
-	r = libusb_init(&ctx);
+	r = usbl->init(&ctx);
 	if (r != 0) {
 		if (!drv->init_logged)
 			log_info("usb-ccid: no USB here (%s); looking again every %d s",
-				 libusb_error_name(r), USB_INIT_RETRY_MS / 1000);
+				 usbl->error_name(r), USB_INIT_RETRY_MS / 1000);
 		drv->init_logged = 1;
 		drv->next_init_ms = usb_now_ms() + USB_INIT_RETRY_MS;
 		return 0;
@@ -128,8 +128,8 @@ int usb_hotplug_ctx_ensure(struct ssc_driver *drv)
 	if (drv->init_logged)
 		log_info("usb-ccid: USB is available now");
 	drv->init_logged = 0;
-	if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG) &&
-	    libusb_hotplug_register_callback(ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED |
+	if (usbl->has_capability(LIBUSB_CAP_HAS_HOTPLUG) &&
+	    usbl->hotplug_register_callback(ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED |
 						      LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
 					     0, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
 					     LIBUSB_HOTPLUG_MATCH_ANY, usb_hotplug_cb, drv,
@@ -190,7 +190,7 @@ static void usb_keep_add(struct usb_keep *k, libusb_device *dev, int64_t retry_m
 {
 	if (k->n == USB_MAX_SEEN)
 		return;
-	k->s[k->n].dev = libusb_ref_device(dev);
+	k->s[k->n].dev = usbl->ref_device(dev);
 	k->s[k->n].retry_ms = retry_ms;
 	k->s[k->n].reader = reader;
 	k->s[k->n].tries = tries;
@@ -267,9 +267,9 @@ void usb_hotplug_rescan(struct ssc_driver *drv)
 	struct usb_keep keep;
 	ssize_t n;
 
-	n = libusb_get_device_list(drv->ctx, &list);
+	n = usbl->get_device_list(drv->ctx, &list);
 	if (n < 0) {
-		log_warn("usb-ccid: cannot list USB devices: %s", libusb_error_name((int)n));
+		log_warn("usb-ccid: cannot list USB devices: %s", usbl->error_name((int)n));
 		return;
 	}
 	keep.n = 0;
@@ -280,7 +280,7 @@ void usb_hotplug_rescan(struct ssc_driver *drv)
 	usb_hotplug_seen_clear(drv);
 	memcpy(drv->seen, keep.s, keep.n * sizeof(keep.s[0]));
 	drv->n_seen = keep.n;
-	libusb_free_device_list(list, 1);
+	usbl->free_device_list(list, 1);
 }
 
 /*
@@ -290,7 +290,7 @@ void usb_hotplug_rescan(struct ssc_driver *drv)
 int usb_hotplug_list_changed(struct ssc_driver *drv)
 {
 	libusb_device **list = NULL;
-	ssize_t n = libusb_get_device_list(drv->ctx, &list);
+	ssize_t n = usbl->get_device_list(drv->ctx, &list);
 	size_t served = 0;
 	int changed = 0;
 
@@ -306,7 +306,7 @@ int usb_hotplug_list_changed(struct ssc_driver *drv)
 	}
 	if (served != drv->n_devs)
 		changed = 1;
-	libusb_free_device_list(list, 1);
+	usbl->free_device_list(list, 1);
 	return changed;
 }
 

@@ -52,16 +52,16 @@ static int usb_abort(struct usb_dev *d, int64_t deadline)
 
 	if (until > deadline)
 		until = deadline;
-	r = libusb_control_transfer(d->h, LIBUSB_ENDPOINT_OUT | LIBUSB_REQUEST_TYPE_CLASS |
+	r = usbl->control_transfer(d->h, LIBUSB_ENDPOINT_OUT | LIBUSB_REQUEST_TYPE_CLASS |
 					      LIBUSB_RECIPIENT_INTERFACE,
 				    USB_CCID_ABORT_REQUEST, (uint16_t)(aseq << 8 | d->abort_slot),
 				    (uint16_t)d->iface, NULL, 0, USB_CTRL_TIMEOUT_MS);
 	if (r < 0)
-		log_debug("usb-ccid: %s: ABORT request: %s", d->base_id, libusb_error_name(r));
+		log_debug("usb-ccid: %s: ABORT request: %s", d->base_id, usbl->error_name(r));
 	n = ccid_enc_abort(d->tx, d->tx_cap, d->abort_slot, aseq);
 	if (n < 0 || usb_now_ms() >= until)
 		return 0;
-	r = libusb_bulk_transfer(d->h, d->ep_out, d->tx, n, &done,
+	r = usbl->bulk_transfer(d->h, d->ep_out, d->tx, n, &done,
 				 (unsigned)(until - usb_now_ms() > 0 ? until - usb_now_ms() : 1));
 	if (r != 0 || done != n)
 		return 0;
@@ -72,7 +72,7 @@ static int usb_abort(struct usb_dev *d, int64_t deadline)
 
 		if (left <= 0)
 			break;
-		r = libusb_bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got, (unsigned)left);
+		r = usbl->bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got, (unsigned)left);
 		if (r != 0)
 			break;
 		if (ccid_decode(d->rx, (size_t)got, d->desc.max_msg_len - CCID_HDR_LEN, &rep) == 0 &&
@@ -98,12 +98,12 @@ static void usb_drain(struct usb_dev *d, int64_t deadline)
 	for (int i = 0; i < USB_DRAIN_MAX; i++) {
 		int got = 0, r;
 
-		r = libusb_bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got, USB_DRAIN_MS);
+		r = usbl->bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got, USB_DRAIN_MS);
 		if (r == LIBUSB_ERROR_TIMEOUT)
 			break;
 		if (r != 0) {
 			if (r == LIBUSB_ERROR_PIPE)
-				(void)libusb_clear_halt(d->h, d->ep_in);
+				(void)usbl->clear_halt(d->h, d->ep_in);
 			break;
 		}
 		log_debug("usb-ccid: %s: discarded a late %d-byte reply", d->base_id, got);
@@ -139,9 +139,9 @@ static int usb_transfer_failed(struct usb_dev *d, int r, uint8_t ep)
 		return SSC_EREADER;
 	}
 	if (r == LIBUSB_ERROR_PIPE)
-		(void)libusb_clear_halt(d->h, ep);
+		(void)usbl->clear_halt(d->h, ep);
 	log_debug("usb-ccid: %s: transfer on endpoint %02X: %s", d->base_id, ep,
-		  libusb_error_name(r));
+		  usbl->error_name(r));
 	return usb_io_map(r);
 }
 
@@ -184,7 +184,7 @@ static int usb_io_send(struct usb_dev *d, unsigned idx, const struct usb_io_cmd 
 	left = c->deadline - usb_now_ms();
 	if (left <= 0)
 		return SSC_ETIMEDOUT;
-	r = libusb_bulk_transfer(d->h, d->ep_out, d->tx, *n, &done,
+	r = usbl->bulk_transfer(d->h, d->ep_out, d->tx, *n, &done,
 				 (unsigned)(left < USB_OUT_TIMEOUT_MS ? left : USB_OUT_TIMEOUT_MS));
 	if (r != 0 || done != *n) {
 		usb_abandon(d, idx, 0);
@@ -271,7 +271,7 @@ static int usb_io_recv(struct usb_dev *d, unsigned idx, struct usb_io_cmd *c, ui
 			return SSC_ETIMEDOUT;
 		}
 		wait = left < c->guard_ms ? (int)left : c->guard_ms;
-		r = libusb_bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got,
+		r = usbl->bulk_transfer(d->h, d->ep_in, d->rx, (int)d->rx_cap, &got,
 					 (unsigned)(wait > 0 ? wait : 1));
 		if (got > 0 && (size_t)got > *rx_used)
 			*rx_used = (size_t)got;
@@ -490,7 +490,7 @@ static void LIBUSB_CALL usb_io_intr_cb(struct libusb_transfer *x)
 	d->intr_active = resubmit;
 	pthread_mutex_unlock(&drv->lock);
 	if (resubmit) {
-		int r = libusb_submit_transfer(x);
+		int r = usbl->submit_transfer(x);
 
 		if (r != 0) {
 			pthread_mutex_lock(&drv->lock);
@@ -508,7 +508,7 @@ void usb_io_intr_start(struct usb_dev *d)
 {
 	if (!d->ep_intr)
 		return;
-	d->intr = libusb_alloc_transfer(0);
+	d->intr = usbl->alloc_transfer(0);
 	if (!d->intr) {
 		d->intr_broken = 1;
 		return;
@@ -517,7 +517,7 @@ void usb_io_intr_start(struct usb_dev *d)
 	libusb_fill_interrupt_transfer(d->intr, d->h, d->ep_intr, d->intr_buf,
 				       (int)sizeof(d->intr_buf), usb_io_intr_cb, d, 0);
 	d->intr_active = 1;
-	if (libusb_submit_transfer(d->intr) != 0) {
+	if (usbl->submit_transfer(d->intr) != 0) {
 		d->intr_active = 0;
 		d->intr_broken = 1;
 	}

@@ -83,7 +83,8 @@
 	X(SSC_EHSMLIB,            -66,         0, "the key server's HTTPS library (libcurl) cannot be loaded") \
 	X(SSC_ESETTLED,           -67,         0, "this settlement number is already on the card or in the upload queue") \
 	X(SSC_EMEDPENDING,        -68,         0, "settlements of this card still wait for upload: the offline flag stays set") \
-	X(SSC_EMETRICSLIB,        -69,         0, "the metrics endpoint's HTTP library (libmicrohttpd) cannot be loaded")
+	X(SSC_EMETRICSLIB,        -69,         0, "the metrics endpoint's HTTP library (libmicrohttpd) cannot be loaded") \
+	X(SSC_EUSBLIB,            -70,         0, "the USB reader driver's library (libusb) cannot be loaded")
 
 enum ssc_error {
 	SSC_OK = 0,

@@ -16,6 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 import sscardd  # noqa: E402
 from sscardd import slot_id  # noqa: E402
 from test_daemon_read import DES_TERMINAL, SM4_TERMINAL, expected  # noqa: E402
@@ -205,6 +206,53 @@ class Sscardctl(sscardd.DaemonTestCase):
         self.assertEqual(rc, 0, err)
         roles = {r['id']: r['role'] for r in json.loads(out)['readers']}
         self.assertEqual(roles, {slot_id(0): 'user', slot_id(1): 'psam'})
+
+
+class UsbLibrary(sscardd.DaemonTestCase):
+    """libusb is loaded only for the USB CCID driver ([drivers] usb = yes; drivers/usb-ccid/
+    usb_lib.c): a daemon on pcscd alone maps neither it nor libudev; one with the driver on and
+    no libusb to load stops at start with SSC_EUSBLIB and what to do (docs/errors.md)."""
+
+    readers = 1
+
+    def test_only_with_the_usb_driver(self):
+        self.h.start_pcscd()
+        self.h.start_card('gen2', slot=0)
+        d = self.start_daemon()
+        self.wait_roles({0: 'user'})
+        self.assertEqual(self.c.call('card.read_basic')['ssn'], '330102199003071230')
+        for lib in ('libusb-1.0', 'libudev'):
+            self.assertFalse(harness.library_mapped(d.pid, lib), f'{lib} mapped with usb = no')
+        d.stop()
+        on = sscardd.Daemon(self.h, config={'drivers': {'usb': 'yes'}}, name='usb',
+                            socket_name='usb.sock', in_mountns=True).start()
+        self.assertTrue(harness.library_mapped(on.pid, 'libusb-1.0.so.0'), 'libusb not loaded')
+
+    def test_library_missing(self):
+        # libusb-1.0.so.0 cannot be loaded (LD_LIBRARY_PATH finds a file that is no library
+        # first): the daemon refuses to start rather than run without the readers it was told
+        # to use; the same daemon with usb = no starts and serves.
+        self.h.start_pcscd()
+        libdir = self.h.path('nolib')
+        os.makedirs(libdir)
+        with open(os.path.join(libdir, 'libusb-1.0.so.0'), 'w') as f:
+            f.write('not a shared library\n')
+        env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+        d = sscardd.Daemon(self.h, config={'drivers': {'usb': 'yes'}}, name='nousb',
+                           socket_name='nousb.sock', in_mountns=True, env=env)
+        with open(d.config_path, 'w') as f:
+            f.write(sscardd.ini_text(d.sections))
+        proc = self.h.spawn('nousb', d.argv(), env=env, in_mountns=True)
+        self.assertEqual(proc.wait(20), 1)
+        log = proc.log_text()
+        self.assertIn('usb-ccid: [drivers] usb is on, but libusb cannot be loaded (SSC_EUSBLIB: '
+                      f'{libdir}/libusb-1.0.so.0: ', log)
+        self.assertIn('install the package libusb-1.0-0 (apt-get install libusb-1.0-0), or set '
+                      '[drivers] usb = no', log)
+        self.assertFalse(os.path.exists(d.socket_path))
+        plain = sscardd.Daemon(self.h, name='plain', socket_name='plain.sock', in_mountns=True,
+                               env=env).start()
+        self.assertIn('readers', plain.client().call('reader.list'))
 
 
 if __name__ == '__main__':
