@@ -140,9 +140,9 @@ int sscard_event_fd(struct sscard_client *c);
 /* ---- typed helpers: one per method, on the connection's default deadline ------------------- */
 /*
  * Each takes `reader` (a reader id from reader.list, or NULL for "the one reader holding a user
- * card", docs/api.md) and returns as sscard_call(). Thread-safe (serialised on c). Workflow
- * methods (claim.*, medical.*, card.hsm_*) get helpers of the same shape when the daemon has them;
- * until then use sscard_call().
+ * card", docs/api.md) and returns as sscard_call(). Thread-safe (serialised on c). A required
+ * argument that is NULL gives SSC_EINVAL (err->code 0) and sends nothing. The workflow methods
+ * (claim.*, medical.*, card.hsm_*) have theirs below the PIN methods.
  */
 
 /* Options of the reads (a bit set). */
@@ -204,6 +204,68 @@ int sscard_reload_pin(struct sscard_client *c, const char *reader, const char *n
 		      struct sscard_error *err);
 int sscard_unblock_pin(struct sscard_client *c, const char *reader, const char *new_pin,
 		       struct sscard_error *err);
+
+/*
+ * The workflow methods (docs/api.md, docs/workflows.md). Each hands back the method's whole
+ * result object in *result (owned: json_decref()), set to NULL on failure; for the methods that
+ * change something (claim, settle, acknowledge, clear_flag) result may be NULL.
+ * request_id: 1 to 64 printable ASCII characters of the desk's making (docs/api.md, Idempotent
+ * requests), or NULL for none where it is optional.
+ */
+
+/* claim.verify_holder: the card proved genuine, the PIN (borrowed; the library wipes its copies)
+ * verified, and a signed receipt: {"holder", "genuine", "pin_verified", "receipt", "signature",
+ * "algorithm"}. request_id (NULL: none) labels the receipt. A wrong PIN is SSC_EPINWRONG with
+ * err->retries_left; SSC_ECONFIG when the desk has no receipt key. */
+int sscard_claim_verify_holder(struct sscard_client *c, const char *reader, const char *pin,
+			       const char *request_id, json_t **result, struct sscard_error *err);
+
+/* medical.credentials: {"mdtrt_cert_type", "mdtrt_cert_no", "card_sn", "psn_cert_type",
+ * "certno", "psn_name", "insuplc_admdvs", "standard", "internal_auth"}. result is required. */
+int sscard_medical_credentials(struct sscard_client *c, const char *reader, json_t **result,
+			       struct sscard_error *err);
+
+/* An offline settlement's transaction (medical.settle_offline), strings borrowed UTF-8; amounts
+ * in fen (分), personal_account + pooled <= total. */
+struct sscard_settlement {
+	const char *time;            /* 交易时间, YYYYMMDDhhmmss */
+	const char *institution;     /* 医疗机构编号, at most 12 characters */
+	const char *settlement_no;   /* 结算流水号, 1 to 20 characters */
+	uint32_t total;              /* 总金额 */
+	uint32_t personal_account;   /* 个人账户支付 */
+	uint32_t pooled;             /* 统筹支付 */
+};
+
+/* medical.settle_offline: request_id is required (repeat it, with the same t, after a timeout);
+ * *result {"id", "request_id", "journal_id", "transaction"}. */
+int sscard_medical_settle_offline(struct sscard_client *c, const char *reader,
+				  const char *request_id, const struct sscard_settlement *t,
+				  json_t **result, struct sscard_error *err);
+
+/* medical.pending (no card): the settlements after queue id since (< 0: all) and the flagged
+ * cards, {"settlements": [...], "flags": [...]}. result is required. */
+int sscard_medical_pending(struct sscard_client *c, int64_t since, json_t **result,
+			   struct sscard_error *err);
+
+/* medical.acknowledge (no card): the n (>= 1) queue ids ids (borrowed), all or none;
+ * *result {"acknowledged", "newly"}. Unknown ids: SSC_ENOTFOUND. */
+int sscard_medical_acknowledge(struct sscard_client *c, const int64_t *ids, size_t n,
+			       json_t **result, struct sscard_error *err);
+
+/* medical.clear_flag: request_id NULL for none; *result {"cleared", "was_set", "journal_id"?}.
+ * SSC_EMEDPENDING while settlements of the card wait in this desk's queue. */
+int sscard_medical_clear_flag(struct sscard_client *c, const char *reader,
+			      const char *request_id, json_t **result, struct sscard_error *err);
+
+/* card.hsm_step1, the two-step read with the province's key server: *result (required)
+ * {"session", "step1", "expires_in_ms"}; the reader stays held until step 2, the card's removal or
+ * the expiry. card.hsm_step2: session and key (the key server's answer "C|DATA|"; borrowed, the
+ * library wipes its copies) give what sscard_read_basic() gives, in *out. Any step 2 ends the
+ * session. */
+int sscard_hsm_step1(struct sscard_client *c, const char *reader, json_t **result,
+		     struct sscard_error *err);
+int sscard_hsm_step2(struct sscard_client *c, const char *session, const char *key,
+		     struct sscard_basic *out, struct sscard_error *err);
 
 /* One reader of reader.list. */
 struct sscard_reader {

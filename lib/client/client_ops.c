@@ -1,15 +1,15 @@
 /*
  * This file contains libsscard's typed helpers: one function per common method of docs/api.md,
  * built on sscard_call(), turning C arguments into params and results into C structs. The PIN
- * helpers wipe the PINs they copied into the request once it is sent.
+ * helpers wipe the PINs they copied into the request once it is sent. The workflow methods'
+ * helpers are in client_workflow.c, on the shared pieces declared in client_int.h.
  */
 #include <stddef.h>
 #include <string.h>
 
 #include "client_int.h"
 
-/* params with "reader" set when reader is not NULL; NULL when out of memory. */
-static json_t *params_new(const char *reader)
+json_t *client_params_new(const char *reader)
 {
 	json_t *p = json_object();
 
@@ -41,13 +41,12 @@ static int take(json_t *obj, const char *key, char *out, size_t cap, int optiona
 	return 0;
 }
 
-static int flag(json_t *obj, const char *key)
+int client_flag(json_t *obj, const char *key)
 {
 	return json_is_true(json_object_get(obj, key));
 }
 
-int sscard_read_basic(struct sscard_client *c, const char *reader, unsigned options,
-		      struct sscard_basic *out, struct sscard_error *e)
+int client_basic_from(json_t *r, struct sscard_basic *out, struct sscard_error *e)
 {
 	static const struct {
 		const char *key;
@@ -61,13 +60,32 @@ int sscard_read_basic(struct sscard_client *c, const char *reader, unsigned opti
 		F(terminal_device, 1), F(algorithm, 0), F(standard, 0),
 #undef F
 	};
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; rc == 0 && i < sizeof(fields) / sizeof(fields[0]); i++)
+		rc = take(r, fields[i].key, (char *)out + fields[i].off, fields[i].cap,
+			  fields[i].optional, e);
+	if (rc == 0) {
+		out->expired = client_flag(r, "expired");
+		out->genuine = client_flag(r, "genuine");
+		out->card_id_verified = client_flag(r, "card_id_verified");
+	} else {
+		memset(out, 0, sizeof(*out));
+	}
+	return rc;
+}
+
+int sscard_read_basic(struct sscard_client *c, const char *reader, unsigned options,
+		      struct sscard_basic *out, struct sscard_error *e)
+{
 	json_t *params, *r = NULL;
 	int rc;
 
 	if (!out)
 		return client_fail(e, SSC_EINVAL, "out is NULL");
 	memset(out, 0, sizeof(*out));
-	params = params_new(reader);
+	params = client_params_new(reader);
 	if (!params)
 		return client_fail(e, SSC_ENOMEM, "out of memory");
 	if (options & SSCARD_INTERNAL_AUTH)
@@ -76,16 +94,8 @@ int sscard_read_basic(struct sscard_client *c, const char *reader, unsigned opti
 		json_object_set_new(params, "verify_card_id", json_true());
 	rc = sscard_call(c, "card.read_basic", params, -1, &r, e);
 	json_decref(params);
-	for (size_t i = 0; rc == 0 && i < sizeof(fields) / sizeof(fields[0]); i++)
-		rc = take(r, fields[i].key, (char *)out + fields[i].off, fields[i].cap,
-			  fields[i].optional, e);
-	if (rc == 0) {
-		out->expired = flag(r, "expired");
-		out->genuine = flag(r, "genuine");
-		out->card_id_verified = flag(r, "card_id_verified");
-	} else {
-		memset(out, 0, sizeof(*out));
-	}
+	if (rc == 0)
+		rc = client_basic_from(r, out, e);
 	json_decref(r);
 	return rc;
 }
@@ -100,7 +110,7 @@ int sscard_read_items(struct sscard_client *c, const char *reader, const char *f
 	if (!file || !items || (n > 0 && !tags))
 		return client_fail(e, SSC_EINVAL, "file, tags or items is NULL");
 	*items = NULL;
-	params = params_new(reader);
+	params = client_params_new(reader);
 	arr = json_array();
 	if (!params || !arr || json_object_set_new(params, "file", json_string(file)) != 0) {
 		json_decref(arr);
@@ -134,7 +144,7 @@ int sscard_write_items(struct sscard_client *c, const char *reader, const char *
 		*result = NULL;
 	if (!file || !json_is_object(items))
 		return client_fail(e, SSC_EINVAL, "file is NULL or items is not an object");
-	params = params_new(reader);
+	params = client_params_new(reader);
 	if (!params || json_object_set_new(params, "file", json_string(file)) != 0 ||
 	    json_object_set(params, "items", items) != 0) {
 		json_decref(params);
@@ -150,22 +160,20 @@ int sscard_write_items(struct sscard_client *c, const char *reader, const char *
 
 int sscard_internal_auth(struct sscard_client *c, const char *reader, struct sscard_error *e)
 {
-	json_t *params = params_new(reader), *r = NULL;
+	json_t *params = client_params_new(reader), *r = NULL;
 	int rc;
 
 	if (!params)
 		return client_fail(e, SSC_ENOMEM, "out of memory");
 	rc = sscard_call(c, "card.internal_auth", params, -1, &r, e);
 	json_decref(params);
-	if (rc == 0 && !flag(r, "genuine"))
+	if (rc == 0 && !client_flag(r, "genuine"))
 		rc = client_fail(e, SSC_EPROTO, "the answer does not say genuine");
 	json_decref(r);
 	return rc;
 }
 
-/* Overwrites every string value of params (PINs) in place before it is freed: jansson frees
- * without wiping. */
-static void wipe_strings(json_t *params)
+void client_wipe_strings(json_t *params)
 {
 	const char *key;
 	json_t *v;
@@ -185,16 +193,16 @@ static int pin_call(struct sscard_client *c, const char *method, const char *rea
 
 	if (!v1 || (k2 && !v2))
 		return client_fail(e, SSC_EINVAL, "a PIN is NULL");
-	params = params_new(reader);
+	params = client_params_new(reader);
 	if (!params || json_object_set_new(params, k1, json_string(v1)) != 0 ||
 	    (k2 && json_object_set_new(params, k2, json_string(v2)) != 0)) {
 		if (params)
-			wipe_strings(params);
+			client_wipe_strings(params);
 		json_decref(params);
 		return client_fail(e, SSC_EINVAL, "a PIN is not a UTF-8 string (or out of memory)");
 	}
 	rc = sscard_call(c, method, params, -1, NULL, e);
-	wipe_strings(params);
+	client_wipe_strings(params);
 	json_decref(params);
 	return rc;
 }
@@ -262,8 +270,8 @@ int sscard_readers(struct sscard_client *c, struct sscard_reader *out, size_t ma
 			rc = take(v, "algorithm", o->algorithm, sizeof(o->algorithm), 1, e);
 		if (rc < 0)
 			break;
-		o->card = flag(v, "card");
-		o->busy = flag(v, "busy");
+		o->card = client_flag(v, "card");
+		o->busy = client_flag(v, "busy");
 	}
 	if (rc == 0)
 		rc = (int)json_array_size(list);

@@ -8,6 +8,11 @@
  *   client_probe … call METHOD [PARAMS_JSON]
  *   client_probe … items FILE TAG…
  *   client_probe … verify PIN | readers | pipeline N | events N WAIT_MS | connect
+ * and the workflow helpers (READER and REQUEST_ID "-" for NULL):
+ *   client_probe … claim PIN [REQUEST_ID] | credentials | pending [SINCE] | ack ID…
+ *   client_probe … settle REQUEST_ID TIME INSTITUTION SETTLEMENT_NO TOTAL PERSONAL POOLED
+ *   client_probe … clearflag [REQUEST_ID] | hsm1 | hsm2 SESSION KEY | nulls
+ * (nulls: each helper called with a required argument NULL, one line each).
  */
 #include <poll.h>
 #include <stdio.h>
@@ -59,6 +64,77 @@ static json_t *basic_json(const struct sscard_basic *b)
 		"terminal_number", b->terminal_number, "terminal_device", b->terminal_device,
 		"algorithm", b->algorithm, "standard", b->standard, "expired", b->expired,
 		"genuine", b->genuine, "card_id_verified", b->card_id_verified);
+}
+
+/* argv[i] when present and not "-", else NULL. */
+static const char *opt_arg(int argc, char **argv, int i)
+{
+	return i < argc && strcmp(argv[i], "-") != 0 ? argv[i] : NULL;
+}
+
+/* The workflow helpers; 1 when cmd was one of them. */
+static int workflow(struct sscard_client *c, const char *cmd, int argc, char **argv, int i)
+{
+	struct sscard_error e;
+	json_t *res = NULL;
+	long long t0 = now_ms();
+	int rc;
+
+	if (strcmp(cmd, "claim") == 0 && i < argc) {
+		rc = sscard_claim_verify_holder(c, NULL, argv[i], opt_arg(argc, argv, i + 1), &res,
+						&e);
+	} else if (strcmp(cmd, "credentials") == 0) {
+		rc = sscard_medical_credentials(c, NULL, &res, &e);
+	} else if (strcmp(cmd, "settle") == 0 && i + 6 < argc) {
+		struct sscard_settlement t = {
+			.time = argv[i + 1], .institution = argv[i + 2], .settlement_no = argv[i + 3],
+			.total = (uint32_t)strtoul(argv[i + 4], NULL, 10),
+			.personal_account = (uint32_t)strtoul(argv[i + 5], NULL, 10),
+			.pooled = (uint32_t)strtoul(argv[i + 6], NULL, 10),
+		};
+
+		rc = sscard_medical_settle_offline(c, NULL, argv[i], &t, &res, &e);
+	} else if (strcmp(cmd, "pending") == 0) {
+		rc = sscard_medical_pending(c, i < argc ? strtoll(argv[i], NULL, 10) : -1, &res, &e);
+	} else if (strcmp(cmd, "ack") == 0) {
+		int64_t ids[16];
+		size_t n = 0;
+
+		for (; i < argc && n < 16; i++)
+			ids[n++] = strtoll(argv[i], NULL, 10);
+		rc = sscard_medical_acknowledge(c, ids, n, &res, &e);
+	} else if (strcmp(cmd, "clearflag") == 0) {
+		rc = sscard_medical_clear_flag(c, NULL, opt_arg(argc, argv, i), &res, &e);
+	} else if (strcmp(cmd, "hsm1") == 0) {
+		rc = sscard_hsm_step1(c, NULL, &res, &e);
+	} else if (strcmp(cmd, "hsm2") == 0 && i + 1 < argc) {
+		struct sscard_basic b;
+
+		rc = sscard_hsm_step2(c, argv[i], argv[i + 1], &b, &e);
+		res = rc == 0 ? basic_json(&b) : NULL;
+	} else if (strcmp(cmd, "nulls") == 0) {
+		struct sscard_settlement t = { "20260301101500", "H33010000001", NULL, 1, 0, 1 };
+		struct sscard_basic b;
+		int64_t id = 1;
+
+		report(sscard_claim_verify_holder(c, NULL, NULL, NULL, &res, &e), res, &e, t0);
+		report(sscard_medical_credentials(c, NULL, NULL, &e), NULL, &e, t0);
+		report(sscard_medical_settle_offline(c, NULL, NULL, &t, &res, &e), res, &e, t0);
+		report(sscard_medical_settle_offline(c, NULL, "r-1", &t, &res, &e), res, &e, t0);
+		report(sscard_medical_settle_offline(c, NULL, "r-1", NULL, &res, &e), res, &e, t0);
+		report(sscard_medical_pending(c, -1, NULL, &e), NULL, &e, t0);
+		report(sscard_medical_acknowledge(c, NULL, 1, &res, &e), res, &e, t0);
+		report(sscard_medical_acknowledge(c, &id, 0, &res, &e), res, &e, t0);
+		report(sscard_hsm_step1(c, NULL, NULL, &e), NULL, &e, t0);
+		report(sscard_hsm_step2(c, NULL, "00||", &b, &e), NULL, &e, t0);
+		report(sscard_hsm_step2(c, "00", NULL, &b, &e), NULL, &e, t0);
+		report(sscard_hsm_step2(c, "00", "00||", NULL, &e), NULL, &e, t0);
+		return 1;
+	} else {
+		return 0;
+	}
+	report(rc, res, &e, t0);
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -169,7 +245,7 @@ int main(int argc, char **argv)
 			else if (rc != 0)
 				report(rc, NULL, &e, t0);
 		}
-	} else {
+	} else if (!workflow(c, cmd, argc, argv, i)) {
 		fprintf(stderr, "client_probe: unknown command %s\n", cmd);
 		sscard_close(c);
 		return 2;

@@ -19,6 +19,9 @@ sscard_subscribe sscard_next_event sscard_event_fd
 sscard_read_basic sscard_read_items sscard_write_items sscard_internal_auth
 sscard_verify_pin sscard_change_pin sscard_reload_pin sscard_unblock_pin
 sscard_readers sscard_error_value
+sscard_claim_verify_holder sscard_medical_credentials sscard_medical_settle_offline
+sscard_medical_pending sscard_medical_acknowledge sscard_medical_clear_flag
+sscard_hsm_step1 sscard_hsm_step2
 ssc_strerror_name ssc_strerror ssc_std_code
 '''.split()
 

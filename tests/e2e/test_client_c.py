@@ -10,11 +10,20 @@ application is) against the real sscardd, pcscd + vpcd and the simulated gen2 ca
 - pipelining: four requests sent at once, answers collected in reverse order, each by its id;
 - events through sscard_event_fd() + sscard_next_event(): card.removed then card.inserted;
 - a daemon that is not running: SSC_EIO at once; a daemon that stops answering (SIGSTOP): the
-  call returns SSC_ETIMEDOUT at its deadline, not later.
+  call returns SSC_ETIMEDOUT at its deadline, not later;
+- the workflow helpers (ClientCWorkflow): a NULL required argument gives SSC_EINVAL (code 0) from
+  the library, before anything is sent; sscard_medical_credentials (the gen2 profile's values, by
+  hand); sscard_claim_verify_holder (a wrong PIN: SSC_EPINWRONG with retries_left; the right one:
+  the receipt, its SM2 signature checked with openssl); sscard_medical_settle_offline ->
+  sscard_medical_pending lists it -> sscard_medical_clear_flag refused (SSC_EMEDPENDING) ->
+  sscard_medical_acknowledge (an unknown id: SSC_ENOTFOUND) -> pending empty ->
+  clear_flag was_set true, then false; sscard_hsm_step1 / sscard_hsm_step2 with the key string
+  computed by tests/e2e/province.py: step 2 fills struct sscard_basic as sscard_read_basic does.
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_client_c.py [-k name]
 """
 
+import base64
 import json
 import os
 import subprocess
@@ -24,7 +33,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import province  # noqa: E402
 import sscardd  # noqa: E402
+import test_claim  # noqa: E402
 from sscardd import slot_id  # noqa: E402
 from test_daemon_read import DES_TERMINAL, expected  # noqa: E402
 
@@ -40,7 +51,8 @@ def probe(sock, *args, timeout=30):
     return [json.loads(line) for line in p.stdout.splitlines()]
 
 
-class ClientC(sscardd.DaemonTestCase):
+class ProbeCase(sscardd.DaemonTestCase):
+    """The gen2 card in slot 0 and the DES PSAM in slot 2; helpers only."""
     readers = 4
 
     def setUp(self):
@@ -63,6 +75,9 @@ class ClientC(sscardd.DaemonTestCase):
         self.assertEqual((e['name'], e['code'], e['std_code']), (name, code, std_code), out)
         self.assertEqual(out['rc'], e['err'])
         return e
+
+
+class ClientC(ProbeCase):
 
     def test_reads_and_errors(self):
         want = expected('gen2', DES_TERMINAL)
@@ -138,6 +153,140 @@ class ClientC(sscardd.DaemonTestCase):
         self.assertLess(took, 8.0)
         # Once it runs again, the next call works.
         self.assertEqual(self.one('basic')['result']['card_number'], 'X00000019')
+
+
+# The gen2 profile's holder (firmware-stubs/profiles/gen2.json) and its DES PSAM's terminal
+# number, by hand.
+GEN2_CREDENTIALS = {
+    'mdtrt_cert_type': '03', 'mdtrt_cert_no': 'X00000019',
+    'card_sn': '330100D15600000500BF7C7AC9FC0FEC', 'psn_cert_type': '01',
+    'certno': '330102199003071230', 'psn_name': '张三', 'insuplc_admdvs': '330100',
+    'standard': '330100|330102199003071230|X00000019|330100D15600000500BF7C7AC9FC0FEC|张三|'
+                '0081544C92868433010000BF7C7A|2.00|20240101|20340101|330100000001||'}
+TXN = {'time': '20260301101500', 'institution': 'H33010000001',
+       'settlement_no': 'S2026030100000000011', 'total': 15000, 'personal_account': 5000,
+       'pooled': 10000}
+
+
+class ClientCWorkflow(ProbeCase):
+    """The workflow helpers, with a receipt key (SM2) configured."""
+
+    def start_daemon(self, **kw):
+        key = self.h.path('receipt.pem')
+        rc, _, err = test_claim.openssl('genpkey', '-algorithm', 'SM2', '-out', key)
+        self.assertEqual(rc, 0, err)
+        os.chmod(key, 0o600)
+        rc, _, err = test_claim.openssl('pkey', '-in', key, '-pubout', '-out', key + '.pub')
+        self.assertEqual(rc, 0, err)
+        self.pub = key + '.pub'
+        super().start_daemon(config={'receipts': {'key_file': key}}, **kw)
+
+    def test_null_arguments(self):
+        lines = probe(self.sock, 'nulls')
+        self.assertEqual(len(lines), 12, lines)
+        for out in lines:
+            self.assertError(out, 'SSC_EINVAL', 0)
+        msgs = [out['error']['message'] for out in lines]
+        self.assertEqual(msgs[0], 'the PIN is NULL')
+        self.assertIn('request_id is NULL', msgs[2])
+        self.assertIn('settlement_no', msgs[3])
+        self.assertIn('no ids to acknowledge', msgs[6])
+        self.assertIn('no ids to acknowledge', msgs[7])
+        # Nothing reached the card or the queue.
+        self.assertEqual(self.one('pending')['result'], {'settlements': [], 'flags': []})
+
+    def test_credentials_and_claim(self):
+        out = self.one('credentials')
+        self.assertEqual(out['rc'], 0, out)
+        r = out['result']
+        ia = r.pop('internal_auth')
+        self.assertEqual(r, GEN2_CREDENTIALS)
+        self.assertEqual(sorted(ia), ['algorithm', 'answer', 'factor', 'plaintext',
+                                      'terminal_number', 'time'])
+        self.assertEqual((ia['algorithm'], ia['terminal_number']), ('des', '330100000001'))
+
+        e = self.assertError(self.one('claim', '000000', 'claim-0007'), 'SSC_EPINWRONG', 1019,
+                             -51)
+        self.assertEqual((e['sw'], e['retries_left'], e['reader']), ('63C2', 2, slot_id(0)))
+        out = self.one('claim', '123456', 'claim-0007')
+        self.assertEqual(out['rc'], 0, out)
+        r = out['result']
+        self.assertEqual((r['genuine'], r['pin_verified'], r['algorithm']),
+                         (True, True, 'SM2-SM3'))
+        self.assertEqual((r['holder']['card_number'], r['holder']['name']),
+                         ('X00000019', '张三'))
+        rec = json.loads(r['receipt'])
+        self.assertEqual((rec['request_id'], rec['card_number'], rec['ssn'], rec['reader']),
+                         ('claim-0007', 'X00000019', '330102199003071230', slot_id(0)))
+        d = self.h.path('verify')
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, 'receipt'), 'wb') as f:
+            f.write(r['receipt'].encode())
+        with open(os.path.join(d, 'sig'), 'wb') as f:
+            f.write(base64.b64decode(r['signature'], validate=True))
+        rc, so, err = test_claim.openssl(
+            'pkeyutl', '-verify', '-pubin', '-inkey', self.pub, '-rawin', '-in',
+            os.path.join(d, 'receipt'), '-sigfile', os.path.join(d, 'sig'), '-digest', 'sm3',
+            '-pkeyopt', 'distid:1234567812345678')
+        self.assertEqual(rc, 0, err)
+        # Without request_id: the receipt is named by 16 random hex digits.
+        out = self.one('claim', '123456')
+        self.assertRegex(json.loads(out['result']['receipt'])['request_id'], r'^[0-9a-f]{16}$')
+
+    def test_offline_settlement(self):
+        args = ['settle', 'h1-20260301-0001', TXN['time'], TXN['institution'],
+                TXN['settlement_no'], '15000', '5000', '10000']
+        out = self.one(*args)
+        self.assertEqual(out['rc'], 0, out)
+        r = out['result']
+        self.assertIsInstance(r.pop('journal_id'), int)
+        self.assertEqual(r, {'id': 1, 'request_id': 'h1-20260301-0001', 'transaction': TXN})
+        # The repeat answers the same result.
+        self.assertEqual(self.one(*args)['result']['id'], 1)
+
+        p = self.one('pending')['result']
+        self.assertEqual(len(p['settlements']), 1, p)
+        s = p['settlements'][0]
+        queued = s.pop('queued')
+        self.assertRegex(queued, r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
+        self.assertEqual(s, {'id': 1, 'request_id': 'h1-20260301-0001',
+                             'card_number': 'X00000019',
+                             'card_id': '330100D15600000500BF7C7AC9FC0FEC', 'transaction': TXN})
+        self.assertEqual(p['flags'], [{'card_number': 'X00000019',
+                                       'card_id': '330100D15600000500BF7C7AC9FC0FEC',
+                                       'since': queued, 'pending': 1, 'clearable': False}])
+        self.assertEqual(self.one('pending', '1')['result']['settlements'], [])
+        self.assertEqual(len(self.one('pending', '0')['result']['settlements']), 1)
+
+        self.assertError(self.one('clearflag', 'h1-clear'), 'SSC_EMEDPENDING', 1068)
+        e = self.assertError(self.one('ack', '1', '2'), 'SSC_ENOTFOUND', 1041)
+        self.assertIn('2', e['message'])
+        self.assertEqual(self.one('ack', '1')['result'], {'acknowledged': [1], 'newly': 1})
+        self.assertEqual(self.one('pending')['result']['settlements'], [])
+
+        out = self.one('clearflag', 'h1-clear')
+        self.assertEqual(out['rc'], 0, out)
+        self.assertIsInstance(out['result'].pop('journal_id'), int)
+        self.assertEqual(out['result'], {'cleared': True, 'was_set': True})
+        self.assertEqual(self.one('clearflag')['result'], {'cleared': True, 'was_set': False})
+        self.assertEqual(self.one('pending')['result'], {'settlements': [], 'flags': []})
+
+    def test_hsm_two_step(self):
+        basic = self.one('basic')['result']
+        out = self.one('hsm1')
+        self.assertEqual(out['rc'], 0, out)
+        s1 = out['result']
+        self.assertRegex(s1['session'], r'^[0-9a-f]{32}$')
+        self.assertEqual(s1['expires_in_ms'], 60000)
+        f = s1['step1'].split('|')
+        self.assertEqual(f[:4] + f[6:], ['330100', '0081544C92868433010000BF7C7A', '01',
+                                         '330100D15600000500BF7C7AC9FC0FEC', '', '',
+                                         '330100000001', ''])
+        key = province.key_string(s1['step1'], *province.profile_masters('gen2'))
+        out = self.one('hsm2', s1['session'], key)
+        self.assertEqual((out['rc'], out['result']), (0, basic), out)
+        # The session is over.
+        self.assertError(self.one('hsm2', s1['session'], key), 'SSC_EHSMSESSION', 1061, -12)
 
 
 if __name__ == '__main__':
