@@ -336,6 +336,54 @@ class Client:
         read_basic() returns. Any step 2, right or wrong, ends the session."""
         return self.call('card.hsm_step2', {'session': session, 'key': key})
 
+    # -- the workflow methods (docs/workflows.md): each returns the method's whole result dict
+    def claim_verify_holder(self, pin, reader=None, request_id=None):
+        """claim.verify_holder: the card proved genuine and the PIN verified, with a receipt
+        signed by the desk's key: {holder, genuine, pin_verified, receipt, signature,
+        algorithm}. request_id only labels the receipt. A wrong PIN raises SSC_EPINWRONG with
+        retries_left."""
+        if pin is None:
+            raise _local('SSC_EINVAL', 'the PIN is None')
+        return self.call('claim.verify_holder', self._params(reader, pin=pin,
+                                                             request_id=request_id))
+
+    def medical_credentials(self, reader=None):
+        """medical.credentials: the insured's identification in the platform's names
+        (mdtrt_cert_no, certno, psn_name, insuplc_admdvs, ...) with a proof of the card."""
+        return self.call('medical.credentials', self._params(reader))
+
+    def medical_settle_offline(self, request_id, transaction, reader=None):
+        """medical.settle_offline: transaction is a dict {time, institution, settlement_no,
+        total, personal_account, pooled} (amounts in fen). request_id is required: repeat the
+        call with the same one after a timeout. Returns {id, request_id, journal_id,
+        transaction}."""
+        if request_id is None:
+            raise _local('SSC_EINVAL', 'request_id is None: an offline settlement needs one, '
+                                       'so that a timeout can be retried safely')
+        if not isinstance(transaction, dict):
+            raise _local('SSC_EINVAL', 'the transaction is not a dict')
+        return self.call('medical.settle_offline',
+                         self._params(reader, request_id=request_id,
+                                      transaction=dict(transaction)))
+
+    def medical_pending(self, since=None):
+        """medical.pending (no card): {settlements, flags}; since: only the settlements after
+        that queue id."""
+        return self.call('medical.pending', self._params(None, since=since))
+
+    def medical_acknowledge(self, ids):
+        """medical.acknowledge (no card): marks the queue ids uploaded, all or none; returns
+        {acknowledged, newly}. Unknown ids raise SSC_ENOTFOUND (e.data['unknown'])."""
+        ids = list(ids)
+        if not ids:
+            raise _local('SSC_EINVAL', 'no ids to acknowledge')
+        return self.call('medical.acknowledge', {'ids': ids})
+
+    def medical_clear_flag(self, reader=None, request_id=None):
+        """medical.clear_flag: clears the card's offline-settlement flag; returns {cleared,
+        was_set, journal_id?}. SSC_EMEDPENDING while settlements of the card wait here."""
+        return self.call('medical.clear_flag', self._params(reader, request_id=request_id))
+
     # -- events
     def subscribe(self):
         """Asks for event notifications on this connection (events.subscribe)."""
