@@ -18,7 +18,9 @@ application is) against the real sscardd, pcscd + vpcd and the simulated gen2 ca
   sscard_medical_pending lists it -> sscard_medical_clear_flag refused (SSC_EMEDPENDING) ->
   sscard_medical_acknowledge (an unknown id: SSC_ENOTFOUND) -> pending empty ->
   clear_flag was_set true, then false; sscard_hsm_step1 / sscard_hsm_step2 with the key string
-  computed by tests/e2e/province.py: step 2 fills struct sscard_basic as sscard_read_basic does.
+  computed by tests/e2e/province.py: step 2 fills struct sscard_basic as sscard_read_basic does;
+- docs/clients.md's workflow examples (C, compiled with -Wall -Werror against this libsscard, and
+  Python) run and print exactly the output the docs show.
 
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_client_c.py [-k name]
 """
@@ -26,6 +28,7 @@ Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_client_c.py 
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -270,6 +273,49 @@ class ClientCWorkflow(ProbeCase):
         self.assertEqual(out['result'], {'cleared': True, 'was_set': True})
         self.assertEqual(self.one('clearflag')['result'], {'cleared': True, 'was_set': False})
         self.assertEqual(self.one('pending')['result'], {'settlements': [], 'flags': []})
+
+    def docs_block(self, lang, after):
+        """The code block of language lang in docs/clients.md that follows the line starting with
+        after, and the plain block after it (the output it shows)."""
+        with open(os.path.join(harness.SOURCE_DIR, 'docs', 'clients.md'), encoding='utf-8') as f:
+            text = f.read()
+        m = re.search(re.escape(after) + r'.*?\n```' + lang + r'\n(.*?)```\n.*?\n```\n(.*?)```',
+                      text, re.S)
+        self.assertIsNotNone(m, after)
+        return m.group(1), m.group(2)
+
+    def test_docs_example_c(self):
+        code, want = self.docs_block('c', 'The workflow helpers at a desk')
+        src = self.h.path('example.c')
+        with open(src, 'w', encoding='utf-8') as f:
+            f.write('#include <stdio.h>\n#include <sscard/client.h>\n\nint main(void)\n{\n'
+                    '\tstruct sscard_client *c;\n\tstruct sscard_error err;\n\tjson_t *r;\n'
+                    '\tint rc;\n\n\tif (sscard_connect(NULL, 5000, &c, &err) != 0)\n'
+                    '\t\treturn 1;\n' + code + '\tsscard_close(c);\n\treturn rc < 0;\n}\n')
+        exe = self.h.path('example')
+        jansson = subprocess.run(['pkg-config', '--cflags', '--libs', 'jansson'],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        lib = os.path.join(harness.BUILD_DIR, 'lib')
+        p = subprocess.run(['cc', '-Wall', '-Werror', '-o', exe, src,
+                            '-I' + os.path.join(harness.SOURCE_DIR, 'include'), '-L' + lib,
+                            '-lsscard', '-Wl,-rpath,' + lib, *jansson],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        env = dict(os.environ, SSCARD_SOCKET=self.sock)
+        p = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual((p.returncode, p.stdout), (0, want), p.stderr)
+
+
+    def test_docs_example_python(self):
+        code, want = self.docs_block('python', 'The workflow methods at a desk')
+        src = self.h.path('example.py')
+        with open(src, 'w', encoding='utf-8') as f:
+            f.write(code)
+        env = dict(os.environ, SSCARD_SOCKET=self.sock,
+                   PYTHONPATH=os.path.join(harness.SOURCE_DIR, 'python'))
+        p = subprocess.run([sys.executable, src], env=env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual((p.returncode, p.stdout), (0, want), p.stderr)
 
     def test_hsm_two_step(self):
         basic = self.one('basic')['result']
