@@ -36,6 +36,8 @@ void reader_event_info(const struct reader *r, struct reader_info *ri)
 	ri->card_present = r->card_present;
 	ri->role = r->card_present ? r->role : READER_ROLE_UNKNOWN;
 	ri->psam_alg = ri->role == READER_ROLE_PSAM ? r->psam_alg : SSC_ALG_NONE;
+	if (ri->role == READER_ROLE_PSAM)
+		memcpy(ri->psam_term, r->psam_term, sizeof(ri->psam_term));
 	ri->busy = r->running != NULL || r->overrun;
 	memcpy(ri->atr, r->atr, sizeof(ri->atr));
 	ri->atr_len = r->atr_len;

@@ -28,6 +28,7 @@ struct reader_info {
 	int card_present;
 	enum reader_role role;     /* UNKNOWN while no card or not yet probed */
 	enum ssc_alg psam_alg;     /* for a PSAM: its algorithm */
+	char psam_term[13];        /* for a PSAM: its terminal number as the probe read it, "" unknown */
 	int busy;                  /* a job (or an overrun one) holds the reader */
 	uint8_t atr[SSC_ATR_MAX];
 	size_t atr_len;

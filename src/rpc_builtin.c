@@ -39,6 +39,8 @@ static json_t *reader_json(const struct reader_info *ri)
 	if (ri->role == READER_ROLE_PSAM && ri->psam_alg != SSC_ALG_NONE)
 		bad |= json_object_set_new(o, "algorithm",
 				    json_string(ri->psam_alg == SSC_ALG_SM4 ? "sm4" : "des"));
+	if (ri->role == READER_ROLE_PSAM && ri->psam_term[0])
+		bad |= json_object_set_new(o, "terminal_number", json_string(ri->psam_term));
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -350,17 +350,18 @@ static void out_readers(const json_t *r)
 		printf("no readers (is pcscd running, and a reader attached?)\n");
 		return;
 	}
-	printf("%-28s %-8s %-5s %-8s %-5s %-5s %s\n", "ID", "DRIVER", "CARD", "ROLE", "ALGO",
-	       "BUSY", "NAME");
+	printf("%-28s %-8s %-5s %-8s %-5s %-12s %-5s %s\n", "ID", "DRIVER", "CARD", "ROLE",
+	       "ALGO", "TERMINAL", "BUSY", "NAME");
 	json_array_foreach(arr, i, e) {
 		const char *algo = json_string_value(json_object_get(e, "algorithm"));
+		const char *term = json_string_value(json_object_get(e, "terminal_number"));
 
-		printf("%-28s %-8s %-5s %-8s %-5s %-5s %s\n",
+		printf("%-28s %-8s %-5s %-8s %-5s %-12s %-5s %s\n",
 		       json_string_value(json_object_get(e, "id")),
 		       json_string_value(json_object_get(e, "driver")),
 		       json_is_true(json_object_get(e, "card")) ? "yes" : "no",
 		       json_string_value(json_object_get(e, "role")), algo ? algo : "-",
-		       json_is_true(json_object_get(e, "busy")) ? "yes" : "no",
+		       term ? term : "-", json_is_true(json_object_get(e, "busy")) ? "yes" : "no",
 		       json_string_value(json_object_get(e, "name")));
 	}
 }

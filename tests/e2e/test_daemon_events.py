@@ -75,7 +75,10 @@ class CardReady(sscardd.DaemonTestCase):
         self.h.start_psam('gen2', slot=1)
         ins, ready = reader_events(self.c, slot_id(1), 2)
         self.assertEqual((ins['type'], ins['role']), ('card.inserted', 'unknown'))
-        self.assertEqual(ready['algorithm'], 'des')
+        # The probe's algorithm and terminal number (gen2.json psam), at card.ready, not before.
+        self.assertEqual((ready['algorithm'], ready.get('terminal_number')),
+                         ('des', '330100000001'))
+        self.assertNotIn('terminal_number', ins)
         self.ready_checks(ready, 1, 'psam', DES_PSAM_ATR, PROBE_APDUS_PSAM)
 
         self.h.start_card('gen2', slot=0)
@@ -115,7 +118,9 @@ class CardReady(sscardd.DaemonTestCase):
         self.h.start_psam('gen3', slot=1)
         ins, ready = reader_events(self.c, slot_id(1), 2)
         self.assertEqual((ins['type'], ins['role']), ('card.inserted', 'psam'))
-        self.assertEqual(ready['algorithm'], 'sm4')
+        self.assertEqual((ready['algorithm'], ready.get('terminal_number')),
+                         ('sm4', '330200000001'))                  # gen3.json psam
+        self.assertNotIn('terminal_number', ins)
         self.ready_checks(ready, 1, 'psam', SM4_PSAM_ATR, PROBE_APDUS_PSAM)
 
     def test_probe_cut_off(self):

@@ -51,7 +51,8 @@ class ChoosingTheReader(sscardd.DaemonTestCase):
         self.start_daemon()
         self.wait_roles({0: 'user', 1: 'user', 2: 'psam', 3: None, 4: 'psam', 5: None})
 
-        # reader.list: every reader with its id, name, driver, card, role; ATR and algorithm.
+        # reader.list: every reader with its id, name, driver, card, role; ATR; a PSAM's algorithm
+        # and terminal number (as its probe read it; none for a user card or an empty reader).
         # (The order is the driver's: docs/api.md promises none.)
         readers = sorted(self.d.readers(self.c), key=lambda r: r['id'])
         self.assertEqual(readers, [
@@ -61,12 +62,12 @@ class ChoosingTheReader(sscardd.DaemonTestCase):
              'card': True, 'role': 'user', 'busy': False, 'atr': GEN3_ATR},
             {'id': 'pcsc-virtual-pcd-b-00-00', 'name': 'Virtual PCD B 00 00', 'driver': 'pcsc',
              'card': True, 'role': 'psam', 'busy': False, 'atr': SM4_PSAM_ATR,
-             'algorithm': 'sm4'},
+             'algorithm': 'sm4', 'terminal_number': '330200000001'},     # gen3.json psam
             {'id': 'pcsc-virtual-pcd-b-00-01', 'name': 'Virtual PCD B 00 01', 'driver': 'pcsc',
              'card': False, 'role': 'unknown', 'busy': False},
             {'id': 'pcsc-virtual-pcd-c-00-00', 'name': 'Virtual PCD C 00 00', 'driver': 'pcsc',
              'card': True, 'role': 'psam', 'busy': False, 'atr': DES_PSAM_ATR,
-             'algorithm': 'des'},
+             'algorithm': 'des', 'terminal_number': '330100000001'},     # gen2.json psam
             {'id': 'pcsc-virtual-pcd-c-00-01', 'name': 'Virtual PCD C 00 01', 'driver': 'pcsc',
              'card': False, 'role': 'unknown', 'busy': False},
         ])

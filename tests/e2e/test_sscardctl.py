@@ -227,10 +227,17 @@ class CardCommands(sscardd.DaemonTestCase):
         rc, out, err = self.ctl('readers')
         self.assertEqual(rc, 0, err)
         rows = [line.split() for line in out.splitlines()]
-        self.assertEqual(rows[0], ['ID', 'DRIVER', 'CARD', 'ROLE', 'ALGO', 'BUSY', 'NAME'])
-        self.assertEqual(sorted(r[:6] for r in rows[1:]), [
-            [slot_id(CARD), 'pcsc', 'yes', 'user', '-', 'no'],
-            [slot_id(PSAM), 'pcsc', 'yes', 'psam', 'des', 'no']])
+        self.assertEqual(rows[0], ['ID', 'DRIVER', 'CARD', 'ROLE', 'ALGO', 'TERMINAL', 'BUSY',
+                                   'NAME'])
+        # TERMINAL: the PSAM's terminal number (gen2.json psam.terminal_number), "-" otherwise.
+        self.assertEqual(sorted(r[:7] for r in rows[1:]), [
+            [slot_id(CARD), 'pcsc', 'yes', 'user', '-', '-', 'no'],
+            [slot_id(PSAM), 'pcsc', 'yes', 'psam', 'des', '330100000001', 'no']])
+        # --json passes reader.list through, terminal_number with it.
+        rc, out, err = self.ctl('--json', 'readers')
+        self.assertEqual(rc, 0, err)
+        terms = {r['id']: r.get('terminal_number') for r in json.loads(out)['readers']}
+        self.assertEqual(terms, {slot_id(CARD): None, slot_id(PSAM): '330100000001'})
         # A reader busy with an operation (its card does not answer) says so. (card.read_items:
         # card.read_basic is answered from the read-ahead without the card.)
         self.h.sims[CARD].sigstop()
@@ -240,7 +247,7 @@ class CardCommands(sscardd.DaemonTestCase):
         rc, out, err = self.ctl('readers')
         self.h.sims[CARD].sigcont()
         row = next(line.split() for line in out.splitlines() if line.startswith(slot_id(CARD)))
-        self.assertEqual(row[4:6], ['-', 'yes'])
+        self.assertEqual(row[4:7], ['-', '-', 'yes'])
         c.reply(mid)
 
     def test_internal_auth_and_write_items(self):
