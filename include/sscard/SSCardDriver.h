@@ -66,9 +66,10 @@ long iUnblockPIN(int iType, char *pCardInfo, char *pOutInfo);
 
 /*
  * The user card reader's serial number (pReaderSN, "" when the driver does not know it) and the
- * PSAM's terminal number (pPsamTermNo, 12 hex digits, 000000000000 without a PSAM). The terminal
- * number comes with a card read: without a card in the reader this returns −2. Both buffers as
- * above (SSCARD_DRIVER_OUT_MAX); on failure both are "".
+ * PSAM's terminal number (pPsamTermNo, 12 hex digits, 000000000000 without a PSAM), as the daemon
+ * read it when it probed the PSAM: no card is needed. A card in the reader is read only when the
+ * PSAMs' numbers differ or there is no PSAM (docs/clients.md, iGetReaderInfo). −11 when no reader
+ * could hold the user card. Both buffers as above (SSCARD_DRIVER_OUT_MAX); on failure both are "".
  */
 long iGetReaderInfo(char *pReaderSN, char *pPsamTermNo);
 

@@ -417,13 +417,75 @@ long iUnblockPIN(int iType, char *pCardInfo, char *pOutInfo)
 	return no_pin_pad(pOutInfo);
 }
 
+/* Whether a reader.list entry's member key is the string want. */
+static int is(json_t *entry, const char *key, const char *want)
+{
+	const char *v = str(entry, key);
+
+	return v && strcmp(v, want) == 0;
+}
+
+/*
+ * The reader.list entry iGetReaderInfo reports the serial of: SSCARD_READER's, else the last that
+ * holds a user card (as before), else the first that is no PSAM's (a reader without a card).
+ * NULL when there is none.
+ */
+static json_t *info_reader(json_t *list)
+{
+	const char *want = env("SSCARD_READER");
+	json_t *v, *user = NULL, *other = NULL;
+	size_t i;
+
+	json_array_foreach(list, i, v) {
+		if (want) {
+			if (is(v, "id", want))
+				return v;
+		} else if (is(v, "role", "user")) {
+			user = v;
+		} else if (!other && !is(v, "role", "psam")) {
+			other = v;
+		}
+	}
+	return user ? user : other;
+}
+
+/*
+ * The desk's terminal number from reader.list, as each PSAM's probe read it: the first PSAM's
+ * (in the list's order) that has one, "000000000000" without a PSAM. Returns 1 when the list
+ * cannot tell which number a card read would report: no PSAM (a key server may serve), or PSAMs
+ * whose numbers differ or are unknown (the daemon takes the PSAM of the card's algorithm).
+ */
+static int info_terminal(json_t *list, char term[13])
+{
+	json_t *v;
+	size_t i;
+	int psams = 0, have = 0, unsure = 0;
+
+	memcpy(term, "000000000000", 13);
+	json_array_foreach(list, i, v) {
+		const char *t = str(v, "terminal_number");
+		int ok = t && strlen(t) == 12;
+
+		if (!json_is_true(json_object_get(v, "card")) || !is(v, "role", "psam"))
+			continue;
+		psams++;
+		if (ok && !have) {
+			memcpy(term, t, 13);
+			have = 1;
+		} else if (!ok || strcmp(t, term) != 0) {
+			unsure = 1;
+		}
+	}
+	return psams == 0 || unsure;
+}
+
 long iGetReaderInfo(char *pReaderSN, char *pPsamTermNo)
 {
-	struct sscard_reader rd[16];
 	struct call k;
-	json_t *params, *r = NULL;
-	const char *want = env("SSCARD_READER"), *term;
-	int rc, n, user = -1;
+	json_t *list, *user, *r = NULL, *b = NULL;
+	const char *serial, *t;
+	char term[13];
+	int rc;
 
 	if (!pReaderSN || !pPsamTermNo)
 		return LEGACY_EPARAM;
@@ -431,34 +493,36 @@ long iGetReaderInfo(char *pReaderSN, char *pPsamTermNo)
 	rc = begin(&k, 1, NULL);
 	if (rc < 0)
 		return rc;
-	n = sscard_readers(k.c, rd, 16, &k.e);
-	if (n < 0) {
-		rc = legacy_code_of(&k.e);
-		goto out;
-	}
-	for (int i = 0; i < n && i < 16; i++)
-		if (want ? strcmp(rd[i].id, want) == 0 : strcmp(rd[i].role, "user") == 0)
-			user = i;
-	if (user < 0) {
-		rc = LEGACY_ENOCARD;
-		goto out;
-	}
-	params = json_pack("{s:s}", "reader", rd[user].id);
-	rc = sscard_call(k.c, "card.read_basic", params, -1, &r, &k.e);
-	json_decref(params);
+	rc = sscard_call(k.c, "reader.list", NULL, -1, &r, &k.e);
 	if (rc < 0) {
 		rc = legacy_code_of(&k.e);
 		goto out;
 	}
-	term = str(r, "terminal_number");
-	if (!term || strlen(term) >= LEGACY_OUT_MAX || strlen(rd[user].serial) >= LEGACY_OUT_MAX) {
+	list = json_object_get(r, "readers");
+	user = json_is_array(list) ? info_reader(list) : NULL;
+	if (!user) {
+		rc = LEGACY_ECONNECT;   /* no reader for the user card (or SSCARD_READER unknown) */
+		goto out;
+	}
+	serial = str(user, "serial") ? str(user, "serial") : "";
+	/* Only when reader.list cannot tell, and a user card is in: what the card read reports. */
+	if (info_terminal(list, term) && is(user, "role", "user")) {
+		json_t *params = json_pack("{s:s}", "reader", str(user, "id"));
+
+		if (sscard_call(k.c, "card.read_basic", params, -1, &b, &k.e) == 0 &&
+		    (t = str(b, "terminal_number")) && strlen(t) == 12)
+			memcpy(term, t, 13);
+		json_decref(params);
+	}
+	if (strlen(serial) >= LEGACY_OUT_MAX) {
 		rc = LEGACY_ECONNECT;
 		goto out;
 	}
-	snprintf(pReaderSN, LEGACY_OUT_MAX, "%s", rd[user].serial);
+	snprintf(pReaderSN, LEGACY_OUT_MAX, "%s", serial);
 	snprintf(pPsamTermNo, LEGACY_OUT_MAX, "%s", term);
 	rc = 0;
 out:
+	json_decref(b);
 	json_decref(r);
 	end(&k);
 	return rc;

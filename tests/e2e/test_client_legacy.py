@@ -7,7 +7,9 @@ the simulated gen2 (DES) and gen3 (SM4) cards with their PSAMs.
 - iReadCard: groups chained over two files, internal authentication (iAuthType 1), a record of
   DF04/EF08 by number; pCardInfo of another card → −22; a bad pFileAddr → −14;
 - iWriteCard: DF04/EF05 items, a DF04/EF08 transaction, a name in GB18030 (read back as bytes);
-- iGetReaderInfo: the reader serial and the PSAM's terminal number;
+- iGetReaderInfo: the reader serial and the PSAM's terminal number: with the card in (two PSAMs:
+  the one of the card's algorithm), without a card (the PSAM's, from reader.list; the first of two),
+  without a PSAM (000000000000), a card in a stopped simulator with one PSAM (no card read);
 - the PIN functions: −13 at once, with or without a daemon;
 - iReadCardBas_HSM_Step1/2 (issue 14), the test playing the key server (province.py): Step2 writes
   exactly what iReadCardBas writes; a wrong 内部认证结果 is −25; Step2 without a session: −12;
@@ -224,8 +226,14 @@ class Legacy(sscardd.DaemonTestCase):
         self.assertFails(r, -2, 'CEDEBFA8', 'SSC_ENOCARD')
         r = self.call('iReadCard', 1, 0, PROFILES['gen2']['card_info'], 'EF05|07|$')
         self.assertFails(r, -2, 'CEDEBFA8', 'SSC_ENOCARD')
+        # No card: 0 all the same, with the terminal number of the first PSAM in reader.list's
+        # order (the card's algorithm cannot choose between the two); the empty reader's serial
+        # (vpcd has none).
+        first = next(e['id'] for e in self.d.readers(self.c) if e['role'] == 'psam')
+        want = {sscardd.slot_id(DES_PSAM): DES_TERMINAL, sscardd.slot_id(SM4_PSAM): SM4_TERMINAL}
         r = self.call('iGetReaderInfo')
-        self.assertEqual((r['rc'], r['out'], r['out2']), (-2, '', ''))
+        self.assertEqual((r['rc'], r['out'], bytes.fromhex(r['out2']).decode()),
+                         (0, '', want[first]))
 
     def test_gen2(self):
         self.start('gen2')
@@ -253,6 +261,47 @@ class Legacy(sscardd.DaemonTestCase):
         self.assertEqual((r['rc'], r['text']), (0, ''))
         r = self.call('iReadCard', 1, 0, info, '3F00EF06|09|4E|$')
         self.assertEqual((r['rc'], r['out']), (0, '9838F537FE9FD5C5' '7C' '7C'))
+
+    def test_reader_info_without_card(self):
+        """iGetReaderInfo at a desk's start-up, before any card: the PSAM's terminal number from
+        reader.list; 000000000000 without a PSAM; a reader named by SSCARD_READER that is not
+        there: −11."""
+        self.h.start_pcscd()
+        psam = self.h.start_psam('gen2', slot=DES_PSAM)
+        self.start_daemon()
+        self.wait_roles({CARD: None, DES_PSAM: 'psam'})
+        self.env = dict(os.environ, SSCARD_SOCKET=self.d.socket_path)
+        for k in ('SSCARD_READER', 'SSCARD_CONTACTLESS_READER', 'SSCARD_TIMEOUT_MS'):
+            self.env.pop(k, None)
+        r = self.call('iGetReaderInfo')
+        self.assertEqual((r['rc'], r['out'], bytes.fromhex(r['out2']).decode()),
+                         (0, '', '330100000001'))                # gen2.json psam.terminal_number
+        env = dict(self.env, SSCARD_READER=sscardd.slot_id(CARD))
+        r = self.call('iGetReaderInfo', env=env)
+        self.assertEqual((r['rc'], bytes.fromhex(r['out2']).decode()), (0, '330100000001'))
+        env = dict(self.env, SSCARD_READER='pcsc-no-such-reader')
+        r = self.call('iGetReaderInfo', env=env)
+        self.assertEqual((r['rc'], r['out'], r['out2']), (-11, '', ''))
+        # A card in a simulator that does not answer (SIGSTOP), one PSAM: answered from
+        # reader.list, the card never asked (a card read would end in −4 at the deadline).
+        card = self.h.start_card('gen2', slot=CARD)
+        self.wait_roles({CARD: 'user', DES_PSAM: 'psam'})
+        card.sigstop()
+        try:
+            r = self.call('iGetReaderInfo', env=dict(self.env, SSCARD_TIMEOUT_MS='3000'))
+        finally:
+            card.sigcont()
+        self.assertEqual((r['rc'], bytes.fromhex(r['out2']).decode()), (0, '330100000001'))
+        # No PSAM (taken out): 000000000000, with and without the card.
+        psam.remove()
+        self.wait_roles({CARD: 'user', DES_PSAM: None})
+        r = self.call('iGetReaderInfo')
+        self.assertEqual((r['rc'], bytes.fromhex(r['out2']).decode()), (0, '000000000000'))
+        card.remove()
+        self.wait_roles({CARD: None, DES_PSAM: None})
+        r = self.call('iGetReaderInfo')
+        self.assertEqual((r['rc'], r['out'], bytes.fromhex(r['out2']).decode()),
+                         (0, '', '000000000000'))
 
     def test_daemon_gone_or_stopped(self):
         self.start('gen2')
