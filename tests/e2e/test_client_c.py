@@ -54,6 +54,32 @@ def probe(sock, *args, timeout=30):
     return [json.loads(line) for line in p.stdout.splitlines()]
 
 
+def sm2_receipt_key(tc):
+    """Makes an SM2 receipt key (and its public key) in tc's harness directory: (key, pub)."""
+    key = tc.h.path('receipt.pem')
+    rc, _, err = test_claim.openssl('genpkey', '-algorithm', 'SM2', '-out', key)
+    tc.assertEqual(rc, 0, err)
+    os.chmod(key, 0o600)
+    rc, _, err = test_claim.openssl('pkey', '-in', key, '-pubout', '-out', key + '.pub')
+    tc.assertEqual(rc, 0, err)
+    return key, key + '.pub'
+
+
+def assert_receipt_verifies(tc, pub, r):
+    """openssl alone checks the SM2-SM3 signature of a claim result r with the public key pub."""
+    d = tc.h.path('verify')
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, 'receipt'), 'wb') as f:
+        f.write(r['receipt'].encode())
+    with open(os.path.join(d, 'sig'), 'wb') as f:
+        f.write(base64.b64decode(r['signature'], validate=True))
+    rc, _, err = test_claim.openssl(
+        'pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in',
+        os.path.join(d, 'receipt'), '-sigfile', os.path.join(d, 'sig'), '-digest', 'sm3',
+        '-pkeyopt', 'distid:1234567812345678')
+    tc.assertEqual(rc, 0, err)
+
+
 class ProbeCase(sscardd.DaemonTestCase):
     """The gen2 card in slot 0 and the DES PSAM in slot 2; helpers only."""
     readers = 4
@@ -175,13 +201,7 @@ class ClientCWorkflow(ProbeCase):
     """The workflow helpers, with a receipt key (SM2) configured."""
 
     def start_daemon(self, **kw):
-        key = self.h.path('receipt.pem')
-        rc, _, err = test_claim.openssl('genpkey', '-algorithm', 'SM2', '-out', key)
-        self.assertEqual(rc, 0, err)
-        os.chmod(key, 0o600)
-        rc, _, err = test_claim.openssl('pkey', '-in', key, '-pubout', '-out', key + '.pub')
-        self.assertEqual(rc, 0, err)
-        self.pub = key + '.pub'
+        key, self.pub = sm2_receipt_key(self)
         super().start_daemon(config={'receipts': {'key_file': key}}, **kw)
 
     def test_null_arguments(self):
@@ -221,17 +241,7 @@ class ClientCWorkflow(ProbeCase):
         rec = json.loads(r['receipt'])
         self.assertEqual((rec['request_id'], rec['card_number'], rec['ssn'], rec['reader']),
                          ('claim-0007', 'X00000019', '330102199003071230', slot_id(0)))
-        d = self.h.path('verify')
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, 'receipt'), 'wb') as f:
-            f.write(r['receipt'].encode())
-        with open(os.path.join(d, 'sig'), 'wb') as f:
-            f.write(base64.b64decode(r['signature'], validate=True))
-        rc, so, err = test_claim.openssl(
-            'pkeyutl', '-verify', '-pubin', '-inkey', self.pub, '-rawin', '-in',
-            os.path.join(d, 'receipt'), '-sigfile', os.path.join(d, 'sig'), '-digest', 'sm3',
-            '-pkeyopt', 'distid:1234567812345678')
-        self.assertEqual(rc, 0, err)
+        assert_receipt_verifies(self, self.pub, r)
         # Without request_id: the receipt is named by 16 random hex digits.
         out = self.one('claim', '123456')
         self.assertRegex(json.loads(out['result']['receipt'])['request_id'], r'^[0-9a-f]{16}$')

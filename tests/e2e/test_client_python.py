@@ -17,7 +17,6 @@ is sent.
 Run standalone: SSC_BUILD_DIR=build /usr/bin/python3 tests/e2e/test_client_python.py
 """
 
-import base64
 import json
 import os
 import subprocess
@@ -30,8 +29,8 @@ import harness  # noqa: E402
 import sscardd  # noqa: E402
 from sscardd import slot_id  # noqa: E402
 from test_daemon_read import SM4_TERMINAL, expected  # noqa: E402
-import test_claim  # noqa: E402
-from test_client_c import GEN2_CREDENTIALS, TXN  # noqa: E402
+from test_client_c import (GEN2_CREDENTIALS, TXN, assert_receipt_verifies,  # noqa: E402
+                           sm2_receipt_key)
 
 sys.path.insert(0, os.path.join(harness.SOURCE_DIR, 'python'))
 import sscard  # noqa: E402
@@ -125,13 +124,7 @@ class Workflow(sscardd.DaemonTestCase):
         self.h.start_pcscd()
         self.card = self.h.start_card('gen2', slot=0)
         self.h.start_psam('gen2', slot=2)
-        key = self.h.path('receipt.pem')
-        rc, _, err = test_claim.openssl('genpkey', '-algorithm', 'SM2', '-out', key)
-        self.assertEqual(rc, 0, err)
-        os.chmod(key, 0o600)
-        rc, _, err = test_claim.openssl('pkey', '-in', key, '-pubout', '-out', key + '.pub')
-        self.assertEqual(rc, 0, err)
-        self.pub = key + '.pub'
+        key, self.pub = sm2_receipt_key(self)
         self.start_daemon(config={'receipts': {'key_file': key}})
         self.wait_roles({0: 'user', 2: 'psam'})
 
@@ -160,17 +153,7 @@ class Workflow(sscardd.DaemonTestCase):
             rec = json.loads(r['receipt'])
             self.assertEqual((rec['request_id'], rec['card_number'], rec['reader']),
                              ('claim-0008', 'X00000019', slot_id(0)))
-            d = self.h.path('verify')
-            os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, 'receipt'), 'wb') as f:
-                f.write(r['receipt'].encode())
-            with open(os.path.join(d, 'sig'), 'wb') as f:
-                f.write(base64.b64decode(r['signature'], validate=True))
-            rc, _, err = test_claim.openssl(
-                'pkeyutl', '-verify', '-pubin', '-inkey', self.pub, '-rawin', '-in',
-                os.path.join(d, 'receipt'), '-sigfile', os.path.join(d, 'sig'), '-digest',
-                'sm3', '-pkeyopt', 'distid:1234567812345678')
-            self.assertEqual(rc, 0, err)
+            assert_receipt_verifies(self, self.pub, r)
             r = c.claim_verify_holder('123456', reader=slot_id(0))
             self.assertRegex(json.loads(r['receipt'])['request_id'], r'^[0-9a-f]{16}$')
 
